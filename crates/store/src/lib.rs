@@ -1,1 +1,51 @@
-pub fn x(){}
+//! Steward's persistence: the storage traits the server talks to, and their SQLite
+//! implementation. It stores and queries; the rules stay in `steward-core`.
+//!
+//! Every change happens inside a [`Tx`] from [`Store::write`], and the audit events of the change
+//! are appended in that same transaction, so that a change and its event commit or fail together.
+
+mod model;
+mod sqlite;
+mod traits;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+pub use traits::*;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness or condition the database enforces refused the write.
+    #[error("conflict on {0:?}")]
+    Conflict(Constraint),
+    /// A value read back from storage did not parse; the database holds something unexpected.
+    #[error("corrupt value in storage: {0}")]
+    Corrupt(String),
+    /// The database failed or could not be reached.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+/// The named constraints the server turns into API errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    /// Another user has this email.
+    EmailTaken,
+    /// Another org has this external id.
+    ExternalIdTaken,
+    /// Another team of the org has this name.
+    TeamNameTaken,
+    /// The org already has an owner.
+    OwnerTaken,
+    /// The user already has a current membership.
+    MembershipExists,
+    /// The idempotency key is already recorded.
+    IdempotencyKey,
+    /// The row was changed since it was read (optimistic concurrency).
+    VersionMismatch,
+    /// Some other constraint, by the database's own words.
+    Other(String),
+}
+
+/// Shorthand for results of storage calls.
+pub type StoreResult<T> = Result<T, StoreError>;

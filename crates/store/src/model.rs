@@ -1,0 +1,159 @@
+//! The rows the store reads and writes.
+
+use steward_core::license::License;
+use steward_core::{InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus};
+use time::OffsetDateTime;
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRow {
+    pub id: UserId,
+    pub email: String,
+    pub email_key: String,
+    pub name: String,
+    pub status: UserStatus,
+    pub password_hash: Option<String>,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    pub instance_roles: Vec<InstanceRole>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub version: i64,
+}
+
+/// Which users a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of email or name.
+    pub q: Option<String>,
+    pub status: Option<UserStatus>,
+    /// Only current members of this org.
+    pub org_id: Option<OrgId>,
+    /// Only users whose last sign-in (or creation, when never signed in) is before this.
+    pub inactive_since: Option<OffsetDateTime>,
+    /// Only users older (in id order) than this one.
+    pub before: Option<UserId>,
+    pub limit: u32,
+}
+
+/// An organization as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrgRow {
+    pub id: OrgId,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub owner_id: UserId,
+    pub state: String,
+    pub timezone: Option<String>,
+    pub country: Option<String>,
+    pub license: License,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// Which orgs a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct OrgFilter {
+    /// Only orgs where this user has a current, non-dormant membership.
+    pub member: Option<UserId>,
+    pub before: Option<OrgId>,
+    pub limit: u32,
+}
+
+/// A current membership, with the user's identity for listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberRow {
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    pub status: UserStatus,
+    pub role: OrgRole,
+    pub dormant: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// A user's current membership, with the org's name and license.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MembershipOfUser {
+    pub org_id: OrgId,
+    pub org_name: String,
+    pub license: License,
+    pub role: OrgRole,
+    pub dormant: bool,
+}
+
+/// A team as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamRow {
+    pub id: TeamId,
+    pub org_id: OrgId,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// A current team membership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TeamMemberRow {
+    pub team_id: TeamId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub role: TeamRole,
+    pub dormant: bool,
+}
+
+/// A login session; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub impersonator_id: Option<UserId>,
+    /// The admin's own session an impersonation returns to.
+    pub parent_id: Option<SessionId>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// An API token; the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiTokenRow {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub name: String,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// Which audit events a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub actor_id: Option<UserId>,
+    pub target_id: Option<String>,
+    pub org_id: Option<OrgId>,
+    /// Events where this user is actor, impersonator or target.
+    pub involving: Option<UserId>,
+    pub kind: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Only events with a smaller `seq`.
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A stored answer to a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotentResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}

@@ -1,0 +1,981 @@
+//! The SQLite implementation: WAL, one writer connection whose transactions begin with
+//! `BEGIN IMMEDIATE`, a pool of read-only connections, migrations embedded and run at open.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use steward_core::audit::GENESIS_HASH;
+use steward_core::license::License;
+use steward_core::{
+    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
+    UserStatus,
+};
+use time::OffsetDateTime;
+
+use crate::model::*;
+use crate::traits::*;
+use crate::{Constraint, StoreError, StoreResult};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A SQLite database file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://path`) and applies migrations.
+    /// `durable` chooses `synchronous=FULL` over `NORMAL`.
+    pub async fn open(url: &str, durable: bool) -> StoreResult<Self> {
+        let base = SqliteConnectOptions::from_str(url)
+            .map_err(backend)?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if durable { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone().create_if_missing(true))
+            .await
+            .map_err(backend)?;
+        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(backend)?;
+        Ok(Self { writer, readers })
+    }
+
+    /// Applies migrations only.
+    pub async fn migrate(url: &str) -> StoreResult<()> {
+        Self::open(url, true).await.map(|_| ())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self.readers.begin().await.map_err(backend)?;
+        Ok(Box::new(SqliteTx { tx }))
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.readers)
+            .await
+            .map_err(backend)?;
+        Ok(applied as usize >= MIGRATOR.iter().count())
+    }
+}
+
+struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        let msg = db.message();
+        if let Some(cols) = msg.strip_prefix("UNIQUE constraint failed: ") {
+            return StoreError::Conflict(match cols {
+                "users.email_key" => Constraint::EmailTaken,
+                "orgs.external_id" => Constraint::ExternalIdTaken,
+                "teams.org_id, teams.name_key" => Constraint::TeamNameTaken,
+                "memberships.org_id" => Constraint::OwnerTaken,
+                "memberships.org_id, memberships.user_id" => Constraint::MembershipExists,
+                "idempotency_keys.scope, idempotency_keys.idem_key" => Constraint::IdempotencyKey,
+                other => Constraint::Other(other.to_owned()),
+            });
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+fn from_micros(m: i64) -> StoreResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn opt_micros(m: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
+    m.map(from_micros).transpose()
+}
+
+fn parse<T: FromStr>(text: &str, what: &str) -> StoreResult<T> {
+    text.parse().map_err(|_| StoreError::Corrupt(format!("{what}: {text:?}")))
+}
+
+fn opt_id<T: FromStr>(text: Option<String>, what: &str) -> StoreResult<Option<T>> {
+    text.map(|t| parse(&t, what)).transpose()
+}
+
+fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(row: &'r SqliteRow, col: &str) -> StoreResult<T> {
+    row.try_get(col).map_err(backend)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_pattern(q: &str) -> String {
+    let mut out = String::from("%");
+    for c in q.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
+     u.created_at, u.updated_at, u.last_login_at, u.version, \
+     (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
+
+fn user_from_row(row: &SqliteRow) -> StoreResult<UserRow> {
+    let roles: Option<String> = get(row, "roles")?;
+    let mut instance_roles = roles
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|r| InstanceRole::parse(r).map_err(|e| StoreError::Corrupt(e.to_string())))
+        .collect::<StoreResult<Vec<_>>>()?;
+    instance_roles.sort();
+    Ok(UserRow {
+        id: parse(&get::<String>(row, "id")?, "user id")?,
+        email: get(row, "email")?,
+        email_key: get(row, "email_key")?,
+        name: get(row, "name")?,
+        status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
+        password_hash: get(row, "password_hash")?,
+        locale: get(row, "locale")?,
+        timezone: get(row, "timezone")?,
+        instance_roles,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+        last_login_at: opt_micros(get(row, "last_login_at")?)?,
+        version: get(row, "version")?,
+    })
+}
+
+fn license_from(text: &str) -> StoreResult<License> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("license: {e}")))
+}
+
+fn license_to(license: &License) -> StoreResult<String> {
+    serde_json::to_string(license).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn org_from_row(row: &SqliteRow) -> StoreResult<OrgRow> {
+    Ok(OrgRow {
+        id: parse(&get::<String>(row, "id")?, "org id")?,
+        name: get(row, "name")?,
+        external_id: get(row, "external_id")?,
+        owner_id: parse(&get::<String>(row, "owner_id")?, "owner id")?,
+        state: get(row, "state")?,
+        timezone: get(row, "timezone")?,
+        country: get(row, "country")?,
+        license: license_from(&get::<String>(row, "license")?)?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+        version: get(row, "version")?,
+    })
+}
+
+fn team_from_row(row: &SqliteRow) -> StoreResult<TeamRow> {
+    Ok(TeamRow {
+        id: parse(&get::<String>(row, "id")?, "team id")?,
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        name: get(row, "name")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+        version: get(row, "version")?,
+    })
+}
+
+fn team_member_from_row(row: &SqliteRow) -> StoreResult<TeamMemberRow> {
+    Ok(TeamMemberRow {
+        team_id: parse(&get::<String>(row, "team_id")?, "team id")?,
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        role: parse::<TeamRole>(&get::<String>(row, "role")?, "team role")?,
+        dormant: get(row, "dormant")?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRow> {
+    Ok(SessionRow {
+        id: parse(&get::<String>(row, "id")?, "session id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        token_hash: get(row, "token_hash")?,
+        impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
+        parent_id: opt_id(get(row, "parent_id")?, "parent session id")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        expires_at: from_micros(get(row, "expires_at")?)?,
+        revoked_at: opt_micros(get(row, "revoked_at")?)?,
+        ip: get(row, "ip")?,
+        user_agent: get(row, "user_agent")?,
+    })
+}
+
+fn token_from_row(row: &SqliteRow) -> StoreResult<ApiTokenRow> {
+    Ok(ApiTokenRow {
+        id: parse(&get::<String>(row, "id")?, "token id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        name: get(row, "name")?,
+        token_hash: get(row, "token_hash")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        expires_at: opt_micros(get(row, "expires_at")?)?,
+        revoked_at: opt_micros(get(row, "revoked_at")?)?,
+    })
+}
+
+fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
+    Ok(AuditRecord {
+        id: parse(&get::<String>(row, "id")?, "event id")?,
+        seq: get(row, "seq")?,
+        at: from_micros(get(row, "at")?)?,
+        kind: get(row, "kind")?,
+        actor_id: opt_id(get(row, "actor_id")?, "actor id")?,
+        impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
+        target_type: get(row, "target_type")?,
+        target_id: get(row, "target_id")?,
+        org_id: opt_id(get(row, "org_id")?, "org id")?,
+        detail: get(row, "detail")?,
+        personal: get(row, "personal")?,
+        personal_digest: get(row, "personal_digest")?,
+        prev_hash: get(row, "prev_hash")?,
+        hash: get(row, "hash")?,
+    })
+}
+
+fn expect_one(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
+    if result.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(Constraint::VersionMismatch))
+    }
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(backend)
+    }
+
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        self.tx.rollback().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl Users for SqliteTx {
+    async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, \
+             created_at, updated_at, last_login_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(micros(u.created_at))
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        self.set_instance_roles(u.id, &u.instance_roles).await
+    }
+
+    async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_key = ?");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
+        let mut sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE 1 = 1");
+        if f.q.is_some() {
+            sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
+        }
+        if f.status.is_some() {
+            sql.push_str(" AND u.status = ?");
+        }
+        if f.org_id.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)",
+            );
+        }
+        if f.inactive_since.is_some() {
+            sql.push_str(" AND COALESCE(u.last_login_at, u.created_at) < ?");
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND u.id < ?");
+        }
+        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(q) = &f.q {
+            let p = like_pattern(q);
+            query = query.bind(p.clone()).bind(p);
+        }
+        if let Some(s) = f.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some(o) = f.org_id {
+            query = query.bind(o.to_string());
+        }
+        if let Some(t) = f.inactive_since {
+            query = query.bind(micros(t));
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
+             timezone = ?, updated_at = ?, last_login_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.id.to_string())
+        .bind(u.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM user_instance_roles WHERE user_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        for role in roles {
+            sqlx::query("INSERT INTO user_instance_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(id.to_string())
+                .bind(role.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM user_instance_roles r JOIN users u ON u.id = r.user_id \
+             WHERE r.role = ? AND u.status = 'active'",
+        )
+        .bind(role)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(backend)
+    }
+
+    async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Orgs for SqliteTx {
+    async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
+             updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(o.id.to_string())
+        .bind(&o.name)
+        .bind(&o.external_id)
+        .bind(o.owner_id.to_string())
+        .bind(&o.state)
+        .bind(&o.timezone)
+        .bind(&o.country)
+        .bind(license_to(&o.license)?)
+        .bind(micros(o.created_at))
+        .bind(micros(o.updated_at))
+        .bind(o.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
+        let row = sqlx::query("SELECT * FROM orgs WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
+        let mut sql = String::from("SELECT o.* FROM orgs o WHERE 1 = 1");
+        if f.member.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = ? \
+                 AND m.ended_at IS NULL AND NOT m.dormant)",
+            );
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND o.id < ?");
+        }
+        sql.push_str(" ORDER BY o.id DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(m) = f.member {
+            query = query.bind(m.to_string());
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE orgs SET name = ?, external_id = ?, owner_id = ?, state = ?, timezone = ?, country = ?, \
+             license = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&o.name)
+        .bind(&o.external_id)
+        .bind(o.owner_id.to_string())
+        .bind(&o.state)
+        .bind(&o.timezone)
+        .bind(&o.country)
+        .bind(license_to(&o.license)?)
+        .bind(micros(o.updated_at))
+        .bind(o.id.to_string())
+        .bind(o.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
+        )
+        .bind(org.to_string())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(MemberRow {
+                    org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+                    user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+                    email: get(row, "email")?,
+                    name: get(row, "name")?,
+                    status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
+                    role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
+                    dormant: get(row, "dormant")?,
+                    created_at: from_micros(get(row, "created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_membership(&mut self, org: OrgId, user: UserId, role: OrgRole, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)")
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(org.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .bind(micros(at))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+            .bind(role.as_str())
+            .bind(org.to_string())
+            .bind(user.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+            .bind(micros(at))
+            .bind(org.to_string())
+            .bind(user.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result)?;
+        sqlx::query(
+            "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
+             AND team_id IN (SELECT id FROM teams WHERE org_id = ?)",
+        )
+        .bind(micros(at))
+        .bind(user.to_string())
+        .bind(org.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
+        )
+        .bind(user.to_string())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                Ok(MembershipOfUser {
+                    org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+                    org_name: get(row, "name")?,
+                    license: license_from(&get::<String>(row, "license")?)?,
+                    role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
+                    dormant: get(row, "dormant")?,
+                })
+            })
+            .collect()
+    }
+}
+
+const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";
+
+#[async_trait]
+impl Teams for SqliteTx {
+    async fn insert_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO teams (id, org_id, name, name_key, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(t.id.to_string())
+            .bind(t.org_id.to_string())
+            .bind(&t.name)
+            .bind(t.name.to_lowercase())
+            .bind(micros(t.created_at))
+            .bind(micros(t.updated_at))
+            .bind(t.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
+        let row = sqlx::query("SELECT * FROM teams WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(team_from_row).transpose()
+    }
+
+    async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
+        let rows = sqlx::query("SELECT * FROM teams WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+            .bind(org.to_string())
+            .bind(before.map(|b| b.to_string()))
+            .bind(before.map(|b| b.to_string()))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(team_from_row).collect()
+    }
+
+    async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE teams SET name = ?, name_key = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&t.name)
+        .bind(t.name.to_lowercase())
+        .bind(micros(t.updated_at))
+        .bind(t.id.to_string())
+        .bind(t.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(team.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+
+    async fn put_team_member(&mut self, team: TeamId, user: UserId, role: TeamRole, at: OffsetDateTime) -> StoreResult<()> {
+        let updated = sqlx::query("UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
+            .bind(role.as_str())
+            .bind(team.to_string())
+            .bind(user.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO team_members (id, team_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(team.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .bind(micros(at))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
+            .bind(micros(at))
+            .bind(team.to_string())
+            .bind(user.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Credentials for SqliteTx {
+    async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, created_at, expires_at, \
+             revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.user_id.to_string())
+        .bind(&s.token_hash)
+        .bind(s.impersonator_id.map(|i| i.to_string()))
+        .bind(s.parent_id.map(|i| i.to_string()))
+        .bind(micros(s.created_at))
+        .bind(micros(s.expires_at))
+        .bind(s.revoked_at.map(micros))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC",
+        )
+        .bind(user.to_string())
+        .bind(micros(now))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(micros(t.created_at))
+        .bind(t.expires_at.map(micros))
+        .bind(t.revoked_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC")
+            .bind(user.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Audit for SqliteTx {
+    async fn append_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        let (mut seq, mut prev) = match head {
+            Some(row) => (get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            seq += 1;
+            let r = draft.seal(seq, at, &prev);
+            sqlx::query(
+                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
+                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.seq)
+            .bind(r.id.to_string())
+            .bind(micros(r.at))
+            .bind(&r.kind)
+            .bind(r.actor_id.map(|i| i.to_string()))
+            .bind(r.impersonator_id.map(|i| i.to_string()))
+            .bind(&r.target_type)
+            .bind(&r.target_id)
+            .bind(r.org_id.map(|i| i.to_string()))
+            .bind(&r.detail)
+            .bind(&r.personal)
+            .bind(&r.personal_digest)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+            prev = r.hash.clone();
+            sealed.push(r);
+        }
+        Ok(sealed)
+    }
+
+    async fn list_audit(&mut self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut ints: Vec<(usize, i64)> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, value: String| {
+            sql.push_str(clause);
+            binds.push(value);
+        };
+        if let Some(a) = f.actor_id {
+            push(&mut sql, " AND actor_id = ?", a.to_string());
+        }
+        if let Some(t) = &f.target_id {
+            push(&mut sql, " AND target_id = ?", t.clone());
+        }
+        if let Some(o) = f.org_id {
+            push(&mut sql, " AND org_id = ?", o.to_string());
+        }
+        if let Some(k) = &f.kind {
+            push(&mut sql, " AND kind = ?", k.clone());
+        }
+        if let Some(u) = f.involving {
+            sql.push_str(" AND (actor_id = ? OR impersonator_id = ? OR (target_type = 'user' AND target_id = ?))");
+            binds.extend([u.to_string(), u.to_string(), u.to_string()]);
+        }
+        let n = binds.len();
+        if let Some(s) = f.since {
+            sql.push_str(" AND at >= ?");
+            ints.push((n, micros(s)));
+        }
+        if let Some(u) = f.until {
+            sql.push_str(" AND at < ?");
+            ints.push((n, micros(u)));
+        }
+        if let Some(b) = f.before_seq {
+            sql.push_str(" AND seq < ?");
+            ints.push((n, b));
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for b in binds {
+            query = query.bind(b);
+        }
+        for (_, i) in ints {
+            query = query.bind(i);
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Settings for SqliteTx {
+    async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>> {
+        let row = sqlx::query("SELECT doc, version FROM instance_settings WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            let doc: String = get(&row, "doc")?;
+            let doc = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((doc, get(&row, "version")?))
+        })
+        .transpose()
+    }
+
+    async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO instance_settings (id, doc, version) VALUES (1, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, version = excluded.version",
+        )
+        .bind(doc.to_string())
+        .bind(version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {
+        let row = sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            Ok(IdempotentResponse {
+                request_hash: get(&row, "request_hash")?,
+                status: u16::try_from(get::<i64>(&row, "status")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                body: get(&row, "body")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_idempotent_response(
+        &mut self,
+        scope: &str,
+        key: &str,
+        r: &IdempotentResponse,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(&r.request_hash)
+        .bind(i64::from(r.status))
+        .bind(&r.body)
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,124 @@
+//! The storage traits. They speak in domain ids and rows, never in SQL dialects, so that each
+//! backend implements them with its own queries.
+
+use async_trait::async_trait;
+use serde_json::Value;
+use steward_core::{AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId};
+use time::OffsetDateTime;
+
+use crate::model::*;
+use crate::StoreResult;
+
+/// A database: hands out transactions and answers readiness.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A write transaction; writers are serialized, so what it reads stays true until commit.
+    async fn write(&self) -> StoreResult<Box<dyn Tx>>;
+    /// A read-only transaction over a consistent snapshot.
+    async fn read(&self) -> StoreResult<Box<dyn Tx>>;
+    /// Whether the database answers and every migration is applied.
+    async fn ready(&self) -> StoreResult<bool>;
+    /// Verifies the whole audit chain, reading it in pages.
+    async fn verify_audit(&self) -> StoreResult<steward_core::ChainCheck> {
+        let mut check = steward_core::ChainCheck::default();
+        let mut after = 0;
+        loop {
+            let mut tx = self.read().await?;
+            let page = tx.audit_chain(after, 1000).await?;
+            tx.rollback().await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            page.iter().for_each(|r| check.push(r));
+        }
+        Ok(check)
+    }
+}
+
+/// One transaction with every family of queries.
+#[async_trait]
+pub trait Tx: Users + Orgs + Teams + Credentials + Audit + Settings + Send {
+    /// Makes the changes durable.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Drops the changes.
+    async fn rollback(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// Users and their instance roles.
+#[async_trait]
+pub trait Users {
+    async fn insert_user(&mut self, user: &UserRow) -> StoreResult<()>;
+    async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>>;
+    async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>>;
+    async fn list_users(&mut self, filter: &UserFilter) -> StoreResult<Vec<UserRow>>;
+    /// Writes every column of `user` and bumps its version, if it is still at `user.version`.
+    async fn update_user(&mut self, user: &UserRow) -> StoreResult<()>;
+    async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()>;
+    async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64>;
+    async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// Organizations and memberships.
+#[async_trait]
+pub trait Orgs {
+    async fn insert_org(&mut self, org: &OrgRow) -> StoreResult<()>;
+    async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>>;
+    async fn list_orgs(&mut self, filter: &OrgFilter) -> StoreResult<Vec<OrgRow>>;
+    /// Writes every column of `org` and bumps its version, if it is still at `org.version`.
+    async fn update_org(&mut self, org: &OrgRow) -> StoreResult<()>;
+    async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
+    async fn insert_membership(&mut self, org: OrgId, user: UserId, role: OrgRole, at: OffsetDateTime) -> StoreResult<()>;
+    async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()>;
+    /// Ends the current membership (and the user's teams in that org), keeping the rows.
+    async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;
+    async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>>;
+}
+
+/// Teams and team memberships.
+#[async_trait]
+pub trait Teams {
+    async fn insert_team(&mut self, team: &TeamRow) -> StoreResult<()>;
+    async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>>;
+    async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>>;
+    async fn update_team(&mut self, team: &TeamRow) -> StoreResult<()>;
+    async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>>;
+    async fn put_team_member(&mut self, team: TeamId, user: UserId, role: TeamRole, at: OffsetDateTime) -> StoreResult<()>;
+    async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;
+    async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>>;
+}
+
+/// Sessions and API tokens.
+#[async_trait]
+pub trait Credentials {
+    async fn insert_session(&mut self, session: &SessionRow) -> StoreResult<()>;
+    async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>>;
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>>;
+    /// Sessions neither revoked nor expired at `now`, newest first.
+    async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>>;
+    async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()>;
+    async fn insert_api_token(&mut self, token: &ApiTokenRow) -> StoreResult<()>;
+    async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>>;
+    /// Tokens not revoked, newest first.
+    async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>>;
+    async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait Audit {
+    /// Seals the drafts into the chain after its current head and stores them.
+    async fn append_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>>;
+    /// Events matching the filter, newest first.
+    async fn list_audit(&mut self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// Events with `seq` above `after`, oldest first.
+    async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+}
+
+/// Instance settings and idempotent replies.
+#[async_trait]
+pub trait Settings {
+    /// The settings document and its version, if ever written.
+    async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>>;
+    async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()>;
+    async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>>;
+    async fn save_idempotent_response(&mut self, scope: &str, key: &str, response: &IdempotentResponse, at: OffsetDateTime) -> StoreResult<()>;
+}
