@@ -1,1 +1,157 @@
-fn main(){}
+//! The `steward` command: serve, migrate, create admins, verify the audit chain.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use steward::config::Config;
+use steward_core::{Actor, Email, InstanceRole, PersonName};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "steward", version, about = "The control plane for a multi-tenant SaaS")]
+struct Cli {
+    /// The configuration file (default: steward.toml, when present).
+    #[arg(long, global = true, env = "STEWARD_CONFIG")]
+    config: Option<PathBuf>,
+    /// `text` or `json` logs (overrides the configuration).
+    #[arg(long, global = true)]
+    log_format: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API, the pages and the background jobs.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage instance admins.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Work with the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an instance admin.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "system_admin")]
+        role: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: exit 0 when intact, 1 with the first bad event otherwise.
+    Verify,
+}
+
+fn init_logs(format: &str) {
+    let filter = EnvFilter::try_from_env("STEWARD_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(f) = cli.log_format {
+        config.log_format = f;
+    }
+    init_logs(&config.log_format);
+    match cli.command {
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(&config.listen)
+                .await
+                .with_context(|| format!("binding {}", config.listen))?;
+            let server = steward::Server::build(config, listener).await?;
+            if let Some(link) = &server.setup_link {
+                println!("No system administrator exists yet. Create one within this run at:\n  {link}");
+            }
+            println!("Steward is listening on http://{}", server.addr);
+            server.run(steward::app::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            steward::open_store(&config).await?;
+            println!("migrations applied");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin { command: AdminCommand::Create { email, role, name, password_stdin } } => {
+            let email = Email::parse(&email)?;
+            let name = PersonName::parse(&name)?;
+            let role = InstanceRole::parse(&role)?;
+            anyhow::ensure!(role.is_builtin(), "there is no role named {role}");
+            anyhow::ensure!(password_stdin, "the password is read from standard input (--password-stdin)");
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password).context("reading the password")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let store = steward::open_store(&config).await?;
+            let pool = steward::auth::PasswordPool::new(1);
+            let hash = pool.hash(password).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            let user = steward::service::create_admin(store.as_ref(), &email, &name, hash, role, Actor::SYSTEM)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            println!("created {} ({})", user.email, user.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Verify } => {
+            let store = steward::open_store(&config).await?;
+            let check = store.verify_audit().await?;
+            match check.first_bad_seq() {
+                None => {
+                    println!("audit chain intact: {} events", check.checked());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(seq) => {
+                    println!("audit chain broken at event {seq} ({} events read)", check.checked());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Openapi => {
+            print!("{}", steward::app::openapi_json());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

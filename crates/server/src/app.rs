@@ -1,0 +1,273 @@
+//! Start-up: the router with its layers, the OpenAPI document, and serving on a listener that the
+//! caller binds (so that tests bind port 0).
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sha2::{Digest, Sha256};
+use steward_store::{IdempotentResponse, Store};
+use time::OffsetDateTime;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::auth::secret_hash;
+use crate::error::ApiError;
+use crate::extract::{SESSION_COOKIE, cookie};
+use crate::routes;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Steward",
+        description = "The control plane for a multi-tenant SaaS: users, organizations, teams, licenses, audit.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(crate::error::Problem, crate::error::FieldError)),
+    modifiers(&Security),
+    security(("bearer" = []), ("cookie" = [])),
+    tags(
+        (name = "auth", description = "Login, the current principal, own sessions and API tokens"),
+        (name = "users", description = "Users, for instance admins"),
+        (name = "orgs", description = "Organizations, members and ownership"),
+        (name = "teams", description = "Teams inside organizations"),
+        (name = "licenses", description = "Organization licenses"),
+        (name = "audit", description = "The hash-chained audit log"),
+        (name = "instance", description = "Instance settings")
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A session or API token")).build()),
+        );
+        components.add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))));
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::auth::router())
+        .merge(routes::users::router())
+        .merge(routes::orgs::router())
+        .merge(routes::teams::router())
+        .merge(routes::audit::router())
+        .merge(routes::instance::router())
+}
+
+/// The OpenAPI document, as served and as committed in `openapi.json`.
+pub fn openapi_json() -> String {
+    let (_, doc) = api().split_for_parts();
+    let mut text = doc.to_pretty_json().expect("the OpenAPI document serializes");
+    text.push('\n');
+    text
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in the process).
+pub fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0])
+                .ok()?
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// The whole HTTP surface with its layers.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes") + "\n");
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let body_limit = state.config.max_body_bytes;
+    let in_flight = IdempotencyInFlight::default();
+    Router::new()
+        .merge(api)
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc_json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], (*doc).clone()) }
+            }),
+        )
+        .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("resource") }))
+        .merge(routes::health::router())
+        .merge(routes::setup::router())
+        .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(track))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .with_state(state)
+}
+
+/// Counts requests and their latency per route, and logs each one.
+async fn track(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed().as_secs_f64();
+    let labels = [("method", method.to_string()), ("route", route.clone()), ("status", status)];
+    metrics::counter!("steward_http_requests_total", &labels).increment(1);
+    metrics::histogram!("steward_http_request_duration_seconds", &labels[..2]).record(elapsed);
+    tracing::info!(%method, %route, status = response.status().as_u16(), elapsed_ms = elapsed * 1000.0, "request");
+    response
+}
+
+/// Keys whose first request is still running.
+#[derive(Clone, Default)]
+struct IdempotencyInFlight(Arc<Mutex<HashSet<(String, String)>>>);
+
+/// A `POST` with `Idempotency-Key`: a repeat with the same key and body returns the first
+/// response and changes nothing; the same key with another body is refused.
+async fn idempotency(
+    State((state, in_flight)): State<(AppState, IdempotencyInFlight)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(key) = request.headers().get("idempotency-key").cloned() else {
+        return next.run(request).await;
+    };
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let key = match key.to_str() {
+        Ok(k) if (1..=255).contains(&k.len()) => k.to_owned(),
+        _ => return ApiError::invalid("Idempotency-Key", "must be 1 to 255 visible characters").into_response(),
+    };
+    let credential = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| cookie(request.headers(), SESSION_COOKIE))
+        .unwrap_or_default();
+    let scope = secret_hash(&format!("steward-idempotency:{credential}"));
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
+        return ApiError::payload_too_large().into_response();
+    };
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(&bytes);
+    let request_hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+
+    let stored = async {
+        let mut tx = state.store.read().await?;
+        let found = tx.idempotent_response(&scope, &key).await?;
+        tx.rollback().await?;
+        Ok::<_, steward_store::StoreError>(found)
+    }
+    .await;
+    match stored {
+        Ok(Some(found)) if found.request_hash == request_hash => return replay(found),
+        Ok(Some(_)) => {
+            return ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used with another request")
+                .into_response();
+        }
+        Ok(None) => {}
+        Err(e) => return ApiError::from(e).into_response(),
+    }
+    let slot = (scope.clone(), key.clone());
+    if !in_flight.0.lock().unwrap_or_else(|p| p.into_inner()).insert(slot.clone()) {
+        return ApiError::conflict("idempotency_key_in_use", "a request with this Idempotency-Key is still running")
+            .into_response();
+    }
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let response = remember(state.store.as_ref(), &scope, &key, request_hash, response).await;
+    in_flight.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot);
+    response
+}
+
+async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: String, response: Response) -> Response {
+    if response.status().is_server_error() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, 8 * 1024 * 1024).await else {
+        return ApiError::internal("response too large to remember").into_response();
+    };
+    let saved = IdempotentResponse {
+        request_hash,
+        status: parts.status.as_u16(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    let result = async {
+        let mut tx = store.write().await?;
+        tx.save_idempotent_response(scope, key, &saved, OffsetDateTime::now_utc()).await?;
+        tx.commit().await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not remember an idempotent response");
+    }
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+fn replay(found: IdempotentResponse) -> Response {
+    let status = StatusCode::from_u16(found.status).unwrap_or(StatusCode::OK);
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    let mut response = (status, found.body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down; draining requests");
+}

@@ -1,0 +1,109 @@
+//! Configuration, layered: defaults, then `steward.toml`, then `STEWARD_*` environment variables
+//! (`__` nests). Secrets may come from files (`STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE`).
+
+use std::fmt;
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A secret that never prints.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Everything `steward` reads at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// `sqlite://path` (default) or, once supported, `postgres://…`.
+    pub database_url: String,
+    /// The public base URL for links; defaults to `http://` + `listen`.
+    pub public_url: Option<String>,
+    /// Email of the system admin to create when none exists.
+    pub bootstrap_admin_email: Option<String>,
+    /// Password of that admin.
+    pub bootstrap_admin_password: Option<Secret>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Seconds a request may take before it is answered 408.
+    pub request_timeout_secs: u64,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Password hashes computed at once (each holds 19 MiB); 0 means one per core.
+    pub password_hash_concurrency: usize,
+    /// Failed logins per account within the window before 429.
+    pub login_failures_per_account: u32,
+    /// Failed logins per client address within the window before 429.
+    pub login_failures_per_address: u32,
+    /// The window for counting failed logins, in seconds.
+    pub login_failure_window_secs: u64,
+    /// SQLite `synchronous=FULL` (true) or `NORMAL`.
+    pub sqlite_durable: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://steward.db".into(),
+            public_url: None,
+            bootstrap_admin_email: None,
+            bootstrap_admin_password: None,
+            log_format: "text".into(),
+            request_timeout_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            password_hash_concurrency: 0,
+            login_failures_per_account: 5,
+            login_failures_per_address: 50,
+            login_failure_window_secs: 900,
+            sqlite_durable: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the layers; `file` is `steward.toml` unless `--config` names another.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let file = file.unwrap_or(Path::new("steward.toml"));
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("STEWARD_").split("__").ignore(&["bootstrap_admin_password_file", "config"]))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        if let Ok(path) = std::env::var("STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE") {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| anyhow::anyhow!("reading STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE: {e}"))?;
+            config.bootstrap_admin_password = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
+        Ok(config)
+    }
+
+    /// The base URL links are built from.
+    pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{bound}"),
+        }
+    }
+}

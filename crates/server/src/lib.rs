@@ -1,0 +1,105 @@
+//! The Steward server: configuration, start-up, the HTTP API, and the CLI's operations. The
+//! binary in `main.rs` only parses arguments and calls in here.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod schema;
+pub mod service;
+pub mod settings;
+pub mod state;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use steward_core::{Actor, Email, PersonName};
+use steward_store::{SqliteStore, Store};
+use tokio::net::TcpListener;
+
+use crate::auth::{SecretKind, new_secret, secret_hash};
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Opens the database named by the configuration, applying migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url.as_str();
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::open(url, config.sqlite_durable)
+            .await
+            .with_context(|| format!("opening the SQLite database {url}"))?;
+        Ok(Arc::new(store))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!("this build of Steward has no PostgreSQL backend yet; use a sqlite:// URL")
+    } else {
+        anyhow::bail!("STEWARD_DATABASE_URL must start with sqlite:// or postgres://")
+    }
+}
+
+/// A Steward ready to serve: its state, its router and the address it is bound to.
+pub struct Server {
+    /// Shared state (tests reach the store through it).
+    pub state: AppState,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The one-time setup link, when no system admin existed and none was bootstrapped.
+    pub setup_link: Option<String>,
+    listener: TcpListener,
+}
+
+impl Server {
+    /// Opens the store, ensures a system admin (or a setup link), and readies the listener.
+    pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        let store = open_store(&config).await?;
+        let addr = listener.local_addr()?;
+        let public_url = config.public_url(addr);
+        let state = AppState::new(store, config, public_url, app::metrics_handle());
+        let setup_link = bootstrap(&state).await?;
+        Ok(Server { state, addr, setup_link, listener })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let throttle_state = self.state.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                throttle_state.throttle.prune();
+            }
+        });
+        let result = app::serve(self.listener, app::router(self.state), shutdown).await;
+        pruner.abort();
+        result
+    }
+}
+
+/// Creates the bootstrap system admin from the configuration, or, when there is none and no
+/// system admin exists, makes a one-time setup link.
+async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
+    if service::has_system_admin(state.store.as_ref()).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))? {
+        return Ok(None);
+    }
+    let config = &state.config;
+    if let (Some(email), Some(password)) = (&config.bootstrap_admin_email, &config.bootstrap_admin_password) {
+        let email = Email::parse(email).context("STEWARD_BOOTSTRAP_ADMIN_EMAIL")?;
+        let name = PersonName::parse("System administrator")?;
+        let hash = state
+            .passwords
+            .hash(password.expose())
+            .await
+            .map_err(|e| anyhow::anyhow!("STEWARD_BOOTSTRAP_ADMIN_PASSWORD: {}", e.problem().detail))?;
+        let user = service::create_system_admin(state.store.as_ref(), &email, &name, hash, Actor::SYSTEM)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {}", e.problem().detail))?;
+        tracing::info!(user_id = %user.id, "created the bootstrap system admin");
+        return Ok(None);
+    }
+    let secret = new_secret(SecretKind::Setup);
+    *state.setup_secret_hash.lock().unwrap_or_else(|p| p.into_inner()) = Some(secret_hash(&secret));
+    Ok(Some(format!("{}/setup/{secret}", state.public_url)))
+}

@@ -1,0 +1,151 @@
+//! The audit log: filtered reading and chain verification.
+
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use steward_core::{AuditRecord, OrgId, Permission, UserId};
+use steward_store::AuditFilter;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiQuery, Page, Principal, paginate};
+use crate::state::AppState;
+use crate::views::AuditList;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify_audit))
+}
+
+/// One event of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub id: String,
+    /// Position in the chain, from 1 without gaps.
+    pub seq: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+    /// Dotted event type such as `org.member_added`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The user in whose name it happened; null for Steward itself.
+    pub actor_id: Option<String>,
+    /// The admin impersonating the actor, if any.
+    pub impersonator_id: Option<String>,
+    pub target_type: String,
+    pub target_id: String,
+    pub org_id: Option<String>,
+    /// Facts without personal data.
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+    /// Personal data (names, emails, reasons); null when there was none or it was erased.
+    #[schema(value_type = Option<Object>)]
+    pub personal: Option<serde_json::Value>,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl From<&AuditRecord> for AuditEventView {
+    fn from(r: &AuditRecord) -> Self {
+        AuditEventView {
+            id: r.id.to_string(),
+            seq: r.seq,
+            at: r.at,
+            kind: r.kind.clone(),
+            actor_id: r.actor_id.map(|a| a.to_string()),
+            impersonator_id: r.impersonator_id.map(|a| a.to_string()),
+            target_type: r.target_type.clone(),
+            target_id: r.target_id.clone(),
+            org_id: r.org_id.map(|o| o.to_string()),
+            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            personal: r.personal.as_deref().and_then(|p| serde_json::from_str(p).ok()),
+            prev_hash: r.prev_hash.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+/// Filters of the audit log.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+    pub org_id: Option<String>,
+    /// Event type, such as `user.created`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// From this instant (RFC 3339), inclusive.
+    pub since: Option<String>,
+    /// Before this instant (RFC 3339).
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+fn parse_time(field: &'static str, value: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
+    value
+        .map(|v| OffsetDateTime::parse(v, &Rfc3339).map_err(|_| ApiError::invalid(field, "must be an RFC 3339 time")))
+        .transpose()
+}
+
+/// Reads the audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditList), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn list_audit(State(state): State<AppState>, principal: Principal, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<Json<AuditList>> {
+    principal.require(Permission::AuditRead)?;
+    let page = Page { limit: q.limit, cursor: q.cursor };
+    let limit = page.limit()?;
+    let actor_id = q
+        .actor_id
+        .as_deref()
+        .map(|a| a.parse::<UserId>().map_err(|_| ApiError::invalid("actor_id", "is not an id")))
+        .transpose()?;
+    let org_id = q
+        .org_id
+        .as_deref()
+        .map(|o| o.parse::<OrgId>().map_err(|_| ApiError::invalid("org_id", "is not an id")))
+        .transpose()?;
+    let filter = AuditFilter {
+        actor_id,
+        target_id: q.target_id,
+        org_id,
+        involving: None,
+        kind: q.kind,
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        before_seq: page.cursor()?,
+        limit: limit + 1,
+    };
+    let mut tx = state.store.read().await?;
+    let rows = tx.list_audit(&filter).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| r.seq);
+    Ok(Json(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor }))
+}
+
+/// The result of checking the chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResult {
+    /// Whether every event holds.
+    pub ok: bool,
+    /// How many events were read.
+    pub events: u64,
+    /// The first event that does not hold.
+    pub first_bad_seq: Option<i64>,
+}
+
+/// Recomputes the hash chain over every event.
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyResult), (status = 403, body = Problem)))]
+async fn verify_audit(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<VerifyResult>> {
+    principal.require(Permission::AuditRead)?;
+    let check = state.store.verify_audit().await?;
+    Ok(Json(VerifyResult { ok: check.first_bad_seq().is_none(), events: check.checked(), first_bad_seq: check.first_bad_seq() }))
+}

@@ -1,0 +1,358 @@
+//! Login and logout, the current principal (`/me`), and the caller's own sessions and API tokens.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, Email, SessionId, TargetType, TokenId};
+use steward_store::{ApiTokenRow, SessionRow};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate};
+use crate::routes::{ClientIp, user_agent};
+use crate::state::{AppState, commit, instance_settings};
+use crate::views::{SessionList, SessionView, TokenList, TokenView, UserView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(delete_token))
+        .routes(routes!(list_sessions))
+        .routes(routes!(delete_session))
+}
+
+/// Credentials for a password login.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// A current two-factor code or an unused recovery code, when two-factor is on.
+    pub totp_code: Option<String>,
+}
+
+/// A new session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The session secret; send it as `Authorization: Bearer …`.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    /// Echo as `X-CSRF-Token` on unsafe requests that authenticate with the cookie.
+    pub csrf_token: String,
+    pub user: UserView,
+}
+
+/// Signs in with email and password. Wrong credentials and inactive users get the same 401.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
+async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
+    let email = Email::parse(&req.email).map_err(ApiError::from)?;
+    let key = email.key();
+    state.throttle.check(&key, ip)?;
+    let mut tx = state.store.read().await?;
+    let user = tx.user_by_email_key(&key).await?;
+    tx.rollback().await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let password_ok = state.passwords.verify(&req.password, hash).await?;
+    let user = match user {
+        Some(u) if password_ok && u.status.can_sign_in() => u,
+        _ => {
+            state.throttle.failed(&key, ip);
+            metrics::counter!("steward_logins_total", "outcome" => "failed").increment(1);
+            return Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"));
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let secret = new_secret(SecretKind::Session);
+    let session = SessionRow {
+        id: SessionId::new(),
+        user_id: user.id,
+        token_hash: secret_hash(&secret),
+        impersonator_id: None,
+        parent_id: None,
+        created_at: now,
+        expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
+        revoked_at: None,
+        ip: ip.map(|i| i.to_string()),
+        user_agent: user_agent(&headers),
+    };
+    tx.insert_session(&session).await?;
+    tx.record_login(user.id, now).await?;
+    let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
+        .detail(json!({ "user_id": user.id, "method": "password" }))
+        .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
+    commit(tx, vec![event], now).await?;
+    state.throttle.succeeded(&key);
+    metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
+    let mut user = user;
+    user.last_login_at = Some(now);
+    let body = LoginResponse {
+        csrf_token: csrf_token(&secret),
+        expires_at: session.expires_at,
+        user: UserView::from(&user),
+        token: secret.clone(),
+    };
+    let max_age = session.expires_at - now;
+    let mut response = Json(body).into_response();
+    set_session_cookies(&state, response.headers_mut(), &secret, max_age.whole_seconds());
+    Ok(response)
+}
+
+fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
+    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
+    let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));
+    for c in [session, csrf] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Ends the current session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204), (status = 401, body = Problem)))]
+async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
+    let now = OffsetDateTime::now_utc();
+    let Some(session_id) = principal.session_id() else {
+        return Err(ApiError::invalid("Authorization", "logout ends a session; revoke API tokens with DELETE /api/v1/me/tokens/{id}"));
+    };
+    let mut tx = state.store.write().await?;
+    tx.revoke_session(session_id, now).await?;
+    let event = AuditDraft::new("session.ended", principal.actor(), TargetType::Session, session_id)
+        .detail(json!({ "user_id": principal.user.id, "reason": "logout" }));
+    commit(tx, vec![event], now).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    set_session_cookies(&state, response.headers_mut(), "", 0);
+    Ok(response)
+}
+
+/// The admin behind an impersonation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Impersonator {
+    pub id: String,
+    pub email: String,
+}
+
+/// One of the caller's org memberships.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyMembership {
+    pub org_id: String,
+    pub org_name: String,
+    pub role: String,
+    pub frozen: bool,
+}
+
+/// One of the caller's team memberships.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyTeam {
+    pub team_id: String,
+    pub org_id: String,
+    pub role: String,
+}
+
+/// The caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub user: UserView,
+    pub impersonator: Option<Impersonator>,
+    pub instance_roles: Vec<String>,
+    /// The instance permissions those roles grant.
+    pub permissions: Vec<String>,
+    pub memberships: Vec<MyMembership>,
+    pub teams: Vec<MyTeam>,
+}
+
+/// Who the caller is, what they may do, and where they belong.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
+    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.read().await?;
+    let impersonator = match principal.impersonator_id() {
+        Some(id) => tx.user(id).await?.map(|u| Impersonator { id: u.id.to_string(), email: u.email }),
+        None => None,
+    };
+    let memberships = tx
+        .memberships_of(principal.user.id)
+        .await?
+        .into_iter()
+        .filter(|m| !m.dormant)
+        .map(|m| MyMembership {
+            org_id: m.org_id.to_string(),
+            org_name: m.org_name,
+            role: m.role.to_string(),
+            frozen: m.license.frozen(0, 0, now),
+        })
+        .collect();
+    let teams = tx
+        .teams_of_user(principal.user.id)
+        .await?
+        .into_iter()
+        .filter(|t| !t.dormant)
+        .map(|t| MyTeam { team_id: t.team_id.to_string(), org_id: t.org_id.to_string(), role: t.role.to_string() })
+        .collect();
+    tx.rollback().await?;
+    Ok(Json(Me {
+        user: UserView::from(&principal.user),
+        impersonator,
+        instance_roles: principal.user.instance_roles.iter().map(|r| r.to_string()).collect(),
+        permissions: principal.permissions.iter().map(|p| p.to_string()).collect(),
+        memberships,
+        teams,
+    }))
+}
+
+/// A new API token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for.
+    pub name: String,
+    /// When it stops working; null: never.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedToken {
+    pub id: String,
+    pub name: String,
+    /// The secret; store it now, it is not shown again.
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The caller's API tokens.
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page),
+    responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
+async fn list_tokens(State(state): State<AppState>, principal: Principal, Query(page): Query<Page>) -> ApiResult<Json<TokenList>> {
+    let limit = page.limit()?;
+    let before: Option<TokenId> = page.cursor()?;
+    let mut tx = state.store.read().await?;
+    let rows: Vec<_> = tx
+        .api_tokens_of(principal.user.id)
+        .await?
+        .into_iter()
+        .filter(|t| before.is_none_or(|b| t.id < b))
+        .take(limit as usize + 1)
+        .collect();
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |t| t.id);
+    Ok(Json(TokenList { items: rows.iter().map(TokenView::from).collect(), next_cursor }))
+}
+
+/// Creates an API token for the caller; its secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn create_token(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewToken>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot create API tokens"));
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    let now = OffsetDateTime::now_utc();
+    if req.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::invalid("expires_at", "must be in the future"));
+    }
+    let secret = new_secret(SecretKind::ApiToken);
+    let row = ApiTokenRow {
+        id: TokenId::new(),
+        user_id: principal.user.id,
+        name: name.to_owned(),
+        token_hash: secret_hash(&secret),
+        created_at: now,
+        expires_at: req.expires_at,
+        revoked_at: None,
+    };
+    let mut tx = state.store.write().await?;
+    tx.insert_api_token(&row).await?;
+    let event = AuditDraft::new("api_token.created", principal.actor(), TargetType::ApiToken, row.id)
+        .detail(json!({ "user_id": principal.user.id, "expires_at": req.expires_at.map(|e| e.unix_timestamp()) }))
+        .personal(json!({ "name": row.name }));
+    commit(tx, vec![event], now).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken { id: row.id.to_string(), name: row.name, token: secret, created_at: now, expires_at: row.expires_at }),
+    ))
+}
+
+/// Revokes one of the caller's API tokens.
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_token(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id: TokenId = id.parse().map_err(|_| ApiError::not_found("token"))?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let owned = tx.api_tokens_of(principal.user.id).await?.iter().any(|t| t.id == id);
+    if !owned {
+        return Err(ApiError::not_found("token"));
+    }
+    tx.revoke_api_token(id, now).await?;
+    let event = AuditDraft::new("api_token.revoked", principal.actor(), TargetType::ApiToken, id)
+        .detail(json!({ "user_id": principal.user.id }));
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's live sessions.
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
+    responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
+async fn list_sessions(State(state): State<AppState>, principal: Principal, Query(page): Query<Page>) -> ApiResult<Json<SessionList>> {
+    let limit = page.limit()?;
+    let before: Option<SessionId> = page.cursor()?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.read().await?;
+    let rows: Vec<_> = tx
+        .live_sessions(principal.user.id, now)
+        .await?
+        .into_iter()
+        .filter(|s| before.is_none_or(|b| s.id < b))
+        .take(limit as usize + 1)
+        .collect();
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |s| s.id);
+    let current = principal.session_id();
+    Ok(Json(SessionList { items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(), next_cursor }))
+}
+
+/// Ends one of the caller's sessions.
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+async fn delete_session(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id: SessionId = id.parse().map_err(|_| ApiError::not_found("session"))?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    match tx.session(id).await? {
+        Some(s) if s.user_id == principal.user.id && s.revoked_at.is_none() => {}
+        _ => return Err(ApiError::not_found("session")),
+    }
+    tx.revoke_session(id, now).await?;
+    let event = AuditDraft::new("session.ended", principal.actor(), TargetType::Session, id)
+        .detail(json!({ "user_id": principal.user.id, "reason": "revoked_by_user" }));
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,100 @@
+//! The instance settings: name, branding, default license, policies.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Serialize;
+use serde_json::json;
+use steward_core::{AuditDraft, Permission, TargetType};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal, check_if_match};
+use crate::settings::InstanceSettings;
+use crate::state::{AppState, commit, instance_settings};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_instance, patch_instance))
+}
+
+/// The settings with their version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstanceView {
+    #[serde(flatten)]
+    pub settings: InstanceSettings,
+    pub version: i64,
+}
+
+/// Reads the instance settings (any instance admin).
+#[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
+    responses((status = 200, body = InstanceView), (status = 403, body = Problem)))]
+async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
+    if principal.permissions.is_empty() {
+        return Err(ApiError::forbidden("the instance settings are for instance admins"));
+    }
+    let mut tx = state.store.read().await?;
+    let (settings, version) = instance_settings(tx.as_mut()).await?;
+    tx.rollback().await?;
+    Ok(Json(InstanceView { settings, version }))
+}
+
+fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (target, patch) {
+        (serde_json::Value::Object(t), serde_json::Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(k) {
+                    Some(existing) if existing.is_object() && v.is_object() => merge(existing, v),
+                    _ => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// Changes the instance settings; nested objects merge (a JSON merge patch where `null` sets a
+/// field to null).
+#[utoipa::path(patch, path = "/api/v1/instance", tag = "instance", request_body = InstanceSettings,
+    responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 412, body = Problem)))]
+async fn patch_instance(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<InstanceView>> {
+    principal.require(Permission::InstanceManage)?;
+    if !patch.is_object() {
+        return Err(ApiError::invalid("body", "must be an object"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let (before, version) = instance_settings(tx.as_mut()).await?;
+    check_if_match(&headers, version)?;
+    let mut doc = serde_json::to_value(&before).map_err(ApiError::internal)?;
+    merge(&mut doc, &patch);
+    let after: InstanceSettings = crate::extract::parse_json(doc.to_string().as_bytes())?;
+    after.validate()?;
+    if let Some(id) = after.placeholder_owner_id
+        && after.placeholder_owner_id != before.placeholder_owner_id
+        && tx.user(id).await?.is_none()
+    {
+        return Err(ApiError::invalid("placeholder_owner_id", "no such user"));
+    }
+    if after == before {
+        tx.rollback().await?;
+        return Ok(Json(InstanceView { settings: before, version }));
+    }
+    let doc = serde_json::to_value(&after).map_err(ApiError::internal)?;
+    tx.put_instance_doc(&doc, version + 1).await?;
+    let changed: Vec<&String> = patch.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    let event = AuditDraft::new("instance.updated", principal.actor(), TargetType::Instance, "instance")
+        .detail(json!({ "fields": changed, "policies": after.policies, "default_license": after.default_license }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(InstanceView { settings: after, version: version + 1 }))
+}

@@ -1,0 +1,35 @@
+//! The `/api/v1` routers, one module per resource family.
+
+pub mod audit;
+pub mod auth;
+pub mod health;
+pub mod instance;
+pub mod orgs;
+pub mod setup;
+pub mod teams;
+pub mod users;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+
+/// The peer address of the connection (forwarding headers are not trusted).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+/// The `User-Agent`, cut to a sane length.
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(256).collect())
+}

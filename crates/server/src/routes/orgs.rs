@@ -1,0 +1,490 @@
+//! Organizations, their members, ownership transfer and license.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use steward_core::org::{self, Member, OrgView as Rules, RoleChange};
+use steward_core::{AuditDraft, License, OrgAction, OrgId, OrgName, OrgRole, Permission, TargetType, UserId};
+use steward_store::{OrgFilter, OrgRow, Tx};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
+use crate::routes::users::check_timezone;
+use crate::schema::LicenseSchema;
+use crate::state::{AppState, commit, instance_settings};
+use crate::views::{MemberList, MemberView, OrgList, OrgView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orgs, create_org))
+        .routes(routes!(get_org, patch_org))
+        .routes(routes!(list_members))
+        .routes(routes!(put_member, delete_member))
+        .routes(routes!(transfer_ownership))
+        .routes(routes!(get_license, put_license, patch_license))
+}
+
+/// What a caller needs to do with an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// See it: instance `orgs.read` or a current, non-dormant membership.
+    Read,
+    /// Manage members and teams: instance `orgs.write`, or the org's owner or admins.
+    Manage,
+    /// Act as its owner: instance `orgs.write`, or the owner.
+    Own,
+    /// Change its license: instance `licenses.write`.
+    License,
+}
+
+/// Proof that the caller may do what was asked with this org; only [`org_access`] makes one.
+pub struct OrgAccess {
+    /// The org as read in the caller's transaction.
+    pub org: OrgRow,
+    /// The caller's own role in it, if a member.
+    pub role: Option<OrgRole>,
+    _private: (),
+}
+
+/// Loads the org and checks the caller's right to it. An org the caller may not see is 404,
+/// so that another tenant's orgs cannot even be probed.
+pub async fn org_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Need) -> ApiResult<OrgAccess> {
+    let id: OrgId = id.parse().map_err(|_| ApiError::not_found("organization"))?;
+    let org = tx.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+    let role = tx
+        .members(id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == principal.user.id && !m.dormant)
+        .map(|m| m.role);
+    if !(principal.has(Permission::OrgsRead) || role.is_some()) {
+        return Err(ApiError::not_found("organization"));
+    }
+    let allowed = match need {
+        Need::Read => true,
+        Need::Manage => principal.has(Permission::OrgsWrite) || role.is_some_and(|r| r.allows(OrgAction::OrgManage)),
+        Need::Own => principal.has(Permission::OrgsWrite) || role == Some(OrgRole::Owner),
+        Need::License => principal.has(Permission::LicensesWrite),
+    };
+    if !allowed {
+        let what = match need {
+            Need::Read => "read",
+            Need::Manage => "manage",
+            Need::Own => "act as the owner of",
+            Need::License => "change the license of",
+        };
+        return Err(ApiError::forbidden(format!("you may not {what} this organization")));
+    }
+    Ok(OrgAccess { org, role, _private: () })
+}
+
+/// The rules' view of an org's current memberships.
+pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> ApiResult<Rules> {
+    let members = tx
+        .members(org.id)
+        .await?
+        .into_iter()
+        .map(|m| Member { user_id: m.user_id, role: m.role, dormant: m.dormant })
+        .collect();
+    Ok(Rules { id: org.id, owner_id: org.owner_id, members })
+}
+
+/// Lists orgs: all of them for instance admins, the caller's own for everyone else.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(Page),
+    responses((status = 200, body = OrgList), (status = 401, body = Problem)))]
+async fn list_orgs(State(state): State<AppState>, principal: Principal, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<OrgList>> {
+    let limit = page.limit()?;
+    let filter = OrgFilter {
+        member: (!principal.has(Permission::OrgsRead)).then_some(principal.user.id),
+        before: page.cursor()?,
+        limit: limit + 1,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.read().await?;
+    let rows = tx.list_orgs(&filter).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |o| o.id);
+    Ok(Json(OrgList { items: rows.iter().map(|o| OrgView::new(o, now)).collect(), next_cursor }))
+}
+
+/// A new organization.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrg {
+    #[schema(value_type = String)]
+    pub name: OrgName,
+    /// The user who owns it; they become its member with role `owner`.
+    pub owner_id: String,
+    /// The operator's own id for this customer, unique.
+    pub external_id: Option<String>,
+    pub timezone: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// License fields; missing ones come from the instance default license.
+    #[schema(value_type = Option<LicenseSchema>)]
+    pub license: Option<serde_json::Value>,
+}
+
+fn check_external_id(id: &str) -> ApiResult<()> {
+    if (1..=255).contains(&id.len()) && !id.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("external_id", "must be 1 to 255 characters"))
+    }
+}
+
+fn check_country(c: &str) -> ApiResult<()> {
+    if c.len() == 2 && c.chars().all(|c| c.is_ascii_uppercase()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("country", "must be an ISO 3166-1 alpha-2 code such as CZ"))
+    }
+}
+
+/// Creates an organization with its owner.
+#[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg,
+    responses((status = 201, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn create_org(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewOrg>) -> ApiResult<(StatusCode, Json<OrgView>)> {
+    principal.require(Permission::OrgsWrite)?;
+    let owner_id: UserId = req.owner_id.parse().map_err(|_| ApiError::invalid("owner_id", "is not a user id"))?;
+    if let Some(e) = &req.external_id {
+        check_external_id(e)?;
+    }
+    if let Some(tz) = &req.timezone {
+        check_timezone(tz)?;
+    }
+    if let Some(c) = &req.country {
+        check_country(c)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let license = match &req.license {
+        Some(patch) => settings.default_license.merged(patch)?,
+        None => settings.default_license.clone(),
+    };
+    let owner = tx.user(owner_id).await?.ok_or_else(|| ApiError::invalid("owner_id", "no such user"))?;
+    if !owner.status.can_receive_roles() {
+        return Err(ApiError::user_deactivated(owner.id));
+    }
+    let org = OrgRow {
+        id: OrgId::new(),
+        name: req.name.as_str().to_owned(),
+        external_id: req.external_id.clone(),
+        owner_id,
+        state: "active".into(),
+        timezone: req.timezone.clone(),
+        country: req.country.clone(),
+        license,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    tx.insert_org(&org).await?;
+    tx.insert_membership(org.id, owner_id, OrgRole::Owner, now).await?;
+    let events = vec![
+        AuditDraft::new("org.created", principal.actor(), TargetType::Org, org.id)
+            .in_org(org.id)
+            .detail(json!({ "owner_id": owner_id, "external_id": org.external_id, "license": org.license }))
+            .personal(json!({ "name": org.name })),
+        AuditDraft::new("org.member_added", principal.actor(), TargetType::User, owner_id)
+            .in_org(org.id)
+            .detail(json!({ "role": OrgRole::Owner })),
+    ];
+    commit(tx, events, now).await?;
+    Ok((StatusCode::CREATED, Json(OrgView::new(&org, now))))
+}
+
+/// Reads an organization.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
+    responses((status = 200, body = OrgView), (status = 404, body = Problem)))]
+async fn get_org(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
+    let mut tx = state.store.read().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    tx.rollback().await?;
+    Ok(Json(OrgView::new(&access.org, OffsetDateTime::now_utc())))
+}
+
+/// Changes to an organization's profile.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgPatch {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<OrgName>,
+    /// Instance admins only.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub country: Option<Option<String>>,
+}
+
+/// Changes an organization's profile. `If-Match: "<version>"` makes it conditional.
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = OrgPatch,
+    responses((status = 200, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem)))]
+async fn patch_org(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<OrgPatch>,
+) -> ApiResult<Json<OrgView>> {
+    if let Some(Some(e)) = &patch.external_id {
+        check_external_id(e)?;
+    }
+    if let Some(Some(tz)) = &patch.timezone {
+        check_timezone(tz)?;
+    }
+    if let Some(Some(c)) = &patch.country {
+        check_country(c)?;
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    check_if_match(&headers, access.org.version)?;
+    let mut org = access.org;
+    let mut fields = Vec::new();
+    if let Some(name) = &patch.name {
+        org.name = name.as_str().to_owned();
+        fields.push("name");
+    }
+    if let Some(external_id) = patch.external_id {
+        principal.require(Permission::OrgsWrite)?;
+        org.external_id = external_id;
+        fields.push("external_id");
+    }
+    if let Some(tz) = patch.timezone {
+        org.timezone = tz;
+        fields.push("timezone");
+    }
+    if let Some(c) = patch.country {
+        org.country = c;
+        fields.push("country");
+    }
+    if !fields.is_empty() {
+        org.updated_at = now;
+        tx.update_org(&org).await?;
+        org.version += 1;
+        let event = AuditDraft::new("org.updated", principal.actor(), TargetType::Org, org.id)
+            .in_org(org.id)
+            .detail(json!({ "fields": fields, "external_id": org.external_id }))
+            .personal(json!({ "name": org.name }));
+        commit(tx, vec![event], now).await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(Json(OrgView::new(&org, now)))
+}
+
+/// Lists an organization's current members, newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", params(("id" = String, Path), Page),
+    responses((status = 200, body = MemberList), (status = 404, body = Problem)))]
+async fn list_members(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<MemberList>> {
+    let limit = page.limit()? as usize;
+    let offset: usize = page.cursor()?.unwrap_or(0);
+    let mut tx = state.store.read().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let mut members = tx.members(access.org.id).await?;
+    tx.rollback().await?;
+    members.reverse();
+    let total = members.len();
+    let items: Vec<MemberView> = members.iter().skip(offset).take(limit).map(MemberView::from).collect();
+    let next_cursor = (offset + limit < total).then(|| encode_cursor(offset + limit));
+    Ok(Json(MemberList { items, next_cursor }))
+}
+
+/// A role to put on a member.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemberRole {
+    /// `admin`, `member`, `accountant` or `viewer`; never `owner` (transfer ownership instead).
+    #[schema(value_type = String)]
+    pub role: OrgRole,
+}
+
+/// Adds a member or changes their role.
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs",
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = MemberRole,
+    responses((status = 200, body = MemberView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn put_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<MemberRole>,
+) -> ApiResult<Json<MemberView>> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
+    let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    let (change, event) = org::set_member_role(&rules, user_id, user.status, req.role, principal.actor())?;
+    match change {
+        RoleChange::Added => tx.insert_membership(access.org.id, user_id, req.role, now).await?,
+        RoleChange::Changed { .. } => tx.set_membership_role(access.org.id, user_id, req.role).await?,
+        RoleChange::Unchanged => {}
+    }
+    let member = tx
+        .members(access.org.id)
+        .await?
+        .into_iter()
+        .find(|m| m.user_id == user_id)
+        .ok_or_else(|| ApiError::internal("membership vanished inside its own transaction"))?;
+    commit(tx, event.into_iter().collect(), now).await?;
+    Ok(Json(MemberView::from(&member)))
+}
+
+/// Ends a membership; the row stays as history. The owner cannot be removed. A member may
+/// remove themselves.
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn delete_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let now = OffsetDateTime::now_utc();
+    let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("member"))?;
+    let mut tx = state.store.write().await?;
+    let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
+    let access = org_access(tx.as_mut(), &principal, &id, need).await?;
+    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    if rules.member(user_id).is_none() {
+        return Err(ApiError::not_found("member"));
+    }
+    let event = org::remove_member(&rules, user_id, principal.actor())?;
+    tx.end_membership(access.org.id, user_id, now).await?;
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whom to hand ownership to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// An active member of the org.
+    pub new_owner_id: String,
+    /// The role the previous owner keeps (default `admin`).
+    #[schema(value_type = Option<String>)]
+    pub previous_owner_role: Option<OrgRole>,
+}
+
+/// Hands ownership to another active member; the previous owner stays a member.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", params(("id" = String, Path)),
+    request_body = TransferRequest,
+    responses((status = 200, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn transfer_ownership(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> ApiResult<Json<OrgView>> {
+    let now = OffsetDateTime::now_utc();
+    let new_owner_id: UserId = req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Own).await?;
+    let new_owner = tx
+        .user(new_owner_id)
+        .await?
+        .ok_or_else(|| ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization"))?;
+    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    let previous_role = req.previous_owner_role.unwrap_or(OrgRole::Admin);
+    let (transfer, event) = org::transfer_ownership(&rules, new_owner_id, new_owner.status, previous_role, principal.actor())?;
+    tx.set_membership_role(access.org.id, transfer.previous_owner_id, transfer.previous_owner_role).await?;
+    tx.set_membership_role(access.org.id, transfer.new_owner_id, OrgRole::Owner).await?;
+    let mut org = access.org;
+    org.owner_id = transfer.new_owner_id;
+    org.updated_at = now;
+    tx.update_org(&org).await?;
+    org.version += 1;
+    commit(tx, vec![event], now).await?;
+    Ok(Json(OrgView::new(&org, now)))
+}
+
+/// Reads an organization's license.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
+    responses((status = 200, body = LicenseSchema), (status = 404, body = Problem)))]
+async fn get_license(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<License>> {
+    let mut tx = state.store.read().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    tx.rollback().await?;
+    Ok(Json(access.org.license))
+}
+
+async fn change_license(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    headers: &HeaderMap,
+    make: impl FnOnce(&License) -> ApiResult<License>,
+) -> ApiResult<License> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), principal, id, Need::License).await?;
+    check_if_match(headers, access.org.version)?;
+    let mut org = access.org;
+    let before = org.license.clone();
+    org.license = make(&before)?;
+    if org.license == before {
+        tx.rollback().await?;
+        return Ok(before);
+    }
+    org.updated_at = now;
+    tx.update_org(&org).await?;
+    let event = AuditDraft::new("org.license_changed", principal.actor(), TargetType::Org, org.id)
+        .in_org(org.id)
+        .detail(json!({ "before": before, "after": org.license }));
+    commit(tx, vec![event], now).await?;
+    Ok(org.license)
+}
+
+/// Replaces an organization's license; absent fields become unlimited.
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
+    request_body = LicenseSchema,
+    responses((status = 200, body = LicenseSchema), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem)))]
+async fn put_license(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(license): ApiJson<License>,
+) -> ApiResult<Json<License>> {
+    let license = license.validated()?;
+    change_license(&state, &principal, &id, &headers, |_| Ok(license)).await.map(Json)
+}
+
+/// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
+    request_body = LicenseSchema,
+    responses((status = 200, body = LicenseSchema), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 412, body = Problem)))]
+async fn patch_license(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<License>> {
+    change_license(&state, &principal, &id, &headers, |before| Ok(before.merged(&patch)?)).await.map(Json)
+}

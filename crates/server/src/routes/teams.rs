@@ -1,0 +1,201 @@
+//! Teams inside an organization and their members.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use steward_core::{AuditDraft, TargetType, TeamId, TeamName, TeamRole, UserId};
+use steward_store::{TeamRow, Tx};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, paginate};
+use crate::routes::orgs::{Need, OrgAccess, org_access};
+use crate::state::{AppState, commit};
+use crate::views::{TeamList, TeamView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(get_team, patch_team))
+        .routes(routes!(put_team_member, delete_team_member))
+}
+
+async fn team_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Need) -> ApiResult<(TeamRow, OrgAccess)> {
+    let id: TeamId = id.parse().map_err(|_| ApiError::not_found("team"))?;
+    let team = tx.team(id).await?.ok_or_else(|| ApiError::not_found("team"))?;
+    let access = org_access(tx, principal, &team.org_id.to_string(), need).await.map_err(|e| {
+        // A team of an org the caller cannot see does not exist for them.
+        if e.code() == "not_found" { ApiError::not_found("team") } else { e }
+    })?;
+    Ok((team, access))
+}
+
+/// Lists an organization's teams, newest first.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path), Page),
+    responses((status = 200, body = TeamList), (status = 404, body = Problem)))]
+async fn list_teams(State(state): State<AppState>, principal: Principal, Path(id): Path<String>, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<TeamList>> {
+    let limit = page.limit()?;
+    let mut tx = state.store.read().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let rows = tx.teams_of_org(access.org.id, page.cursor()?, limit + 1).await?;
+    let (rows, next_cursor) = paginate(rows, limit, |t| t.id);
+    let mut items = Vec::with_capacity(rows.len());
+    for t in &rows {
+        items.push(TeamView::new(t, &tx.team_members(t.id).await?));
+    }
+    tx.rollback().await?;
+    Ok(Json(TeamList { items, next_cursor }))
+}
+
+/// A new team, or a team's new name.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamInput {
+    /// Unique within the org, ignoring case.
+    #[schema(value_type = String)]
+    pub name: TeamName,
+}
+
+/// Creates a team.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
+    responses((status = 201, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn create_team(State(state): State<AppState>, principal: Principal, Path(id): Path<String>, ApiJson(req): ApiJson<TeamInput>) -> ApiResult<(StatusCode, Json<TeamView>)> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let team = TeamRow {
+        id: TeamId::new(),
+        org_id: access.org.id,
+        name: req.name.as_str().to_owned(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    tx.insert_team(&team).await?;
+    let event = AuditDraft::new("team.created", principal.actor(), TargetType::Team, team.id)
+        .in_org(team.org_id)
+        .personal(json!({ "name": team.name }));
+    commit(tx, vec![event], now).await?;
+    Ok((StatusCode::CREATED, Json(TeamView::new(&team, &[]))))
+}
+
+/// Reads a team with its members.
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
+    responses((status = 200, body = TeamView), (status = 404, body = Problem)))]
+async fn get_team(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<TeamView>> {
+    let mut tx = state.store.read().await?;
+    let (team, _) = team_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let members = tx.team_members(team.id).await?;
+    tx.rollback().await?;
+    Ok(Json(TeamView::new(&team, &members)))
+}
+
+/// Renames a team. `If-Match: "<version>"` makes it conditional.
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
+    responses((status = 200, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+async fn patch_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<TeamInput>,
+) -> ApiResult<Json<TeamView>> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let (mut team, _) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    check_if_match(&headers, team.version)?;
+    if team.name != req.name.as_str() {
+        team.name = req.name.as_str().to_owned();
+        team.updated_at = now;
+        tx.update_team(&team).await?;
+        team.version += 1;
+        let event = AuditDraft::new("team.updated", principal.actor(), TargetType::Team, team.id)
+            .in_org(team.org_id)
+            .detail(json!({ "fields": ["name"] }))
+            .personal(json!({ "name": team.name }));
+        let members = tx.team_members(team.id).await?;
+        commit(tx, vec![event], now).await?;
+        return Ok(Json(TeamView::new(&team, &members)));
+    }
+    let members = tx.team_members(team.id).await?;
+    tx.rollback().await?;
+    Ok(Json(TeamView::new(&team, &members)))
+}
+
+/// A team role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamMemberRole {
+    /// `team_admin`, `team_member`, `team_operator` or `team_viewer`.
+    #[schema(value_type = String)]
+    pub role: TeamRole,
+}
+
+/// Adds a member of the org to the team, or changes their team role.
+#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
+    params(("id" = String, Path), ("user_id" = String, Path)), request_body = TeamMemberRole,
+    responses((status = 200, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn put_team_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<TeamMemberRole>,
+) -> ApiResult<Json<TeamView>> {
+    let now = OffsetDateTime::now_utc();
+    let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
+    let mut tx = state.store.write().await?;
+    let (team, access) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    if !user.status.can_receive_roles() {
+        return Err(ApiError::user_deactivated(user.id));
+    }
+    let is_member = tx.members(access.org.id).await?.iter().any(|m| m.user_id == user_id && !m.dormant);
+    if !is_member {
+        return Err(ApiError::conflict("invalid_transition", "only members of the organization can join its teams"));
+    }
+    let previous = tx.team_members(team.id).await?.into_iter().find(|m| m.user_id == user_id).map(|m| m.role);
+    let events = if previous == Some(req.role) {
+        vec![]
+    } else {
+        tx.put_team_member(team.id, user_id, req.role, now).await?;
+        vec![
+            AuditDraft::new("team.member_put", principal.actor(), TargetType::User, user_id)
+                .in_org(team.org_id)
+                .detail(json!({ "team_id": team.id, "from": previous, "to": req.role })),
+        ]
+    };
+    let members = tx.team_members(team.id).await?;
+    commit(tx, events, now).await?;
+    Ok(Json(TeamView::new(&team, &members)))
+}
+
+/// Removes a member from the team (kept in history).
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
+    params(("id" = String, Path), ("user_id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn delete_team_member(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let now = OffsetDateTime::now_utc();
+    let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("team member"))?;
+    let mut tx = state.store.write().await?;
+    let (team, _) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let member = tx.team_members(team.id).await?.into_iter().find(|m| m.user_id == user_id);
+    let Some(member) = member else { return Err(ApiError::not_found("team member")) };
+    tx.end_team_member(team.id, user_id, now).await?;
+    let event = AuditDraft::new("team.member_removed", principal.actor(), TargetType::User, user_id)
+        .in_org(team.org_id)
+        .detail(json!({ "team_id": team.id, "role": member.role }));
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

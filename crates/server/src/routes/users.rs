@@ -1,0 +1,314 @@
+//! Users, for instance admins: create, list and search, read, change.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use steward_core::roles::permissions_of;
+use steward_core::{AuditDraft, Email, InstanceRole, OrgId, Permission, PersonName, TargetType, UserId, UserStatus};
+use steward_store::{UserFilter, UserRow};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
+use crate::state::{AppState, commit};
+use crate::views::{UserList, UserView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_users, create_user)).routes(routes!(get_user, patch_user))
+}
+
+/// Filters of the user list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Case-insensitive substring of email or name.
+    pub q: Option<String>,
+    /// Only users in this status.
+    pub status: Option<String>,
+    /// Only current members of this org.
+    pub org_id: Option<String>,
+    /// Only users not signed in since this instant (RFC 3339).
+    pub inactive_since: Option<String>,
+    /// 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists users, newest first.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
+    responses((status = 200, body = UserList), (status = 400, body = Problem), (status = 403, body = Problem)))]
+async fn list_users(State(state): State<AppState>, principal: Principal, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<UserList>> {
+    principal.require(Permission::UsersRead)?;
+    let page = Page { limit: q.limit, cursor: q.cursor };
+    let limit = page.limit()?;
+    let status = q.status.as_deref().map(str::parse::<UserStatus>).transpose()?;
+    let org_id = q
+        .org_id
+        .as_deref()
+        .map(|o| o.parse::<OrgId>().map_err(|_| ApiError::invalid("org_id", "is not an id")))
+        .transpose()?;
+    let inactive_since = q
+        .inactive_since
+        .as_deref()
+        .map(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ApiError::invalid("inactive_since", "must be an RFC 3339 time"))
+        })
+        .transpose()?;
+    let filter = UserFilter {
+        q: q.q.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+        status,
+        org_id,
+        inactive_since,
+        before: page.cursor()?,
+        limit: limit + 1,
+    };
+    let mut tx = state.store.read().await?;
+    let rows = tx.list_users(&filter).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |u| u.id);
+    Ok(Json(UserList { items: rows.iter().map(UserView::from).collect(), next_cursor }))
+}
+
+/// A new user.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    #[schema(value_type = String, format = Email)]
+    pub email: Email,
+    #[schema(value_type = String)]
+    pub name: PersonName,
+    /// With a password the user is `active`; without, `invited`.
+    pub password: Option<String>,
+    /// Instance roles to grant; only roles whose permissions the caller holds.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub instance_roles: Vec<InstanceRole>,
+    /// Send the invitation email (invited users only); default true.
+    pub send_invitation: Option<bool>,
+}
+
+/// Err unless every role exists and grants nothing the caller lacks.
+fn check_grantable(principal: &Principal, roles: &[InstanceRole]) -> ApiResult<()> {
+    for role in roles {
+        if !role.is_builtin() {
+            return Err(ApiError::invalid("instance_roles", format!("there is no role named {role}")));
+        }
+    }
+    let wanted = permissions_of(roles);
+    if !wanted.is_subset(&principal.permissions) {
+        return Err(ApiError::forbidden("you cannot grant a role with permissions you do not hold"));
+    }
+    Ok(())
+}
+
+/// The 409 for an email already in use, naming a deactivated owner so that they are reactivated.
+pub fn email_in_use(existing: &UserRow) -> ApiError {
+    match existing.status {
+        UserStatus::Deactivated | UserStatus::Anonymized => ApiError::user_deactivated(existing.id),
+        _ => ApiError::conflict("email_taken", "a user with this email already exists"),
+    }
+}
+
+/// Creates a user. An email is never reused: a deactivated user's email answers `user_deactivated`.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem)))]
+async fn create_user(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewUser>) -> ApiResult<(StatusCode, Json<UserView>)> {
+    principal.require(Permission::UsersWrite)?;
+    let mut roles = req.instance_roles.clone();
+    roles.sort();
+    roles.dedup();
+    check_grantable(&principal, &roles)?;
+    let password_hash = match &req.password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    let user = UserRow {
+        id: UserId::new(),
+        email: req.email.as_str().to_owned(),
+        email_key: req.email.key(),
+        name: req.name.as_str().to_owned(),
+        status: if password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited },
+        password_hash,
+        locale: None,
+        timezone: None,
+        instance_roles: roles,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        version: 1,
+    };
+    let mut tx = state.store.write().await?;
+    if let Some(existing) = tx.user_by_email_key(&user.email_key).await? {
+        return Err(email_in_use(&existing));
+    }
+    tx.insert_user(&user).await?;
+    let event = AuditDraft::new("user.created", principal.actor(), TargetType::User, user.id)
+        .detail(json!({
+            "status": user.status,
+            "instance_roles": user.instance_roles,
+            "send_invitation": user.status == UserStatus::Invited && req.send_invitation.unwrap_or(true),
+        }))
+        .personal(json!({ "email": user.email, "name": user.name }));
+    commit(tx, vec![event], now).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+fn parse_user_id(id: &str) -> ApiResult<UserId> {
+    id.parse().map_err(|_| ApiError::not_found("user"))
+}
+
+/// Reads a user.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersRead)?;
+    let id = parse_user_id(&id)?;
+    let mut tx = state.store.read().await?;
+    let user = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    tx.rollback().await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Changes to a user; absent fields stay, `null` clears `locale` and `timezone`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    #[schema(value_type = Option<String>)]
+    pub name: Option<PersonName>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub locale: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub timezone: Option<Option<String>>,
+    /// Replaces the user's instance roles.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub instance_roles: Option<Vec<InstanceRole>>,
+    /// Sets a new password; the user's sessions end.
+    pub password: Option<String>,
+}
+
+fn check_locale(locale: &str) -> ApiResult<()> {
+    let mut parts = locale.split('-');
+    let lang_ok = parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if lang_ok && rest_ok { Ok(()) } else { Err(ApiError::invalid("locale", "must be a language tag such as en or pt-BR")) }
+}
+
+pub fn check_timezone(tz: &str) -> ApiResult<()> {
+    let ok = (1..=64).contains(&tz.len())
+        && tz.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c)));
+    if ok { Ok(()) } else { Err(ApiError::invalid("timezone", "must be an IANA time zone such as Europe/Prague")) }
+}
+
+/// Changes a user. `If-Match: "<version>"` makes it conditional.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+async fn patch_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<UserPatch>,
+) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersWrite)?;
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot change users"));
+    }
+    let id = parse_user_id(&id)?;
+    if let Some(Some(l)) = &patch.locale {
+        check_locale(l)?;
+    }
+    if let Some(Some(t)) = &patch.timezone {
+        check_timezone(t)?;
+    }
+    let new_hash = match &patch.password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let before = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    check_if_match(&headers, before.version)?;
+    let mut user = before.clone();
+    let mut changed: Vec<&str> = Vec::new();
+    let mut events = Vec::new();
+    let mut roles_changed = false;
+    if let Some(name) = &patch.name {
+        user.name = name.as_str().to_owned();
+        changed.push("name");
+    }
+    if let Some(locale) = patch.locale {
+        user.locale = locale;
+        changed.push("locale");
+    }
+    if let Some(tz) = patch.timezone {
+        user.timezone = tz;
+        changed.push("timezone");
+    }
+    if let Some(hash) = new_hash {
+        if !user.status.can_receive_roles() {
+            return Err(ApiError::conflict("invalid_transition", format!("a {} user's password cannot be set", user.status)));
+        }
+        user.password_hash = Some(hash);
+        changed.push("password");
+    }
+    if let Some(roles) = &patch.instance_roles {
+        let mut roles = roles.clone();
+        roles.sort();
+        roles.dedup();
+        let old: BTreeSet<_> = before.instance_roles.iter().cloned().collect();
+        let new: BTreeSet<_> = roles.iter().cloned().collect();
+        let added: Vec<InstanceRole> = new.difference(&old).cloned().collect();
+        let removed: Vec<InstanceRole> = old.difference(&new).cloned().collect();
+        check_grantable(&principal, &added)?;
+        check_grantable(&principal, &removed)?;
+        let sysadmin = InstanceRole::system_admin();
+        if removed.contains(&sysadmin) && tx.count_users_with_role(sysadmin.as_str()).await? <= 1 && before.status == UserStatus::Active {
+            return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot lose that role"));
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            tx.set_instance_roles(user.id, &roles).await?;
+            events.push(
+                AuditDraft::new("user.roles_changed", principal.actor(), TargetType::User, user.id)
+                    .detail(json!({ "added": added, "removed": removed })),
+            );
+            user.instance_roles = roles;
+            roles_changed = true;
+        }
+    }
+    if !changed.is_empty() || roles_changed {
+        user.updated_at = now;
+        tx.update_user(&user).await?;
+        user.version += 1;
+        if !changed.is_empty() {
+            events.push(
+                AuditDraft::new("user.updated", principal.actor(), TargetType::User, user.id)
+                    .detail(json!({ "fields": changed }))
+                    .personal(json!({ "name": user.name })),
+            );
+        }
+    }
+    if changed.contains(&"password") {
+        for s in tx.live_sessions(user.id, now).await? {
+            if principal.session_id() != Some(s.id) {
+                tx.revoke_session(s.id, now).await?;
+            }
+        }
+    }
+    commit(tx, events, now).await?;
+    Ok(Json(UserView::from(&user)))
+}

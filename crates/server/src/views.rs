@@ -1,0 +1,241 @@
+//! What the API answers with: the JSON views of stored rows.
+
+use serde::Serialize;
+use steward_store::{ApiTokenRow, MemberRow, OrgRow, SessionRow, TeamMemberRow, TeamRow, UserRow};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use crate::schema::LicenseSchema;
+
+/// A user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// `invited`, `active`, `suspended`, `deactivated` or `anonymized`.
+    pub status: String,
+    pub locale: Option<String>,
+    pub timezone: Option<String>,
+    /// Names of the user's instance roles.
+    pub instance_roles: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_login_at: Option<OffsetDateTime>,
+    pub version: i64,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(u: &UserRow) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            status: u.status.to_string(),
+            locale: u.locale.clone(),
+            timezone: u.timezone.clone(),
+            instance_roles: u.instance_roles.iter().map(|r| r.to_string()).collect(),
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+            last_login_at: u.last_login_at,
+            version: u.version,
+        }
+    }
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    pub id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub owner_id: String,
+    /// `active`, `deprovisioned` or `purged`.
+    pub state: String,
+    /// Derived from the license and usage, never stored.
+    pub frozen: bool,
+    pub timezone: Option<String>,
+    pub country: Option<String>,
+    #[schema(value_type = LicenseSchema)]
+    pub license: steward_core::License,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+impl OrgView {
+    /// The view of `o` at `now`.
+    pub fn new(o: &OrgRow, now: OffsetDateTime) -> Self {
+        OrgView {
+            id: o.id.to_string(),
+            name: o.name.clone(),
+            external_id: o.external_id.clone(),
+            owner_id: o.owner_id.to_string(),
+            state: o.state.clone(),
+            frozen: o.license.frozen(0, 0, now),
+            timezone: o.timezone.clone(),
+            country: o.country.clone(),
+            license: o.license.clone(),
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            version: o.version,
+        }
+    }
+}
+
+/// A member of an org.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    /// `owner`, `admin`, `member`, `accountant` or `viewer`.
+    pub role: String,
+    /// The user's status.
+    pub status: String,
+    /// Kept while the user is deactivated, and restored on reactivation.
+    pub dormant: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&MemberRow> for MemberView {
+    fn from(m: &MemberRow) -> Self {
+        MemberView {
+            user_id: m.user_id.to_string(),
+            email: m.email.clone(),
+            name: m.name.clone(),
+            role: m.role.to_string(),
+            status: m.status.to_string(),
+            dormant: m.dormant,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// A member of a team.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMemberView {
+    pub user_id: String,
+    /// `team_admin`, `team_member`, `team_operator` or `team_viewer`.
+    pub role: String,
+    pub dormant: bool,
+}
+
+impl From<&TeamMemberRow> for TeamMemberView {
+    fn from(m: &TeamMemberRow) -> Self {
+        TeamMemberView { user_id: m.user_id.to_string(), role: m.role.to_string(), dormant: m.dormant }
+    }
+}
+
+/// A team with its members.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamView {
+    pub id: String,
+    pub org_id: String,
+    pub name: String,
+    pub members: Vec<TeamMemberView>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    pub version: i64,
+}
+
+impl TeamView {
+    /// The view of a team and its current members.
+    pub fn new(t: &TeamRow, members: &[TeamMemberRow]) -> Self {
+        TeamView {
+            id: t.id.to_string(),
+            org_id: t.org_id.to_string(),
+            name: t.name.clone(),
+            members: members.iter().map(TeamMemberView::from).collect(),
+            created_at: t.created_at,
+            version: t.version,
+        }
+    }
+}
+
+/// A login session (never its secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub user_id: String,
+    /// The admin signed in as this user, for an impersonation session.
+    pub impersonator_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+impl SessionView {
+    /// The view of `s`; `current` marks the caller's own.
+    pub fn new(s: &SessionRow, current: bool) -> Self {
+        SessionView {
+            id: s.id.to_string(),
+            user_id: s.user_id.to_string(),
+            impersonator_id: s.impersonator_id.map(|i| i.to_string()),
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            current,
+        }
+    }
+}
+
+/// An API token (the secret is shown only at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl From<&ApiTokenRow> for TokenView {
+    fn from(t: &ApiTokenRow) -> Self {
+        TokenView { id: t.id.to_string(), name: t.name.clone(), created_at: t.created_at, expires_at: t.expires_at }
+    }
+}
+
+macro_rules! list_type {
+    ($name:ident, $item:ty) => {
+        /// A page of a list, newest first.
+        #[derive(Debug, Serialize, ToSchema)]
+        pub struct $name {
+            pub items: Vec<$item>,
+            /// Pass as `cursor` for the next page; null on the last.
+            pub next_cursor: Option<String>,
+        }
+    };
+}
+
+list_type!(UserList, UserView);
+list_type!(OrgList, OrgView);
+list_type!(MemberList, MemberView);
+list_type!(TeamList, TeamView);
+list_type!(SessionList, SessionView);
+list_type!(TokenList, TokenView);
+list_type!(AuditList, crate::routes::audit::AuditEventView);
