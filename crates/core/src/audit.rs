@@ -214,12 +214,7 @@ pub struct ChainCheck {
 
 impl Default for ChainCheck {
     fn default() -> Self {
-        ChainCheck {
-            expected_prev: GENESIS_HASH.to_owned(),
-            expected_seq: 1,
-            checked: 0,
-            first_bad_seq: None,
-        }
+        ChainCheck { expected_prev: GENESIS_HASH.to_owned(), expected_seq: 1, checked: 0, first_bad_seq: None }
     }
 }
 
@@ -266,10 +261,8 @@ pub fn canonical_json(value: &serde_json::Value) -> String {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let body: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
+            let body: Vec<String> =
+                keys.into_iter().map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k]))).collect();
             format!("{{{}}}", body.join(","))
         }
         Value::Array(items) => {

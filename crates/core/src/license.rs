@@ -60,19 +60,18 @@ impl License {
         if !patch.is_object() {
             return Err(DomainError::invalid("license", "must be an object"));
         }
-        let mut doc = serde_json::to_value(self)
-            .map_err(|e| DomainError::invalid("license", e.to_string()))?;
+        let mut doc = serde_json::to_value(self).map_err(|e| DomainError::invalid("license", e.to_string()))?;
         merge_patch(&mut doc, patch);
-        let merged: License = serde_json::from_value(doc)
-            .map_err(|e| DomainError::invalid("license", e.to_string()))?;
+        let merged: License =
+            serde_json::from_value(doc).map_err(|e| DomainError::invalid("license", e.to_string()))?;
         merged.validated()
     }
 
     /// Checks what the types cannot: feature names.
     pub fn validated(self) -> Result<License, DomainError> {
         for name in self.features.keys() {
-            let ok = (1..=64).contains(&name.len())
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            let ok =
+                (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
             if !ok {
                 return Err(DomainError::invalid(
                     "license",
@@ -91,9 +90,7 @@ impl License {
     /// Frozen: a consumable exhausted (limit 0 or used up) or the license expired.
     pub fn frozen(&self, used_operations: u64, used_transfer: u64, now: OffsetDateTime) -> bool {
         let exhausted = |limit: Option<u64>, used: u64| limit.is_some_and(|l| used >= l);
-        self.expired(now)
-            || exhausted(self.operations, used_operations)
-            || exhausted(self.transfer, used_transfer)
+        self.expired(now) || exhausted(self.operations, used_operations) || exhausted(self.transfer, used_transfer)
     }
 }
 
@@ -133,9 +130,8 @@ mod tests {
             "operations": 1000, "users": 5, "features": {"sso": true, "beta": true}
         }))
         .unwrap();
-        let merged = base
-            .merged(&json!({"operations": 0, "users": null, "features": {"beta": null, "api": false}}))
-            .unwrap();
+        let merged =
+            base.merged(&json!({"operations": 0, "users": null, "features": {"beta": null, "api": false}})).unwrap();
         assert_eq!(merged.operations, Some(0));
         assert_eq!(merged.users, None);
         assert_eq!(merged.features, BTreeMap::from([("sso".into(), true), ("api".into(), false)]));

@@ -64,9 +64,7 @@ pub fn set_member_role(
     }
     let change = match org.member(user_id) {
         Some(m) if m.role == OrgRole::Owner => {
-            return Err(DomainError::OwnerRequired(
-                "the owner's role changes only by transferring ownership".into(),
-            ));
+            return Err(DomainError::OwnerRequired("the owner's role changes only by transferring ownership".into()));
         }
         Some(m) if m.role == role => RoleChange::Unchanged,
         Some(m) => RoleChange::Changed { from: m.role },
@@ -95,13 +93,10 @@ pub fn set_member_role(
 
 /// Ends a membership; the owner cannot be removed.
 pub fn remove_member(org: &OrgView, user_id: UserId, actor: Actor) -> Result<AuditDraft, DomainError> {
-    let member = org
-        .member(user_id)
-        .ok_or_else(|| DomainError::invalid("user_id", "is not a member of this organization"))?;
+    let member =
+        org.member(user_id).ok_or_else(|| DomainError::invalid("user_id", "is not a member of this organization"))?;
     if member.role == OrgRole::Owner || org.owner_id == user_id {
-        return Err(DomainError::OwnerRequired(
-            "the owner cannot be removed; transfer ownership first".into(),
-        ));
+        return Err(DomainError::OwnerRequired("the owner cannot be removed; transfer ownership first".into()));
     }
     Ok(AuditDraft::new("org.member_removed", actor, TargetType::User, user_id)
         .in_org(org.id)
@@ -141,14 +136,9 @@ pub fn transfer_ownership(
             "the new owner must be an active user, not {new_owner_status}"
         )));
     }
-    let transfer = Transfer {
-        previous_owner_id: org.owner_id,
-        previous_owner_role,
-        new_owner_id,
-    };
-    let event = AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
-        .in_org(org.id)
-        .detail(json!({
+    let transfer = Transfer { previous_owner_id: org.owner_id, previous_owner_role, new_owner_id };
+    let event =
+        AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id).in_org(org.id).detail(json!({
             "from": org.owner_id,
             "to": new_owner_id,
             "previous_owner_role": previous_owner_role,

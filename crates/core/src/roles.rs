@@ -134,16 +134,39 @@ pub const BUILTIN_ROLES: &[(&str, &[Permission])] = {
         (
             "system_admin",
             &[
-                UsersRead, UsersWrite, UsersLifecycle, UsersImpersonate, SessionsRevoke, OrgsRead,
-                OrgsWrite, OrgsLifecycle, LicensesWrite, UsageWrite, AuditRead, ReviewsManage,
-                InstanceManage, RolesManage, WebhooksManage, ScimManage,
+                UsersRead,
+                UsersWrite,
+                UsersLifecycle,
+                UsersImpersonate,
+                SessionsRevoke,
+                OrgsRead,
+                OrgsWrite,
+                OrgsLifecycle,
+                LicensesWrite,
+                UsageWrite,
+                AuditRead,
+                ReviewsManage,
+                InstanceManage,
+                RolesManage,
+                WebhooksManage,
+                ScimManage,
             ],
         ),
         (
             "admin",
             &[
-                UsersRead, UsersWrite, UsersLifecycle, SessionsRevoke, OrgsRead, OrgsWrite,
-                OrgsLifecycle, LicensesWrite, UsageWrite, AuditRead, ReviewsManage, WebhooksManage,
+                UsersRead,
+                UsersWrite,
+                UsersLifecycle,
+                SessionsRevoke,
+                OrgsRead,
+                OrgsWrite,
+                OrgsLifecycle,
+                LicensesWrite,
+                UsageWrite,
+                AuditRead,
+                ReviewsManage,
+                WebhooksManage,
                 ScimManage,
             ],
         ),
@@ -205,11 +228,7 @@ impl fmt::Display for InstanceRole {
 
 /// The union of the permissions of `roles`; unknown role names grant nothing.
 pub fn permissions_of<'a>(roles: impl IntoIterator<Item = &'a InstanceRole>) -> BTreeSet<Permission> {
-    roles
-        .into_iter()
-        .filter_map(InstanceRole::builtin_permissions)
-        .flat_map(|p| p.iter().copied())
-        .collect()
+    roles.into_iter().filter_map(InstanceRole::builtin_permissions).flat_map(|p| p.iter().copied()).collect()
 }
 
 #[cfg(test)]

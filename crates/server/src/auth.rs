@@ -78,15 +78,10 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 impl PasswordPool {
     /// A pool computing at most `concurrency` hashes at once (0: one per core).
     pub fn new(concurrency: usize) -> Self {
-        let n = if concurrency == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            concurrency
-        };
-        let dummy = Argon2::default()
-            .hash_password(b"steward timing equaliser")
-            .map(|h| h.to_string())
-            .unwrap_or_default();
+        let n =
+            if concurrency == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { concurrency };
+        let dummy =
+            Argon2::default().hash_password(b"steward timing equaliser").map(|h| h.to_string()).unwrap_or_default();
         PasswordPool { permits: Arc::new(Semaphore::new(n)), dummy_hash: Arc::new(dummy) }
     }
 
@@ -110,7 +105,8 @@ impl PasswordPool {
         let hash = hash.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
         let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+            PasswordHash::new(&hash)
+                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
         })
         .await
         .map_err(ApiError::internal)?;

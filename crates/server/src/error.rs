@@ -180,7 +180,8 @@ impl From<DomainError> for ApiError {
             DomainError::OwnerRequired(d) => ApiError::conflict("owner_required", d),
             DomainError::InvalidTransition(d) => ApiError::conflict("invalid_transition", d),
             DomainError::UserDeactivated(id) => {
-                let mut e = ApiError::conflict("user_deactivated", format!("user {id} is deactivated; reactivate them first"));
+                let mut e =
+                    ApiError::conflict("user_deactivated", format!("user {id} is deactivated; reactivate them first"));
                 e.user_id = Some(id);
                 e
             }

@@ -107,7 +107,8 @@ impl InstanceSettings {
             return Err(ApiError::invalid("branding.logo_url", "must be an http(s) URL"));
         }
         if let Some(email) = &self.branding.support_email {
-            steward_core::Email::parse(email).map_err(|e| ApiError::invalid("branding.support_email", e.to_string()))?;
+            steward_core::Email::parse(email)
+                .map_err(|e| ApiError::invalid("branding.support_email", e.to_string()))?;
         }
         let hours = self.policies.session_hours;
         if !(1..=24 * 90).contains(&hours) {

@@ -11,8 +11,7 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
 use steward_core::audit::GENESIS_HASH;
 use steward_core::license::License;
 use steward_core::{
-    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
-    UserStatus,
+    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus,
 };
 use time::OffsetDateTime;
 
@@ -46,11 +45,8 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(base.read_only(true))
-            .await
-            .map_err(backend)?;
+        let readers =
+            SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(true)).await.map_err(backend)?;
         Ok(Self { writer, readers })
     }
 
@@ -262,11 +258,7 @@ fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
 }
 
 fn expect_one(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
-    if result.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(Constraint::VersionMismatch))
-    }
+    if result.rows_affected() == 1 { Ok(()) } else { Err(StoreError::Conflict(Constraint::VersionMismatch)) }
 }
 
 #[async_trait]
@@ -307,7 +299,11 @@ impl Users for SqliteTx {
 
     async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id.to_string()).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -522,38 +518,48 @@ impl Orgs for SqliteTx {
             .collect()
     }
 
-    async fn insert_membership(&mut self, org: OrgId, user: UserId, role: OrgRole, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)")
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(org.to_string())
-            .bind(user.to_string())
-            .bind(role.as_str())
-            .bind(micros(at))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+    async fn insert_membership(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(org.to_string())
+        .bind(user.to_string())
+        .bind(role.as_str())
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
     async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-            .bind(role.as_str())
-            .bind(org.to_string())
-            .bind(user.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let result =
+            sqlx::query("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(role.as_str())
+                .bind(org.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         expect_one(result)
     }
 
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-            .bind(micros(at))
-            .bind(org.to_string())
-            .bind(user.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let result =
+            sqlx::query("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(micros(at))
+                .bind(org.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         expect_one(result)?;
         sqlx::query(
             "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
@@ -620,14 +626,15 @@ impl Teams for SqliteTx {
     }
 
     async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
-        let rows = sqlx::query("SELECT * FROM teams WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
-            .bind(org.to_string())
-            .bind(before.map(|b| b.to_string()))
-            .bind(before.map(|b| b.to_string()))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let rows =
+            sqlx::query("SELECT * FROM teams WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+                .bind(org.to_string())
+                .bind(before.map(|b| b.to_string()))
+                .bind(before.map(|b| b.to_string()))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         rows.iter().map(team_from_row).collect()
     }
 
@@ -651,18 +658,26 @@ impl Teams for SqliteTx {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(team.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(team.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
         rows.iter().map(team_member_from_row).collect()
     }
 
-    async fn put_team_member(&mut self, team: TeamId, user: UserId, role: TeamRole, at: OffsetDateTime) -> StoreResult<()> {
-        let updated = sqlx::query("UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
-            .bind(role.as_str())
-            .bind(team.to_string())
-            .bind(user.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+    async fn put_team_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        role: TeamRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let updated =
+            sqlx::query("UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(role.as_str())
+                .bind(team.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         if updated.rows_affected() == 0 {
             sqlx::query(
                 "INSERT INTO team_members (id, team_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
@@ -680,13 +695,14 @@ impl Teams for SqliteTx {
     }
 
     async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        let result = sqlx::query("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
-            .bind(micros(at))
-            .bind(team.to_string())
-            .bind(user.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let result =
+            sqlx::query("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(micros(at))
+                .bind(team.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         expect_one(result)
     }
 
@@ -695,7 +711,8 @@ impl Teams for SqliteTx {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
         rows.iter().map(team_member_from_row).collect()
     }
 }
@@ -941,12 +958,13 @@ impl Settings for SqliteTx {
     }
 
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {
-        let row = sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?")
-            .bind(scope)
-            .bind(key)
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let row =
+            sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(backend)?;
         row.map(|row| {
             Ok(IdempotentResponse {
                 request_hash: get(&row, "request_hash")?,

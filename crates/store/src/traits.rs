@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
-use steward_core::{AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId};
+use steward_core::{
+    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
+};
 use time::OffsetDateTime;
 
-use crate::model::*;
 use crate::StoreResult;
+use crate::model::*;
 
 /// A database: hands out transactions and answers readiness.
 #[async_trait]
@@ -66,7 +68,13 @@ pub trait Orgs {
     /// Writes every column of `org` and bumps its version, if it is still at `org.version`.
     async fn update_org(&mut self, org: &OrgRow) -> StoreResult<()>;
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
-    async fn insert_membership(&mut self, org: OrgId, user: UserId, role: OrgRole, at: OffsetDateTime) -> StoreResult<()>;
+    async fn insert_membership(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()>;
     /// Ends the current membership (and the user's teams in that org), keeping the rows.
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;
@@ -81,7 +89,13 @@ pub trait Teams {
     async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>>;
     async fn update_team(&mut self, team: &TeamRow) -> StoreResult<()>;
     async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>>;
-    async fn put_team_member(&mut self, team: TeamId, user: UserId, role: TeamRole, at: OffsetDateTime) -> StoreResult<()>;
+    async fn put_team_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        role: TeamRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
     async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;
     async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>>;
 }
@@ -120,5 +134,11 @@ pub trait Settings {
     async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>>;
     async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()>;
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>>;
-    async fn save_idempotent_response(&mut self, scope: &str, key: &str, response: &IdempotentResponse, at: OffsetDateTime) -> StoreResult<()>;
+    async fn save_idempotent_response(
+        &mut self,
+        scope: &str,
+        key: &str,
+        response: &IdempotentResponse,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
 }

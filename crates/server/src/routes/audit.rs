@@ -98,7 +98,11 @@ fn parse_time(field: &'static str, value: Option<&str>) -> ApiResult<Option<Offs
 /// Reads the audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn list_audit(State(state): State<AppState>, principal: Principal, ApiQuery(q): ApiQuery<AuditQuery>) -> ApiResult<Json<AuditList>> {
+async fn list_audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> ApiResult<Json<AuditList>> {
     principal.require(Permission::AuditRead)?;
     let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
@@ -147,5 +151,9 @@ pub struct VerifyResult {
 async fn verify_audit(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<VerifyResult>> {
     principal.require(Permission::AuditRead)?;
     let check = state.store.verify_audit().await?;
-    Ok(Json(VerifyResult { ok: check.first_bad_seq().is_none(), events: check.checked(), first_bad_seq: check.first_bad_seq() }))
+    Ok(Json(VerifyResult {
+        ok: check.first_bad_seq().is_none(),
+        events: check.checked(),
+        first_bad_seq: check.first_bad_seq(),
+    }))
 }

@@ -57,7 +57,12 @@ pub struct LoginResponse {
 /// Signs in with email and password. Wrong credentials and inactive users get the same 401.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
-async fn login(State(state): State<AppState>, ClientIp(ip): ClientIp, headers: HeaderMap, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<Response> {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<Response> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
     state.throttle.check(&key, ip)?;
@@ -129,7 +134,10 @@ fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, 
 async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
     let Some(session_id) = principal.session_id() else {
-        return Err(ApiError::invalid("Authorization", "logout ends a session; revoke API tokens with DELETE /api/v1/me/tokens/{id}"));
+        return Err(ApiError::invalid(
+            "Authorization",
+            "logout ends a session; revoke API tokens with DELETE /api/v1/me/tokens/{id}",
+        ));
     };
     let mut tx = state.store.write().await?;
     tx.revoke_session(session_id, now).await?;
@@ -247,7 +255,11 @@ pub struct CreatedToken {
 /// The caller's API tokens.
 #[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page),
     responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
-async fn list_tokens(State(state): State<AppState>, principal: Principal, Query(page): Query<Page>) -> ApiResult<Json<TokenList>> {
+async fn list_tokens(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<TokenList>> {
     let limit = page.limit()?;
     let before: Option<TokenId> = page.cursor()?;
     let mut tx = state.store.read().await?;
@@ -266,7 +278,11 @@ async fn list_tokens(State(state): State<AppState>, principal: Principal, Query(
 /// Creates an API token for the caller; its secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn create_token(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewToken>) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create API tokens"));
     }
@@ -296,14 +312,24 @@ async fn create_token(State(state): State<AppState>, principal: Principal, ApiJs
     commit(tx, vec![event], now).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedToken { id: row.id.to_string(), name: row.name, token: secret, created_at: now, expires_at: row.expires_at }),
+        Json(CreatedToken {
+            id: row.id.to_string(),
+            name: row.name,
+            token: secret,
+            created_at: now,
+            expires_at: row.expires_at,
+        }),
     ))
 }
 
 /// Revokes one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_token(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: TokenId = id.parse().map_err(|_| ApiError::not_found("token"))?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
@@ -321,7 +347,11 @@ async fn delete_token(State(state): State<AppState>, principal: Principal, Path(
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
     responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
-async fn list_sessions(State(state): State<AppState>, principal: Principal, Query(page): Query<Page>) -> ApiResult<Json<SessionList>> {
+async fn list_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Query(page): Query<Page>,
+) -> ApiResult<Json<SessionList>> {
     let limit = page.limit()?;
     let before: Option<SessionId> = page.cursor()?;
     let now = OffsetDateTime::now_utc();
@@ -336,13 +366,20 @@ async fn list_sessions(State(state): State<AppState>, principal: Principal, Quer
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |s| s.id);
     let current = principal.session_id();
-    Ok(Json(SessionList { items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(), next_cursor }))
+    Ok(Json(SessionList {
+        items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(),
+        next_cursor,
+    }))
 }
 
 /// Ends one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_session(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn delete_session(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
     let id: SessionId = id.parse().map_err(|_| ApiError::not_found("session"))?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;

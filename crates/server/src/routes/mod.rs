@@ -28,8 +28,5 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
 /// The `User-Agent`, cut to a sane length.
 pub fn user_agent(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.chars().take(256).collect())
+    headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(256).collect())
 }

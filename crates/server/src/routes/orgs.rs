@@ -44,6 +44,8 @@ pub enum Need {
 }
 
 /// Proof that the caller may do what was asked with this org; only [`org_access`] makes one.
+// The private field keeps other modules from forging one; `non_exhaustive` would not, inside the crate.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct OrgAccess {
     /// The org as read in the caller's transaction.
     pub org: OrgRow,
@@ -57,12 +59,7 @@ pub struct OrgAccess {
 pub async fn org_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Need) -> ApiResult<OrgAccess> {
     let id: OrgId = id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let org = tx.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
-    let role = tx
-        .members(id)
-        .await?
-        .into_iter()
-        .find(|m| m.user_id == principal.user.id && !m.dormant)
-        .map(|m| m.role);
+    let role = tx.members(id).await?.into_iter().find(|m| m.user_id == principal.user.id && !m.dormant).map(|m| m.role);
     if !(principal.has(Permission::OrgsRead) || role.is_some()) {
         return Err(ApiError::not_found("organization"));
     }
@@ -98,7 +95,11 @@ pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> ApiResult<Rules> {
 /// Lists orgs: all of them for instance admins, the caller's own for everyone else.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(Page),
     responses((status = 200, body = OrgList), (status = 401, body = Problem)))]
-async fn list_orgs(State(state): State<AppState>, principal: Principal, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<OrgList>> {
+async fn list_orgs(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<OrgList>> {
     let limit = page.limit()?;
     let filter = OrgFilter {
         member: (!principal.has(Permission::OrgsRead)).then_some(principal.user.id),
@@ -151,7 +152,11 @@ fn check_country(c: &str) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg,
     responses((status = 201, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn create_org(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewOrg>) -> ApiResult<(StatusCode, Json<OrgView>)> {
+async fn create_org(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewOrg>,
+) -> ApiResult<(StatusCode, Json<OrgView>)> {
     principal.require(Permission::OrgsWrite)?;
     let owner_id: UserId = req.owner_id.parse().map_err(|_| ApiError::invalid("owner_id", "is not a user id"))?;
     if let Some(e) = &req.external_id {
@@ -205,7 +210,11 @@ async fn create_org(State(state): State<AppState>, principal: Principal, ApiJson
 /// Reads an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 404, body = Problem)))]
-async fn get_org(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
+async fn get_org(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrgView>> {
     let mut tx = state.store.read().await?;
     let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;
@@ -400,16 +409,17 @@ async fn transfer_ownership(
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> ApiResult<Json<OrgView>> {
     let now = OffsetDateTime::now_utc();
-    let new_owner_id: UserId = req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
+    let new_owner_id: UserId =
+        req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
     let mut tx = state.store.write().await?;
     let access = org_access(tx.as_mut(), &principal, &id, Need::Own).await?;
-    let new_owner = tx
-        .user(new_owner_id)
-        .await?
-        .ok_or_else(|| ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization"))?;
+    let new_owner = tx.user(new_owner_id).await?.ok_or_else(|| {
+        ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization")
+    })?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
     let previous_role = req.previous_owner_role.unwrap_or(OrgRole::Admin);
-    let (transfer, event) = org::transfer_ownership(&rules, new_owner_id, new_owner.status, previous_role, principal.actor())?;
+    let (transfer, event) =
+        org::transfer_ownership(&rules, new_owner_id, new_owner.status, previous_role, principal.actor())?;
     tx.set_membership_role(access.org.id, transfer.previous_owner_id, transfer.previous_owner_role).await?;
     tx.set_membership_role(access.org.id, transfer.new_owner_id, OrgRole::Owner).await?;
     let mut org = access.org;
@@ -424,7 +434,11 @@ async fn transfer_ownership(
 /// Reads an organization's license.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
     responses((status = 200, body = LicenseSchema), (status = 404, body = Problem)))]
-async fn get_license(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<License>> {
+async fn get_license(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<License>> {
     let mut tx = state.store.read().await?;
     let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;

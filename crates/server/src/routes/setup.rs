@@ -37,7 +37,11 @@ const FORM: &str = r#"<!doctype html>
 
 async fn setup_form(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     if !secret_matches(&state, &token) {
-        return (StatusCode::NOT_FOUND, Html("<!doctype html><title>Not found</title><p>This setup link is not valid any more.</p>")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Html("<!doctype html><title>Not found</title><p>This setup link is not valid any more.</p>"),
+        )
+            .into_response();
     }
     Html(FORM).into_response()
 }
@@ -49,9 +53,17 @@ struct SetupForm {
     password: String,
 }
 
-async fn setup_submit(State(state): State<AppState>, Path(token): Path<String>, axum::Form(form): axum::Form<SetupForm>) -> Response {
+async fn setup_submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    axum::Form(form): axum::Form<SetupForm>,
+) -> Response {
     if !secret_matches(&state, &token) {
-        return (StatusCode::NOT_FOUND, Html("<!doctype html><title>Not found</title><p>This setup link is not valid any more.</p>")).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Html("<!doctype html><title>Not found</title><p>This setup link is not valid any more.</p>"),
+        )
+            .into_response();
     }
     let result = async {
         let email = Email::parse(&form.email)?;

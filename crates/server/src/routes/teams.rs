@@ -38,7 +38,12 @@ async fn team_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Nee
 /// Lists an organization's teams, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path), Page),
     responses((status = 200, body = TeamList), (status = 404, body = Problem)))]
-async fn list_teams(State(state): State<AppState>, principal: Principal, Path(id): Path<String>, ApiQuery(page): ApiQuery<Page>) -> ApiResult<Json<TeamList>> {
+async fn list_teams(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<TeamList>> {
     let limit = page.limit()?;
     let mut tx = state.store.read().await?;
     let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
@@ -65,7 +70,12 @@ pub struct TeamInput {
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
     responses((status = 201, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn create_team(State(state): State<AppState>, principal: Principal, Path(id): Path<String>, ApiJson(req): ApiJson<TeamInput>) -> ApiResult<(StatusCode, Json<TeamView>)> {
+async fn create_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<TeamInput>,
+) -> ApiResult<(StatusCode, Json<TeamView>)> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
@@ -88,7 +98,11 @@ async fn create_team(State(state): State<AppState>, principal: Principal, Path(i
 /// Reads a team with its members.
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
     responses((status = 200, body = TeamView), (status = 404, body = Problem)))]
-async fn get_team(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<TeamView>> {
+async fn get_team(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TeamView>> {
     let mut tx = state.store.read().await?;
     let (team, _) = team_access(tx.as_mut(), &principal, &id, Need::Read).await?;
     let members = tx.team_members(team.id).await?;

@@ -46,7 +46,11 @@ pub struct UserQuery {
 /// Lists users, newest first.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
     responses((status = 200, body = UserList), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn list_users(State(state): State<AppState>, principal: Principal, ApiQuery(q): ApiQuery<UserQuery>) -> ApiResult<Json<UserList>> {
+async fn list_users(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(q): ApiQuery<UserQuery>,
+) -> ApiResult<Json<UserList>> {
     principal.require(Permission::UsersRead)?;
     let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
@@ -123,7 +127,11 @@ pub fn email_in_use(existing: &UserRow) -> ApiError {
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 409, body = Problem)))]
-async fn create_user(State(state): State<AppState>, principal: Principal, ApiJson(req): ApiJson<NewUser>) -> ApiResult<(StatusCode, Json<UserView>)> {
+async fn create_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     principal.require(Permission::UsersWrite)?;
     let mut roles = req.instance_roles.clone();
     roles.sort();
@@ -172,7 +180,11 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
 /// Reads a user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn get_user(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
+async fn get_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user_id(&id)?;
     let mut tx = state.store.read().await?;
@@ -202,9 +214,14 @@ pub struct UserPatch {
 
 fn check_locale(locale: &str) -> ApiResult<()> {
     let mut parts = locale.split('-');
-    let lang_ok = parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
+    let lang_ok =
+        parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
     let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
-    if lang_ok && rest_ok { Ok(()) } else { Err(ApiError::invalid("locale", "must be a language tag such as en or pt-BR")) }
+    if lang_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("locale", "must be a language tag such as en or pt-BR"))
+    }
 }
 
 pub fn check_timezone(tz: &str) -> ApiResult<()> {
@@ -261,7 +278,10 @@ async fn patch_user(
     }
     if let Some(hash) = new_hash {
         if !user.status.can_receive_roles() {
-            return Err(ApiError::conflict("invalid_transition", format!("a {} user's password cannot be set", user.status)));
+            return Err(ApiError::conflict(
+                "invalid_transition",
+                format!("a {} user's password cannot be set", user.status),
+            ));
         }
         user.password_hash = Some(hash);
         changed.push("password");
@@ -277,7 +297,10 @@ async fn patch_user(
         check_grantable(&principal, &added)?;
         check_grantable(&principal, &removed)?;
         let sysadmin = InstanceRole::system_admin();
-        if removed.contains(&sysadmin) && tx.count_users_with_role(sysadmin.as_str()).await? <= 1 && before.status == UserStatus::Active {
+        if removed.contains(&sysadmin)
+            && tx.count_users_with_role(sysadmin.as_str()).await? <= 1
+            && before.status == UserStatus::Active
+        {
             return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot lose that role"));
         }
         if !added.is_empty() || !removed.is_empty() {

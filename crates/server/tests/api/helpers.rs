@@ -1,0 +1,202 @@
+//! `spawn_app()`: a Steward on port 0 with its own fresh database, and typed request helpers.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sqlx::SqlitePool;
+use steward::config::{Config, Secret};
+use tempfile::TempDir;
+
+pub const ADMIN_EMAIL: &str = "root@steward.test";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub admin: String,
+    pub db_url: String,
+    pub dir: TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A response as the tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem `code`, for error replies.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected reply: {:#}", self.body);
+        self.body
+    }
+    /// Asserts a problem reply with this status and code.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "unexpected reply: {:#}", self.body);
+        assert_eq!(self.code(), code, "unexpected reply: {:#}", self.body);
+        let ct = self.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(ct, "application/problem+json");
+        self.body
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("steward.db").display());
+    let mut config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: db_url.clone(),
+        bootstrap_admin_email: Some(ADMIN_EMAIL.into()),
+        bootstrap_admin_password: Some(Secret::new(PASSWORD)),
+        sqlite_durable: false,
+        ..Config::default()
+    };
+    adjust(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = steward::Server::build(config, listener).await.unwrap();
+    let addr = server.addr;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut app =
+        TestApp { base: format!("http://{addr}"), client, admin: String::new(), db_url, dir, shutdown: Some(tx) };
+    app.admin = app.login(ADMIN_EMAIL, PASSWORD).await;
+    app
+}
+
+impl TestApp {
+    pub async fn request(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::POST, path, Some(token), Some(body)).await
+    }
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(token), Some(body)).await
+    }
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.request(Method::PATCH, path, Some(token), Some(body)).await
+    }
+    pub async fn delete(&self, path: &str, token: &str) -> Reply {
+        self.request(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Logs in and returns the session token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let body = self
+            .request(Method::POST, "/api/v1/auth/login", None, Some(json!({"email": email, "password": password})))
+            .await
+            .expect(200);
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an active user with the standard password and returns its id.
+    pub async fn user(&self, email: &str) -> String {
+        let body = self
+            .post(
+                "/api/v1/users",
+                &self.admin,
+                json!({"email": email, "name": email.split('@').next().unwrap(), "password": PASSWORD}),
+            )
+            .await
+            .expect(201);
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an active user and logs them in: (id, token).
+    pub async fn user_with_session(&self, email: &str) -> (String, String) {
+        let id = self.user(email).await;
+        let token = self.login(email, PASSWORD).await;
+        (id, token)
+    }
+
+    /// Creates an org owned by `owner` and returns its id.
+    pub async fn org(&self, name: &str, owner: &str) -> String {
+        let body = self.post("/api/v1/orgs", &self.admin, json!({"name": name, "owner_id": owner})).await.expect(201);
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Puts `role` on `user` in `org` as the instance admin.
+    pub async fn add_member(&self, org: &str, user: &str, role: &str) {
+        self.put(&format!("/api/v1/orgs/{org}/members/{user}"), &self.admin, json!({"role": role})).await.expect(200);
+    }
+
+    /// A direct connection to the database, for checks behind Steward's back.
+    pub async fn db(&self) -> SqlitePool {
+        SqlitePool::connect(&self.db_url).await.unwrap()
+    }
+
+    /// Row counts of every table: equal snapshots mean nothing changed.
+    pub async fn snapshot(&self) -> Vec<(String, i64)> {
+        let db = self.db().await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+        )
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        for t in tables {
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}")))
+                .fetch_one(&db)
+                .await
+                .unwrap();
+            let v: i64 = if ["users", "orgs", "teams"].contains(&t.as_str()) {
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COALESCE(SUM(version), 0) FROM {t}")))
+                    .fetch_one(&db)
+                    .await
+                    .unwrap()
+            } else {
+                0
+            };
+            out.push((t, n * 1_000_000 + v));
+        }
+        db.close().await;
+        out
+    }
+
+    /// The audit events, newest first (up to 500).
+    pub async fn audit(&self, query: &str) -> Vec<Value> {
+        let body = self.get(&format!("/api/v1/audit?limit=500{query}"), &self.admin).await.expect(200);
+        body["items"].as_array().unwrap().clone()
+    }
+}
