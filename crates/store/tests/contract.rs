@@ -1,0 +1,181 @@
+//! The store contract: what every backend must do, written once and run against each.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use serde_json::json;
+use steward_core::{
+    Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, TargetType, UserId, UserStatus,
+};
+use steward_store::{Constraint, OrgRow, SqliteStore, Store, StoreError, UserFilter, UserRow};
+use time::OffsetDateTime;
+
+struct Backend {
+    store: Arc<dyn Store>,
+    _dir: tempfile::TempDir,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("contract.db").display());
+    Backend { store: Arc::new(SqliteStore::open(&url, false).await.unwrap()), _dir: dir }
+}
+
+fn user(email: &str) -> UserRow {
+    let now = OffsetDateTime::now_utc();
+    UserRow {
+        id: UserId::new(),
+        email: email.to_owned(),
+        email_key: email.to_lowercase(),
+        name: "Someone".into(),
+        status: UserStatus::Active,
+        password_hash: None,
+        locale: None,
+        timezone: None,
+        instance_roles: vec![InstanceRole::parse("viewer").unwrap()],
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        version: 1,
+    }
+}
+
+fn org(owner: UserId) -> OrgRow {
+    let now = OffsetDateTime::now_utc();
+    OrgRow {
+        id: OrgId::new(),
+        name: "Acme".into(),
+        external_id: None,
+        owner_id: owner,
+        state: "active".into(),
+        timezone: None,
+        country: None,
+        license: License::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::sqlite().await.store).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    users_round_trip_with_roles,
+    email_keys_are_unique,
+    updates_are_conditional_on_version,
+    one_current_owner_per_org,
+    audit_chain_is_sealed_in_order,
+    rollback_discards_changes_and_events,
+    user_search_escapes_wildcards,
+);
+
+async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
+    let u = user("Round@example.com");
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let back = tx.user(u.id).await.unwrap().unwrap();
+    assert_eq!(back.email, u.email);
+    assert_eq!(back.instance_roles, u.instance_roles);
+    assert_eq!(back.created_at.unix_timestamp(), u.created_at.unix_timestamp());
+    assert_eq!(tx.user_by_email_key("round@example.com").await.unwrap().unwrap().id, u.id);
+}
+
+async fn email_keys_are_unique(store: Arc<dyn Store>) {
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&user("dup@example.com")).await.unwrap();
+    let err = tx.insert_user(&user("DUP@example.com")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::EmailTaken)), "{err:?}");
+}
+
+async fn updates_are_conditional_on_version(store: Arc<dyn Store>) {
+    let mut u = user("v@example.com");
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    u.name = "First".into();
+    tx.update_user(&u).await.unwrap();
+    u.name = "Stale".into();
+    let err = tx.update_user(&u).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)));
+    assert_eq!(tx.user(u.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn one_current_owner_per_org(store: Arc<dyn Store>) {
+    let (a, b) = (user("a@o.test"), user("b@o.test"));
+    let o = org(a.id);
+    let now = OffsetDateTime::now_utc();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&a).await.unwrap();
+    tx.insert_user(&b).await.unwrap();
+    tx.insert_org(&o).await.unwrap();
+    tx.insert_membership(o.id, a.id, OrgRole::Owner, now).await.unwrap();
+    let err = tx.insert_membership(o.id, b.id, OrgRole::Owner, now).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::OwnerTaken)), "{err:?}");
+    tx.insert_membership(o.id, b.id, OrgRole::Member, now).await.unwrap();
+    let err = tx.insert_membership(o.id, b.id, OrgRole::Viewer, now).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::MembershipExists)), "{err:?}");
+    tx.end_membership(o.id, b.id, now).await.unwrap();
+    tx.insert_membership(o.id, b.id, OrgRole::Viewer, now).await.unwrap();
+    assert_eq!(tx.members(o.id).await.unwrap().len(), 2);
+}
+
+async fn audit_chain_is_sealed_in_order(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    for batch in 0..3 {
+        let mut tx = store.write().await.unwrap();
+        let drafts = (0..4)
+            .map(|i| {
+                AuditDraft::new("test.event", Actor::SYSTEM, TargetType::User, format!("{batch}-{i}"))
+                    .detail(json!({"i": i}))
+                    .personal(json!({"email": "p@example.com"}))
+            })
+            .collect();
+        let sealed = tx.append_audit(drafts, now).await.unwrap();
+        assert_eq!(sealed.first().unwrap().seq, batch * 4 + 1);
+        tx.commit().await.unwrap();
+    }
+    let check: ChainCheck = store.verify_audit().await.unwrap();
+    assert_eq!((check.checked(), check.first_bad_seq()), (12, None));
+    let mut tx = store.read().await.unwrap();
+    let chain = tx.audit_chain(0, 100).await.unwrap();
+    assert!(chain.windows(2).all(|w| w[1].prev_hash == w[0].hash));
+}
+
+async fn rollback_discards_changes_and_events(store: Arc<dyn Store>) {
+    let u = user("gone@example.com");
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    tx.append_audit(
+        vec![AuditDraft::new("user.created", Actor::SYSTEM, TargetType::User, u.id)],
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    assert!(tx.user(u.id).await.unwrap().is_none());
+    assert!(tx.audit_chain(0, 10).await.unwrap().is_empty());
+}
+
+async fn user_search_escapes_wildcards(store: Arc<dyn Store>) {
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&user("under_score@example.com")).await.unwrap();
+    tx.insert_user(&user("underXscore@example.com")).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let found = tx.list_users(&UserFilter { q: Some("UNDER_".into()), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].email, "under_score@example.com");
+}
