@@ -6,6 +6,7 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod license;
+pub mod lifecycle;
 pub mod names;
 pub mod org;
 pub mod roles;

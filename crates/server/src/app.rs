@@ -47,7 +47,9 @@ use crate::state::AppState;
         (name = "teams", description = "Teams inside organizations"),
         (name = "licenses", description = "Organization licenses"),
         (name = "audit", description = "The hash-chained audit log"),
-        (name = "instance", description = "Instance settings")
+        (name = "instance", description = "Instance settings"),
+        (name = "lifecycle", description = "Deactivation, reactivation, suspension, anonymization, Login as user"),
+        (name = "customer lifecycle", description = "Deprovisioning and restoring organizations")
     )
 )]
 struct ApiDoc;
@@ -76,6 +78,9 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::teams::router())
         .merge(routes::audit::router())
         .merge(routes::instance::router())
+        .merge(routes::lifecycle::router())
+        .merge(routes::invitations::router())
+        .merge(routes::deprovision::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -60,6 +60,13 @@ pub struct Config {
     pub login_failure_window_secs: u64,
     /// SQLite `synchronous=FULL` (true) or `NORMAL`.
     pub sqlite_durable: bool,
+    /// `smtp://host:port`, `smtps://…` or `smtp://…?tls=required`, with credentials in the URL;
+    /// without it emails are written to the log.
+    pub smtp_url: Option<Secret>,
+    /// The sender of every email.
+    pub mail_from: String,
+    /// How often the outbox is polled when nothing wakes it, in milliseconds.
+    pub outbox_poll_ms: u64,
 }
 
 impl Default for Config {
@@ -78,6 +85,9 @@ impl Default for Config {
             login_failures_per_address: 50,
             login_failure_window_secs: 900,
             sqlite_durable: true,
+            smtp_url: None,
+            mail_from: "Steward <steward@localhost>".into(),
+            outbox_poll_ms: 1000,
         }
     }
 }
@@ -88,7 +98,7 @@ impl Config {
         let file = file.unwrap_or(Path::new("steward.toml"));
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("STEWARD_").split("__").ignore(&["bootstrap_admin_password_file", "config"]))
+            .merge(Env::prefixed("STEWARD_").split("__").ignore(&["bootstrap_admin_password_file", "config", "log"]))
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         if let Ok(path) = std::env::var("STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE") {

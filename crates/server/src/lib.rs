@@ -6,6 +6,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod mail;
 pub mod routes;
 pub mod schema;
 pub mod service;
@@ -49,17 +50,19 @@ pub struct Server {
     /// The one-time setup link, when no system admin existed and none was bootstrapped.
     pub setup_link: Option<String>,
     listener: TcpListener,
+    mailer: Arc<mail::Mailer>,
 }
 
 impl Server {
     /// Opens the store, ensures a system admin (or a setup link), and readies the listener.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
+        let mailer = Arc::new(mail::Mailer::from_config(&config)?);
         let store = open_store(&config).await?;
         let addr = listener.local_addr()?;
         let public_url = config.public_url(addr);
         let state = AppState::new(store, config, public_url, app::metrics_handle());
         let setup_link = bootstrap(&state).await?;
-        Ok(Server { state, addr, setup_link, listener })
+        Ok(Server { state, addr, setup_link, listener, mailer })
     }
 
     /// Serves until `shutdown` resolves.
@@ -72,8 +75,12 @@ impl Server {
                 throttle_state.throttle.prune();
             }
         });
+        let poll = std::time::Duration::from_millis(self.state.config.outbox_poll_ms.max(10));
+        let worker =
+            tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
         let result = app::serve(self.listener, app::router(self.state), shutdown).await;
         pruner.abort();
+        worker.abort();
         result
     }
 }

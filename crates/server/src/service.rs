@@ -1,8 +1,8 @@
 //! Operations shared by the API, start-up and the CLI.
 
 use serde_json::json;
-use steward_core::{Actor, AuditDraft, Email, InstanceRole, PersonName, TargetType, UserId, UserStatus};
-use steward_store::{Store, UserRow};
+use steward_core::{Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, TargetType, UserId, UserStatus};
+use steward_store::{OrgRow, Store, Tx, UserRow};
 use time::OffsetDateTime;
 
 use crate::error::ApiResult;
@@ -29,13 +29,15 @@ pub async fn create_admin(
         locale: None,
         timezone: None,
         instance_roles: vec![role],
+        kind: "person".into(),
+        notifications: Default::default(),
         created_at: now,
         updated_at: now,
         last_login_at: None,
         version: 1,
     };
     let mut tx = store.write().await?;
-    if let Some(existing) = tx.user_by_email_key(&user.email_key).await? {
+    if let Some(existing) = find_by_email(tx.as_mut(), email, now).await? {
         return Err(email_in_use(&existing));
     }
     tx.insert_user(&user).await?;
@@ -63,4 +65,90 @@ pub async fn has_system_admin(store: &dyn Store) -> ApiResult<bool> {
     let n = tx.count_users_with_role(InstanceRole::system_admin().as_str()).await?;
     tx.rollback().await?;
     Ok(n > 0)
+}
+
+/// The keyed hash that stands in for an anonymized user's email and still blocks its reuse.
+pub async fn anonymized_email_key(tx: &mut dyn Tx, email_key: &str, now: OffsetDateTime) -> ApiResult<String> {
+    let fresh = crate::auth::new_secret(crate::auth::SecretKind::Setup);
+    let key = tx.ensure_instance_secret("email_hash_key", &fresh, now).await?;
+    Ok(format!("anon:{}", crate::auth::secret_hash(&format!("{key}:{email_key}"))))
+}
+
+/// The user holding `email`, also when they were anonymized (then only the keyed hash matches).
+pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) -> ApiResult<Option<UserRow>> {
+    if let Some(u) = tx.user_by_email_key(&email.key()).await? {
+        return Ok(Some(u));
+    }
+    let hashed = anonymized_email_key(tx, &email.key(), now).await?;
+    Ok(tx.user_by_email_key(&hashed).await?)
+}
+
+/// The instance's placeholder owner: the one the settings name, or the one created on first use.
+pub async fn ensure_placeholder(
+    tx: &mut dyn Tx,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> ApiResult<(UserRow, Vec<AuditDraft>)> {
+    let (settings, version) = crate::state::instance_settings(tx).await?;
+    if let Some(id) = settings.placeholder_owner_id
+        && let Some(u) = tx.user(id).await?
+    {
+        return Ok((u, vec![]));
+    }
+    if let Some(u) = tx.placeholder_user().await? {
+        return Ok((u, vec![]));
+    }
+    let user = UserRow {
+        id: UserId::new(),
+        email: "placeholder-owner@steward.invalid".into(),
+        email_key: "placeholder-owner@steward.invalid".into(),
+        name: "Placeholder owner".into(),
+        status: UserStatus::Active,
+        password_hash: None,
+        locale: None,
+        timezone: None,
+        instance_roles: vec![],
+        kind: "placeholder".into(),
+        notifications: steward_core::lifecycle::all_notifications_off(),
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        version: 1,
+    };
+    tx.insert_user(&user).await?;
+    let mut settings = settings;
+    settings.placeholder_owner_id = Some(user.id);
+    let doc = serde_json::to_value(&settings).map_err(crate::error::ApiError::internal)?;
+    tx.put_instance_doc(&doc, version + 1).await?;
+    let event = AuditDraft::new("user.created", actor, TargetType::User, user.id)
+        .detail(json!({ "status": user.status, "kind": "placeholder" }));
+    Ok((user, vec![event]))
+}
+
+/// Moves ownership of `org` to `to` (who becomes a member if needed); the previous owner keeps
+/// `previous_role`. Returns the event.
+pub async fn move_ownership(
+    tx: &mut dyn Tx,
+    org: &mut OrgRow,
+    to: UserId,
+    previous_role: OrgRole,
+    actor: Actor,
+    why: &str,
+    now: OffsetDateTime,
+) -> ApiResult<AuditDraft> {
+    let from = org.owner_id;
+    tx.set_membership_role(org.id, from, previous_role).await?;
+    let is_member = tx.members(org.id).await?.iter().any(|m| m.user_id == to);
+    if is_member {
+        tx.set_membership_role(org.id, to, OrgRole::Owner).await?;
+    } else {
+        tx.insert_membership(org.id, to, OrgRole::Owner, now).await?;
+    }
+    org.owner_id = to;
+    org.updated_at = now;
+    tx.update_org(org).await?;
+    org.version += 1;
+    Ok(AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
+        .in_org(org.id)
+        .detail(json!({ "from": from, "to": to, "previous_owner_role": previous_role, "reason": why })))
 }

@@ -35,6 +35,8 @@ pub struct Inner {
     pub metrics: Option<PrometheusHandle>,
     /// The digest of the one-time setup secret, while no system admin exists.
     pub setup_secret_hash: Mutex<Option<String>>,
+    /// Wakes the outbox worker after a commit that queued mail.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Deref for AppState {
@@ -60,6 +62,7 @@ impl AppState {
             public_url,
             metrics,
             setup_secret_hash: Mutex::new(None),
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
         }))
     }
 }

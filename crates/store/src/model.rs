@@ -1,5 +1,7 @@
 //! The rows the store reads and writes.
 
+use std::collections::BTreeMap;
+
 use steward_core::license::License;
 use steward_core::{InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus};
 use time::OffsetDateTime;
@@ -16,6 +18,10 @@ pub struct UserRow {
     pub locale: Option<String>,
     pub timezone: Option<String>,
     pub instance_roles: Vec<InstanceRole>,
+    /// `person`, or `placeholder` for the instance-owned holder of deprovisioned orgs.
+    pub kind: String,
+    /// Notification categories switched on or off; a missing category is on.
+    pub notifications: BTreeMap<String, bool>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_login_at: Option<OffsetDateTime>,
@@ -156,4 +162,75 @@ pub struct IdempotentResponse {
     pub request_hash: String,
     pub status: u16,
     pub body: String,
+}
+
+/// An org handed from a deactivated owner to someone else.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoverRow {
+    pub id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub from_user_id: UserId,
+    pub to_user_id: UserId,
+    /// Goes back to `from_user_id` on reactivation while `to_user_id` still owns the org.
+    pub returnable: bool,
+    pub created_at: OffsetDateTime,
+    pub closed_at: Option<OffsetDateTime>,
+}
+
+/// An invitation: to the instance (no org) or to an org with a role and teams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvitationRow {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub org_id: Option<OrgId>,
+    pub role: Option<OrgRole>,
+    pub team_ids: Vec<TeamId>,
+    pub token_hash: String,
+    pub invited_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+    pub cancelled_at: Option<OffsetDateTime>,
+}
+
+/// A password reset link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResetRow {
+    pub id: uuid::Uuid,
+    pub user_id: UserId,
+    pub token_hash: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// An email waiting in the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: uuid::Uuid,
+    /// The user it is for; their status and settings are checked again at delivery.
+    pub user_id: Option<UserId>,
+    pub recipient: String,
+    pub category: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: OffsetDateTime,
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub sent_at: Option<OffsetDateTime>,
+    pub dropped_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+}
+
+/// A deprovisioning and the snapshot restore puts back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeprovisionRow {
+    pub id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub reason: String,
+    pub snapshot: serde_json::Value,
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<UserId>,
+    pub restored_at: Option<OffsetDateTime>,
+    pub restored_by: Option<UserId>,
 }

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::model::*;
 use crate::traits::*;
 use crate::{Constraint, StoreError, StoreResult};
+use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -137,7 +138,7 @@ fn like_pattern(q: &str) -> String {
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.created_at, u.updated_at, u.last_login_at, u.version, \
+     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
      (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 fn user_from_row(row: &SqliteRow) -> StoreResult<UserRow> {
@@ -159,11 +160,18 @@ fn user_from_row(row: &SqliteRow) -> StoreResult<UserRow> {
         locale: get(row, "locale")?,
         timezone: get(row, "timezone")?,
         instance_roles,
+        kind: get(row, "kind")?,
+        notifications: serde_json::from_str(&get::<String>(row, "notifications")?)
+            .map_err(|e| StoreError::Corrupt(format!("notifications: {e}")))?,
         created_at: from_micros(get(row, "created_at")?)?,
         updated_at: from_micros(get(row, "updated_at")?)?,
         last_login_at: opt_micros(get(row, "last_login_at")?)?,
         version: get(row, "version")?,
     })
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn license_from(text: &str) -> StoreResult<License> {
@@ -276,8 +284,9 @@ impl Tx for SqliteTx {
 impl Users for SqliteTx {
     async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, \
-             created_at, updated_at, last_login_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
+             notifications, created_at, updated_at, last_login_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(u.id.to_string())
         .bind(&u.email)
@@ -287,6 +296,8 @@ impl Users for SqliteTx {
         .bind(&u.password_hash)
         .bind(&u.locale)
         .bind(&u.timezone)
+        .bind(&u.kind)
+        .bind(json_text(&u.notifications)?)
         .bind(micros(u.created_at))
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
@@ -357,7 +368,8 @@ impl Users for SqliteTx {
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
         let result = sqlx::query(
             "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
-             timezone = ?, updated_at = ?, last_login_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+             timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, version = version + 1 \
+             WHERE id = ? AND version = ?",
         )
         .bind(&u.email)
         .bind(&u.email_key)
@@ -366,6 +378,7 @@ impl Users for SqliteTx {
         .bind(&u.password_hash)
         .bind(&u.locale)
         .bind(&u.timezone)
+        .bind(json_text(&u.notifications)?)
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
         .bind(u.id.to_string())
@@ -918,6 +931,19 @@ impl Audit for SqliteTx {
         rows.iter().map(audit_from_row).collect()
     }
 
+    async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE audit_events SET personal = NULL WHERE personal IS NOT NULL \
+             AND ((target_type = 'user' AND target_id = ?) OR (actor_id = ? AND kind = 'user.login'))",
+        )
+        .bind(user.to_string())
+        .bind(user.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
+
     async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)
@@ -955,6 +981,31 @@ impl Settings for SqliteTx {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+
+    async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)
+    }
+
+    async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO instance_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(backend)
     }
 
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {
@@ -995,5 +1046,392 @@ impl Settings for SqliteTx {
         .await
         .map_err(backend)?;
         Ok(())
+    }
+}
+
+fn uuid_of(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
+    parse(&get::<String>(row, col)?, col)
+}
+
+fn handover_from_row(row: &SqliteRow) -> StoreResult<HandoverRow> {
+    Ok(HandoverRow {
+        id: uuid_of(row, "id")?,
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        from_user_id: parse(&get::<String>(row, "from_user_id")?, "user id")?,
+        to_user_id: parse(&get::<String>(row, "to_user_id")?, "user id")?,
+        returnable: get(row, "returnable")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        closed_at: opt_micros(get(row, "closed_at")?)?,
+    })
+}
+
+fn deprovision_from_row(row: &SqliteRow) -> StoreResult<DeprovisionRow> {
+    Ok(DeprovisionRow {
+        id: uuid_of(row, "id")?,
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        reason: get(row, "reason")?,
+        snapshot: serde_json::from_str(&get::<String>(row, "snapshot")?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        created_by: opt_id(get(row, "created_by")?, "user id")?,
+        restored_at: opt_micros(get(row, "restored_at")?)?,
+        restored_by: opt_id(get(row, "restored_by")?, "user id")?,
+    })
+}
+
+fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRow> {
+    let team_ids: Vec<String> =
+        serde_json::from_str(&get::<String>(row, "team_ids")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(InvitationRow {
+        id: uuid_of(row, "id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        org_id: opt_id(get(row, "org_id")?, "org id")?,
+        role: opt_id(get(row, "role")?, "org role")?,
+        team_ids: team_ids.iter().map(|t| parse(t, "team id")).collect::<StoreResult<_>>()?,
+        token_hash: get(row, "token_hash")?,
+        invited_by: opt_id(get(row, "invited_by")?, "user id")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        expires_at: from_micros(get(row, "expires_at")?)?,
+        accepted_at: opt_micros(get(row, "accepted_at")?)?,
+        cancelled_at: opt_micros(get(row, "cancelled_at")?)?,
+    })
+}
+
+fn reset_from_row(row: &SqliteRow) -> StoreResult<ResetRow> {
+    Ok(ResetRow {
+        id: uuid_of(row, "id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        token_hash: get(row, "token_hash")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        expires_at: from_micros(get(row, "expires_at")?)?,
+        used_at: opt_micros(get(row, "used_at")?)?,
+    })
+}
+
+fn outbox_from_row(row: &SqliteRow) -> StoreResult<OutboxRow> {
+    Ok(OutboxRow {
+        id: uuid_of(row, "id")?,
+        user_id: opt_id(get(row, "user_id")?, "user id")?,
+        recipient: get(row, "recipient")?,
+        category: get(row, "category")?,
+        subject: get(row, "subject")?,
+        body: get(row, "body")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        attempts: get(row, "attempts")?,
+        next_attempt_at: from_micros(get(row, "next_attempt_at")?)?,
+        sent_at: opt_micros(get(row, "sent_at")?)?,
+        dropped_at: opt_micros(get(row, "dropped_at")?)?,
+        last_error: get(row, "last_error")?,
+    })
+}
+
+#[async_trait]
+impl Lifecycle for SqliteTx {
+    async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()> {
+        for table in ["memberships", "team_members"] {
+            let sql = format!("UPDATE {table} SET dormant = ? WHERE user_id = ? AND ended_at IS NULL");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(dormant)
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let mut n = 0;
+        for table in ["sessions", "api_tokens"] {
+            let sql = format!("UPDATE {table} SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL");
+            n += sqlx::query(AssertSqlSafe(sql))
+                .bind(micros(at))
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
+        let rows = sqlx::query("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id")
+            .bind(user.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO ownership_handovers (id, org_id, from_user_id, to_user_id, returnable, created_at, closed_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(h.id.to_string())
+        .bind(h.org_id.to_string())
+        .bind(h.from_user_id.to_string())
+        .bind(h.to_user_id.to_string())
+        .bind(h.returnable)
+        .bind(micros(h.created_at))
+        .bind(h.closed_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM ownership_handovers WHERE from_user_id = ? AND closed_at IS NULL ORDER BY id")
+                .bind(user.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        rows.iter().map(handover_from_row).collect()
+    }
+
+    async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE ownership_handovers SET closed_at = ? WHERE id = ?")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql)).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO deprovision_records (id, org_id, reason, snapshot, created_at, created_by, restored_at, restored_by) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.org_id.to_string())
+        .bind(&r.reason)
+        .bind(r.snapshot.to_string())
+        .bind(micros(r.created_at))
+        .bind(r.created_by.map(|u| u.to_string()))
+        .bind(r.restored_at.map(micros))
+        .bind(r.restored_by.map(|u| u.to_string()))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
+        let rows = sqlx::query("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC")
+            .bind(org.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(deprovision_from_row).collect()
+    }
+
+    async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE deprovision_records SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(by.map(|u| u.to_string()))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result)
+    }
+}
+
+#[async_trait]
+impl Invitations for SqliteTx {
+    async fn insert_invitation(&mut self, i: &InvitationRow) -> StoreResult<()> {
+        let teams: Vec<String> = i.team_ids.iter().map(|t| t.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO invitations (id, user_id, org_id, role, team_ids, token_hash, invited_by, created_at, expires_at, \
+             accepted_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.user_id.to_string())
+        .bind(i.org_id.map(|o| o.to_string()))
+        .bind(i.role.map(|r| r.as_str()))
+        .bind(json_text(&teams)?)
+        .bind(&i.token_hash)
+        .bind(i.invited_by.map(|u| u.to_string()))
+        .bind(micros(i.created_at))
+        .bind(micros(i.expires_at))
+        .bind(i.accepted_at.map(micros))
+        .bind(i.cancelled_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
+        let row = sqlx::query("SELECT * FROM invitations WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result)
+    }
+
+    async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE invitations SET cancelled_at = ? WHERE user_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(user.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.user_id.to_string())
+        .bind(&r.token_hash)
+        .bind(micros(r.created_at))
+        .bind(micros(r.expires_at))
+        .bind(r.used_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
+        let row = sqlx::query("SELECT * FROM password_resets WHERE token_hash = ?")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(reset_from_row).transpose()
+    }
+
+    async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result)
+    }
+}
+
+#[async_trait]
+impl Outbox for SqliteTx {
+    async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, user_id, recipient, category, subject, body, created_at, attempts, next_attempt_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(m.id.to_string())
+        .bind(m.user_id.map(|u| u.to_string()))
+        .bind(&m.recipient)
+        .bind(&m.category)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(micros(m.created_at))
+        .bind(m.attempts)
+        .bind(micros(m.next_attempt_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL AND next_attempt_at <= ? \
+             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        let claimed: Vec<OutboxRow> = rows.iter().map(outbox_from_row).collect::<StoreResult<_>>()?;
+        for m in &claimed {
+            sqlx::query("UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
+                .bind(micros(lease_until))
+                .bind(m.id.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET sent_at = ?, locked_until = NULL WHERE id = ?")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_dropped(&mut self, id: Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET dropped_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
+            .bind(micros(at))
+            .bind(why)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_retry(&mut self, id: Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
+            .bind(micros(next_attempt_at))
+            .bind(error)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC")
+            .bind(recipient)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(outbox_from_row).collect()
     }
 }

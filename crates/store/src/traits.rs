@@ -38,7 +38,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction with every family of queries.
 #[async_trait]
-pub trait Tx: Users + Orgs + Teams + Credentials + Audit + Settings + Send {
+pub trait Tx: Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Send {
     /// Makes the changes durable.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
     /// Drops the changes.
@@ -123,6 +123,8 @@ pub trait Audit {
     async fn append_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>>;
     /// Events matching the filter, newest first.
     async fn list_audit(&mut self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// Erases the personal part of the events about `user` (and of their logins); returns how many.
+    async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64>;
     /// Events with `seq` above `after`, oldest first.
     async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 }
@@ -134,6 +136,10 @@ pub trait Settings {
     async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>>;
     async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()>;
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>>;
+    /// A named secret Steward keeps for itself.
+    async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>>;
+    /// Stores a named secret unless one exists; returns the one that holds.
+    async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String>;
     async fn save_idempotent_response(
         &mut self,
         scope: &str,
@@ -141,4 +147,56 @@ pub trait Settings {
         response: &IdempotentResponse,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
+}
+
+/// What deactivation, reactivation and deprovisioning need beyond single rows.
+#[async_trait]
+pub trait Lifecycle {
+    /// Marks every current org and team membership of the user dormant (or active again).
+    async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()>;
+    /// Revokes every live session and API token of the user; returns how many.
+    async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64>;
+    /// Orgs whose recorded owner is the user.
+    async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>>;
+    async fn insert_handover(&mut self, handover: &HandoverRow) -> StoreResult<()>;
+    /// Hand-overs from the user not yet closed.
+    async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>>;
+    async fn close_handover(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+    /// The instance's placeholder owner, if created.
+    async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>>;
+    async fn insert_deprovision(&mut self, record: &DeprovisionRow) -> StoreResult<()>;
+    /// The org's records, newest first.
+    async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>>;
+    async fn close_deprovision(&mut self, id: uuid::Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()>;
+}
+
+/// Invitations and password resets: single-use secrets kept as digests.
+#[async_trait]
+pub trait Invitations {
+    async fn insert_invitation(&mut self, invitation: &InvitationRow) -> StoreResult<()>;
+    async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>>;
+    async fn accept_invitation(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+    /// Cancels the user's pending invitations; returns how many.
+    async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64>;
+    async fn insert_reset(&mut self, reset: &ResetRow) -> StoreResult<()>;
+    async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>>;
+    async fn use_reset(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// The outbox of emails.
+#[async_trait]
+pub trait Outbox {
+    async fn enqueue(&mut self, message: &OutboxRow) -> StoreResult<()>;
+    /// Claims up to `limit` due messages until `lease_until`, so that no other worker takes them.
+    async fn claim_due(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxRow>>;
+    async fn mark_sent(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+    async fn mark_dropped(&mut self, id: uuid::Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()>;
+    async fn mark_retry(&mut self, id: uuid::Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()>;
+    /// Messages for a recipient, newest first (for tests and support).
+    async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>>;
 }

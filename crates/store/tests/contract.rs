@@ -33,6 +33,8 @@ fn user(email: &str) -> UserRow {
         locale: None,
         timezone: None,
         instance_roles: vec![InstanceRole::parse("viewer").unwrap()],
+        kind: "person".into(),
+        notifications: Default::default(),
         created_at: now,
         updated_at: now,
         last_login_at: None,

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate};
+use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, commit, instance_settings};
 use crate::views::{SessionList, SessionView, TokenList, TokenView, UserView};
@@ -29,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_token))
         .routes(routes!(list_sessions))
         .routes(routes!(delete_session))
+        .routes(routes!(get_my_notifications, put_my_notifications))
 }
 
 /// Credentials for a password login.
@@ -72,7 +74,7 @@ async fn login(
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     let password_ok = state.passwords.verify(&req.password, hash).await?;
     let user = match user {
-        Some(u) if password_ok && u.status.can_sign_in() => u,
+        Some(u) if password_ok && u.status.can_sign_in() && u.kind == "person" => u,
         _ => {
             state.throttle.failed(&key, ip);
             metrics::counter!("steward_logins_total", "outcome" => "failed").increment(1);
@@ -128,25 +130,98 @@ fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, 
     }
 }
 
-/// Ends the current session.
+/// The admin's own session, given back when an impersonation ends.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReturnedSession {
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    pub csrf_token: String,
+}
+
+/// Ends the current session. Ending an impersonation returns the admin's own session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
-    responses((status = 204), (status = 401, body = Problem)))]
+    responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
+        (status = 401, body = Problem)))]
 async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
-    let Some(session_id) = principal.session_id() else {
+    let crate::extract::Credential::Session(session) = &principal.credential else {
         return Err(ApiError::invalid(
             "Authorization",
             "logout ends a session; revoke API tokens with DELETE /api/v1/me/tokens/{id}",
         ));
     };
     let mut tx = state.store.write().await?;
-    tx.revoke_session(session_id, now).await?;
-    let event = AuditDraft::new("session.ended", principal.actor(), TargetType::Session, session_id)
-        .detail(json!({ "user_id": principal.user.id, "reason": "logout" }));
+    tx.revoke_session(session.id, now).await?;
+    let mut events = Vec::new();
+    let mut returned = None;
+    if let Some(admin) = session.impersonator_id {
+        events.push(
+            AuditDraft::new("user.impersonation_ended", principal.actor(), TargetType::User, principal.user.id)
+                .detail(json!({ "session_id": session.id })),
+        );
+        let parent = match session.parent_id {
+            Some(p) => tx.session(p).await?,
+            None => None,
+        };
+        if let Some(parent) = parent.filter(|p| p.revoked_at.is_none() && p.expires_at > now && p.user_id == admin) {
+            // The admin's session comes back under a fresh secret; the old one is retired.
+            tx.revoke_session(parent.id, now).await?;
+            let secret = new_secret(SecretKind::Session);
+            let back = SessionRow {
+                id: SessionId::new(),
+                token_hash: secret_hash(&secret),
+                created_at: now,
+                revoked_at: None,
+                ..parent
+            };
+            tx.insert_session(&back).await?;
+            returned = Some((secret, back.expires_at));
+        }
+    } else {
+        events.push(
+            AuditDraft::new("session.ended", principal.actor(), TargetType::Session, session.id)
+                .detail(json!({ "user_id": principal.user.id, "reason": "logout" })),
+        );
+    }
+    commit(tx, events, now).await?;
+    match returned {
+        Some((secret, expires_at)) => {
+            let body = ReturnedSession { csrf_token: csrf_token(&secret), expires_at, token: secret.clone() };
+            let mut response = Json(body).into_response();
+            set_session_cookies(&state, response.headers_mut(), &secret, (expires_at - now).whole_seconds());
+            Ok(response)
+        }
+        None => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            set_session_cookies(&state, response.headers_mut(), "", 0);
+            Ok(response)
+        }
+    }
+}
+
+/// The caller's notification settings.
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "auth",
+    responses((status = 200, body = NotificationSettings), (status = 401, body = Problem)))]
+async fn get_my_notifications(principal: Principal) -> Json<NotificationSettings> {
+    Json(NotificationSettings::of(&principal.user))
+}
+
+/// Sets the caller's notification settings (an admin impersonating the user may too).
+#[utoipa::path(put, path = "/api/v1/me/notifications", tag = "auth", request_body = NotificationSettings,
+    responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 401, body = Problem)))]
+async fn put_my_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NotificationSettings>,
+) -> ApiResult<Json<NotificationSettings>> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = tx.user(principal.user.id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+    let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
     commit(tx, vec![event], now).await?;
-    let mut response = StatusCode::NO_CONTENT.into_response();
-    set_session_cookies(&state, response.headers_mut(), "", 0);
-    Ok(response)
+    Ok(Json(NotificationSettings::of(&user)))
 }
 
 /// The admin behind an impersonation.

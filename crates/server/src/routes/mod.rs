@@ -2,8 +2,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod deprovision;
 pub mod health;
 pub mod instance;
+pub mod invitations;
+pub mod lifecycle;
 pub mod orgs;
 pub mod setup;
 pub mod teams;

@@ -152,13 +152,15 @@ async fn create_user(
         locale: None,
         timezone: None,
         instance_roles: roles,
+        kind: "person".into(),
+        notifications: Default::default(),
         created_at: now,
         updated_at: now,
         last_login_at: None,
         version: 1,
     };
     let mut tx = state.store.write().await?;
-    if let Some(existing) = tx.user_by_email_key(&user.email_key).await? {
+    if let Some(existing) = crate::service::find_by_email(tx.as_mut(), &req.email, now).await? {
         return Err(email_in_use(&existing));
     }
     tx.insert_user(&user).await?;
@@ -169,7 +171,12 @@ async fn create_user(
             "send_invitation": user.status == UserStatus::Invited && req.send_invitation.unwrap_or(true),
         }))
         .personal(json!({ "email": user.email, "name": user.name }));
+    if user.status == UserStatus::Invited && req.send_invitation.unwrap_or(true) {
+        crate::routes::invitations::invite(tx.as_mut(), &state, &user, None, vec![], Some(principal.user.id), now)
+            .await?;
+    }
     commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
 

@@ -1,0 +1,225 @@
+//! User lifecycle transitions and the deprovisioning of an org, as pure rules over plain data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::license::License;
+use crate::org::OrgView;
+use crate::{DomainError, OrgRole, UserId, UserStatus};
+
+/// The notification categories every user has; a category not set is on.
+pub const NOTIFICATION_CATEGORIES: &[&str] = &["product_updates", "usage_alerts", "security", "org_activity"];
+
+/// A step in a user's lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAction {
+    /// Revoke access at once, keep everything.
+    Deactivate,
+    /// Give access back with every role.
+    Reactivate,
+    /// Block temporarily; memberships untouched.
+    Suspend,
+    /// Lift a suspension.
+    Unsuspend,
+    /// Erase personal data of a deactivated user; irreversible.
+    Anonymize,
+}
+
+impl UserAction {
+    fn name(self) -> &'static str {
+        match self {
+            UserAction::Deactivate => "deactivate",
+            UserAction::Reactivate => "reactivate",
+            UserAction::Suspend => "suspend",
+            UserAction::Unsuspend => "unsuspend",
+            UserAction::Anonymize => "anonymize",
+        }
+    }
+}
+
+/// The status after `action`, or why it is not allowed. A reactivated user who never set a
+/// password goes back to `invited`.
+pub fn transition(from: UserStatus, action: UserAction, has_password: bool) -> Result<UserStatus, DomainError> {
+    use UserAction::*;
+    use UserStatus::*;
+    let to = match (from, action) {
+        (Invited | Active | Suspended, Deactivate) => Deactivated,
+        (Deactivated, Reactivate) => {
+            if has_password {
+                Active
+            } else {
+                Invited
+            }
+        }
+        (Active, Suspend) => Suspended,
+        (Suspended, Unsuspend) => Active,
+        (Deactivated, Anonymize) => Anonymized,
+        _ => {
+            return Err(DomainError::InvalidTransition(format!("cannot {} a user who is {from}", action.name())));
+        }
+    };
+    Ok(to)
+}
+
+/// Notification settings with every category switched off.
+pub fn all_notifications_off() -> BTreeMap<String, bool> {
+    NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), false)).collect()
+}
+
+/// Whether `category` is on in `settings` (missing means on).
+pub fn notification_on(settings: &BTreeMap<String, bool>, category: &str) -> bool {
+    settings.get(category).copied().unwrap_or(true)
+}
+
+/// What a deprovisioning changes, kept so that restore can put it back exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The license just before.
+    pub license: License,
+    /// The owner just before.
+    pub owner_id: UserId,
+    /// Every current member's role just before.
+    pub roles: BTreeMap<UserId, OrgRole>,
+    /// Notification settings of the members whose notifications were switched off.
+    pub notifications: BTreeMap<UserId, BTreeMap<String, bool>>,
+}
+
+/// The changes a deprovisioning makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeprovisionPlan {
+    /// Human-readable steps, as the dry run shows them.
+    pub steps: Vec<String>,
+    /// The license with every consumable at 0.
+    pub license: License,
+    /// Who owns the org afterwards.
+    pub new_owner: UserId,
+    /// The former owner and their new role.
+    pub demoted: (UserId, OrgRole),
+    /// Members whose notifications are switched off.
+    pub silenced: Vec<UserId>,
+    /// What restore puts back.
+    pub snapshot: Snapshot,
+}
+
+/// Plans the deprovisioning of an active org: consumables to 0, ownership to `placeholder`, the
+/// former owner demoted to `demote_to`, and (when asked) every member's notifications off.
+pub fn plan_deprovision(
+    org: &OrgView,
+    state: &str,
+    license: &License,
+    placeholder: UserId,
+    demote_to: OrgRole,
+    notifications_off: bool,
+    notifications: &BTreeMap<UserId, BTreeMap<String, bool>>,
+) -> Result<DeprovisionPlan, DomainError> {
+    if state != "active" {
+        return Err(DomainError::InvalidTransition(format!("the organization is {state}, not active")));
+    }
+    if demote_to == OrgRole::Owner {
+        return Err(DomainError::invalid("demote_to", "cannot be owner"));
+    }
+    if placeholder == org.owner_id {
+        return Err(DomainError::InvalidTransition("the placeholder already owns the organization".into()));
+    }
+    let mut new_license = license.clone();
+    new_license.operations = Some(0);
+    new_license.transfer = Some(0);
+    let silenced: Vec<UserId> = if notifications_off {
+        org.members.iter().map(|m| m.user_id).filter(|u| *u != placeholder).collect()
+    } else {
+        Vec::new()
+    };
+    let mut steps = vec![
+        format!(
+            "set consumables to 0: operations {} -> 0, transfer {} -> 0",
+            limit_text(license.operations),
+            limit_text(license.transfer)
+        ),
+        format!("transfer ownership from {} to the placeholder owner {placeholder}", org.owner_id),
+        format!("demote the former owner {} to {demote_to}", org.owner_id),
+    ];
+    if notifications_off {
+        steps.push(format!("switch off notification emails of {} member(s)", silenced.len()));
+    }
+    steps.push("mark the organization deprovisioned".into());
+    let snapshot = Snapshot {
+        license: license.clone(),
+        owner_id: org.owner_id,
+        roles: org.members.iter().map(|m| (m.user_id, m.role)).collect(),
+        notifications: silenced.iter().map(|u| (*u, notifications.get(u).cloned().unwrap_or_default())).collect(),
+    };
+    Ok(DeprovisionPlan {
+        steps,
+        license: new_license,
+        new_owner: placeholder,
+        demoted: (org.owner_id, demote_to),
+        silenced,
+        snapshot,
+    })
+}
+
+fn limit_text(limit: Option<u64>) -> String {
+    limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OrgId;
+    use crate::org::Member;
+
+    #[test]
+    fn statuses_move_only_along_the_lifecycle() {
+        use UserAction::*;
+        use UserStatus::*;
+        assert_eq!(transition(Active, Deactivate, true).unwrap(), Deactivated);
+        assert_eq!(transition(Invited, Deactivate, false).unwrap(), Deactivated);
+        assert_eq!(transition(Deactivated, Reactivate, true).unwrap(), Active);
+        assert_eq!(transition(Deactivated, Reactivate, false).unwrap(), Invited);
+        assert_eq!(transition(Deactivated, Anonymize, true).unwrap(), Anonymized);
+        for (from, action) in [
+            (Active, Reactivate),
+            (Active, Anonymize),
+            (Anonymized, Reactivate),
+            (Deactivated, Suspend),
+            (Invited, Suspend),
+            (Active, Unsuspend),
+            (Deactivated, Deactivate),
+            (Anonymized, Deactivate),
+        ] {
+            assert!(
+                matches!(transition(from, action, true), Err(DomainError::InvalidTransition(_))),
+                "{from} {action:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_plan_snapshots_what_it_changes() {
+        let owner = UserId::new();
+        let member = UserId::new();
+        let placeholder = UserId::new();
+        let org = OrgView {
+            id: OrgId::new(),
+            owner_id: owner,
+            members: vec![
+                Member { user_id: owner, role: OrgRole::Owner, dormant: false },
+                Member { user_id: member, role: OrgRole::Admin, dormant: false },
+            ],
+        };
+        let license = License { operations: Some(500), users: Some(3), ..License::default() };
+        let settings = BTreeMap::from([(owner, BTreeMap::from([("security".to_owned(), true)]))]);
+        let plan = plan_deprovision(&org, "active", &license, placeholder, OrgRole::Member, true, &settings).unwrap();
+        assert_eq!(plan.license.operations, Some(0));
+        assert_eq!(plan.license.transfer, Some(0));
+        assert_eq!(plan.license.users, Some(3), "limits that are not consumables stay");
+        assert_eq!(plan.snapshot.license, license);
+        assert_eq!(plan.snapshot.roles[&member], OrgRole::Admin);
+        assert_eq!(plan.silenced.len(), 2);
+        assert_eq!(plan.demoted, (owner, OrgRole::Member));
+        assert!(
+            plan_deprovision(&org, "deprovisioned", &license, placeholder, OrgRole::Member, true, &settings).is_err()
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! Email: messages are written to the outbox in the transaction of the change that causes them,
+//! and a worker delivers them over SMTP with retries, checking again at delivery that the
+//! recipient may still receive them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use steward_core::UserStatus;
+use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, notification_on};
+use steward_store::{OutboxRow, Tx, UserRow};
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// Mail that is not a notification (invitations, password resets): always sent to a user who
+/// may receive mail at all.
+pub const ACCOUNT: &str = "account";
+
+/// Where mail goes.
+pub enum Mailer {
+    /// A real SMTP server.
+    Smtp { transport: Box<AsyncSmtpTransport<Tokio1Executor>>, from: Mailbox },
+    /// No server configured: messages are written to the log.
+    Log,
+}
+
+impl Mailer {
+    /// The mailer the configuration names.
+    pub fn from_config(config: &Config) -> anyhow::Result<Mailer> {
+        let Some(url) = &config.smtp_url else { return Ok(Mailer::Log) };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+            .map_err(|e| anyhow::anyhow!("STEWARD_SMTP_URL: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        let transport = Box::new(transport);
+        let from = config.mail_from.parse().map_err(|e| anyhow::anyhow!("STEWARD_MAIL_FROM: {e}"))?;
+        Ok(Mailer::Smtp { transport, from })
+    }
+
+    async fn send(&self, m: &OutboxRow) -> Result<(), String> {
+        match self {
+            Mailer::Log => {
+                tracing::info!(to = %m.recipient, subject = %m.subject, body = %m.body, "email (no SMTP server configured)");
+                Ok(())
+            }
+            Mailer::Smtp { transport, from } => {
+                let to: Mailbox = m.recipient.parse().map_err(|e| format!("recipient: {e}"))?;
+                let message = Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(&m.subject)
+                    .message_id(Some(format!("<{}@steward>", m.id)))
+                    .body(m.body.clone())
+                    .map_err(|e| e.to_string())?;
+                transport.send(message).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// Why a user gets no mail in `category`, if they get none.
+fn refusal(user: &UserRow, category: &str) -> Option<&'static str> {
+    match user.status {
+        UserStatus::Deactivated | UserStatus::Suspended | UserStatus::Anonymized => Some("the user is not active"),
+        _ if user.kind != "person" => Some("the placeholder owner receives no mail"),
+        _ if NOTIFICATION_CATEGORIES.contains(&category) && !notification_on(&user.notifications, category) => {
+            Some("the user switched this category off")
+        }
+        _ => None,
+    }
+}
+
+/// Queues an email to `user` in the caller's transaction, unless their status or settings
+/// refuse it; returns whether it was queued.
+pub async fn enqueue(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    category: &str,
+    subject: impl Into<String>,
+    body: impl Into<String>,
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    if refusal(user, category).is_some() {
+        return Ok(false);
+    }
+    tx.enqueue(&OutboxRow {
+        id: Uuid::now_v7(),
+        user_id: Some(user.id),
+        recipient: user.email.clone(),
+        category: category.to_owned(),
+        subject: subject.into(),
+        body: body.into(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        sent_at: None,
+        dropped_at: None,
+        last_error: None,
+    })
+    .await?;
+    Ok(true)
+}
+
+const MAX_ATTEMPTS: i64 = 10;
+
+/// Delivers what is due; returns how many messages it handled.
+pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<usize> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let due = tx.claim_due(now, now + time::Duration::minutes(2), 20).await?;
+    tx.commit().await?;
+    for m in &due {
+        let mut tx = state.store.read().await?;
+        let user = match m.user_id {
+            Some(id) => tx.user(id).await?,
+            None => None,
+        };
+        tx.rollback().await?;
+        let refused = user.as_ref().and_then(|u| refusal(u, &m.category));
+        let now = OffsetDateTime::now_utc();
+        let mut tx = state.store.write().await?;
+        if let Some(why) = refused {
+            tx.mark_dropped(m.id, now, why).await?;
+        } else {
+            match mailer.send(m).await {
+                Ok(()) => {
+                    metrics::counter!("steward_emails_total", "outcome" => "sent").increment(1);
+                    tx.mark_sent(m.id, now).await?;
+                }
+                Err(e) if m.attempts >= MAX_ATTEMPTS => {
+                    tracing::warn!(id = %m.id, error = %e, "giving up on an email");
+                    tx.mark_dropped(m.id, now, &format!("gave up after {} attempts: {e}", m.attempts)).await?;
+                }
+                Err(e) => {
+                    metrics::counter!("steward_emails_total", "outcome" => "retry").increment(1);
+                    let backoff = 5i64.saturating_mul(1 << m.attempts.clamp(0, 10)).min(3600);
+                    tracing::info!(id = %m.id, error = %e, backoff, "email delivery failed; will retry");
+                    tx.mark_retry(m.id, now + time::Duration::seconds(backoff), &e).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(due.len())
+}
+
+/// Runs the outbox worker until the process ends: woken by `wake`, or every `poll`.
+pub async fn run_worker(state: AppState, mailer: Arc<Mailer>, wake: Arc<Notify>, poll: Duration) {
+    loop {
+        match deliver_due(&state, &mailer).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox worker"),
+        }
+        tokio::select! {
+            () = wake.notified() => {},
+            () = tokio::time::sleep(poll) => {},
+        }
+    }
+}

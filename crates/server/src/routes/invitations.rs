@@ -1,0 +1,369 @@
+//! Invitations (to the instance or to an org) and password resets: single-use links sent by
+//! email, stored as digests.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, TeamId, UserId, UserStatus};
+use steward_store::{InvitationRow, ResetRow, Tx, UserRow};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{SecretKind, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal};
+use crate::mail::{self, ACCOUNT};
+use crate::routes::orgs::{Need, org_access};
+use crate::routes::users::email_in_use;
+use crate::service::find_by_email;
+use crate::state::{AppState, commit, instance_settings};
+use crate::views::UserView;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(invite_to_org))
+        .routes(routes!(accept_invitation))
+        .routes(routes!(request_reset))
+        .routes(routes!(complete_reset))
+}
+
+/// How long an invitation link works.
+pub const INVITATION_DAYS: i64 = 7;
+/// How long a password reset link works.
+pub const RESET_MINUTES: i64 = 60;
+
+/// Creates an invitation for `user` and queues its email; returns the row.
+#[allow(clippy::too_many_arguments)]
+pub async fn invite(
+    tx: &mut dyn Tx,
+    state: &AppState,
+    user: &UserRow,
+    org: Option<(steward_core::OrgId, &str, OrgRole)>,
+    team_ids: Vec<TeamId>,
+    invited_by: Option<UserId>,
+    now: OffsetDateTime,
+) -> ApiResult<InvitationRow> {
+    let secret = new_secret(SecretKind::Setup);
+    let row = InvitationRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: user.id,
+        org_id: org.map(|o| o.0),
+        role: org.map(|o| o.2),
+        team_ids,
+        token_hash: secret_hash(&secret),
+        invited_by,
+        created_at: now,
+        expires_at: now + Duration::days(INVITATION_DAYS),
+        accepted_at: None,
+        cancelled_at: None,
+    };
+    tx.insert_invitation(&row).await?;
+    let (settings, _) = instance_settings(tx).await?;
+    let product = settings.branding.product_name.clone().unwrap_or(settings.name);
+    let place = org.map_or_else(|| product.clone(), |o| format!("{} on {product}", o.1));
+    let link = format!("{}/invite/{secret}", state.public_url);
+    let body = format!(
+        "Hello {},\n\nYou are invited to join {place}.\nAccept within {INVITATION_DAYS} days: {link}\n\n\
+         If you did not expect this, ignore this email.\n",
+        user.name
+    );
+    mail::enqueue(tx, user, ACCOUNT, format!("You are invited to {place}"), body, now).await?;
+    Ok(row)
+}
+
+/// An invitation to an org.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewInvitation {
+    #[schema(value_type = String, format = Email)]
+    pub email: Email,
+    /// `admin`, `member`, `accountant` or `viewer`.
+    #[schema(value_type = String)]
+    pub role: OrgRole,
+    /// Teams of the org to join on acceptance.
+    #[serde(default)]
+    pub team_ids: Vec<String>,
+}
+
+/// An invitation as created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub user_id: String,
+    pub email: String,
+    pub role: Option<String>,
+    pub team_ids: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+}
+
+/// Invites someone to the org by email. An unknown email becomes an `invited` user; a known
+/// active user gets the membership on acceptance; a deactivated user's email is refused.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", params(("id" = String, Path)),
+    request_body = NewInvitation,
+    responses((status = 201, body = InvitationView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn invite_to_org(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewInvitation>,
+) -> ApiResult<(StatusCode, Json<InvitationView>)> {
+    if req.role == OrgRole::Owner {
+        return Err(ApiError::invalid("role", "owner is given only by transferring ownership"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let mut team_ids = Vec::new();
+    for t in &req.team_ids {
+        let team = match t.parse::<TeamId>() {
+            Ok(tid) => tx.team(tid).await?,
+            Err(_) => None,
+        };
+        match team {
+            Some(team) if team.org_id == access.org.id => team_ids.push(team.id),
+            _ => return Err(ApiError::invalid("team_ids", format!("{t} is not a team of this organization"))),
+        }
+    }
+    let mut events = Vec::new();
+    let user = match find_by_email(tx.as_mut(), &req.email, now).await? {
+        Some(u) if !u.status.can_receive_roles() => return Err(email_in_use(&u)),
+        Some(u) => {
+            if tx.members(access.org.id).await?.iter().any(|m| m.user_id == u.id) {
+                return Err(ApiError::conflict(
+                    "invalid_transition",
+                    "this user is already a member of the organization",
+                ));
+            }
+            u
+        }
+        None => {
+            let name = req.email.as_str().split('@').next().unwrap_or("user");
+            let user = UserRow {
+                id: UserId::new(),
+                email: req.email.as_str().to_owned(),
+                email_key: req.email.key(),
+                name: PersonName::parse(name).map(|n| n.as_str().to_owned()).unwrap_or_else(|_| "Invited user".into()),
+                status: UserStatus::Invited,
+                password_hash: None,
+                locale: None,
+                timezone: None,
+                instance_roles: vec![],
+                kind: "person".into(),
+                notifications: Default::default(),
+                created_at: now,
+                updated_at: now,
+                last_login_at: None,
+                version: 1,
+            };
+            tx.insert_user(&user).await?;
+            events.push(
+                AuditDraft::new("user.created", principal.actor(), TargetType::User, user.id)
+                    .detail(json!({ "status": user.status, "via": "invitation" }))
+                    .personal(json!({ "email": user.email })),
+            );
+            user
+        }
+    };
+    let org_name = access.org.name.clone();
+    let row = invite(
+        tx.as_mut(),
+        &state,
+        &user,
+        Some((access.org.id, &org_name, req.role)),
+        team_ids,
+        Some(principal.user.id),
+        now,
+    )
+    .await?;
+    events.push(
+        AuditDraft::new("invitation.created", principal.actor(), TargetType::User, user.id)
+            .in_org(access.org.id)
+            .detail(json!({ "invitation_id": row.id, "role": req.role, "team_ids": row.team_ids })),
+    );
+    commit(tx, events, now).await?;
+    state.outbox_wake.notify_one();
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitationView {
+            id: row.id.to_string(),
+            org_id: row.org_id.map(|o| o.to_string()),
+            user_id: user.id.to_string(),
+            email: user.email,
+            role: row.role.map(|r| r.to_string()),
+            team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
+            expires_at: row.expires_at,
+        }),
+    ))
+}
+
+/// Accepting an invitation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptInvitation {
+    /// Required for a user who has no password yet.
+    pub password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<PersonName>,
+}
+
+/// Accepts an invitation: an invited user sets a password and becomes active; an existing user
+/// gets the membership. The link works once.
+#[utoipa::path(post, path = "/api/v1/auth/invitations/{token}/accept", tag = "auth", params(("token" = String, Path)),
+    request_body = AcceptInvitation,
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn accept_invitation(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(req): ApiJson<AcceptInvitation>,
+) -> ApiResult<Json<UserView>> {
+    let gone = || ApiError::not_found("invitation (it may have expired or been used)");
+    let now = OffsetDateTime::now_utc();
+    let hash = match &req.password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+    let mut tx = state.store.write().await?;
+    let inv = tx.invitation_by_hash(&secret_hash(&token)).await?.ok_or_else(gone)?;
+    if inv.accepted_at.is_some() || inv.cancelled_at.is_some() || inv.expires_at <= now {
+        return Err(gone());
+    }
+    let mut user = tx.user(inv.user_id).await?.ok_or_else(gone)?;
+    let actor = steward_core::Actor::user(user.id);
+    let mut events = Vec::new();
+    match user.status {
+        UserStatus::Invited => {
+            let hash = hash.ok_or_else(|| ApiError::invalid("password", "is required to activate the account"))?;
+            user.password_hash = Some(hash);
+            if let Some(name) = &req.name {
+                user.name = name.as_str().to_owned();
+            }
+            user.status = UserStatus::Active;
+            user.updated_at = now;
+            tx.update_user(&user).await?;
+            user.version += 1;
+            events.push(
+                AuditDraft::new("user.activated", actor, TargetType::User, user.id)
+                    .detail(json!({ "via": "invitation" })),
+            );
+        }
+        UserStatus::Active => {}
+        _ => return Err(gone()),
+    }
+    if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
+        let members = tx.members(org_id).await?;
+        if !members.iter().any(|m| m.user_id == user.id) {
+            tx.insert_membership(org_id, user.id, role, now).await?;
+            events.push(
+                AuditDraft::new("org.member_added", actor, TargetType::User, user.id)
+                    .in_org(org_id)
+                    .detail(json!({ "role": role, "invitation_id": inv.id })),
+            );
+        }
+        for team in &inv.team_ids {
+            tx.put_team_member(*team, user.id, steward_core::TeamRole::TeamMember, now).await?;
+            events.push(
+                AuditDraft::new("team.member_put", actor, TargetType::User, user.id)
+                    .in_org(org_id)
+                    .detail(json!({ "team_id": team, "to": "team_member" })),
+            );
+        }
+    }
+    tx.accept_invitation(inv.id, now).await?;
+    events.push(
+        AuditDraft::new("invitation.accepted", actor, TargetType::User, user.id)
+            .detail(json!({ "invitation_id": inv.id })),
+    );
+    commit(tx, events, now).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// A request for a password reset link.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequest {
+    pub email: String,
+}
+
+/// Mails a reset link to an active user; answers 202 whatever the email, so that accounts cannot
+/// be probed.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+    responses((status = 202), (status = 400, body = Problem)))]
+async fn request_reset(State(state): State<AppState>, ApiJson(req): ApiJson<ResetRequest>) -> ApiResult<StatusCode> {
+    let Ok(email) = Email::parse(&req.email) else { return Ok(StatusCode::ACCEPTED) };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let user = tx.user_by_email_key(&email.key()).await?;
+    let Some(user) = user.filter(|u| u.status == UserStatus::Active && u.kind == "person") else {
+        tx.rollback().await?;
+        return Ok(StatusCode::ACCEPTED);
+    };
+    let secret = new_secret(SecretKind::Setup);
+    tx.insert_reset(&ResetRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: user.id,
+        token_hash: secret_hash(&secret),
+        created_at: now,
+        expires_at: now + Duration::minutes(RESET_MINUTES),
+        used_at: None,
+    })
+    .await?;
+    let body = format!(
+        "Hello {},\n\nSomeone asked to reset your password. Choose a new one within {RESET_MINUTES} minutes:\n{}/reset/{secret}\n\n\
+         If it was not you, ignore this email; your password stays as it is.\n",
+        user.name, state.public_url
+    );
+    mail::enqueue(tx.as_mut(), &user, ACCOUNT, "Reset your password", body, now).await?;
+    let event =
+        AuditDraft::new("user.password_reset_requested", steward_core::Actor::SYSTEM, TargetType::User, user.id);
+    commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A new password.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+}
+
+/// Sets a new password with a reset link; every session of the user ends.
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
+    request_body = NewPassword,
+    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn complete_reset(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    ApiJson(req): ApiJson<NewPassword>,
+) -> ApiResult<StatusCode> {
+    let gone = || ApiError::not_found("reset link (it may have expired or been used)");
+    let hash = state.passwords.hash(&req.password).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let reset = tx.reset_by_hash(&secret_hash(&token)).await?.ok_or_else(gone)?;
+    if reset.used_at.is_some() || reset.expires_at <= now {
+        return Err(gone());
+    }
+    let mut user = tx.user(reset.user_id).await?.ok_or_else(gone)?;
+    if user.status != UserStatus::Active {
+        return Err(gone());
+    }
+    user.password_hash = Some(hash);
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    tx.use_reset(reset.id, now).await?;
+    for s in tx.live_sessions(user.id, now).await? {
+        tx.revoke_session(s.id, now).await?;
+    }
+    let event = AuditDraft::new("user.password_reset", steward_core::Actor::user(user.id), TargetType::User, user.id);
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

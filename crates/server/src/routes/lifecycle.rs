@@ -1,0 +1,577 @@
+//! A user's lifecycle for instance admins: deactivate and reactivate, suspend, anonymize, Login
+//! as user, sessions, notification settings, history.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, UserAction, transition};
+use steward_core::{AuditDraft, InstanceRole, OrgRole, Permission, SessionId, TargetType, UserId, UserStatus};
+use steward_store::{AuditFilter, HandoverRow, SessionRow, Tx, UserRow};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate};
+use crate::mail;
+use crate::routes::audit::AuditEventView;
+use crate::routes::{ClientIp, user_agent};
+use crate::service::{anonymized_email_key, ensure_placeholder, move_ownership};
+use crate::state::{AppState, commit, instance_settings};
+use crate::views::{AuditList, SessionList, SessionView, UserView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(deactivate))
+        .routes(routes!(reactivate))
+        .routes(routes!(suspend))
+        .routes(routes!(unsuspend))
+        .routes(routes!(anonymize))
+        .routes(routes!(impersonate))
+        .routes(routes!(user_sessions))
+        .routes(routes!(revoke_user_sessions))
+        .routes(routes!(get_user_notifications, put_user_notifications))
+        .routes(routes!(user_history))
+}
+
+/// A JSON body that may be left out entirely.
+fn optional_body<T: Default + serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) { Ok(T::default()) } else { crate::extract::parse_json(body) }
+}
+
+async fn load_user(tx: &mut dyn Tx, id: &str) -> ApiResult<UserRow> {
+    let id: UserId = id.parse().map_err(|_| ApiError::not_found("user"))?;
+    tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))
+}
+
+fn not_impersonating(principal: &Principal) -> ApiResult<()> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot do this"));
+    }
+    Ok(())
+}
+
+/// Whether the user is the last active system admin.
+async fn last_system_admin(tx: &mut dyn Tx, user: &UserRow) -> ApiResult<bool> {
+    let sysadmin = InstanceRole::system_admin();
+    Ok(user.status == UserStatus::Active
+        && user.instance_roles.contains(&sysadmin)
+        && tx.count_users_with_role(sysadmin.as_str()).await? <= 1)
+}
+
+/// A deactivation.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeactivateRequest {
+    /// Why; kept in the audit log as personal data.
+    pub reason: Option<String>,
+    /// Who takes over the orgs the user owns; by default the instance's placeholder owner, and
+    /// then reactivation hands them back.
+    pub new_owner_id: Option<String>,
+}
+
+/// Deactivates a user: every session and token is revoked before the response, pending
+/// invitations are cancelled, memberships become dormant, owned orgs pass to the placeholder
+/// owner (or `new_owner_id`).
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", params(("id" = String, Path)),
+    request_body = DeactivateRequest,
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn deactivate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersLifecycle)?;
+    not_impersonating(&principal)?;
+    let req: DeactivateRequest = optional_body(&body)?;
+    if req.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
+        return Err(ApiError::invalid("reason", "must be at most 1000 characters"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = load_user(tx.as_mut(), &id).await?;
+    if user.id == principal.user.id {
+        return Err(ApiError::conflict("invalid_transition", "you cannot deactivate yourself"));
+    }
+    if user.kind != "person" {
+        return Err(ApiError::conflict("invalid_transition", "the placeholder owner cannot be deactivated"));
+    }
+    let next = transition(user.status, UserAction::Deactivate, user.password_hash.is_some())?;
+    if last_system_admin(tx.as_mut(), &user).await? {
+        return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be deactivated"));
+    }
+    let new_owner = match &req.new_owner_id {
+        Some(o) => {
+            let o = load_user(tx.as_mut(), o).await.map_err(|_| ApiError::invalid("new_owner_id", "no such user"))?;
+            if o.id == user.id || o.status != UserStatus::Active || o.kind != "person" {
+                return Err(ApiError::invalid("new_owner_id", "must be another active user"));
+            }
+            Some(o)
+        }
+        None => None,
+    };
+    let actor = principal.actor();
+    let mut events = Vec::new();
+    let revoked = tx.revoke_all_credentials(user.id, now).await?;
+    let cancelled = tx.cancel_invitations_of(user.id, now).await?;
+    let owned = tx.orgs_owned_by(user.id).await?;
+    let mut handed = Vec::new();
+    for mut org in owned {
+        let to = match &new_owner {
+            Some(o) => o.id,
+            None => {
+                let (placeholder, created) = ensure_placeholder(tx.as_mut(), actor, now).await?;
+                events.extend(created);
+                placeholder.id
+            }
+        };
+        events.push(move_ownership(tx.as_mut(), &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
+        tx.insert_handover(&HandoverRow {
+            id: uuid::Uuid::now_v7(),
+            org_id: org.id,
+            from_user_id: user.id,
+            to_user_id: to,
+            returnable: new_owner.is_none(),
+            created_at: now,
+            closed_at: None,
+        })
+        .await?;
+        handed.push(json!({ "org_id": org.id, "to": to }));
+    }
+    tx.set_memberships_dormant(user.id, true).await?;
+    let from = user.status;
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    user.version += 1;
+    let mut event = AuditDraft::new("user.deactivated", actor, TargetType::User, user.id).detail(json!({
+        "from": from,
+        "credentials_revoked": revoked,
+        "invitations_cancelled": cancelled,
+        "orgs_handed_over": handed,
+    }));
+    if let Some(reason) = &req.reason {
+        event = event.personal(json!({ "reason": reason }));
+    }
+    events.push(event);
+    commit(tx, events, now).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
+/// they were, and orgs held by the placeholder owner since the deactivation are handed back.
+#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn reactivate(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersLifecycle)?;
+    not_impersonating(&principal)?;
+    let now = OffsetDateTime::now_utc();
+    let actor = principal.actor();
+    let mut tx = state.store.write().await?;
+    let mut user = load_user(tx.as_mut(), &id).await?;
+    let next = transition(user.status, UserAction::Reactivate, user.password_hash.is_some())?;
+    tx.set_memberships_dormant(user.id, false).await?;
+    let mut events = Vec::new();
+    let mut returned = Vec::new();
+    for h in tx.open_handovers_from(user.id).await? {
+        if h.returnable
+            && let Some(mut org) = tx.org(h.org_id).await?
+            && org.owner_id == h.to_user_id
+        {
+            let current = tx.members(org.id).await?;
+            if current.iter().any(|m| m.user_id == user.id) {
+                // The placeholder leaves; the user is owner again.
+                tx.end_membership(org.id, h.to_user_id, now).await?;
+                tx.set_membership_role(org.id, user.id, OrgRole::Owner).await?;
+                org.owner_id = user.id;
+                org.updated_at = now;
+                tx.update_org(&org).await?;
+                events.push(
+                    AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
+                        .in_org(org.id)
+                        .detail(json!({ "from": h.to_user_id, "to": user.id, "reason": "reactivation" })),
+                );
+                returned.push(org.id);
+            }
+        }
+        tx.close_handover(h.id, now).await?;
+    }
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    user.version += 1;
+    events.push(
+        AuditDraft::new("user.reactivated", actor, TargetType::User, user.id)
+            .detail(json!({ "to": next, "orgs_returned": returned })),
+    );
+    commit(tx, events, now).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+async fn simple_transition(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    action: UserAction,
+    kind: &'static str,
+) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersLifecycle)?;
+    not_impersonating(principal)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = load_user(tx.as_mut(), id).await?;
+    if user.id == principal.user.id {
+        return Err(ApiError::conflict("invalid_transition", "you cannot do this to yourself"));
+    }
+    let next = transition(user.status, action, user.password_hash.is_some())?;
+    if action == UserAction::Suspend {
+        if last_system_admin(tx.as_mut(), &user).await? {
+            return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be suspended"));
+        }
+        for s in tx.live_sessions(user.id, now).await? {
+            tx.revoke_session(s.id, now).await?;
+        }
+    }
+    let from = user.status;
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    user.version += 1;
+    let event =
+        AuditDraft::new(kind, principal.actor(), TargetType::User, user.id).detail(json!({ "from": from, "to": next }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Suspends an active user for a while: sessions end, memberships stay as they are.
+#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn suspend(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
+}
+
+/// Lifts a suspension.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn unsuspend(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
+}
+
+/// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of
+/// the email keeps blocking its reuse.
+#[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn anonymize(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserView>> {
+    principal.require(Permission::UsersLifecycle)?;
+    not_impersonating(&principal)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = load_user(tx.as_mut(), &id).await?;
+    let next = transition(user.status, UserAction::Anonymize, user.password_hash.is_some())?;
+    user.email_key = anonymized_email_key(tx.as_mut(), &user.email_key, now).await?;
+    user.email = format!("anonymized-{}@anonymized.invalid", user.id);
+    user.name = "Anonymized user".into();
+    user.password_hash = None;
+    user.locale = None;
+    user.timezone = None;
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    user.version += 1;
+    let redacted = tx.redact_personal(user.id).await?;
+    let event = AuditDraft::new("user.anonymized", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "events_redacted": redacted }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Why an administrator signs in as someone.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImpersonateRequest {
+    /// Required; recorded in the audit log.
+    pub reason: String,
+}
+
+/// A session as another user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImpersonationSession {
+    pub token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: OffsetDateTime,
+    pub csrf_token: String,
+}
+
+/// Login as user: a session (one hour at most) in which the admin acts as the user; every event
+/// in it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session.
+#[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", params(("id" = String, Path)),
+    request_body = ImpersonateRequest,
+    responses((status = 200, body = ImpersonationSession), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn impersonate(
+    State(state): State<AppState>,
+    principal: Principal,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ImpersonateRequest>,
+) -> ApiResult<Response> {
+    principal.require(Permission::UsersImpersonate)?;
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot impersonate"));
+    }
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 1000 {
+        return Err(ApiError::invalid("reason", "is required (1 to 1000 characters)"));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let target = load_user(tx.as_mut(), &id).await?;
+    if target.id == principal.user.id {
+        return Err(ApiError::conflict("invalid_transition", "you cannot impersonate yourself"));
+    }
+    if target.status != UserStatus::Active || target.kind != "person" {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("a {} user cannot be impersonated", target.status),
+        ));
+    }
+    if !target.instance_roles.is_empty() && !principal.user.instance_roles.contains(&InstanceRole::system_admin()) {
+        return Err(ApiError::forbidden("only a system_admin may impersonate a holder of an instance role"));
+    }
+    let parent = match &principal.credential {
+        crate::extract::Credential::Session(s) => Some(s.clone()),
+        crate::extract::Credential::ApiToken(_) => None,
+    };
+    let mut expires_at = now + Duration::hours(1);
+    if let Some(p) = &parent {
+        expires_at = expires_at.min(p.expires_at);
+    }
+    let secret = new_secret(SecretKind::Session);
+    let session = SessionRow {
+        id: SessionId::new(),
+        user_id: target.id,
+        token_hash: secret_hash(&secret),
+        impersonator_id: Some(principal.user.id),
+        parent_id: parent.as_ref().map(|p| p.id),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        ip: ip.map(|i| i.to_string()),
+        user_agent: user_agent(&headers),
+    };
+    tx.insert_session(&session).await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    if settings.policies.impersonation_notice {
+        let body = format!(
+            "Hello {},\n\nAn administrator of {} signed in as you at {} to help with your account.\n\
+             Every action taken in that session is recorded under both your names.\n",
+            target.name,
+            settings.name,
+            now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+        );
+        mail::enqueue(tx.as_mut(), &target, "security", "An administrator signed in as you", body, now).await?;
+    }
+    let event = AuditDraft::new("user.impersonation_started", principal.actor(), TargetType::User, target.id)
+        .detail(json!({ "session_id": session.id, "expires_at": expires_at.unix_timestamp() }))
+        .personal(json!({ "reason": reason }));
+    commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    let csrf = csrf_token(&secret);
+    let mut response =
+        Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
+    let max_age = (expires_at - now).whole_seconds();
+    for c in [
+        format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"),
+        format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Lax; Max-Age={max_age}"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(response)
+}
+
+/// A user's live sessions.
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "lifecycle", params(("id" = String, Path), Page),
+    responses((status = 200, body = SessionList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn user_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<SessionList>> {
+    principal.require(Permission::UsersRead)?;
+    let limit = page.limit()?;
+    let before: Option<SessionId> = page.cursor()?;
+    let mut tx = state.store.read().await?;
+    let user = load_user(tx.as_mut(), &id).await?;
+    let rows: Vec<_> = tx
+        .live_sessions(user.id, OffsetDateTime::now_utc())
+        .await?
+        .into_iter()
+        .filter(|s| before.is_none_or(|b| s.id < b))
+        .take(limit as usize + 1)
+        .collect();
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |s| s.id);
+    Ok(Json(SessionList { items: rows.iter().map(|s| SessionView::new(s, false)).collect(), next_cursor }))
+}
+
+/// How many sessions ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// Logs a user out everywhere.
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = Revoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Revoked>> {
+    principal.require(Permission::SessionsRevoke)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let user = load_user(tx.as_mut(), &id).await?;
+    let live = tx.live_sessions(user.id, now).await?;
+    for s in &live {
+        tx.revoke_session(s.id, now).await?;
+    }
+    let event = AuditDraft::new("user.sessions_revoked", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "revoked": live.len() }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(Revoked { revoked: live.len() as u64 }))
+}
+
+/// Notification settings: a switch per category.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// `product_updates`, `usage_alerts`, `security`, `org_activity`.
+    pub categories: BTreeMap<String, bool>,
+}
+
+impl NotificationSettings {
+    /// Every category with its effective value.
+    pub fn of(user: &UserRow) -> Self {
+        let categories = NOTIFICATION_CATEGORIES
+            .iter()
+            .map(|c| ((*c).to_owned(), steward_core::lifecycle::notification_on(&user.notifications, c)))
+            .collect();
+        NotificationSettings { categories }
+    }
+}
+
+/// Applies new settings to `user` (unnamed categories keep their value) and records the change.
+pub async fn set_notifications(
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    user: &mut UserRow,
+    settings: NotificationSettings,
+    now: OffsetDateTime,
+) -> ApiResult<AuditDraft> {
+    for name in settings.categories.keys() {
+        if !NOTIFICATION_CATEGORIES.contains(&name.as_str()) {
+            return Err(ApiError::invalid(
+                format!("categories.{name}"),
+                format!("is not a category; use {}", NOTIFICATION_CATEGORIES.join(", ")),
+            ));
+        }
+    }
+    user.notifications.extend(settings.categories.clone());
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    Ok(AuditDraft::new("user.notifications_changed", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "categories": settings.categories })))
+}
+
+/// Reads another user's notification settings.
+#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
+    responses((status = 200, body = NotificationSettings), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_user_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<NotificationSettings>> {
+    principal.require(Permission::UsersRead)?;
+    let mut tx = state.store.read().await?;
+    let user = load_user(tx.as_mut(), &id).await?;
+    tx.rollback().await?;
+    Ok(Json(NotificationSettings::of(&user)))
+}
+
+/// Sets another user's notification settings.
+#[utoipa::path(put, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
+    request_body = NotificationSettings,
+    responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn put_user_notifications(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NotificationSettings>,
+) -> ApiResult<Json<NotificationSettings>> {
+    principal.require(Permission::UsersWrite)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = load_user(tx.as_mut(), &id).await?;
+    let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
+    commit(tx, vec![event], now).await?;
+    Ok(Json(NotificationSettings::of(&user)))
+}
+
+/// The audit events where the user is actor, impersonator or target, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{id}/history", tag = "lifecycle", params(("id" = String, Path), Page),
+    responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn user_history(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<AuditList>> {
+    principal.require(Permission::UsersRead)?;
+    principal.require(Permission::AuditRead)?;
+    let limit = page.limit()?;
+    let mut tx = state.store.read().await?;
+    let user = load_user(tx.as_mut(), &id).await?;
+    let filter =
+        AuditFilter { involving: Some(user.id), before_seq: page.cursor()?, limit: limit + 1, ..Default::default() };
+    let rows = tx.list_audit(&filter).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| r.seq);
+    Ok(Json(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor }))
+}
