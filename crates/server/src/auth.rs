@@ -63,6 +63,33 @@ pub fn csrf_token(session_secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(&digest[..24])
 }
 
+fn keystream(key: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block = 0u32;
+    while out.len() < len {
+        out.extend(Sha256::digest(format!("steward-return:{block}:{key}").as_bytes()));
+        block += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Seals `secret` so that only the holder of `key` (another secret) can open it.
+pub fn seal(secret: &str, key: &str) -> String {
+    let stream = keystream(key, secret.len());
+    secret.bytes().zip(stream).map(|(a, b)| format!("{:02x}", a ^ b)).collect()
+}
+
+/// Opens what [`seal`] sealed with the same key.
+pub fn open_sealed(sealed: &str, key: &str) -> Option<String> {
+    let bytes: Vec<u8> = (0..sealed.len())
+        .step_by(2)
+        .map(|i| sealed.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<_>>()?;
+    let stream = keystream(key, bytes.len());
+    String::from_utf8(bytes.iter().zip(stream).map(|(a, b)| a ^ b).collect()).ok()
+}
+
 /// Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) on a bounded number of blocking
 /// threads, so that a burst of logins queues instead of exhausting memory.
 #[derive(Clone)]
@@ -204,6 +231,16 @@ mod tests {
         assert_eq!(a.len(), "stw_s_".len() + 43);
         assert_eq!(secret_hash(&a).len(), 64);
         assert_ne!(secret_hash(&a), secret_hash(&b));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_key() {
+        let admin = new_secret(SecretKind::Session);
+        let key = new_secret(SecretKind::Session);
+        let sealed = seal(&admin, &key);
+        assert!(!sealed.contains(&admin));
+        assert_eq!(open_sealed(&sealed, &key).as_deref(), Some(admin.as_str()));
+        assert_ne!(open_sealed(&sealed, &new_secret(SecretKind::Session)).as_deref(), Some(admin.as_str()));
     }
 
     #[test]

@@ -89,6 +89,8 @@ pub struct Principal {
     pub credential: Credential,
     /// The digest of the presented secret, which scopes idempotency keys.
     pub credential_hash: String,
+    /// The presented secret itself (never printed), to open what was sealed for it.
+    pub secret: crate::config::Secret,
 }
 
 impl Principal {
@@ -200,7 +202,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         return Err(invalid());
     }
     let permissions = permissions_of(&user.instance_roles);
-    Ok(Principal { user, permissions, credential, credential_hash: hash })
+    Ok(Principal { user, permissions, credential, credential_hash: hash, secret: crate::config::Secret::new(secret) })
 }
 
 /// `?limit=&cursor=` of every list.

@@ -121,6 +121,8 @@ pub struct SessionRow {
     pub impersonator_id: Option<UserId>,
     /// The admin's own session an impersonation returns to.
     pub parent_id: Option<SessionId>,
+    /// That session's secret, sealed with this session's secret.
+    pub return_sealed: Option<String>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,

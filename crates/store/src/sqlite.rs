@@ -226,6 +226,7 @@ fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRow> {
         token_hash: get(row, "token_hash")?,
         impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
         parent_id: opt_id(get(row, "parent_id")?, "parent session id")?,
+        return_sealed: get(row, "return_sealed")?,
         created_at: from_micros(get(row, "created_at")?)?,
         expires_at: from_micros(get(row, "expires_at")?)?,
         revoked_at: opt_micros(get(row, "revoked_at")?)?,
@@ -734,14 +735,15 @@ impl Teams for SqliteTx {
 impl Credentials for SqliteTx {
     async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, created_at, expires_at, \
-             revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
+             expires_at, revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.to_string())
         .bind(s.user_id.to_string())
         .bind(&s.token_hash)
         .bind(s.impersonator_id.map(|i| i.to_string()))
         .bind(s.parent_id.map(|i| i.to_string()))
+        .bind(&s.return_sealed)
         .bind(micros(s.created_at))
         .bind(micros(s.expires_at))
         .bind(s.revoked_at.map(micros))

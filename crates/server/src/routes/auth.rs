@@ -91,6 +91,7 @@ async fn login(
         token_hash: secret_hash(&secret),
         impersonator_id: None,
         parent_id: None,
+        return_sealed: None,
         created_at: now,
         expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
         revoked_at: None,
@@ -165,19 +166,12 @@ async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResul
             Some(p) => tx.session(p).await?,
             None => None,
         };
-        if let Some(parent) = parent.filter(|p| p.revoked_at.is_none() && p.expires_at > now && p.user_id == admin) {
-            // The admin's session comes back under a fresh secret; the old one is retired.
-            tx.revoke_session(parent.id, now).await?;
-            let secret = new_secret(SecretKind::Session);
-            let back = SessionRow {
-                id: SessionId::new(),
-                token_hash: secret_hash(&secret),
-                created_at: now,
-                revoked_at: None,
-                ..parent
-            };
-            tx.insert_session(&back).await?;
-            returned = Some((secret, back.expires_at));
+        let live = parent.filter(|p| p.revoked_at.is_none() && p.expires_at > now && p.user_id == admin);
+        let own = session.return_sealed.as_deref().and_then(|s| crate::auth::open_sealed(s, principal.secret.expose()));
+        if let (Some(parent), Some(own)) = (live, own)
+            && secret_hash(&own) == parent.token_hash
+        {
+            returned = Some((own, parent.expires_at));
         }
     } else {
         events.push(

@@ -384,6 +384,7 @@ async fn impersonate(
         token_hash: secret_hash(&secret),
         impersonator_id: Some(principal.user.id),
         parent_id: parent.as_ref().map(|p| p.id),
+        return_sealed: parent.as_ref().map(|_| crate::auth::seal(principal.secret.expose(), &secret)),
         created_at: now,
         expires_at,
         revoked_at: None,

@@ -13,6 +13,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub admin: String,
+    pub state: steward::state::AppState,
     pub db_url: String,
     pub dir: TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -69,19 +70,28 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         bootstrap_admin_email: Some(ADMIN_EMAIL.into()),
         bootstrap_admin_password: Some(Secret::new(PASSWORD)),
         sqlite_durable: false,
+        outbox_poll_ms: 50,
         ..Config::default()
     };
     adjust(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = steward::Server::build(config, listener).await.unwrap();
     let addr = server.addr;
+    let state = server.state.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
     let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let mut app =
-        TestApp { base: format!("http://{addr}"), client, admin: String::new(), db_url, dir, shutdown: Some(tx) };
+    let mut app = TestApp {
+        base: format!("http://{addr}"),
+        client,
+        admin: String::new(),
+        state,
+        db_url,
+        dir,
+        shutdown: Some(tx),
+    };
     app.admin = app.login(ADMIN_EMAIL, PASSWORD).await;
     app
 }
@@ -198,5 +208,40 @@ impl TestApp {
     pub async fn audit(&self, query: &str) -> Vec<Value> {
         let body = self.get(&format!("/api/v1/audit?limit=500{query}"), &self.admin).await.expect(200);
         body["items"].as_array().unwrap().clone()
+    }
+}
+
+impl TestApp {
+    /// The current user's id for a token.
+    pub async fn me_id(&self, token: &str) -> String {
+        self.get("/api/v1/me", token).await.expect(200)["user"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Current memberships of a user as (org, role, dormant), sorted.
+    pub async fn memberships(&self, user: &str) -> Vec<(String, String, bool)> {
+        let db = self.db().await;
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT org_id, role, dormant FROM memberships WHERE user_id = ? AND ended_at IS NULL ORDER BY org_id",
+        )
+        .bind(user)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        db.close().await;
+        rows
+    }
+
+    /// Current team memberships of a user as (team, role, dormant), sorted.
+    pub async fn team_memberships(&self, user: &str) -> Vec<(String, String, bool)> {
+        let db = self.db().await;
+        let rows: Vec<(String, String, bool)> = sqlx::query_as(
+            "SELECT team_id, role, dormant FROM team_members WHERE user_id = ? AND ended_at IS NULL ORDER BY team_id",
+        )
+        .bind(user)
+        .fetch_all(&db)
+        .await
+        .unwrap();
+        db.close().await;
+        rows
     }
 }

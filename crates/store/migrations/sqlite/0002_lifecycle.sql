@@ -2,6 +2,9 @@
 -- password resets, the outbox and deprovision records.
 ALTER TABLE users ADD COLUMN kind TEXT NOT NULL DEFAULT 'person';
 ALTER TABLE users ADD COLUMN notifications TEXT NOT NULL DEFAULT '{}';
+-- An impersonation session keeps the admin's own session secret sealed with its own secret, so
+-- that only its holder can get back to the admin's session.
+ALTER TABLE sessions ADD COLUMN return_sealed TEXT;
 
 -- An org passed from a deactivated owner to someone else; `returnable` hand-overs go back on
 -- reactivation while the receiver still owns the org.
