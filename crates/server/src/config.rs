@@ -60,6 +60,10 @@ pub struct Config {
     pub login_failure_window_secs: u64,
     /// SQLite `synchronous=FULL` (true) or `NORMAL`.
     pub sqlite_durable: bool,
+    /// PostgreSQL connections in the pool.
+    pub database_max_connections: u32,
+    /// Seconds to wait for a free PostgreSQL connection.
+    pub database_acquire_timeout_secs: u64,
     /// `smtp://host:port`, `smtps://…` or `smtp://…?tls=required`, with credentials in the URL;
     /// without it emails are written to the log.
     pub smtp_url: Option<Secret>,
@@ -85,6 +89,8 @@ impl Default for Config {
             login_failures_per_address: 50,
             login_failure_window_secs: 900,
             sqlite_durable: true,
+            database_max_connections: 10,
+            database_acquire_timeout_secs: 30,
             smtp_url: None,
             mail_from: "Steward <steward@localhost>".into(),
             outbox_poll_ms: 1000,
@@ -96,9 +102,19 @@ impl Config {
     /// Reads the layers; `file` is `steward.toml` unless `--config` names another.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let file = file.unwrap_or(Path::new("steward.toml"));
+        // Other STEWARD_ variables (STEWARD_LOG, STEWARD_CONFIG, test settings) are not config keys;
+        // only the file is held to the known keys.
+        let known: Vec<String> = match serde_json::to_value(Config::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(file))
-            .merge(Env::prefixed("STEWARD_").split("__").ignore(&["bootstrap_admin_password_file", "config", "log"]))
+            .merge(
+                Env::prefixed("STEWARD_")
+                    .split("__")
+                    .filter(move |key| known.iter().any(|k| key.starts_with(k.as_str()))),
+            )
             .extract()
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         if let Ok(path) = std::env::var("STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE") {

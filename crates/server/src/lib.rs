@@ -35,7 +35,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             .with_context(|| format!("opening the SQLite database {url}"))?;
         Ok(Arc::new(store))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("this build of Steward has no PostgreSQL backend yet; use a sqlite:// URL")
+        let timeout = std::time::Duration::from_secs(config.database_acquire_timeout_secs);
+        let store = steward_store::PgStore::open(url, config.database_max_connections, timeout)
+            .await
+            .context("opening the PostgreSQL database")?;
+        Ok(Arc::new(store))
     } else {
         anyhow::bail!("STEWARD_DATABASE_URL must start with sqlite:// or postgres://")
     }

@@ -5,10 +5,13 @@
 //! are appended in that same transaction, so that a change and its event commit or fail together.
 
 mod model;
+mod postgres;
+mod rows;
 mod sqlite;
 mod traits;
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use traits::*;
 

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool, Transaction};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
 use steward_core::audit::GENESIS_HASH;
-use steward_core::license::License;
 use steward_core::{
-    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus,
+    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
 };
 use time::OffsetDateTime;
 
 use crate::model::*;
+use crate::rows::*;
 use crate::traits::*;
 use crate::{Constraint, StoreError, StoreResult};
 use uuid::Uuid;
@@ -78,6 +78,10 @@ impl Store for SqliteStore {
     }
 }
 
+const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
+     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
+     (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
+
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
 }
@@ -98,176 +102,6 @@ fn backend(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Backend(e.to_string())
-}
-
-fn micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1000) as i64
-}
-
-fn from_micros(m: i64) -> StoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn opt_micros(m: Option<i64>) -> StoreResult<Option<OffsetDateTime>> {
-    m.map(from_micros).transpose()
-}
-
-fn parse<T: FromStr>(text: &str, what: &str) -> StoreResult<T> {
-    text.parse().map_err(|_| StoreError::Corrupt(format!("{what}: {text:?}")))
-}
-
-fn opt_id<T: FromStr>(text: Option<String>, what: &str) -> StoreResult<Option<T>> {
-    text.map(|t| parse(&t, what)).transpose()
-}
-
-fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(row: &'r SqliteRow, col: &str) -> StoreResult<T> {
-    row.try_get(col).map_err(backend)
-}
-
-/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
-fn like_pattern(q: &str) -> String {
-    let mut out = String::from("%");
-    for c in q.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
-const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
-     (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
-
-fn user_from_row(row: &SqliteRow) -> StoreResult<UserRow> {
-    let roles: Option<String> = get(row, "roles")?;
-    let mut instance_roles = roles
-        .unwrap_or_default()
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|r| InstanceRole::parse(r).map_err(|e| StoreError::Corrupt(e.to_string())))
-        .collect::<StoreResult<Vec<_>>>()?;
-    instance_roles.sort();
-    Ok(UserRow {
-        id: parse(&get::<String>(row, "id")?, "user id")?,
-        email: get(row, "email")?,
-        email_key: get(row, "email_key")?,
-        name: get(row, "name")?,
-        status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
-        password_hash: get(row, "password_hash")?,
-        locale: get(row, "locale")?,
-        timezone: get(row, "timezone")?,
-        instance_roles,
-        kind: get(row, "kind")?,
-        notifications: serde_json::from_str(&get::<String>(row, "notifications")?)
-            .map_err(|e| StoreError::Corrupt(format!("notifications: {e}")))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-        last_login_at: opt_micros(get(row, "last_login_at")?)?,
-        version: get(row, "version")?,
-    })
-}
-
-fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn license_from(text: &str) -> StoreResult<License> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("license: {e}")))
-}
-
-fn license_to(license: &License) -> StoreResult<String> {
-    serde_json::to_string(license).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn org_from_row(row: &SqliteRow) -> StoreResult<OrgRow> {
-    Ok(OrgRow {
-        id: parse(&get::<String>(row, "id")?, "org id")?,
-        name: get(row, "name")?,
-        external_id: get(row, "external_id")?,
-        owner_id: parse(&get::<String>(row, "owner_id")?, "owner id")?,
-        state: get(row, "state")?,
-        timezone: get(row, "timezone")?,
-        country: get(row, "country")?,
-        license: license_from(&get::<String>(row, "license")?)?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-        version: get(row, "version")?,
-    })
-}
-
-fn team_from_row(row: &SqliteRow) -> StoreResult<TeamRow> {
-    Ok(TeamRow {
-        id: parse(&get::<String>(row, "id")?, "team id")?,
-        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-        name: get(row, "name")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        updated_at: from_micros(get(row, "updated_at")?)?,
-        version: get(row, "version")?,
-    })
-}
-
-fn team_member_from_row(row: &SqliteRow) -> StoreResult<TeamMemberRow> {
-    Ok(TeamMemberRow {
-        team_id: parse(&get::<String>(row, "team_id")?, "team id")?,
-        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-        role: parse::<TeamRole>(&get::<String>(row, "role")?, "team role")?,
-        dormant: get(row, "dormant")?,
-    })
-}
-
-fn session_from_row(row: &SqliteRow) -> StoreResult<SessionRow> {
-    Ok(SessionRow {
-        id: parse(&get::<String>(row, "id")?, "session id")?,
-        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-        token_hash: get(row, "token_hash")?,
-        impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
-        parent_id: opt_id(get(row, "parent_id")?, "parent session id")?,
-        return_sealed: get(row, "return_sealed")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        expires_at: from_micros(get(row, "expires_at")?)?,
-        revoked_at: opt_micros(get(row, "revoked_at")?)?,
-        ip: get(row, "ip")?,
-        user_agent: get(row, "user_agent")?,
-    })
-}
-
-fn token_from_row(row: &SqliteRow) -> StoreResult<ApiTokenRow> {
-    Ok(ApiTokenRow {
-        id: parse(&get::<String>(row, "id")?, "token id")?,
-        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-        name: get(row, "name")?,
-        token_hash: get(row, "token_hash")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        expires_at: opt_micros(get(row, "expires_at")?)?,
-        revoked_at: opt_micros(get(row, "revoked_at")?)?,
-    })
-}
-
-fn audit_from_row(row: &SqliteRow) -> StoreResult<AuditRecord> {
-    Ok(AuditRecord {
-        id: parse(&get::<String>(row, "id")?, "event id")?,
-        seq: get(row, "seq")?,
-        at: from_micros(get(row, "at")?)?,
-        kind: get(row, "kind")?,
-        actor_id: opt_id(get(row, "actor_id")?, "actor id")?,
-        impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
-        target_type: get(row, "target_type")?,
-        target_id: get(row, "target_id")?,
-        org_id: opt_id(get(row, "org_id")?, "org id")?,
-        detail: get(row, "detail")?,
-        personal: get(row, "personal")?,
-        personal_digest: get(row, "personal_digest")?,
-        prev_hash: get(row, "prev_hash")?,
-        hash: get(row, "hash")?,
-    })
-}
-
-fn expect_one(result: sqlx::sqlite::SqliteQueryResult) -> StoreResult<()> {
-    if result.rows_affected() == 1 { Ok(()) } else { Err(StoreError::Conflict(Constraint::VersionMismatch)) }
 }
 
 #[async_trait]
@@ -387,7 +221,7 @@ impl Users for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
@@ -503,7 +337,7 @@ impl Orgs for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
@@ -516,20 +350,7 @@ impl Orgs for SqliteTx {
         .fetch_all(&mut *self.tx)
         .await
         .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok(MemberRow {
-                    org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-                    user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-                    email: get(row, "email")?,
-                    name: get(row, "name")?,
-                    status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
-                    role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
-                    dormant: get(row, "dormant")?,
-                    created_at: from_micros(get(row, "created_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(member_from_row).collect()
     }
 
     async fn insert_membership(
@@ -562,7 +383,7 @@ impl Orgs for SqliteTx {
                 .execute(&mut *self.tx)
                 .await
                 .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
@@ -574,7 +395,7 @@ impl Orgs for SqliteTx {
                 .execute(&mut *self.tx)
                 .await
                 .map_err(backend)?;
-        expect_one(result)?;
+        expect_one(result.rows_affected())?;
         sqlx::query(
             "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
              AND team_id IN (SELECT id FROM teams WHERE org_id = ?)",
@@ -597,17 +418,7 @@ impl Orgs for SqliteTx {
         .fetch_all(&mut *self.tx)
         .await
         .map_err(backend)?;
-        rows.iter()
-            .map(|row| {
-                Ok(MembershipOfUser {
-                    org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-                    org_name: get(row, "name")?,
-                    license: license_from(&get::<String>(row, "license")?)?,
-                    role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
-                    dormant: get(row, "dormant")?,
-                })
-            })
-            .collect()
+        rows.iter().map(membership_of_user_from_row).collect()
     }
 }
 
@@ -664,7 +475,7 @@ impl Teams for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {
@@ -717,7 +528,7 @@ impl Teams for SqliteTx {
                 .execute(&mut *self.tx)
                 .await
                 .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {
@@ -1051,82 +862,6 @@ impl Settings for SqliteTx {
     }
 }
 
-fn uuid_of(row: &SqliteRow, col: &str) -> StoreResult<Uuid> {
-    parse(&get::<String>(row, col)?, col)
-}
-
-fn handover_from_row(row: &SqliteRow) -> StoreResult<HandoverRow> {
-    Ok(HandoverRow {
-        id: uuid_of(row, "id")?,
-        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-        from_user_id: parse(&get::<String>(row, "from_user_id")?, "user id")?,
-        to_user_id: parse(&get::<String>(row, "to_user_id")?, "user id")?,
-        returnable: get(row, "returnable")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        closed_at: opt_micros(get(row, "closed_at")?)?,
-    })
-}
-
-fn deprovision_from_row(row: &SqliteRow) -> StoreResult<DeprovisionRow> {
-    Ok(DeprovisionRow {
-        id: uuid_of(row, "id")?,
-        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
-        reason: get(row, "reason")?,
-        snapshot: serde_json::from_str(&get::<String>(row, "snapshot")?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        created_by: opt_id(get(row, "created_by")?, "user id")?,
-        restored_at: opt_micros(get(row, "restored_at")?)?,
-        restored_by: opt_id(get(row, "restored_by")?, "user id")?,
-    })
-}
-
-fn invitation_from_row(row: &SqliteRow) -> StoreResult<InvitationRow> {
-    let team_ids: Vec<String> =
-        serde_json::from_str(&get::<String>(row, "team_ids")?).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(InvitationRow {
-        id: uuid_of(row, "id")?,
-        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-        org_id: opt_id(get(row, "org_id")?, "org id")?,
-        role: opt_id(get(row, "role")?, "org role")?,
-        team_ids: team_ids.iter().map(|t| parse(t, "team id")).collect::<StoreResult<_>>()?,
-        token_hash: get(row, "token_hash")?,
-        invited_by: opt_id(get(row, "invited_by")?, "user id")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        expires_at: from_micros(get(row, "expires_at")?)?,
-        accepted_at: opt_micros(get(row, "accepted_at")?)?,
-        cancelled_at: opt_micros(get(row, "cancelled_at")?)?,
-    })
-}
-
-fn reset_from_row(row: &SqliteRow) -> StoreResult<ResetRow> {
-    Ok(ResetRow {
-        id: uuid_of(row, "id")?,
-        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
-        token_hash: get(row, "token_hash")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        expires_at: from_micros(get(row, "expires_at")?)?,
-        used_at: opt_micros(get(row, "used_at")?)?,
-    })
-}
-
-fn outbox_from_row(row: &SqliteRow) -> StoreResult<OutboxRow> {
-    Ok(OutboxRow {
-        id: uuid_of(row, "id")?,
-        user_id: opt_id(get(row, "user_id")?, "user id")?,
-        recipient: get(row, "recipient")?,
-        category: get(row, "category")?,
-        subject: get(row, "subject")?,
-        body: get(row, "body")?,
-        created_at: from_micros(get(row, "created_at")?)?,
-        attempts: get(row, "attempts")?,
-        next_attempt_at: from_micros(get(row, "next_attempt_at")?)?,
-        sent_at: opt_micros(get(row, "sent_at")?)?,
-        dropped_at: opt_micros(get(row, "dropped_at")?)?,
-        last_error: get(row, "last_error")?,
-    })
-}
-
 #[async_trait]
 impl Lifecycle for SqliteTx {
     async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()> {
@@ -1248,7 +983,7 @@ impl Lifecycle for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 }
 
@@ -1295,7 +1030,7 @@ impl Invitations for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 
     async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
@@ -1342,7 +1077,7 @@ impl Invitations for SqliteTx {
             .execute(&mut *self.tx)
             .await
             .map_err(backend)?;
-        expect_one(result)
+        expect_one(result.rows_affected())
     }
 }
 

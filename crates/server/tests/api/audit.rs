@@ -57,19 +57,29 @@ async fn invariant_6_a_change_whose_event_cannot_be_written_does_not_happen() {
     let app = spawn_app().await;
     let owner = app.user("own@atomic.test").await;
     let db = app.db().await;
-    sqlx::query(
-        "CREATE TRIGGER refuse_org_events BEFORE INSERT ON audit_events WHEN NEW.kind = 'org.created' \
-         BEGIN SELECT RAISE(ABORT, 'audit store refused the event'); END",
-    )
-    .execute(&db)
-    .await
-    .unwrap();
+    if db.is_pg() {
+        db.run(
+            "CREATE FUNCTION refuse_org_events() RETURNS TRIGGER LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.kind = 'org.created' THEN RAISE EXCEPTION 'audit store refused the event'; END IF; RETURN NEW; END; $$",
+            &[],
+        )
+        .await;
+        db.run("CREATE TRIGGER refuse_org_events BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_org_events()", &[])
+            .await;
+    } else {
+        db.run(
+            "CREATE TRIGGER refuse_org_events BEFORE INSERT ON audit_events WHEN NEW.kind = 'org.created' \
+             BEGIN SELECT RAISE(ABORT, 'audit store refused the event'); END",
+            &[],
+        )
+        .await;
+    }
     let before = app.snapshot().await;
     let r = app.post("/api/v1/orgs", &app.admin, json!({"name": "Ghost", "owner_id": owner})).await;
     let body = r.expect_problem(500, "internal");
     assert!(!body.to_string().contains("audit store refused"), "5xx bodies carry no internals");
     assert_eq!(app.snapshot().await, before, "the org was not created without its event");
-    let orgs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orgs").fetch_one(&db).await.unwrap();
+    let orgs = db.i64("SELECT COUNT(*) FROM orgs", &[]).await;
     assert_eq!(orgs, 0);
 }
 
@@ -83,13 +93,14 @@ async fn invariant_6_the_log_is_append_only_and_verify_points_at_an_edited_event
     let total = ok["events"].as_i64().unwrap();
     assert!(total >= 5);
     let db = app.db().await;
-    let refused = sqlx::query("UPDATE audit_events SET detail = '{}' WHERE seq = 3").execute(&db).await.unwrap_err();
-    assert!(refused.to_string().contains("append-only"));
-    assert!(sqlx::query("DELETE FROM audit_events WHERE seq = 3").execute(&db).await.is_err());
+    let refused = db.exec("UPDATE audit_events SET detail = '{}' WHERE seq = 3", &[]).await.unwrap_err();
+    assert!(refused.contains("append-only"), "{refused}");
+    assert!(db.exec("DELETE FROM audit_events WHERE seq = 3", &[]).await.is_err());
 
     // Someone with the database file removes the guard and edits an event.
-    sqlx::query("DROP TRIGGER audit_events_append_only_update").execute(&db).await.unwrap();
-    sqlx::query("UPDATE audit_events SET detail = '{\"role\":\"viewer\"}' WHERE seq = 3").execute(&db).await.unwrap();
+    let drop = if db.is_pg() { " ON audit_events" } else { "" };
+    db.run(&format!("DROP TRIGGER audit_events_append_only_update{drop}"), &[]).await;
+    db.run("UPDATE audit_events SET detail = '{\"role\":\"viewer\"}' WHERE seq = 3", &[]).await;
     let bad = app.get("/api/v1/audit/verify", &app.admin).await.expect(200);
     assert_eq!(bad["ok"], false);
     assert_eq!(bad["first_bad_seq"], 3);
@@ -110,16 +121,12 @@ async fn erasing_personal_data_keeps_the_chain_verifiable() {
     let app = spawn_app().await;
     app.user("erase@chain.test").await;
     let db = app.db().await;
-    let n = sqlx::query("UPDATE audit_events SET personal = NULL WHERE personal LIKE '%erase@chain.test%'")
-        .execute(&db)
-        .await
-        .unwrap()
-        .rows_affected();
+    let n = db.run("UPDATE audit_events SET personal = NULL WHERE personal LIKE '%erase@chain.test%'", &[]).await;
     assert_eq!(n, 1);
     let ok = app.get("/api/v1/audit/verify", &app.admin).await.expect(200);
     assert_eq!(ok["ok"], true);
     // But changing (rather than erasing) personal data is caught.
-    sqlx::query("UPDATE audit_events SET personal = '{\"email\":\"x@y.z\"}' WHERE seq = 1").execute(&db).await.unwrap();
+    db.run("UPDATE audit_events SET personal = '{\"email\":\"x@y.z\"}' WHERE seq = 1", &[]).await;
     let bad = app.get("/api/v1/audit/verify", &app.admin).await.expect(200);
     assert_eq!(bad["first_bad_seq"], 1);
 }

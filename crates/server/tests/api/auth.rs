@@ -36,14 +36,11 @@ async fn wrong_password_unknown_email_and_inactive_users_get_the_same_401() {
 async fn session_secrets_are_stored_only_as_digests() {
     let app = spawn_app().await;
     let db = app.db().await;
-    let hashes: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM sessions").fetch_all(&db).await.unwrap();
+    let hashes = db.strings("SELECT token_hash FROM sessions", &[]).await;
     assert_eq!(hashes.len(), 1);
     assert_ne!(hashes[0], app.admin);
     assert_eq!(hashes[0], steward::auth::secret_hash(&app.admin));
-    let dump: Vec<String> = sqlx::query_scalar("SELECT id || token_hash || COALESCE(user_agent, '') FROM sessions")
-        .fetch_all(&db)
-        .await
-        .unwrap();
+    let dump = db.strings("SELECT id || token_hash || COALESCE(user_agent, '') FROM sessions", &[]).await;
     assert!(!dump.concat().contains(&app.admin));
 }
 

@@ -27,7 +27,7 @@ async fn an_invitation_arrives_by_smtp_and_its_link_activates_the_user_once() {
     assert!(mails[0].subject().contains("Mail Co"), "{}", mails[0].subject());
     let token = mails[0].link_token("/invite/").expect("the mail carries the link");
     let db = app.db().await;
-    let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM invitations").fetch_all(&db).await.unwrap();
+    let stored = db.strings("SELECT token_hash FROM invitations", &[]).await;
     assert!(!stored.contains(&token), "the secret is stored only as a digest");
     let path = format!("/api/v1/auth/invitations/{token}/accept");
     let none = reqwest::Method::POST;
@@ -105,13 +105,12 @@ async fn mail_queued_before_a_deactivation_is_dropped_at_delivery() {
     let db = app.db().await;
     let mut dropped = None;
     for _ in 0..100 {
-        dropped = sqlx::query_scalar::<_, Option<String>>(
-            "SELECT last_error FROM outbox WHERE recipient = 'late@mail.test' AND dropped_at IS NOT NULL",
-        )
-        .fetch_optional(&db)
-        .await
-        .unwrap()
-        .flatten();
+        dropped = db
+            .opt_string(
+                "SELECT last_error FROM outbox WHERE recipient = 'late@mail.test' AND dropped_at IS NOT NULL",
+                &[],
+            )
+            .await;
         if dropped.is_some() {
             break;
         }
@@ -151,13 +150,16 @@ async fn failed_deliveries_are_retried_with_backoff() {
     let db = app.db().await;
     let mut row = None;
     for _ in 0..150 {
-        row = sqlx::query_as::<_, (i64, Option<String>, i64, i64)>(
-            "SELECT attempts, last_error, next_attempt_at, created_at FROM outbox WHERE recipient = 'retry@mail.test'",
-        )
-        .fetch_optional(&db)
-        .await
-        .unwrap()
-        .filter(|r| r.1.is_some());
+        let error = db.opt_string("SELECT last_error FROM outbox WHERE recipient = 'retry@mail.test'", &[]).await;
+        if error.is_some() {
+            let q = |c: &str| format!("SELECT {c} FROM outbox WHERE recipient = 'retry@mail.test'");
+            row = Some((
+                db.i64(&q("attempts"), &[]).await,
+                error,
+                db.i64(&q("next_attempt_at"), &[]).await,
+                db.i64(&q("created_at"), &[]).await,
+            ));
+        }
         if row.is_some() {
             break;
         }

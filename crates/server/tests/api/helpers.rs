@@ -61,9 +61,25 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// A fresh database: a SQLite file in `dir`, or, when `STEWARD_TEST_POSTGRES_URL` names a
+/// PostgreSQL server, a new database on it.
+pub async fn fresh_database(dir: &std::path::Path) -> String {
+    match std::env::var("STEWARD_TEST_POSTGRES_URL") {
+        Ok(admin) => {
+            let name = format!("steward_test_{}", uuid::Uuid::now_v7().simple());
+            let pool = sqlx::PgPool::connect(&admin).await.expect("STEWARD_TEST_POSTGRES_URL is reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.unwrap();
+            pool.close().await;
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        }
+        Err(_) => format!("sqlite://{}", dir.join("steward.db").display()),
+    }
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("steward.db").display());
+    let db_url = fresh_database(dir.path()).await;
     let mut config = Config {
         listen: "127.0.0.1:0".into(),
         database_url: db_url.clone(),
@@ -171,36 +187,33 @@ impl TestApp {
     }
 
     /// A direct connection to the database, for checks behind Steward's back.
-    pub async fn db(&self) -> SqlitePool {
-        SqlitePool::connect(&self.db_url).await.unwrap()
+    pub async fn db(&self) -> Db {
+        if self.db_url.starts_with("postgres") {
+            Db::Pg(sqlx::PgPool::connect(&self.db_url).await.unwrap())
+        } else {
+            Db::Sqlite(SqlitePool::connect(&self.db_url).await.unwrap())
+        }
     }
 
-    /// Row counts of every table: equal snapshots mean nothing changed.
+    /// Row counts of every table (and version sums): equal snapshots mean nothing changed.
     pub async fn snapshot(&self) -> Vec<(String, i64)> {
         let db = self.db().await;
-        let tables: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
-        )
-        .fetch_all(&db)
-        .await
-        .unwrap();
+        let tables = db
+            .strings(match db {
+                Db::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+                Db::Pg(_) => "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> '_sqlx_migrations' ORDER BY 1",
+            }, &[])
+            .await;
         let mut out = Vec::new();
         for t in tables {
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {t}")))
-                .fetch_one(&db)
-                .await
-                .unwrap();
-            let v: i64 = if ["users", "orgs", "teams"].contains(&t.as_str()) {
-                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COALESCE(SUM(version), 0) FROM {t}")))
-                    .fetch_one(&db)
-                    .await
-                    .unwrap()
+            let n = db.i64(&format!("SELECT COUNT(*) FROM {t}"), &[]).await;
+            let v = if ["users", "orgs", "teams"].contains(&t.as_str()) {
+                db.i64(&format!("SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM {t}"), &[]).await
             } else {
                 0
             };
             out.push((t, n * 1_000_000 + v));
         }
-        db.close().await;
         out
     }
 
@@ -219,29 +232,113 @@ impl TestApp {
 
     /// Current memberships of a user as (org, role, dormant), sorted.
     pub async fn memberships(&self, user: &str) -> Vec<(String, String, bool)> {
-        let db = self.db().await;
-        let rows: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT org_id, role, dormant FROM memberships WHERE user_id = ? AND ended_at IS NULL ORDER BY org_id",
-        )
-        .bind(user)
-        .fetch_all(&db)
-        .await
-        .unwrap();
-        db.close().await;
-        rows
+        let sql =
+            "SELECT org_id, role, dormant FROM memberships WHERE user_id = ? AND ended_at IS NULL ORDER BY org_id";
+        self.db().await.triples(sql, &[user]).await
     }
 
     /// Current team memberships of a user as (team, role, dormant), sorted.
     pub async fn team_memberships(&self, user: &str) -> Vec<(String, String, bool)> {
-        let db = self.db().await;
-        let rows: Vec<(String, String, bool)> = sqlx::query_as(
-            "SELECT team_id, role, dormant FROM team_members WHERE user_id = ? AND ended_at IS NULL ORDER BY team_id",
-        )
-        .bind(user)
-        .fetch_all(&db)
-        .await
-        .unwrap();
-        db.close().await;
-        rows
+        let sql =
+            "SELECT team_id, role, dormant FROM team_members WHERE user_id = ? AND ended_at IS NULL ORDER BY team_id";
+        self.db().await.triples(sql, &[user]).await
+    }
+}
+
+/// A direct connection to either backend, for checks behind Steward's back. Queries use `?`
+/// placeholders; they are numbered for PostgreSQL.
+pub enum Db {
+    Sqlite(SqlitePool),
+    Pg(sqlx::PgPool),
+}
+
+fn numbered(sql: &str) -> String {
+    let mut n = 0;
+    sql.chars()
+        .map(|c| {
+            if c == '?' {
+                n += 1;
+                format!("${n}")
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+macro_rules! on_db {
+    ($db:expr, $sql:expr, $binds:expr, |$q:ident, $pool:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => {
+                let mut $q = sqlx::query(sqlx::AssertSqlSafe($sql.to_owned()));
+                for b in $binds {
+                    $q = $q.bind(b.to_string());
+                }
+                $body
+            }
+            Db::Pg($pool) => {
+                let mut $q = sqlx::query(sqlx::AssertSqlSafe(numbered($sql)));
+                for b in $binds {
+                    $q = $q.bind(b.to_string());
+                }
+                $body
+            }
+        }
+    };
+}
+
+impl Db {
+    pub fn is_pg(&self) -> bool {
+        matches!(self, Db::Pg(_))
+    }
+
+    /// One integer.
+    pub async fn i64(&self, sql: &str, binds: &[&str]) -> i64 {
+        use sqlx::Row;
+        on_db!(self, sql, binds, |q, pool| q.fetch_one(pool).await.unwrap().get::<i64, _>(0))
+    }
+
+    /// The first column of every row, as text.
+    pub async fn strings(&self, sql: &str, binds: &[&str]) -> Vec<String> {
+        use sqlx::Row;
+        on_db!(self, sql, binds, |q, pool| q
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect())
+    }
+
+    /// The first column of the first row, if any, as optional text.
+    pub async fn opt_string(&self, sql: &str, binds: &[&str]) -> Option<String> {
+        use sqlx::Row;
+        on_db!(self, sql, binds, |q, pool| q
+            .fetch_optional(pool)
+            .await
+            .unwrap()
+            .and_then(|r| r.get::<Option<String>, _>(0)))
+    }
+
+    /// Rows of (text, text, flag).
+    pub async fn triples(&self, sql: &str, binds: &[&str]) -> Vec<(String, String, bool)> {
+        use sqlx::Row;
+        on_db!(self, sql, binds, |q, pool| q
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<bool, _>(2)))
+            .collect())
+    }
+
+    /// Runs a statement; the error text when the database refuses it.
+    pub async fn exec(&self, sql: &str, binds: &[&str]) -> Result<u64, String> {
+        on_db!(self, sql, binds, |q, pool| q.execute(pool).await.map(|r| r.rows_affected()).map_err(|e| e.to_string()))
+    }
+
+    /// Runs a statement that must succeed.
+    pub async fn run(&self, sql: &str, binds: &[&str]) -> u64 {
+        self.exec(sql, binds).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 }

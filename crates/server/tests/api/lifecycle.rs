@@ -35,14 +35,13 @@ async fn invariant_3_a_deactivated_users_next_request_fails_with_every_credentia
         .await;
     login.expect_problem(401, "unauthenticated");
     let db = app.db().await;
-    let live: i64 = sqlx::query_scalar(
-        "SELECT (SELECT COUNT(*) FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL) + \
-         (SELECT COUNT(*) FROM api_tokens WHERE user_id = ?1 AND revoked_at IS NULL)",
-    )
-    .bind(&id)
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let live = db
+        .i64(
+            "SELECT (SELECT COUNT(*) FROM sessions WHERE user_id = ? AND revoked_at IS NULL) + \
+             (SELECT COUNT(*) FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL)",
+            &[&id, &id],
+        )
+        .await;
     assert_eq!(live, 0, "every credential is revoked in the deactivation's transaction");
     let event = &app.audit("&type=user.deactivated").await[0];
     assert_eq!(event["detail"]["credentials_revoked"], 3);
@@ -176,16 +175,10 @@ async fn an_email_is_never_reused_after_deactivation_or_anonymization() {
         .expect_problem(409, "user_deactivated");
     assert_eq!(body["user_id"], id.as_str(), "the keyed hash still blocks the email");
     let db = app.db().await;
-    let leaked: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE lower(email) LIKE '%kim@%' OR email_key LIKE '%kim@%'")
-            .fetch_one(&db)
-            .await
-            .unwrap();
+    let leaked =
+        db.i64("SELECT COUNT(*) FROM users WHERE lower(email) LIKE '%kim@%' OR email_key LIKE '%kim@%'", &[]).await;
     assert_eq!(leaked, 0, "the email itself is gone from the users table");
-    let personal: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE lower(personal) LIKE '%kim@%'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let personal = db.i64("SELECT COUNT(*) FROM audit_events WHERE lower(personal) LIKE '%kim@%'", &[]).await;
     assert_eq!(personal, 0, "and from the audit log's personal parts");
     assert_eq!(app.get("/api/v1/audit/verify", &app.admin).await.expect(200)["ok"], true);
 }

@@ -8,15 +8,11 @@ use crate::helpers::{TestApp, spawn_app};
 /// Checks invariant 1 in the database itself.
 async fn assert_single_owner(app: &TestApp, org: &str) {
     let db = app.db().await;
-    let owners: Vec<String> =
-        sqlx::query_scalar("SELECT user_id FROM memberships WHERE org_id = ? AND role = 'owner' AND ended_at IS NULL")
-            .bind(org)
-            .fetch_all(&db)
-            .await
-            .unwrap();
-    let recorded: String =
-        sqlx::query_scalar("SELECT owner_id FROM orgs WHERE id = ?").bind(org).fetch_one(&db).await.unwrap();
-    assert_eq!(owners, vec![recorded], "org {org} must have exactly one owner, the recorded one");
+    let owners = db
+        .strings("SELECT user_id FROM memberships WHERE org_id = ? AND role = 'owner' AND ended_at IS NULL", &[org])
+        .await;
+    let recorded = db.strings("SELECT owner_id FROM orgs WHERE id = ?", &[org]).await;
+    assert_eq!(owners, recorded, "org {org} must have exactly one owner, the recorded one");
 }
 
 fn roles(members: &Value) -> Vec<(String, String)> {
@@ -147,13 +143,14 @@ async fn invariant_1_holds_under_concurrent_transfers() {
     assert!(statuses.iter().all(|s| *s == 200), "each transfer is serialized and valid: {statuses:?}");
     assert_single_owner(&app, &org).await;
     let db = app.db().await;
-    let err =
-        sqlx::query("UPDATE memberships SET role = 'owner' WHERE org_id = ? AND role <> 'owner' AND ended_at IS NULL")
-            .bind(&org)
-            .execute(&db)
-            .await
-            .unwrap_err();
-    assert!(err.to_string().contains("UNIQUE"), "the database itself refuses a second owner: {err}");
+    let err = db
+        .exec(
+            "UPDATE memberships SET role = 'owner' WHERE org_id = ? AND role <> 'owner' AND ended_at IS NULL",
+            &[&org],
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_lowercase().contains("unique"), "the database itself refuses a second owner: {err}");
 }
 
 async fn futures_join(tasks: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {
@@ -192,11 +189,7 @@ async fn org_admins_manage_members_and_members_only_read() {
     // A member may leave by themselves; the row stays as history.
     app.delete(&format!("/api/v1/orgs/{org}/members/{member_id}"), &member_token).await.expect(204);
     let db = app.db().await;
-    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE org_id = ? AND ended_at IS NOT NULL")
-        .bind(&org)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let rows = db.i64("SELECT COUNT(*) FROM memberships WHERE org_id = ? AND ended_at IS NOT NULL", &[&org]).await;
     assert_eq!(rows, 2, "ended memberships are kept");
     let events: Vec<String> =
         app.audit(&format!("&org_id={org}")).await.iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
@@ -235,7 +228,7 @@ async fn deactivated_users_cannot_be_given_a_membership() {
     let org = app.org("X", &owner).await;
     let gone = app.user("gone@x.test").await;
     let db = app.db().await;
-    sqlx::query("UPDATE users SET status = 'deactivated' WHERE id = ?").bind(&gone).execute(&db).await.unwrap();
+    db.run("UPDATE users SET status = 'deactivated' WHERE id = ?", &[&gone]).await;
     app.put(&format!("/api/v1/orgs/{org}/members/{gone}"), &app.admin, json!({"role": "member"}))
         .await
         .expect_problem(409, "user_deactivated");

@@ -181,43 +181,25 @@ fn touch(model: &mut Model, org: &str) {
 async fn check_invariants(app: &TestApp, model: &Model) {
     let db = app.db().await;
     // 1: exactly one owner per org, the recorded one, a member with role owner.
-    let bad: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM orgs o WHERE (SELECT COUNT(*) FROM memberships m WHERE m.org_id = o.id AND m.role = 'owner' \
+    let bad = db.i64("SELECT COUNT(*) FROM orgs o WHERE (SELECT COUNT(*) FROM memberships m WHERE m.org_id = o.id AND m.role = 'owner' \
          AND m.ended_at IS NULL) <> 1 OR NOT EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = o.owner_id \
-         AND m.role = 'owner' AND m.ended_at IS NULL)",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+         AND m.role = 'owner' AND m.ended_at IS NULL)", &[]).await;
     assert_eq!(bad, 0, "invariant 1");
     // 2: no two users share an email key, and every user created is still there.
-    let dups: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) - COUNT(DISTINCT email_key) FROM users").fetch_one(&db).await.unwrap();
+    let dups = db.i64("SELECT COUNT(*) - COUNT(DISTINCT email_key) FROM users", &[]).await;
     assert_eq!(dups, 0, "invariant 2");
     for (id, _) in &model.users {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE id = ?").bind(id).fetch_one(&db).await.unwrap();
+        let n = db.i64("SELECT COUNT(*) FROM users WHERE id = ?", &[id]).await;
         assert_eq!(n, 1, "invariant 2: users are never deleted");
     }
     // 3: nobody inactive holds a live credential.
-    let live: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.status IN ('deactivated', 'anonymized') \
-         AND s.revoked_at IS NULL",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let live = db.i64("SELECT COUNT(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.status IN ('deactivated', 'anonymized') \
+         AND s.revoked_at IS NULL", &[]).await;
     assert_eq!(live, 0, "invariant 3");
     // 4 (standing part): a deactivated user's memberships are all dormant, an active user's none.
-    let wrong: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.ended_at IS NULL \
-         AND u.kind = 'person' AND m.dormant <> (u.status = 'deactivated')",
-    )
-    .fetch_one(&db)
-    .await
-    .unwrap();
+    let wrong = db.i64("SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.ended_at IS NULL \
+         AND u.kind = 'person' AND (m.dormant AND u.status <> 'deactivated' OR NOT m.dormant AND u.status = 'deactivated')", &[]).await;
     assert_eq!(wrong, 0, "invariant 4: dormancy follows the status");
-    db.close().await;
 }
 
 proptest! {

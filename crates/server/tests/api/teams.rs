@@ -53,10 +53,6 @@ async fn team_members_are_removed_and_kept_in_history() {
     app.delete(&path, &owner_token).await.expect(204);
     app.delete(&path, &owner_token).await.expect_problem(404, "not_found");
     let db = app.db().await;
-    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM team_members WHERE team_id = ? AND ended_at IS NOT NULL")
-        .bind(team_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let kept = db.i64("SELECT COUNT(*) FROM team_members WHERE team_id = ? AND ended_at IS NOT NULL", &[team_id]).await;
     assert_eq!(kept, 1);
 }

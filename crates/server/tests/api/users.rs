@@ -66,10 +66,7 @@ async fn invariant_2_holds_under_concurrent_creation() {
     }
     assert_eq!(created, 1);
     let db = app.db().await;
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE email_key = 'race@example.com'")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let n = db.i64("SELECT COUNT(*) FROM users WHERE email_key = 'race@example.com'", &[]).await;
     assert_eq!(n, 1);
 }
 
@@ -79,7 +76,7 @@ async fn a_deactivated_users_email_answers_user_deactivated_with_their_id() {
     let id = app.user("gone@example.com").await;
     // The lifecycle API comes later; set the status behind Steward's back to test the refusal.
     let db = app.db().await;
-    sqlx::query("UPDATE users SET status = 'deactivated' WHERE id = ?").bind(&id).execute(&db).await.unwrap();
+    db.run("UPDATE users SET status = 'deactivated' WHERE id = ?", &[&id]).await;
     let before = app.snapshot().await;
     let body = app
         .post("/api/v1/users", &app.admin, json!({"email": "GONE@example.com", "name": "Gone again"}))
@@ -95,8 +92,8 @@ async fn invariant_2_no_user_row_is_ever_deleted() {
     let app = spawn_app().await;
     let id = app.user("keep@example.com").await;
     let db = app.db().await;
-    let err = sqlx::query("DELETE FROM users WHERE id = ?").bind(&id).execute(&db).await.unwrap_err();
-    assert!(err.to_string().contains("users are never deleted"), "{err}");
+    let err = db.exec("DELETE FROM users WHERE id = ?", &[&id]).await.unwrap_err();
+    assert!(err.contains("users are never deleted"), "{err}");
     app.get(&format!("/api/v1/users/{id}"), &app.admin).await.expect(200);
     let r = app.delete(&format!("/api/v1/users/{id}"), &app.admin).await;
     assert_eq!(r.status.as_u16(), 405, "there is no way to delete a user through the API");

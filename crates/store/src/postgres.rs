@@ -1,0 +1,1182 @@
+//! The PostgreSQL implementation: one pool; write transactions first lock a single row, so that
+//! writers are serialized as on SQLite and the audit chain has one order; migrations embedded and
+//! run at open. Several Steward nodes may share the database.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
+use steward_core::audit::GENESIS_HASH;
+use steward_core::{
+    AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
+};
+use time::OffsetDateTime;
+
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+use crate::{Constraint, StoreError, StoreResult};
+use uuid::Uuid;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A PostgreSQL database (or one that speaks its protocol and SQL).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`), with at most `max_connections`, and applies migrations.
+    pub async fn open(url: &str, max_connections: u32, acquire_timeout: Duration) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(backend)?.application_name("steward");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SELECT id FROM write_lock WHERE id = 1 FOR UPDATE").execute(&mut *tx).await.map_err(backend)?;
+        Ok(Box::new(PgTx { tx }))
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(backend)?;
+        Ok(Box::new(PgTx { tx }))
+    }
+
+    async fn ready(&self) -> StoreResult<bool> {
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(applied as usize >= MIGRATOR.iter().count())
+    }
+}
+
+const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
+     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
+     (SELECT string_agg(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
+
+struct PgTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e
+        && db.code().as_deref() == Some("23505")
+    {
+        return StoreError::Conflict(match db.constraint() {
+            Some("users_email_key") => Constraint::EmailTaken,
+            Some("orgs_external_id") => Constraint::ExternalIdTaken,
+            Some("teams_name") => Constraint::TeamNameTaken,
+            Some("memberships_one_owner") => Constraint::OwnerTaken,
+            Some("memberships_current") => Constraint::MembershipExists,
+            Some("idempotency_keys_pkey") => Constraint::IdempotencyKey,
+            other => Constraint::Other(other.unwrap_or("unknown").to_owned()),
+        });
+    }
+    StoreError::Backend(e.to_string())
+}
+
+/// Numbers the `?` placeholders of a query assembled from fragments as `$1`, `$2`, ….
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.tx.commit().await.map_err(backend)
+    }
+
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        self.tx.rollback().await.map_err(backend)
+    }
+}
+
+#[async_trait]
+impl Users for PgTx {
+    async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
+             notifications, created_at, updated_at, last_login_at, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(&u.kind)
+        .bind(json_text(&u.notifications)?)
+        .bind(micros(u.created_at))
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        self.set_instance_roles(u.id, &u.instance_roles).await
+    }
+
+    async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_key = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
+        let mut sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE 1 = 1");
+        if f.q.is_some() {
+            sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
+        }
+        if f.status.is_some() {
+            sql.push_str(" AND u.status = ?");
+        }
+        if f.org_id.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)",
+            );
+        }
+        if f.inactive_since.is_some() {
+            sql.push_str(" AND COALESCE(u.last_login_at, u.created_at) < ?");
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND u.id < ?");
+        }
+        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
+        if let Some(q) = &f.q {
+            let p = like_pattern(q);
+            query = query.bind(p.clone()).bind(p);
+        }
+        if let Some(s) = f.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some(o) = f.org_id {
+            query = query.bind(o.to_string());
+        }
+        if let Some(t) = f.inactive_since {
+            query = query.bind(micros(t));
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE users SET email = $1, email_key = $2, name = $3, status = $4, password_hash = $5, locale = $6, \
+             timezone = $7, notifications = $8, updated_at = $9, last_login_at = $10, version = version + 1 \
+             WHERE id = $11 AND version = $12",
+        )
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(json_text(&u.notifications)?)
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.id.to_string())
+        .bind(u.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM user_instance_roles WHERE user_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        for role in roles {
+            sqlx::query("INSERT INTO user_instance_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id.to_string())
+                .bind(role.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM user_instance_roles r JOIN users u ON u.id = r.user_id \
+             WHERE r.role = $1 AND u.status = 'active'",
+        )
+        .bind(role)
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(backend)
+    }
+
+    async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Orgs for PgTx {
+    async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
+             updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(o.id.to_string())
+        .bind(&o.name)
+        .bind(&o.external_id)
+        .bind(o.owner_id.to_string())
+        .bind(&o.state)
+        .bind(&o.timezone)
+        .bind(&o.country)
+        .bind(license_to(&o.license)?)
+        .bind(micros(o.created_at))
+        .bind(micros(o.updated_at))
+        .bind(o.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
+        let row = sqlx::query("SELECT * FROM orgs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
+        let mut sql = String::from("SELECT o.* FROM orgs o WHERE 1 = 1");
+        if f.member.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = ? \
+                 AND m.ended_at IS NULL AND NOT m.dormant)",
+            );
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND o.id < ?");
+        }
+        sql.push_str(" ORDER BY o.id DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
+        if let Some(m) = f.member {
+            query = query.bind(m.to_string());
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE orgs SET name = $1, external_id = $2, owner_id = $3, state = $4, timezone = $5, country = $6, \
+             license = $7, updated_at = $8, version = version + 1 WHERE id = $9 AND version = $10",
+        )
+        .bind(&o.name)
+        .bind(&o.external_id)
+        .bind(o.owner_id.to_string())
+        .bind(&o.state)
+        .bind(&o.timezone)
+        .bind(&o.country)
+        .bind(license_to(&o.license)?)
+        .bind(micros(o.updated_at))
+        .bind(o.id.to_string())
+        .bind(o.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
+        )
+        .bind(org.to_string())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn insert_membership(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES ($1, $2, $3, $4, FALSE, $5)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(org.to_string())
+        .bind(user.to_string())
+        .bind(role.as_str())
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
+        let result =
+            sqlx::query("UPDATE memberships SET role = $1 WHERE org_id = $2 AND user_id = $3 AND ended_at IS NULL")
+                .bind(role.as_str())
+                .bind(org.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result =
+            sqlx::query("UPDATE memberships SET ended_at = $1 WHERE org_id = $2 AND user_id = $3 AND ended_at IS NULL")
+                .bind(micros(at))
+                .bind(org.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        expect_one(result.rows_affected())?;
+        sqlx::query(
+            "UPDATE team_members SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL \
+             AND team_id IN (SELECT id FROM teams WHERE org_id = $3)",
+        )
+        .bind(micros(at))
+        .bind(user.to_string())
+        .bind(org.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.user_id = $1 AND m.ended_at IS NULL ORDER BY o.name",
+        )
+        .bind(user.to_string())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(membership_of_user_from_row).collect()
+    }
+}
+
+const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";
+
+#[async_trait]
+impl Teams for PgTx {
+    async fn insert_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        sqlx::query("INSERT INTO teams (id, org_id, name, name_key, created_at, updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(t.id.to_string())
+            .bind(t.org_id.to_string())
+            .bind(&t.name)
+            .bind(t.name.to_lowercase())
+            .bind(micros(t.created_at))
+            .bind(micros(t.updated_at))
+            .bind(t.version)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
+        let row = sqlx::query("SELECT * FROM teams WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(team_from_row).transpose()
+    }
+
+    async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM teams WHERE org_id = $1 AND ($2 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4")
+                .bind(org.to_string())
+                .bind(before.map(|b| b.to_string()))
+                .bind(before.map(|b| b.to_string()))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        rows.iter().map(team_from_row).collect()
+    }
+
+    async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE teams SET name = $1, name_key = $2, updated_at = $3, version = version + 1 WHERE id = $4 AND version = $5",
+        )
+        .bind(&t.name)
+        .bind(t.name.to_lowercase())
+        .bind(micros(t.updated_at))
+        .bind(t.id.to_string())
+        .bind(t.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.team_id = $1 AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
+        );
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(team.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+
+    async fn put_team_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        role: TeamRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let updated =
+            sqlx::query("UPDATE team_members SET role = $1 WHERE team_id = $2 AND user_id = $3 AND ended_at IS NULL")
+                .bind(role.as_str())
+                .bind(team.to_string())
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO team_members (id, team_id, user_id, role, dormant, created_at) VALUES ($1, $2, $3, $4, FALSE, $5)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(team.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .bind(micros(at))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE team_members SET ended_at = $1 WHERE team_id = $2 AND user_id = $3 AND ended_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(team.to_string())
+        .bind(user.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.user_id = $1 AND tm.ended_at IS NULL ORDER BY t.name"
+        );
+        let rows =
+            sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Credentials for PgTx {
+    async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
+             expires_at, revoked_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(s.id.to_string())
+        .bind(s.user_id.to_string())
+        .bind(&s.token_hash)
+        .bind(s.impersonator_id.map(|i| i.to_string()))
+        .bind(s.parent_id.map(|i| i.to_string()))
+        .bind(&s.return_sealed)
+        .bind(micros(s.created_at))
+        .bind(micros(s.expires_at))
+        .bind(s.revoked_at.map(micros))
+        .bind(&s.ip)
+        .bind(&s.user_agent)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 ORDER BY id DESC",
+        )
+        .bind(user.to_string())
+        .bind(micros(now))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.id.to_string())
+        .bind(t.user_id.to_string())
+        .bind(&t.name)
+        .bind(&t.token_hash)
+        .bind(micros(t.created_at))
+        .bind(t.expires_at.map(micros))
+        .bind(t.revoked_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
+        let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
+        let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id DESC")
+            .bind(user.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Audit for PgTx {
+    async fn append_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        let (mut seq, mut prev) = match head {
+            Some(row) => (get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?),
+            None => (0, GENESIS_HASH.to_owned()),
+        };
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            seq += 1;
+            let r = draft.seal(seq, at, &prev);
+            sqlx::query(
+                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
+                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(r.seq)
+            .bind(r.id.to_string())
+            .bind(micros(r.at))
+            .bind(&r.kind)
+            .bind(r.actor_id.map(|i| i.to_string()))
+            .bind(r.impersonator_id.map(|i| i.to_string()))
+            .bind(&r.target_type)
+            .bind(&r.target_id)
+            .bind(r.org_id.map(|i| i.to_string()))
+            .bind(&r.detail)
+            .bind(&r.personal)
+            .bind(&r.personal_digest)
+            .bind(&r.prev_hash)
+            .bind(&r.hash)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+            prev = r.hash.clone();
+            sealed.push(r);
+        }
+        Ok(sealed)
+    }
+
+    async fn list_audit(&mut self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let mut ints: Vec<(usize, i64)> = Vec::new();
+        let mut push = |sql: &mut String, clause: &str, value: String| {
+            sql.push_str(clause);
+            binds.push(value);
+        };
+        if let Some(a) = f.actor_id {
+            push(&mut sql, " AND actor_id = ?", a.to_string());
+        }
+        if let Some(t) = &f.target_id {
+            push(&mut sql, " AND target_id = ?", t.clone());
+        }
+        if let Some(o) = f.org_id {
+            push(&mut sql, " AND org_id = ?", o.to_string());
+        }
+        if let Some(k) = &f.kind {
+            push(&mut sql, " AND kind = ?", k.clone());
+        }
+        if let Some(u) = f.involving {
+            sql.push_str(" AND (actor_id = ? OR impersonator_id = ? OR (target_type = 'user' AND target_id = ?))");
+            binds.extend([u.to_string(), u.to_string(), u.to_string()]);
+        }
+        let n = binds.len();
+        if let Some(s) = f.since {
+            sql.push_str(" AND at >= ?");
+            ints.push((n, micros(s)));
+        }
+        if let Some(u) = f.until {
+            sql.push_str(" AND at < ?");
+            ints.push((n, micros(u)));
+        }
+        if let Some(b) = f.before_seq {
+            sql.push_str(" AND seq < ?");
+            ints.push((n, b));
+        }
+        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
+        for b in binds {
+            query = query.bind(b);
+        }
+        for (_, i) in ints {
+            query = query.bind(i);
+        }
+        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE audit_events SET personal = NULL WHERE personal IS NOT NULL \
+             AND ((target_type = 'user' AND target_id = $1) OR (actor_id = $2 AND kind = 'user.login'))",
+        )
+        .bind(user.to_string())
+        .bind(user.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Settings for PgTx {
+    async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>> {
+        let row = sqlx::query("SELECT doc, version FROM instance_settings WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.map(|row| {
+            let doc: String = get(&row, "doc")?;
+            let doc = serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((doc, get(&row, "version")?))
+        })
+        .transpose()
+    }
+
+    async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO instance_settings (id, doc, version) VALUES (1, $1, $2) \
+             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, version = excluded.version",
+        )
+        .bind(doc.to_string())
+        .bind(version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>> {
+        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)
+    }
+
+    async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
+        sqlx::query(
+            "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(backend)
+    }
+
+    async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {
+        let row =
+            sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND idem_key = $2")
+                .bind(scope)
+                .bind(key)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        row.map(|row| {
+            Ok(IdempotentResponse {
+                request_hash: get(&row, "request_hash")?,
+                status: u16::try_from(get::<i64>(&row, "status")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                body: get(&row, "body")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn save_idempotent_response(
+        &mut self,
+        scope: &str,
+        key: &str,
+        r: &IdempotentResponse,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(&r.request_hash)
+        .bind(i64::from(r.status))
+        .bind(&r.body)
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Lifecycle for PgTx {
+    async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()> {
+        for table in ["memberships", "team_members"] {
+            let sql = format!("UPDATE {table} SET dormant = $1 WHERE user_id = $2 AND ended_at IS NULL");
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(dormant)
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let mut n = 0;
+        for table in ["sessions", "api_tokens"] {
+            let sql = format!("UPDATE {table} SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL");
+            n += sqlx::query(AssertSqlSafe(sql))
+                .bind(micros(at))
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
+        let rows = sqlx::query("SELECT * FROM orgs WHERE owner_id = $1 ORDER BY id")
+            .bind(user.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO ownership_handovers (id, org_id, from_user_id, to_user_id, returnable, created_at, closed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(h.id.to_string())
+        .bind(h.org_id.to_string())
+        .bind(h.from_user_id.to_string())
+        .bind(h.to_user_id.to_string())
+        .bind(h.returnable)
+        .bind(micros(h.created_at))
+        .bind(h.closed_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM ownership_handovers WHERE from_user_id = $1 AND closed_at IS NULL ORDER BY id")
+                .bind(user.to_string())
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        rows.iter().map(handover_from_row).collect()
+    }
+
+    async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE ownership_handovers SET closed_at = $1 WHERE id = $2")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1");
+        let row = sqlx::query(AssertSqlSafe(sql)).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO deprovision_records (id, org_id, reason, snapshot, created_at, created_by, restored_at, restored_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.org_id.to_string())
+        .bind(&r.reason)
+        .bind(r.snapshot.to_string())
+        .bind(micros(r.created_at))
+        .bind(r.created_by.map(|u| u.to_string()))
+        .bind(r.restored_at.map(micros))
+        .bind(r.restored_by.map(|u| u.to_string()))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
+        let rows = sqlx::query("SELECT * FROM deprovision_records WHERE org_id = $1 ORDER BY id DESC")
+            .bind(org.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(deprovision_from_row).collect()
+    }
+
+    async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE deprovision_records SET restored_at = $1, restored_by = $2 WHERE id = $3 AND restored_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(by.map(|u| u.to_string()))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Invitations for PgTx {
+    async fn insert_invitation(&mut self, i: &InvitationRow) -> StoreResult<()> {
+        let teams: Vec<String> = i.team_ids.iter().map(|t| t.to_string()).collect();
+        sqlx::query(
+            "INSERT INTO invitations (id, user_id, org_id, role, team_ids, token_hash, invited_by, created_at, expires_at, \
+             accepted_at, cancelled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.user_id.to_string())
+        .bind(i.org_id.map(|o| o.to_string()))
+        .bind(i.role.map(|r| r.as_str()))
+        .bind(json_text(&teams)?)
+        .bind(&i.token_hash)
+        .bind(i.invited_by.map(|u| u.to_string()))
+        .bind(micros(i.created_at))
+        .bind(micros(i.expires_at))
+        .bind(i.accepted_at.map(micros))
+        .bind(i.cancelled_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
+        let row = sqlx::query("SELECT * FROM invitations WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE invitations SET accepted_at = $1 WHERE id = $2 AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "UPDATE invitations SET cancelled_at = $1 WHERE user_id = $2 AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(user.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.user_id.to_string())
+        .bind(&r.token_hash)
+        .bind(micros(r.created_at))
+        .bind(micros(r.expires_at))
+        .bind(r.used_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
+        let row = sqlx::query("SELECT * FROM password_resets WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(reset_from_row).transpose()
+    }
+
+    async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE password_resets SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+}
+
+#[async_trait]
+impl Outbox for PgTx {
+    async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO outbox (id, user_id, recipient, category, subject, body, created_at, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(m.id.to_string())
+        .bind(m.user_id.map(|u| u.to_string()))
+        .bind(&m.recipient)
+        .bind(&m.category)
+        .bind(&m.subject)
+        .bind(&m.body)
+        .bind(micros(m.created_at))
+        .bind(m.attempts)
+        .bind(micros(m.next_attempt_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn claim_due(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL AND next_attempt_at <= $1 \
+             AND (locked_until IS NULL OR locked_until <= $2) ORDER BY next_attempt_at LIMIT $3 \
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        let claimed: Vec<OutboxRow> = rows.iter().map(outbox_from_row).collect::<StoreResult<_>>()?;
+        for m in &claimed {
+            sqlx::query("UPDATE outbox SET locked_until = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(micros(lease_until))
+                .bind(m.id.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(claimed)
+    }
+
+    async fn mark_sent(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = NULL WHERE id = $2")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_dropped(&mut self, id: Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET dropped_at = $1, last_error = $2, locked_until = NULL WHERE id = $3")
+            .bind(micros(at))
+            .bind(why)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_retry(&mut self, id: Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE outbox SET next_attempt_at = $1, last_error = $2, locked_until = NULL WHERE id = $3")
+            .bind(micros(next_attempt_at))
+            .bind(error)
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE recipient = $1 ORDER BY id DESC")
+            .bind(recipient)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+}
