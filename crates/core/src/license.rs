@@ -160,3 +160,77 @@ mod tests {
         assert!(l.frozen(0, 0, now));
     }
 }
+
+/// A usage period: `start` inclusive, `end` exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// First instant of the period.
+    pub start: OffsetDateTime,
+    /// First instant of the next period.
+    pub end: OffsetDateTime,
+}
+
+/// `anchor` moved by `months` calendar months, the day clamped to the month's length (an anchor
+/// on the 31st renews on the last day of shorter months).
+pub fn add_months(anchor: OffsetDateTime, months: i64) -> OffsetDateTime {
+    let total = i64::from(anchor.year()) * 12 + i64::from(u8::from(anchor.month())) - 1 + months;
+    let year = total.div_euclid(12) as i32;
+    let month = time::Month::try_from((total.rem_euclid(12) + 1) as u8).unwrap_or(time::Month::January);
+    let day = anchor.day().min(month.length(year));
+    let date = time::Date::from_calendar_date(year, month, day).unwrap_or(anchor.date());
+    anchor.replace_date(date)
+}
+
+/// The period containing `now` for an org whose periods start at `anchor` and renew every
+/// `restart` period.
+pub fn period_containing(anchor: OffsetDateTime, restart: RestartPeriod, now: OffsetDateTime) -> Period {
+    let step = match restart {
+        RestartPeriod::Monthly => 1,
+        RestartPeriod::Annual => 12,
+    };
+    let months = (i64::from(now.year()) - i64::from(anchor.year())) * 12 + i64::from(u8::from(now.month()))
+        - i64::from(u8::from(anchor.month()));
+    let mut k = months.div_euclid(step);
+    while add_months(anchor, k * step) > now {
+        k -= 1;
+    }
+    while add_months(anchor, (k + 1) * step) <= now {
+        k += 1;
+    }
+    Period { start: add_months(anchor, k * step), end: add_months(anchor, (k + 1) * step) }
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn monthly_periods_follow_the_anchor_day_and_clamp_short_months() {
+        let anchor = datetime!(2026-01-31 10:00 UTC);
+        let p = period_containing(anchor, RestartPeriod::Monthly, datetime!(2026-03-01 00:00 UTC));
+        assert_eq!((p.start, p.end), (datetime!(2026-02-28 10:00 UTC), datetime!(2026-03-31 10:00 UTC)));
+        let p = period_containing(anchor, RestartPeriod::Monthly, datetime!(2026-01-31 09:59 UTC));
+        assert_eq!(p.start, datetime!(2025-12-31 10:00 UTC), "before the anchor the period runs backwards");
+        let p = period_containing(anchor, RestartPeriod::Annual, datetime!(2027-06-01 00:00 UTC));
+        assert_eq!((p.start, p.end), (datetime!(2027-01-31 10:00 UTC), datetime!(2028-01-31 10:00 UTC)));
+    }
+
+    proptest! {
+        #[test]
+        fn the_period_contains_now_and_the_next_starts_where_it_ends(
+            anchor_s in 0i64..4_000_000_000, offset_s in -400_000_000i64..400_000_000, annual in any::<bool>()
+        ) {
+            let anchor = OffsetDateTime::from_unix_timestamp(anchor_s).unwrap();
+            let now = anchor + time::Duration::seconds(offset_s);
+            let restart = if annual { RestartPeriod::Annual } else { RestartPeriod::Monthly };
+            let p = period_containing(anchor, restart, now);
+            prop_assert!(p.start <= now && now < p.end);
+            let next = period_containing(anchor, restart, p.end);
+            prop_assert_eq!(next.start, p.end);
+            let days = (p.end - p.start).whole_days();
+            prop_assert!(if annual { (365..=366).contains(&days) } else { (28..=31).contains(&days) }, "{}", days);
+        }
+    }
+}

@@ -49,7 +49,8 @@ use crate::state::AppState;
         (name = "audit", description = "The hash-chained audit log"),
         (name = "instance", description = "Instance settings"),
         (name = "lifecycle", description = "Deactivation, reactivation, suspension, anonymization, Login as user"),
-        (name = "customer lifecycle", description = "Deprovisioning and restoring organizations")
+        (name = "customer lifecycle", description = "Deprovisioning and restoring organizations"),
+        (name = "assets", description = "What the product keeps for an org, held to its license")
     )
 )]
 struct ApiDoc;
@@ -81,6 +82,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::lifecycle::router())
         .merge(routes::invitations::router())
         .merge(routes::deprovision::router())
+        .merge(routes::usage::router())
+        .merge(routes::assets::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -37,6 +37,81 @@ pub struct Inner {
     pub setup_secret_hash: Mutex<Option<String>>,
     /// Wakes the outbox worker after a commit that queued mail.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The time usage periods and license expiry are judged by.
+    pub clock: Clock,
+    /// Per-org request budgets from the licenses' `api_requests_per_minute`.
+    pub org_rate: OrgRateLimiter,
+    /// The current usage period of each org seen, so that a decision reads the usage row in the
+    /// same query as the rest of its facts.
+    periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
+}
+
+impl AppState {
+    /// The period last seen for `org`.
+    pub fn period_hint(&self, org: steward_core::OrgId) -> Option<steward_core::license::Period> {
+        self.periods.lock().unwrap_or_else(|p| p.into_inner()).get(&org).copied()
+    }
+
+    /// Remembers the current period of `org`.
+    pub fn remember_period(&self, org: steward_core::OrgId, period: steward_core::license::Period) {
+        let mut map = self.periods.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.clear();
+        }
+        map.insert(org, period);
+    }
+}
+
+/// The wall clock, with an offset that tests move forward to cross period boundaries.
+#[derive(Default)]
+pub struct Clock {
+    offset_secs: std::sync::atomic::AtomicI64,
+}
+
+impl Clock {
+    /// Now, as Steward judges it.
+    pub fn now(&self) -> OffsetDateTime {
+        let offset = self.offset_secs.load(std::sync::atomic::Ordering::Relaxed);
+        OffsetDateTime::now_utc() + time::Duration::seconds(offset)
+    }
+
+    /// Moves the clock forward (tests only need this).
+    pub fn advance(&self, by: time::Duration) {
+        self.offset_secs.fetch_add(by.whole_seconds(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Token buckets per org: `api_requests_per_minute` requests, refilled evenly over the minute.
+#[derive(Default)]
+pub struct OrgRateLimiter {
+    buckets: Mutex<std::collections::HashMap<steward_core::OrgId, (f64, std::time::Instant)>>,
+}
+
+impl OrgRateLimiter {
+    /// Takes one request from the org's bucket, or says how long to wait.
+    pub fn take(&self, org: steward_core::OrgId, per_minute: Option<u64>) -> ApiResult<()> {
+        let Some(limit) = per_minute else { return Ok(()) };
+        if limit == 0 {
+            return Err(crate::error::ApiError::rate_limited(60));
+        }
+        let capacity = limit as f64;
+        let rate = capacity / 60.0;
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 120);
+        }
+        let (tokens, at) = buckets.entry(org).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = ((1.0 - *tokens) / rate).ceil() as u64;
+            Err(crate::error::ApiError::rate_limited(wait))
+        }
+    }
 }
 
 impl Deref for AppState {
@@ -63,6 +138,9 @@ impl AppState {
             metrics,
             setup_secret_hash: Mutex::new(None),
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            clock: Clock::default(),
+            org_rate: OrgRateLimiter::default(),
+            periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 }

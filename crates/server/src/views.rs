@@ -74,15 +74,15 @@ pub struct OrgView {
 }
 
 impl OrgView {
-    /// The view of `o` at `now`.
-    pub fn new(o: &OrgRow, now: OffsetDateTime) -> Self {
+    /// The view of `o`, with `frozen` as the caller derived it.
+    pub fn new(o: &OrgRow, frozen: bool) -> Self {
         OrgView {
             id: o.id.to_string(),
             name: o.name.clone(),
             external_id: o.external_id.clone(),
             owner_id: o.owner_id.to_string(),
             state: o.state.clone(),
-            frozen: o.license.frozen(0, 0, now),
+            frozen,
             timezone: o.timezone.clone(),
             country: o.country.clone(),
             license: o.license.clone(),

@@ -236,3 +236,50 @@ pub struct DeprovisionRow {
     pub restored_at: Option<OffsetDateTime>,
     pub restored_by: Option<UserId>,
 }
+
+/// Usage of one org in one period.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    pub org_id: OrgId,
+    pub period_start: OffsetDateTime,
+    pub period_end: OffsetDateTime,
+    pub operations_used: u64,
+    pub transfer_used: u64,
+}
+
+/// An asset the operator's product keeps for an org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssetRow {
+    pub id: uuid::Uuid,
+    pub org_id: OrgId,
+    pub kind: String,
+    pub name: String,
+    pub team_id: Option<TeamId>,
+    pub size_bytes: u64,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+/// What an org holds, for the license's capacity limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AssetTotals {
+    pub data_stores: u64,
+    pub data_store_bytes: u64,
+    pub scenarios: u64,
+    pub file_bytes: u64,
+}
+
+/// Everything a permission decision needs, read at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckFacts {
+    pub status: UserStatus,
+    /// The current membership's role and whether it is dormant.
+    pub membership: Option<(OrgRole, bool)>,
+    pub license: License,
+    pub org_created_at: OffsetDateTime,
+    /// Usage of the period starting at the given instant (0 when none yet).
+    pub operations_used: u64,
+    pub transfer_used: u64,
+}

@@ -317,3 +317,53 @@ pub(crate) fn membership_of_user_from_row(row: &impl DbRow) -> StoreResult<Membe
         dormant: get(row, "dormant")?,
     })
 }
+
+pub(crate) fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// Amounts are kept as BIGINT; anything above `i64::MAX` is refused before it gets here.
+pub(crate) fn amount(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn usage_from_row(row: &impl DbRow) -> StoreResult<UsageRow> {
+    Ok(UsageRow {
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        period_start: from_micros(get(row, "period_start")?)?,
+        period_end: from_micros(get(row, "period_end")?)?,
+        operations_used: count(get(row, "operations_used")?),
+        transfer_used: count(get(row, "transfer_used")?),
+    })
+}
+
+pub(crate) fn asset_from_row(row: &impl DbRow) -> StoreResult<AssetRow> {
+    Ok(AssetRow {
+        id: uuid_of(row, "id")?,
+        org_id: parse(&get::<String>(row, "org_id")?, "org id")?,
+        kind: get(row, "kind")?,
+        name: get(row, "name")?,
+        team_id: opt_id(get(row, "team_id")?, "team id")?,
+        size_bytes: count(get(row, "size_bytes")?),
+        created_by: opt_id(get(row, "created_by")?, "user id")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+        version: get(row, "version")?,
+    })
+}
+
+pub(crate) fn check_facts_from_row(row: &impl DbRow) -> StoreResult<CheckFacts> {
+    let role: Option<String> = get(row, "role")?;
+    let membership = match role {
+        Some(r) => Some((parse::<OrgRole>(&r, "org role")?, get::<bool>(row, "dormant")?)),
+        None => None,
+    };
+    Ok(CheckFacts {
+        status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
+        membership,
+        license: license_from(&get::<String>(row, "license")?)?,
+        org_created_at: from_micros(get(row, "org_created_at")?)?,
+        operations_used: count(get::<Option<i64>>(row, "operations_used")?.unwrap_or(0)),
+        transfer_used: count(get::<Option<i64>>(row, "transfer_used")?.unwrap_or(0)),
+    })
+}

@@ -76,6 +76,45 @@ impl Store for SqliteStore {
             .map_err(backend)?;
         Ok(applied as usize >= MIGRATOR.iter().count())
     }
+
+    async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(c.org.to_string())
+        .bind(micros(c.period_start))
+        .bind(micros(c.period_end))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let row = sqlx::query(
+            "UPDATE usage_periods SET operations_used = operations_used + ?, transfer_used = transfer_used + ? \
+             WHERE org_id = ? AND period_start = ? \
+             AND (? IS NULL OR operations_used + ? <= ?) AND (? IS NULL OR transfer_used + ? <= ?) RETURNING *",
+        )
+        .bind(amount(c.operations))
+        .bind(amount(c.transfer))
+        .bind(c.org.to_string())
+        .bind(micros(c.period_start))
+        .bind(c.operations_limit.map(amount))
+        .bind(amount(c.operations))
+        .bind(c.operations_limit.map(amount))
+        .bind(c.transfer_limit.map(amount))
+        .bind(amount(c.transfer))
+        .bind(c.transfer_limit.map(amount))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let usage = row.as_ref().map(usage_from_row).transpose()?;
+        // A refused consume leaves no trace, not even the period row it may have created.
+        if usage.is_some() {
+            tx.commit().await.map_err(backend)?;
+        } else {
+            tx.rollback().await.map_err(backend)?;
+        }
+        Ok(usage)
+    }
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
@@ -1170,5 +1209,178 @@ impl Outbox for SqliteTx {
             .await
             .map_err(backend)?;
         rows.iter().map(outbox_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl Metering for SqliteTx {
+    async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>> {
+        let row = sqlx::query("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?")
+            .bind(org.to_string())
+            .bind(micros(period_start))
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(usage_from_row).transpose()
+    }
+
+    async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>> {
+        let rows = sqlx::query("SELECT * FROM usage_periods WHERE org_id = ? ORDER BY period_start DESC LIMIT ?")
+            .bind(org.to_string())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn claim_usage_alert(
+        &mut self,
+        org: OrgId,
+        period_start: OffsetDateTime,
+        threshold: u64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO usage_alerts (org_id, period_start, threshold, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(org.to_string())
+        .bind(micros(period_start))
+        .bind(amount(threshold))
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO assets (id, org_id, kind, name, team_id, size_bytes, created_by, created_at, updated_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.org_id.to_string())
+        .bind(&a.kind)
+        .bind(&a.name)
+        .bind(a.team_id.map(|t| t.to_string()))
+        .bind(amount(a.size_bytes))
+        .bind(a.created_by.map(|u| u.to_string()))
+        .bind(micros(a.created_at))
+        .bind(micros(a.updated_at))
+        .bind(a.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
+        let row = sqlx::query("SELECT * FROM assets WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(asset_from_row).transpose()
+    }
+
+    async fn assets_of_org(&mut self, org: OrgId, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AssetRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM assets WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+                .bind(org.to_string())
+                .bind(before.map(|b| b.to_string()))
+                .bind(before.map(|b| b.to_string()))
+                .bind(i64::from(limit))
+                .fetch_all(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        rows.iter().map(asset_from_row).collect()
+    }
+
+    async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE assets SET kind = ?, name = ?, team_id = ?, size_bytes = ?, updated_at = ?, version = version + 1 \
+             WHERE id = ? AND version = ?",
+        )
+        .bind(&a.kind)
+        .bind(&a.name)
+        .bind(a.team_id.map(|t| t.to_string()))
+        .bind(amount(a.size_bytes))
+        .bind(micros(a.updated_at))
+        .bind(a.id.to_string())
+        .bind(a.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn asset_totals(&mut self, org: OrgId) -> StoreResult<AssetTotals> {
+        let row = sqlx::query(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'data_store' THEN 1 ELSE 0 END), 0) AS BIGINT) AS data_stores, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'data_store' THEN size_bytes ELSE 0 END), 0) AS BIGINT) AS data_store_bytes, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'scenario' THEN 1 ELSE 0 END), 0) AS BIGINT) AS scenarios, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'file' THEN size_bytes ELSE 0 END), 0) AS BIGINT) AS file_bytes \
+             FROM assets WHERE org_id = ?",
+        )
+        .bind(org.to_string())
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(AssetTotals {
+            data_stores: count(get(&row, "data_stores")?),
+            data_store_bytes: count(get(&row, "data_store_bytes")?),
+            scenarios: count(get(&row, "scenarios")?),
+            file_bytes: count(get(&row, "file_bytes")?),
+        })
+    }
+
+    async fn seats_in_use(&mut self, org: OrgId, now: OffsetDateTime) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
+                     WHERE m.org_id = ? AND m.ended_at IS NULL AND u.kind = 'person') + \
+                    (SELECT COUNT(*) FROM invitations i WHERE i.org_id = ? AND i.accepted_at IS NULL \
+                     AND i.cancelled_at IS NULL AND i.expires_at > ?)",
+        )
+        .bind(org.to_string())
+        .bind(org.to_string())
+        .bind(micros(now))
+        .fetch_one(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(count(n))
+    }
+
+    async fn team_count(&mut self, org: OrgId) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE org_id = ?")
+            .bind(org.to_string())
+            .fetch_one(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(count(n))
+    }
+
+    async fn check_facts(
+        &mut self,
+        user: UserId,
+        org: OrgId,
+        period_start: OffsetDateTime,
+    ) -> StoreResult<Option<CheckFacts>> {
+        let row = sqlx::query(
+            "SELECT u.status, m.role, m.dormant, o.license, o.created_at AS org_created_at, \
+                    p.operations_used, p.transfer_used \
+             FROM users u CROSS JOIN orgs o \
+             LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = u.id AND m.ended_at IS NULL \
+             LEFT JOIN usage_periods p ON p.org_id = o.id AND p.period_start = ? \
+             WHERE u.id = ? AND o.id = ?",
+        )
+        .bind(micros(period_start))
+        .bind(user.to_string())
+        .bind(org.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(check_facts_from_row).transpose()
     }
 }

@@ -20,6 +20,9 @@ pub trait Store: Send + Sync + 'static {
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
     /// Whether the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<bool>;
+    /// Consumes from an org's period budget, all or nothing, in one conditional update: `None`
+    /// when the budget (`None` limit: unlimited) does not cover it, and then nothing changed.
+    async fn consume(&self, request: &Consume) -> StoreResult<Option<UsageRow>>;
     /// Verifies the whole audit chain, reading it in pages.
     async fn verify_audit(&self) -> StoreResult<steward_core::ChainCheck> {
         let mut check = steward_core::ChainCheck::default();
@@ -38,7 +41,9 @@ pub trait Store: Send + Sync + 'static {
 
 /// One transaction with every family of queries.
 #[async_trait]
-pub trait Tx: Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Send {
+pub trait Tx:
+    Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Metering + Send
+{
     /// Makes the changes durable.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
     /// Drops the changes.
@@ -199,4 +204,49 @@ pub trait Outbox {
     async fn mark_retry(&mut self, id: uuid::Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()>;
     /// Messages for a recipient, newest first (for tests and support).
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>>;
+}
+
+/// A consumption to apply.
+#[derive(Debug, Clone, Copy)]
+pub struct Consume {
+    pub org: OrgId,
+    pub period_start: OffsetDateTime,
+    pub period_end: OffsetDateTime,
+    pub operations: u64,
+    pub transfer: u64,
+    pub operations_limit: Option<u64>,
+    pub transfer_limit: Option<u64>,
+}
+
+/// Usage, assets and the facts of a permission decision.
+#[async_trait]
+pub trait Metering {
+    /// The org's usage in the period starting at `period_start`, if anything was consumed.
+    async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>>;
+    /// The org's periods, newest first.
+    async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>>;
+    /// Records that `threshold` (percent) was crossed in the period; true for the first caller only.
+    async fn claim_usage_alert(
+        &mut self,
+        org: OrgId,
+        period_start: OffsetDateTime,
+        threshold: u64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    async fn insert_asset(&mut self, asset: &AssetRow) -> StoreResult<()>;
+    async fn asset(&mut self, id: uuid::Uuid) -> StoreResult<Option<AssetRow>>;
+    async fn assets_of_org(&mut self, org: OrgId, before: Option<uuid::Uuid>, limit: u32)
+    -> StoreResult<Vec<AssetRow>>;
+    async fn update_asset(&mut self, asset: &AssetRow) -> StoreResult<()>;
+    async fn asset_totals(&mut self, org: OrgId) -> StoreResult<AssetTotals>;
+    /// Current memberships plus pending, unexpired invitations: the seats in use.
+    async fn seats_in_use(&mut self, org: OrgId, now: OffsetDateTime) -> StoreResult<u64>;
+    async fn team_count(&mut self, org: OrgId) -> StoreResult<u64>;
+    /// The facts of a decision about `user` in `org`, in one read; `None` when either is unknown.
+    async fn check_facts(
+        &mut self,
+        user: UserId,
+        org: OrgId,
+        period_start: OffsetDateTime,
+    ) -> StoreResult<Option<CheckFacts>>;
 }

@@ -258,24 +258,28 @@ pub struct Me {
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
 async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
-    let now = OffsetDateTime::now_utc();
     let mut tx = state.store.read().await?;
     let impersonator = match principal.impersonator_id() {
         Some(id) => tx.user(id).await?.map(|u| Impersonator { id: u.id.to_string(), email: u.email }),
         None => None,
     };
-    let memberships = tx
-        .memberships_of(principal.user.id)
-        .await?
-        .into_iter()
-        .filter(|m| !m.dormant)
-        .map(|m| MyMembership {
+    let now = state.clock.now();
+    let mut memberships = Vec::new();
+    for m in tx.memberships_of(principal.user.id).await? {
+        if m.dormant {
+            continue;
+        }
+        let frozen = match tx.org(m.org_id).await? {
+            Some(org) => crate::routes::usage::frozen_now(tx.as_mut(), &org, now).await?,
+            None => false,
+        };
+        memberships.push(MyMembership {
             org_id: m.org_id.to_string(),
             org_name: m.org_name,
             role: m.role.to_string(),
-            frozen: m.license.frozen(0, 0, now),
-        })
-        .collect();
+            frozen,
+        });
+    }
     let teams = tx
         .teams_of_user(principal.user.id)
         .await?

@@ -75,7 +75,7 @@ async fn deprovision(
     let now = OffsetDateTime::now_utc();
     let actor = principal.actor();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Lifecycle).await?;
     let mut org = access.org;
     let mut events = Vec::new();
     let placeholder = match &req.placeholder_owner_id {
@@ -183,7 +183,7 @@ async fn restore(
     };
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Lifecycle).await?;
     let mut org = access.org;
     if org.state != "deprovisioned" {
         return Err(ApiError::conflict(
@@ -248,8 +248,9 @@ async fn restore(
     let event = AuditDraft::new("org.restored", principal.actor(), TargetType::Org, org.id)
         .in_org(org.id)
         .detail(json!({ "record_id": record.id, "owner_id": snapshot.owner_id, "license": snapshot.license }));
+    let view = crate::routes::usage::org_view(tx.as_mut(), &org, state.clock.now()).await?;
     commit(tx, vec![event], now).await?;
-    Ok(Json(OrgView::new(&org, now)))
+    Ok(Json(view))
 }
 
 /// A deprovisioning and whether it was restored.
@@ -291,7 +292,7 @@ async fn records(
     let limit = page.limit()? as usize;
     let offset: usize = page.cursor()?.unwrap_or(0);
     let mut tx = state.store.read().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let rows = tx.deprovisions_of(access.org.id).await?;
     tx.rollback().await?;
     let next_cursor = (offset + limit < rows.len()).then(|| encode_cursor(offset + limit));

@@ -120,7 +120,7 @@ async fn invite_to_org(
     }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     let mut team_ids = Vec::new();
     for t in &req.team_ids {
         let team = match t.parse::<TeamId>() {
@@ -172,6 +172,7 @@ async fn invite_to_org(
             user
         }
     };
+    crate::routes::orgs::check_seats(tx.as_mut(), &access.org, now).await?;
     let org_name = access.org.name.clone();
     let row = invite(
         tx.as_mut(),

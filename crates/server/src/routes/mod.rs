@@ -1,5 +1,6 @@
 //! The `/api/v1` routers, one module per resource family.
 
+pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod deprovision;
@@ -10,6 +11,7 @@ pub mod lifecycle;
 pub mod orgs;
 pub mod setup;
 pub mod teams;
+pub mod usage;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};

@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
+use crate::routes::usage::org_view;
 use crate::routes::users::check_timezone;
 use crate::schema::LicenseSchema;
 use crate::state::{AppState, commit, instance_settings};
@@ -41,6 +42,8 @@ pub enum Need {
     Own,
     /// Change its license: instance `licenses.write`.
     License,
+    /// Deprovision or restore it: visibility only here; the handler checks `orgs.lifecycle`.
+    Lifecycle,
 }
 
 /// Proof that the caller may do what was asked with this org; only [`org_access`] makes one.
@@ -56,7 +59,15 @@ pub struct OrgAccess {
 
 /// Loads the org and checks the caller's right to it. An org the caller may not see is 404,
 /// so that another tenant's orgs cannot even be probed.
-pub async fn org_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Need) -> ApiResult<OrgAccess> {
+/// Requests that change the license or the lifecycle are not counted against the org's
+/// `api_requests_per_minute`, so that an operator can always lift a limit.
+pub async fn org_access(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    id: &str,
+    need: Need,
+) -> ApiResult<OrgAccess> {
     let id: OrgId = id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let org = tx.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
     let role = tx.members(id).await?.into_iter().find(|m| m.user_id == principal.user.id && !m.dormant).map(|m| m.role);
@@ -64,19 +75,22 @@ pub async fn org_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: 
         return Err(ApiError::not_found("organization"));
     }
     let allowed = match need {
-        Need::Read => true,
+        Need::Read | Need::Lifecycle => true,
         Need::Manage => principal.has(Permission::OrgsWrite) || role.is_some_and(|r| r.allows(OrgAction::OrgManage)),
         Need::Own => principal.has(Permission::OrgsWrite) || role == Some(OrgRole::Owner),
         Need::License => principal.has(Permission::LicensesWrite),
     };
     if !allowed {
         let what = match need {
-            Need::Read => "read",
+            Need::Read | Need::Lifecycle => "read",
             Need::Manage => "manage",
             Need::Own => "act as the owner of",
             Need::License => "change the license of",
         };
         return Err(ApiError::forbidden(format!("you may not {what} this organization")));
+    }
+    if !matches!(need, Need::License | Need::Lifecycle) {
+        state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
     Ok(OrgAccess { org, role, _private: () })
 }
@@ -106,12 +120,16 @@ async fn list_orgs(
         before: page.cursor()?,
         limit: limit + 1,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let rows = tx.list_orgs(&filter).await?;
-    tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |o| o.id);
-    Ok(Json(OrgList { items: rows.iter().map(|o| OrgView::new(o, now)).collect(), next_cursor }))
+    let mut items = Vec::with_capacity(rows.len());
+    for o in &rows {
+        items.push(org_view(tx.as_mut(), o, now).await?);
+    }
+    tx.rollback().await?;
+    Ok(Json(OrgList { items, next_cursor }))
 }
 
 /// A new organization.
@@ -204,7 +222,8 @@ async fn create_org(
             .detail(json!({ "role": OrgRole::Owner })),
     ];
     commit(tx, events, now).await?;
-    Ok((StatusCode::CREATED, Json(OrgView::new(&org, now))))
+    let frozen = org.license.frozen(0, 0, state.clock.now());
+    Ok((StatusCode::CREATED, Json(OrgView::new(&org, frozen))))
 }
 
 /// Reads an organization.
@@ -216,9 +235,10 @@ async fn get_org(
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrgView>> {
     let mut tx = state.store.read().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let view = org_view(tx.as_mut(), &access.org, state.clock.now()).await?;
     tx.rollback().await?;
-    Ok(Json(OrgView::new(&access.org, OffsetDateTime::now_utc())))
+    Ok(Json(view))
 }
 
 /// Changes to an organization's profile.
@@ -261,7 +281,7 @@ async fn patch_org(
     }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     check_if_match(&headers, access.org.version)?;
     let mut org = access.org;
     let mut fields = Vec::new();
@@ -290,11 +310,13 @@ async fn patch_org(
             .in_org(org.id)
             .detail(json!({ "fields": fields, "external_id": org.external_id }))
             .personal(json!({ "name": org.name }));
+        let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
         commit(tx, vec![event], now).await?;
-    } else {
-        tx.rollback().await?;
+        return Ok(Json(view));
     }
-    Ok(Json(OrgView::new(&org, now)))
+    let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
+    tx.rollback().await?;
+    Ok(Json(view))
 }
 
 /// Lists an organization's current members, newest first.
@@ -309,7 +331,7 @@ async fn list_members(
     let limit = page.limit()? as usize;
     let offset: usize = page.cursor()?.unwrap_or(0);
     let mut tx = state.store.read().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let mut members = tx.members(access.org.id).await?;
     tx.rollback().await?;
     members.reverse();
@@ -341,11 +363,14 @@ async fn put_member(
 ) -> ApiResult<Json<MemberView>> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
     let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
     let (change, event) = org::set_member_role(&rules, user_id, user.status, req.role, principal.actor())?;
+    if change == RoleChange::Added {
+        check_seats(tx.as_mut(), &access.org, now).await?;
+    }
     match change {
         RoleChange::Added => tx.insert_membership(access.org.id, user_id, req.role, now).await?,
         RoleChange::Changed { .. } => tx.set_membership_role(access.org.id, user_id, req.role).await?,
@@ -375,7 +400,7 @@ async fn delete_member(
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("member"))?;
     let mut tx = state.store.write().await?;
     let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
-    let access = org_access(tx.as_mut(), &principal, &id, need).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, need).await?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
     if rules.member(user_id).is_none() {
         return Err(ApiError::not_found("member"));
@@ -412,7 +437,7 @@ async fn transfer_ownership(
     let new_owner_id: UserId =
         req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Own).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Own).await?;
     let new_owner = tx.user(new_owner_id).await?.ok_or_else(|| {
         ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization")
     })?;
@@ -427,8 +452,9 @@ async fn transfer_ownership(
     org.updated_at = now;
     tx.update_org(&org).await?;
     org.version += 1;
+    let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
     commit(tx, vec![event], now).await?;
-    Ok(Json(OrgView::new(&org, now)))
+    Ok(Json(view))
 }
 
 /// Reads an organization's license.
@@ -440,7 +466,7 @@ async fn get_license(
     Path(id): Path<String>,
 ) -> ApiResult<Json<License>> {
     let mut tx = state.store.read().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;
     Ok(Json(access.org.license))
 }
@@ -454,7 +480,7 @@ async fn change_license(
 ) -> ApiResult<License> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), principal, id, Need::License).await?;
+    let access = org_access(state, tx.as_mut(), principal, id, Need::License).await?;
     check_if_match(headers, access.org.version)?;
     let mut org = access.org;
     let before = org.license.clone();
@@ -501,4 +527,14 @@ async fn patch_license(
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<License>> {
     change_license(&state, &principal, &id, &headers, |before| Ok(before.merged(&patch)?)).await.map(Json)
+}
+
+/// Err(409 `limit_reached`) when the org has no free seat under its license's `users`.
+pub async fn check_seats(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> ApiResult<()> {
+    if let Some(limit) = org.license.users
+        && tx.seats_in_use(org.id, now).await? >= limit
+    {
+        return Err(ApiError::conflict("limit_reached", format!("the license allows {limit} users")));
+    }
+    Ok(())
 }

@@ -25,10 +25,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(put_team_member, delete_team_member))
 }
 
-async fn team_access(tx: &mut dyn Tx, principal: &Principal, id: &str, need: Need) -> ApiResult<(TeamRow, OrgAccess)> {
+async fn team_access(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    id: &str,
+    need: Need,
+) -> ApiResult<(TeamRow, OrgAccess)> {
     let id: TeamId = id.parse().map_err(|_| ApiError::not_found("team"))?;
     let team = tx.team(id).await?.ok_or_else(|| ApiError::not_found("team"))?;
-    let access = org_access(tx, principal, &team.org_id.to_string(), need).await.map_err(|e| {
+    let access = org_access(state, tx, principal, &team.org_id.to_string(), need).await.map_err(|e| {
         // A team of an org the caller cannot see does not exist for them.
         if e.code() == "not_found" { ApiError::not_found("team") } else { e }
     })?;
@@ -46,7 +52,7 @@ async fn list_teams(
 ) -> ApiResult<Json<TeamList>> {
     let limit = page.limit()?;
     let mut tx = state.store.read().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let rows = tx.teams_of_org(access.org.id, page.cursor()?, limit + 1).await?;
     let (rows, next_cursor) = paginate(rows, limit, |t| t.id);
     let mut items = Vec::with_capacity(rows.len());
@@ -78,7 +84,12 @@ async fn create_team(
 ) -> ApiResult<(StatusCode, Json<TeamView>)> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
+    if let Some(limit) = access.org.license.teams
+        && tx.team_count(access.org.id).await? >= limit
+    {
+        return Err(ApiError::conflict("limit_reached", format!("the license allows {limit} teams")));
+    }
     let team = TeamRow {
         id: TeamId::new(),
         org_id: access.org.id,
@@ -104,7 +115,7 @@ async fn get_team(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TeamView>> {
     let mut tx = state.store.read().await?;
-    let (team, _) = team_access(tx.as_mut(), &principal, &id, Need::Read).await?;
+    let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let members = tx.team_members(team.id).await?;
     tx.rollback().await?;
     Ok(Json(TeamView::new(&team, &members)))
@@ -123,7 +134,7 @@ async fn patch_team(
 ) -> ApiResult<Json<TeamView>> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let (mut team, _) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let (mut team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     check_if_match(&headers, team.version)?;
     if team.name != req.name.as_str() {
         team.name = req.name.as_str().to_owned();
@@ -166,7 +177,7 @@ async fn put_team_member(
     let now = OffsetDateTime::now_utc();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
     let mut tx = state.store.write().await?;
-    let (team, access) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let (team, access) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     if !user.status.can_receive_roles() {
         return Err(ApiError::user_deactivated(user.id));
@@ -203,7 +214,7 @@ async fn delete_team_member(
     let now = OffsetDateTime::now_utc();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("team member"))?;
     let mut tx = state.store.write().await?;
-    let (team, _) = team_access(tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     let member = tx.team_members(team.id).await?.into_iter().find(|m| m.user_id == user_id);
     let Some(member) = member else { return Err(ApiError::not_found("team member")) };
     tx.end_team_member(team.id, user_id, now).await?;

@@ -13,6 +13,7 @@ mod idempotency;
 mod impersonation;
 mod isolation;
 mod lifecycle;
+mod metering;
 mod orgs;
 mod platform;
 mod smtp;

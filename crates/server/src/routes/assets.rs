@@ -1,0 +1,312 @@
+//! Assets: what the operator's product keeps for an org (scenarios, data stores, templates,
+//! connections, files), registered so that counts and sizes are held to the license. Assets
+//! belong to the org, never to a user, so no lifecycle step can orphan them.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, License, OrgAction, Permission, TargetType, TeamId};
+use steward_store::{AssetRow, AssetTotals, OrgRow, Tx};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
+use crate::routes::orgs::{Need, OrgAccess, org_access};
+use crate::routes::usage::{MAX_AMOUNT, frozen_now};
+use crate::state::{AppState, commit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_assets, create_asset)).routes(routes!(get_asset, patch_asset))
+}
+
+/// An asset.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetView {
+    pub id: String,
+    pub org_id: String,
+    /// `scenario`, `data_store`, `template`, `connection`, `file`, or another kind of the product's.
+    pub kind: String,
+    pub name: String,
+    pub team_id: Option<String>,
+    pub size_bytes: u64,
+    pub created_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}
+
+impl From<&AssetRow> for AssetView {
+    fn from(a: &AssetRow) -> Self {
+        AssetView {
+            id: a.id.to_string(),
+            org_id: a.org_id.to_string(),
+            kind: a.kind.clone(),
+            name: a.name.clone(),
+            team_id: a.team_id.map(|t| t.to_string()),
+            size_bytes: a.size_bytes,
+            created_by: a.created_by.map(|u| u.to_string()),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            version: a.version,
+        }
+    }
+}
+
+/// A page of assets.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetList {
+    pub items: Vec<AssetView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Lists an org's assets, newest first; frozen orgs too.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path), Page),
+    responses((status = 200, body = AssetList), (status = 404, body = Problem)))]
+async fn list_assets(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<AssetList>> {
+    let limit = page.limit()?;
+    let mut tx = state.store.read().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let rows = tx.assets_of_org(access.org.id, page.cursor()?, limit + 1).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |a| a.id);
+    Ok(Json(AssetList { items: rows.iter().map(AssetView::from).collect(), next_cursor }))
+}
+
+/// A new asset.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAsset {
+    pub kind: String,
+    pub name: String,
+    pub team_id: Option<String>,
+    #[serde(default)]
+    pub size_bytes: u64,
+}
+
+fn check_kind(kind: &str) -> ApiResult<()> {
+    let ok = (1..=32).contains(&kind.len()) && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+    if ok { Ok(()) } else { Err(ApiError::invalid("kind", "must be 1 to 32 lower-case letters or _")) }
+}
+
+fn check_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Writes need the asset.write right and an org that is not frozen.
+async fn writable(tx: &mut dyn Tx, principal: &Principal, access: &OrgAccess, now: OffsetDateTime) -> ApiResult<()> {
+    let allowed = principal.has(Permission::OrgsWrite) || access.role.is_some_and(|r| r.allows(OrgAction::AssetWrite));
+    if !allowed {
+        return Err(ApiError::forbidden("writing assets needs the owner, admin or member role"));
+    }
+    if frozen_now(tx, &access.org, now).await? {
+        return Err(ApiError::conflict(
+            "org_frozen",
+            "the organization is frozen: its assets can be read, not changed",
+        ));
+    }
+    Ok(())
+}
+
+/// Err(409 `limit_reached`) when going from `before` to `after` grows something past the
+/// license (an org already over a lowered limit may still shrink).
+fn within_license(license: &License, before: &AssetTotals, after: &AssetTotals) -> ApiResult<()> {
+    let checks = [
+        ("data_stores", license.data_stores, before.data_stores, after.data_stores),
+        ("data_store_bytes", license.data_store_bytes, before.data_store_bytes, after.data_store_bytes),
+        ("scenarios", license.scenarios, before.scenarios, after.scenarios),
+        ("file_bytes", license.file_bytes, before.file_bytes, after.file_bytes),
+    ];
+    for (name, limit, was, used) in checks {
+        if let Some(l) = limit
+            && used > l
+            && used > was
+        {
+            return Err(ApiError::conflict("limit_reached", format!("the license allows {name} up to {l}")));
+        }
+    }
+    Ok(())
+}
+
+/// What the org would hold with `old` replaced by `new`.
+fn totals_after(mut t: AssetTotals, old: Option<&AssetRow>, new: &AssetRow) -> AssetTotals {
+    let apply = |t: &mut AssetTotals, a: &AssetRow, sign: i128| {
+        let add = |v: &mut u64, d: u64| *v = (i128::from(*v) + sign * i128::from(d)).max(0) as u64;
+        match a.kind.as_str() {
+            "data_store" => {
+                add(&mut t.data_stores, 1);
+                add(&mut t.data_store_bytes, a.size_bytes);
+            }
+            "scenario" => add(&mut t.scenarios, 1),
+            "file" => add(&mut t.file_bytes, a.size_bytes),
+            _ => {}
+        }
+    };
+    if let Some(o) = old {
+        apply(&mut t, o, -1);
+    }
+    apply(&mut t, new, 1);
+    t
+}
+
+async fn team_of(tx: &mut dyn Tx, org: &OrgRow, team: Option<&str>) -> ApiResult<Option<TeamId>> {
+    let Some(team) = team else { return Ok(None) };
+    let found = match team.parse::<TeamId>() {
+        Ok(t) => tx.team(t).await?,
+        Err(_) => None,
+    };
+    match found {
+        Some(t) if t.org_id == org.id => Ok(Some(t.id)),
+        _ => Err(ApiError::invalid("team_id", "is not a team of this organization")),
+    }
+}
+
+/// Registers an asset; its count and size are checked against the license.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path)), request_body = NewAsset,
+    responses((status = 201, body = AssetView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn create_asset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<NewAsset>,
+) -> ApiResult<(StatusCode, Json<AssetView>)> {
+    check_kind(&req.kind)?;
+    let name = check_name(&req.name)?;
+    if req.size_bytes > MAX_AMOUNT {
+        return Err(ApiError::invalid("size_bytes", format!("must be at most {MAX_AMOUNT}")));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    writable(tx.as_mut(), &principal, &access, now).await?;
+    let asset = AssetRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: access.org.id,
+        kind: req.kind.clone(),
+        name,
+        team_id: team_of(tx.as_mut(), &access.org, req.team_id.as_deref()).await?,
+        size_bytes: req.size_bytes,
+        created_by: Some(principal.user.id),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let totals = tx.asset_totals(access.org.id).await?;
+    within_license(&access.org.license, &totals, &totals_after(totals, None, &asset))?;
+    tx.insert_asset(&asset).await?;
+    let event = AuditDraft::new("asset.created", principal.actor(), TargetType::Org, access.org.id)
+        .in_org(access.org.id)
+        .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }))
+        .personal(json!({ "name": asset.name }));
+    commit(tx, vec![event], now).await?;
+    Ok((StatusCode::CREATED, Json(AssetView::from(&asset))))
+}
+
+async fn load_asset(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    id: &str,
+) -> ApiResult<(AssetRow, OrgAccess)> {
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("asset"))?;
+    let asset = tx.asset(id).await?.ok_or_else(|| ApiError::not_found("asset"))?;
+    let access = org_access(state, tx, principal, &asset.org_id.to_string(), Need::Read)
+        .await
+        .map_err(|e| if e.code() == "not_found" { ApiError::not_found("asset") } else { e })?;
+    Ok((asset, access))
+}
+
+/// Reads an asset (frozen orgs too).
+#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)),
+    responses((status = 200, body = AssetView), (status = 404, body = Problem)))]
+async fn get_asset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AssetView>> {
+    let mut tx = state.store.read().await?;
+    let (asset, _) = load_asset(&state, tx.as_mut(), &principal, &id).await?;
+    tx.rollback().await?;
+    Ok(Json(AssetView::from(&asset)))
+}
+
+/// Changes to an asset.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssetPatch {
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub team_id: Option<Option<String>>,
+    pub size_bytes: Option<u64>,
+}
+
+/// Changes an asset; sizes are checked against the license. `If-Match` makes it conditional.
+#[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)), request_body = AssetPatch,
+    responses((status = 200, body = AssetView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+async fn patch_asset(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<AssetPatch>,
+) -> ApiResult<Json<AssetView>> {
+    if let Some(k) = &patch.kind {
+        check_kind(k)?;
+    }
+    if patch.size_bytes.is_some_and(|s| s > MAX_AMOUNT) {
+        return Err(ApiError::invalid("size_bytes", format!("must be at most {MAX_AMOUNT}")));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let (before, access) = load_asset(&state, tx.as_mut(), &principal, &id).await?;
+    writable(tx.as_mut(), &principal, &access, now).await?;
+    check_if_match(&headers, before.version)?;
+    let mut asset = before.clone();
+    if let Some(k) = patch.kind {
+        asset.kind = k;
+    }
+    if let Some(n) = &patch.name {
+        asset.name = check_name(n)?;
+    }
+    if let Some(team) = &patch.team_id {
+        asset.team_id = team_of(tx.as_mut(), &access.org, team.as_deref()).await?;
+    }
+    if let Some(s) = patch.size_bytes {
+        asset.size_bytes = s;
+    }
+    if asset == before {
+        tx.rollback().await?;
+        return Ok(Json(AssetView::from(&asset)));
+    }
+    let totals = tx.asset_totals(access.org.id).await?;
+    within_license(&access.org.license, &totals, &totals_after(totals, Some(&before), &asset))?;
+    asset.updated_at = now;
+    tx.update_asset(&asset).await?;
+    asset.version += 1;
+    let event = AuditDraft::new("asset.updated", principal.actor(), TargetType::Org, access.org.id)
+        .in_org(access.org.id)
+        .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(AssetView::from(&asset)))
+}

@@ -1,0 +1,435 @@
+//! Metering and decisions: usage per period, exact all-or-nothing consumption, threshold alerts,
+//! and `POST /check`, the permission decision operators ask on every request of their product.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::license::{Period, period_containing};
+use steward_core::lifecycle::notification_on;
+use steward_core::{Actor, AuditDraft, License, OrgAction, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus};
+use steward_store::{Consume, OrgRow, Tx};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Principal};
+use crate::mail;
+use crate::routes::orgs::{Need, org_access};
+use crate::state::{AppState, commit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_usage, consume)).routes(routes!(check))
+}
+
+/// The largest amount one consume may carry.
+pub const MAX_AMOUNT: u64 = 1 << 50;
+
+/// The org's period containing `now`.
+pub fn period_of(org: &OrgRow, now: OffsetDateTime) -> Period {
+    period_containing(org.created_at, org.license.restart_period, now)
+}
+
+/// A consumable's state in a period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Consumable {
+    /// Null: unlimited. An expired license counts as 0.
+    pub limit: Option<u64>,
+    pub used: u64,
+    /// Null: unlimited.
+    pub remaining: Option<u64>,
+}
+
+/// A capacity and what the org holds of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Capacity {
+    pub limit: Option<u64>,
+    pub used: u64,
+}
+
+/// The period's bounds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PeriodView {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub end: OffsetDateTime,
+}
+
+/// An org's usage in one period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageView {
+    pub period: PeriodView,
+    pub operations: Consumable,
+    pub transfer: Consumable,
+    pub data_stores: Capacity,
+    pub data_store_bytes: Capacity,
+    pub scenarios: Capacity,
+    pub file_bytes: Capacity,
+    pub frozen: bool,
+}
+
+fn consumable(limit: Option<u64>, used: u64, expired: bool) -> Consumable {
+    let limit = if expired { Some(0) } else { limit };
+    Consumable { limit, used, remaining: limit.map(|l| l.saturating_sub(used)) }
+}
+
+/// The usage view of an org in `period`.
+pub async fn usage_view(tx: &mut dyn Tx, org: &OrgRow, period: Period, now: OffsetDateTime) -> ApiResult<UsageView> {
+    let row = tx.usage(org.id, period.start).await?;
+    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
+    let totals = tx.asset_totals(org.id).await?;
+    let l = &org.license;
+    let expired = l.expired(now);
+    Ok(UsageView {
+        period: PeriodView { start: period.start, end: period.end },
+        operations: consumable(l.operations, ops, expired),
+        transfer: consumable(l.transfer, transfer, expired),
+        data_stores: Capacity { limit: l.data_stores, used: totals.data_stores },
+        data_store_bytes: Capacity { limit: l.data_store_bytes, used: totals.data_store_bytes },
+        scenarios: Capacity { limit: l.scenarios, used: totals.scenarios },
+        file_bytes: Capacity { limit: l.file_bytes, used: totals.file_bytes },
+        frozen: l.frozen(ops, transfer, now),
+    })
+}
+
+/// Whether the org is frozen now: derived from the license and this period's usage.
+pub async fn frozen_now(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> ApiResult<bool> {
+    let period = period_of(org, now);
+    let row = tx.usage(org.id, period.start).await?;
+    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
+    Ok(org.license.frozen(ops, transfer, now))
+}
+
+/// Which period to read.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// Any instant inside the wanted period (RFC 3339); default now.
+    pub period: Option<String>,
+}
+
+/// An org's usage in the current period, or in the period containing `?period=`.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
+    responses((status = 200, body = UsageView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn get_usage(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<UsageQuery>,
+) -> ApiResult<Json<UsageView>> {
+    let now = state.clock.now();
+    let at = match &q.period {
+        Some(p) => {
+            OffsetDateTime::parse(p, &Rfc3339).map_err(|_| ApiError::invalid("period", "must be an RFC 3339 time"))?
+        }
+        None => now,
+    };
+    let mut tx = state.store.read().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let allowed = principal.has(Permission::OrgsRead) || access.role.is_some_and(|r| r.allows(OrgAction::UsageRead));
+    if !allowed {
+        return Err(ApiError::forbidden("reading usage needs the owner, admin or accountant role"));
+    }
+    let view = usage_view(tx.as_mut(), &access.org, period_of(&access.org, at), now).await?;
+    tx.rollback().await?;
+    Ok(Json(view))
+}
+
+/// What to consume.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeRequest {
+    #[serde(default)]
+    pub operations: u64,
+    /// Bytes.
+    #[serde(default)]
+    pub transfer: u64,
+    /// The asset that consumed, for the record.
+    pub asset_id: Option<String>,
+}
+
+const THRESHOLDS: [u64; 3] = [75, 90, 100];
+
+/// Consumes from the org's current budget: all or nothing, exact under any concurrency. 402
+/// `quota_exhausted` whenever the budget does not cover the request (nothing is consumed). Send an
+/// `Idempotency-Key` so that a retried consume counts once.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path)),
+    request_body = ConsumeRequest,
+    responses((status = 200, body = UsageView), (status = 400, body = Problem), (status = 402, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+async fn consume(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConsumeRequest>,
+) -> ApiResult<Json<UsageView>> {
+    principal.require(Permission::UsageWrite)?;
+    if req.operations == 0 && req.transfer == 0 {
+        return Err(ApiError::invalid("operations", "operations or transfer must be positive"));
+    }
+    if req.operations > MAX_AMOUNT || req.transfer > MAX_AMOUNT {
+        return Err(ApiError::invalid("operations", format!("amounts are limited to {MAX_AMOUNT}")));
+    }
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    tx.rollback().await?;
+    let org = access.org;
+    if let Some(asset) = &req.asset_id {
+        let mut tx = state.store.read().await?;
+        let found = match asset.parse::<uuid::Uuid>() {
+            Ok(a) => tx.asset(a).await?,
+            Err(_) => None,
+        };
+        tx.rollback().await?;
+        if found.is_none_or(|a| a.org_id != org.id) {
+            return Err(ApiError::invalid("asset_id", "is not an asset of this organization"));
+        }
+    }
+    let period = period_of(&org, now);
+    let expired = org.license.expired(now);
+    let limit = |l: Option<u64>| if expired { Some(0) } else { l };
+    let request = Consume {
+        org: org.id,
+        period_start: period.start,
+        period_end: period.end,
+        operations: req.operations,
+        transfer: req.transfer,
+        operations_limit: limit(org.license.operations),
+        transfer_limit: limit(org.license.transfer),
+    };
+    let Some(usage) = state.store.consume(&request).await? else {
+        metrics::counter!("steward_consume_total", "outcome" => "refused").increment(1);
+        let why = if expired { "the license has expired" } else { "the period's budget does not cover this" };
+        return Err(ApiError::other(axum::http::StatusCode::PAYMENT_REQUIRED, "quota_exhausted", why));
+    };
+    metrics::counter!("steward_consume_total", "outcome" => "ok").increment(1);
+    if let Some(l) = request.operations_limit.filter(|l| *l > 0) {
+        let after = usage.operations_used;
+        let before = after - req.operations;
+        let (l128, before, after128) = (u128::from(l), u128::from(before), u128::from(after));
+        let crossed: Vec<u64> = THRESHOLDS
+            .into_iter()
+            .filter(|t| before * 100 < l128 * u128::from(*t) && l128 * u128::from(*t) <= after128 * 100)
+            .collect();
+        if !crossed.is_empty() {
+            alert(&state, &org, period, crossed, l, after, now).await?;
+        }
+    }
+    let mut tx = state.store.read().await?;
+    let view = usage_view(tx.as_mut(), &org, period, now).await?;
+    tx.rollback().await?;
+    Ok(Json(view))
+}
+
+/// Tells the org's owner and admins (who keep `usage_alerts` on) that a threshold was crossed,
+/// once per threshold and period however many nodes and requests race past it.
+async fn alert(
+    state: &AppState,
+    org: &OrgRow,
+    period: Period,
+    crossed: Vec<u64>,
+    limit: u64,
+    used: u64,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    let mut tx = state.store.write().await?;
+    let mut events = Vec::new();
+    for threshold in crossed {
+        if !tx.claim_usage_alert(org.id, period.start, threshold, now).await? {
+            continue;
+        }
+        for m in tx.members(org.id).await? {
+            if m.dormant || !matches!(m.role, OrgRole::Owner | OrgRole::Admin) {
+                continue;
+            }
+            let Some(user) = tx.user(m.user_id).await? else { continue };
+            if !notification_on(&user.notifications, "usage_alerts") {
+                continue;
+            }
+            let body = format!(
+                "Hello {},\n\n{} has used {used} of its {limit} operations ({threshold} %) in the period that ends {}.\n",
+                user.name,
+                org.name,
+                period.end.format(&Rfc3339).unwrap_or_default()
+            );
+            let subject = format!("{}: {threshold} % of operations used", org.name);
+            mail::enqueue(tx.as_mut(), &user, "usage_alerts", subject, body, now).await?;
+        }
+        events.push(
+            AuditDraft::new("usage.threshold_crossed", Actor::SYSTEM, TargetType::Org, org.id)
+                .in_org(org.id)
+                .detail(json!({ "threshold": threshold, "limit": limit, "used": used, "period_start": period.start.unix_timestamp() })),
+        );
+    }
+    commit(tx, events, now).await?;
+    state.outbox_wake.notify_one();
+    Ok(())
+}
+
+/// A permission question.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub user_id: String,
+    pub org_id: String,
+    /// `asset.read`, `asset.write`, `scenario.run`, `member.invite`, `org.manage`, `usage.read`.
+    #[schema(value_type = String)]
+    pub action: OrgAction,
+    /// A license feature the action needs, if any.
+    pub feature: Option<String>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckResponse {
+    pub allowed: bool,
+    /// `ok`, `user_inactive`, `not_a_member`, `role`, `license_expired`, `org_frozen` or `feature_disabled`.
+    pub reason: String,
+}
+
+/// The decision, from facts already read: status, membership (dormant counts as none), role,
+/// license for actions that consume or write, feature.
+pub fn decide(
+    status: UserStatus,
+    membership: Option<(OrgRole, bool)>,
+    license: &License,
+    used: (u64, u64),
+    action: OrgAction,
+    feature: Option<&str>,
+    now: OffsetDateTime,
+) -> &'static str {
+    if status != UserStatus::Active {
+        return "user_inactive";
+    }
+    let Some((role, false)) = membership else { return "not_a_member" };
+    if !role.allows(action) {
+        return "role";
+    }
+    if matches!(action, OrgAction::AssetWrite | OrgAction::ScenarioRun) {
+        if license.expired(now) {
+            return "license_expired";
+        }
+        if license.frozen(used.0, used.1, now) {
+            return "org_frozen";
+        }
+    }
+    if let Some(f) = feature
+        && license.features.get(f) == Some(&false)
+    {
+        return "feature_disabled";
+    }
+    "ok"
+}
+
+/// May this user do this in this org now? One read, no write.
+#[utoipa::path(post, path = "/api/v1/check", tag = "licenses", request_body = CheckRequest,
+    responses((status = 200, body = CheckResponse), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 429, body = Problem)))]
+async fn check(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<CheckRequest>,
+) -> ApiResult<Json<CheckResponse>> {
+    principal.require(Permission::OrgsRead)?;
+    let user: UserId = req.user_id.parse().map_err(|_| ApiError::not_found("user or organization"))?;
+    let org: OrgId = req.org_id.parse().map_err(|_| ApiError::not_found("user or organization"))?;
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    // The period depends on the org's anchor: read the facts for the period of the anchor known
+    // from a previous answer, and read again only in the rare case the guess was wrong.
+    let guess = state.period_hint(org).unwrap_or(Period { start: now, end: now });
+    let mut facts =
+        tx.check_facts(user, org, guess.start).await?.ok_or_else(|| ApiError::not_found("user or organization"))?;
+    let period = period_containing(facts.org_created_at, facts.license.restart_period, now);
+    if period.start != guess.start {
+        facts = tx
+            .check_facts(user, org, period.start)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user or organization"))?;
+        state.remember_period(org, period);
+    }
+    tx.rollback().await?;
+    state.org_rate.take(org, facts.license.api_requests_per_minute)?;
+    let reason = decide(
+        facts.status,
+        facts.membership,
+        &facts.license,
+        (facts.operations_used, facts.transfer_used),
+        req.action,
+        req.feature.as_deref(),
+        now,
+    );
+    Ok(Json(CheckResponse { allowed: reason == "ok", reason: reason.to_owned() }))
+}
+
+/// The view of an org with `frozen` derived from this period's usage.
+pub async fn org_view(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> ApiResult<crate::views::OrgView> {
+    Ok(crate::views::OrgView::new(org, frozen_now(tx, org, now).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_follow_the_documented_order() {
+        let now = OffsetDateTime::now_utc();
+        let mut license = License::default();
+        let member = Some((OrgRole::Member, false));
+        assert_eq!(
+            decide(UserStatus::Suspended, member, &license, (0, 0), OrgAction::AssetRead, None, now),
+            "user_inactive"
+        );
+        assert_eq!(
+            decide(UserStatus::Active, Some((OrgRole::Admin, true)), &license, (0, 0), OrgAction::AssetRead, None, now),
+            "not_a_member"
+        );
+        assert_eq!(decide(UserStatus::Active, None, &license, (0, 0), OrgAction::AssetRead, None, now), "not_a_member");
+        assert_eq!(
+            decide(
+                UserStatus::Active,
+                Some((OrgRole::Viewer, false)),
+                &license,
+                (0, 0),
+                OrgAction::AssetWrite,
+                None,
+                now
+            ),
+            "role"
+        );
+        license.operations = Some(10);
+        assert_eq!(
+            decide(UserStatus::Active, member, &license, (10, 0), OrgAction::ScenarioRun, None, now),
+            "org_frozen"
+        );
+        assert_eq!(
+            decide(UserStatus::Active, member, &license, (10, 0), OrgAction::AssetRead, None, now),
+            "ok",
+            "reads stay allowed"
+        );
+        license.expires_at = Some(now - time::Duration::seconds(1));
+        assert_eq!(
+            decide(UserStatus::Active, member, &license, (0, 0), OrgAction::AssetWrite, None, now),
+            "license_expired"
+        );
+        license.expires_at = None;
+        license.features.insert("sso".into(), false);
+        assert_eq!(
+            decide(UserStatus::Active, member, &license, (0, 0), OrgAction::AssetRead, Some("sso"), now),
+            "feature_disabled"
+        );
+        assert_eq!(
+            decide(UserStatus::Active, member, &license, (0, 0), OrgAction::AssetRead, Some("other"), now),
+            "ok"
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! Licenses that bite: exact consumption, periods, frozen orgs, assets and limits, decisions,
+//! usage alerts and per-org request budgets.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
+use crate::smtp::SmtpSink;
+
+async fn org_with(app: &TestApp, license: Value) -> (String, String) {
+    let owner = app.user(&format!("owner{}@meter.test", uuid::Uuid::now_v7().simple())).await;
+    let org = app
+        .post("/api/v1/orgs", &app.admin, json!({"name": "Metered", "owner_id": owner, "license": license}))
+        .await
+        .expect(201);
+    (org["id"].as_str().unwrap().to_owned(), owner)
+}
+
+#[tokio::test]
+async fn invariant_5_concurrent_consumers_use_exactly_the_limit() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 25})).await;
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let (client, url, token) =
+            (app.client.clone(), format!("{}/api/v1/orgs/{org}/usage", app.base), app.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            client.post(url).bearer_auth(token).json(&json!({"operations": 1})).send().await.unwrap().status().as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 25, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 402).count(), 15, "{statuses:?}");
+    let usage = app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200);
+    assert_eq!(usage["operations"], json!({"limit": 25, "used": 25, "remaining": 0}));
+    assert_eq!(usage["frozen"], true, "a used-up consumable freezes the org");
+}
+
+#[tokio::test]
+async fn invariant_5_mixed_amounts_never_overshoot() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 100, "transfer": 1000})).await;
+    let mut tasks = Vec::new();
+    for i in 0..24u64 {
+        let (client, url, token) =
+            (app.client.clone(), format!("{}/api/v1/orgs/{org}/usage", app.base), app.admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"operations": 3 + i % 5, "transfer": 40});
+            let ok = client.post(url).bearer_auth(token).json(&body).send().await.unwrap().status() == 200;
+            if ok { (3 + i % 5, 40) } else { (0, 0) }
+        }));
+    }
+    let (mut ops, mut transfer) = (0, 0);
+    for t in tasks {
+        let (o, b) = t.await.unwrap();
+        ops += o;
+        transfer += b;
+    }
+    let usage = app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200);
+    assert_eq!(usage["operations"]["used"], ops, "what was answered 200 is exactly what was counted");
+    assert_eq!(usage["transfer"]["used"], transfer);
+    assert!(ops <= 100 && transfer <= 1000);
+}
+
+#[tokio::test]
+async fn a_refused_consume_consumes_nothing_and_bad_amounts_are_400() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 10, "transfer": 100})).await;
+    let path = format!("/api/v1/orgs/{org}/usage");
+    app.post(&path, &app.admin, json!({"operations": 8})).await.expect(200);
+    let r = app.post(&path, &app.admin, json!({"operations": 1, "transfer": 101})).await;
+    r.expect_problem(402, "quota_exhausted");
+    let usage = app.get(&path, &app.admin).await.expect(200);
+    assert_eq!(
+        (usage["operations"]["used"].as_u64(), usage["transfer"]["used"].as_u64()),
+        (Some(8), Some(0)),
+        "all or nothing"
+    );
+    for body in [
+        json!({"operations": -1}),
+        json!({"operations": 0}),
+        json!({"operations": 1u64 << 60}),
+        json!({"ops": 1}),
+        json!({"operations": "1"}),
+    ] {
+        app.post(&path, &app.admin, body).await.expect_problem(400, "validation_failed");
+    }
+    let (_, plain) = app.user_with_session("plain@meter.test").await;
+    app.post(&path, &plain, json!({"operations": 1})).await.expect_problem(403, "forbidden");
+}
+
+#[tokio::test]
+async fn a_retried_consume_with_the_same_idempotency_key_counts_once() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 10})).await;
+    let url = format!("{}/api/v1/orgs/{org}/usage", app.base);
+    for _ in 0..3 {
+        let r = app
+            .client
+            .post(&url)
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "job-7")
+            .json(&json!({"operations": 4}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let usage = app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200);
+    assert_eq!(usage["operations"]["used"], 4);
+}
+
+#[tokio::test]
+async fn periods_roll_over_lazily_and_past_periods_stay_readable() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 5})).await;
+    let path = format!("/api/v1/orgs/{org}/usage");
+    app.post(&path, &app.admin, json!({"operations": 5})).await.expect(200);
+    app.post(&path, &app.admin, json!({"operations": 1})).await.expect_problem(402, "quota_exhausted");
+    let first = app.get(&path, &app.admin).await.expect(200);
+    let first_start = first["period"]["start"].as_str().unwrap().to_owned();
+    app.state.clock.advance(time::Duration::days(32));
+    let second = app.post(&path, &app.admin, json!({"operations": 2})).await.expect(200);
+    assert_eq!(second["operations"]["used"], 2, "the new period starts from zero");
+    assert_eq!(second["period"]["start"], first["period"]["end"], "periods follow each other");
+    assert_eq!(second["frozen"], false);
+    let past = app.get(&format!("{path}?period={first_start}"), &app.admin).await.expect(200);
+    assert_eq!(past["operations"]["used"], 5);
+    let view = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+    assert_eq!(view["frozen"], false);
+}
+
+#[tokio::test]
+async fn invariant_8_a_frozen_orgs_assets_stay_readable_but_writes_and_consumption_are_refused() {
+    let app = spawn_app().await;
+    let (org, owner) = org_with(&app, json!({"operations": 100})).await;
+    app.patch(&format!("/api/v1/users/{owner}"), &app.admin, json!({"password": PASSWORD})).await.expect(200);
+    let owner_email =
+        app.get(&format!("/api/v1/users/{owner}"), &app.admin).await.expect(200)["email"].as_str().unwrap().to_owned();
+    let token = app.login(&owner_email, PASSWORD).await;
+    let asset = app
+        .post(&format!("/api/v1/orgs/{org}/assets"), &token, json!({"kind": "scenario", "name": "Sync"}))
+        .await
+        .expect(201);
+    let asset_id = asset["id"].as_str().unwrap();
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 0})).await.expect(200);
+    let me = app.get("/api/v1/me", &token).await.expect(200);
+    assert_eq!(me["memberships"][0]["frozen"], true);
+    let before = app.snapshot().await;
+    app.get(&format!("/api/v1/orgs/{org}/assets"), &token).await.expect(200);
+    app.get(&format!("/api/v1/assets/{asset_id}"), &token).await.expect(200);
+    app.post(&format!("/api/v1/orgs/{org}/assets"), &token, json!({"kind": "scenario", "name": "New"}))
+        .await
+        .expect_problem(409, "org_frozen");
+    app.patch(&format!("/api/v1/assets/{asset_id}"), &token, json!({"name": "Renamed"}))
+        .await
+        .expect_problem(409, "org_frozen");
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 1}))
+        .await
+        .expect_problem(402, "quota_exhausted");
+    assert_eq!(app.snapshot().await, before);
+    // An expired license freezes too, whatever its limits.
+    app.patch(
+        &format!("/api/v1/orgs/{org}/license"),
+        &app.admin,
+        json!({"operations": null, "expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect(200);
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 1}))
+        .await
+        .expect_problem(402, "quota_exhausted");
+    app.patch(&format!("/api/v1/assets/{asset_id}"), &token, json!({"name": "Renamed"}))
+        .await
+        .expect_problem(409, "org_frozen");
+    let usage = app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200);
+    assert_eq!(usage["operations"]["limit"], 0, "after expiry every consumable counts as 0");
+}
+
+#[tokio::test]
+async fn every_capacity_limit_is_enforced() {
+    let app = spawn_app().await;
+    let license =
+        json!({"data_stores": 1, "data_store_bytes": 100, "scenarios": 1, "file_bytes": 50, "users": 2, "teams": 1});
+    let (org, _) = org_with(&app, license).await;
+    let assets = format!("/api/v1/orgs/{org}/assets");
+    let store =
+        app.post(&assets, &app.admin, json!({"kind": "data_store", "name": "A", "size_bytes": 60})).await.expect(201);
+    app.post(&assets, &app.admin, json!({"kind": "data_store", "name": "B"}))
+        .await
+        .expect_problem(409, "limit_reached");
+    app.patch(&format!("/api/v1/assets/{}", store["id"].as_str().unwrap()), &app.admin, json!({"size_bytes": 101}))
+        .await
+        .expect_problem(409, "limit_reached");
+    app.post(&assets, &app.admin, json!({"kind": "scenario", "name": "S"})).await.expect(201);
+    app.post(&assets, &app.admin, json!({"kind": "scenario", "name": "T"})).await.expect_problem(409, "limit_reached");
+    app.post(&assets, &app.admin, json!({"kind": "file", "name": "f", "size_bytes": 51}))
+        .await
+        .expect_problem(409, "limit_reached");
+    app.post(&assets, &app.admin, json!({"kind": "template", "name": "any number of templates"})).await.expect(201);
+    let usage = app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200);
+    assert_eq!(usage["data_stores"], json!({"limit": 1, "used": 1}));
+    assert_eq!(usage["data_store_bytes"], json!({"limit": 100, "used": 60}));
+    // users: the owner holds one seat; an invitation takes the second.
+    app.post(&format!("/api/v1/orgs/{org}/invitations"), &app.admin, json!({"email": "x@seat.test", "role": "member"}))
+        .await
+        .expect(201);
+    let third = app.user("third@seat.test").await;
+    app.put(&format!("/api/v1/orgs/{org}/members/{third}"), &app.admin, json!({"role": "member"}))
+        .await
+        .expect_problem(409, "limit_reached");
+    app.post(&format!("/api/v1/orgs/{org}/invitations"), &app.admin, json!({"email": "y@seat.test", "role": "member"}))
+        .await
+        .expect_problem(409, "limit_reached");
+    app.post(&format!("/api/v1/orgs/{org}/teams"), &app.admin, json!({"name": "One"})).await.expect(201);
+    app.post(&format!("/api/v1/orgs/{org}/teams"), &app.admin, json!({"name": "Two"}))
+        .await
+        .expect_problem(409, "limit_reached");
+}
+
+#[tokio::test]
+async fn check_answers_each_documented_reason() {
+    let app = spawn_app().await;
+    let (org, owner) = org_with(&app, json!({"operations": 10, "features": {"sso": false}})).await;
+    let viewer = app.user("viewer@check.test").await;
+    app.add_member(&org, &viewer, "viewer").await;
+    let outsider = app.user("out@check.test").await;
+    let ask = |user: &str, action: &str, feature: Option<&str>| json!({"user_id": user, "org_id": org, "action": action, "feature": feature});
+    let reason = |body: Value| body["reason"].as_str().unwrap().to_owned();
+    let r = app.post("/api/v1/check", &app.admin, ask(&owner, "scenario.run", None)).await.expect(200);
+    assert_eq!((r["allowed"].as_bool(), reason(r)), (Some(true), "ok".to_owned()));
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&outsider, "asset.read", None)).await.expect(200)),
+        "not_a_member"
+    );
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&viewer, "asset.write", None)).await.expect(200)),
+        "role"
+    );
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&viewer, "asset.read", Some("sso"))).await.expect(200)),
+        "feature_disabled"
+    );
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 10})).await.expect(200);
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&owner, "scenario.run", None)).await.expect(200)),
+        "org_frozen"
+    );
+    assert_eq!(reason(app.post("/api/v1/check", &app.admin, ask(&viewer, "asset.read", None)).await.expect(200)), "ok");
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"expires_at": "2001-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&owner, "asset.write", None)).await.expect(200)),
+        "license_expired"
+    );
+    app.post(&format!("/api/v1/users/{viewer}/deactivate"), &app.admin, json!({})).await.expect(200);
+    assert_eq!(
+        reason(app.post("/api/v1/check", &app.admin, ask(&viewer, "asset.read", None)).await.expect(200)),
+        "user_inactive"
+    );
+    app.post("/api/v1/check", &app.admin, ask(&owner, "fly", None)).await.expect_problem(400, "validation_failed");
+    let unknown = "0190a0b0-0000-7000-8000-000000000000";
+    app.post("/api/v1/check", &app.admin, ask(unknown, "asset.read", None)).await.expect_problem(404, "not_found");
+    let before = app.snapshot().await;
+    app.post("/api/v1/check", &app.admin, ask(&owner, "asset.read", None)).await.expect(200);
+    assert_eq!(app.snapshot().await, before, "a decision writes nothing");
+}
+
+#[tokio::test]
+async fn usage_alerts_go_once_per_threshold_to_owners_and_admins_who_want_them() {
+    let (sink, url) = SmtpSink::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
+    let owner = app.user("owner@alerts.test").await;
+    let org = app
+        .post("/api/v1/orgs", &app.admin, json!({"name": "Alerted", "owner_id": owner, "license": {"operations": 100}}))
+        .await
+        .expect(201);
+    let org = org["id"].as_str().unwrap().to_owned();
+    let quiet = app.user("quiet@alerts.test").await;
+    app.add_member(&org, &quiet, "admin").await;
+    app.put(
+        &format!("/api/v1/users/{quiet}/notifications"),
+        &app.admin,
+        json!({"categories": {"usage_alerts": false}}),
+    )
+    .await
+    .expect(200);
+    let member = app.user("member@alerts.test").await;
+    app.add_member(&org, &member, "member").await;
+    let path = format!("/api/v1/orgs/{org}/usage");
+    app.post(&path, &app.admin, json!({"operations": 74})).await.expect(200);
+    app.post(&path, &app.admin, json!({"operations": 1})).await.expect(200);
+    let mails = sink.wait_for("owner@alerts.test", 1).await;
+    assert!(mails[0].subject().contains("75 %"), "{}", mails[0].subject());
+    app.post(&path, &app.admin, json!({"operations": 1})).await.expect(200);
+    app.post(&path, &app.admin, json!({"operations": 24})).await.expect(200);
+    let mails = sink.wait_for("owner@alerts.test", 3).await;
+    let subjects: Vec<String> = mails.iter().map(|m| m.subject()).collect();
+    assert!(
+        subjects.iter().any(|s| s.contains("90 %")) && subjects.iter().any(|s| s.contains("100 %")),
+        "{subjects:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sink.to("owner@alerts.test").len(), 3, "once per threshold");
+    assert!(sink.to("quiet@alerts.test").is_empty());
+    assert!(sink.to("member@alerts.test").is_empty());
+    assert_eq!(app.audit("&type=usage.threshold_crossed").await.len(), 3);
+}
+
+#[tokio::test]
+async fn api_requests_per_minute_is_a_token_bucket_per_org() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"api_requests_per_minute": 3})).await;
+    let (other, _) = org_with(&app, json!({"api_requests_per_minute": 3})).await;
+    for _ in 0..3 {
+        app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+    }
+    let r = app.get(&format!("/api/v1/orgs/{org}/members"), &app.admin).await;
+    let wait: u64 = r.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=20).contains(&wait), "{wait}");
+    r.expect_problem(429, "rate_limited");
+    app.get(&format!("/api/v1/orgs/{other}"), &app.admin).await.expect(200);
+    // The operator can always change the license, and 0 shuts the org's API.
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"api_requests_per_minute": 0}))
+        .await
+        .expect(200);
+    app.get(&format!("/api/v1/orgs/{other}"), &app.admin).await.expect(200);
+    app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect_problem(429, "rate_limited");
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"api_requests_per_minute": null}))
+        .await
+        .expect(200);
+    app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+}
