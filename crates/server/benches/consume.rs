@@ -1,0 +1,160 @@
+//! Consume throughput on SQLite, measured against the ceiling of the same SQLite file in the
+//! same run: the raw conditional UPDATE that metering is built on.
+//!
+//! `cargo bench -p steward --bench consume` (or `scripts/bench`). Prints a Markdown table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use steward::config::{Config, Secret};
+use steward_store::{Consume, Store};
+use time::OffsetDateTime;
+
+const SECONDS: f64 = 3.0;
+
+fn rate(n: u64, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64()
+}
+
+async fn for_a_while<F, Fut>(mut f: F) -> (u64, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed().as_secs_f64() < SECONDS {
+        f().await;
+        n += 1;
+    }
+    (n, start.elapsed())
+}
+
+async fn run(durable: bool) -> Vec<(String, f64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: url.clone(),
+        bootstrap_admin_email: Some("bench@steward.test".into()),
+        bootstrap_admin_password: Some(Secret::new("bench password 123")),
+        sqlite_durable: durable,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = steward::Server::build(config, listener).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    let store: Arc<dyn Store> = server.state.store.clone();
+    tokio::spawn(server.run(std::future::pending()));
+
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "bench@steward.test", "password": "bench password 123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let me: serde_json::Value =
+        client.get(format!("{base}/api/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let owner = me["user"]["id"].as_str().unwrap().to_owned();
+    let org: serde_json::Value = client
+        .post(format!("{base}/api/v1/orgs"))
+        .bearer_auth(&token)
+        .json(&json!({"name": "Bench", "owner_id": owner, "license": {"operations": u64::MAX >> 14}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let org_id = org["id"].as_str().unwrap().to_owned();
+
+    // The ceiling: the bare conditional UPDATE on the same file, one transaction each.
+    let mut opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    opts = opts
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .synchronous(if durable { sqlx::sqlite::SqliteSynchronous::Full } else { sqlx::sqlite::SqliteSynchronous::Normal });
+    let raw = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench_counter (id INTEGER PRIMARY KEY, used BIGINT NOT NULL, lim BIGINT NOT NULL)")
+        .execute(&raw)
+        .await
+        .unwrap();
+    sqlx::query("INSERT OR REPLACE INTO bench_counter VALUES (1, 0, 9223372036854775807)").execute(&raw).await.unwrap();
+    let (n, t) = for_a_while(|| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query("UPDATE bench_counter SET used = used + 1 WHERE id = 1 AND used + 1 <= lim").execute(&raw).await.unwrap();
+        }
+    })
+    .await;
+    let ceiling = rate(n, t);
+    raw.close().await;
+
+    // The store's consume: period row upsert and conditional update in one write transaction.
+    let org_uuid: steward_core::OrgId = org_id.parse().unwrap();
+    let now = OffsetDateTime::now_utc();
+    let request = Consume {
+        org: org_uuid,
+        period_start: now,
+        period_end: now + time::Duration::days(30),
+        operations: 1,
+        transfer: 0,
+        operations_limit: Some(u64::MAX >> 14),
+        transfer_limit: None,
+    };
+    let (n, t) = for_a_while(|| {
+        let store = store.clone();
+        async move {
+            store.consume(&request).await.unwrap().unwrap();
+        }
+    })
+    .await;
+    let store_rate = rate(n, t);
+
+    // The whole API: authentication, access, consume and the usage answer, 8 clients at once.
+    let url = format!("{base}/api/v1/orgs/{org_id}/usage");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while start.elapsed().as_secs_f64() < SECONDS {
+                let r = client.post(&url).bearer_auth(&token).json(&json!({"operations": 1})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    let api_rate = rate(n, start.elapsed());
+    vec![
+        ("raw conditional UPDATE (ceiling)".into(), ceiling),
+        ("store consume (one write transaction)".into(), store_rate),
+        ("POST /orgs/{id}/usage, 8 clients".into(), api_rate),
+    ]
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!("| SQLite sync | path | consumes/s | ratio to ceiling |");
+    println!("| --- | --- | ---: | ---: |");
+    for durable in [true, false] {
+        let rows = runtime.block_on(run(durable));
+        let ceiling = rows[0].1;
+        for (name, r) in rows {
+            let mode = if durable { "FULL" } else { "NORMAL" };
+            println!("| {mode} | {name} | {r:.0} | {:.2} |", r / ceiling);
+        }
+    }
+}
