@@ -77,19 +77,26 @@ async fn run(durable: bool) -> Vec<(String, f64)> {
 
     // The ceiling: the bare conditional UPDATE on the same file, one transaction each.
     let mut opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
-    opts = opts
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .synchronous(if durable { sqlx::sqlite::SqliteSynchronous::Full } else { sqlx::sqlite::SqliteSynchronous::Normal });
+    opts = opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(if durable {
+        sqlx::sqlite::SqliteSynchronous::Full
+    } else {
+        sqlx::sqlite::SqliteSynchronous::Normal
+    });
     let raw = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
-    sqlx::query("CREATE TABLE IF NOT EXISTS bench_counter (id INTEGER PRIMARY KEY, used BIGINT NOT NULL, lim BIGINT NOT NULL)")
-        .execute(&raw)
-        .await
-        .unwrap();
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench_counter (id INTEGER PRIMARY KEY, used BIGINT NOT NULL, lim BIGINT NOT NULL)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
     sqlx::query("INSERT OR REPLACE INTO bench_counter VALUES (1, 0, 9223372036854775807)").execute(&raw).await.unwrap();
     let (n, t) = for_a_while(|| {
         let raw = raw.clone();
         async move {
-            sqlx::query("UPDATE bench_counter SET used = used + 1 WHERE id = 1 AND used + 1 <= lim").execute(&raw).await.unwrap();
+            sqlx::query("UPDATE bench_counter SET used = used + 1 WHERE id = 1 AND used + 1 <= lim")
+                .execute(&raw)
+                .await
+                .unwrap();
         }
     })
     .await;

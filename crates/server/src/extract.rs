@@ -172,27 +172,67 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Makes every cached principal stale; called after each committed change.
+pub fn invalidate_principals() {
+    EPOCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+type CacheEntry = (Principal, Option<OffsetDateTime>, u64, std::time::Instant);
+
+/// Principals by the digest of their credential, each valid while no change was committed since
+/// it was read (and for a minute at most). Only used when no other node shares the database.
+#[derive(Default)]
+pub struct PrincipalCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CacheEntry>>,
+}
+
+impl PrincipalCache {
+    fn get(&self, hash: &str, now: OffsetDateTime) -> Option<Principal> {
+        let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (p, valid_until, at_epoch, at) = map.get(hash)?;
+        let expired = valid_until.is_some_and(|v| v <= now);
+        (*at_epoch == epoch && at.elapsed().as_secs() < 60 && !expired).then(|| p.clone())
+    }
+
+    fn put(&self, hash: String, principal: Principal, valid_until: Option<OffsetDateTime>, epoch: u64) {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 50_000 {
+            map.clear();
+        }
+        map.insert(hash, (principal, valid_until, epoch, std::time::Instant::now()));
+    }
+}
+
 /// Looks a secret up and checks that it, and its user, are still good at this instant.
 pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal> {
     let invalid = || ApiError::unauthenticated("the credentials are not valid");
     let kind = SecretKind::of(secret).ok_or_else(invalid)?;
     let hash = secret_hash(secret);
     let now = OffsetDateTime::now_utc();
+    let cacheable = !state.store.shared() && kind != SecretKind::Setup;
+    if cacheable && let Some(p) = state.principals.get(&hash, now) {
+        return Ok(Principal { secret: crate::config::Secret::new(secret), ..p });
+    }
+    let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
     let mut tx = state.store.read().await?;
-    let (user_id, credential) = match kind {
+    let (user_id, credential, valid_until) = match kind {
         SecretKind::Session => {
             let s = tx.session_by_hash(&hash).await?.ok_or_else(invalid)?;
             if s.revoked_at.is_some() || s.expires_at <= now {
                 return Err(invalid());
             }
-            (s.user_id, Credential::Session(s))
+            let until = Some(s.expires_at);
+            (s.user_id, Credential::Session(s), until)
         }
         SecretKind::ApiToken => {
             let t = tx.api_token_by_hash(&hash).await?.ok_or_else(invalid)?;
             if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
                 return Err(invalid());
             }
-            (t.user_id, Credential::ApiToken(t.id))
+            (t.user_id, Credential::ApiToken(t.id), t.expires_at)
         }
         SecretKind::Setup => return Err(invalid()),
     };
@@ -202,7 +242,17 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         return Err(invalid());
     }
     let permissions = permissions_of(&user.instance_roles);
-    Ok(Principal { user, permissions, credential, credential_hash: hash, secret: crate::config::Secret::new(secret) })
+    let principal = Principal {
+        user,
+        permissions,
+        credential,
+        credential_hash: hash.clone(),
+        secret: crate::config::Secret::new(secret),
+    };
+    if cacheable {
+        state.principals.put(hash, principal.clone(), valid_until, epoch);
+    }
+    Ok(principal)
 }
 
 /// `?limit=&cursor=` of every list.

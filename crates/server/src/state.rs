@@ -41,6 +41,8 @@ pub struct Inner {
     pub clock: Clock,
     /// Per-org request budgets from the licenses' `api_requests_per_minute`.
     pub org_rate: OrgRateLimiter,
+    /// Principals by credential digest, valid until the next committed change.
+    pub principals: crate::extract::PrincipalCache,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
@@ -140,17 +142,21 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             clock: Clock::default(),
             org_rate: OrgRateLimiter::default(),
+            principals: crate::extract::PrincipalCache::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 }
 
-/// Appends the events and commits, so that the change and its audit trail land together.
+/// Appends the events and commits, so that the change and its audit trail land together. Any
+/// change may revoke a credential or change a status or role, so it also invalidates the cache of
+/// authenticated principals.
 pub async fn commit(mut tx: Box<dyn Tx>, events: Vec<AuditDraft>, now: OffsetDateTime) -> ApiResult<()> {
     if !events.is_empty() {
         tx.append_audit(events, now).await?;
     }
     tx.commit().await?;
+    crate::extract::invalidate_principals();
     Ok(())
 }
 

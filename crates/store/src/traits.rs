@@ -20,6 +20,11 @@ pub trait Store: Send + Sync + 'static {
     async fn read(&self) -> StoreResult<Box<dyn Tx>>;
     /// Whether the database answers and every migration is applied.
     async fn ready(&self) -> StoreResult<bool>;
+    /// Whether other Steward nodes may write to the same database, so that what this node
+    /// caches can change without it knowing.
+    fn shared(&self) -> bool {
+        false
+    }
     /// Consumes from an org's period budget, all or nothing, in one conditional update: `None`
     /// when the budget (`None` limit: unlimited) does not cover it, and then nothing changed.
     async fn consume(&self, request: &Consume) -> StoreResult<Option<UsageRow>>;
