@@ -50,7 +50,8 @@ use crate::state::AppState;
         (name = "instance", description = "Instance settings"),
         (name = "lifecycle", description = "Deactivation, reactivation, suspension, anonymization, Login as user"),
         (name = "customer lifecycle", description = "Deprovisioning and restoring organizations"),
-        (name = "assets", description = "What the product keeps for an org, held to its license")
+        (name = "assets", description = "What the product keeps for an org, held to its license"),
+        (name = "data", description = "Export of an org and erasure")
     )
 )]
 struct ApiDoc;
@@ -84,6 +85,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::deprovision::router())
         .merge(routes::usage::router())
         .merge(routes::assets::router())
+        .merge(routes::erasure::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -41,6 +41,26 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Work with organizations.
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Write an org's export bundle (JSON), streamed.
+    Export {
+        /// The org's id.
+        org_id: String,
+        /// Where to write (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Print the process's peak memory to standard error at the end.
+        #[arg(long)]
+        report_memory: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -148,6 +168,34 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Command::Orgs { command: OrgsCommand::Export { org_id, output, report_memory } } => {
+            use futures_util::StreamExt;
+            use tokio::io::AsyncWriteExt;
+            let org: steward_core::OrgId = org_id.parse().context("the org id")?;
+            let store = steward::open_store(&config).await?;
+            let mut tx = store.read().await?;
+            let found = tx.org(org).await?.is_some();
+            tx.rollback().await?;
+            anyhow::ensure!(found, "there is no org {org_id}");
+            let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match output {
+                Some(path) => Box::new(
+                    tokio::fs::File::create(&path).await.with_context(|| format!("creating {}", path.display()))?,
+                ),
+                None => Box::new(tokio::io::stdout()),
+            };
+            let mut stream =
+                std::pin::pin!(steward::routes::erasure::export_stream(store, org, time::OffsetDateTime::now_utc()));
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk?).await?;
+            }
+            out.flush().await?;
+            if report_memory {
+                let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+                let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
+                eprintln!("{peak}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {
             print!("{}", steward::app::openapi_json());

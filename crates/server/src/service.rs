@@ -152,3 +152,33 @@ pub async fn move_ownership(
         .in_org(org.id)
         .detail(json!({ "from": from, "to": to, "previous_owner_role": previous_role, "reason": why })))
 }
+
+/// Erases a deactivated user's personal data: the email gives way to a keyed hash that still
+/// blocks its reuse, the name and settings go, and the personal parts of the audit events about
+/// them are removed (the chain still verifies). History stays linked to the id.
+pub async fn anonymize_user(
+    tx: &mut dyn Tx,
+    user: &mut UserRow,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> ApiResult<AuditDraft> {
+    let next = steward_core::lifecycle::transition(
+        user.status,
+        steward_core::lifecycle::UserAction::Anonymize,
+        user.password_hash.is_some(),
+    )?;
+    user.email_key = anonymized_email_key(tx, &user.email_key, now).await?;
+    user.email = format!("anonymized-{}@anonymized.invalid", user.id);
+    user.name = "Anonymized user".into();
+    user.password_hash = None;
+    user.locale = None;
+    user.timezone = None;
+    user.notifications = Default::default();
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    let redacted = tx.redact_personal(user.id).await?;
+    Ok(AuditDraft::new("user.anonymized", actor, TargetType::User, user.id)
+        .detail(json!({ "events_redacted": redacted })))
+}

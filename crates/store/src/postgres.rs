@@ -402,6 +402,22 @@ impl Orgs for PgTx {
         rows.iter().map(member_from_row).collect()
     }
 
+    async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND m.ended_at IS NULL AND ($2 IS NULL OR m.user_id > $3) ORDER BY m.user_id LIMIT $4",
+        )
+        .bind(org.to_string())
+        .bind(after.map(|a| a.to_string()))
+        .bind(after.map(|a| a.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(member_from_row).collect()
+    }
+
     async fn insert_membership(
         &mut self,
         org: OrgId,
@@ -804,6 +820,17 @@ impl Audit for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
+        // Traces outside the audit log: the mail sent to them, where they signed in from.
+        for sql in [
+            "UPDATE outbox SET recipient = 'erased@anonymized.invalid', subject = '', body = '' WHERE user_id = ?",
+            "UPDATE sessions SET ip = NULL, user_agent = NULL WHERE user_id = ?",
+        ] {
+            sqlx::query(AssertSqlSafe(sql.replace('?', "$1")))
+                .bind(user.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
         Ok(result.rows_affected())
     }
 
@@ -1021,6 +1048,38 @@ impl Lifecycle for PgTx {
             .await
             .map_err(backend)?;
         rows.iter().map(deprovision_from_row).collect()
+    }
+
+    async fn purge_org_data(&mut self, org: OrgId, owner: UserId) -> StoreResult<u64> {
+        let mut erased = 0;
+        for sql in [
+            "DELETE FROM team_members WHERE team_id IN (SELECT id FROM teams WHERE org_id = ?)",
+            "DELETE FROM assets WHERE org_id = ?",
+            "DELETE FROM teams WHERE org_id = ?",
+            "DELETE FROM invitations WHERE org_id = ?",
+            "DELETE FROM usage_alerts WHERE org_id = ?",
+            "DELETE FROM usage_periods WHERE org_id = ?",
+            "DELETE FROM deprovision_records WHERE org_id = ?",
+            "DELETE FROM ownership_handovers WHERE org_id = ?",
+            "UPDATE audit_events SET personal = NULL WHERE org_id = ? AND personal IS NOT NULL",
+        ] {
+            erased += sqlx::query(AssertSqlSafe(sql.replace('?', "$1")))
+                .bind(org.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        erased += sqlx::query(
+            "DELETE FROM memberships WHERE org_id = $1 AND NOT (user_id = $2 AND role = 'owner' AND ended_at IS NULL)",
+        )
+        .bind(org.to_string())
+        .bind(owner.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?
+        .rows_affected();
+        Ok(erased)
     }
 
     async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {

@@ -78,6 +78,8 @@ pub trait Orgs {
     /// Writes every column of `org` and bumps its version, if it is still at `org.version`.
     async fn update_org(&mut self, org: &OrgRow) -> StoreResult<()>;
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
+    /// A page of current members in user id order, after `after`.
+    async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>>;
     async fn insert_membership(
         &mut self,
         org: OrgId,
@@ -178,6 +180,9 @@ pub trait Lifecycle {
     /// The org's records, newest first.
     async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>>;
     async fn close_deprovision(&mut self, id: uuid::Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()>;
+    /// Erases what an org holds: assets, teams, memberships (but the owner's), invitations, usage,
+    /// deprovision records, and the personal parts of its audit events. Returns rows erased.
+    async fn purge_org_data(&mut self, org: OrgId, owner: UserId) -> StoreResult<u64>;
 }
 
 /// Invitations and password resets: single-use secrets kept as digests.

@@ -272,6 +272,21 @@ pub struct DeprovisionRecordView {
     pub restored_by: Option<String>,
 }
 
+impl From<steward_store::DeprovisionRow> for DeprovisionRecordView {
+    fn from(r: steward_store::DeprovisionRow) -> Self {
+        DeprovisionRecordView {
+            id: r.id.to_string(),
+            org_id: r.org_id.to_string(),
+            reason: r.reason,
+            snapshot: r.snapshot,
+            created_at: r.created_at,
+            created_by: r.created_by.map(|u| u.to_string()),
+            restored_at: r.restored_at,
+            restored_by: r.restored_by.map(|u| u.to_string()),
+        }
+    }
+}
+
 /// A page of deprovision records.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeprovisionRecordList {
@@ -296,20 +311,6 @@ async fn records(
     let rows = tx.deprovisions_of(access.org.id).await?;
     tx.rollback().await?;
     let next_cursor = (offset + limit < rows.len()).then(|| encode_cursor(offset + limit));
-    let items = rows
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| DeprovisionRecordView {
-            id: r.id.to_string(),
-            org_id: r.org_id.to_string(),
-            reason: r.reason,
-            snapshot: r.snapshot,
-            created_at: r.created_at,
-            created_by: r.created_by.map(|u| u.to_string()),
-            restored_at: r.restored_at,
-            restored_by: r.restored_by.map(|u| u.to_string()),
-        })
-        .collect();
+    let items = rows.into_iter().skip(offset).take(limit).map(DeprovisionRecordView::from).collect();
     Ok(Json(DeprovisionRecordList { items, next_cursor }))
 }

@@ -23,7 +23,7 @@ use crate::extract::{ApiJson, ApiQuery, CSRF_COOKIE, Page, Principal, SESSION_CO
 use crate::mail;
 use crate::routes::audit::AuditEventView;
 use crate::routes::{ClientIp, user_agent};
-use crate::service::{anonymized_email_key, ensure_placeholder, move_ownership};
+use crate::service::{ensure_placeholder, move_ownership};
 use crate::state::{AppState, commit, instance_settings};
 use crate::views::{AuditList, SessionList, SessionView, UserView};
 
@@ -296,20 +296,7 @@ async fn anonymize(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
-    let next = transition(user.status, UserAction::Anonymize, user.password_hash.is_some())?;
-    user.email_key = anonymized_email_key(tx.as_mut(), &user.email_key, now).await?;
-    user.email = format!("anonymized-{}@anonymized.invalid", user.id);
-    user.name = "Anonymized user".into();
-    user.password_hash = None;
-    user.locale = None;
-    user.timezone = None;
-    user.status = next;
-    user.updated_at = now;
-    tx.update_user(&user).await?;
-    user.version += 1;
-    let redacted = tx.redact_personal(user.id).await?;
-    let event = AuditDraft::new("user.anonymized", principal.actor(), TargetType::User, user.id)
-        .detail(json!({ "events_redacted": redacted }));
+    let event = crate::service::anonymize_user(tx.as_mut(), &mut user, principal.actor(), now).await?;
     commit(tx, vec![event], now).await?;
     Ok(Json(UserView::from(&user)))
 }

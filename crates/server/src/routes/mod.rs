@@ -4,6 +4,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod deprovision;
+pub mod erasure;
 pub mod health;
 pub mod instance;
 pub mod invitations;

@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod deprovision;
 mod email;
+mod erasure;
 mod helpers;
 mod idempotency;
 mod impersonation;

@@ -1,0 +1,350 @@
+//! Data export and erasure: the org's bundle, streamed page by page so that memory stays flat
+//! whatever the org's size; the purge of a long-deprovisioned org; the org's own audit view.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, OrgAction, OrgId, Permission, TargetType, TeamId, UserId, UserStatus};
+use steward_store::{AuditFilter, Store};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::routes::assets::AssetView;
+use crate::routes::audit::AuditEventView;
+use crate::routes::deprovision::DeprovisionRecordView;
+use crate::routes::orgs::{Need, org_access};
+use crate::state::{AppState, commit, instance_settings};
+use crate::views::{AuditList, MemberView, OrgView, TeamView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(export)).routes(routes!(purge)).routes(routes!(org_audit))
+}
+
+const PAGE: u32 = 500;
+
+/// One usage period in the bundle.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsagePeriodView {
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub end: OffsetDateTime,
+    pub operations_used: u64,
+    pub transfer_used: u64,
+}
+
+/// The export bundle (documentation of the streamed body).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportBundle {
+    /// `steward-org-export/1`.
+    pub format: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub exported_at: String,
+    pub org: OrgView,
+    pub members: Vec<MemberView>,
+    pub teams: Vec<TeamView>,
+    pub assets: Vec<AssetView>,
+    pub usage: Vec<UsagePeriodView>,
+    pub deprovision_records: Vec<DeprovisionRecordView>,
+    /// Newest first.
+    pub audit_events: Vec<AuditEventView>,
+}
+
+enum Stage {
+    Head,
+    Members(Option<UserId>),
+    Teams(Option<TeamId>),
+    Assets(Option<uuid::Uuid>),
+    Usage,
+    Records,
+    Audit(Option<i64>),
+    Done,
+}
+
+fn json_line<T: Serialize>(first: bool, item: &T) -> Result<Vec<u8>, std::io::Error> {
+    let mut out = if first { Vec::new() } else { b",".to_vec() };
+    serde_json::to_writer(&mut out, item).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+async fn next_chunk(
+    store: &dyn Store,
+    org: OrgId,
+    stage: Stage,
+    now: OffsetDateTime,
+) -> Result<(Vec<u8>, Stage), std::io::Error> {
+    let io = |e: steward_store::StoreError| std::io::Error::other(e.to_string());
+    let mut tx = store.read().await.map_err(io)?;
+    let mut out = Vec::new();
+    let next = match stage {
+        Stage::Head => {
+            let row = tx.org(org).await.map_err(io)?.ok_or_else(|| std::io::Error::other("the org vanished"))?;
+            let frozen = crate::routes::usage::frozen_now(tx.as_mut(), &row, now)
+                .await
+                .map_err(|e| std::io::Error::other(e.problem().detail))?;
+            let head = json!({
+                "format": "steward-org-export/1",
+                "exported_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                "org": OrgView::new(&row, frozen),
+            });
+            let head = serde_json::to_string(&head).map_err(std::io::Error::other)?;
+            out.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
+            out.extend_from_slice(b",\n\"members\":[\n");
+            Stage::Members(None)
+        }
+        Stage::Members(after) => {
+            let page = tx.members_page(org, after, PAGE).await.map_err(io)?;
+            for (i, m) in page.iter().enumerate() {
+                out.extend(json_line(after.is_none() && i == 0, &MemberView::from(m))?);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => Stage::Members(Some(last.user_id)),
+                _ => {
+                    out.extend_from_slice(b"],\n\"teams\":[\n");
+                    Stage::Teams(None)
+                }
+            }
+        }
+        Stage::Teams(before) => {
+            let page = tx.teams_of_org(org, before, PAGE).await.map_err(io)?;
+            for (i, t) in page.iter().enumerate() {
+                let members = tx.team_members(t.id).await.map_err(io)?;
+                out.extend(json_line(before.is_none() && i == 0, &TeamView::new(t, &members))?);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => Stage::Teams(Some(last.id)),
+                _ => {
+                    out.extend_from_slice(b"],\n\"assets\":[\n");
+                    Stage::Assets(None)
+                }
+            }
+        }
+        Stage::Assets(before) => {
+            let page = tx.assets_of_org(org, before, PAGE).await.map_err(io)?;
+            for (i, a) in page.iter().enumerate() {
+                out.extend(json_line(before.is_none() && i == 0, &AssetView::from(a))?);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => Stage::Assets(Some(last.id)),
+                _ => {
+                    out.extend_from_slice(b"],\n\"usage\":[\n");
+                    Stage::Usage
+                }
+            }
+        }
+        Stage::Usage => {
+            for (i, u) in tx.usage_history(org, 10_000).await.map_err(io)?.iter().enumerate() {
+                let view = UsagePeriodView {
+                    start: u.period_start,
+                    end: u.period_end,
+                    operations_used: u.operations_used,
+                    transfer_used: u.transfer_used,
+                };
+                out.extend(json_line(i == 0, &view)?);
+            }
+            out.extend_from_slice(b"],\n\"deprovision_records\":[\n");
+            Stage::Records
+        }
+        Stage::Records => {
+            for (i, r) in tx.deprovisions_of(org).await.map_err(io)?.into_iter().enumerate() {
+                out.extend(json_line(i == 0, &DeprovisionRecordView::from(r))?);
+            }
+            out.extend_from_slice(b"],\n\"audit_events\":[\n");
+            Stage::Audit(None)
+        }
+        Stage::Audit(before) => {
+            let filter = AuditFilter { org_id: Some(org), before_seq: before, limit: PAGE, ..Default::default() };
+            let page = tx.list_audit(&filter).await.map_err(io)?;
+            for (i, e) in page.iter().enumerate() {
+                out.extend(json_line(before.is_none() && i == 0, &AuditEventView::from(e))?);
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => Stage::Audit(Some(last.seq)),
+                _ => {
+                    out.extend_from_slice(b"]}\n");
+                    Stage::Done
+                }
+            }
+        }
+        Stage::Done => Stage::Done,
+    };
+    tx.rollback().await.map_err(io)?;
+    Ok((out, next))
+}
+
+/// The org's bundle as a stream of JSON chunks, read a page at a time.
+pub fn export_stream(
+    store: Arc<dyn Store>,
+    org: OrgId,
+    now: OffsetDateTime,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
+    futures_util::stream::unfold(Some(Stage::Head), move |stage| {
+        let store = store.clone();
+        async move {
+            let stage = stage?;
+            if matches!(stage, Stage::Done) {
+                return None;
+            }
+            match next_chunk(store.as_ref(), org, stage, now).await {
+                Ok((bytes, next)) => Some((Ok(Bytes::from(bytes)), Some(next))),
+                Err(e) => Some((Err(e), None)),
+            }
+        }
+    })
+}
+
+/// Exports the org as one JSON bundle — profile, license, members and teams with roles, assets,
+/// usage history, deprovision records, its audit events — streamed, for its owner and for
+/// instance admins.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", params(("id" = String, Path)),
+    responses((status = 200, body = ExportBundle), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn export(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Response> {
+    let mut tx = state.store.read().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    tx.rollback().await?;
+    let allowed = principal.has(Permission::OrgsRead) || access.role == Some(steward_core::OrgRole::Owner);
+    if !allowed {
+        return Err(ApiError::forbidden("the export is for the org's owner and for instance admins"));
+    }
+    let stream = export_stream(state.store.clone(), access.org.id, state.clock.now());
+    let filename = format!("attachment; filename=\"org-{}.json\"", access.org.id);
+    Ok((
+        [(header::CONTENT_TYPE, "application/json".to_owned()), (header::CONTENT_DISPOSITION, filename)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The org's name, to confirm an irreversible purge.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    pub confirm: String,
+}
+
+/// What a purge erased.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurgeResult {
+    pub org_id: String,
+    pub state: String,
+    pub rows_erased: u64,
+    /// Deactivated members who belonged nowhere else, now anonymized.
+    pub users_anonymized: Vec<String>,
+}
+
+/// Erases an org deprovisioned longer than the instance's `purge_after_days`: its assets, teams
+/// and memberships; its deactivated members who belong nowhere else are anonymized; the org keeps
+/// only its id and the state `purged`; personal data in its audit events is removed while the
+/// chain still verifies. Emits `org.purged`.
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", params(("id" = String, Path)), request_body = PurgeRequest,
+    responses((status = 200, body = PurgeResult), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn purge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PurgeRequest>,
+) -> ApiResult<Json<PurgeResult>> {
+    principal.require(Permission::OrgsLifecycle)?;
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Lifecycle).await?;
+    let mut org = access.org;
+    if req.confirm != org.name {
+        return Err(ApiError::invalid("confirm", "must be the organization's name exactly"));
+    }
+    if org.state != "deprovisioned" {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("only a deprovisioned org can be purged; this one is {}", org.state),
+        ));
+    }
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let since = tx.deprovisions_of(org.id).await?.into_iter().find(|r| r.restored_at.is_none()).map(|r| r.created_at);
+    let ready_at = since.map(|s| s + time::Duration::days(i64::from(settings.policies.purge_after_days)));
+    if ready_at.is_none_or(|r| r > now) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("the org can be purged {} days after its deprovisioning", settings.policies.purge_after_days),
+        ));
+    }
+    let members = tx.members(org.id).await?;
+    let erased = tx.purge_org_data(org.id, org.owner_id).await?;
+    let mut events = Vec::new();
+    let mut anonymized = Vec::new();
+    for m in members {
+        if m.status != UserStatus::Deactivated || !tx.memberships_of(m.user_id).await?.is_empty() {
+            continue;
+        }
+        if let Some(mut user) = tx.user(m.user_id).await? {
+            events.push(crate::service::anonymize_user(tx.as_mut(), &mut user, principal.actor(), now).await?);
+            anonymized.push(user.id.to_string());
+        }
+    }
+    org.name = format!("Purged organization {}", org.id);
+    org.external_id = None;
+    org.timezone = None;
+    org.country = None;
+    org.license = steward_core::License::default();
+    org.state = "purged".into();
+    org.updated_at = now;
+    tx.update_org(&org).await?;
+    events.push(
+        AuditDraft::new("org.purged", principal.actor(), TargetType::Org, org.id)
+            .in_org(org.id)
+            .detail(json!({ "rows_erased": erased, "users_anonymized": anonymized })),
+    );
+    commit(tx, events, now).await?;
+    Ok(Json(PurgeResult {
+        org_id: org.id.to_string(),
+        state: org.state,
+        rows_erased: erased,
+        users_anonymized: anonymized,
+    }))
+}
+
+/// The org's own audit events, newest first, for its owner and admins, limited to the license's
+/// `audit_log_days`.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", tag = "audit", params(("id" = String, Path), Page),
+    responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn org_audit(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<AuditList>> {
+    let limit = page.limit()?;
+    let mut tx = state.store.read().await?;
+    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let allowed = principal.has(Permission::AuditRead) || access.role.is_some_and(|r| r.allows(OrgAction::OrgManage));
+    if !allowed {
+        return Err(ApiError::forbidden("the org's audit log is for its owner and admins"));
+    }
+    let since =
+        access.org.license.audit_log_days.map(|d| state.clock.now() - time::Duration::days(d.min(36_500) as i64));
+    let filter = AuditFilter {
+        org_id: Some(access.org.id),
+        since,
+        before_seq: page.cursor()?,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    let rows = tx.list_audit(&filter).await?;
+    tx.rollback().await?;
+    let (rows, next_cursor) = paginate(rows, limit, |r| r.seq);
+    Ok(Json(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor }))
+}
