@@ -219,6 +219,11 @@ impl Default for ChainCheck {
 }
 
 impl ChainCheck {
+    /// A check that starts after an archived prefix ending with event `seq` of hash `hash`.
+    pub fn after(seq: i64, hash: &str) -> Self {
+        ChainCheck { expected_prev: hash.to_owned(), expected_seq: seq + 1, checked: 0, first_bad_seq: None }
+    }
+
     /// Checks the next event; after the first bad one the rest are only counted.
     pub fn push(&mut self, record: &AuditRecord) {
         self.checked += 1;

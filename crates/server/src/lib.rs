@@ -2,6 +2,7 @@
 //! binary in `main.rs` only parses arguments and calls in here.
 
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod error;

@@ -82,7 +82,17 @@ enum AdminCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check the hash chain: exit 0 when intact, 1 with the first bad event otherwise.
-    Verify,
+    Verify {
+        /// Archive files to check first, oldest first; the database then continues from them.
+        #[arg(long)]
+        archive: Vec<PathBuf>,
+    },
+    /// Move events older than the policy `audit_retention_days` to a file, keeping the anchor.
+    Archive {
+        /// The JSON-lines file to write (default: audit-archive-<time>.jsonl).
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn init_logs(format: &str) {
@@ -155,12 +165,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("created {} ({})", user.email, user.id);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify } => {
+        Command::Audit { command: AuditCommand::Verify { archive } } => {
             let store = steward::open_store(&config).await?;
-            let check = store.verify_audit().await?;
+            let (check, archived) = steward::archive::verify_with_archives(store.as_ref(), &archive).await?;
             match check.first_bad_seq() {
                 None => {
-                    println!("audit chain intact: {} events", check.checked());
+                    println!("audit chain intact: {} events ({archived} from archives)", check.checked() + archived);
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(seq) => {
@@ -168,6 +178,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     Ok(ExitCode::from(1))
                 }
             }
+        }
+        Command::Audit { command: AuditCommand::Archive { output } } => {
+            let store = steward::open_store(&config).await?;
+            let mut tx = store.read().await?;
+            let (settings, _) = steward::state::instance_settings(tx.as_mut())
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            tx.rollback().await?;
+            let Some(days) = settings.policies.audit_retention_days else {
+                anyhow::bail!("the instance keeps its whole audit log: set the policy audit_retention_days to archive");
+            };
+            let now = time::OffsetDateTime::now_utc();
+            let cutoff = now - time::Duration::days(i64::from(days));
+            let file = output.unwrap_or_else(|| PathBuf::from(format!("audit-archive-{}.jsonl", now.unix_timestamp())));
+            let done = steward::archive::archive(store.as_ref(), cutoff, &file).await?;
+            match done.through_seq {
+                Some(seq) => println!("archived {} events through {seq} to {}", done.events, file.display()),
+                None => {
+                    let _ = std::fs::remove_file(&file);
+                    println!("nothing older than {days} days to archive");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Orgs { command: OrgsCommand::Export { org_id, output, report_memory } } => {
             use futures_util::StreamExt;

@@ -717,7 +717,8 @@ impl Audit for SqliteTx {
             .map_err(backend)?;
         let (mut seq, mut prev) = match head {
             Some(row) => (get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?),
-            None => (0, GENESIS_HASH.to_owned()),
+            // Everything may have been archived: the chain then continues from the anchor.
+            None => self.audit_anchor().await?.unwrap_or((0, GENESIS_HASH.to_owned())),
         };
         let mut sealed = Vec::with_capacity(drafts.len());
         for draft in drafts {
@@ -816,6 +817,33 @@ impl Audit for SqliteTx {
         ] {
             sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).execute(&mut *self.tx).await.map_err(backend)?;
         }
+        Ok(result.rows_affected())
+    }
+
+    async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE id = 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.map(|r| Ok((get::<i64>(&r, "seq")?, get::<String>(&r, "hash")?))).transpose()
+    }
+
+    async fn drop_archived_audit(&mut self, seq: i64, hash: &str, at: OffsetDateTime) -> StoreResult<u64> {
+        sqlx::query(
+            "INSERT INTO audit_anchor (id, seq, hash, archived_at) VALUES (1, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, archived_at = excluded.archived_at",
+        )
+        .bind(seq)
+        .bind(hash)
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        let result = sqlx::query("DELETE FROM audit_events WHERE seq <= ?")
+            .bind(seq)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
         Ok(result.rows_affected())
     }
 

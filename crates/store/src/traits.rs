@@ -28,10 +28,15 @@ pub trait Store: Send + Sync + 'static {
     /// Consumes from an org's period budget, all or nothing, in one conditional update: `None`
     /// when the budget (`None` limit: unlimited) does not cover it, and then nothing changed.
     async fn consume(&self, request: &Consume) -> StoreResult<Option<UsageRow>>;
-    /// Verifies the whole audit chain, reading it in pages.
+    /// Verifies the whole audit chain, reading it in pages, from the archive anchor if any.
     async fn verify_audit(&self) -> StoreResult<steward_core::ChainCheck> {
-        let mut check = steward_core::ChainCheck::default();
-        let mut after = 0;
+        let mut tx = self.read().await?;
+        let anchor = tx.audit_anchor().await?;
+        tx.rollback().await?;
+        let (mut check, mut after) = match anchor {
+            Some((seq, hash)) => (steward_core::ChainCheck::after(seq, &hash), seq),
+            None => (steward_core::ChainCheck::default(), 0),
+        };
         loop {
             let mut tx = self.read().await?;
             let page = tx.audit_chain(after, 1000).await?;
@@ -137,6 +142,10 @@ pub trait Audit {
     async fn list_audit(&mut self, filter: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
     /// Erases the personal part of the events about `user` (and of their logins); returns how many.
     async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64>;
+    /// The last archived event's (seq, hash), if events were archived.
+    async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>>;
+    /// Records the anchor and deletes the events up to it (they are in the archive file).
+    async fn drop_archived_audit(&mut self, seq: i64, hash: &str, at: OffsetDateTime) -> StoreResult<u64>;
     /// Events with `seq` above `after`, oldest first.
     async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
 }

@@ -250,3 +250,46 @@ async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
     assert_eq!(later["items"], json!([]), "older events fall outside the license's window");
     assert!(!app.audit(&format!("&org_id={org}")).await.is_empty(), "the instance keeps everything");
 }
+
+fn steward_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_steward"))
+        .args(args)
+        .env("STEWARD_DATABASE_URL", &app.db_url)
+        .current_dir(app.dir.path())
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn archiving_moves_old_events_to_a_file_and_verification_continues_from_the_anchor() {
+    let app = spawn_app().await;
+    app.user("a@archive.test").await;
+    let refused = steward_cli(&app, &["audit", "archive"]);
+    assert!(!refused.status.success(), "without a retention policy nothing is archived");
+    app.patch("/api/v1/instance", &app.admin, json!({"policies": {"audit_retention_days": 0}})).await.expect(200);
+    let total = app.get("/api/v1/audit/verify", &app.admin).await.expect(200)["events"].as_u64().unwrap();
+    let file = app.dir.path().join("archive.jsonl");
+    let out = steward_cli(&app, &["audit", "archive", "--output", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count() as u64;
+    assert_eq!(lines, total);
+    let db = app.db().await;
+    assert_eq!(db.i64("SELECT COUNT(*) FROM audit_events", &[]).await, 1, "only the archiving's own event stays");
+    app.user("b@archive.test").await;
+    let verify = app.get("/api/v1/audit/verify", &app.admin).await.expect(200);
+    assert_eq!(verify["ok"], true, "{verify}");
+    assert!(verify["events"].as_u64().unwrap() >= 2, "new events continue the chain after the anchor: {verify}");
+    let first_new = db.i64("SELECT MIN(seq) FROM audit_events", &[]).await;
+    assert_eq!(first_new as u64, total + 1);
+    let out = steward_cli(&app, &["audit", "verify", "--archive", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("({total} from archives)")));
+    // The archive is held to the chain too: an edited line is found.
+    let text = std::fs::read_to_string(&file).unwrap().replacen("user.created", "user.deleted", 1);
+    let edited = app.dir.path().join("edited.jsonl");
+    std::fs::write(&edited, text).unwrap();
+    let out = steward_cli(&app, &["audit", "verify", "--archive", edited.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    // Events after the anchor still cannot be deleted.
+    assert!(db.exec("DELETE FROM audit_events", &[]).await.is_err());
+}
