@@ -182,7 +182,8 @@ pub fn invalidate_principals() {
 type CacheEntry = (Principal, Option<OffsetDateTime>, u64, std::time::Instant);
 
 /// Principals by the digest of their credential, each valid while no change was committed since
-/// it was read (and for a minute at most). Only used when no other node shares the database.
+/// it was read (and for a minute at most). Where other nodes share the database, their commits
+/// reach this node as change notifications, which invalidate too.
 #[derive(Default)]
 pub struct PrincipalCache {
     entries: std::sync::Mutex<std::collections::HashMap<String, CacheEntry>>,
@@ -212,7 +213,8 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
     let kind = SecretKind::of(secret).ok_or_else(invalid)?;
     let hash = secret_hash(secret);
     let now = OffsetDateTime::now_utc();
-    let cacheable = !state.store.shared() && kind != SecretKind::Setup;
+    // Where other nodes write too, only their change notifications make a cached entry safe.
+    let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != SecretKind::Setup;
     if cacheable && let Some(p) = state.principals.get(&hash, now) {
         return Ok(Principal { secret: crate::config::Secret::new(secret), ..p });
     }

@@ -80,12 +80,22 @@ impl Server {
                 throttle_state.throttle.prune();
             }
         });
+        let invalidator = self.state.store.changes().map(|mut changes| {
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    extract::invalidate_principals();
+                }
+            })
+        });
         let poll = std::time::Duration::from_millis(self.state.config.outbox_poll_ms.max(10));
         let worker =
             tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
         let result = app::serve(self.listener, app::router(self.state), shutdown).await;
         pruner.abort();
         worker.abort();
+        if let Some(task) = invalidator {
+            task.abort();
+        }
         result
     }
 }

@@ -27,6 +27,45 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    changes: tokio::sync::watch::Receiver<u64>,
+}
+
+/// The channel every committed write transaction notifies, so that every node drops what it
+/// cached.
+const CHANGES: &str = "steward_changes";
+
+/// Listens for other nodes' commits; a lost connection counts as a change, since notifications
+/// may have been missed while it was down.
+async fn listen(pool: PgPool, tick: tokio::sync::watch::Sender<u64>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for changes; retrying");
+                tick.send_modify(|n| *n += 1);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANGES).await {
+            tracing::warn!(error = %e, "cannot listen for changes; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(_)) | Ok(None) => tick.send_modify(|n| *n += 1),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the change listener");
+                    tick.send_modify(|n| *n += 1);
+                    break;
+                }
+            }
+            if tick.is_closed() {
+                return;
+            }
+        }
+    }
 }
 
 impl PgStore {
@@ -40,7 +79,9 @@ impl PgStore {
             .await
             .map_err(backend)?;
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        Ok(Self { pool })
+        let (tick, changes) = tokio::sync::watch::channel(0);
+        tokio::spawn(listen(pool.clone(), tick));
+        Ok(Self { pool, changes })
     }
 }
 
@@ -50,10 +91,14 @@ impl Store for PgStore {
         true
     }
 
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.changes.clone())
+    }
+
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT id FROM write_lock WHERE id = 1 FOR UPDATE").execute(&mut *tx).await.map_err(backend)?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx { tx, writes: true }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
@@ -62,7 +107,7 @@ impl Store for PgStore {
             .begin_with("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(backend)?;
-        Ok(Box::new(PgTx { tx }))
+        Ok(Box::new(PgTx { tx, writes: false }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -119,6 +164,8 @@ const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.pass
 
 struct PgTx {
     tx: Transaction<'static, Postgres>,
+    /// A write transaction tells the other nodes when it commits.
+    writes: bool,
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
@@ -156,7 +203,12 @@ fn numbered(sql: &str) -> String {
 #[async_trait]
 impl Tx for PgTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(backend)
+        let mut this = self;
+        if this.writes {
+            // Delivered to the listeners only if, and when, the transaction commits.
+            sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANGES}"))).execute(&mut *this.tx).await.map_err(backend)?;
+        }
+        this.tx.commit().await.map_err(backend)
     }
 
     async fn rollback(self: Box<Self>) -> StoreResult<()> {

@@ -25,6 +25,11 @@ pub trait Store: Send + Sync + 'static {
     fn shared(&self) -> bool {
         false
     }
+    /// Ticks whenever any node commits a change (or when changes may have been missed), for
+    /// databases other nodes share; `None` where only this node writes.
+    fn changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     /// Consumes from an org's period budget, all or nothing, in one conditional update: `None`
     /// when the budget (`None` limit: unlimited) does not cover it, and then nothing changed.
     async fn consume(&self, request: &Consume) -> StoreResult<Option<UsageRow>>;

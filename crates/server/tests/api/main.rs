@@ -15,6 +15,7 @@ mod impersonation;
 mod isolation;
 mod lifecycle;
 mod metering;
+mod nodes;
 mod orgs;
 mod platform;
 mod smtp;

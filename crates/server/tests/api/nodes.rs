@@ -1,0 +1,202 @@
+//! Several `steward serve` processes on one PostgreSQL database: a deactivation on one node is
+//! enforced by the other within 100 ms, metering stays exact across nodes, and mail is delivered
+//! once. These run when `STEWARD_TEST_POSTGRES_URL` names a server (as `scripts/test` does).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_EMAIL, PASSWORD, fresh_database};
+use crate::smtp::SmtpSink;
+
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn node(db_url: &str, smtp: Option<&str>) -> Node {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
+    cmd.arg("serve")
+        .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
+        .env("STEWARD_DATABASE_URL", db_url)
+        .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
+        .env("STEWARD_OUTBOX_POLL_MS", "50")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(url) = smtp {
+        cmd.env("STEWARD_SMTP_URL", url);
+    }
+    let node = Node { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(format!("{}/readyz", node.base)).send().await.is_ok_and(|r| r.status() == 200) {
+            return node;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node on port {port} did not become ready");
+}
+
+async fn two_nodes(smtp: Option<&str>) -> Option<(Node, Node, tempfile::TempDir)> {
+    if std::env::var("STEWARD_TEST_POSTGRES_URL").is_err() {
+        eprintln!("STEWARD_TEST_POSTGRES_URL is not set; the multi-node run is scripts/test's");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = fresh_database(dir.path()).await;
+    let a = node(&db, smtp).await;
+    let b = node(&db, smtp).await;
+    Some((a, b, dir))
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = client.request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn login(client: &reqwest::Client, base: &str, email: &str) -> String {
+    let r: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().expect("login").to_owned()
+}
+
+#[tokio::test]
+async fn a_deactivation_on_one_node_is_enforced_by_the_other_within_100_ms() {
+    let Some((a, b, _dir)) = two_nodes(None).await else { return };
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    let body = json!({"email": "roamer@nodes.test", "name": "Roamer", "password": PASSWORD});
+    let (status, user) =
+        call(&client, reqwest::Method::POST, format!("{}/api/v1/users", a.base), &admin, Some(body)).await;
+    assert_eq!(status, 201);
+    let id = user["id"].as_str().unwrap().to_owned();
+    let token = login(&client, &b.base, "roamer@nodes.test").await;
+    for _ in 0..5 {
+        assert_eq!(call(&client, reqwest::Method::GET, format!("{}/api/v1/me", b.base), &token, None).await.0, 200);
+    }
+    let hammer = {
+        let (client, url, token) = (client.clone(), format!("{}/api/v1/me", b.base), token.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let end = Instant::now() + Duration::from_millis(900);
+            while Instant::now() < end {
+                let started = Instant::now();
+                let status = client.get(&url).bearer_auth(&token).send().await.unwrap().status().as_u16();
+                seen.push((started, status));
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, _) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/api/v1/users/{id}/deactivate", a.base),
+        &admin,
+        Some(json!({})),
+    )
+    .await;
+    let returned = Instant::now();
+    assert_eq!(status, 200);
+    let seen = hammer.await.unwrap();
+    let late: Vec<_> = seen.iter().filter(|(t, s)| *t > returned + Duration::from_millis(100) && *s != 401).collect();
+    assert!(
+        late.is_empty(),
+        "node B still served the user 100 ms after the deactivation returned, {} times",
+        late.len()
+    );
+    let first_refusal = seen.iter().find(|(t, s)| *t >= returned && *s == 401).map(|(t, _)| t.duration_since(returned));
+    println!("node B refused the user {first_refusal:?} after the deactivation returned on node A");
+    assert!(seen.iter().any(|(t, s)| *t < returned && *s == 200), "the hammer ran before the deactivation too");
+}
+
+#[tokio::test]
+async fn metering_stays_exact_across_nodes() {
+    let Some((a, b, _dir)) = two_nodes(None).await else { return };
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    let (_, me) = call(&client, reqwest::Method::GET, format!("{}/api/v1/me", a.base), &admin, None).await;
+    let owner = me["user"]["id"].as_str().unwrap().to_owned();
+    let body = json!({"name": "Shared", "owner_id": owner, "license": {"operations": 40}});
+    let (_, org) = call(&client, reqwest::Method::POST, format!("{}/api/v1/orgs", a.base), &admin, Some(body)).await;
+    let org = org["id"].as_str().unwrap().to_owned();
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+        let (client, admin, org) = (client.clone(), admin.clone(), org.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..4 {
+                let (s, _) = call(
+                    &client,
+                    reqwest::Method::POST,
+                    format!("{base}/api/v1/orgs/{org}/usage"),
+                    &admin,
+                    Some(json!({"operations": 1})),
+                )
+                .await;
+                assert!(s == 200 || s == 402, "{s}");
+                ok += u64::from(s == 200);
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert_eq!(ok, 40, "96 attempts on two nodes, exactly the limit served");
+    let (_, usage) =
+        call(&client, reqwest::Method::GET, format!("{}/api/v1/orgs/{org}/usage", b.base), &admin, None).await;
+    assert_eq!(usage["operations"]["used"], 40);
+}
+
+#[tokio::test]
+async fn two_nodes_deliver_each_email_once() {
+    let (sink, url) = SmtpSink::start().await;
+    let Some((a, _b, _dir)) = two_nodes(Some(&url)).await else { return };
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    for i in 0..8 {
+        let body = json!({"email": format!("invitee{i}@nodes.test"), "name": "Invitee"});
+        assert_eq!(
+            call(&client, reqwest::Method::POST, format!("{}/api/v1/users", a.base), &admin, Some(body)).await.0,
+            201
+        );
+    }
+    for i in 0..8 {
+        sink.wait_for(&format!("invitee{i}@nodes.test"), 1).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 0..8 {
+        assert_eq!(sink.to(&format!("invitee{i}@nodes.test")).len(), 1, "delivered once");
+    }
+}
