@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use steward::config::Config;
 use steward_core::{Actor, Email, InstanceRole, PersonName};
+use steward_store::Store;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -41,6 +42,22 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Write a consistent copy of the SQLite database to FILE, while Steward keeps serving.
+    Backup { file: PathBuf },
+    /// Put a backup in place of the SQLite database (Steward must not be running).
+    Restore {
+        file: PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Move a whole instance from SQLite to an empty PostgreSQL database, audit chain included.
+    MigrateData {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
     /// Work with organizations.
     Orgs {
         #[command(subcommand)]
@@ -228,6 +245,66 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let peak = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: unknown");
                 eprintln!("{peak}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file } => {
+            anyhow::ensure!(
+                config.database_url.starts_with("sqlite:"),
+                "back PostgreSQL up with its own tools (pg_dump)"
+            );
+            anyhow::ensure!(!file.exists(), "{} exists; choose a new file", file.display());
+            let store = steward_store::SqliteStore::open(&config.database_url, config.sqlite_durable).await?;
+            store.backup(&file).await?;
+            println!("backed up to {}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { file, force } => {
+            let path = config
+                .database_url
+                .strip_prefix("sqlite://")
+                .or_else(|| config.database_url.strip_prefix("sqlite:"))
+                .context("restore puts back a SQLite database; restore PostgreSQL with its own tools")?
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            // The backup must be a Steward database whose chain holds.
+            let check_url = format!("sqlite://{}", file.display());
+            let backup =
+                steward_store::SqliteStore::open(&check_url, true).await.context("the backup does not open")?;
+            let check = backup.verify_audit().await?;
+            anyhow::ensure!(
+                check.first_bad_seq().is_none(),
+                "the backup's audit chain is broken at event {:?}",
+                check.first_bad_seq()
+            );
+            drop(backup);
+            anyhow::ensure!(
+                force || !std::path::Path::new(&path).exists(),
+                "{path} exists; pass --force to replace it"
+            );
+            for suffix in ["-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+            std::fs::copy(&file, &path).with_context(|| format!("copying to {path}"))?;
+            println!("restored {} to {path} ({} audit events verified)", file.display(), check.checked());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::MigrateData { from, to } => {
+            anyhow::ensure!(from.starts_with("sqlite:"), "--from must be a sqlite:// URL");
+            anyhow::ensure!(
+                to.starts_with("postgres:") || to.starts_with("postgresql:"),
+                "--to must be a postgres:// URL"
+            );
+            let source = steward_store::SqliteStore::open(&from, true).await?;
+            let target = steward_store::PgStore::open(&to, 4, std::time::Duration::from_secs(30)).await?;
+            let counts = steward_store::copy::sqlite_to_postgres(&source, &target).await?;
+            for (table, n) in &counts {
+                println!("{table}: {n}");
+            }
+            let check = target.verify_audit().await?;
+            anyhow::ensure!(check.first_bad_seq().is_none(), "the copied audit chain does not verify");
+            println!("moved; the audit chain verifies on the target ({} events)", check.checked());
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

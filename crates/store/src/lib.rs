@@ -4,6 +4,7 @@
 //! Every change happens inside a [`Tx`] from [`Store::write`], and the audit events of the change
 //! are appended in that same transaction, so that a change and its event commit or fail together.
 
+pub mod copy;
 mod model;
 mod postgres;
 mod rows;

@@ -85,6 +85,13 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// The pool, for copying an instance in.
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
 #[async_trait]
 impl Store for PgStore {
     fn shared(&self) -> bool {

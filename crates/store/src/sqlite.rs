@@ -51,6 +51,21 @@ impl SqliteStore {
         Ok(Self { writer, readers })
     }
 
+    /// The read-only pool, for copying the instance elsewhere.
+    pub(crate) fn reader_pool(&self) -> &SqlitePool {
+        &self.readers
+    }
+
+    /// Writes a consistent copy of the database to `path` while it keeps serving (`VACUUM INTO`).
+    pub async fn backup(&self, path: &std::path::Path) -> StoreResult<()> {
+        sqlx::query("VACUUM INTO ?")
+            .bind(path.to_string_lossy().into_owned())
+            .execute(&self.readers)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
     /// Applies migrations only.
     pub async fn migrate(url: &str) -> StoreResult<()> {
         Self::open(url, true).await.map(|_| ())

@@ -16,6 +16,7 @@ mod isolation;
 mod lifecycle;
 mod metering;
 mod nodes;
+mod operations;
 mod orgs;
 mod platform;
 mod smtp;

@@ -1,0 +1,81 @@
+//! Moving a whole instance from SQLite to PostgreSQL: every table, row for row, audit chain
+//! included, in one PostgreSQL transaction.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::{PgStore, SqliteStore, StoreError, StoreResult};
+
+/// Tables in an order that satisfies their references.
+const TABLES: &[&str] = &[
+    "users",
+    "user_instance_roles",
+    "orgs",
+    "memberships",
+    "teams",
+    "team_members",
+    "sessions",
+    "api_tokens",
+    "audit_anchor",
+    "audit_events",
+    "instance_settings",
+    "instance_secrets",
+    "idempotency_keys",
+    "ownership_handovers",
+    "invitations",
+    "password_resets",
+    "outbox",
+    "deprovision_records",
+    "usage_periods",
+    "usage_alerts",
+    "assets",
+];
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Copies every row of `from` into `to`, which must hold no users yet; returns rows per table.
+pub async fn sqlite_to_postgres(from: &SqliteStore, to: &PgStore) -> StoreResult<Vec<(String, u64)>> {
+    let source = from.reader_pool();
+    let target = to.pool();
+    let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(target).await.map_err(backend)?;
+    if existing > 0 {
+        return Err(StoreError::Backend("the target database already holds users; migrate into an empty one".into()));
+    }
+    let mut tx = target.begin().await.map_err(backend)?;
+    let mut counts = Vec::new();
+    for table in TABLES {
+        let columns: Vec<(String, String)> = sqlx::query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+        )
+        .bind(*table)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(backend)?
+        .iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect();
+        // Rows the migrations seeded (the write lock, defaults) are replaced by the source's.
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}"))).execute(&mut *tx).await.map_err(backend)?;
+        let names: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+        let select = format!("SELECT {} FROM {table}", names.join(", "));
+        let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+        let insert = format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), placeholders.join(", "));
+        let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(source).await.map_err(backend)?;
+        for row in &rows {
+            let mut q = sqlx::query(AssertSqlSafe(insert.clone()));
+            for (i, (_, kind)) in columns.iter().enumerate() {
+                q = match kind.as_str() {
+                    "bigint" | "integer" => q.bind(row.try_get::<Option<i64>, _>(i).map_err(backend)?),
+                    "boolean" => q.bind(row.try_get::<Option<i64>, _>(i).map_err(backend)?.map(|v| v != 0)),
+                    _ => q.bind(row.try_get::<Option<String>, _>(i).map_err(backend)?),
+                };
+            }
+            q.execute(&mut *tx).await.map_err(backend)?;
+        }
+        counts.push(((*table).to_owned(), rows.len() as u64));
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(counts)
+}
