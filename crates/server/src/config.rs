@@ -71,6 +71,12 @@ pub struct Config {
     pub mail_from: String,
     /// How often the outbox is polled when nothing wakes it, in milliseconds.
     pub outbox_poll_ms: u64,
+    /// Operations a node leases from an org's budget at once and serves from memory; 0: off.
+    pub lease_slice: u64,
+    /// A lease is taken only while the org's remaining operations are at least this many slices.
+    pub lease_factor: u64,
+    /// Unused leased operations go back to the budget after this many milliseconds.
+    pub lease_ttl_ms: u64,
 }
 
 impl Default for Config {
@@ -94,6 +100,9 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Steward <steward@localhost>".into(),
             outbox_poll_ms: 1000,
+            lease_slice: 0,
+            lease_factor: 20,
+            lease_ttl_ms: 2000,
         }
     }
 }

@@ -87,12 +87,24 @@ impl Server {
                 }
             })
         });
+        let lease_state = self.state.clone();
+        let ttl = std::time::Duration::from_millis(self.state.config.lease_ttl_ms.max(50));
+        let leases = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(ttl / 2);
+            loop {
+                tick.tick().await;
+                state::return_leases(&lease_state, Some(ttl)).await;
+            }
+        });
+        let final_state = self.state.clone();
         let poll = std::time::Duration::from_millis(self.state.config.outbox_poll_ms.max(10));
         let worker =
             tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
         let result = app::serve(self.listener, app::router(self.state), shutdown).await;
         pruner.abort();
         worker.abort();
+        leases.abort();
+        state::return_leases(&final_state, None).await;
         if let Some(task) = invalidator {
             task.abort();
         }

@@ -43,6 +43,8 @@ pub struct Inner {
     pub org_rate: OrgRateLimiter,
     /// Principals by credential digest, valid until the next committed change.
     pub principals: crate::extract::PrincipalCache,
+    /// Operations this node leased from orgs' budgets and serves from memory.
+    pub leases: Leases,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
@@ -143,6 +145,7 @@ impl AppState {
             clock: Clock::default(),
             org_rate: OrgRateLimiter::default(),
             principals: crate::extract::PrincipalCache::default(),
+            leases: Leases::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }
@@ -168,5 +171,70 @@ pub async fn instance_settings(tx: &mut dyn Tx) -> ApiResult<(InstanceSettings, 
             Ok((settings, version))
         }
         None => Ok((InstanceSettings::default(), 0)),
+    }
+}
+
+/// A slice of an org's period budget, already counted as used in the database, that this node
+/// serves from memory. If the node dies its unused part stays counted: the limit is never
+/// exceeded, and at most one slice per org is lost.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    /// Leased operations not yet served.
+    pub remaining: u64,
+    /// When the lease was taken.
+    pub taken: std::time::Instant,
+}
+
+/// The leases of this node, by org and period start.
+#[derive(Default)]
+pub struct Leases {
+    map: Mutex<std::collections::HashMap<(steward_core::OrgId, i128), Lease>>,
+}
+
+impl Leases {
+    /// Serves `ops` from the lease, if it holds that many.
+    pub fn take(&self, org: steward_core::OrgId, period_start: OffsetDateTime, ops: u64) -> bool {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(&(org, period_start.unix_timestamp_nanos())) {
+            Some(lease) if lease.remaining >= ops => {
+                lease.remaining -= ops;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Adds leased operations not yet served.
+    pub fn add(&self, org: steward_core::OrgId, period_start: OffsetDateTime, unused: u64) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let lease = map
+            .entry((org, period_start.unix_timestamp_nanos()))
+            .or_insert(Lease { remaining: 0, taken: std::time::Instant::now() });
+        lease.remaining += unused;
+    }
+
+    /// Removes the leases older than `ttl` (all of them with `None`) and returns their unused parts.
+    pub fn expire(&self, ttl: Option<Duration>) -> Vec<(steward_core::OrgId, OffsetDateTime, u64)> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let due: Vec<_> =
+            map.iter().filter(|(_, l)| ttl.is_none_or(|t| l.taken.elapsed() >= t)).map(|(k, _)| *k).collect();
+        due.into_iter()
+            .filter_map(|k| {
+                let lease = map.remove(&k)?;
+                let start = OffsetDateTime::from_unix_timestamp_nanos(k.1).ok()?;
+                Some((k.0, start, lease.remaining))
+            })
+            .collect()
+    }
+}
+
+/// Gives the unused part of expired leases (of all leases, with `None`) back to the budgets.
+pub async fn return_leases(state: &AppState, ttl: Option<Duration>) {
+    for (org, start, unused) in state.leases.expire(ttl) {
+        if unused > 0
+            && let Err(e) = state.store.give_back(org, start, unused).await
+        {
+            tracing::warn!(error = %e, %org, unused, "could not give back leased operations");
+        }
     }
 }

@@ -43,6 +43,9 @@ async fn listen(pool: PgPool, tick: tokio::sync::watch::Sender<u64>) {
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for changes; retrying");
                 tick.send_modify(|n| *n += 1);
+                if tick.is_closed() {
+                    return;
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -53,16 +56,18 @@ async fn listen(pool: PgPool, tick: tokio::sync::watch::Sender<u64>) {
             continue;
         }
         loop {
-            match listener.try_recv().await {
+            // The store is gone once nobody watches: stop, and let the pool close.
+            let received = tokio::select! {
+                () = tick.closed() => return,
+                r = listener.try_recv() => r,
+            };
+            match received {
                 Ok(Some(_)) | Ok(None) => tick.send_modify(|n| *n += 1),
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the change listener");
                     tick.send_modify(|n| *n += 1);
                     break;
                 }
-            }
-            if tick.is_closed() {
-                return;
             }
         }
     }
@@ -123,6 +128,21 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         Ok(applied as usize >= MIGRATOR.iter().count())
+    }
+
+    async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > $1 THEN operations_used - $2 ELSE 0 END \
+             WHERE org_id = $3 AND period_start = $4",
+        )
+        .bind(amount(operations))
+        .bind(amount(operations))
+        .bind(org.to_string())
+        .bind(micros(period_start))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {

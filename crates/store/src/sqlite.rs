@@ -92,6 +92,21 @@ impl Store for SqliteStore {
         Ok(applied as usize >= MIGRATOR.iter().count())
     }
 
+    async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
+             WHERE org_id = ? AND period_start = ?",
+        )
+        .bind(amount(operations))
+        .bind(amount(operations))
+        .bind(org.to_string())
+        .bind(micros(period_start))
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         sqlx::query(

@@ -33,6 +33,8 @@ pub trait Store: Send + Sync + 'static {
     /// Consumes from an org's period budget, all or nothing, in one conditional update: `None`
     /// when the budget (`None` limit: unlimited) does not cover it, and then nothing changed.
     async fn consume(&self, request: &Consume) -> StoreResult<Option<UsageRow>>;
+    /// Gives back operations taken earlier (a lease's unused part); never below zero.
+    async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()>;
     /// Verifies the whole audit chain, reading it in pages, from the archive anchor if any.
     async fn verify_audit(&self) -> StoreResult<steward_core::ChainCheck> {
         let mut tx = self.read().await?;

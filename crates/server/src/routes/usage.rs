@@ -206,6 +206,16 @@ async fn consume(
         operations_limit: limit(org.license.operations),
         transfer_limit: limit(org.license.transfer),
     };
+    if let Some(limit) = request.operations_limit
+        && req.transfer == 0
+        && serve_from_lease(&state, &request, limit).await?
+    {
+        metrics::counter!("steward_consume_total", "outcome" => "leased").increment(1);
+        let mut tx = state.store.read().await?;
+        let view = usage_view(tx.as_mut(), &org, period, now).await?;
+        tx.rollback().await?;
+        return Ok(Json(view));
+    }
     let Some(usage) = state.store.consume(&request).await? else {
         metrics::counter!("steward_consume_total", "outcome" => "refused").increment(1);
         let why = if expired { "the license has expired" } else { "the period's budget does not cover this" };
@@ -228,6 +238,27 @@ async fn consume(
     let view = usage_view(tx.as_mut(), &org, period, now).await?;
     tx.rollback().await?;
     Ok(Json(view))
+}
+
+/// Serves a consume from this node's lease of the org's budget, taking a new lease while the
+/// budget is far above a slice. False when the consume must go to the database.
+async fn serve_from_lease(state: &AppState, request: &Consume, limit: u64) -> ApiResult<bool> {
+    let slice = state.config.lease_slice;
+    if slice == 0 || request.operations > slice {
+        return Ok(false);
+    }
+    if state.leases.take(request.org, request.period_start, request.operations) {
+        return Ok(true);
+    }
+    // Only while at least `lease_factor` slices remain: near the limit every unit is exact.
+    let reserve = slice.saturating_mul(state.config.lease_factor.max(2) - 1);
+    let Some(ceiling) = limit.checked_sub(reserve) else { return Ok(false) };
+    let lease = Consume { operations: slice, transfer: 0, operations_limit: Some(ceiling), ..*request };
+    if state.store.consume(&lease).await?.is_none() {
+        return Ok(false);
+    }
+    state.leases.add(request.org, request.period_start, slice - request.operations);
+    Ok(true)
 }
 
 /// Tells the org's owner and admins (who keep `usage_alerts` on) that a threshold was crossed,

@@ -334,3 +334,85 @@ async fn api_requests_per_minute_is_a_token_bucket_per_org() {
         .expect(200);
     app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
 }
+
+async fn hammer(app: &TestApp, org: &str, tasks: usize, each: usize) -> u64 {
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let (client, url, token) =
+            (app.client.clone(), format!("{}/api/v1/orgs/{org}/usage", app.base), app.admin.clone());
+        handles.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for _ in 0..each {
+                let s = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({"operations": 1}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                assert!(s == 200 || s == 402, "{s}");
+                ok += u64::from(s == 200);
+            }
+            ok
+        }));
+    }
+    let mut served = 0;
+    for h in handles {
+        served += h.await.unwrap();
+    }
+    served
+}
+
+async fn used(app: &TestApp, org: &str) -> u64 {
+    app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200)["operations"]["used"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn leases_serve_from_memory_and_give_back_what_they_did_not_use() {
+    let app = spawn_app_with(|c| {
+        c.lease_slice = 64;
+        c.lease_ttl_ms = 2000;
+    })
+    .await;
+    let (org, _) = org_with(&app, json!({"operations": 100_000})).await;
+    assert_eq!(hammer(&app, &org, 8, 25).await, 200);
+    let counted = used(&app, &org).await;
+    // 200 is no multiple of 64: some leased operations are still unused.
+    assert!(counted > 200 && counted % 64 == 0, "leased slices count as used while held: {counted}");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    assert_eq!(used(&app, &org).await, 200, "the unused part went back: exactly what was served stays counted");
+}
+
+#[tokio::test]
+async fn near_the_limit_every_consume_is_exact_and_the_limit_holds_with_leases() {
+    let app = spawn_app_with(|c| {
+        c.lease_slice = 10;
+        c.lease_factor = 20;
+        c.lease_ttl_ms = 300;
+    })
+    .await;
+    // 150 < 20 slices: no lease is ever taken, every unit goes to the database.
+    let (small, _) = org_with(&app, json!({"operations": 150})).await;
+    assert_eq!(hammer(&app, &small, 20, 10).await, 150);
+    assert_eq!(used(&app, &small).await, 150, "exact at once, nothing held in memory");
+    // Far from the limit leases serve; near it the database does; the limit holds exactly.
+    let (big, _) = org_with(&app, json!({"operations": 1000})).await;
+    assert_eq!(hammer(&app, &big, 30, 50).await, 1000);
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(used(&app, &big).await, 1000);
+}
+
+#[tokio::test]
+async fn a_held_lease_is_already_counted_so_a_dying_node_cannot_overspend() {
+    let app = spawn_app_with(|c| {
+        c.lease_slice = 10;
+        c.lease_ttl_ms = 60_000;
+    })
+    .await;
+    let (org, _) = org_with(&app, json!({"operations": 1000})).await;
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 1})).await.expect(200);
+    // The node holds 9 unused operations; the database counts the whole slice, so that if this
+    // node died now, no other node could spend them: at most one slice is lost.
+    assert_eq!(used(&app, &org).await, 10);
+}
