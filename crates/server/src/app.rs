@@ -51,7 +51,8 @@ use crate::state::AppState;
         (name = "lifecycle", description = "Deactivation, reactivation, suspension, anonymization, Login as user"),
         (name = "customer lifecycle", description = "Deprovisioning and restoring organizations"),
         (name = "assets", description = "What the product keeps for an org, held to its license"),
-        (name = "data", description = "Export of an org and erasure")
+        (name = "data", description = "Export of an org and erasure"),
+        (name = "webhooks", description = "Signed notifications of every change to the operator's product")
     )
 )]
 struct ApiDoc;
@@ -86,6 +87,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::usage::router())
         .merge(routes::assets::router())
         .merge(routes::erasure::router())
+        .merge(routes::hooks::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -14,6 +14,7 @@ pub mod service;
 pub mod settings;
 pub mod state;
 pub mod views;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,10 +101,13 @@ impl Server {
         let poll = std::time::Duration::from_millis(self.state.config.outbox_poll_ms.max(10));
         let worker =
             tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
+        let hooks =
+            tokio::spawn(webhooks::run_worker(self.state.clone(), poll.min(std::time::Duration::from_millis(500))));
         let result = app::serve(self.listener, app::router(self.state), shutdown).await;
         pruner.abort();
         worker.abort();
         leases.abort();
+        hooks.abort();
         state::return_leases(&final_state, None).await;
         if let Some(task) = invalidator {
             task.abort();

@@ -156,6 +156,7 @@ impl AppState {
 /// authenticated principals.
 pub async fn commit(mut tx: Box<dyn Tx>, events: Vec<AuditDraft>, now: OffsetDateTime) -> ApiResult<()> {
     if !events.is_empty() {
+        crate::webhooks::enqueue(tx.as_mut(), &events, now).await?;
         tx.append_audit(events, now).await?;
     }
     tx.commit().await?;

@@ -283,3 +283,34 @@ pub struct CheckFacts {
     pub operations_used: u64,
     pub transfer_used: u64,
 }
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRow {
+    pub id: uuid::Uuid,
+    pub url: String,
+    /// Event types it receives; `*` for all.
+    pub events: Vec<String>,
+    /// The `whsec_` signing secret (kept to sign; shown once at creation).
+    pub secret: String,
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<UserId>,
+    pub disabled_at: Option<OffsetDateTime>,
+}
+
+/// One event on its way to one endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    pub id: uuid::Uuid,
+    pub webhook_id: uuid::Uuid,
+    pub event_type: String,
+    /// The body as sent: `{type, timestamp, data}`.
+    pub payload: String,
+    pub created_at: OffsetDateTime,
+    pub attempts: i64,
+    pub next_attempt_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+    pub failed_at: Option<OffsetDateTime>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+}

@@ -1562,3 +1562,148 @@ impl Metering for PgTx {
         row.as_ref().map(check_facts_from_row).transpose()
     }
 }
+
+#[async_trait]
+impl Webhooks for PgTx {
+    async fn insert_webhook(&mut self, h: &WebhookRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhooks (id, url, events, secret, created_at, created_by, disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(h.id.to_string())
+        .bind(&h.url)
+        .bind(json_text(&h.events)?)
+        .bind(&h.secret)
+        .bind(micros(h.created_at))
+        .bind(h.created_by.map(|u| u.to_string()))
+        .bind(h.disabled_at.map(micros))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>> {
+        let rows = sqlx::query("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn disable_webhook(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE webhooks SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+            .bind(micros(at))
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn enqueue_delivery(&mut self, d: &DeliveryRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, created_at, attempts, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(d.id.to_string())
+        .bind(d.webhook_id.to_string())
+        .bind(&d.event_type)
+        .bind(&d.payload)
+        .bind(micros(d.created_at))
+        .bind(d.attempts)
+        .bind(micros(d.next_attempt_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn claim_deliveries(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= $1 \
+             AND (locked_until IS NULL OR locked_until <= $2) ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(micros(now))
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        let claimed: Vec<DeliveryRow> = rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?;
+        for d in &claimed {
+            sqlx::query("UPDATE webhook_deliveries SET locked_until = $1, attempts = attempts + 1 WHERE id = $2")
+                .bind(micros(lease_until))
+                .bind(d.id.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(claimed)
+    }
+
+    async fn record_attempt(
+        &mut self,
+        id: Uuid,
+        status: Option<i64>,
+        error: Option<&str>,
+        delivered: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+        failed: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET last_status = $1, last_error = $2, delivered_at = $3, \
+             next_attempt_at = COALESCE($4, next_attempt_at), failed_at = $5, locked_until = NULL WHERE id = $6",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(delivered.map(micros))
+        .bind(next.map(micros))
+        .bind(failed.map(micros))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deliveries_of(&mut self, hook: Uuid, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_deliveries WHERE webhook_id = $1 AND ($2 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4",
+        )
+        .bind(hook.to_string())
+        .bind(before.map(|b| b.to_string()))
+        .bind(before.map(|b| b.to_string()))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
+        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(delivery_from_row).transpose()
+    }
+
+    async fn redeliver(&mut self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE webhook_deliveries SET delivered_at = NULL, failed_at = NULL, locked_until = NULL, next_attempt_at = $1 \
+             WHERE id = $2",
+        )
+        .bind(micros(now))
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+}

@@ -367,3 +367,31 @@ pub(crate) fn check_facts_from_row(row: &impl DbRow) -> StoreResult<CheckFacts> 
         transfer_used: count(get::<Option<i64>>(row, "transfer_used")?.unwrap_or(0)),
     })
 }
+
+pub(crate) fn webhook_from_row(row: &impl DbRow) -> StoreResult<WebhookRow> {
+    Ok(WebhookRow {
+        id: uuid_of(row, "id")?,
+        url: get(row, "url")?,
+        events: serde_json::from_str(&get::<String>(row, "events")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        secret: get(row, "secret")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        created_by: opt_id(get(row, "created_by")?, "user id")?,
+        disabled_at: opt_micros(get(row, "disabled_at")?)?,
+    })
+}
+
+pub(crate) fn delivery_from_row(row: &impl DbRow) -> StoreResult<DeliveryRow> {
+    Ok(DeliveryRow {
+        id: uuid_of(row, "id")?,
+        webhook_id: uuid_of(row, "webhook_id")?,
+        event_type: get(row, "event_type")?,
+        payload: get(row, "payload")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        attempts: get(row, "attempts")?,
+        next_attempt_at: from_micros(get(row, "next_attempt_at")?)?,
+        delivered_at: opt_micros(get(row, "delivered_at")?)?,
+        failed_at: opt_micros(get(row, "failed_at")?)?,
+        last_status: get(row, "last_status")?,
+        last_error: get(row, "last_error")?,
+    })
+}

@@ -59,7 +59,7 @@ pub trait Store: Send + Sync + 'static {
 /// One transaction with every family of queries.
 #[async_trait]
 pub trait Tx:
-    Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Metering + Send
+    Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Metering + Webhooks + Send
 {
     /// Makes the changes durable.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
@@ -275,4 +275,41 @@ pub trait Metering {
         org: OrgId,
         period_start: OffsetDateTime,
     ) -> StoreResult<Option<CheckFacts>>;
+}
+
+/// Webhook endpoints and deliveries.
+#[async_trait]
+pub trait Webhooks {
+    async fn insert_webhook(&mut self, hook: &WebhookRow) -> StoreResult<()>;
+    /// Endpoints not disabled, newest first.
+    async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>>;
+    async fn disable_webhook(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+    async fn enqueue_delivery(&mut self, delivery: &DeliveryRow) -> StoreResult<()>;
+    /// Claims due deliveries until `lease_until`.
+    async fn claim_deliveries(
+        &mut self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRow>>;
+    /// Records an attempt: delivered, retry at `next`, or failed for good.
+    async fn record_attempt(
+        &mut self,
+        id: uuid::Uuid,
+        status: Option<i64>,
+        error: Option<&str>,
+        delivered: Option<OffsetDateTime>,
+        next: Option<OffsetDateTime>,
+        failed: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    /// An endpoint's deliveries, newest first.
+    async fn deliveries_of(
+        &mut self,
+        hook: uuid::Uuid,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryRow>>;
+    async fn delivery(&mut self, id: uuid::Uuid) -> StoreResult<Option<DeliveryRow>>;
+    /// Queues a delivery again, now.
+    async fn redeliver(&mut self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<()>;
 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod deprovision;
 pub mod erasure;
 pub mod health;
+pub mod hooks;
 pub mod instance;
 pub mod invitations;
 pub mod lifecycle;

@@ -23,3 +23,4 @@ mod smtp;
 mod state_machine;
 mod teams;
 mod users;
+mod webhooks;

@@ -1,0 +1,288 @@
+//! Webhooks per the Standard Webhooks scheme: each change the operator's product should learn of
+//! becomes a delivery row in the change's own transaction; a worker signs and posts them, retrying
+//! with backoff for up to 24 hours. Redirects are never followed.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{KeyInit, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use steward_core::AuditDraft;
+use steward_store::{DeliveryRow, Tx};
+use time::OffsetDateTime;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The webhook event type an audit event is published as, if it is published.
+pub fn event_type(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "user.created" => "user.created",
+        "user.activated" => "user.activated",
+        "user.deactivated" => "user.deactivated",
+        "user.reactivated" => "user.reactivated",
+        "user.suspended" => "user.suspended",
+        "user.unsuspended" => "user.unsuspended",
+        "user.anonymized" => "user.anonymized",
+        "org.created" => "org.created",
+        "org.deprovisioned" => "org.deprovisioned",
+        "org.restored" => "org.restored",
+        "org.purged" => "org.purged",
+        "org.ownership_transferred" => "org.ownership_transferred",
+        "org.member_added" => "membership.added",
+        "org.member_role_changed" => "membership.changed",
+        "org.member_removed" => "membership.removed",
+        "org.license_changed" => "license.updated",
+        "usage.threshold_crossed" => "usage.threshold_reached",
+        _ => return None,
+    })
+}
+
+/// Every event type an endpoint may subscribe to.
+pub const EVENT_TYPES: &[&str] = &[
+    "user.created",
+    "user.activated",
+    "user.deactivated",
+    "user.reactivated",
+    "user.suspended",
+    "user.unsuspended",
+    "user.anonymized",
+    "org.created",
+    "org.deprovisioned",
+    "org.restored",
+    "org.purged",
+    "org.ownership_transferred",
+    "membership.added",
+    "membership.changed",
+    "membership.removed",
+    "license.updated",
+    "usage.threshold_reached",
+];
+
+/// Queues, in the caller's transaction, a delivery of each published event to each endpoint
+/// that subscribed to its type.
+pub async fn enqueue(tx: &mut dyn Tx, events: &[AuditDraft], now: OffsetDateTime) -> ApiResult<()> {
+    let published: Vec<(&'static str, &AuditDraft)> =
+        events.iter().filter_map(|e| event_type(e.kind).map(|t| (t, e))).collect();
+    if published.is_empty() {
+        return Ok(());
+    }
+    let hooks = tx.webhooks().await?;
+    for (kind, event) in published {
+        for hook in hooks.iter().filter(|h| h.events.iter().any(|e| e == "*" || e == kind)) {
+            let mut data = event.detail.clone();
+            if let Some(map) = data.as_object_mut() {
+                map.insert(format!("{}_id", event.target_type.as_str()), json!(event.target_id));
+                map.insert("org_id".into(), json!(event.org_id));
+                map.insert("actor_id".into(), json!(event.actor.user_id));
+                map.insert("impersonator_id".into(), json!(event.actor.impersonator_id));
+            }
+            let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            let payload = json!({ "type": kind, "timestamp": timestamp, "data": data }).to_string();
+            tx.enqueue_delivery(&DeliveryRow {
+                id: uuid::Uuid::now_v7(),
+                webhook_id: hook.id,
+                event_type: kind.to_owned(),
+                payload,
+                created_at: now,
+                attempts: 0,
+                next_attempt_at: now,
+                delivered_at: None,
+                failed_at: None,
+                last_status: None,
+                last_error: None,
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A new `whsec_` secret: 24 random bytes, base64.
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    format!("whsec_{}", STANDARD.encode(bytes))
+}
+
+/// The `webhook-signature` value: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`
+/// under the base64-decoded secret.
+pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
+    let key = STANDARD.decode(secret.trim_start_matches("whsec_")).unwrap_or_default();
+    let mut mac = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+fn private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks an endpoint URL: http(s) with a host; with `deny_private`, a host that resolves only to
+/// public addresses.
+pub async fn check_url(url: &str, deny_private: bool) -> ApiResult<reqwest::Url> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::invalid("url", e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return Err(ApiError::invalid("url", "must be an http or https URL with a host"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ApiError::invalid("url", "must not carry credentials"));
+    }
+    if deny_private {
+        let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|_| ApiError::invalid("url", "the host does not resolve"))?
+            .map(|a| a.ip())
+            .collect();
+        if addrs.is_empty() || addrs.into_iter().any(private) {
+            return Err(ApiError::invalid("url", "private and loopback addresses are refused by the instance policy"));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Seconds until the next attempt after `attempts` failures: the first retry within 10 s, then
+/// growing to an hour.
+pub fn backoff(attempts: i64) -> i64 {
+    match attempts {
+        ..=1 => 5,
+        2 => 30,
+        3 => 120,
+        4 => 600,
+        5 => 1800,
+        _ => 3600,
+    }
+}
+
+/// Delivers what is due; returns how many attempts were made.
+pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::Result<usize> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let due = tx.claim_deliveries(now, now + time::Duration::minutes(2), 20).await?;
+    let hooks = tx.webhooks().await?;
+    tx.commit().await?;
+    let (settings, _) = {
+        let mut tx = state.store.read().await?;
+        let s = crate::state::instance_settings(tx.as_mut())
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+        tx.rollback().await?;
+        s
+    };
+    for d in &due {
+        let now = OffsetDateTime::now_utc();
+        let outcome = match hooks.iter().find(|h| h.id == d.webhook_id) {
+            None => Err((None, "the endpoint was removed".to_owned(), true)),
+            Some(hook) => match check_url(&hook.url, settings.policies.webhook_deny_private).await {
+                Err(e) => Err((None, e.problem().detail, true)),
+                Ok(url) => {
+                    let ts = now.unix_timestamp();
+                    let id = d.id.to_string();
+                    let sent = client
+                        .post(url)
+                        .header("content-type", "application/json")
+                        .header("webhook-id", &id)
+                        .header("webhook-timestamp", ts.to_string())
+                        .header("webhook-signature", signature(&hook.secret, &id, ts, &d.payload))
+                        .body(d.payload.clone())
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
+                        Ok(r) => Err((
+                            Some(i64::from(r.status().as_u16())),
+                            format!("the endpoint answered {}", r.status()),
+                            false,
+                        )),
+                        Err(e) => Err((None, e.to_string(), false)),
+                    }
+                }
+            },
+        };
+        let mut tx = state.store.write().await?;
+        match outcome {
+            Ok(status) => {
+                metrics::counter!("steward_webhooks_total", "outcome" => "delivered").increment(1);
+                tx.record_attempt(d.id, Some(status), None, Some(now), None, None).await?;
+            }
+            Err((status, error, permanent)) => {
+                let next = now + time::Duration::seconds(backoff(d.attempts));
+                let expired = next - d.created_at > time::Duration::hours(24);
+                if permanent || expired {
+                    metrics::counter!("steward_webhooks_total", "outcome" => "failed").increment(1);
+                    tx.record_attempt(d.id, status, Some(&error), None, None, Some(now)).await?;
+                } else {
+                    metrics::counter!("steward_webhooks_total", "outcome" => "retry").increment(1);
+                    tx.record_attempt(d.id, status, Some(&error), None, Some(next), None).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+    }
+    Ok(due.len())
+}
+
+/// Runs the delivery worker, looking for due deliveries every `poll`.
+pub async fn run_worker(state: AppState, poll: Duration) {
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .user_agent("Steward-Webhooks/1")
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the webhook client");
+            return;
+        }
+    };
+    loop {
+        match deliver_due(&state, &client).await {
+            Ok(n) if n > 0 => continue,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "webhook worker"),
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_follows_the_standard_webhooks_example() {
+        // The example of the Standard Webhooks specification.
+        let sig = signature(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked() {
+        assert!(check_url("ftp://example.com/x", false).await.is_err());
+        assert!(check_url("https://user:pw@example.com/x", false).await.is_err());
+        assert!(check_url("http://127.0.0.1:9/hook", false).await.is_ok());
+        assert!(check_url("http://127.0.0.1:9/hook", true).await.is_err());
+        assert!(check_url("http://[::1]:9/hook", true).await.is_err());
+    }
+}
