@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod mail;
 pub mod routes;
+pub mod scheduler;
 pub mod schema;
 pub mod service;
 pub mod settings;
@@ -103,10 +104,12 @@ impl Server {
             tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
         let hooks =
             tokio::spawn(webhooks::run_worker(self.state.clone(), poll.min(std::time::Duration::from_millis(500))));
+        let scheduler = tokio::spawn(scheduler::run(self.state.clone(), std::time::Duration::from_secs(1)));
         let result = app::serve(self.listener, app::router(self.state), shutdown).await;
         pruner.abort();
         worker.abort();
         leases.abort();
+        scheduler.abort();
         hooks.abort();
         state::return_leases(&final_state, None).await;
         if let Some(task) = invalidator {

@@ -34,6 +34,7 @@ pub async fn create_admin(
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        deactivate_at: None,
         version: 1,
     };
     let mut tx = store.write().await?;
@@ -113,6 +114,7 @@ pub async fn ensure_placeholder(
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        deactivate_at: None,
         version: 1,
     };
     tx.insert_user(&user).await?;
@@ -181,4 +183,70 @@ pub async fn anonymize_user(
     let redacted = tx.redact_personal(user.id).await?;
     Ok(AuditDraft::new("user.anonymized", actor, TargetType::User, user.id)
         .detail(json!({ "events_redacted": redacted })))
+}
+
+/// Deactivates a user in the caller's transaction: every session and token revoked, pending
+/// invitations cancelled, owned orgs handed to `new_owner` or to the placeholder owner (recorded,
+/// so that reactivation can hand them back), memberships dormant. `why` joins the event's detail.
+pub async fn deactivate_user(
+    tx: &mut dyn Tx,
+    user: &mut UserRow,
+    actor: Actor,
+    reason: Option<&str>,
+    new_owner: Option<UserId>,
+    why: serde_json::Value,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<AuditDraft>> {
+    let next = steward_core::lifecycle::transition(
+        user.status,
+        steward_core::lifecycle::UserAction::Deactivate,
+        user.password_hash.is_some(),
+    )?;
+    let mut events = Vec::new();
+    let revoked = tx.revoke_all_credentials(user.id, now).await?;
+    let cancelled = tx.cancel_invitations_of(user.id, now).await?;
+    let mut handed = Vec::new();
+    for mut org in tx.orgs_owned_by(user.id).await? {
+        let to = match new_owner {
+            Some(o) => o,
+            None => {
+                let (placeholder, created) = ensure_placeholder(tx, actor, now).await?;
+                events.extend(created);
+                placeholder.id
+            }
+        };
+        events.push(move_ownership(tx, &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
+        tx.insert_handover(&steward_store::HandoverRow {
+            id: uuid::Uuid::now_v7(),
+            org_id: org.id,
+            from_user_id: user.id,
+            to_user_id: to,
+            returnable: new_owner.is_none(),
+            created_at: now,
+            closed_at: None,
+        })
+        .await?;
+        handed.push(json!({ "org_id": org.id, "to": to }));
+    }
+    tx.set_memberships_dormant(user.id, true).await?;
+    let from = user.status;
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    let mut detail = json!({
+        "from": from,
+        "credentials_revoked": revoked,
+        "invitations_cancelled": cancelled,
+        "orgs_handed_over": handed,
+    });
+    if let (Some(d), Some(extra)) = (detail.as_object_mut(), why.as_object()) {
+        d.extend(extra.clone());
+    }
+    let mut event = AuditDraft::new("user.deactivated", actor, TargetType::User, user.id).detail(detail);
+    if let Some(reason) = reason {
+        event = event.personal(json!({ "reason": reason }));
+    }
+    events.push(event);
+    Ok(events)
 }

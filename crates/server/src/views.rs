@@ -28,6 +28,10 @@ pub struct UserView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<OffsetDateTime>,
+    /// A scheduled deactivation, if any.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deactivate_at: Option<OffsetDateTime>,
     pub version: i64,
 }
 
@@ -44,6 +48,7 @@ impl From<&UserRow> for UserView {
             created_at: u.created_at,
             updated_at: u.updated_at,
             last_login_at: u.last_login_at,
+            deactivate_at: u.deactivate_at,
             version: u.version,
         }
     }

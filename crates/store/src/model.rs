@@ -25,6 +25,8 @@ pub struct UserRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_login_at: Option<OffsetDateTime>,
+    /// When a scheduled deactivation falls due.
+    pub deactivate_at: Option<OffsetDateTime>,
     pub version: i64,
 }
 

@@ -186,7 +186,7 @@ impl Store for PgStore {
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
+     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
      (SELECT string_agg(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 struct PgTx {
@@ -331,8 +331,8 @@ impl Users for PgTx {
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
         let result = sqlx::query(
             "UPDATE users SET email = $1, email_key = $2, name = $3, status = $4, password_hash = $5, locale = $6, \
-             timezone = $7, notifications = $8, updated_at = $9, last_login_at = $10, version = version + 1 \
-             WHERE id = $11 AND version = $12",
+             timezone = $7, notifications = $8, updated_at = $9, last_login_at = $10, deactivate_at = $11, \
+             version = version + 1 WHERE id = $12 AND version = $13",
         )
         .bind(&u.email)
         .bind(&u.email_key)
@@ -344,6 +344,7 @@ impl Users for PgTx {
         .bind(json_text(&u.notifications)?)
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
+        .bind(u.deactivate_at.map(micros))
         .bind(u.id.to_string())
         .bind(u.version)
         .execute(&mut *self.tx)
@@ -378,6 +379,34 @@ impl Users for PgTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(backend)
+    }
+
+    async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.deactivate_at IS NOT NULL AND u.deactivate_at <= ? \
+             AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(numbered(&sql)))
+            .bind(micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.status = 'active' AND u.kind = 'person' \
+             AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(numbered(&sql)))
+            .bind(micros(before))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {

@@ -114,6 +114,7 @@ pub(crate) fn user_from_row(row: &impl DbRow) -> StoreResult<UserRow> {
         created_at: from_micros(get(row, "created_at")?)?,
         updated_at: from_micros(get(row, "updated_at")?)?,
         last_login_at: opt_micros(get(row, "last_login_at")?)?,
+        deactivate_at: opt_micros(get(row, "deactivate_at")?)?,
         version: get(row, "version")?,
     })
 }

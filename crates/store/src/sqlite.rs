@@ -148,7 +148,7 @@ impl Store for SqliteStore {
 }
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.version, \
+     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
      (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 struct SqliteTx {
@@ -272,8 +272,8 @@ impl Users for SqliteTx {
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
         let result = sqlx::query(
             "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
-             timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, version = version + 1 \
-             WHERE id = ? AND version = ?",
+             timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, deactivate_at = ?, \
+             version = version + 1 WHERE id = ? AND version = ?",
         )
         .bind(&u.email)
         .bind(&u.email_key)
@@ -285,6 +285,7 @@ impl Users for SqliteTx {
         .bind(json_text(&u.notifications)?)
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
+        .bind(u.deactivate_at.map(micros))
         .bind(u.id.to_string())
         .bind(u.version)
         .execute(&mut *self.tx)
@@ -319,6 +320,34 @@ impl Users for SqliteTx {
         .fetch_one(&mut *self.tx)
         .await
         .map_err(backend)
+    }
+
+    async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.deactivate_at IS NOT NULL AND u.deactivate_at <= ? \
+             AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.status = 'active' AND u.kind = 'person' \
+             AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(micros(before))
+            .bind(i64::from(limit))
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(user_from_row).collect()
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {

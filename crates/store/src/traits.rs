@@ -79,6 +79,10 @@ pub trait Users {
     async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()>;
     async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64>;
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()>;
+    /// Users whose scheduled deactivation is due and who are not deactivated yet.
+    async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>>;
+    /// Active people not seen (signed in, or created when never signed in) since `before`.
+    async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>>;
 }
 
 /// Organizations and memberships.

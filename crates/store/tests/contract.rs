@@ -52,6 +52,7 @@ fn user(email: &str) -> UserRow {
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        deactivate_at: None,
         version: 1,
     }
 }

@@ -161,6 +161,7 @@ async fn invite_to_org(
                 created_at: now,
                 updated_at: now,
                 last_login_at: None,
+                deactivate_at: None,
                 version: 1,
             };
             tx.insert_user(&user).await?;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, UserAction, transition};
 use steward_core::{AuditDraft, InstanceRole, OrgRole, Permission, SessionId, TargetType, UserId, UserStatus};
-use steward_store::{AuditFilter, HandoverRow, SessionRow, Tx, UserRow};
+use steward_store::{AuditFilter, SessionRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,7 +23,6 @@ use crate::extract::{ApiJson, ApiQuery, CSRF_COOKIE, Page, Principal, SESSION_CO
 use crate::mail;
 use crate::routes::audit::AuditEventView;
 use crate::routes::{ClientIp, user_agent};
-use crate::service::{ensure_placeholder, move_ownership};
 use crate::state::{AppState, commit, instance_settings};
 use crate::views::{AuditList, SessionList, SessionView, UserView};
 
@@ -105,7 +104,7 @@ async fn deactivate(
     if user.kind != "person" {
         return Err(ApiError::conflict("invalid_transition", "the placeholder owner cannot be deactivated"));
     }
-    let next = transition(user.status, UserAction::Deactivate, user.password_hash.is_some())?;
+    transition(user.status, UserAction::Deactivate, user.password_hash.is_some())?;
     if last_system_admin(tx.as_mut(), &user).await? {
         return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be deactivated"));
     }
@@ -119,50 +118,16 @@ async fn deactivate(
         }
         None => None,
     };
-    let actor = principal.actor();
-    let mut events = Vec::new();
-    let revoked = tx.revoke_all_credentials(user.id, now).await?;
-    let cancelled = tx.cancel_invitations_of(user.id, now).await?;
-    let owned = tx.orgs_owned_by(user.id).await?;
-    let mut handed = Vec::new();
-    for mut org in owned {
-        let to = match &new_owner {
-            Some(o) => o.id,
-            None => {
-                let (placeholder, created) = ensure_placeholder(tx.as_mut(), actor, now).await?;
-                events.extend(created);
-                placeholder.id
-            }
-        };
-        events.push(move_ownership(tx.as_mut(), &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
-        tx.insert_handover(&HandoverRow {
-            id: uuid::Uuid::now_v7(),
-            org_id: org.id,
-            from_user_id: user.id,
-            to_user_id: to,
-            returnable: new_owner.is_none(),
-            created_at: now,
-            closed_at: None,
-        })
-        .await?;
-        handed.push(json!({ "org_id": org.id, "to": to }));
-    }
-    tx.set_memberships_dormant(user.id, true).await?;
-    let from = user.status;
-    user.status = next;
-    user.updated_at = now;
-    tx.update_user(&user).await?;
-    user.version += 1;
-    let mut event = AuditDraft::new("user.deactivated", actor, TargetType::User, user.id).detail(json!({
-        "from": from,
-        "credentials_revoked": revoked,
-        "invitations_cancelled": cancelled,
-        "orgs_handed_over": handed,
-    }));
-    if let Some(reason) = &req.reason {
-        event = event.personal(json!({ "reason": reason }));
-    }
-    events.push(event);
+    let events = crate::service::deactivate_user(
+        tx.as_mut(),
+        &mut user,
+        principal.actor(),
+        req.reason.as_deref(),
+        new_owner.as_ref().map(|o| o.id),
+        json!({}),
+        now,
+    )
+    .await?;
     commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
 }

@@ -157,6 +157,7 @@ async fn create_user(
         created_at: now,
         updated_at: now,
         last_login_at: None,
+        deactivate_at: None,
         version: 1,
     };
     let mut tx = state.store.write().await?;
@@ -217,6 +218,19 @@ pub struct UserPatch {
     pub instance_roles: Option<Vec<InstanceRole>>,
     /// Sets a new password; the user's sessions end.
     pub password: Option<String>,
+    /// Schedules a deactivation (RFC 3339, in the future); null clears it.
+    #[serde(default, deserialize_with = "nullable_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deactivate_at: Option<Option<OffsetDateTime>>,
+}
+
+fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    let text: Option<String> = Option::deserialize(d)?;
+    text.map(|t| {
+        OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).map_err(serde::de::Error::custom)
+    })
+    .transpose()
+    .map(Some)
 }
 
 fn check_locale(locale: &str) -> ApiResult<()> {
@@ -282,6 +296,16 @@ async fn patch_user(
     if let Some(tz) = patch.timezone {
         user.timezone = tz;
         changed.push("timezone");
+    }
+    if let Some(at) = patch.deactivate_at {
+        if at.is_some_and(|a| a <= state.clock.now()) {
+            return Err(ApiError::invalid("deactivate_at", "must be in the future"));
+        }
+        if at.is_some() && !principal.has(Permission::UsersLifecycle) {
+            return Err(ApiError::forbidden("scheduling a deactivation needs the users.lifecycle permission"));
+        }
+        user.deactivate_at = at;
+        changed.push("deactivate_at");
     }
     if let Some(hash) = new_hash {
         if !user.status.can_receive_roles() {
