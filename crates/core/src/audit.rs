@@ -102,6 +102,12 @@ impl AuditDraft {
         self
     }
 
+    /// Sets the org the event concerns, when there is one.
+    pub fn in_org_opt(mut self, org_id: Option<OrgId>) -> Self {
+        self.org_id = org_id;
+        self
+    }
+
     /// Sets the non-personal detail.
     pub fn detail(mut self, detail: serde_json::Value) -> Self {
         self.detail = detail;

@@ -52,7 +52,8 @@ use crate::state::AppState;
         (name = "customer lifecycle", description = "Deprovisioning and restoring organizations"),
         (name = "assets", description = "What the product keeps for an org, held to its license"),
         (name = "data", description = "Export of an org and erasure"),
-        (name = "webhooks", description = "Signed notifications of every change to the operator's product")
+        (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
+        (name = "reviews", description = "Access reviews")
     )
 )]
 struct ApiDoc;
@@ -88,6 +89,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::assets::router())
         .merge(routes::erasure::router())
         .merge(routes::hooks::router())
+        .merge(routes::reviews::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -316,3 +316,29 @@ pub struct DeliveryRow {
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
 }
+
+/// An access review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewRow {
+    pub id: uuid::Uuid,
+    /// The org reviewed, or `None` for all active users.
+    pub org_id: Option<OrgId>,
+    pub inactive_days: i64,
+    pub created_at: OffsetDateTime,
+    pub created_by: Option<UserId>,
+    pub completed_at: Option<OffsetDateTime>,
+    pub completed_by: Option<UserId>,
+}
+
+/// One person in a review.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewItemRow {
+    pub review_id: uuid::Uuid,
+    pub user_id: UserId,
+    pub email: String,
+    pub last_login_at: Option<OffsetDateTime>,
+    pub roles: Vec<String>,
+    /// `keep`, `deactivate` or `remove_from_org`.
+    pub recommendation: String,
+    pub decision: Option<String>,
+}

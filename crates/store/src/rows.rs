@@ -396,3 +396,27 @@ pub(crate) fn delivery_from_row(row: &impl DbRow) -> StoreResult<DeliveryRow> {
         last_error: get(row, "last_error")?,
     })
 }
+
+pub(crate) fn review_from_row(row: &impl DbRow) -> StoreResult<ReviewRow> {
+    Ok(ReviewRow {
+        id: uuid_of(row, "id")?,
+        org_id: opt_id(get(row, "org_id")?, "org id")?,
+        inactive_days: get(row, "inactive_days")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        created_by: opt_id(get(row, "created_by")?, "user id")?,
+        completed_at: opt_micros(get(row, "completed_at")?)?,
+        completed_by: opt_id(get(row, "completed_by")?, "user id")?,
+    })
+}
+
+pub(crate) fn review_item_from_row(row: &impl DbRow) -> StoreResult<ReviewItemRow> {
+    Ok(ReviewItemRow {
+        review_id: uuid_of(row, "review_id")?,
+        user_id: parse(&get::<String>(row, "user_id")?, "user id")?,
+        email: get(row, "email")?,
+        last_login_at: opt_micros(get(row, "last_login_at")?)?,
+        roles: serde_json::from_str(&get::<String>(row, "roles")?).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        recommendation: get(row, "recommendation")?,
+        decision: get(row, "decision")?,
+    })
+}

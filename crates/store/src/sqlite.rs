@@ -1671,3 +1671,79 @@ impl Webhooks for SqliteTx {
         expect_one(result.rows_affected())
     }
 }
+
+#[async_trait]
+impl Reviews for SqliteTx {
+    async fn insert_review(&mut self, r: &ReviewRow, items: &[ReviewItemRow]) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO access_reviews (id, org_id, inactive_days, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.org_id.map(|o| o.to_string()))
+        .bind(r.inactive_days)
+        .bind(micros(r.created_at))
+        .bind(r.created_by.map(|u| u.to_string()))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        for i in items {
+            sqlx::query(
+                "INSERT INTO access_review_items (review_id, user_id, email, last_login_at, roles, recommendation) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.id.to_string())
+            .bind(i.user_id.to_string())
+            .bind(&i.email)
+            .bind(i.last_login_at.map(micros))
+            .bind(json_text(&i.roles)?)
+            .bind(&i.recommendation)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        }
+        Ok(())
+    }
+
+    async fn review(&mut self, id: Uuid) -> StoreResult<Option<(ReviewRow, Vec<ReviewItemRow>)>> {
+        let Some(row) = sqlx::query("SELECT * FROM access_reviews WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let review = review_from_row(&row)?;
+        let rows = sqlx::query("SELECT * FROM access_review_items WHERE review_id = ? ORDER BY email")
+            .bind(id.to_string())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        let items = rows.iter().map(review_item_from_row).collect::<StoreResult<_>>()?;
+        Ok(Some((review, items)))
+    }
+
+    async fn decide(&mut self, id: Uuid, user: UserId, decision: &str) -> StoreResult<()> {
+        let result = sqlx::query("UPDATE access_review_items SET decision = ? WHERE review_id = ? AND user_id = ?")
+            .bind(decision)
+            .bind(id.to_string())
+            .bind(user.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+
+    async fn complete_review(&mut self, id: Uuid, by: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE access_reviews SET completed_at = ?, completed_by = ? WHERE id = ? AND completed_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(by.to_string())
+        .bind(id.to_string())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())
+    }
+}

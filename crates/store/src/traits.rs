@@ -59,7 +59,19 @@ pub trait Store: Send + Sync + 'static {
 /// One transaction with every family of queries.
 #[async_trait]
 pub trait Tx:
-    Users + Orgs + Teams + Credentials + Audit + Settings + Lifecycle + Invitations + Outbox + Metering + Webhooks + Send
+    Users
+    + Orgs
+    + Teams
+    + Credentials
+    + Audit
+    + Settings
+    + Lifecycle
+    + Invitations
+    + Outbox
+    + Metering
+    + Webhooks
+    + Reviews
+    + Send
 {
     /// Makes the changes durable.
     async fn commit(self: Box<Self>) -> StoreResult<()>;
@@ -316,4 +328,13 @@ pub trait Webhooks {
     async fn delivery(&mut self, id: uuid::Uuid) -> StoreResult<Option<DeliveryRow>>;
     /// Queues a delivery again, now.
     async fn redeliver(&mut self, id: uuid::Uuid, now: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// Access reviews.
+#[async_trait]
+pub trait Reviews {
+    async fn insert_review(&mut self, review: &ReviewRow, items: &[ReviewItemRow]) -> StoreResult<()>;
+    async fn review(&mut self, id: uuid::Uuid) -> StoreResult<Option<(ReviewRow, Vec<ReviewItemRow>)>>;
+    async fn decide(&mut self, id: uuid::Uuid, user: UserId, decision: &str) -> StoreResult<()>;
+    async fn complete_review(&mut self, id: uuid::Uuid, by: UserId, at: OffsetDateTime) -> StoreResult<()>;
 }

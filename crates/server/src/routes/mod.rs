@@ -11,6 +11,7 @@ pub mod instance;
 pub mod invitations;
 pub mod lifecycle;
 pub mod orgs;
+pub mod reviews;
 pub mod setup;
 pub mod teams;
 pub mod usage;

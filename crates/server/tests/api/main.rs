@@ -19,6 +19,7 @@ mod nodes;
 mod operations;
 mod orgs;
 mod platform;
+mod reviews;
 mod schedules;
 mod smtp;
 mod state_machine;

@@ -1,0 +1,331 @@
+//! Access reviews: who has access, when they were last seen, a recommendation per person; the
+//! reviewer's decisions are applied on completion. Also as CSV.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus};
+use steward_store::{ReviewItemRow, ReviewRow, UserFilter};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal};
+use crate::state::{AppState, commit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_review))
+        .routes(routes!(get_review))
+        .routes(routes!(decide))
+        .routes(routes!(complete))
+}
+
+/// One person under review.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewItemView {
+    pub user_id: String,
+    pub email: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_login_at: Option<OffsetDateTime>,
+    pub roles: Vec<String>,
+    /// `keep`, `deactivate` or `remove_from_org`.
+    pub recommendation: String,
+    pub decision: Option<String>,
+}
+
+/// A review.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub id: String,
+    pub org_id: Option<String>,
+    pub inactive_days: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<OffsetDateTime>,
+    pub items: Vec<ReviewItemView>,
+}
+
+fn view(r: &ReviewRow, items: &[ReviewItemRow]) -> ReviewView {
+    ReviewView {
+        id: r.id.to_string(),
+        org_id: r.org_id.map(|o| o.to_string()),
+        inactive_days: r.inactive_days,
+        created_at: r.created_at,
+        completed_at: r.completed_at,
+        items: items
+            .iter()
+            .map(|i| ReviewItemView {
+                user_id: i.user_id.to_string(),
+                email: i.email.clone(),
+                last_login_at: i.last_login_at,
+                roles: i.roles.clone(),
+                recommendation: i.recommendation.clone(),
+                decision: i.decision.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// A new review.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReview {
+    /// Review one org's members instead of every active user.
+    pub org_id: Option<String>,
+    /// People not seen for this many days are recommended for removal.
+    pub inactive_days: u32,
+}
+
+/// Starts a review over the active users (or an org's members), with a recommendation each.
+#[utoipa::path(post, path = "/api/v1/access-reviews", tag = "reviews", request_body = NewReview,
+    responses((status = 201, body = ReviewView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn create_review(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewReview>,
+) -> ApiResult<(StatusCode, Json<ReviewView>)> {
+    principal.require(Permission::ReviewsManage)?;
+    if req.inactive_days > 36_500 {
+        return Err(ApiError::invalid("inactive_days", "must be at most 36500"));
+    }
+    let now = state.clock.now();
+    let cutoff = now - time::Duration::days(i64::from(req.inactive_days));
+    let mut tx = state.store.write().await?;
+    let org: Option<OrgId> = match &req.org_id {
+        Some(o) => {
+            let id: OrgId = o.parse().map_err(|_| ApiError::not_found("organization"))?;
+            tx.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
+            Some(id)
+        }
+        None => None,
+    };
+    let review = ReviewRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: org,
+        inactive_days: i64::from(req.inactive_days),
+        created_at: now,
+        created_by: Some(principal.user.id),
+        completed_at: None,
+        completed_by: None,
+    };
+    let stale = |u: &steward_store::UserRow| u.last_login_at.unwrap_or(u.created_at) < cutoff;
+    let mut items = Vec::new();
+    match org {
+        Some(org) => {
+            for m in tx.members(org).await? {
+                if m.dormant || m.status != UserStatus::Active {
+                    continue;
+                }
+                let Some(u) = tx.user(m.user_id).await? else { continue };
+                if u.kind != "person" {
+                    continue;
+                }
+                let recommendation = if stale(&u) && m.role != OrgRole::Owner { "remove_from_org" } else { "keep" };
+                items.push(item(&review, &u, vec![m.role.to_string()], recommendation));
+            }
+        }
+        None => {
+            let mut before = None;
+            loop {
+                let filter = UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
+                let page = tx.list_users(&filter).await?;
+                for u in page.iter().filter(|u| u.kind == "person") {
+                    let mut roles: Vec<String> = u.instance_roles.iter().map(|r| r.to_string()).collect();
+                    for m in tx.memberships_of(u.id).await? {
+                        roles.push(format!("{}:{}", m.org_name, m.role));
+                    }
+                    let recommendation = if stale(u) { "deactivate" } else { "keep" };
+                    items.push(item(&review, u, roles, recommendation));
+                }
+                match page.last() {
+                    Some(last) if page.len() == 500 => before = Some(last.id),
+                    _ => break,
+                }
+            }
+        }
+    }
+    tx.insert_review(&review, &items).await?;
+    let event = AuditDraft::new("review.started", principal.actor(), TargetType::Instance, review.id)
+        .detail(json!({ "org_id": org, "inactive_days": req.inactive_days, "people": items.len() }));
+    commit(tx, vec![event], now).await?;
+    Ok((StatusCode::CREATED, Json(view(&review, &items))))
+}
+
+fn item(review: &ReviewRow, u: &steward_store::UserRow, roles: Vec<String>, recommendation: &str) -> ReviewItemRow {
+    ReviewItemRow {
+        review_id: review.id,
+        user_id: u.id,
+        email: u.email.clone(),
+        last_login_at: u.last_login_at,
+        roles,
+        recommendation: recommendation.into(),
+        decision: None,
+    }
+}
+
+fn csv_field(value: &str) -> String {
+    // Spreadsheets run cells that start like formulas: neutralise them, then quote.
+    let value =
+        if value.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{value}") } else { value.to_owned() };
+    if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
+}
+
+/// Reads a review; as CSV with `Accept: text/csv`.
+#[utoipa::path(get, path = "/api/v1/access-reviews/{id}", tag = "reviews", params(("id" = String, Path)),
+    responses((status = 200, body = ReviewView, description = "JSON, or CSV with `Accept: text/csv`"), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn get_review(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    principal.require(Permission::ReviewsManage)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("review"))?;
+    let mut tx = state.store.read().await?;
+    let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
+    tx.rollback().await?;
+    let wants_csv = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/csv"));
+    if !wants_csv {
+        return Ok(Json(view(&review, &items)).into_response());
+    }
+    let mut csv = String::from("user_id,email,last_login_at,roles,recommendation,decision\r\n");
+    for i in &items {
+        let last = i
+            .last_login_at
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+            .unwrap_or_default();
+        let row = [
+            i.user_id.to_string(),
+            i.email.clone(),
+            last,
+            i.roles.join(" "),
+            i.recommendation.clone(),
+            i.decision.clone().unwrap_or_default(),
+        ];
+        csv.push_str(&row.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(","));
+        csv.push_str("\r\n");
+    }
+    let disposition = format!("attachment; filename=\"access-review-{}.csv\"", review.id);
+    Ok((
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
+        csv,
+    )
+        .into_response())
+}
+
+/// A decision about one person.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    pub user_id: String,
+    /// `keep`, `deactivate` or `remove_from_org` (org reviews).
+    pub decision: String,
+}
+
+/// Records a decision (applied when the review is completed).
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", params(("id" = String, Path)),
+    request_body = Decision,
+    responses((status = 200, body = ReviewView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn decide(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Decision>,
+) -> ApiResult<Json<ReviewView>> {
+    principal.require(Permission::ReviewsManage)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("review"))?;
+    let user: UserId = req.user_id.parse().map_err(|_| ApiError::not_found("person in this review"))?;
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let (review, _) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
+    if review.completed_at.is_some() {
+        return Err(ApiError::conflict("invalid_transition", "the review is completed"));
+    }
+    let allowed: &[&str] = if review.org_id.is_some() { &["keep", "remove_from_org"] } else { &["keep", "deactivate"] };
+    if !allowed.contains(&req.decision.as_str()) {
+        return Err(ApiError::invalid("decision", format!("must be one of: {}", allowed.join(", "))));
+    }
+    tx.decide(id, user, &req.decision).await.map_err(|_| ApiError::not_found("person in this review"))?;
+    let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
+    let event = AuditDraft::new("review.decided", principal.actor(), TargetType::User, user)
+        .in_org_opt(review.org_id)
+        .detail(json!({ "review_id": id, "decision": req.decision }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(view(&review, &items)))
+}
+
+/// Completes a review and applies its decisions: deactivations, removals from the org.
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews", params(("id" = String, Path)),
+    responses((status = 200, body = ReviewView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn complete(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReviewView>> {
+    principal.require(Permission::ReviewsManage)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("review"))?;
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
+    if review.completed_at.is_some() {
+        return Err(ApiError::conflict("invalid_transition", "the review is completed"));
+    }
+    let mut events = Vec::new();
+    let (mut applied, mut skipped) = (0, 0);
+    for i in &items {
+        match (i.decision.as_deref(), review.org_id) {
+            (Some("deactivate"), None) => {
+                let Some(mut user) = tx.user(i.user_id).await? else { continue };
+                let last_admin = user.instance_roles.contains(&steward_core::InstanceRole::system_admin())
+                    && tx.count_users_with_role("system_admin").await? <= 1;
+                if user.status == UserStatus::Deactivated || user.id == principal.user.id || last_admin {
+                    skipped += 1;
+                    continue;
+                }
+                let why = json!({ "review_id": id });
+                events.extend(
+                    crate::service::deactivate_user(tx.as_mut(), &mut user, principal.actor(), None, None, why, now)
+                        .await?,
+                );
+                applied += 1;
+            }
+            (Some("remove_from_org"), Some(org)) => {
+                let member = tx.members(org).await?.into_iter().find(|m| m.user_id == i.user_id);
+                match member {
+                    Some(m) if m.role != OrgRole::Owner => {
+                        tx.end_membership(org, i.user_id, now).await?;
+                        events.push(
+                            AuditDraft::new("org.member_removed", principal.actor(), TargetType::User, i.user_id)
+                                .in_org(org)
+                                .detail(json!({ "role": m.role, "review_id": id })),
+                        );
+                        applied += 1;
+                    }
+                    _ => skipped += 1,
+                }
+            }
+            _ => {}
+        }
+    }
+    tx.complete_review(id, principal.user.id, now).await?;
+    events.push(
+        AuditDraft::new("review.completed", principal.actor(), TargetType::Instance, id)
+            .detail(json!({ "applied": applied, "skipped": skipped })),
+    );
+    let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
+    commit(tx, events, now).await?;
+    Ok(Json(view(&review, &items)))
+}
