@@ -489,12 +489,26 @@ async fn change_license(
         tx.rollback().await?;
         return Ok(before);
     }
+    let clock = state.clock.now();
+    let was = OrgRow { license: before.clone(), ..org.clone() };
+    let was_frozen = crate::routes::usage::frozen_now(tx.as_mut(), &was, clock).await?;
     org.updated_at = now;
     tx.update_org(&org).await?;
-    let event = AuditDraft::new("org.license_changed", principal.actor(), TargetType::Org, org.id)
-        .in_org(org.id)
-        .detail(json!({ "before": before, "after": org.license }));
-    commit(tx, vec![event], now).await?;
+    let is_frozen = crate::routes::usage::frozen_now(tx.as_mut(), &org, clock).await?;
+    let mut events = vec![
+        AuditDraft::new("org.license_changed", principal.actor(), TargetType::Org, org.id)
+            .in_org(org.id)
+            .detail(json!({ "before": before, "after": org.license })),
+    ];
+    if was_frozen != is_frozen {
+        let kind = if is_frozen { "org.frozen" } else { "org.unfrozen" };
+        events.push(
+            AuditDraft::new(kind, principal.actor(), TargetType::Org, org.id)
+                .in_org(org.id)
+                .detail(json!({ "cause": "license" })),
+        );
+    }
+    commit(tx, events, now).await?;
     Ok(org.license)
 }
 

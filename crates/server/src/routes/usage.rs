@@ -222,6 +222,17 @@ async fn consume(
         return Err(ApiError::other(axum::http::StatusCode::PAYMENT_REQUIRED, "quota_exhausted", why));
     };
     metrics::counter!("steward_consume_total", "outcome" => "ok").increment(1);
+    let used_up = |limit: Option<u64>, after: u64, amount: u64| limit.is_some_and(|l| after >= l && after - amount < l);
+    if used_up(request.operations_limit, usage.operations_used, req.operations)
+        || used_up(request.transfer_limit, usage.transfer_used, req.transfer)
+    {
+        // This consume used a consumable up: the org is frozen until the period renews.
+        let tx = state.store.write().await?;
+        let event = AuditDraft::new("org.frozen", Actor::SYSTEM, TargetType::Org, org.id)
+            .in_org(org.id)
+            .detail(json!({ "cause": "consumable_used_up", "period_start": period.start.unix_timestamp() }));
+        commit(tx, vec![event], now).await?;
+    }
     if let Some(l) = request.operations_limit.filter(|l| *l > 0) {
         let after = usage.operations_used;
         let before = after - req.operations;

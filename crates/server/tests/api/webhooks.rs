@@ -148,3 +148,29 @@ async fn endpoints_are_validated_and_only_for_webhook_managers() {
         .await
         .expect_problem(400, "validation_failed");
 }
+
+#[tokio::test]
+async fn freezing_and_unfreezing_an_org_are_announced() {
+    let app = spawn_app().await;
+    let (receiver, url) = Receiver::start(0).await;
+    hook(&app, &url, json!(["org.frozen", "org.unfrozen"])).await;
+    let owner = app.user("owner@frozen.test").await;
+    let org = app
+        .post("/api/v1/orgs", &app.admin, json!({"name": "Icy", "owner_id": owner, "license": {"operations": 3}}))
+        .await
+        .expect(201);
+    let org = org["id"].as_str().unwrap();
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 2})).await.expect(200);
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 1})).await.expect(200);
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 10})).await.expect(200);
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 0})).await.expect(200);
+    let got = receiver.wait_for(3, Duration::from_secs(5)).await;
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap()["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kinds, vec!["org.frozen", "org.unfrozen", "org.frozen"]);
+    let first: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(first["data"]["org_id"], org);
+    assert_eq!(first["data"]["cause"], "consumable_used_up");
+}
