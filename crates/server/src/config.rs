@@ -77,6 +77,9 @@ pub struct Config {
     pub lease_factor: u64,
     /// Unused leased operations go back to the budget after this many milliseconds.
     pub lease_ttl_ms: u64,
+    /// Seconds a node holds a webhook delivery it is sending; another node retries after that
+    /// if the first one died.
+    pub webhook_lease_secs: u64,
 }
 
 impl Default for Config {
@@ -103,6 +106,7 @@ impl Default for Config {
             lease_slice: 0,
             lease_factor: 20,
             lease_ttl_ms: 2000,
+            webhook_lease_secs: 60,
         }
     }
 }

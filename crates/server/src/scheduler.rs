@@ -1,4 +1,5 @@
-//! Scheduled lifecycle: deactivations that fall due, and the `dormant_after_days` policy. Each
+//! Scheduled lifecycle: deactivations that fall due, the `dormant_after_days` policy, and
+//! announcing orgs frozen by an expired license. Each
 //! pass runs in one write transaction, which serializes it with every other node's.
 
 use std::time::Duration;
@@ -40,6 +41,16 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
         events.extend(drafts);
         done += 1;
+    }
+    // A license that ran out freezes its org: announce it once per expiry.
+    for org in tx.newly_expired_orgs(now, 100).await? {
+        let Some(expired) = org.license.expires_at else { continue };
+        tx.announce_expiry(org.id, expired).await?;
+        events.push(
+            steward_core::AuditDraft::new("org.frozen", Actor::SYSTEM, steward_core::TargetType::Org, org.id)
+                .in_org(org.id)
+                .detail(json!({ "cause": "license_expired", "expires_at": expired.unix_timestamp() })),
+        );
     }
     if events.is_empty() {
         tx.rollback().await?;

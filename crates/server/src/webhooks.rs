@@ -86,14 +86,16 @@ pub async fn enqueue(tx: &mut dyn Tx, events: &[AuditDraft], now: OffsetDateTime
             }
             let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
             let payload = json!({ "type": kind, "timestamp": timestamp, "data": data }).to_string();
+            // Deliveries run on the wall clock, whatever instant the event carries.
+            let sent_from = OffsetDateTime::now_utc();
             tx.enqueue_delivery(&DeliveryRow {
                 id: uuid::Uuid::now_v7(),
                 webhook_id: hook.id,
                 event_type: kind.to_owned(),
                 payload,
-                created_at: now,
+                created_at: sent_from,
                 attempts: 0,
-                next_attempt_at: now,
+                next_attempt_at: sent_from,
                 delivered_at: None,
                 failed_at: None,
                 last_status: None,
@@ -177,7 +179,8 @@ pub fn backoff(attempts: i64) -> i64 {
 pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::Result<usize> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let due = tx.claim_deliveries(now, now + time::Duration::minutes(2), 20).await?;
+    let lease = time::Duration::seconds(state.config.webhook_lease_secs.clamp(1, 3600) as i64);
+    let due = tx.claim_deliveries(now, now + lease, 20).await?;
     let hooks = tx.webhooks().await?;
     tx.commit().await?;
     let (settings, _) = {

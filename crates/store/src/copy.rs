@@ -28,6 +28,11 @@ const TABLES: &[&str] = &[
     "usage_periods",
     "usage_alerts",
     "assets",
+    "webhooks",
+    "webhook_deliveries",
+    "access_reviews",
+    "access_review_items",
+    "expiry_announcements",
 ];
 
 fn backend(e: sqlx::Error) -> StoreError {

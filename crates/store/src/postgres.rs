@@ -425,7 +425,7 @@ impl Orgs for PgTx {
     async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
-             updated_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             updated_at, version, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(o.id.to_string())
         .bind(&o.name)
@@ -438,6 +438,7 @@ impl Orgs for PgTx {
         .bind(micros(o.created_at))
         .bind(micros(o.updated_at))
         .bind(o.version)
+        .bind(o.license.expires_at.map(micros))
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
@@ -479,7 +480,7 @@ impl Orgs for PgTx {
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
         let result = sqlx::query(
             "UPDATE orgs SET name = $1, external_id = $2, owner_id = $3, state = $4, timezone = $5, country = $6, \
-             license = $7, updated_at = $8, version = version + 1 WHERE id = $9 AND version = $10",
+             license = $7, updated_at = $8, expires_at = $9, version = version + 1 WHERE id = $10 AND version = $11",
         )
         .bind(&o.name)
         .bind(&o.external_id)
@@ -489,12 +490,40 @@ impl Orgs for PgTx {
         .bind(&o.country)
         .bind(license_to(&o.license)?)
         .bind(micros(o.updated_at))
+        .bind(o.license.expires_at.map(micros))
         .bind(o.id.to_string())
         .bind(o.version)
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
+    }
+
+    async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
+        let rows = sqlx::query(
+            "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= $1 AND o.state <> 'purged' \
+             AND NOT EXISTS (SELECT 1 FROM expiry_announcements a WHERE a.org_id = o.id AND a.expires_at = o.expires_at) \
+             ORDER BY o.expires_at LIMIT $2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO expiry_announcements (org_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (org_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(org.to_string())
+        .bind(micros(expires_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {

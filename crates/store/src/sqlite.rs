@@ -366,7 +366,7 @@ impl Orgs for SqliteTx {
     async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
-             updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_at, version, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(o.id.to_string())
         .bind(&o.name)
@@ -379,6 +379,7 @@ impl Orgs for SqliteTx {
         .bind(micros(o.created_at))
         .bind(micros(o.updated_at))
         .bind(o.version)
+        .bind(o.license.expires_at.map(micros))
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
@@ -420,7 +421,7 @@ impl Orgs for SqliteTx {
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
         let result = sqlx::query(
             "UPDATE orgs SET name = ?, external_id = ?, owner_id = ?, state = ?, timezone = ?, country = ?, \
-             license = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+             license = ?, updated_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
         )
         .bind(&o.name)
         .bind(&o.external_id)
@@ -430,12 +431,40 @@ impl Orgs for SqliteTx {
         .bind(&o.country)
         .bind(license_to(&o.license)?)
         .bind(micros(o.updated_at))
+        .bind(o.license.expires_at.map(micros))
         .bind(o.id.to_string())
         .bind(o.version)
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
+    }
+
+    async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
+        let rows = sqlx::query(
+            "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= ? AND o.state <> 'purged' \
+             AND NOT EXISTS (SELECT 1 FROM expiry_announcements a WHERE a.org_id = o.id AND a.expires_at = o.expires_at) \
+             ORDER BY o.expires_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO expiry_announcements (org_id, expires_at) VALUES (?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET expires_at = excluded.expires_at",
+        )
+        .bind(org.to_string())
+        .bind(micros(expires_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {

@@ -106,6 +106,10 @@ pub trait Orgs {
     /// Writes every column of `org` and bumps its version, if it is still at `org.version`.
     async fn update_org(&mut self, org: &OrgRow) -> StoreResult<()>;
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
+    /// Orgs whose license expired by `now` and whose expiry was not announced yet.
+    async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>>;
+    /// Records that the expiry at `expires_at` was announced.
+    async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()>;
     /// A page of current members in user id order, after `after`.
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>>;
     async fn insert_membership(

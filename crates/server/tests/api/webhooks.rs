@@ -174,3 +174,135 @@ async fn freezing_and_unfreezing_an_org_are_announced() {
     assert_eq!(first["data"]["org_id"], org);
     assert_eq!(first["data"]["cause"], "consumable_used_up");
 }
+
+/// A node killed with SIGKILL while it sends a delivery: the next node sends it again.
+#[tokio::test]
+async fn a_delivery_in_flight_survives_a_kill_9() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("steward.db").display());
+    let hang = Arc::new(Mutex::new(true));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let app = {
+        let (hang, seen) = (hang.clone(), seen.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap| {
+                let (hang, seen) = (hang.clone(), seen.clone());
+                async move {
+                    seen.lock().unwrap().push(headers["webhook-id"].to_str().unwrap().to_owned());
+                    let stall = *hang.lock().unwrap();
+                    if stall {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let start = |port: u16| {
+        Command::new(env!("CARGO_BIN_EXE_steward"))
+            .arg("serve")
+            .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("STEWARD_DATABASE_URL", &db)
+            .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", crate::helpers::ADMIN_EMAIL)
+            .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", crate::helpers::PASSWORD)
+            .env("STEWARD_WEBHOOK_LEASE_SECS", "2")
+            .env("STEWARD_OUTBOX_POLL_MS", "100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let ready = |client: reqwest::Client, base: String| async move {
+        for _ in 0..300 {
+            if client.get(format!("{base}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("not ready");
+    };
+    let mut first = start(port);
+    ready(client.clone(), base.clone()).await;
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let created = client
+        .post(format!("{base}/api/v1/webhooks"))
+        .bearer_auth(&token)
+        .json(&json!({"url": url, "events": ["user.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let r = client
+        .post(format!("{base}/api/v1/users"))
+        .bearer_auth(&token)
+        .json(&json!({"email": "k@kill.test", "name": "K"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    for _ in 0..100 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1, "the delivery is in flight");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    *hang.lock().unwrap() = false;
+    let mut second = start(port);
+    ready(client.clone(), base.clone()).await;
+    for _ in 0..200 {
+        if seen.lock().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ids = seen.lock().unwrap().clone();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(ids.len() >= 2, "the restarted node sent the delivery again");
+    assert_eq!(ids[0], ids[1], "the same delivery, not lost");
+}
+
+#[tokio::test]
+async fn an_expiring_license_is_announced_once_when_its_time_comes() {
+    let app = spawn_app().await;
+    let (receiver, url) = Receiver::start(0).await;
+    hook(&app, &url, json!(["org.frozen"])).await;
+    let owner = app.user("owner@expiry.test").await;
+    let at = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let org = app
+        .post("/api/v1/orgs", &app.admin, json!({"name": "Expiring", "owner_id": owner, "license": {"expires_at": at}}))
+        .await
+        .expect(201);
+    assert_eq!(org["frozen"], false);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(receiver.got.lock().unwrap().is_empty());
+    app.state.clock.advance(time::Duration::days(4));
+    let got = receiver.wait_for(1, Duration::from_secs(6)).await;
+    let body: Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!(body["data"]["cause"], "license_expired");
+    assert_eq!(body["data"]["org_id"], org["id"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(receiver.got.lock().unwrap().len(), 1, "announced once");
+}
