@@ -98,7 +98,8 @@ pub async fn enqueue(
         body: body.into(),
         created_at: now,
         attempts: 0,
-        next_attempt_at: now,
+        // Delivery runs on the wall clock, whatever instant the cause carries.
+        next_attempt_at: now.min(OffsetDateTime::now_utc()),
         sent_at: None,
         dropped_at: None,
         last_error: None,

@@ -52,10 +52,14 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
                 .detail(json!({ "cause": "license_expired", "expires_at": expired.unix_timestamp() })),
         );
     }
+    if let Some(days) = settings.policies.review_interval_days {
+        events.extend(remind_reviews(tx.as_mut(), &settings, days, now).await?);
+    }
     if events.is_empty() {
         tx.rollback().await?;
     } else {
         commit(tx, events, now).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+        state.outbox_wake.notify_one();
     }
     Ok(done)
 }
@@ -68,4 +72,67 @@ pub async fn run(state: AppState, every: Duration) {
         }
         tokio::time::sleep(every).await;
     }
+}
+
+/// When no access review was started (or reminded of) for `days`, emails every instance admin
+/// who may run one. The reminder's own audit event marks when it was sent.
+async fn remind_reviews(
+    tx: &mut dyn steward_store::Tx,
+    settings: &crate::settings::InstanceSettings,
+    days: u32,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Vec<steward_core::AuditDraft>> {
+    use steward_store::AuditFilter;
+    let mut last = None;
+    for kind in ["review.started", "review.reminder_sent"] {
+        let filter = AuditFilter { kind: Some(kind.into()), limit: 1, ..Default::default() };
+        if let Some(e) = tx.list_audit(&filter).await?.first() {
+            last = last.max(Some(e.at));
+        }
+    }
+    let since = match last {
+        Some(at) => at,
+        // Never reviewed: count from the instance's first event.
+        None => match tx.audit_chain(0, 1).await?.first() {
+            Some(e) => e.at,
+            None => return Ok(vec![]),
+        },
+    };
+    if now - since < time::Duration::days(i64::from(days)) {
+        return Ok(vec![]);
+    }
+    let mut reminded = 0;
+    let mut before = None;
+    loop {
+        let filter =
+            steward_store::UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
+        let page = tx.list_users(&filter).await?;
+        for user in &page {
+            let perms = steward_core::roles::permissions_of(&user.instance_roles);
+            if !perms.contains(&steward_core::Permission::ReviewsManage) {
+                continue;
+            }
+            let body = format!(
+                "Hello {},\n\nNo access review of {} has been started for {days} days. Review who still needs access:\nPOST /api/v1/access-reviews\n",
+                user.name, settings.name
+            );
+            let sent = crate::mail::enqueue(tx, user, "security", "An access review is due", body, now)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            reminded += usize::from(sent);
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => break,
+        }
+    }
+    Ok(vec![
+        steward_core::AuditDraft::new(
+            "review.reminder_sent",
+            Actor::SYSTEM,
+            steward_core::TargetType::Instance,
+            "instance",
+        )
+        .detail(json!({ "interval_days": days, "admins_reminded": reminded })),
+    ])
 }

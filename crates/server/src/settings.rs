@@ -33,7 +33,8 @@ pub struct Policies {
     pub session_hours: u32,
     /// Email a user when an administrator signs in as them.
     pub impersonation_notice: bool,
-    /// Days between access reviews; null: no schedule.
+    /// Days between access reviews (default 90); instance admins are reminded when one is due.
+    /// Null: no reminders.
     pub review_interval_days: Option<u32>,
     /// Days a deprovisioned org is kept before it may be purged.
     pub purge_after_days: u32,
@@ -50,7 +51,7 @@ impl Default for Policies {
             dormant_after_days: None,
             session_hours: 12,
             impersonation_notice: true,
-            review_interval_days: None,
+            review_interval_days: Some(90),
             purge_after_days: 30,
             audit_retention_days: None,
             webhook_deny_private: false,

@@ -79,3 +79,20 @@ async fn an_org_review_removes_members_who_were_not_seen_but_never_the_owner() {
     let ids: Vec<&str> = members["items"].as_array().unwrap().iter().map(|m| m["user_id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![owner.as_str()], "the member left; the owner stayed");
 }
+
+#[tokio::test]
+async fn instance_admins_are_reminded_when_a_review_is_due() {
+    let (sink, url) = crate::smtp::SmtpSink::start().await;
+    let app = crate::helpers::spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
+    let s = app.get("/api/v1/instance", &app.admin).await.expect(200);
+    assert_eq!(s["policies"]["review_interval_days"], 90, "reviews are due every 90 days by default");
+    app.user("not-an-admin@review.test").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(sink.to(crate::helpers::ADMIN_EMAIL).is_empty());
+    app.state.clock.advance(time::Duration::days(91));
+    let mails = sink.wait_for(crate::helpers::ADMIN_EMAIL, 1).await;
+    assert_eq!(mails[0].subject(), "An access review is due");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(sink.to(crate::helpers::ADMIN_EMAIL).len(), 1, "once per interval");
+    assert!(sink.to("not-an-admin@review.test").is_empty());
+}
