@@ -58,6 +58,11 @@ enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Bulk work on users of a running Steward.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Work with organizations.
     Orgs {
         #[command(subcommand)]
@@ -66,7 +71,41 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum UsersCommand {
+    /// Create users from a CSV file (email,name[,password][,org_external_id][,role]) on a running
+    /// Steward (STEWARD_URL, STEWARD_TOKEN); existing users are skipped.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Deactivate the active users not seen for N days, on a running Steward.
+    Deactivate {
+        #[arg(long)]
+        inactive_days: u32,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum OrgsCommand {
+    /// Deprovision the org with this external id, on a running Steward.
+    Deprovision {
+        #[arg(long)]
+        external_id: String,
+        #[arg(long, default_value = "deprovisioned from the command line")]
+        reason: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Restore the org with this external id, on a running Steward.
+    Restore {
+        #[arg(long)]
+        external_id: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Write an org's export bundle (JSON), streamed.
     Export {
         /// The org's id.
@@ -103,6 +142,11 @@ enum AuditCommand {
         /// Archive files to check first, oldest first; the database then continues from them.
         #[arg(long)]
         archive: Vec<PathBuf>,
+    },
+    /// Write the audit log of a running Steward (STEWARD_URL, STEWARD_TOKEN) as JSON lines.
+    Export {
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Move events older than the policy `audit_retention_days` to a file, keeping the anchor.
     Archive {
@@ -305,6 +349,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let check = target.verify_audit().await?;
             anyhow::ensure!(check.first_bad_seq().is_none(), "the copied audit chain does not verify");
             println!("moved; the audit chain verifies on the target ({} events)", check.checked());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Users { command: UsersCommand::Import { file, dry_run } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let summary = steward::remote::Remote::from_env()?.import_users(&text, dry_run).await?;
+            Ok(summary.finish(if dry_run { "to import" } else { "imported" }))
+        }
+        Command::Users { command: UsersCommand::Deactivate { inactive_days, dry_run } } => {
+            let summary = steward::remote::Remote::from_env()?.deactivate_inactive(inactive_days, dry_run).await?;
+            Ok(summary.finish(if dry_run { "to deactivate" } else { "deactivated" }))
+        }
+        Command::Orgs { command: OrgsCommand::Deprovision { external_id, reason, dry_run } } => {
+            let summary =
+                steward::remote::Remote::from_env()?.org_lifecycle(&external_id, false, &reason, dry_run).await?;
+            Ok(summary.finish(if dry_run { "planned" } else { "deprovisioned" }))
+        }
+        Command::Orgs { command: OrgsCommand::Restore { external_id, dry_run } } => {
+            let summary = steward::remote::Remote::from_env()?.org_lifecycle(&external_id, true, "", dry_run).await?;
+            Ok(summary.finish("restored"))
+        }
+        Command::Audit { command: AuditCommand::Export { output } } => {
+            let remote = steward::remote::Remote::from_env()?;
+            let mut out: Box<dyn std::io::Write> = match output {
+                Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(&path)?)),
+                None => Box::new(std::io::stdout()),
+            };
+            let summary = remote.export_audit(out.as_mut()).await?;
+            out.flush()?;
+            eprintln!("{} events exported", summary.done);
             Ok(ExitCode::SUCCESS)
         }
         Command::Openapi => {

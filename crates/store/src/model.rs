@@ -66,6 +66,8 @@ pub struct OrgRow {
 pub struct OrgFilter {
     /// Only orgs where this user has a current, non-dormant membership.
     pub member: Option<UserId>,
+    /// Only the org with this external id.
+    pub external_id: Option<String>,
     pub before: Option<OrgId>,
     pub limit: u32,
 }

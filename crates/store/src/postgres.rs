@@ -462,6 +462,9 @@ impl Orgs for PgTx {
                  AND m.ended_at IS NULL AND NOT m.dormant)",
             );
         }
+        if f.external_id.is_some() {
+            sql.push_str(" AND o.external_id = ?");
+        }
         if f.before.is_some() {
             sql.push_str(" AND o.id < ?");
         }
@@ -469,6 +472,9 @@ impl Orgs for PgTx {
         let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
         if let Some(m) = f.member {
             query = query.bind(m.to_string());
+        }
+        if let Some(e) = &f.external_id {
+            query = query.bind(e.clone());
         }
         if let Some(b) = f.before {
             query = query.bind(b.to_string());

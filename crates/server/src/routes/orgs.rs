@@ -106,17 +106,32 @@ pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> ApiResult<Rules> {
     Ok(Rules { id: org.id, owner_id: org.owner_id, members })
 }
 
+/// Filters of the org list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct OrgQuery {
+    /// Only the org with this external id.
+    pub external_id: Option<String>,
+    /// 1 to 500 (default 50).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// Lists orgs: all of them for instance admins, the caller's own for everyone else.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(Page),
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(OrgQuery),
     responses((status = 200, body = OrgList), (status = 401, body = Problem)))]
 async fn list_orgs(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> ApiResult<Json<OrgList>> {
+    let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
     let filter = OrgFilter {
         member: (!principal.has(Permission::OrgsRead)).then_some(principal.user.id),
+        external_id: q.external_id,
         before: page.cursor()?,
         limit: limit + 1,
     };

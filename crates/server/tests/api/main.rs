@@ -5,6 +5,7 @@
 mod audit;
 mod auth;
 mod bad_input;
+mod bulk_cli;
 mod cli;
 mod deprovision;
 mod email;
