@@ -181,6 +181,10 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::
     let mut tx = state.store.write().await?;
     let lease = time::Duration::seconds(state.config.webhook_lease_secs.clamp(1, 3600) as i64);
     let due = tx.claim_deliveries(now, now + lease, 20).await?;
+    if due.is_empty() {
+        tx.rollback().await?;
+        return Ok(0);
+    }
     let hooks = tx.webhooks().await?;
     tx.commit().await?;
     let (settings, _) = {

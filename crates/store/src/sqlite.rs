@@ -65,11 +65,6 @@ impl SqliteStore {
             .map_err(backend)?;
         Ok(())
     }
-
-    /// Applies migrations only.
-    pub async fn migrate(url: &str) -> StoreResult<()> {
-        Self::open(url, true).await.map(|_| ())
-    }
 }
 
 #[async_trait]
