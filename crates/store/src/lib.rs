@@ -7,12 +7,14 @@
 pub mod copy;
 mod model;
 mod postgres;
+pub mod query;
 mod rows;
 mod sqlite;
 mod traits;
 
 pub use model::*;
 pub use postgres::PgStore;
+pub use query::{Cond, GroupField, Lit, Op, ScimQuery, UserField};
 pub use sqlite::SqliteStore;
 pub use traits::*;
 
@@ -39,6 +41,8 @@ pub enum Constraint {
     ExternalIdTaken,
     /// Another team of the org has this name.
     TeamNameTaken,
+    /// Another user has this `userName` (or it is another user's email).
+    UserNameTaken,
     /// The org already has an owner.
     OwnerTaken,
     /// The user already has a current membership.

@@ -344,3 +344,40 @@ pub struct ReviewItemRow {
     pub recommendation: String,
     pub decision: Option<String>,
 }
+
+/// What Steward keeps of a user provisioned through SCIM, beyond the user row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimUserRow {
+    pub user_id: UserId,
+    /// The `userName` as the identity provider wrote it; `None` means the email.
+    pub user_name: Option<String>,
+    pub external_id: Option<String>,
+    /// The SCIM attributes kept as sent (name, displayName, emails, …).
+    pub attrs: serde_json::Value,
+    /// Set by `DELETE /Users/{id}`: the user is deactivated and no longer seen through SCIM.
+    pub hidden_at: Option<OffsetDateTime>,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A team as SCIM sees it: with its org's name and external id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimGroupRow {
+    pub team: TeamRow,
+    pub org_name: String,
+    pub external_id: Option<String>,
+}
+
+/// A SCIM bearer token; the secret is kept only as a digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScimTokenRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub token_hash: String,
+    /// The org the token is bound to: its Groups are that org's teams and its Users its members.
+    pub org_id: Option<OrgId>,
+    /// The service user SCIM changes are attributed to.
+    pub service_user_id: UserId,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}

@@ -420,3 +420,39 @@ pub(crate) fn review_item_from_row(row: &impl DbRow) -> StoreResult<ReviewItemRo
         decision: get(row, "decision")?,
     })
 }
+
+pub(crate) fn scim_user_from_row(row: &impl DbRow) -> StoreResult<Option<ScimUserRow>> {
+    let Some(id) = get::<Option<String>>(row, "s_user_id")? else { return Ok(None) };
+    Ok(Some(ScimUserRow {
+        user_id: parse(&id, "user id")?,
+        user_name: get(row, "scim_user_name")?,
+        external_id: get(row, "s_external_id")?,
+        attrs: serde_json::from_str(&get::<String>(row, "s_attrs")?)
+            .map_err(|e| StoreError::Corrupt(format!("scim attrs: {e}")))?,
+        hidden_at: opt_micros(get(row, "s_hidden_at")?)?,
+        updated_at: from_micros(get(row, "s_updated_at")?)?,
+    }))
+}
+
+pub(crate) fn scim_group_from_row(row: &impl DbRow) -> StoreResult<ScimGroupRow> {
+    Ok(ScimGroupRow {
+        team: team_from_row(row)?,
+        org_name: get(row, "org_name")?,
+        external_id: get(row, "g_external_id")?,
+    })
+}
+
+pub(crate) fn scim_token_from_row(row: &impl DbRow) -> StoreResult<ScimTokenRow> {
+    let org: Option<String> = get(row, "org_id")?;
+    let by: Option<String> = get(row, "created_by")?;
+    Ok(ScimTokenRow {
+        id: parse(&get::<String>(row, "id")?, "token id")?,
+        name: get(row, "name")?,
+        token_hash: get(row, "token_hash")?,
+        org_id: org.map(|o| parse(&o, "org id")).transpose()?,
+        service_user_id: parse(&get::<String>(row, "service_user_id")?, "user id")?,
+        created_by: by.map(|b| parse(&b, "user id")).transpose()?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        revoked_at: opt_micros(get(row, "revoked_at")?)?,
+    })
+}

@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use crate::StoreResult;
 use crate::model::*;
+use crate::query::{GroupField, ScimQuery, UserField};
 
 /// A database: hands out transactions and answers readiness.
 #[async_trait]
@@ -71,6 +72,7 @@ pub trait Tx:
     + Metering
     + Webhooks
     + Reviews
+    + Scim
     + Send
 {
     /// Makes the changes durable.
@@ -341,4 +343,38 @@ pub trait Reviews {
     async fn review(&mut self, id: uuid::Uuid) -> StoreResult<Option<(ReviewRow, Vec<ReviewItemRow>)>>;
     async fn decide(&mut self, id: uuid::Uuid, user: UserId, decision: &str) -> StoreResult<()>;
     async fn complete_review(&mut self, id: uuid::Uuid, by: UserId, at: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// SCIM: users and groups queried by filter, what SCIM keeps beside them, and SCIM tokens.
+#[async_trait]
+pub trait Scim {
+    /// A page of the users a SCIM client sees (not hidden, not anonymized), and how many match.
+    async fn scim_users(
+        &mut self,
+        query: &ScimQuery<UserField>,
+    ) -> StoreResult<(u64, Vec<(UserRow, Option<ScimUserRow>)>)>;
+    /// A user with what SCIM keeps of it, hidden or not.
+    async fn scim_user(&mut self, id: UserId) -> StoreResult<Option<(UserRow, Option<ScimUserRow>)>>;
+    /// The user whose `userName` (or, without one, email) has this case-insensitive key.
+    async fn user_by_user_name_key(&mut self, key: &str) -> StoreResult<Option<UserRow>>;
+    /// Writes what SCIM keeps of a user, and its `userName`.
+    async fn put_scim_user(&mut self, row: &ScimUserRow) -> StoreResult<()>;
+    /// Records that the user gave up an email, so that nobody else ever takes it.
+    async fn retire_email(&mut self, user: UserId, email_key: &str, at: OffsetDateTime) -> StoreResult<()>;
+    /// The user who once held an email key they gave up, and drops that record when it is
+    /// `reclaimer` taking it back.
+    async fn retired_email_holder(&mut self, email_key: &str, reclaimer: Option<UserId>)
+    -> StoreResult<Option<UserId>>;
+    /// A page of the groups (teams) a SCIM client sees, and how many match.
+    async fn scim_groups(&mut self, query: &ScimQuery<GroupField>) -> StoreResult<(u64, Vec<ScimGroupRow>)>;
+    /// A team as SCIM sees it, unless archived.
+    async fn scim_group(&mut self, id: TeamId) -> StoreResult<Option<ScimGroupRow>>;
+    async fn put_scim_group(&mut self, team: TeamId, external_id: Option<&str>, at: OffsetDateTime) -> StoreResult<()>;
+    /// Archives a team: its memberships end (kept as history) and its name is free again.
+    async fn archive_team(&mut self, team: TeamId, at: OffsetDateTime) -> StoreResult<()>;
+    async fn insert_scim_token(&mut self, token: &ScimTokenRow) -> StoreResult<()>;
+    async fn scim_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ScimTokenRow>>;
+    /// Tokens not revoked, newest first.
+    async fn scim_tokens(&mut self) -> StoreResult<Vec<ScimTokenRow>>;
+    async fn revoke_scim_token(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<bool>;
 }
