@@ -89,7 +89,10 @@ const NAME_SUBS: &[Attr] = &[
 ];
 
 const EMAIL_SUBS: &[Attr] = &[
-    attr("value", Type::String, "The email address; the primary one is the user's Steward email."),
+    Attr {
+        required: true,
+        ..attr("value", Type::String, "The email address; the primary one is the user's Steward email.")
+    },
     Attr { canonical: &["work", "home", "other"], ..attr("type", Type::String, "The kind of address.") },
     attr("primary", Type::Boolean, "Whether this is the primary address."),
 ];
@@ -115,7 +118,14 @@ pub const USER_ATTRS: &[Attr] = &[
             "Email addresses; Steward keeps the primary one (or the first) as the user's email.",
         )
     },
-    attr("active", Type::Boolean, "false deactivates the user (sessions end at once); true reactivates."),
+    Attr {
+        required: true,
+        ..attr(
+            "active",
+            Type::Boolean,
+            "false deactivates the user (sessions end at once); true reactivates. Taken as true when left out.",
+        )
+    },
     Attr {
         case_exact: true,
         mutability: Mutability::WriteOnly,

@@ -53,7 +53,8 @@ use crate::state::AppState;
         (name = "assets", description = "What the product keeps for an org, held to its license"),
         (name = "data", description = "Export of an org and erasure"),
         (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
-        (name = "reviews", description = "Access reviews")
+        (name = "reviews", description = "Access reviews"),
+        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2")
     )
 )]
 struct ApiDoc;
@@ -90,6 +91,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::erasure::router())
         .merge(routes::hooks::router())
         .merge(routes::reviews::router())
+        .merge(routes::scim_tokens::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.
@@ -131,6 +133,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("resource") }))
+        .nest("/scim/v2", crate::scim::router())
         .merge(routes::health::router())
         .merge(routes::setup::router())
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))

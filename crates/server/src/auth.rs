@@ -25,6 +25,8 @@ pub enum SecretKind {
     ApiToken,
     /// A one-time setup link.
     Setup,
+    /// A SCIM client's bearer token.
+    Scim,
 }
 
 impl SecretKind {
@@ -33,12 +35,13 @@ impl SecretKind {
             SecretKind::Session => "stw_s_",
             SecretKind::ApiToken => "stw_t_",
             SecretKind::Setup => "stw_setup_",
+            SecretKind::Scim => "stw_scim_",
         }
     }
 
     /// Which kind a presented secret claims to be.
     pub fn of(secret: &str) -> Option<SecretKind> {
-        [SecretKind::Session, SecretKind::ApiToken, SecretKind::Setup]
+        [SecretKind::Session, SecretKind::ApiToken, SecretKind::Setup, SecretKind::Scim]
             .into_iter()
             .find(|k| secret.starts_with(k.prefix()))
     }

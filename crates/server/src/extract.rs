@@ -236,7 +236,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
             }
             (t.user_id, Credential::ApiToken(t.id), t.expires_at)
         }
-        SecretKind::Setup => return Err(invalid()),
+        SecretKind::Setup | SecretKind::Scim => return Err(invalid()),
     };
     let user = tx.user(user_id).await?.ok_or_else(invalid)?;
     tx.rollback().await?;

@@ -12,6 +12,7 @@ pub mod remote;
 pub mod routes;
 pub mod scheduler;
 pub mod schema;
+pub mod scim;
 pub mod service;
 pub mod settings;
 pub mod state;

@@ -250,3 +250,50 @@ pub async fn deactivate_user(
     events.push(event);
     Ok(events)
 }
+
+/// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
+/// they were, and orgs the placeholder owner still holds from the deactivation are handed back.
+pub async fn reactivate_user(
+    tx: &mut dyn Tx,
+    user: &mut UserRow,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<AuditDraft>> {
+    use steward_core::lifecycle::{UserAction, transition};
+    let next = transition(user.status, UserAction::Reactivate, user.password_hash.is_some())?;
+    tx.set_memberships_dormant(user.id, false).await?;
+    let mut events = Vec::new();
+    let mut returned = Vec::new();
+    for h in tx.open_handovers_from(user.id).await? {
+        if h.returnable
+            && let Some(mut org) = tx.org(h.org_id).await?
+            && org.owner_id == h.to_user_id
+        {
+            let current = tx.members(org.id).await?;
+            if current.iter().any(|m| m.user_id == user.id) {
+                // The placeholder leaves; the user is owner again.
+                tx.end_membership(org.id, h.to_user_id, now).await?;
+                tx.set_membership_role(org.id, user.id, OrgRole::Owner).await?;
+                org.owner_id = user.id;
+                org.updated_at = now;
+                tx.update_org(&org).await?;
+                events.push(
+                    AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
+                        .in_org(org.id)
+                        .detail(json!({ "from": h.to_user_id, "to": user.id, "reason": "reactivation" })),
+                );
+                returned.push(org.id);
+            }
+        }
+        tx.close_handover(h.id, now).await?;
+    }
+    user.status = next;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    events.push(
+        AuditDraft::new("user.reactivated", actor, TargetType::User, user.id)
+            .detail(json!({ "to": next, "orgs_returned": returned })),
+    );
+    Ok(events)
+}

@@ -2017,6 +2017,15 @@ impl Scim for PgTx {
         Ok(())
     }
 
+    async fn orgs_named(&mut self, name: &str) -> StoreResult<Vec<OrgRow>> {
+        let rows = sqlx::query("SELECT * FROM orgs WHERE lower(name) = $1 AND state <> 'purged' ORDER BY id LIMIT 2")
+            .bind(name.to_lowercase())
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(org_from_row).collect()
+    }
+
     async fn insert_scim_token(&mut self, t: &ScimTokenRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO scim_tokens (id, name, token_hash, org_id, service_user_id, created_by, created_at, revoked_at) \

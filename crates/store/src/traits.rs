@@ -372,6 +372,8 @@ pub trait Scim {
     async fn put_scim_group(&mut self, team: TeamId, external_id: Option<&str>, at: OffsetDateTime) -> StoreResult<()>;
     /// Archives a team: its memberships end (kept as history) and its name is free again.
     async fn archive_team(&mut self, team: TeamId, at: OffsetDateTime) -> StoreResult<()>;
+    /// Orgs (not purged) whose name is this, ignoring case; at most two, to tell ambiguity.
+    async fn orgs_named(&mut self, name: &str) -> StoreResult<Vec<OrgRow>>;
     async fn insert_scim_token(&mut self, token: &ScimTokenRow) -> StoreResult<()>;
     async fn scim_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ScimTokenRow>>;
     /// Tokens not revoked, newest first.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, UserAction, transition};
-use steward_core::{AuditDraft, InstanceRole, OrgRole, Permission, SessionId, TargetType, UserId, UserStatus};
+use steward_core::{AuditDraft, InstanceRole, Permission, SessionId, TargetType, UserId, UserStatus};
 use steward_store::{AuditFilter, SessionRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
@@ -148,41 +148,7 @@ async fn reactivate(
     let actor = principal.actor();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
-    let next = transition(user.status, UserAction::Reactivate, user.password_hash.is_some())?;
-    tx.set_memberships_dormant(user.id, false).await?;
-    let mut events = Vec::new();
-    let mut returned = Vec::new();
-    for h in tx.open_handovers_from(user.id).await? {
-        if h.returnable
-            && let Some(mut org) = tx.org(h.org_id).await?
-            && org.owner_id == h.to_user_id
-        {
-            let current = tx.members(org.id).await?;
-            if current.iter().any(|m| m.user_id == user.id) {
-                // The placeholder leaves; the user is owner again.
-                tx.end_membership(org.id, h.to_user_id, now).await?;
-                tx.set_membership_role(org.id, user.id, OrgRole::Owner).await?;
-                org.owner_id = user.id;
-                org.updated_at = now;
-                tx.update_org(&org).await?;
-                events.push(
-                    AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
-                        .in_org(org.id)
-                        .detail(json!({ "from": h.to_user_id, "to": user.id, "reason": "reactivation" })),
-                );
-                returned.push(org.id);
-            }
-        }
-        tx.close_handover(h.id, now).await?;
-    }
-    user.status = next;
-    user.updated_at = now;
-    tx.update_user(&user).await?;
-    user.version += 1;
-    events.push(
-        AuditDraft::new("user.reactivated", actor, TargetType::User, user.id)
-            .detail(json!({ "to": next, "orgs_returned": returned })),
-    );
+    let events = crate::service::reactivate_user(tx.as_mut(), &mut user, actor, now).await?;
     commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
 }

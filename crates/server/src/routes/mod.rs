@@ -12,6 +12,7 @@ pub mod invitations;
 pub mod lifecycle;
 pub mod orgs;
 pub mod reviews;
+pub mod scim_tokens;
 pub mod setup;
 pub mod teams;
 pub mod usage;

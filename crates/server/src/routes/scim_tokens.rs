@@ -1,0 +1,175 @@
+//! `/api/v1/scim-tokens`: the bearer tokens identity providers use for `/scim/v2`. A token's
+//! secret is shown once and kept only as a digest; each token acts through a service user of its
+//! own, so that every SCIM change in the audit log names the token that made it.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::{AuditDraft, OrgId, Permission, TargetType, UserId, UserStatus};
+use steward_store::{ScimTokenRow, UserRow};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{SecretKind, new_secret, secret_hash};
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal};
+use crate::state::{AppState, commit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(revoke_token))
+}
+
+/// A new SCIM token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewScimToken {
+    /// What the token is for ("Okta", "Entra ID for Acme").
+    pub name: String,
+    /// Binds the token to one org: its Users are the org's members (new ones join it) and its
+    /// Groups the org's teams, named without the org.
+    pub org_id: Option<String>,
+}
+
+/// A SCIM token (the secret only at creation).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScimTokenView {
+    pub id: String,
+    pub name: String,
+    pub org_id: Option<String>,
+    /// The service user SCIM changes are attributed to.
+    pub service_user_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// The bearer secret; present only in the answer to its creation.
+    pub token: Option<String>,
+}
+
+impl From<&ScimTokenRow> for ScimTokenView {
+    fn from(t: &ScimTokenRow) -> Self {
+        ScimTokenView {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            org_id: t.org_id.map(|o| o.to_string()),
+            service_user_id: t.service_user_id.to_string(),
+            created_at: t.created_at,
+            token: None,
+        }
+    }
+}
+
+/// The live SCIM tokens.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScimTokenList {
+    pub items: Vec<ScimTokenView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Lists the SCIM tokens that are not revoked, newest first.
+#[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim",
+    responses((status = 200, body = ScimTokenList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_tokens(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ScimTokenList>> {
+    principal.require(Permission::ScimManage)?;
+    let mut tx = state.store.read().await?;
+    let tokens = tx.scim_tokens().await?;
+    tx.rollback().await?;
+    Ok(Json(ScimTokenList { items: tokens.iter().map(ScimTokenView::from).collect(), next_cursor: None }))
+}
+
+/// Creates a SCIM token; its secret is in this answer only.
+#[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "scim", request_body = NewScimToken,
+    responses((status = 201, body = ScimTokenView), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+async fn create_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewScimToken>,
+) -> ApiResult<(StatusCode, Json<ScimTokenView>)> {
+    principal.require(Permission::ScimManage)?;
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot create tokens"));
+    }
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid("name", "is required (1 to 100 characters)"));
+    }
+    let org_id: Option<OrgId> = match &req.org_id {
+        Some(o) => Some(o.parse().map_err(|_| ApiError::invalid("org_id", "no such organization"))?),
+        None => None,
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    if let Some(o) = org_id
+        && tx.org(o).await?.is_none_or(|org| org.state == "purged")
+    {
+        return Err(ApiError::invalid("org_id", "no such organization"));
+    }
+    let id = uuid::Uuid::now_v7();
+    let service = UserRow {
+        id: UserId::new(),
+        email: format!("scim-{id}@steward.invalid"),
+        email_key: format!("scim-{id}@steward.invalid"),
+        name: format!("SCIM: {name}"),
+        status: UserStatus::Active,
+        password_hash: None,
+        locale: None,
+        timezone: None,
+        instance_roles: vec![],
+        kind: "service".into(),
+        notifications: Default::default(),
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        deactivate_at: None,
+        version: 1,
+    };
+    tx.insert_user(&service).await?;
+    let secret = new_secret(SecretKind::Scim);
+    let token = ScimTokenRow {
+        id,
+        name: name.to_owned(),
+        token_hash: secret_hash(&secret),
+        org_id,
+        service_user_id: service.id,
+        created_by: Some(principal.user.id),
+        created_at: now,
+        revoked_at: None,
+    };
+    tx.insert_scim_token(&token).await?;
+    let mut event = AuditDraft::new("scim_token.created", principal.actor(), TargetType::User, service.id)
+        .detail(json!({ "scim_token_id": id, "org_id": org_id, "name": name }));
+    if let Some(o) = org_id {
+        event = event.in_org(o);
+    }
+    commit(tx, vec![event], now).await?;
+    let mut view = ScimTokenView::from(&token);
+    view.token = Some(secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Revokes a SCIM token: its next request is refused.
+#[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", params(("id" = String, Path)),
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Permission::ScimManage)?;
+    let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("SCIM token"))?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let token =
+        tx.scim_tokens().await?.into_iter().find(|t| t.id == id).ok_or_else(|| ApiError::not_found("SCIM token"))?;
+    if !tx.revoke_scim_token(id, now).await? {
+        return Err(ApiError::not_found("SCIM token"));
+    }
+    let event = AuditDraft::new("scim_token.revoked", principal.actor(), TargetType::User, token.service_user_id)
+        .detail(json!({ "scim_token_id": id }));
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,173 @@
+//! `/Bulk` (RFC 7644 §3.7): operations run in order, each as its own request would, each in its
+//! own transaction; `bulkId:` references are replaced by the ids created earlier in the request,
+//! and `failOnErrors` stops the run after that many errors.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+use steward_scim::ScimError;
+use steward_scim::schema::{BULK_REQUEST, BULK_RESPONSE};
+
+use super::{Failure, MAX_BULK_OPERATIONS, Scim, ScimClient, ScimResult, body_json, groups, users};
+use crate::state::AppState;
+
+/// Replaces every `"bulkId:x"` string by the id created for `x`; Err names an unknown one.
+fn resolve(value: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
+    match value {
+        Value::String(s) => {
+            if let Some(key) = s.strip_prefix("bulkId:") {
+                let id = ids.get(key).ok_or_else(|| key.to_owned())?;
+                *s = id.clone();
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|v| resolve(v, ids)),
+        Value::Object(map) => map.values_mut().try_for_each(|v| resolve(v, ids)),
+        _ => Ok(()),
+    }
+}
+
+/// Runs one operation; returns (status, location, version) or the error.
+async fn run_one(
+    state: &AppState,
+    client: &ScimClient,
+    method: &str,
+    path: &str,
+    data: &Value,
+    version: Option<&str>,
+) -> Result<(u16, Option<String>, Option<String>), ScimError> {
+    let mut headers = HeaderMap::new();
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(v).ok()) {
+        headers.insert(header::IF_MATCH, v);
+    }
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let out = |resource: Value, status: u16| {
+        let location = resource["meta"]["location"].as_str().map(str::to_owned);
+        let version = resource["meta"]["version"].as_str().map(str::to_owned);
+        (status, location, version)
+    };
+    let unwrap = |r: Result<Value, Failure>| r.map_err(|f| f.0);
+    match (method.to_ascii_uppercase().as_str(), segments.as_slice()) {
+        ("POST", ["Users"]) => users::create_user(state, client, data).await.map(|(_, r)| out(r, 201)).map_err(|f| f.0),
+        ("POST", ["Groups"]) => unwrap(groups::create_group(state, client, data).await).map(|r| out(r, 201)),
+        ("PUT", ["Users", id]) => {
+            unwrap(users::replace_user(state, client, id, data, &headers).await).map(|r| out(r, 200))
+        }
+        ("PUT", ["Groups", id]) => {
+            unwrap(groups::replace_group(state, client, id, data, &headers).await).map(|r| out(r, 200))
+        }
+        ("PATCH", ["Users", id]) => {
+            unwrap(users::patch_user(state, client, id, data, &headers).await).map(|r| out(r, 200))
+        }
+        ("PATCH", ["Groups", id]) => {
+            unwrap(groups::patch_group(state, client, id, data, &headers).await).map(|r| out(r, 200))
+        }
+        ("DELETE", ["Users", id]) => {
+            users::delete_user(state, client, id, &headers).await.map(|()| (204, None, None)).map_err(|f| f.0)
+        }
+        ("DELETE", ["Groups", id]) => {
+            groups::delete_group(state, client, id, &headers).await.map(|()| (204, None, None)).map_err(|f| f.0)
+        }
+        _ => Err(ScimError::invalid_value(format!("{method} {path} is not a bulk operation Steward runs"))),
+    }
+}
+
+pub(super) async fn bulk(
+    State(state): State<AppState>,
+    client: ScimClient,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let body = body_json(&headers, &body)?;
+    if !body["schemas"].as_array().is_some_and(|s| s.iter().any(|v| v == BULK_REQUEST)) {
+        return Err(ScimError::invalid_syntax(format!("a bulk request names the schema {BULK_REQUEST}")).into());
+    }
+    let ops = body["Operations"].as_array().ok_or_else(|| ScimError::invalid_syntax("Operations is required"))?;
+    if ops.len() > MAX_BULK_OPERATIONS {
+        return Err(ScimError::new(
+            steward_scim::ScimType::TooMany,
+            format!("at most {MAX_BULK_OPERATIONS} operations per request"),
+        )
+        .into());
+    }
+    let fail_on_errors = match &body["failOnErrors"] {
+        Value::Null => None,
+        v => Some(
+            v.as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ScimError::invalid_value("failOnErrors is a positive integer"))?,
+        ),
+    };
+    let mut ids: HashMap<String, String> = HashMap::new();
+    let mut results = Vec::with_capacity(ops.len());
+    let mut errors = 0u64;
+    for op in ops {
+        if fail_on_errors.is_some_and(|limit| errors >= limit) {
+            break;
+        }
+        let method = op["method"].as_str().unwrap_or("");
+        let bulk_id = op["bulkId"].as_str().map(str::to_owned);
+        let mut path = op["path"].as_str().unwrap_or("").to_owned();
+        let mut data = op.get("data").cloned().unwrap_or(Value::Null);
+        let mut result = json!({ "method": method });
+        if let Some(b) = &bulk_id {
+            result["bulkId"] = json!(b);
+        }
+        if method.eq_ignore_ascii_case("POST") && bulk_id.is_none() {
+            let e = ScimError::invalid_syntax("a POST in a bulk request needs a bulkId");
+            errors += 1;
+            result["status"] = json!(e.status.to_string());
+            result["response"] = e.body();
+            results.push(result);
+            continue;
+        }
+        let mut path_value = Value::String(path.clone());
+        let resolved = resolve(&mut data, &ids).and_then(|()| resolve_path(&mut path_value, &ids));
+        if let Value::String(p) = path_value {
+            path = p;
+        }
+        let outcome = match resolved {
+            Err(unknown) => Err(ScimError::new(
+                steward_scim::ScimType::InvalidValue,
+                format!("bulkId {unknown:?} is not created by an earlier operation"),
+            )),
+            Ok(()) => run_one(&state, &client, method, &path, &data, op["version"].as_str()).await,
+        };
+        match outcome {
+            Ok((status, location, version)) => {
+                if let (Some(b), Some(loc)) = (&bulk_id, &location) {
+                    if let Some(id) = loc.rsplit('/').next() {
+                        ids.insert(b.clone(), id.to_owned());
+                    }
+                }
+                result["status"] = json!(status.to_string());
+                if let Some(l) = location {
+                    result["location"] = json!(l);
+                }
+                if let Some(v) = version {
+                    result["version"] = json!(v);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                result["status"] = json!(e.status.to_string());
+                result["response"] = e.body();
+            }
+        }
+        results.push(result);
+    }
+    Ok(Scim::json(StatusCode::OK, json!({ "schemas": [BULK_RESPONSE], "Operations": results })))
+}
+
+/// A path like `/Groups/bulkId:x` names the group created as `x`.
+fn resolve_path(path: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
+    let Value::String(p) = path else { return Ok(()) };
+    if let Some((head, key)) = p.rsplit_once("/bulkId:") {
+        let id = ids.get(key).ok_or_else(|| key.to_owned())?;
+        *p = format!("{head}/{id}");
+    }
+    Ok(())
+}

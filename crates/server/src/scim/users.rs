@@ -1,0 +1,478 @@
+//! `/Users`: Steward users as SCIM resources. `active: false` deactivates exactly as the API does,
+//! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
+//! email brings that same user back.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use serde_json::{Map, Value, json};
+use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
+use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
+use steward_scim::schema::{USER_ATTRS, USER_SCHEMA};
+use steward_scim::{ScimError, ScimType};
+use steward_store::{Cond, ScimQuery, ScimUserRow, Tx, UserField, UserRow};
+use time::OffsetDateTime;
+
+use super::{
+    Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta, project,
+    query_projection, text,
+};
+use crate::state::{AppState, commit};
+
+type Loaded = (UserRow, Option<ScimUserRow>);
+
+/// The store query of a list.
+pub(super) fn query(
+    client: &ScimClient,
+    cond: Option<Cond<UserField>>,
+    sort: Option<(UserField, bool)>,
+    offset: u64,
+    limit: u32,
+) -> ScimQuery<UserField> {
+    ScimQuery { cond: cond.unwrap_or(Cond::Const(true)), sort, offset, limit, org: client.token.org_id }
+}
+
+/// The SCIM attributes of a user that has none of its own: what the API gave it.
+fn default_attrs(user: &UserRow) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("displayName".into(), json!(user.name));
+    m.insert("emails".into(), json!([{ "value": user.email, "primary": true }]));
+    m
+}
+
+/// The full resource.
+pub(super) fn resource(state: &AppState, (user, scim): &Loaded) -> Value {
+    let mut doc = scim.as_ref().and_then(|s| s.attrs.as_object().cloned()).unwrap_or_else(|| default_attrs(user));
+    doc.insert("schemas".into(), json!([USER_SCHEMA]));
+    doc.insert("id".into(), json!(user.id));
+    if let Some(ext) = scim.as_ref().and_then(|s| s.external_id.clone()) {
+        doc.insert(EXTERNAL_ID.into(), json!(ext));
+    }
+    let user_name = scim.as_ref().and_then(|s| s.user_name.clone()).unwrap_or_else(|| user.email.clone());
+    doc.insert("userName".into(), json!(user_name));
+    doc.insert("active".into(), json!(matches!(user.status, UserStatus::Active | UserStatus::Invited)));
+    let location = format!("{}/Users/{}", base(state), user.id);
+    doc.insert("meta".into(), meta("User", location, user.created_at, user.updated_at, user.version));
+    Value::Object(doc)
+}
+
+/// The user a SCIM client may see under this id.
+async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loaded, Failure> {
+    let not_found = || Failure(ScimError::not_found("user"));
+    let id: UserId = id.parse().map_err(|_| not_found())?;
+    let loaded = tx.scim_user(id).await?.ok_or_else(not_found)?;
+    let (user, scim) = &loaded;
+    if user.kind != "person"
+        || user.status == UserStatus::Anonymized
+        || scim.as_ref().is_some_and(|s| s.hidden_at.is_some())
+    {
+        return Err(not_found());
+    }
+    if let Some(org) = client.token.org_id
+        && !tx.memberships_of(user.id).await?.iter().any(|m| m.org_id == org)
+    {
+        return Err(not_found());
+    }
+    Ok(loaded)
+}
+
+pub(super) async fn list(State(state): State<AppState>, client: ScimClient, uri: Uri) -> ScimResult {
+    let params = ListParams::from_query(uri.query())?;
+    run_list(&state, &client, params).await
+}
+
+pub(super) async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let params = ListParams::from_search(&body_json(&headers, &body)?)?;
+    run_list(&state, &client, params).await
+}
+
+async fn run_list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
+    let cond = params.filter()?.as_ref().map(steward_scim::query::user_cond).transpose()?;
+    let sort =
+        params.sort_by.as_deref().map(steward_scim::query::user_sort).transpose()?.map(|f| (f, params.descending));
+    let q = query(client, cond, sort, params.start_index - 1, params.count);
+    let mut tx = state.store.read().await?;
+    let (total, rows) = tx.scim_users(&q).await?;
+    tx.rollback().await?;
+    let resources = rows.iter().map(|r| project(resource(state, r), &params.projection, USER_ATTRS)).collect();
+    Ok(list_response(total, params.start_index, resources))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> ScimResult {
+    let projection = query_projection(&uri)?;
+    let mut tx = state.store.read().await?;
+    let loaded = visible(tx.as_mut(), &client, &id).await?;
+    tx.rollback().await?;
+    Ok(Scim::resource(StatusCode::OK, project(resource(&state, &loaded), &projection, USER_ATTRS)))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let body = body_json(&headers, &body)?;
+    let (status, resource) = create_user(&state, &client, &body).await?;
+    Ok(Scim::resource(status, resource))
+}
+
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let body = body_json(&headers, &body)?;
+    let resource = replace_user(&state, &client, &id, &body, &headers).await?;
+    Ok(Scim::resource(StatusCode::OK, resource))
+}
+
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let body = body_json(&headers, &body)?;
+    let resource = patch_user(&state, &client, &id, &body, &headers).await?;
+    Ok(Scim::resource(StatusCode::OK, resource))
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Failure> {
+    delete_user(&state, &client, &id, &headers).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The password a resource sets, hashed before any transaction opens.
+async fn password_of(state: &AppState, doc: &mut Map<String, Value>) -> Result<Option<String>, Failure> {
+    match doc.remove("password") {
+        Some(Value::String(p)) => {
+            if p.chars().count() < 12 {
+                return Err(ScimError::invalid_value("password needs at least 12 characters").into());
+            }
+            Ok(Some(state.passwords.hash(&p).await?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `POST /Users`: creates a user, or brings back the user a `DELETE` hid.
+/// The resource with `active` as given, or `default` when left out (identity providers often do).
+fn with_active(body: &Value, default: bool) -> Value {
+    let mut body = body.clone();
+    if let Some(obj) = body.as_object_mut()
+        && !obj.keys().any(|k| k.eq_ignore_ascii_case("active"))
+    {
+        obj.insert("active".into(), Value::Bool(default));
+    }
+    body
+}
+
+pub(super) async fn create_user(
+    state: &AppState,
+    client: &ScimClient,
+    body: &Value,
+) -> Result<(StatusCode, Value), Failure> {
+    let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+    let password = password_of(state, &mut doc).await?;
+    let now = OffsetDateTime::now_utc();
+    let (user_name, email) = identity(&doc)?;
+    let mut tx = state.store.write().await?;
+    // The user hidden by DELETE comes back, the same one, when its userName or email returns.
+    let by_name = tx.user_by_user_name_key(&user_name.to_lowercase()).await?;
+    let by_email = crate::service::find_by_email(tx.as_mut(), &email, now).await?;
+    for candidate in [by_name, by_email].into_iter().flatten() {
+        if let Some(loaded) = tx.scim_user(candidate.id).await?
+            && loaded.1.as_ref().is_some_and(|s| s.hidden_at.is_some())
+            && candidate.status != UserStatus::Anonymized
+        {
+            let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+            commit(tx, events, now).await?;
+            return Ok((StatusCode::CREATED, resource(state, &user)));
+        }
+    }
+    let (user, events) = write(tx.as_mut(), client, None, doc, password, now).await?;
+    commit(tx, events, now).await?;
+    Ok((StatusCode::CREATED, resource(state, &user)))
+}
+
+/// `PUT /Users/{id}`.
+pub(super) async fn replace_user(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    body: &Value,
+    headers: &HeaderMap,
+) -> Result<Value, Failure> {
+    let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
+    let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+    let password = password_of(state, &mut doc).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let loaded = visible(tx.as_mut(), client, id).await?;
+    check_if_match(headers, loaded.0.version)?;
+    if !explicit {
+        doc.insert("active".into(), json!(matches!(loaded.0.status, UserStatus::Active | UserStatus::Invited)));
+    }
+    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+    commit(tx, events, now).await?;
+    Ok(resource(state, &user))
+}
+
+/// `PATCH /Users/{id}`.
+pub(super) async fn patch_user(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    body: &Value,
+    headers: &HeaderMap,
+) -> Result<Value, Failure> {
+    let ops = parse_patch(body)?;
+    // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
+    let mut password = None;
+    for op in &ops {
+        let sets_password = op.path.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("password"));
+        let value = if sets_password {
+            op.value.clone()
+        } else if op.path.is_none() {
+            op.value.as_ref().and_then(|v| v.get("password")).cloned()
+        } else {
+            None
+        };
+        if let Some(v) = value {
+            let mut holder = Map::new();
+            holder.insert("password".into(), v);
+            password = password_of(state, &mut holder).await?;
+        }
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let loaded = visible(tx.as_mut(), client, id).await?;
+    check_if_match(headers, loaded.0.version)?;
+    let current = resource(state, &loaded);
+    let mut doc = normalize(&current, USER_ATTRS, USER_SCHEMA)?;
+    apply_patch(&mut doc, &ops, USER_ATTRS, USER_SCHEMA)?;
+    doc.remove("password");
+    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+    commit(tx, events, now).await?;
+    Ok(resource(state, &user))
+}
+
+/// `DELETE /Users/{id}`: deactivation, and the user is no longer seen through SCIM.
+pub(super) async fn delete_user(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
+    check_if_match(headers, user.version)?;
+    let mut events = Vec::new();
+    if user.status != UserStatus::Deactivated {
+        events = crate::service::deactivate_user(tx.as_mut(), &mut user, client.actor(), None, None, client.via(), now)
+            .await?;
+    }
+    let mut row = scim.unwrap_or_else(|| ScimUserRow {
+        user_id: user.id,
+        user_name: None,
+        external_id: None,
+        attrs: Value::Object(default_attrs(&user)),
+        hidden_at: None,
+        updated_at: now,
+    });
+    row.hidden_at = Some(now);
+    row.updated_at = now;
+    tx.put_scim_user(&row).await?;
+    events.push(AuditDraft::new("user.scim_deleted", client.actor(), TargetType::User, user.id).detail(client.via()));
+    commit(tx, events, now).await?;
+    Ok(())
+}
+
+/// The userName and the email (the primary one, or the first) of a resource.
+fn identity(doc: &Map<String, Value>) -> Result<(String, Email), ScimError> {
+    let user_name = text(doc, "userName").map(str::trim).filter(|s| !s.is_empty());
+    let user_name = user_name.ok_or_else(|| ScimError::invalid_value("userName is required"))?.to_owned();
+    let emails = doc.get("emails").and_then(Value::as_array).cloned().unwrap_or_default();
+    let chosen = emails
+        .iter()
+        .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+        .or_else(|| emails.first())
+        .and_then(|e| e.get("value"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| user_name.contains('@').then(|| user_name.clone()));
+    let email =
+        chosen.ok_or_else(|| ScimError::invalid_value("an email is required (emails, or a userName that is one)"))?;
+    let email = Email::parse(&email).map_err(|e| ScimError::invalid_value(format!("emails: {e}")))?;
+    Ok((user_name, email))
+}
+
+/// The Steward name of a resource: displayName, else the formatted or given and family names,
+/// else the userName.
+fn display_name(doc: &Map<String, Value>, user_name: &str) -> Result<PersonName, ScimError> {
+    let name = doc.get("name").and_then(Value::as_object);
+    let joined =
+        name.map(|n| [text(n, "givenName"), text(n, "familyName")].into_iter().flatten().collect::<Vec<_>>().join(" "));
+    let candidate = text(doc, "displayName")
+        .or_else(|| name.and_then(|n| text(n, "formatted")))
+        .map(str::to_owned)
+        .or(joined)
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| user_name.to_owned());
+    PersonName::parse(&candidate).map_err(|e| ScimError::invalid_value(format!("displayName: {e}")))
+}
+
+/// Writes a resource onto a user (new, or as loaded), with the lifecycle change `active` asks
+/// for; returns the user as it now stands and the audit events.
+async fn write(
+    tx: &mut dyn Tx,
+    client: &ScimClient,
+    existing: Option<Loaded>,
+    mut doc: Map<String, Value>,
+    password: Option<String>,
+    now: OffsetDateTime,
+) -> Result<(Loaded, Vec<AuditDraft>), Failure> {
+    let (user_name, email) = identity(&doc)?;
+    let name = display_name(&doc, &user_name)?;
+    let want_active = doc.remove("active").and_then(|v| v.as_bool()).unwrap_or(true);
+    let external_id = doc.remove(EXTERNAL_ID).and_then(|v| v.as_str().map(str::to_owned));
+    doc.remove("userName");
+    let me = existing.as_ref().map(|(u, _)| u.id);
+    let taken = |other: &UserRow| -> Failure {
+        let hint = if other.status == UserStatus::Deactivated { "; reactivate that user instead" } else { "" };
+        Failure(ScimError::new(
+            ScimType::Uniqueness,
+            format!("user {} already has this userName or email{hint}", other.id),
+        ))
+    };
+    if let Some(other) = tx.user_by_user_name_key(&user_name.to_lowercase()).await?
+        && Some(other.id) != me
+    {
+        return Err(taken(&other));
+    }
+    if let Some(other) = crate::service::find_by_email(tx, &email, now).await?
+        && Some(other.id) != me
+    {
+        return Err(taken(&other));
+    }
+    if let Some(holder) = tx.retired_email_holder(&email.key(), me).await? {
+        return Err(Failure(ScimError::new(
+            ScimType::Uniqueness,
+            format!("the email belonged to user {holder}; an email is never reused"),
+        )));
+    }
+    let mut events = Vec::new();
+    let via = client.via();
+    let (mut user, scim) = match existing {
+        Some(loaded) => loaded,
+        None => {
+            let user = UserRow {
+                id: UserId::new(),
+                email: email.as_str().to_owned(),
+                email_key: email.key(),
+                name: name.as_str().to_owned(),
+                status: UserStatus::Active,
+                password_hash: password.clone(),
+                locale: None,
+                timezone: None,
+                instance_roles: vec![],
+                kind: "person".into(),
+                notifications: Default::default(),
+                created_at: now,
+                updated_at: now,
+                last_login_at: None,
+                deactivate_at: None,
+                version: 1,
+            };
+            tx.insert_user(&user).await?;
+            events.push(
+                AuditDraft::new("user.created", client.actor(), TargetType::User, user.id)
+                    .detail(json!({ "status": user.status, "via": "scim", "scim_token_id": client.token.id }))
+                    .personal(json!({ "email": user.email, "name": user.name })),
+            );
+            if let Some(org_id) = client.token.org_id {
+                let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
+                crate::routes::orgs::check_seats(tx, &org, now).await?;
+                tx.insert_membership(org_id, user.id, OrgRole::Member, now).await?;
+                events.push(
+                    AuditDraft::new("org.member_added", client.actor(), TargetType::User, user.id)
+                        .in_org(org_id)
+                        .detail(json!({ "role": OrgRole::Member, "via": "scim" })),
+                );
+            }
+            (user, None)
+        }
+    };
+    let was_hidden = scim.as_ref().is_some_and(|s| s.hidden_at.is_some());
+    let mut changed = Vec::new();
+    if user.email_key != email.key() {
+        tx.retire_email(user.id, &user.email_key, now).await?;
+        user.email = email.as_str().to_owned();
+        user.email_key = email.key();
+        changed.push("email");
+    } else if user.email != email.as_str() {
+        user.email = email.as_str().to_owned();
+    }
+    if user.name != name.as_str() {
+        user.name = name.as_str().to_owned();
+        changed.push("name");
+    }
+    if let Some(hash) = password
+        && user.password_hash.as_deref() != Some(hash.as_str())
+    {
+        user.password_hash = Some(hash);
+        changed.push("password");
+    }
+    user.updated_at = now;
+    let row = ScimUserRow {
+        user_id: user.id,
+        user_name: Some(user_name),
+        external_id,
+        attrs: Value::Object(doc),
+        hidden_at: None,
+        updated_at: now,
+    };
+    tx.put_scim_user(&row).await?;
+    let is_active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
+    if want_active && user.status == UserStatus::Deactivated {
+        tx.update_user(&user).await?;
+        user.version += 1;
+        events.extend(crate::service::reactivate_user(tx, &mut user, client.actor(), now).await?);
+    } else if !want_active && (is_active || user.status == UserStatus::Suspended) {
+        tx.update_user(&user).await?;
+        user.version += 1;
+        events.extend(
+            crate::service::deactivate_user(tx, &mut user, client.actor(), None, None, via.clone(), now).await?,
+        );
+    } else {
+        tx.update_user(&user).await?;
+        user.version += 1;
+    }
+    if me.is_some() {
+        let mut detail = via;
+        detail["changed"] = json!(changed);
+        detail["restored_from_delete"] = json!(was_hidden);
+        events.push(AuditDraft::new("user.scim_updated", client.actor(), TargetType::User, user.id).detail(detail));
+    }
+    Ok(((user, Some(row)), events))
+}
