@@ -323,7 +323,7 @@ fn apply_one(
                 Some(Value::Array(items)) => items,
                 _ => {
                     doc.insert(key.clone(), Value::Array(Vec::new()));
-                    doc.get_mut(&key).and_then(Value::as_array_mut).ok_or_else(|| ScimError::internal())?
+                    doc.get_mut(&key).and_then(Value::as_array_mut).ok_or_else(ScimError::internal)?
                 }
             };
             let matched: Vec<usize> =

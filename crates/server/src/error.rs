@@ -153,7 +153,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(Constraint::EmailTaken) => {
+            StoreError::Conflict(Constraint::EmailTaken | Constraint::UserNameTaken) => {
                 ApiError::conflict("email_taken", "a user with this email already exists")
             }
             StoreError::Conflict(Constraint::ExternalIdTaken) => {

@@ -80,6 +80,13 @@ pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) 
     if let Some(u) = tx.user_by_email_key(&email.key()).await? {
         return Ok(Some(u));
     }
+    // Another user's SCIM userName, or an address a user gave up: taken as well.
+    if let Some(u) = tx.user_by_user_name_key(&email.key()).await? {
+        return Ok(Some(u));
+    }
+    if let Some(holder) = tx.retired_email_holder(&email.key(), None).await? {
+        return Ok(tx.user(holder).await?);
+    }
     let hashed = anonymized_email_key(tx, &email.key(), now).await?;
     Ok(tx.user_by_email_key(&hashed).await?)
 }

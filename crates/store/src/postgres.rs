@@ -196,6 +196,14 @@ struct PgTx {
     writes: bool,
 }
 
+/// A new user's address colliding with anyone's email or userName is a taken email.
+fn email_collision(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(Constraint::UserNameTaken) => StoreError::Conflict(Constraint::EmailTaken),
+        other => other,
+    }
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.code().as_deref() == Some("23505")
@@ -269,7 +277,8 @@ impl Users for PgTx {
         .bind(u.version)
         .execute(&mut *self.tx)
         .await
-        .map_err(backend)?;
+        .map_err(backend)
+        .map_err(email_collision)?;
         self.set_instance_roles(u.id, &u.instance_roles).await
     }
 
@@ -1903,11 +1912,11 @@ impl Scim for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        sqlx::query(
+        sqlx::query(AssertSqlSafe(numbered(
             "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \
              hidden_at = excluded.hidden_at, updated_at = excluded.updated_at",
-        )
+        )))
         .bind(r.user_id.to_string())
         .bind(&r.external_id)
         .bind(json_text(&r.attrs)?)
@@ -1983,10 +1992,10 @@ impl Scim for PgTx {
     }
 
     async fn put_scim_group(&mut self, team: TeamId, external_id: Option<&str>, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query(
+        sqlx::query(AssertSqlSafe(numbered(
             "INSERT INTO scim_groups (team_id, external_id, updated_at) VALUES (?, ?, ?) \
              ON CONFLICT (team_id) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at",
-        )
+        )))
         .bind(team.to_string())
         .bind(external_id)
         .bind(micros(at))
@@ -2027,10 +2036,10 @@ impl Scim for PgTx {
     }
 
     async fn insert_scim_token(&mut self, t: &ScimTokenRow) -> StoreResult<()> {
-        sqlx::query(
+        sqlx::query(AssertSqlSafe(numbered(
             "INSERT INTO scim_tokens (id, name, token_hash, org_id, service_user_id, created_by, created_at, revoked_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        )))
         .bind(t.id.to_string())
         .bind(&t.name)
         .bind(&t.token_hash)

@@ -341,6 +341,29 @@ fn finish<F: Field>(q: &ScimQuery<F>, cond: Sql, columns: &str, id: &str) -> (Sq
     (page, count)
 }
 
+/// Binds rendered values to a query, in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for b in $binds {
+            query = match b {
+                $crate::query::Bind::Text(s) => query.bind(s.clone()),
+                $crate::query::Bind::Int(i) => query.bind(*i),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use bind_all;
+
+/// The columns of what SCIM keeps beside a user, for a query joining `scim_users s`.
+pub(crate) const SCIM_USER_COLUMNS: &str = "u.scim_user_name AS scim_user_name, s.user_id AS s_user_id, \
+     s.external_id AS s_external_id, s.attrs AS s_attrs, s.hidden_at AS s_hidden_at, s.updated_at AS s_updated_at";
+
+/// The columns of a group, for a query joining `orgs o` and `scim_groups g`.
+pub(crate) const SCIM_GROUP_COLUMNS: &str = "t.id, t.org_id, t.name, t.created_at, t.updated_at, t.version, \
+     o.name AS org_name, g.external_id AS g_external_id";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,26 +390,3 @@ mod tests {
         assert_eq!(sql.binds, vec![Bind::Text("AbC".into()), Bind::Text("AbC".into())]);
     }
 }
-
-/// Binds rendered values to a query, in order.
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for b in $binds {
-            query = match b {
-                $crate::query::Bind::Text(s) => query.bind(s.clone()),
-                $crate::query::Bind::Int(i) => query.bind(*i),
-            };
-        }
-        query
-    }};
-}
-pub(crate) use bind_all;
-
-/// The columns of what SCIM keeps beside a user, for a query joining `scim_users s`.
-pub(crate) const SCIM_USER_COLUMNS: &str = "u.scim_user_name AS scim_user_name, s.user_id AS s_user_id, \
-     s.external_id AS s_external_id, s.attrs AS s_attrs, s.hidden_at AS s_hidden_at, s.updated_at AS s_updated_at";
-
-/// The columns of a group, for a query joining `orgs o` and `scim_groups g`.
-pub(crate) const SCIM_GROUP_COLUMNS: &str = "t.id, t.org_id, t.name, t.created_at, t.updated_at, t.version, \
-     o.name AS org_name, g.external_id AS g_external_id";

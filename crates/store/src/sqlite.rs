@@ -151,6 +151,14 @@ struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
 }
 
+/// A new user's address colliding with anyone's email or userName is a taken email.
+fn email_collision(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(Constraint::UserNameTaken) => StoreError::Conflict(Constraint::EmailTaken),
+        other => other,
+    }
+}
+
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message();
@@ -205,7 +213,8 @@ impl Users for SqliteTx {
         .bind(u.version)
         .execute(&mut *self.tx)
         .await
-        .map_err(backend)?;
+        .map_err(backend)
+        .map_err(email_collision)?;
         self.set_instance_roles(u.id, &u.instance_roles).await
     }
 

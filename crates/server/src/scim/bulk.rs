@@ -138,10 +138,10 @@ pub(super) async fn bulk(
         };
         match outcome {
             Ok((status, location, version)) => {
-                if let (Some(b), Some(loc)) = (&bulk_id, &location) {
-                    if let Some(id) = loc.rsplit('/').next() {
-                        ids.insert(b.clone(), id.to_owned());
-                    }
+                if let (Some(b), Some(loc)) = (&bulk_id, &location)
+                    && let Some(id) = loc.rsplit('/').next()
+                {
+                    ids.insert(b.clone(), id.to_owned());
                 }
                 result["status"] = json!(status.to_string());
                 if let Some(l) = location {

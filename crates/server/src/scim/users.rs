@@ -458,6 +458,12 @@ async fn write(
         tx.update_user(&user).await?;
         user.version += 1;
         events.extend(crate::service::reactivate_user(tx, &mut user, client.actor(), now).await?);
+        // A SCIM user is active, not invited, whether or not it has a password (API.md).
+        if user.status == UserStatus::Invited {
+            user.status = UserStatus::Active;
+            tx.update_user(&user).await?;
+            user.version += 1;
+        }
     } else if !want_active && (is_active || user.status == UserStatus::Suspended) {
         tx.update_user(&user).await?;
         user.version += 1;

@@ -22,6 +22,7 @@ mod orgs;
 mod platform;
 mod reviews;
 mod schedules;
+mod scim;
 mod smtp;
 mod state_machine;
 mod teams;
