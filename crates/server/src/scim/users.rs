@@ -287,6 +287,11 @@ pub(super) async fn delete_user(
     let mut tx = state.store.write().await?;
     let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, user.version)?;
+    if governed_elsewhere(tx.as_mut(), client, &user).await? {
+        let event = leave_org(tx.as_mut(), client, &user, now).await?;
+        commit(tx, vec![event], now).await?;
+        return Ok(());
+    }
     let mut events = Vec::new();
     if user.status != UserStatus::Deactivated {
         events = crate::service::deactivate_user(tx.as_mut(), &mut user, client.actor(), None, None, client.via(), now)
@@ -306,6 +311,30 @@ pub(super) async fn delete_user(
     events.push(AuditDraft::new("user.scim_deleted", client.actor(), TargetType::User, user.id).detail(client.via()));
     commit(tx, events, now).await?;
     Ok(())
+}
+
+/// Whether an org-bound client must leave the user's wider access alone: the user holds an
+/// instance role or belongs to another org too. Taking such a user's access away through this
+/// client ends only the membership in the client's org.
+async fn governed_elsewhere(tx: &mut dyn Tx, client: &ScimClient, user: &UserRow) -> Result<bool, Failure> {
+    let Some(org) = client.token.org_id else { return Ok(false) };
+    if !user.instance_roles.is_empty() {
+        return Ok(true);
+    }
+    Ok(tx.memberships_of(user.id).await?.iter().any(|m| m.org_id != org))
+}
+
+/// Ends the user's membership in the client's org (kept in history), for an org-bound client.
+async fn leave_org(tx: &mut dyn Tx, client: &ScimClient, user: &UserRow, now: OffsetDateTime) -> Result<AuditDraft, Failure> {
+    let org_id = client.token.org_id.ok_or_else(|| Failure(ScimError::internal()))?;
+    let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
+    if org.owner_id == user.id {
+        return Err(ScimError::new(ScimType::Mutability, "the org's owner cannot leave it; transfer ownership first").into());
+    }
+    tx.end_membership(org_id, user.id, now).await?;
+    Ok(AuditDraft::new("org.member_removed", client.actor(), TargetType::User, user.id)
+        .in_org(org_id)
+        .detail(json!({ "via": "scim", "scim_token_id": client.token.id, "reason": "deprovisioned by the org's identity provider" })))
 }
 
 /// The userName and the email (the primary one, or the first) of a resource.
@@ -454,6 +483,12 @@ async fn write(
     };
     tx.put_scim_user(&row).await?;
     let is_active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
+    if !want_active && me.is_some() && governed_elsewhere(tx, client, &user).await? {
+        tx.update_user(&user).await?;
+        user.version += 1;
+        events.push(leave_org(tx, client, &user, now).await?);
+        return Ok(((user, Some(row)), events));
+    }
     if want_active && user.status == UserStatus::Deactivated {
         tx.update_user(&user).await?;
         user.version += 1;

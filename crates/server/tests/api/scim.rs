@@ -302,6 +302,20 @@ async fn filters_sorting_paging_and_projection() {
         .expect(200);
     assert_eq!(names(&searched), vec!["bravo"]);
     assert!(searched["Resources"][0].get("emails").is_none());
+    // externalId is case-exact, userName and emails are not.
+    let alpha = app.get("/scim/v2/Users?filter=userName%20eq%20%22ALPHA%22", &token).await.expect(200);
+    let alpha_id = alpha["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let set = patch(json!([{"op": "add", "path": "externalId", "value": "Ext-A"}]));
+    app.patch(&format!("/scim/v2/Users/{alpha_id}"), &token, set).await.expect(200);
+    for (filter, expected) in [
+        (r#"externalId eq "Ext-A""#, vec!["alpha"]),
+        (r#"externalId eq "ext-a""#, vec![]),
+        (r#"externalId sw "Ext""#, vec!["alpha"]),
+        (r#"externalId co "xt-a""#, vec![]),
+        (r#"emails.value eq "A@X.TEST""#, vec!["alpha"]),
+    ] {
+        assert_eq!(names(&app.get(&q(filter), &token).await.expect(200)), expected, "{filter}");
+    }
     for bad in ["userName xx \"a\"", "title eq \"x\"", "(userName eq \"a\""] {
         let e = app.get(&q(bad), &token).await.expect(400);
         assert_eq!(e["scimType"], "invalidFilter", "{bad}");
