@@ -89,7 +89,10 @@ async fn main() {
             sqlx::query("INSERT INTO scim_users (user_id, external_id, attrs, updated_at) VALUES (?, ?, ?, ?)")
                 .bind(&id)
                 .bind(format!("ext-{i}"))
-                .bind(json!({"emails": [{"value": email, "primary": true}], "displayName": format!("User {i}")}).to_string())
+                .bind(
+                    json!({"emails": [{"value": email, "primary": true}], "displayName": format!("User {i}")})
+                        .to_string(),
+                )
                 .bind(now)
                 .execute(&mut *tx)
                 .await
@@ -132,11 +135,7 @@ async fn main() {
     println!("{USERS} users loaded in {:.1} s; {QUERIES} lookups each\n", loaded.as_secs_f64());
     println!("| path | p50 ms | p95 ms | p95 ratio to ceiling |");
     println!("| --- | ---: | ---: | ---: |");
-    println!(
-        "| bare indexed SELECT (ceiling) | {:.3} | {:.3} | 1.00 |",
-        percentile(&raw, 0.5),
-        percentile(&raw, 0.95)
-    );
+    println!("| bare indexed SELECT (ceiling) | {:.3} | {:.3} | 1.00 |", percentile(&raw, 0.5), percentile(&raw, 0.95));
     println!(
         "| GET /scim/v2/Users?filter=userName eq \"…\" | {:.3} | {:.3} | {:.1} |",
         percentile(&api, 0.5),

@@ -325,11 +325,18 @@ async fn governed_elsewhere(tx: &mut dyn Tx, client: &ScimClient, user: &UserRow
 }
 
 /// Ends the user's membership in the client's org (kept in history), for an org-bound client.
-async fn leave_org(tx: &mut dyn Tx, client: &ScimClient, user: &UserRow, now: OffsetDateTime) -> Result<AuditDraft, Failure> {
+async fn leave_org(
+    tx: &mut dyn Tx,
+    client: &ScimClient,
+    user: &UserRow,
+    now: OffsetDateTime,
+) -> Result<AuditDraft, Failure> {
     let org_id = client.token.org_id.ok_or_else(|| Failure(ScimError::internal()))?;
     let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
     if org.owner_id == user.id {
-        return Err(ScimError::new(ScimType::Mutability, "the org's owner cannot leave it; transfer ownership first").into());
+        return Err(
+            ScimError::new(ScimType::Mutability, "the org's owner cannot leave it; transfer ownership first").into()
+        );
     }
     tx.end_membership(org_id, user.id, now).await?;
     Ok(AuditDraft::new("org.member_removed", client.actor(), TargetType::User, user.id)

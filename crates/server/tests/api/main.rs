@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod bulk_cli;
 mod cli;
+mod crash;
 mod deprovision;
 mod email;
 mod erasure;
