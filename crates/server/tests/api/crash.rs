@@ -19,20 +19,22 @@ impl Drop for Node {
 }
 
 async fn start(db: &str, port: u16) -> Node {
-    let child = Command::new(env!("CARGO_BIN_EXE_steward"))
-        .arg("serve")
-        .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STEWARD_DATABASE_URL", db)
-        .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let node = Node(
+        Command::new(env!("CARGO_BIN_EXE_steward"))
+            .arg("serve")
+            .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("STEWARD_DATABASE_URL", db)
+            .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", ADMIN_EMAIL)
+            .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let client = reqwest::Client::new();
     for _ in 0..500 {
         if client.get(format!("http://127.0.0.1:{port}/readyz")).send().await.is_ok_and(|r| r.status() == 200) {
-            return Node(child);
+            return node;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
