@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("resource") }))
         .merge(routes::health::router())
         .merge(routes::setup::router())
+        .merge(crate::pages::router(state.clone()))
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))
