@@ -377,9 +377,9 @@ async fn deprovision(
                 .into()
         });
     }
-    let Json(org) = api::get_org(State(state), viewer.principal(), Path(id)).await?;
+    let Json(org) = api::get_org(State(state.clone()), viewer.principal(), Path(id.clone())).await?;
     let (plan, error) = match result {
-        Ok(Json(r)) => (r.plan, None),
+        Ok(Json(r)) => (named_steps(&state, &viewer, &id, r.plan).await?, None),
         Err(e) if e.problem().status < 500 => (vec![], Some(e.problem().detail)),
         Err(e) => return Err(e.into()),
     };
@@ -387,6 +387,26 @@ async fn deprovision(
     let page =
         DeprovisionPage { chrome: chrome.clone(), org, reason: form.reason, demote_to, notifications_off, plan, error };
     render(&chrome, &page)
+}
+
+/// The plan's steps with the people it names by id named by name.
+async fn named_steps(
+    state: &AppState,
+    viewer: &super::Viewer,
+    id: &str,
+    steps: Vec<String>,
+) -> Result<Vec<String>, PageError> {
+    let all = ApiQuery(Page { limit: Some(500), cursor: None });
+    let Json(members) = api::list_members(State(state.clone()), viewer.principal(), Path(id.to_owned()), all).await?;
+    let mut people: Vec<(String, String)> = members.items.into_iter().map(|m| (m.user_id, m.name)).collect();
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let placeholder = tx.placeholder_user().await.map_err(ApiError::from)?;
+    tx.rollback().await.map_err(ApiError::from)?;
+    match placeholder {
+        Some(p) => people.push((p.id.to_string(), p.name)),
+        None => people.push((uuid::Uuid::nil().to_string(), "(created on first use)".into())),
+    }
+    Ok(steps.into_iter().map(|step| people.iter().fold(step, |s, (uid, name)| s.replace(uid.as_str(), name))).collect())
 }
 
 #[derive(Deserialize)]

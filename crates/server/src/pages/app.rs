@@ -296,7 +296,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let bars = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let q = ApiQuery(UsageQuery { period: None });
         let Json(u) = api_usage::get_usage(State(state.clone()), principal.clone(), Path(id.clone()), q).await?;
-        usage_bars(&u)
+        usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect()
     } else {
         vec![]
     };

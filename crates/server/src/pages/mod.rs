@@ -151,36 +151,40 @@ fn read_flash(headers: &HeaderMap) -> Option<Flash> {
     Some(Flash { kind, text })
 }
 
+/// The signed-in principal behind a request's session cookie, with the chrome of its pages.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewer>, ApiError> {
+    let Some(secret) = cookie(headers, SESSION_COOKIE).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let Ok(principal) = authenticate(state, &secret).await else { return Ok(None) };
+    let impersonation = match principal.impersonator_id() {
+        Some(admin) => {
+            let mut tx = state.store.read().await?;
+            let admin = tx.user(admin).await?;
+            tx.rollback().await?;
+            Some(Impersonation {
+                user_name: principal.user.name.clone(),
+                admin_email: admin.map(|a| a.email).unwrap_or_default(),
+            })
+        }
+        None => None,
+    };
+    let chrome = Chrome {
+        brand: Brand::load(state).await,
+        csrf: csrf_token(&secret),
+        user_name: Some(principal.user.name.clone()),
+        is_admin: !principal.permissions.is_empty(),
+        impersonation,
+        flash: read_flash(headers),
+        title: String::new(),
+    };
+    Ok(Some(Viewer { principal, chrome }))
+}
+
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let back = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let login = || PageError::Login(back.clone());
-        let secret = cookie(&parts.headers, SESSION_COOKIE).filter(|s| !s.is_empty()).ok_or_else(login)?;
-        let principal = authenticate(state, &secret).await.map_err(|_| login())?;
-        let impersonation = match principal.impersonator_id() {
-            Some(admin) => {
-                let mut tx = state.store.read().await.map_err(ApiError::from)?;
-                let admin = tx.user(admin).await.map_err(ApiError::from)?;
-                tx.rollback().await.map_err(ApiError::from)?;
-                Some(Impersonation {
-                    user_name: principal.user.name.clone(),
-                    admin_email: admin.map(|a| a.email).unwrap_or_default(),
-                })
-            }
-            None => None,
-        };
-        let chrome = Chrome {
-            brand: Brand::load(state).await,
-            csrf: csrf_token(&secret),
-            user_name: Some(principal.user.name.clone()),
-            is_admin: !principal.permissions.is_empty(),
-            impersonation,
-            flash: read_flash(&parts.headers),
-            title: String::new(),
-        };
-        Ok(Viewer { principal, chrome })
+        signed_in(state, &parts.headers).await?.ok_or(PageError::Login(back))
     }
 }
 
@@ -352,21 +356,27 @@ struct ErrorPage {
     message: String,
 }
 
-/// Renders error responses as HTML pages with the branding (5xx pages say nothing of the cause).
+/// Renders error responses as HTML pages with the branding, the signed-in user's navigation and
+/// the impersonation banner (5xx pages say nothing of the cause).
 async fn error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let headers = request.headers().clone();
     let response = next.run(request).await;
     let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>().cloned() else {
         return response;
     };
     let status = response.status();
-    let chrome = Chrome {
-        brand: Brand::load(&state).await,
-        csrf: String::new(),
-        user_name: None,
-        is_admin: false,
-        impersonation: None,
-        flash: None,
-        title: status.canonical_reason().unwrap_or("Error").into(),
+    let title = status.canonical_reason().unwrap_or("Error").to_owned();
+    let chrome = match signed_in(&state, &headers).await {
+        Ok(Some(viewer)) => Chrome { flash: None, title, ..viewer.chrome },
+        _ => Chrome {
+            brand: Brand::load(&state).await,
+            csrf: String::new(),
+            user_name: None,
+            is_admin: false,
+            impersonation: None,
+            flash: None,
+            title,
+        },
     };
     let page = ErrorPage { chrome, status: status.as_u16(), message };
     match page.render() {
