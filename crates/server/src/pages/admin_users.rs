@@ -393,6 +393,7 @@ async fn impersonate(
 ) -> Result<Response, PageError> {
     let back = format!("/admin/users/{id}");
     let request = ImpersonateRequest { reason: form.reason };
+    let secure = super::secure(&state);
     let result =
         api::impersonate(State(state), viewer.principal(), ip, headers, Path(id.clone()), ApiJson(request)).await;
     let response = match result {
@@ -402,7 +403,7 @@ async fn impersonate(
     let mut r = super::see_other("/app");
     copy_cookies(&response, &mut r);
     let back = local_path(Some(&back), "/admin");
-    if let Ok(v) = HeaderValue::from_str(&format!("{RETURN_COOKIE}={back}; Path=/; HttpOnly; SameSite=Lax")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("{RETURN_COOKIE}={back}; Path=/; HttpOnly; SameSite=Lax{secure}")) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(r)

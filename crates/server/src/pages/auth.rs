@@ -212,7 +212,21 @@ struct ResetPage {
     error: Option<String>,
 }
 
-async fn reset_form(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+async fn reset_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let reset = tx.reset_by_hash(&secret_hash(&token)).await.map_err(ApiError::from)?;
+    tx.rollback().await.map_err(ApiError::from)?;
+    let now = time::OffsetDateTime::now_utc();
+    if !reset.is_some_and(|r| r.used_at.is_none() && r.expires_at > now) {
+        return Err(PageError::Status(
+            StatusCode::NOT_FOUND,
+            "This link has expired or was already used. Ask for a new one with Forgot your password.".into(),
+        ));
+    }
     let (chrome, set) = anonymous_chrome(&state, &headers, "Choose a new password").await;
     with_form_cookie(render(&chrome, &ResetPage { chrome: chrome.clone(), error: None }), set)
 }

@@ -270,7 +270,9 @@ pub async fn anonymous_chrome(state: &AppState, headers: &HeaderMap, title: &str
         None => {
             let t = crate::auth::new_secret(crate::auth::SecretKind::Setup);
             let t = t.trim_start_matches("stw_setup_").to_owned();
-            let header = HeaderValue::from_str(&format!("{FORM_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax")).ok();
+            let header =
+                HeaderValue::from_str(&format!("{FORM_COOKIE}={t}; Path=/; HttpOnly; SameSite=Lax{}", secure(state)))
+                    .ok();
             (t, header)
         }
     };
@@ -313,6 +315,16 @@ impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         PageError::from(ApiError::internal(e))
     }
+}
+
+tokio::task_local! {
+    static PAGE_REQUEST: ();
+}
+
+/// Whether the request being served is a page's. Pages are not an org's API client, so their
+/// reads are not counted against the org's `api_requests_per_minute`.
+pub fn serving_a_page() -> bool {
+    PAGE_REQUEST.try_with(|_| ()).is_ok()
 }
 
 /// Marks a response whose body [`error_pages`] renders in the instance's branding.
@@ -360,7 +372,7 @@ struct ErrorPage {
 /// the impersonation banner (5xx pages say nothing of the cause).
 async fn error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers().clone();
-    let response = next.run(request).await;
+    let response = PAGE_REQUEST.scope((), next.run(request)).await;
     let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>().cloned() else {
         return response;
     };
@@ -383,6 +395,11 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
         Ok(html) => (status, Html(html)).into_response(),
         Err(_) => (status, Html("<!doctype html><title>Error</title><p>Something went wrong.</p>")).into_response(),
     }
+}
+
+/// The cookie attribute that keeps cookies off plain HTTP when Steward is served over HTTPS.
+pub fn secure(state: &AppState) -> &'static str {
+    if state.public_url.starts_with("https://") { "; Secure" } else { "" }
 }
 
 /// A 303 to `to`.

@@ -60,7 +60,7 @@ pub struct OrgAccess {
 /// Loads the org and checks the caller's right to it. An org the caller may not see is 404,
 /// so that another tenant's orgs cannot even be probed.
 /// Requests that change the license or the lifecycle are not counted against the org's
-/// `api_requests_per_minute`, so that an operator can always lift a limit.
+/// `api_requests_per_minute`, so that an operator can always lift a limit; nor are the pages'.
 pub async fn org_access(
     state: &AppState,
     tx: &mut dyn Tx,
@@ -91,7 +91,7 @@ pub async fn org_access(
         };
         return Err(ApiError::forbidden(format!("you may not {what} this organization")));
     }
-    if !matches!(need, Need::License | Need::Lifecycle) {
+    if !matches!(need, Need::License | Need::Lifecycle) && !crate::pages::serving_a_page() {
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
     Ok(OrgAccess { org, role, _private: () })

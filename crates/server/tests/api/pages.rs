@@ -274,3 +274,45 @@ async fn login_as_user_returns_to_the_admin_page_in_the_admins_own_session() {
     assert_eq!(page.status, 200);
     assert!(!page.body.contains("Return to administration"));
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_a_frozen_org_with_its_badge_and_the_role() {
+    let app = spawn_app().await;
+    let (ada, token) = app.user_with_session("ada@acme.example").await;
+    let body = json!({"name": "Icebox", "owner_id": ada, "license": {"operations": 0}});
+    app.post("/api/v1/orgs", &app.admin, body).await.expect(201);
+    app.org("Warm", &ada).await;
+    let dashboard = get(&app, "/app", &session(&token).0).await;
+    assert_eq!(dashboard.status, 200);
+    let icebox = &dashboard.body[dashboard.body.find("Icebox").unwrap()..];
+    let icebox = &icebox[..icebox.find("</li>").unwrap()];
+    assert!(icebox.contains("badge frozen\">Frozen"), "{icebox}");
+    assert!(icebox.contains("owner"));
+    let warm = &dashboard.body[dashboard.body.find("Warm").unwrap()..];
+    let warm = &warm[..warm.find("</li>").unwrap()];
+    assert!(!warm.contains("Frozen"), "{warm}");
+}
+
+#[tokio::test]
+async fn pages_are_not_counted_against_an_orgs_api_budget() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    let body = json!({"name": "Quiet", "owner_id": ada, "license": {"api_requests_per_minute": 0}});
+    let org = app.post("/api/v1/orgs", &app.admin, body).await.expect(201)["id"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect_problem(429, "rate_limited");
+    let page = get(&app, &format!("/admin/orgs/{org}"), &session(&app.admin).0).await;
+    assert_eq!(page.status, 200, "the operator can still see the org and lift the limit");
+    assert!(page.body.contains("Save the license"));
+}
+
+#[tokio::test]
+async fn a_used_or_unknown_reset_link_says_so() {
+    let app = spawn_app().await;
+    let r = get(&app, "/reset/stw_setup_not-a-real-link", "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("This link has expired or was already used"));
+    let r = get(&app, "/invite/stw_setup_not-a-real-link", "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("This invitation has expired or was already used"));
+}
