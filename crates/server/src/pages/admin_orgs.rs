@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use steward_core::OrgRole;
 
-use super::{Admin, Bar, Chrome, PageError, Posted, done, render, usage_bars, when};
+use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Page};
 use crate::routes::deprovision::{self as api_dep, DeprovisionRequest};
@@ -409,13 +409,10 @@ async fn named_steps(
     Ok(steps.into_iter().map(|step| people.iter().fold(step, |s, (uid, name)| s.replace(uid.as_str(), name))).collect())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn restore(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: Empty {} }: Posted<Empty>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_dep::restore(State(state), viewer.principal(), Path(id.clone()), Bytes::new()).await;
     done(&format!("/admin/orgs/{id}"), result, |Json(o)| {

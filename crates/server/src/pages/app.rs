@@ -14,7 +14,7 @@ use serde::Deserialize;
 use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
-use super::{Bar, Chrome, PageError, Posted, Viewer, done, render, usage_bars, when};
+use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Page};
 use crate::routes::auth as api_auth;
@@ -210,13 +210,10 @@ async fn password(
     done("/app/security", result, |_| "Your password is changed; your other sessions have ended.".into())
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn end_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: Empty {} }: Posted<Empty>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_auth::delete_session(State(state), viewer.principal(), Path(id)).await;
     done("/app/security", result, |_| "The session has ended.".into())
@@ -246,7 +243,7 @@ async fn create_token(
 async fn revoke_token(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: Empty {} }: Posted<Empty>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_auth::delete_token(State(state), viewer.principal(), Path(id)).await;
     done("/app/security", result, |_| "The token is revoked.".into())
@@ -372,7 +369,7 @@ async fn member_role(
 async fn remove_member(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
-    Posted { viewer, form: Empty {} }: Posted<Empty>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_orgs::delete_member(State(state), viewer.principal(), Path((id.clone(), user_id))).await;
     done(&format!("/app/orgs/{id}"), result, |_| "The member is removed; their history stays.".into())

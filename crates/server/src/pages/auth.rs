@@ -13,8 +13,8 @@ use serde_json::json;
 use steward_core::PersonName;
 
 use super::{
-    AnonymousPost, Chrome, PageError, Posted, RETURN_COOKIE, anonymous_chrome, copy_cookies, done, local_path, render,
-    see_other,
+    AnonymousPost, Chrome, NoFields, PageError, Posted, RETURN_COOKIE, anonymous_chrome, copy_cookies, done,
+    local_path, render, see_other,
 };
 use crate::auth::secret_hash;
 use crate::error::ApiError;
@@ -150,17 +150,14 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 /// Signs out; in a Login as user session, ends it and goes back to the administration page the
 /// admin came from, in the admin's own session.
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    posted: Posted<Empty>,
+    posted: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let Posted { viewer, form: Empty {} } = posted;
+    let Posted { viewer, form: NoFields {} } = posted;
     let impersonating = viewer.principal.impersonator_id().is_some();
     let response = api_auth::logout(State(state), viewer.principal()).await?;
     if impersonating && response.status() == StatusCode::OK {

@@ -243,6 +243,10 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
     }
 }
 
+/// A form whose only field is its CSRF token.
+#[derive(serde::Deserialize)]
+pub struct NoFields {}
+
 /// A form posted before signing in, accepted only when its `csrf` field matches the form cookie.
 pub struct AnonymousPost<T>(pub T);
 

@@ -316,3 +316,52 @@ async fn a_used_or_unknown_reset_link_says_so() {
     assert_eq!(r.status, 404);
     assert!(r.body.contains("This invitation has expired or was already used"));
 }
+
+#[tokio::test]
+async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    app.org("Acme", &ada).await;
+    let (cookie, csrf) = session(&app.admin);
+
+    let all = get(&app, "/admin/audit", &cookie).await;
+    assert!(all.body.contains("org.created") && all.body.contains("user.created"));
+    let only = get(&app, "/admin/audit?type=org.created&since=&until=", &cookie).await;
+    assert_eq!(only.status, 200);
+    assert!(only.body.contains("org.created") && !only.body.contains("<code>user.created</code>"));
+    let bad = get(&app, "/admin/audit?since=yesterday", &cookie).await;
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("since: must be an RFC 3339 time"), "a bad filter is explained on the page");
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "Steward"),
+        ("product_name", "Northwind <Cloud>"),
+        ("primary_color", "#0A7D55"),
+        ("logo_url", ""),
+        ("support_email", ""),
+    ];
+    let saved = post(&app, "/admin/settings", &cookie, &form).await;
+    assert_eq!(saved.status, 303);
+    let login = get(&app, "/login", "").await;
+    assert!(login.body.contains("<title>Sign in · Northwind &#60;Cloud&#62;</title>"), "{}", &login.body[..400]);
+    assert!(login.body.contains("--primary: #0a7d55;"));
+    let refused = post(
+        &app,
+        "/admin/settings",
+        &cookie,
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Steward"),
+            ("product_name", ""),
+            ("primary_color", "red"),
+            ("logo_url", ""),
+            ("support_email", ""),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 303);
+    let page =
+        get(&app, "/admin/settings", &format!("{cookie}; {}", refused.cookies[0].split(';').next().unwrap())).await;
+    assert!(page.body.contains("must be a colour like #1f6feb"), "the refusal is shown on the form's page");
+}
