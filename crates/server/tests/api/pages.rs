@@ -365,3 +365,67 @@ async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
         get(&app, "/admin/settings", &format!("{cookie}; {}", refused.cookies[0].split(';').next().unwrap())).await;
     assert!(page.body.contains("must be a colour like #1f6feb"), "the refusal is shown on the form's page");
 }
+
+#[tokio::test]
+async fn transfer_ownership_and_notification_settings_go_through_the_api() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    let bob = app.user("bob@acme.example").await;
+    let org = app.org("Acme", &ada).await;
+    app.add_member(&org, &bob, "member").await;
+    let (cookie, csrf) = session(&app.admin);
+
+    let r = post(
+        &app,
+        &format!("/admin/orgs/{org}/transfer"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("new_owner_id", bob.as_str()), ("previous_owner_role", "member")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location, format!("/admin/orgs/{org}"));
+    let after = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+    assert_eq!(after["owner_id"], bob.as_str());
+    let mut roles = app.memberships(&ada).await;
+    roles.extend(app.memberships(&bob).await);
+    assert_eq!(roles.iter().map(|(_, r, _)| r.as_str()).collect::<Vec<_>>(), ["member", "owner"]);
+    assert_eq!(app.audit("&type=org.ownership_transferred").await.len(), 1);
+
+    // Unchecked boxes are sent as nothing: those categories go off.
+    let r = post(
+        &app,
+        &format!("/admin/users/{ada}/notifications"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("security", "on")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let settings = app.get(&format!("/api/v1/users/{ada}/notifications"), &app.admin).await.expect(200);
+    assert_eq!(
+        settings["categories"],
+        json!({"org_activity": false, "product_updates": false, "security": true, "usage_alerts": false})
+    );
+
+    let version = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200)["version"].to_string();
+    let r = post(
+        &app,
+        &format!("/admin/orgs/{org}/license"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("version", version.as_str()), ("operations", "500"), ("users", "")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let license = app.get(&format!("/api/v1/orgs/{org}/license"), &app.admin).await.expect(200);
+    assert_eq!(license["operations"], 500);
+    let stale = post(
+        &app,
+        &format!("/admin/orgs/{org}/license"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("version", version.as_str()), ("operations", "900")],
+    )
+    .await;
+    let flash = stale.cookie("steward_flash").unwrap();
+    assert!(flash.starts_with("e."), "a form from an older version of the org is refused");
+    let license = app.get(&format!("/api/v1/orgs/{org}/license"), &app.admin).await.expect(200);
+    assert_eq!(license["operations"], 500);
+}
