@@ -89,6 +89,7 @@ impl Brand {
 pub struct Flash {
     /// `notice` or `error`.
     pub kind: &'static str,
+    /// What to say.
     pub text: String,
 }
 
@@ -105,6 +106,7 @@ pub struct Impersonation {
 /// the page's forms, the impersonation banner and a flash message.
 #[derive(Debug, Clone)]
 pub struct Chrome {
+    /// The instance's branding.
     pub brand: Brand,
     /// The CSRF token every form on the page carries.
     pub csrf: String,
@@ -112,7 +114,9 @@ pub struct Chrome {
     pub user_name: Option<String>,
     /// Whether the signed-in user holds any instance permission.
     pub is_admin: bool,
+    /// Set in a Login as user session: the banner shows it.
     pub impersonation: Option<Impersonation>,
+    /// The message left by the previous form, shown once.
     pub flash: Option<Flash>,
     /// The page's `<title>`, before the product name.
     pub title: String,
@@ -128,7 +132,9 @@ impl Chrome {
 /// A signed-in user looking at a page: their principal and the page chrome. Anyone else is
 /// sent to `/login`.
 pub struct Viewer {
+    /// Who is signed in, as the API handlers take it.
     pub principal: Principal,
+    /// The layout of their pages.
     pub chrome: Chrome,
 }
 
@@ -209,7 +215,9 @@ impl FromRequestParts<AppState> for Admin {
 /// A form posted by a signed-in user, accepted only with the CSRF token of their session (compared
 /// in constant time). Handlers that change anything take this, so no form can skip the check.
 pub struct Posted<T> {
+    /// Who posted it.
     pub viewer: Viewer,
+    /// The form's other fields.
     pub form: T,
 }
 
