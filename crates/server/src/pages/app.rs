@@ -203,7 +203,7 @@ async fn password(
     Posted { viewer, form }: Posted<PasswordForm>,
 ) -> Result<Response, PageError> {
     let result = if form.password != form.confirm {
-        Err(ApiError::invalid("confirm", "the two new passwords differ"))
+        Err(ApiError::invalid("password", "and its confirmation differ"))
     } else {
         crate::service::change_own_password(&state, &viewer.principal, &form.current_password, &form.password).await
     };

@@ -13,7 +13,7 @@ use serde_json::json;
 use steward_core::PersonName;
 
 use super::{
-    AnonymousPost, Chrome, NoFields, PageError, Posted, RETURN_COOKIE, anonymous_chrome, copy_cookies, done,
+    AnonymousPost, Chrome, NoFields, PageError, Posted, RETURN_COOKIE, anonymous_chrome, copy_cookies, done, friendly,
     local_path, render, see_other,
 };
 use crate::auth::secret_hash;
@@ -241,7 +241,7 @@ async fn reset(
     AnonymousPost(form): AnonymousPost<PasswordForm>,
 ) -> Result<Response, PageError> {
     let result = if form.password != form.confirm {
-        Err(ApiError::invalid("confirm", "the two passwords differ"))
+        Err(ApiError::invalid("password", "and its confirmation differ"))
     } else {
         api_inv::complete_reset(
             State(state.clone()),
@@ -262,23 +262,6 @@ async fn reset(
             Ok(r)
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-/// An API refusal as a sentence for a form.
-fn friendly(e: &ApiError) -> String {
-    let p = e.problem();
-    match (p.code.as_str(), p.errors.as_ref().and_then(|f| f.first())) {
-        ("not_found", _) => "This link has expired or was already used. Ask for a new one.".into(),
-        ("validation_failed", Some(f)) => {
-            let field = f.field.replace('_', " ");
-            let mut s = format!("The {field} {}", f.message);
-            if !s.ends_with('.') {
-                s.push('.');
-            }
-            s
-        }
-        _ => p.detail,
     }
 }
 
@@ -340,7 +323,7 @@ async fn accept(
     let result = async {
         let password = form.password.filter(|p| !p.is_empty());
         if password.is_some() && password != form.confirm {
-            return Err(ApiError::invalid("confirm", "the two passwords differ"));
+            return Err(ApiError::invalid("password", "and its confirmation differ"));
         }
         let name = match form.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
             Some(n) => Some(PersonName::parse(n)?),

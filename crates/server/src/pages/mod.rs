@@ -439,13 +439,38 @@ pub fn done<T>(to: &str, result: Result<T, ApiError>, notice: impl FnOnce(T) -> 
         Ok(v) => ("n", notice(v)),
         Err(e) if e.problem().status == 401 => return Err(PageError::Login(to.into())),
         Err(e) if e.problem().status >= 500 => return Err(e.into()),
-        Err(e) => ("e", e.problem().detail),
+        Err(e) => ("e", friendly(&e)),
     };
     let mut r = see_other(to);
     if let Some(c) = flash_cookie(kind, &text) {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
     Ok(r)
+}
+
+/// An API refusal as a sentence for a person.
+pub fn friendly(e: &ApiError) -> String {
+    let p = e.problem();
+    match (p.code.as_str(), p.errors.as_ref().and_then(|f| f.first())) {
+        ("not_found", _) if p.detail.contains("link") || p.detail.contains("invitation") => {
+            "This link has expired or was already used. Ask for a new one.".into()
+        }
+        ("validation_failed", Some(f)) => {
+            let field = f.field.rsplit('.').next().unwrap_or(&f.field).replace('_', " ");
+            let mut s = format!("The {field} {}", f.message);
+            if !s.ends_with('.') {
+                s.push('.');
+            }
+            s
+        }
+        _ => {
+            let mut s = p.detail;
+            if let Some(first) = s.get_mut(0..1) {
+                first.make_ascii_uppercase();
+            }
+            s
+        }
+    }
 }
 
 /// Renders a page; a flash message shown on it is cleared.

@@ -332,6 +332,7 @@ async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
     let bad = get(&app, "/admin/audit?since=yesterday", &cookie).await;
     assert_eq!(bad.status, 200);
     assert!(bad.body.contains("since: must be an RFC 3339 time"), "a bad filter is explained on the page");
+    assert!(!bad.body.contains("\"code\""));
 
     let form = [
         ("csrf", csrf.as_str()),
@@ -428,4 +429,100 @@ async fn transfer_ownership_and_notification_settings_go_through_the_api() {
     assert!(flash.starts_with("e."), "a form from an older version of the org is refused");
     let license = app.get(&format!("/api/v1/orgs/{org}/license"), &app.admin).await.expect(200);
     assert_eq!(license["operations"], 500);
+}
+
+/// The newest email to `recipient`, as queued.
+async fn last_mail(app: &TestApp, recipient: &str) -> String {
+    let sql = "SELECT body FROM outbox WHERE recipient = ? ORDER BY created_at DESC, id DESC";
+    app.db().await.strings(sql, &[recipient]).await.into_iter().next().expect("an email was queued")
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_link_whose_form_sets_a_new_password() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+    let old_session = app.login("ada@acme.example", PASSWORD).await;
+
+    let form = get(&app, "/forgot", "").await;
+    let token = form.cookie("steward_form").unwrap();
+    let cookie = format!("steward_form={token}");
+    for email in ["ada@acme.example", "nobody@acme.example"] {
+        let r = post(&app, "/forgot", &cookie, &[("csrf", &token), ("email", email)]).await;
+        assert_eq!(r.status, 303);
+        assert_eq!(r.location, "/login", "the same answer whether or not the account exists");
+    }
+    let body = last_mail(&app, "ada@acme.example").await;
+    let at = body.find("/reset/").unwrap();
+    let path = body[at..].split_whitespace().next().unwrap().to_owned();
+
+    let page = get(&app, &path, &cookie).await;
+    assert_eq!(page.status, 200);
+    let differ = post(
+        &app,
+        &path,
+        &cookie,
+        &[("csrf", &token), ("password", "a new long password"), ("confirm", "another one!!")],
+    )
+    .await;
+    assert_eq!(differ.status, 400);
+    assert!(differ.body.contains("The password and its confirmation differ."));
+    let done = post(
+        &app,
+        &path,
+        &cookie,
+        &[("csrf", &token), ("password", "a new long password"), ("confirm", "a new long password")],
+    )
+    .await;
+    assert_eq!(done.status, 303);
+    app.get("/api/v1/me", &old_session).await.expect_problem(401, "unauthenticated");
+    app.login("ada@acme.example", "a new long password").await;
+    assert_eq!(get(&app, &path, &cookie).await.status, 404, "the link works once");
+}
+
+#[tokio::test]
+async fn security_page_changes_the_password_and_shows_a_new_token_once() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+    let other = app.login("ada@acme.example", PASSWORD).await;
+    let this = app.login("ada@acme.example", PASSWORD).await;
+    let (cookie, csrf) = session(&this);
+
+    let wrong = post(
+        &app,
+        "/app/password",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("current_password", "not my password!"),
+            ("password", "a new long password"),
+            ("confirm", "a new long password"),
+        ],
+    )
+    .await;
+    assert!(wrong.cookie("steward_flash").unwrap().starts_with("e."));
+    app.get("/api/v1/me", &other).await.expect(200);
+    let right = post(
+        &app,
+        "/app/password",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("current_password", PASSWORD),
+            ("password", "a new long password"),
+            ("confirm", "a new long password"),
+        ],
+    )
+    .await;
+    assert!(right.cookie("steward_flash").unwrap().starts_with("n."));
+    app.get("/api/v1/me", &other).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &this).await.expect(200);
+    assert_eq!(app.audit("&type=user.password_changed").await.len(), 1);
+
+    let created = post(&app, "/app/tokens", &cookie, &[("csrf", &csrf), ("name", "deploy script")]).await;
+    assert_eq!(created.status, 201);
+    let at = created.body.find("value=\"stw_t_").expect("the new token is on the page") + "value=\"".len();
+    let secret = &created.body[at..at + created.body[at..].find('"').unwrap()];
+    app.get("/api/v1/me", secret).await.expect(200);
+    let again = get(&app, "/app/security", &cookie).await;
+    assert!(again.body.contains("deploy script") && !again.body.contains(secret), "shown once only");
 }
