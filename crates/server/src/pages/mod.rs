@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::csrf_token;
 use crate::error::ApiError;
@@ -45,7 +46,16 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(admin_users::router())
         .merge(admin_orgs::router())
         .merge(app::router())
+        .route("/admin/{*rest}", get(not_found))
+        .route("/app/{*rest}", get(not_found))
+        .layer(CatchPanicLayer::custom(|_| {
+            PageError::Status(StatusCode::INTERNAL_SERVER_ERROR, String::new()).into_response()
+        }))
         .layer(middleware::from_fn_with_state(state, error_pages))
+}
+
+async fn not_found() -> PageError {
+    PageError::Status(StatusCode::NOT_FOUND, "There is no such page.".into())
 }
 
 const STYLESHEET: &str = include_str!("../../static/steward.css");

@@ -231,6 +231,11 @@ async fn refusals_and_missing_things_are_html_pages() {
     assert!(r.body.contains("user not found"));
     assert!(r.body.contains("<h1>Administration</h1>") || r.body.contains("Not Found"));
     assert!(!r.body.contains("\"code\""), "not a problem document");
+    for path in ["/admin/nothing/here", "/app/nothing"] {
+        let r = get(&app, path, &cookie).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.content_type.starts_with("text/html") && r.body.contains("There is no such page."));
+    }
 }
 
 #[tokio::test]
