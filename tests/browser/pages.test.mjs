@@ -244,6 +244,19 @@ test('deprovision an organization through the wizard, then restore it', async ()
   assert.equal(await page.locator('#org-owner').innerText(), 'Placeholder owner');
   assert.ok(await page.locator('h2 .badge.frozen').isVisible(), 'a deprovisioned org shows Frozen');
 
+  // The check the procedure asks for: Login as the former owner and see their dashboard.
+  await go(page.getByRole('link', { name: 'Dan Dorsey' }));
+  await page.getByLabel(/Reason for signing in as Dan Dorsey/).fill('checking the deprovisioning');
+  await go(page.getByRole('button', { name: 'Login as user' }));
+  const globex = page.locator('.org-cards .card', { hasText: 'Globex' });
+  assert.match(await globex.innerText(), /Your role: member/, 'the former owner is demoted');
+  assert.ok(await globex.locator('.badge.frozen').isVisible(), 'the dashboard shows Globex Frozen');
+  assert.equal(await page.locator('input[name=org_activity]').isChecked(), false, 'notifications are off');
+  await shot('app-dashboard-frozen');
+  await go(page.getByRole('button', { name: 'Return to administration' }));
+  assert.equal(new URL(page.url()).pathname, `/admin/users/${ids.dan}`);
+  await page.goto(`${BASE}/admin/orgs/${ids.globex}`);
+
   await go(page.getByRole('button', { name: 'Restore' }));
   assert.match(await flash(), /restored/);
   assert.equal(await page.locator('#org-state').innerText(), 'active');
@@ -251,6 +264,8 @@ test('deprovision an organization through the wizard, then restore it', async ()
   const org = (await api('GET', `/orgs/${ids.globex}`)).body;
   assert.equal(org.license.operations, 5000, 'the license came back');
   assert.equal(org.frozen, false);
+  const settings = (await api('GET', `/users/${ids.dan}/notifications`)).body.categories;
+  assert.equal(settings.org_activity, true, 'notification settings came back');
 });
 
 test('an org admin invites a member from the dashboard', async () => {
