@@ -117,7 +117,9 @@ async fn login(
             let bytes = to_bytes(body, 1 << 20).await.map_err(|e| PageError::from(ApiError::internal(e)))?;
             let reply: serde_json::Value =
                 serde_json::from_slice(&bytes).map_err(|e| PageError::from(ApiError::internal(e)))?;
-            let admin = reply["user"]["instance_roles"].as_array().is_some_and(|r| !r.is_empty());
+            let roles: Vec<steward_core::InstanceRole> =
+                serde_json::from_value(reply["user"]["instance_roles"].clone()).unwrap_or_default();
+            let admin = !steward_core::roles::permissions_of(&roles).is_empty();
             let landing = if admin { "/admin" } else { "/app" };
             let to = local_path(form.next.as_deref().filter(|n| !n.is_empty() && *n != "/"), landing);
             let mut r = see_other(&to);
@@ -133,7 +135,7 @@ async fn login(
                 "unauthenticated" => "The email or password is wrong, or the account is not active.".to_owned(),
                 "rate_limited" => "Too many failed attempts. Wait a few minutes and try again.".to_owned(),
                 "totp_required" => "Enter the code from your authenticator app.".to_owned(),
-                _ => problem.detail.clone(),
+                _ => friendly(&e),
             };
             let (chrome, set) = anonymous_chrome(&state, &headers, "Sign in").await;
             let page = LoginPage {
