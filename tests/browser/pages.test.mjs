@@ -168,6 +168,9 @@ test('find a user, disable them with a confirmation, and enable them again', asy
   await page.getByLabel('Find a user').fill('bob');
   await go(page.getByRole('button', { name: 'Search' }));
   assert.match(page.url(), /\/admin\/users\?q=bob/);
+  const adminNav = page.getByRole('navigation', { name: 'Administration' });
+  assert.equal(await adminNav.getByRole('link', { name: 'Users' }).getAttribute('aria-current'), 'page');
+  assert.equal(await adminNav.getByRole('link', { name: 'Overview' }).getAttribute('aria-current'), null);
   const rows = page.locator('tbody tr');
   assert.equal(await rows.count(), 1, 'the search finds Bob only');
   await shot('admin-users');

@@ -130,9 +130,21 @@ pub struct Chrome {
     pub flash: Option<Flash>,
     /// The page's `<title>`, before the product name.
     pub title: String,
+    /// The path of the page, so that navigation marks where the reader is.
+    pub path: String,
 }
 
 impl Chrome {
+    /// Whether the page is `section` itself, for `aria-current` in navigation.
+    pub fn at(&self, section: &str) -> bool {
+        self.path.split('?').next() == Some(section)
+    }
+
+    /// Whether the page is `section` or below it.
+    pub fn within(&self, section: &str) -> bool {
+        self.at(section) || self.path.starts_with(&format!("{section}/"))
+    }
+
     /// The chrome with another title.
     pub fn titled(&self, title: impl Into<String>) -> Chrome {
         Chrome { title: title.into(), ..self.clone() }
@@ -191,6 +203,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewe
         impersonation,
         flash: read_flash(headers),
         title: String::new(),
+        path: String::new(),
     };
     Ok(Some(Viewer { principal, chrome }))
 }
@@ -200,7 +213,9 @@ impl FromRequestParts<AppState> for Viewer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let back = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        signed_in(state, &parts.headers).await?.ok_or(PageError::Login(back))
+        let mut viewer = signed_in(state, &parts.headers).await?.ok_or_else(|| PageError::Login(back.clone()))?;
+        viewer.chrome.path = back;
+        Ok(viewer)
     }
 }
 
@@ -306,6 +321,7 @@ pub async fn anonymous_chrome(state: &AppState, headers: &HeaderMap, title: &str
         impersonation: None,
         flash: read_flash(headers),
         title: title.into(),
+        path: String::new(),
     };
     (chrome, set)
 }
@@ -410,6 +426,7 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
             impersonation: None,
             flash: None,
             title,
+            path: String::new(),
         },
     };
     let page = ErrorPage { chrome, status: status.as_u16(), message };
