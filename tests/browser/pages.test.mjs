@@ -315,10 +315,19 @@ test('an org admin invites a member from the dashboard', async () => {
 
 test('pages fit a narrow screen and work from the keyboard', async () => {
   await page.setViewportSize({ width: 375, height: 740 });
-  await page.goto(`${BASE}/app`);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  assert.ok(overflow <= 0, `no sideways scrolling on a phone (${overflow}px too wide)`);
+  for (const path of [`/app/orgs/${ids.acme}`, '/app/security', '/app']) {
+    await page.goto(`${BASE}${path}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${path}: no sideways scrolling on a phone (${overflow}px too wide)`);
+  }
   await shot('app-dashboard-narrow');
+  await go(page.getByRole('button', { name: 'Sign out' }));
+  await signIn(ADMIN_EMAIL, ADMIN_PASSWORD);
+  for (const path of [`/admin/orgs/${ids.acme}`, `/admin/users/${ids.ada}`, '/admin/audit', '/admin/settings']) {
+    await page.goto(`${BASE}${path}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${path}: no sideways scrolling on a phone (${overflow}px too wide)`);
+  }
   await page.keyboard.press('Tab');
   assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Skip to content');
   await page.keyboard.press('Enter');
