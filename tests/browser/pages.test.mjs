@@ -275,6 +275,7 @@ test('an org admin invites a member from the dashboard', async () => {
   await go(page.getByRole('button', { name: 'Sign out' }));
   assert.equal(new URL(page.url()).pathname, '/login');
   // From the keyboard only: the email field has focus, Tab moves on, Enter submits.
+  await page.waitForFunction(() => document.activeElement?.id === 'email');
   await page.keyboard.type('grace@acme.example');
   await page.keyboard.press('Tab');
   await page.keyboard.type(PASSWORD);
