@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod mail;
+pub mod pages;
 pub mod remote;
 pub mod routes;
 pub mod scheduler;

@@ -304,3 +304,45 @@ pub async fn reactivate_user(
     );
     Ok(events)
 }
+
+/// Changes the caller's own password once the current one is confirmed; their other sessions
+/// end. Not in an impersonation session, which cannot change credentials.
+pub async fn change_own_password(
+    state: &crate::state::AppState,
+    principal: &crate::extract::Principal,
+    current: &str,
+    new: &str,
+) -> ApiResult<()> {
+    if principal.impersonator_id().is_some() {
+        return Err(crate::error::ApiError::forbidden("an impersonation session cannot change credentials"));
+    }
+    let key = principal.user.email_key.clone();
+    state.throttle.check(&key, None)?;
+    let mut tx = state.store.read().await?;
+    let stored = tx.user(principal.user.id).await?.and_then(|u| u.password_hash);
+    tx.rollback().await?;
+    if !state.passwords.verify(current, stored.as_deref()).await? {
+        state.throttle.failed(&key, None);
+        return Err(crate::error::ApiError::invalid("current_password", "is not your current password"));
+    }
+    let hash = state.passwords.hash(new).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut user = tx
+        .user(principal.user.id)
+        .await?
+        .ok_or_else(|| crate::error::ApiError::unauthenticated("the credentials are not valid"))?;
+    user.password_hash = Some(hash);
+    user.updated_at = now;
+    tx.update_user(&user).await?;
+    let mut ended = 0;
+    for s in tx.live_sessions(user.id, now).await? {
+        if Some(s.id) != principal.session_id() {
+            tx.revoke_session(s.id, now).await?;
+            ended += 1;
+        }
+    }
+    let event = AuditDraft::new("user.password_changed", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "sessions_ended": ended }));
+    commit(tx, vec![event], now).await
+}

@@ -98,7 +98,7 @@ fn parse_time(field: &'static str, value: Option<&str>) -> ApiResult<Option<Offs
 /// Reads the audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditList), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn list_audit(
+pub(crate) async fn list_audit(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(q): ApiQuery<AuditQuery>,

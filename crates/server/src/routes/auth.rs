@@ -59,7 +59,7 @@ pub struct LoginResponse {
 /// Signs in with email and password. Wrong credentials and inactive users get the same 401.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
-async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
@@ -145,7 +145,7 @@ pub struct ReturnedSession {
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
         (status = 401, body = Problem)))]
-async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
+pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
     let now = OffsetDateTime::now_utc();
     let crate::extract::Credential::Session(session) = &principal.credential else {
         return Err(ApiError::invalid(
@@ -205,7 +205,7 @@ async fn get_my_notifications(principal: Principal) -> Json<NotificationSettings
 /// Sets the caller's notification settings (an admin impersonating the user may too).
 #[utoipa::path(put, path = "/api/v1/me/notifications", tag = "auth", request_body = NotificationSettings,
     responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 401, body = Problem)))]
-async fn put_my_notifications(
+pub(crate) async fn put_my_notifications(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(req): ApiJson<NotificationSettings>,
@@ -328,7 +328,7 @@ pub struct CreatedToken {
 /// The caller's API tokens.
 #[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page),
     responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
-async fn list_tokens(
+pub(crate) async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
     Query(page): Query<Page>,
@@ -351,7 +351,7 @@ async fn list_tokens(
 /// Creates an API token for the caller; its secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
     responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn create_token(
+pub(crate) async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
     ApiJson(req): ApiJson<NewToken>,
@@ -398,7 +398,7 @@ async fn create_token(
 /// Revokes one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_token(
+pub(crate) async fn delete_token(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -420,7 +420,7 @@ async fn delete_token(
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
     responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
-async fn list_sessions(
+pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     principal: Principal,
     Query(page): Query<Page>,
@@ -448,7 +448,7 @@ async fn list_sessions(
 /// Ends one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
-async fn delete_session(
+pub(crate) async fn delete_session(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -59,7 +59,7 @@ pub struct DeprovisionResult {
     request_body = DeprovisionRequest,
     responses((status = 200, body = DeprovisionResult), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn deprovision(
+pub(crate) async fn deprovision(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -169,7 +169,7 @@ pub struct RestoreRequest {
     request_body = RestoreRequest,
     responses((status = 200, body = OrgView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-async fn restore(
+pub(crate) async fn restore(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -297,7 +297,7 @@ pub struct DeprovisionRecordList {
 /// The history of an org's deprovisionings and restorations, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", tag = "customer lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = DeprovisionRecordList), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn records(
+pub(crate) async fn records(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

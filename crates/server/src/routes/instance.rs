@@ -31,7 +31,7 @@ pub struct InstanceView {
 /// Reads the instance settings (any instance admin).
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
     responses((status = 200, body = InstanceView), (status = 403, body = Problem)))]
-async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
+pub(crate) async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
     if principal.permissions.is_empty() {
         return Err(ApiError::forbidden("the instance settings are for instance admins"));
     }
@@ -62,7 +62,7 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
 #[utoipa::path(patch, path = "/api/v1/instance", tag = "instance", request_body = InstanceSettings,
     responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 412, body = Problem)))]
-async fn patch_instance(
+pub(crate) async fn patch_instance(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,

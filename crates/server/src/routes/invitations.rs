@@ -109,7 +109,7 @@ pub struct InvitationView {
     request_body = NewInvitation,
     responses((status = 201, body = InvitationView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn invite_to_org(
+pub(crate) async fn invite_to_org(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -221,7 +221,7 @@ pub struct AcceptInvitation {
 #[utoipa::path(post, path = "/api/v1/auth/invitations/{token}/accept", tag = "auth", params(("token" = String, Path)),
     request_body = AcceptInvitation,
     responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn accept_invitation(
+pub(crate) async fn accept_invitation(
     State(state): State<AppState>,
     Path(token): Path<String>,
     ApiJson(req): ApiJson<AcceptInvitation>,
@@ -298,7 +298,10 @@ pub struct ResetRequest {
 /// be probed.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), (status = 400, body = Problem)))]
-async fn request_reset(State(state): State<AppState>, ApiJson(req): ApiJson<ResetRequest>) -> ApiResult<StatusCode> {
+pub(crate) async fn request_reset(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ResetRequest>,
+) -> ApiResult<StatusCode> {
     let Ok(email) = Email::parse(&req.email) else { return Ok(StatusCode::ACCEPTED) };
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
@@ -341,7 +344,7 @@ pub struct NewPassword {
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
     request_body = NewPassword,
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn complete_reset(
+pub(crate) async fn complete_reset(
     State(state): State<AppState>,
     Path(token): Path<String>,
     ApiJson(req): ApiJson<NewPassword>,

@@ -83,7 +83,7 @@ pub struct DeactivateRequest {
     request_body = DeactivateRequest,
     responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn deactivate(
+pub(crate) async fn deactivate(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -137,7 +137,7 @@ async fn deactivate(
 #[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem)))]
-async fn reactivate(
+pub(crate) async fn reactivate(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -256,7 +256,7 @@ pub struct ImpersonationSession {
     request_body = ImpersonateRequest,
     responses((status = 200, body = ImpersonationSession), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn impersonate(
+pub(crate) async fn impersonate(
     State(state): State<AppState>,
     principal: Principal,
     ClientIp(ip): ClientIp,
@@ -344,7 +344,7 @@ async fn impersonate(
 /// A user's live sessions.
 #[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = SessionList), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn user_sessions(
+pub(crate) async fn user_sessions(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -376,7 +376,7 @@ pub struct Revoked {
 /// Logs a user out everywhere.
 #[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle", params(("id" = String, Path)),
     responses((status = 200, body = Revoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn revoke_user_sessions(
+pub(crate) async fn revoke_user_sessions(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -441,7 +441,7 @@ pub async fn set_notifications(
 /// Reads another user's notification settings.
 #[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
     responses((status = 200, body = NotificationSettings), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn get_user_notifications(
+pub(crate) async fn get_user_notifications(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -458,7 +458,7 @@ async fn get_user_notifications(
     request_body = NotificationSettings,
     responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-async fn put_user_notifications(
+pub(crate) async fn put_user_notifications(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -476,7 +476,7 @@ async fn put_user_notifications(
 /// The audit events where the user is actor, impersonator or target, newest first.
 #[utoipa::path(get, path = "/api/v1/users/{id}/history", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn user_history(
+pub(crate) async fn user_history(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -60,7 +60,7 @@ pub struct OrgAccess {
 /// Loads the org and checks the caller's right to it. An org the caller may not see is 404,
 /// so that another tenant's orgs cannot even be probed.
 /// Requests that change the license or the lifecycle are not counted against the org's
-/// `api_requests_per_minute`, so that an operator can always lift a limit.
+/// `api_requests_per_minute`, so that an operator can always lift a limit; nor are the pages'.
 pub async fn org_access(
     state: &AppState,
     tx: &mut dyn Tx,
@@ -91,7 +91,7 @@ pub async fn org_access(
         };
         return Err(ApiError::forbidden(format!("you may not {what} this organization")));
     }
-    if !matches!(need, Need::License | Need::Lifecycle) {
+    if !matches!(need, Need::License | Need::Lifecycle) && !crate::pages::serving_a_page() {
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
     Ok(OrgAccess { org, role, _private: () })
@@ -124,7 +124,7 @@ pub struct OrgQuery {
 /// Lists orgs: all of them for instance admins, the caller's own for everyone else.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(OrgQuery),
     responses((status = 200, body = OrgList), (status = 401, body = Problem)))]
-async fn list_orgs(
+pub(crate) async fn list_orgs(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(q): ApiQuery<OrgQuery>,
@@ -246,7 +246,7 @@ async fn create_org(
 /// Reads an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
     responses((status = 200, body = OrgView), (status = 404, body = Problem)))]
-async fn get_org(
+pub(crate) async fn get_org(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -339,7 +339,7 @@ async fn patch_org(
 /// Lists an organization's current members, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", params(("id" = String, Path), Page),
     responses((status = 200, body = MemberList), (status = 404, body = Problem)))]
-async fn list_members(
+pub(crate) async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -372,7 +372,7 @@ pub struct MemberRole {
     params(("id" = String, Path), ("user_id" = String, Path)), request_body = MemberRole,
     responses((status = 200, body = MemberView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn put_member(
+pub(crate) async fn put_member(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, user_id)): Path<(String, String)>,
@@ -408,7 +408,7 @@ async fn put_member(
 #[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs",
     params(("id" = String, Path), ("user_id" = String, Path)),
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn delete_member(
+pub(crate) async fn delete_member(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, user_id)): Path<(String, String)>,
@@ -444,7 +444,7 @@ pub struct TransferRequest {
     request_body = TransferRequest,
     responses((status = 200, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn transfer_ownership(
+pub(crate) async fn transfer_ownership(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -550,7 +550,7 @@ async fn put_license(
     request_body = LicenseSchema,
     responses((status = 200, body = LicenseSchema), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 412, body = Problem)))]
-async fn patch_license(
+pub(crate) async fn patch_license(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -44,7 +44,7 @@ async fn team_access(
 /// Lists an organization's teams, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path), Page),
     responses((status = 200, body = TeamList), (status = 404, body = Problem)))]
-async fn list_teams(
+pub(crate) async fn list_teams(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -76,7 +76,7 @@ pub struct TeamInput {
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
     responses((status = 201, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn create_team(
+pub(crate) async fn create_team(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
@@ -168,7 +168,7 @@ pub struct TeamMemberRole {
     params(("id" = String, Path), ("user_id" = String, Path)), request_body = TeamMemberRole,
     responses((status = 200, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn put_team_member(
+pub(crate) async fn put_team_member(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, user_id)): Path<(String, String)>,

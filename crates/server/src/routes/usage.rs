@@ -119,7 +119,7 @@ pub struct UsageQuery {
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
     responses((status = 200, body = UsageView), (status = 400, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem)))]
-async fn get_usage(
+pub(crate) async fn get_usage(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

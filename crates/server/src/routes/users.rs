@@ -46,7 +46,7 @@ pub struct UserQuery {
 /// Lists users, newest first.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
     responses((status = 200, body = UserList), (status = 400, body = Problem), (status = 403, body = Problem)))]
-async fn list_users(
+pub(crate) async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(q): ApiQuery<UserQuery>,
@@ -188,7 +188,7 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
 /// Reads a user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
     responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn get_user(
+pub(crate) async fn get_user(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,

@@ -21,6 +21,7 @@ mod metering;
 mod nodes;
 mod operations;
 mod orgs;
+mod pages;
 mod platform;
 mod reviews;
 mod schedules;

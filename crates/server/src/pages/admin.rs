@@ -1,0 +1,236 @@
+//! The administration overview, the audit log viewer and the instance settings (branding).
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use steward_core::Permission;
+
+use super::admin_users::{HistoryLine, describe};
+use super::{Admin, Chrome, PageError, Posted, done, render};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::routes::audit::{self as api_audit, AuditQuery};
+use crate::routes::instance as api_instance;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(overview))
+        .route("/admin/audit", get(audit))
+        .route("/admin/settings", get(settings_form).post(settings))
+}
+
+#[derive(Template)]
+#[template(path = "admin/overview.html")]
+struct OverviewPage {
+    chrome: Chrome,
+    recent: Vec<HistoryLine>,
+    can_audit: bool,
+}
+
+async fn overview(State(state): State<AppState>, Admin(viewer): Admin) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let can_audit = principal.has(Permission::AuditRead);
+    let recent = if can_audit {
+        let query = AuditQuery {
+            actor_id: None,
+            target_id: None,
+            org_id: None,
+            kind: None,
+            since: None,
+            until: None,
+            limit: Some(10),
+            cursor: None,
+        };
+        let Json(list) = api_audit::list_audit(State(state.clone()), principal, ApiQuery(query)).await?;
+        let mut tx = state.store.read().await.map_err(ApiError::from)?;
+        let lines = describe(tx.as_mut(), &list.items).await?;
+        tx.rollback().await.map_err(ApiError::from)?;
+        lines
+    } else {
+        vec![]
+    };
+    let chrome = viewer.chrome.titled("Administration");
+    render(&chrome, &OverviewPage { chrome: chrome.clone(), recent, can_audit })
+}
+
+/// The audit filters as the form sends them (empty fields mean no filter).
+#[derive(Debug, Default, Deserialize)]
+struct AuditForm {
+    actor_id: Option<String>,
+    target_id: Option<String>,
+    org_id: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    cursor: Option<String>,
+}
+
+fn given(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// A date (`YYYY-MM-DD`) from the form as the start of that day, or an RFC 3339 time as is.
+fn day_start(v: &Option<String>) -> Option<String> {
+    given(v).map(|d| if d.len() == 10 { format!("{d}T00:00:00Z") } else { d })
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit.html")]
+struct AuditPage {
+    chrome: Chrome,
+    actor_id: String,
+    target_id: String,
+    org_id: String,
+    kind: String,
+    since: String,
+    until: String,
+    events: Vec<AuditLine>,
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// An event in the viewer.
+struct AuditLine {
+    seq: i64,
+    line: HistoryLine,
+    org_id: String,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    axum::extract::Query(form): axum::extract::Query<AuditForm>,
+) -> Result<Response, PageError> {
+    let query = AuditQuery {
+        actor_id: given(&form.actor_id),
+        target_id: given(&form.target_id),
+        org_id: given(&form.org_id),
+        kind: given(&form.kind),
+        since: day_start(&form.since),
+        until: day_start(&form.until),
+        limit: Some(50),
+        cursor: given(&form.cursor),
+    };
+    let (events, next, error) =
+        match api_audit::list_audit(State(state.clone()), viewer.principal(), ApiQuery(query)).await {
+            Ok(Json(list)) => {
+                let mut tx = state.store.read().await.map_err(ApiError::from)?;
+                let lines = describe(tx.as_mut(), &list.items).await?;
+                tx.rollback().await.map_err(ApiError::from)?;
+                let events = list
+                    .items
+                    .iter()
+                    .zip(lines)
+                    .map(|(e, line)| AuditLine { seq: e.seq, org_id: e.org_id.clone().unwrap_or_default(), line })
+                    .collect();
+                let next = list.next_cursor.map(|c| {
+                    let mut s = form_urlencoded::Serializer::new(String::new());
+                    for (k, v) in [
+                        ("actor_id", &form.actor_id),
+                        ("target_id", &form.target_id),
+                        ("org_id", &form.org_id),
+                        ("type", &form.kind),
+                        ("since", &form.since),
+                        ("until", &form.until),
+                    ] {
+                        if let Some(v) = given(v) {
+                            s.append_pair(k, &v);
+                        }
+                    }
+                    s.append_pair("cursor", &c);
+                    format!("/admin/audit?{}", s.finish())
+                });
+                (events, next, None)
+            }
+            Err(e) if e.problem().status == 400 => (vec![], None, Some(e.problem().detail)),
+            Err(e) => return Err(e.into()),
+        };
+    let chrome = viewer.chrome.titled("Audit log");
+    let text = |v: &Option<String>| given(v).unwrap_or_default();
+    let page = AuditPage {
+        chrome: chrome.clone(),
+        actor_id: text(&form.actor_id),
+        target_id: text(&form.target_id),
+        org_id: text(&form.org_id),
+        kind: text(&form.kind),
+        since: text(&form.since),
+        until: text(&form.until),
+        events,
+        next,
+        error,
+    };
+    render(&chrome, &page)
+}
+
+#[derive(Template)]
+#[template(path = "admin/settings.html")]
+struct SettingsPage {
+    chrome: Chrome,
+    name: String,
+    product_name: String,
+    primary_color: String,
+    logo_url: String,
+    support_email: String,
+    version: i64,
+    can_manage: bool,
+}
+
+async fn settings_form(State(state): State<AppState>, Admin(viewer): Admin) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let Json(view) = api_instance::get_instance(State(state), principal.clone()).await?;
+    let b = &view.settings.branding;
+    let chrome = viewer.chrome.titled("Instance settings");
+    let page = SettingsPage {
+        chrome: chrome.clone(),
+        name: view.settings.name.clone(),
+        product_name: b.product_name.clone().unwrap_or_default(),
+        primary_color: b.primary_color.clone().unwrap_or_default(),
+        logo_url: b.logo_url.clone().unwrap_or_default(),
+        support_email: b.support_email.clone().unwrap_or_default(),
+        version: view.version,
+        can_manage: principal.has(Permission::InstanceManage),
+    };
+    render(&chrome, &page)
+}
+
+#[derive(Deserialize)]
+struct SettingsForm {
+    name: String,
+    product_name: String,
+    primary_color: String,
+    logo_url: String,
+    support_email: String,
+    version: Option<String>,
+}
+
+async fn settings(
+    State(state): State<AppState>,
+    Posted { viewer, form }: Posted<SettingsForm>,
+) -> Result<Response, PageError> {
+    let optional = |s: &str| {
+        let s = s.trim();
+        if s.is_empty() { Value::Null } else { json!(s) }
+    };
+    let patch = json!({
+        "name": form.name.trim(),
+        "branding": {
+            "product_name": optional(&form.product_name),
+            "primary_color": optional(&form.primary_color.to_ascii_lowercase()),
+            "logo_url": optional(&form.logo_url),
+            "support_email": optional(&form.support_email),
+        }
+    });
+    let mut headers = HeaderMap::new();
+    if let Some(v) = form.version.and_then(|v| axum::http::HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
+        headers.insert(axum::http::header::IF_MATCH, v);
+    }
+    let result = api_instance::patch_instance(State(state), viewer.principal(), headers, ApiJson(patch)).await;
+    done("/admin/settings", result, |_| "The settings are saved; every page now uses them.".into())
+}

@@ -1,0 +1,410 @@
+//! Administration of users: search, detail, Disable and Enable with a confirmation step, Log out
+//! everywhere, notification settings and Login as user — each through the API's own handler.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use steward_core::lifecycle::NOTIFICATION_CATEGORIES;
+use steward_core::{Permission, UserId};
+
+use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, copy_cookies, done, local_path, render, when};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::routes::lifecycle::{self as api, ImpersonateRequest, NotificationSettings};
+use crate::routes::users::{self as api_users, UserQuery};
+use crate::routes::{ClientIp, audit::AuditEventView};
+use crate::state::AppState;
+use crate::views::{SessionView, UserView};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(list))
+        .route("/admin/users/{id}", get(detail))
+        .route("/admin/users/{id}/disable", get(confirm_disable).post(disable))
+        .route("/admin/users/{id}/enable", get(confirm_enable).post(enable))
+        .route("/admin/users/{id}/sessions/revoke", post(revoke_sessions))
+        .route("/admin/users/{id}/notifications", post(notifications))
+        .route("/admin/users/{id}/impersonate", post(impersonate))
+}
+
+/// The statuses the list can be filtered by.
+pub const STATUSES: &[&str] = &["invited", "active", "suspended", "deactivated", "anonymized"];
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    q: String,
+    status: String,
+    statuses: &'static [&'static str],
+    users: Vec<UserView>,
+    next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    q: Option<String>,
+    status: Option<String>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    axum::extract::Query(q): axum::extract::Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let text = q.q.clone().unwrap_or_default();
+    let status = q.status.clone().filter(|s| STATUSES.contains(&s.as_str())).unwrap_or_default();
+    let query = UserQuery {
+        q: Some(text.clone()).filter(|t| !t.trim().is_empty()),
+        status: Some(status.clone()).filter(|s| !s.is_empty()),
+        org_id: None,
+        inactive_since: None,
+        limit: Some(50),
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
+    let Json(list) = api_users::list_users(State(state), viewer.principal(), ApiQuery(query)).await?;
+    let next = list.next_cursor.map(|c| {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        s.append_pair("q", &text).append_pair("status", &status).append_pair("cursor", &c);
+        format!("/admin/users?{}", s.finish())
+    });
+    let chrome = viewer.chrome.titled("Users");
+    let page = UsersPage { chrome: chrome.clone(), q: text, status, statuses: STATUSES, users: list.items, next };
+    render(&chrome, &page)
+}
+
+/// One of the user's org memberships.
+struct MembershipLine {
+    org_id: String,
+    org_name: String,
+    role: String,
+    dormant: bool,
+}
+
+/// One of the user's team memberships.
+struct TeamLine {
+    team_name: String,
+    org_id: String,
+    org_name: String,
+    role: String,
+    dormant: bool,
+}
+
+/// An audit event as the pages list it.
+pub struct HistoryLine {
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    pub impersonator: Option<String>,
+    pub target: String,
+    pub detail: String,
+}
+
+/// A notification category and whether it is on.
+pub struct Switch {
+    pub name: &'static str,
+    pub label: String,
+    pub on: bool,
+}
+
+/// The notification switches of a settings document.
+pub fn switches(settings: &NotificationSettings) -> Vec<Switch> {
+    NOTIFICATION_CATEGORIES
+        .iter()
+        .map(|c| Switch {
+            name: c,
+            label: {
+                let mut s = c.replace('_', " ");
+                if let Some(first) = s.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                s
+            },
+            on: settings.categories.get(*c).copied().unwrap_or(true),
+        })
+        .collect()
+}
+
+/// Settings with every category named: the checked ones on, the others off.
+pub fn settings_from_form(form: &BTreeMap<String, String>) -> NotificationSettings {
+    NotificationSettings {
+        categories: NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), form.contains_key(*c))).collect(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    chrome: Chrome,
+    user: UserView,
+    last_login: String,
+    memberships: Vec<MembershipLine>,
+    teams: Vec<TeamLine>,
+    sessions: Vec<SessionLine>,
+    history: Vec<HistoryLine>,
+    switches: Vec<Switch>,
+    can_lifecycle: bool,
+    can_impersonate: bool,
+    can_revoke: bool,
+    can_write: bool,
+    is_self: bool,
+}
+
+async fn detail(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let Json(user) = api_users::get_user(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let user_id: UserId = user.id.parse().map_err(|_| ApiError::not_found("user"))?;
+    let Json(sessions) = api::user_sessions(
+        State(state.clone()),
+        principal.clone(),
+        Path(id.clone()),
+        ApiQuery(Page { limit: Some(100), cursor: None }),
+    )
+    .await?;
+    let Json(settings) = api::get_user_notifications(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let history = if principal.has(Permission::AuditRead) {
+        let Json(list) = api::user_history(
+            State(state.clone()),
+            principal.clone(),
+            Path(id.clone()),
+            ApiQuery(Page { limit: Some(30), cursor: None }),
+        )
+        .await?;
+        list.items
+    } else {
+        vec![]
+    };
+
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let member_rows = tx.memberships_of(user_id).await.map_err(ApiError::from)?;
+    let org_names: HashMap<_, _> = member_rows.iter().map(|m| (m.org_id, m.org_name.clone())).collect();
+    let memberships = member_rows
+        .iter()
+        .map(|m| MembershipLine {
+            org_id: m.org_id.to_string(),
+            org_name: m.org_name.clone(),
+            role: m.role.to_string(),
+            dormant: m.dormant,
+        })
+        .collect();
+    let mut teams = Vec::new();
+    for t in tx.teams_of_user(user_id).await.map_err(ApiError::from)? {
+        let team_name = tx.team(t.team_id).await.map_err(ApiError::from)?.map(|t| t.name).unwrap_or_default();
+        teams.push(TeamLine {
+            team_name,
+            org_id: t.org_id.to_string(),
+            org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
+            role: t.role.to_string(),
+            dormant: t.dormant,
+        });
+    }
+    let history = describe(tx.as_mut(), &history).await?;
+    tx.rollback().await.map_err(ApiError::from)?;
+
+    let last_login = user.last_login_at.as_ref().map_or_else(|| "never".into(), when);
+    let chrome = viewer.chrome.titled(format!("{} — Users", user.name));
+    let page = UserPage {
+        chrome: chrome.clone(),
+        is_self: user.id == principal.user.id.to_string(),
+        last_login,
+        memberships,
+        teams,
+        sessions: sessions.items.iter().map(SessionLine::from).collect(),
+        history,
+        switches: switches(&settings),
+        can_lifecycle: principal.has(Permission::UsersLifecycle),
+        can_impersonate: principal.has(Permission::UsersImpersonate),
+        can_revoke: principal.has(Permission::SessionsRevoke),
+        can_write: principal.has(Permission::UsersWrite),
+        user,
+    };
+    render(&chrome, &page)
+}
+
+/// Audit events with their people named.
+pub async fn describe(
+    tx: &mut dyn steward_store::Tx,
+    events: &[AuditEventView],
+) -> Result<Vec<HistoryLine>, PageError> {
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut lines = Vec::with_capacity(events.len());
+    for e in events {
+        let mut people = [None, None];
+        for (slot, id) in people.iter_mut().zip([&e.actor_id, &e.impersonator_id]) {
+            let Some(id) = id else { continue };
+            if !names.contains_key(id) {
+                let name = match id.parse::<UserId>() {
+                    Ok(uid) => tx.user(uid).await.map_err(ApiError::from)?.map_or_else(|| id.clone(), |u| u.name),
+                    Err(_) => id.clone(),
+                };
+                names.insert(id.clone(), name);
+            }
+            *slot = names.get(id).cloned();
+        }
+        let [actor, impersonator] = people;
+        lines.push(HistoryLine {
+            at: when(&e.at),
+            kind: e.kind.clone(),
+            actor: actor.unwrap_or_else(|| "Steward".into()),
+            impersonator,
+            target: format!("{} {}", e.target_type, e.target_id),
+            detail: e.detail.to_string(),
+        });
+    }
+    Ok(lines)
+}
+
+/// A session as the pages list it.
+pub struct SessionLine {
+    pub id: String,
+    pub started: String,
+    pub expires: String,
+    pub ip: String,
+    pub agent: String,
+    pub impersonated: bool,
+    pub current: bool,
+}
+
+impl From<&SessionView> for SessionLine {
+    fn from(s: &SessionView) -> Self {
+        SessionLine {
+            id: s.id.clone(),
+            started: when(&s.created_at),
+            expires: when(&s.expires_at),
+            ip: s.ip.clone().unwrap_or_default(),
+            agent: s.user_agent.clone().unwrap_or_default(),
+            impersonated: s.impersonator_id.is_some(),
+            current: s.current,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm_user.html")]
+struct ConfirmPage {
+    chrome: Chrome,
+    user: UserView,
+    enable: bool,
+}
+
+async fn confirm(state: AppState, viewer: super::Viewer, id: String, enable: bool) -> Result<Response, PageError> {
+    let Json(user) = api_users::get_user(State(state), viewer.principal(), Path(id)).await?;
+    let title = if enable { "Enable" } else { "Disable" };
+    let chrome = viewer.chrome.titled(format!("{title} {}", user.name));
+    render(&chrome, &ConfirmPage { chrome: chrome.clone(), user, enable })
+}
+
+async fn confirm_disable(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    confirm(state, viewer, id, false).await
+}
+
+async fn confirm_enable(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    confirm(state, viewer, id, true).await
+}
+
+#[derive(Deserialize)]
+struct ReasonForm {
+    reason: Option<String>,
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form }: Posted<ReasonForm>,
+) -> Result<Response, PageError> {
+    let reason = form.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    let body = match reason {
+        Some(r) => Bytes::from(json!({ "reason": r }).to_string()),
+        None => Bytes::new(),
+    };
+    let result = api::deactivate(State(state), viewer.principal(), Path(id.clone()), body).await;
+    done(&format!("/admin/users/{id}"), result, |Json(u)| {
+        format!("{} is disabled: signed out everywhere, memberships kept dormant.", u.name)
+    })
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form: _ }: Posted<ReasonForm>,
+) -> Result<Response, PageError> {
+    let result = api::reactivate(State(state), viewer.principal(), Path(id.clone())).await;
+    done(&format!("/admin/users/{id}"), result, |Json(u)| {
+        format!("{} is enabled again, with every previous role.", u.name)
+    })
+}
+
+async fn revoke_sessions(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form: _ }: Posted<ReasonForm>,
+) -> Result<Response, PageError> {
+    let result = api::revoke_user_sessions(State(state), viewer.principal(), Path(id.clone())).await;
+    done(&format!("/admin/users/{id}"), result, |Json(r)| {
+        format!("Logged out everywhere: {} sessions ended.", r.revoked)
+    })
+}
+
+async fn notifications(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form }: Posted<BTreeMap<String, String>>,
+) -> Result<Response, PageError> {
+    let settings = settings_from_form(&form);
+    let result =
+        api::put_user_notifications(State(state), viewer.principal(), Path(id.clone()), ApiJson(settings)).await;
+    done(&format!("/admin/users/{id}"), result, |_| "Notification settings saved.".into())
+}
+
+#[derive(Deserialize)]
+struct ImpersonateForm {
+    reason: String,
+}
+
+/// Login as user: the API starts the session and sets its cookies; the page where the admin
+/// pressed the button is remembered for "Return to administration".
+async fn impersonate(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Posted { viewer, form }: Posted<ImpersonateForm>,
+) -> Result<Response, PageError> {
+    let back = format!("/admin/users/{id}");
+    let request = ImpersonateRequest { reason: form.reason };
+    let secure = super::secure(&state);
+    let result =
+        api::impersonate(State(state), viewer.principal(), ip, headers, Path(id.clone()), ApiJson(request)).await;
+    let response = match result {
+        Ok(r) => r,
+        Err(e) => return done(&back, Err::<(), _>(e), |_| String::new()),
+    };
+    let mut r = super::see_other("/app");
+    copy_cookies(&response, &mut r);
+    let back = local_path(Some(&back), "/admin");
+    if let Ok(v) = HeaderValue::from_str(&format!("{RETURN_COOKIE}={back}; Path=/; HttpOnly; SameSite=Lax{secure}")) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    Ok(r)
+}

@@ -1,0 +1,414 @@
+//! The end-user dashboard: my organizations (role, Frozen badge, usage), my teams, notification
+//! settings, security (password, sessions, API tokens), and for an org's owner and admins its
+//! members, invitations, roles and teams — each through the API's own handler.
+
+use std::collections::{BTreeMap, HashMap};
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
+
+use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
+use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::routes::auth as api_auth;
+use crate::routes::invitations::{self as api_inv, NewInvitation};
+use crate::routes::lifecycle::NotificationSettings;
+use crate::routes::orgs::{self as api_orgs, MemberRole};
+use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
+use crate::routes::usage::{self as api_usage, UsageQuery, frozen_now};
+use crate::state::AppState;
+use crate::views::MemberView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/app", get(dashboard))
+        .route("/app/notifications", post(notifications))
+        .route("/app/security", get(security))
+        .route("/app/password", post(password))
+        .route("/app/sessions/{id}/end", post(end_session))
+        .route("/app/tokens", post(create_token))
+        .route("/app/tokens/{id}/revoke", post(revoke_token))
+        .route("/app/orgs/{id}", get(org))
+        .route("/app/orgs/{id}/invite", post(invite))
+        .route("/app/orgs/{id}/members/{user_id}/role", post(member_role))
+        .route("/app/orgs/{id}/members/{user_id}/remove", post(remove_member))
+        .route("/app/orgs/{id}/teams", post(create_team))
+        .route("/app/orgs/{id}/teams/{team_id}/members", post(team_member))
+}
+
+/// One of my organizations.
+struct OrgCard {
+    id: String,
+    name: String,
+    role: String,
+    frozen: bool,
+    manage: bool,
+    bars: Vec<Bar>,
+}
+
+/// One of my teams.
+struct TeamCard {
+    name: String,
+    org_name: String,
+    role: String,
+}
+
+#[derive(Template)]
+#[template(path = "app/dashboard.html")]
+struct DashboardPage {
+    chrome: Chrome,
+    name: String,
+    orgs: Vec<OrgCard>,
+    teams: Vec<TeamCard>,
+    switches: Vec<Switch>,
+}
+
+async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let now = state.clock.now();
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let mut cards = Vec::new();
+    let mut org_names = HashMap::new();
+    for m in tx.memberships_of(principal.user.id).await.map_err(ApiError::from)? {
+        if m.dormant {
+            continue;
+        }
+        let frozen = match tx.org(m.org_id).await.map_err(ApiError::from)? {
+            Some(org) => frozen_now(tx.as_mut(), &org, now).await?,
+            None => false,
+        };
+        org_names.insert(m.org_id, m.org_name.clone());
+        cards.push(OrgCard {
+            id: m.org_id.to_string(),
+            name: m.org_name,
+            role: m.role.to_string(),
+            frozen,
+            manage: m.role.allows(OrgAction::OrgManage),
+            bars: vec![],
+        });
+    }
+    let mut teams = Vec::new();
+    for t in tx.teams_of_user(principal.user.id).await.map_err(ApiError::from)? {
+        if t.dormant {
+            continue;
+        }
+        let name = tx.team(t.team_id).await.map_err(ApiError::from)?.map(|t| t.name).unwrap_or_default();
+        teams.push(TeamCard {
+            name,
+            org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
+            role: t.role.to_string(),
+        });
+    }
+    tx.rollback().await.map_err(ApiError::from)?;
+    for card in cards.iter_mut() {
+        let readable = card.role.parse::<OrgRole>().is_ok_and(|r| r.allows(OrgAction::UsageRead));
+        if readable {
+            let q = ApiQuery(UsageQuery { period: None });
+            if let Ok(Json(u)) =
+                api_usage::get_usage(State(state.clone()), principal.clone(), Path(card.id.clone()), q).await
+            {
+                card.bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
+            }
+        }
+    }
+    let chrome = viewer.chrome.titled("My dashboard");
+    let page = DashboardPage {
+        chrome: chrome.clone(),
+        name: principal.user.name.clone(),
+        orgs: cards,
+        teams,
+        switches: switches(&NotificationSettings::of(&principal.user)),
+    };
+    render(&chrome, &page)
+}
+
+async fn notifications(
+    State(state): State<AppState>,
+    Posted { viewer, form }: Posted<BTreeMap<String, String>>,
+) -> Result<Response, PageError> {
+    let result =
+        api_auth::put_my_notifications(State(state), viewer.principal(), ApiJson(settings_from_form(&form))).await;
+    done("/app", result, |_| "Your notification settings are saved.".into())
+}
+
+/// An API token in the list.
+struct TokenLine {
+    id: String,
+    name: String,
+    created: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "app/security.html")]
+struct SecurityPage {
+    chrome: Chrome,
+    sessions: Vec<SessionLine>,
+    tokens: Vec<TokenLine>,
+    impersonating: bool,
+    /// A token just created: shown this once.
+    created: Option<(String, String)>,
+}
+
+async fn security_page(
+    state: AppState,
+    viewer: Viewer,
+    created: Option<(String, String)>,
+) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let page = || axum::extract::Query(Page { limit: Some(100), cursor: None });
+    let Json(sessions) = api_auth::list_sessions(State(state.clone()), principal.clone(), page()).await?;
+    let Json(tokens) = api_auth::list_tokens(State(state), principal.clone(), page()).await?;
+    let tokens = tokens
+        .items
+        .iter()
+        .map(|t| TokenLine {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            created: when(&t.created_at),
+            expires: t.expires_at.as_ref().map_or_else(|| "never".into(), when),
+        })
+        .collect();
+    let chrome = viewer.chrome.titled("Security");
+    let page = SecurityPage {
+        chrome: chrome.clone(),
+        sessions: sessions.items.iter().map(SessionLine::from).collect(),
+        tokens,
+        impersonating: principal.impersonator_id().is_some(),
+        created,
+    };
+    render(&chrome, &page)
+}
+
+async fn security(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
+    security_page(state, viewer, None).await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current_password: String,
+    password: String,
+    confirm: String,
+}
+
+async fn password(
+    State(state): State<AppState>,
+    Posted { viewer, form }: Posted<PasswordForm>,
+) -> Result<Response, PageError> {
+    let result = if form.password != form.confirm {
+        Err(ApiError::invalid("password", "and its confirmation differ"))
+    } else {
+        crate::service::change_own_password(&state, &viewer.principal, &form.current_password, &form.password).await
+    };
+    done("/app/security", result, |_| "Your password is changed; your other sessions have ended.".into())
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+) -> Result<Response, PageError> {
+    let result = api_auth::delete_session(State(state), viewer.principal(), Path(id)).await;
+    done("/app/security", result, |_| "The session has ended.".into())
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    name: String,
+}
+
+/// Creates an API token and shows its secret on this response only (it is never stored).
+async fn create_token(
+    State(state): State<AppState>,
+    Posted { viewer, form }: Posted<TokenForm>,
+) -> Result<Response, PageError> {
+    let request = api_auth::NewToken { name: form.name, expires_at: None };
+    match api_auth::create_token(State(state.clone()), viewer.principal(), ApiJson(request)).await {
+        Ok((_, Json(t))) => {
+            let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;
+            *r.status_mut() = StatusCode::CREATED;
+            Ok(r)
+        }
+        Err(e) => done("/app/security", Err::<(), _>(e), |_| String::new()),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+) -> Result<Response, PageError> {
+    let result = api_auth::delete_token(State(state), viewer.principal(), Path(id)).await;
+    done("/app/security", result, |_| "The token is revoked.".into())
+}
+
+/// A team of the org with its members named.
+struct TeamLine {
+    id: String,
+    name: String,
+    members: Vec<(String, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "app/org.html")]
+struct OrgPage {
+    chrome: Chrome,
+    id: String,
+    name: String,
+    role: String,
+    frozen: bool,
+    manage: bool,
+    bars: Vec<Bar>,
+    members: Vec<MemberView>,
+    teams: Vec<TeamLine>,
+    roles: Vec<&'static str>,
+    team_roles: Vec<&'static str>,
+}
+
+async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let all = || ApiQuery(Page { limit: Some(500), cursor: None });
+    let Json(org) = api_orgs::get_org(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let org_id: OrgId = org.id.parse().map_err(|_| ApiError::not_found("organization"))?;
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let role = tx
+        .memberships_of(principal.user.id)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .find(|m| m.org_id == org_id && !m.dormant)
+        .map(|m| m.role);
+    tx.rollback().await.map_err(ApiError::from)?;
+    let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
+    let Json(members) =
+        api_orgs::list_members(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
+    let Json(teams) = api_teams::list_teams(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
+    let bars = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
+        let q = ApiQuery(UsageQuery { period: None });
+        let Json(u) = api_usage::get_usage(State(state.clone()), principal.clone(), Path(id.clone()), q).await?;
+        usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect()
+    } else {
+        vec![]
+    };
+    let names: HashMap<_, _> = members.items.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
+    let teams = teams
+        .items
+        .iter()
+        .map(|t| TeamLine {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            members: t
+                .members
+                .iter()
+                .filter(|m| !m.dormant)
+                .map(|m| (names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()), m.role.clone()))
+                .collect(),
+        })
+        .collect();
+    let chrome = viewer.chrome.titled(org.name.clone());
+    let page = OrgPage {
+        chrome: chrome.clone(),
+        id: org.id.clone(),
+        name: org.name.clone(),
+        role: role.map(|r| r.to_string()).unwrap_or_default(),
+        frozen: org.frozen,
+        manage,
+        bars,
+        members: members.items,
+        teams,
+        roles: OrgRole::ALL.iter().filter(|r| **r != OrgRole::Owner).map(|r| r.as_str()).collect(),
+        team_roles: TeamRole::ALL.iter().map(|r| r.as_str()).collect(),
+    };
+    render(&chrome, &page)
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    email: String,
+    role: String,
+}
+
+async fn invite(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form }: Posted<InviteForm>,
+) -> Result<Response, PageError> {
+    let result = async {
+        let request = NewInvitation { email: Email::parse(&form.email)?, role: form.role.parse()?, team_ids: vec![] };
+        api_inv::invite_to_org(State(state), viewer.principal(), Path(id.clone()), ApiJson(request)).await
+    }
+    .await;
+    done(&format!("/app/orgs/{id}"), result, |(_, Json(i))| format!("{} is invited; the email is on its way.", i.email))
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    role: String,
+}
+
+async fn member_role(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    Posted { viewer, form }: Posted<RoleForm>,
+) -> Result<Response, PageError> {
+    let result = async {
+        let request = MemberRole { role: form.role.parse()? };
+        api_orgs::put_member(State(state), viewer.principal(), Path((id.clone(), user_id)), ApiJson(request)).await
+    }
+    .await;
+    done(&format!("/app/orgs/{id}"), result, |Json(m)| format!("{} is now {}.", m.name, m.role))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+) -> Result<Response, PageError> {
+    let result = api_orgs::delete_member(State(state), viewer.principal(), Path((id.clone(), user_id))).await;
+    done(&format!("/app/orgs/{id}"), result, |_| "The member is removed; their history stays.".into())
+}
+
+#[derive(Deserialize)]
+struct TeamForm {
+    name: String,
+}
+
+async fn create_team(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, form }: Posted<TeamForm>,
+) -> Result<Response, PageError> {
+    let result = async {
+        let request = TeamInput { name: TeamName::parse(&form.name)? };
+        api_teams::create_team(State(state), viewer.principal(), Path(id.clone()), ApiJson(request)).await
+    }
+    .await;
+    done(&format!("/app/orgs/{id}"), result, |(_, Json(t))| format!("The team {} is created.", t.name))
+}
+
+#[derive(Deserialize)]
+struct TeamMemberForm {
+    user_id: String,
+    role: String,
+}
+
+async fn team_member(
+    State(state): State<AppState>,
+    Path((id, team_id)): Path<(String, String)>,
+    Posted { viewer, form }: Posted<TeamMemberForm>,
+) -> Result<Response, PageError> {
+    let result = async {
+        let request = TeamMemberRole { role: form.role.parse()? };
+        api_teams::put_team_member(State(state), viewer.principal(), Path((team_id, form.user_id)), ApiJson(request))
+            .await
+    }
+    .await;
+    done(&format!("/app/orgs/{id}"), result, |Json(t)| format!("The team {} is updated.", t.name))
+}

@@ -1,0 +1,533 @@
+//! The pages without a browser: sign-in redirects by role, CSRF refusals, escaping of user data,
+//! administration closed to non-admins, HTML error pages, and the way back from Login as user.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app};
+
+/// A page response as the tests look at it.
+struct Html {
+    status: StatusCode,
+    location: String,
+    content_type: String,
+    cookies: Vec<String>,
+    body: String,
+}
+
+impl Html {
+    /// The value a `Set-Cookie` of this response gives `name`.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.cookies.iter().find_map(|c| {
+            let pair = c.split(';').next()?;
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+
+    /// The CSRF field of the first form on the page.
+    fn csrf(&self) -> String {
+        let at = self.body.find("name=\"csrf\" value=\"").expect("the page has a form with a CSRF field");
+        let rest = &self.body[at + "name=\"csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+async fn page(app: &TestApp, method: reqwest::Method, path: &str, cookie: &str, form: &[(&str, &str)]) -> Html {
+    let mut req = app.client.request(method, format!("{}{path}", app.base));
+    if !cookie.is_empty() {
+        req = req.header("cookie", cookie);
+    }
+    if !form.is_empty() {
+        req = req.form(form);
+    }
+    let resp = req.send().await.unwrap();
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let (status, location, content_type) = (resp.status(), header("location"), header("content-type"));
+    let cookies =
+        resp.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+    Html { status, location, content_type, cookies, body: resp.text().await.unwrap() }
+}
+
+async fn get(app: &TestApp, path: &str, cookie: &str) -> Html {
+    page(app, reqwest::Method::GET, path, cookie, &[]).await
+}
+
+async fn post(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) -> Html {
+    page(app, reqwest::Method::POST, path, cookie, form).await
+}
+
+/// The cookie header of an API session, and the CSRF token its forms carry.
+fn session(token: &str) -> (String, String) {
+    (format!("steward_session={token}"), steward::auth::csrf_token(token))
+}
+
+/// Signs in through the sign-in form: the response to the form's POST.
+async fn sign_in(app: &TestApp, email: &str, password: &str) -> Html {
+    let form = get(app, "/login", "").await;
+    assert_eq!(form.status, 200);
+    let token = form.cookie("steward_form").expect("the sign-in form sets its token cookie");
+    assert_eq!(form.csrf(), token, "the form carries the token of its cookie");
+    let cookie = format!("steward_form={token}");
+    post(app, "/login", &cookie, &[("csrf", &token), ("email", email), ("password", password), ("next", "")]).await
+}
+
+#[tokio::test]
+async fn signing_in_lands_admins_on_administration_and_everyone_else_on_the_dashboard() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+
+    let admin = sign_in(&app, ADMIN_EMAIL, PASSWORD).await;
+    assert_eq!(admin.status, 303);
+    assert_eq!(admin.location, "/admin");
+    let secret = admin.cookie("steward_session").expect("signing in sets the session cookie");
+    let set = admin.cookies.iter().find(|c| c.starts_with("steward_session=")).unwrap();
+    assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"), "{set}");
+    let overview = get(&app, "/admin", &format!("steward_session={secret}")).await;
+    assert_eq!(overview.status, 200);
+    assert!(overview.body.contains("<h1>Administration</h1>"));
+
+    let user = sign_in(&app, "ada@acme.example", PASSWORD).await;
+    assert_eq!(user.status, 303);
+    assert_eq!(user.location, "/app");
+
+    let wrong = sign_in(&app, "ada@acme.example", "not the password at all").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.content_type.starts_with("text/html"));
+    assert!(wrong.body.contains("The email or password is wrong"));
+    assert!(wrong.cookie("steward_session").is_none());
+}
+
+#[tokio::test]
+async fn signed_out_pages_send_to_the_sign_in_page_and_come_back() {
+    let app = spawn_app().await;
+    for path in ["/admin", "/admin/users?q=bob", "/app", "/app/security"] {
+        let r = get(&app, path, "").await;
+        assert_eq!(r.status, 303, "{path}");
+        assert!(r.location.starts_with("/login?next=%2F"), "{path}: {}", r.location);
+    }
+    let form = get(&app, "/login", "").await;
+    let token = form.cookie("steward_form").unwrap();
+    let cookie = format!("steward_form={token}");
+    let r = post(
+        &app,
+        "/login",
+        &cookie,
+        &[("csrf", &token), ("email", ADMIN_EMAIL), ("password", PASSWORD), ("next", "/admin/users?q=bob")],
+    )
+    .await;
+    assert_eq!(r.location, "/admin/users?q=bob");
+    let r = post(
+        &app,
+        "/login",
+        &cookie,
+        &[("csrf", &token), ("email", ADMIN_EMAIL), ("password", PASSWORD), ("next", "//evil.example/")],
+    )
+    .await;
+    assert_eq!(r.location, "/admin", "a next that leaves the site is ignored");
+}
+
+#[tokio::test]
+async fn a_form_without_its_csrf_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (bob, bob_token) = app.user_with_session("bob@acme.example").await;
+    let (cookie, csrf) = session(&app.admin);
+    let path = format!("/admin/users/{bob}/sessions/revoke");
+
+    let bobs_csrf = steward::auth::csrf_token(&bob_token);
+    for form in [vec![], vec![("csrf", "forged")], vec![("csrf", bobs_csrf.as_str())]] {
+        let r = post(&app, &path, &cookie, &form).await;
+        assert_eq!(r.status, 403, "{form:?}");
+        assert!(r.content_type.starts_with("text/html"), "an HTML page, not JSON");
+        assert!(r.body.contains("This form has expired or did not come from this site"));
+        app.get("/api/v1/me", &bob_token).await.expect(200);
+    }
+
+    let r = post(&app, &path, &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location, format!("/admin/users/{bob}"));
+    app.get("/api/v1/me", &bob_token).await.expect_problem(401, "unauthenticated");
+    let events = app.audit(&format!("&type=user.sessions_revoked&target_id={bob}")).await;
+    assert_eq!(events.len(), 1, "the change was committed with its audit event");
+
+    let login = post(&app, "/login", "", &[("email", ADMIN_EMAIL), ("password", PASSWORD)]).await;
+    assert_eq!(login.status, 403, "the sign-in form needs its token too");
+    assert!(login.cookie("steward_session").is_none());
+}
+
+#[tokio::test]
+async fn user_data_is_escaped_on_every_page() {
+    let app = spawn_app().await;
+    let evil = "<script>alert(1)</script>";
+    let id = app
+        .post("/api/v1/users", &app.admin, json!({"email": "evil@acme.example", "name": evil, "password": PASSWORD}))
+        .await
+        .expect(201)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let org = app.org("<b>Bold</b> & Co", &id).await;
+    let (cookie, _) = session(&app.admin);
+
+    for path in [
+        "/admin/users?q=script".to_owned(),
+        format!("/admin/users/{id}"),
+        format!("/admin/orgs/{org}"),
+        "/admin/orgs".into(),
+    ] {
+        let r = get(&app, &path, &cookie).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert!(!r.body.contains("<script>alert"), "{path} renders the name as markup");
+        assert!(!r.body.contains("<b>Bold</b>"), "{path} renders the org name as markup");
+    }
+    let list = get(&app, "/admin/users?q=script", &cookie).await;
+    assert!(list.body.contains("&#60;script&#62;alert(1)&#60;/script&#62;") || list.body.contains("&lt;script&gt;"));
+
+    let token = app.login("evil@acme.example", PASSWORD).await;
+    let dashboard = get(&app, "/app", &session(&token).0).await;
+    assert!(!dashboard.body.contains("<script>alert") && !dashboard.body.contains("<b>Bold</b>"));
+}
+
+#[tokio::test]
+async fn administration_is_closed_to_users_without_an_instance_role() {
+    let app = spawn_app().await;
+    let (_, token) = app.user_with_session("ada@acme.example").await;
+    let (cookie, csrf) = session(&token);
+    for path in ["/admin", "/admin/users", "/admin/orgs", "/admin/audit", "/admin/settings"] {
+        let r = get(&app, path, &cookie).await;
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.content_type.starts_with("text/html"));
+        assert!(r.body.contains("Administration is for instance administrators"));
+    }
+    let r = post(
+        &app,
+        "/admin/settings",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("name", "Mine now"),
+            ("product_name", ""),
+            ("primary_color", ""),
+            ("logo_url", ""),
+            ("support_email", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 303, "the refusal comes from the API's own check");
+    let settings = app.get("/api/v1/instance", &app.admin).await.expect(200);
+    assert_eq!(settings["name"], "Steward", "nothing changed");
+    let dashboard = get(&app, "/app", &cookie).await;
+    assert_eq!(dashboard.status, 200);
+    assert!(!dashboard.body.contains("href=\"/admin\""), "no link to administration");
+}
+
+#[tokio::test]
+async fn refusals_and_missing_things_are_html_pages() {
+    let app = spawn_app().await;
+    let (cookie, _) = session(&app.admin);
+    let r = get(&app, "/admin/users/not-an-id", &cookie).await;
+    assert_eq!(r.status, 404);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("user not found"));
+    assert!(r.body.contains("<h1>Administration</h1>") || r.body.contains("Not Found"));
+    assert!(!r.body.contains("\"code\""), "not a problem document");
+    for path in ["/admin/nothing/here", "/app/nothing"] {
+        let r = get(&app, path, &cookie).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.content_type.starts_with("text/html") && r.body.contains("There is no such page."));
+    }
+}
+
+#[tokio::test]
+async fn login_as_user_returns_to_the_admin_page_in_the_admins_own_session() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    let (cookie, csrf) = session(&app.admin);
+
+    let r = post(&app, &format!("/admin/users/{ada}/impersonate"), &cookie, &[("csrf", &csrf), ("reason", "")]).await;
+    assert_eq!(r.status, 303, "a missing reason is refused back on the page");
+    assert!(r.cookie("steward_session").is_none());
+
+    let r =
+        post(&app, &format!("/admin/users/{ada}/impersonate"), &cookie, &[("csrf", &csrf), ("reason", "ticket 42")])
+            .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location, "/app");
+    let as_ada = r.cookie("steward_session").unwrap();
+    let back = r.cookie("steward_return").unwrap();
+    assert_eq!(back, format!("/admin/users/{ada}"));
+    let (ada_cookie, ada_csrf) = session(&as_ada);
+    let ada_cookie = format!("{ada_cookie}; steward_return={back}");
+
+    let dashboard = get(&app, "/app", &ada_cookie).await;
+    assert!(dashboard.body.contains("You are signed in as <strong>ada</strong>"));
+    assert!(dashboard.body.contains("Return to administration"));
+    let token = post(&app, "/app/tokens", &ada_cookie, &[("csrf", &ada_csrf), ("name", "sneaky")]).await;
+    assert_eq!(token.status, 303, "an impersonation session cannot create API tokens");
+    assert!(app.db().await.i64("SELECT COUNT(*) FROM api_tokens", &[]).await == 0);
+
+    let end = post(&app, "/impersonation/end", &ada_cookie, &[("csrf", &ada_csrf)]).await;
+    assert_eq!(end.status, 303);
+    assert_eq!(end.location, format!("/admin/users/{ada}"));
+    assert_eq!(
+        end.cookie("steward_session").as_deref(),
+        Some(app.admin.as_str()),
+        "the admin's own session comes back"
+    );
+    app.get("/api/v1/me", &as_ada).await.expect_problem(401, "unauthenticated");
+    let page = get(&app, &end.location, &cookie).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Return to administration"));
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_a_frozen_org_with_its_badge_and_the_role() {
+    let app = spawn_app().await;
+    let (ada, token) = app.user_with_session("ada@acme.example").await;
+    let body = json!({"name": "Icebox", "owner_id": ada, "license": {"operations": 0}});
+    app.post("/api/v1/orgs", &app.admin, body).await.expect(201);
+    app.org("Warm", &ada).await;
+    let dashboard = get(&app, "/app", &session(&token).0).await;
+    assert_eq!(dashboard.status, 200);
+    let icebox = &dashboard.body[dashboard.body.find("Icebox").unwrap()..];
+    let icebox = &icebox[..icebox.find("</li>").unwrap()];
+    assert!(icebox.contains("badge frozen\">Frozen"), "{icebox}");
+    assert!(icebox.contains("owner"));
+    let warm = &dashboard.body[dashboard.body.find("Warm").unwrap()..];
+    let warm = &warm[..warm.find("</li>").unwrap()];
+    assert!(!warm.contains("Frozen"), "{warm}");
+}
+
+#[tokio::test]
+async fn pages_are_not_counted_against_an_orgs_api_budget() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    let body = json!({"name": "Quiet", "owner_id": ada, "license": {"api_requests_per_minute": 0}});
+    let org = app.post("/api/v1/orgs", &app.admin, body).await.expect(201)["id"].as_str().unwrap().to_owned();
+    app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect_problem(429, "rate_limited");
+    let page = get(&app, &format!("/admin/orgs/{org}"), &session(&app.admin).0).await;
+    assert_eq!(page.status, 200, "the operator can still see the org and lift the limit");
+    assert!(page.body.contains("Save the license"));
+}
+
+#[tokio::test]
+async fn a_used_or_unknown_reset_link_says_so() {
+    let app = spawn_app().await;
+    let r = get(&app, "/reset/stw_setup_not-a-real-link", "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.content_type.starts_with("text/html"));
+    assert!(r.body.contains("This link has expired or was already used"));
+    let r = get(&app, "/invite/stw_setup_not-a-real-link", "").await;
+    assert_eq!(r.status, 404);
+    assert!(r.body.contains("This invitation has expired or was already used"));
+}
+
+#[tokio::test]
+async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    app.org("Acme", &ada).await;
+    let (cookie, csrf) = session(&app.admin);
+
+    let all = get(&app, "/admin/audit", &cookie).await;
+    assert!(all.body.contains("org.created") && all.body.contains("user.created"));
+    let only = get(&app, "/admin/audit?type=org.created&since=&until=", &cookie).await;
+    assert_eq!(only.status, 200);
+    assert!(only.body.contains("org.created") && !only.body.contains("<code>user.created</code>"));
+    let bad = get(&app, "/admin/audit?since=yesterday", &cookie).await;
+    assert_eq!(bad.status, 200);
+    assert!(bad.body.contains("since: must be an RFC 3339 time"), "a bad filter is explained on the page");
+    assert!(!bad.body.contains("\"code\""));
+
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("name", "Steward"),
+        ("product_name", "Northwind <Cloud>"),
+        ("primary_color", "#0A7D55"),
+        ("logo_url", ""),
+        ("support_email", ""),
+    ];
+    let saved = post(&app, "/admin/settings", &cookie, &form).await;
+    assert_eq!(saved.status, 303);
+    let login = get(&app, "/login", "").await;
+    assert!(login.body.contains("<title>Sign in · Northwind &#60;Cloud&#62;</title>"), "{}", &login.body[..400]);
+    assert!(login.body.contains("--primary: #0a7d55;"));
+    let refused = post(
+        &app,
+        "/admin/settings",
+        &cookie,
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "Steward"),
+            ("product_name", ""),
+            ("primary_color", "red"),
+            ("logo_url", ""),
+            ("support_email", ""),
+        ],
+    )
+    .await;
+    assert_eq!(refused.status, 303);
+    let page =
+        get(&app, "/admin/settings", &format!("{cookie}; {}", refused.cookies[0].split(';').next().unwrap())).await;
+    assert!(page.body.contains("must be a colour like #1f6feb"), "the refusal is shown on the form's page");
+}
+
+#[tokio::test]
+async fn transfer_ownership_and_notification_settings_go_through_the_api() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@acme.example").await;
+    let bob = app.user("bob@acme.example").await;
+    let org = app.org("Acme", &ada).await;
+    app.add_member(&org, &bob, "member").await;
+    let (cookie, csrf) = session(&app.admin);
+
+    let r = post(
+        &app,
+        &format!("/admin/orgs/{org}/transfer"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("new_owner_id", bob.as_str()), ("previous_owner_role", "member")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.location, format!("/admin/orgs/{org}"));
+    let after = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+    assert_eq!(after["owner_id"], bob.as_str());
+    let mut roles = app.memberships(&ada).await;
+    roles.extend(app.memberships(&bob).await);
+    assert_eq!(roles.iter().map(|(_, r, _)| r.as_str()).collect::<Vec<_>>(), ["member", "owner"]);
+    assert_eq!(app.audit("&type=org.ownership_transferred").await.len(), 1);
+
+    // Unchecked boxes are sent as nothing: those categories go off.
+    let r = post(
+        &app,
+        &format!("/admin/users/{ada}/notifications"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("security", "on")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let settings = app.get(&format!("/api/v1/users/{ada}/notifications"), &app.admin).await.expect(200);
+    assert_eq!(
+        settings["categories"],
+        json!({"org_activity": false, "product_updates": false, "security": true, "usage_alerts": false})
+    );
+
+    let version = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200)["version"].to_string();
+    let r = post(
+        &app,
+        &format!("/admin/orgs/{org}/license"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("version", version.as_str()), ("operations", "500"), ("users", "")],
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    let license = app.get(&format!("/api/v1/orgs/{org}/license"), &app.admin).await.expect(200);
+    assert_eq!(license["operations"], 500);
+    let stale = post(
+        &app,
+        &format!("/admin/orgs/{org}/license"),
+        &cookie,
+        &[("csrf", csrf.as_str()), ("version", version.as_str()), ("operations", "900")],
+    )
+    .await;
+    let flash = stale.cookie("steward_flash").unwrap();
+    assert!(flash.starts_with("e."), "a form from an older version of the org is refused");
+    let license = app.get(&format!("/api/v1/orgs/{org}/license"), &app.admin).await.expect(200);
+    assert_eq!(license["operations"], 500);
+}
+
+/// The newest email to `recipient`, as queued.
+async fn last_mail(app: &TestApp, recipient: &str) -> String {
+    let sql = "SELECT body FROM outbox WHERE recipient = ? ORDER BY created_at DESC, id DESC";
+    app.db().await.strings(sql, &[recipient]).await.into_iter().next().expect("an email was queued")
+}
+
+#[tokio::test]
+async fn forgot_password_mails_a_link_whose_form_sets_a_new_password() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+    let old_session = app.login("ada@acme.example", PASSWORD).await;
+
+    let form = get(&app, "/forgot", "").await;
+    let token = form.cookie("steward_form").unwrap();
+    let cookie = format!("steward_form={token}");
+    for email in ["ada@acme.example", "nobody@acme.example"] {
+        let r = post(&app, "/forgot", &cookie, &[("csrf", &token), ("email", email)]).await;
+        assert_eq!(r.status, 303);
+        assert_eq!(r.location, "/login", "the same answer whether or not the account exists");
+    }
+    let body = last_mail(&app, "ada@acme.example").await;
+    let at = body.find("/reset/").unwrap();
+    let path = body[at..].split_whitespace().next().unwrap().to_owned();
+
+    let page = get(&app, &path, &cookie).await;
+    assert_eq!(page.status, 200);
+    let differ = post(
+        &app,
+        &path,
+        &cookie,
+        &[("csrf", &token), ("password", "a new long password"), ("confirm", "another one!!")],
+    )
+    .await;
+    assert_eq!(differ.status, 400);
+    assert!(differ.body.contains("The password and its confirmation differ."));
+    let done = post(
+        &app,
+        &path,
+        &cookie,
+        &[("csrf", &token), ("password", "a new long password"), ("confirm", "a new long password")],
+    )
+    .await;
+    assert_eq!(done.status, 303);
+    app.get("/api/v1/me", &old_session).await.expect_problem(401, "unauthenticated");
+    app.login("ada@acme.example", "a new long password").await;
+    assert_eq!(get(&app, &path, &cookie).await.status, 404, "the link works once");
+}
+
+#[tokio::test]
+async fn security_page_changes_the_password_and_shows_a_new_token_once() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+    let other = app.login("ada@acme.example", PASSWORD).await;
+    let this = app.login("ada@acme.example", PASSWORD).await;
+    let (cookie, csrf) = session(&this);
+
+    let wrong = post(
+        &app,
+        "/app/password",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("current_password", "not my password!"),
+            ("password", "a new long password"),
+            ("confirm", "a new long password"),
+        ],
+    )
+    .await;
+    assert!(wrong.cookie("steward_flash").unwrap().starts_with("e."));
+    app.get("/api/v1/me", &other).await.expect(200);
+    let right = post(
+        &app,
+        "/app/password",
+        &cookie,
+        &[
+            ("csrf", &csrf),
+            ("current_password", PASSWORD),
+            ("password", "a new long password"),
+            ("confirm", "a new long password"),
+        ],
+    )
+    .await;
+    assert!(right.cookie("steward_flash").unwrap().starts_with("n."));
+    app.get("/api/v1/me", &other).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &this).await.expect(200);
+    assert_eq!(app.audit("&type=user.password_changed").await.len(), 1);
+
+    let created = post(&app, "/app/tokens", &cookie, &[("csrf", &csrf), ("name", "deploy script")]).await;
+    assert_eq!(created.status, 201);
+    let at = created.body.find("value=\"stw_t_").expect("the new token is on the page") + "value=\"".len();
+    let secret = &created.body[at..at + created.body[at..].find('"').unwrap()];
+    app.get("/api/v1/me", secret).await.expect(200);
+    let again = get(&app, "/app/security", &cookie).await;
+    assert!(again.body.contains("deploy script") && !again.body.contains(secret), "shown once only");
+}
