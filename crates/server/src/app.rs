@@ -53,7 +53,8 @@ use crate::state::AppState;
         (name = "assets", description = "What the product keeps for an org, held to its license"),
         (name = "data", description = "Export of an org and erasure"),
         (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
-        (name = "reviews", description = "Access reviews")
+        (name = "reviews", description = "Access reviews"),
+        (name = "roles", description = "Instance roles: built-in and custom permission sets")
     )
 )]
 struct ApiDoc;
@@ -90,6 +91,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::erasure::router())
         .merge(routes::hooks::router())
         .merge(routes::reviews::router())
+        .merge(routes::security::router())
+        .merge(routes::roles::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod service;
 pub mod settings;
 pub mod state;
+pub mod twofactor;
 pub mod views;
 pub mod webhooks;
 

@@ -8,6 +8,7 @@ pub mod copy;
 mod model;
 mod postgres;
 mod rows;
+mod security_rows;
 mod sqlite;
 mod traits;
 
@@ -45,6 +46,8 @@ pub enum Constraint {
     MembershipExists,
     /// The idempotency key is already recorded.
     IdempotencyKey,
+    /// An instance role with this name exists.
+    RoleExists,
     /// The row was changed since it was read (optimistic concurrency).
     VersionMismatch,
     /// Some other constraint, by the database's own words.

@@ -12,6 +12,8 @@ pub mod invitations;
 pub mod lifecycle;
 pub mod orgs;
 pub mod reviews;
+pub mod roles;
+pub mod security;
 pub mod setup;
 pub mod teams;
 pub mod usage;
