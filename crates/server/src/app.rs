@@ -124,6 +124,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;
     let in_flight = IdempotencyInFlight::default();
+    let tls = state.config.tls() || state.public_url.starts_with("https://");
     Router::new()
         .merge(api)
         .route(
@@ -141,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .layer(middleware::from_fn_with_state(tls, security_headers))
         .with_state(state)
 }
 
@@ -257,6 +259,49 @@ fn replay(found: IdempotentResponse) -> Response {
     let mut response = (status, found.body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, then drains.
+pub async fn serve_tls(
+    listener: crate::tls::TlsListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<crate::tls::PeerAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The policy for HTML pages: only Steward's own scripts, styles and forms, images also from
+/// https (branding logos), never inside a frame.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The policy for everything else (JSON, SVG, text): nothing may load or frame it.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Security headers on every response; HSTS only when Steward is reached over TLS (it serves
+/// TLS itself, or its public URL is https behind a proxy that does).
+async fn security_headers(State(tls): State<bool>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let csp = if html { PAGE_CSP } else { API_CSP };
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Setup, invitation and reset links carry secrets in their path: never send them on.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if tls {
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     response
 }
 

@@ -206,7 +206,9 @@ async fn login_failed(
     }
 }
 
-fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
+/// Sets the session cookie (HttpOnly) and the CSRF cookie (readable by the page's own scripts,
+/// which echo it), both SameSite=Lax, and Secure whenever Steward is reached over https.
+pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
     let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));

@@ -32,7 +32,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        let plain = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let tls = || parts.extensions.get::<ConnectInfo<crate::tls::PeerAddr>>().map(|c| c.0.0.ip());
+        Ok(ClientIp(plain.or_else(tls)))
     }
 }
 

@@ -10,6 +10,7 @@ mod cli;
 mod deprovision;
 mod email;
 mod erasure;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod impersonation;
