@@ -248,7 +248,12 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         tx.rollback().await?;
         return Err(invalid());
     }
-    let book = role_book(tx.as_mut()).await?;
+    // Most principals hold built-in roles or none: only custom ones need the role table.
+    let book = if user.instance_roles.iter().any(|r| !r.is_builtin()) {
+        role_book(tx.as_mut()).await?
+    } else {
+        steward_core::RoleBook::default()
+    };
     let mut permissions = book.permissions_of(&user.instance_roles);
     let mut withheld = BTreeSet::new();
     if !permissions.is_empty() {

@@ -87,7 +87,8 @@ async fn login(
     tx.rollback().await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
     // A locked account still spends the hash, so that its answer takes as long as any other.
-    let password_ok = state.passwords.verify(&req.password, hash).await?;
+    let suspect = state.throttle.suspect(&key);
+    let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
         Some(u) if password_ok && !lock.is_locked(now) && u.status.can_sign_in() && u.kind == "person" => u,
         other => {
