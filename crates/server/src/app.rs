@@ -95,9 +95,44 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::roles::router())
 }
 
+/// Adds the answers every operation can give, so that no handler has to list them: 400
+/// `validation_failed` (a body, query, path or `Idempotency-Key` that does not parse) and, for
+/// operations that need credentials, 401 `unauthenticated`.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| -> RefOr<utoipa::openapi::Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/logout";
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            responses.entry("400".into()).or_insert_with(|| problem("`validation_failed`: the request does not parse"));
+            if !public {
+                responses.entry("401".into()).or_insert_with(|| problem("`unauthenticated`: no valid credentials"));
+            }
+        }
+    }
+}
+
+fn api_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = api().split_for_parts();
+    add_common_responses(&mut doc);
+    (router, doc)
+}
+
 /// The OpenAPI document, as served and as committed in `openapi.json`.
 pub fn openapi_json() -> String {
-    let (_, doc) = api().split_for_parts();
+    let (_, doc) = api_doc();
     let mut text = doc.to_pretty_json().expect("the OpenAPI document serializes");
     text.push('\n');
     text
@@ -119,7 +154,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api().split_for_parts();
+    let (api, doc) = api_doc();
     let doc_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes") + "\n");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;
