@@ -219,3 +219,17 @@ async fn the_admin_policy_holds_back_instance_roles_until_enrolment() {
     assert_eq!(app.get("/api/v1/me", &ops).await.expect(200)["totp_enrollment_required"], false);
     let _ = admin_id;
 }
+
+#[tokio::test]
+async fn anonymizing_a_user_removes_their_two_factor_secret_and_codes() {
+    let app = spawn_app().await;
+    let (id, token) = app.user_with_session("hal@acme.example").await;
+    enrol(&app, &token).await;
+    app.post(&format!("/api/v1/users/{id}/deactivate"), &app.admin, json!({})).await.expect(200);
+    app.post(&format!("/api/v1/users/{id}/anonymize"), &app.admin, json!({})).await.expect(200);
+    let db = app.db().await;
+    assert_eq!(db.i64("SELECT COUNT(*) FROM user_totp WHERE user_id = ?", &[&id]).await, 0);
+    assert_eq!(db.i64("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ?", &[&id]).await, 0);
+    let event = app.audit("&type=user.anonymized").await;
+    assert_eq!(event[0]["detail"]["two_factor_removed"], true);
+}
