@@ -236,6 +236,15 @@ async fn idempotency(
     hasher.update(&bytes);
     let request_hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
+    // Replies can carry secrets (session and API tokens, two-factor secrets, recovery codes): they
+    // are stored sealed under a key from what only a caller allowed to replay presents again —
+    // their credential, the key and the very request body (which, for a login, holds the password).
+    let mut material = Vec::with_capacity(credential.len() + key.len() + bytes.len() + 2);
+    for part in [credential.as_bytes(), key.as_bytes(), &bytes[..]] {
+        material.extend_from_slice(part);
+        material.push(0);
+    }
+    let seal = crate::twofactor::SealingKey::for_purpose("idempotent-reply", &material);
     let stored = async {
         let mut tx = state.store.read().await?;
         let found = tx.idempotent_response(&scope, &key).await?;
@@ -244,7 +253,7 @@ async fn idempotency(
     }
     .await;
     match stored {
-        Ok(Some(found)) if found.request_hash == request_hash => return replay(found),
+        Ok(Some(found)) if found.request_hash == request_hash => return replay(found, &seal, &scope),
         Ok(Some(_)) => {
             return ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used with another request")
                 .into_response();
@@ -258,12 +267,19 @@ async fn idempotency(
             .into_response();
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    let response = remember(state.store.as_ref(), &scope, &key, request_hash, response).await;
+    let response = remember(state.store.as_ref(), &scope, &key, request_hash, &seal, response).await;
     in_flight.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot);
     response
 }
 
-async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: String, response: Response) -> Response {
+async fn remember(
+    store: &dyn Store,
+    scope: &str,
+    key: &str,
+    request_hash: String,
+    seal: &crate::twofactor::SealingKey,
+    response: Response,
+) -> Response {
     if response.status().is_server_error() {
         return response;
     }
@@ -274,7 +290,7 @@ async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: Strin
     let saved = IdempotentResponse {
         request_hash,
         status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body: seal.seal_bound(scope.as_bytes(), &bytes),
     };
     let result = async {
         let mut tx = store.write().await?;
@@ -288,10 +304,16 @@ async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: Strin
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replay(found: IdempotentResponse) -> Response {
+fn replay(found: IdempotentResponse, seal: &crate::twofactor::SealingKey, scope: &str) -> Response {
     let status = StatusCode::from_u16(found.status).unwrap_or(StatusCode::OK);
+    let body = match seal.open_bound(scope.as_bytes(), &found.body) {
+        Some(plain) => String::from_utf8_lossy(&plain).into_owned(),
+        // Replies remembered before they were sealed.
+        None if !found.body.starts_with("v1.") => found.body,
+        None => return ApiError::internal("a remembered reply does not open").into_response(),
+    };
     let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
-    let mut response = (status, found.body).into_response();
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
