@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(confirm_totp))
         .routes(routes!(reset_totp))
         .routes(routes!(unlock_user))
+        .routes(routes!(user_security))
 }
 
 /// A started enrolment: scan the QR code (or type the secret), then confirm with a code.
@@ -240,4 +241,47 @@ async fn unlock_user(
     // This node's throttle forgets the account too; other nodes' windows run out on their own.
     state.throttle.succeeded(&target.email_key);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's sign-in security, for admins and support.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSecurity {
+    /// Login needs a two-factor code.
+    pub totp_enabled: bool,
+    /// An enrolment was started and not confirmed yet.
+    pub totp_pending: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+    /// Consecutive failed logins counted towards a lock.
+    pub failed_logins: u32,
+    /// Until when the account is locked; null when it is not.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// A user's two-factor and lockout state (`users.read`).
+#[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserSecurity), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn user_security(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserSecurity>> {
+    principal.require(Permission::UsersRead)?;
+    let id = parse_user(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.read().await?;
+    tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let totp = tx.totp(id).await?;
+    let left = tx.recovery_codes_left(id).await?;
+    let lock = tx.lockout(id).await?;
+    tx.rollback().await?;
+    Ok(Json(UserSecurity {
+        totp_enabled: totp.as_ref().is_some_and(|t| t.confirmed_at.is_some()),
+        totp_pending: totp.as_ref().is_some_and(|t| t.confirmed_at.is_none()),
+        recovery_codes_left: left,
+        failed_logins: lock.failures,
+        locked_until: lock.locked_until.filter(|_| lock.is_locked(now)),
+    }))
 }

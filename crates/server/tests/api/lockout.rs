@@ -46,9 +46,15 @@ async fn a_locked_account_answers_byte_for_byte_like_a_wrong_password() {
     assert_eq!(events[0]["target_id"], json!(id));
     // Other accounts log in as usual.
     app.login(ADMIN_EMAIL, PASSWORD).await;
+    let security = app.get(&format!("/api/v1/users/{id}/security"), &app.admin).await.expect(200);
+    assert_eq!(security["failed_logins"], 3);
+    assert!(security["locked_until"].is_string());
+    assert_eq!(security["totp_enabled"], false);
 
     app.post(&format!("/api/v1/users/{id}/unlock"), &app.admin, json!({})).await.expect(204);
     app.login("victim@acme.example", PASSWORD).await;
+    let security = app.get(&format!("/api/v1/users/{id}/security"), &app.admin).await.expect(200);
+    assert_eq!((security["failed_logins"].clone(), security["locked_until"].clone()), (json!(0), json!(null)));
     let unlocked = app.audit("&type=user.unlocked").await;
     assert_eq!(unlocked[0]["detail"]["was_locked"], true);
 }

@@ -109,6 +109,9 @@ async fn a_recovery_code_works_once_and_the_user_is_told() {
     let (_, _, codes) = enrol(&app, &token).await;
     let email = "cy@acme.example";
     login_with(&app, email, PASSWORD, Some(&codes[0])).await.expect(200);
+    let id = app.me_id(&token).await;
+    let security = app.get(&format!("/api/v1/users/{id}/security"), &app.admin).await.expect(200);
+    assert_eq!((security["totp_enabled"].clone(), security["recovery_codes_left"].clone()), (json!(true), json!(9)));
     login_with(&app, email, PASSWORD, Some(&codes[0])).await.expect_problem(401, "totp_required");
     // Typed in capitals with spaces instead of the dash, it is the same code.
     let typed = codes[1].to_uppercase().replace('-', " ");
