@@ -86,8 +86,8 @@ async fn login(
     };
     tx.rollback().await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    // A locked account still spends the hash, so that its answer takes as long as any other.
     let suspect = state.throttle.suspect(&key);
+    // A locked account still spends the hash, so that its answer takes as long as any other.
     let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
         Some(u) if password_ok && !lock.is_locked(now) && u.status.can_sign_in() && u.kind == "person" => u,
@@ -99,6 +99,11 @@ async fn login(
     let sealing = if enrolled { Some(sealing_key(&state).await?) } else { None };
     let mut tx = state.store.write().await?;
     let mut factor = None;
+    if sealing.is_none() && tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
+        // Two-factor was confirmed since the read above: ask again.
+        tx.rollback().await?;
+        return Err(ApiError::totp_required());
+    }
     if let Some(sealing) = &sealing {
         let Some(code) = req.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
             tx.rollback().await?;
