@@ -47,6 +47,8 @@ pub enum TargetType {
     ApiToken,
     /// The instance settings.
     Instance,
+    /// An instance role (a named permission set).
+    Role,
 }
 
 impl TargetType {
@@ -59,6 +61,7 @@ impl TargetType {
             TargetType::Session => "session",
             TargetType::ApiToken => "api_token",
             TargetType::Instance => "instance",
+            TargetType::Role => "role",
         }
     }
 }

@@ -7,9 +7,11 @@ pub mod error;
 pub mod ids;
 pub mod license;
 pub mod lifecycle;
+pub mod lockout;
 pub mod names;
 pub mod org;
 pub mod roles;
+pub mod totp;
 pub mod user;
 
 pub use audit::{Actor, AuditDraft, AuditRecord, ChainCheck, TargetType};
@@ -18,5 +20,5 @@ pub use error::DomainError;
 pub use ids::{OrgId, SessionId, TeamId, TokenId, UserId};
 pub use license::License;
 pub use names::{OrgName, PersonName, TeamName};
-pub use roles::{InstanceRole, OrgAction, OrgRole, Permission, TeamRole};
+pub use roles::{InstanceRole, OrgAction, OrgRole, Permission, RoleBook, TeamRole};
 pub use user::UserStatus;

@@ -1,6 +1,6 @@
 //! Roles and what they allow: org roles, team roles, and instance roles as permission sets.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,40 @@ pub fn permissions_of<'a>(roles: impl IntoIterator<Item = &'a InstanceRole>) -> 
     roles.into_iter().filter_map(InstanceRole::builtin_permissions).flat_map(|p| p.iter().copied()).collect()
 }
 
+/// Every instance role the instance knows: the built-in ones and those operators defined, so
+/// that a user's roles resolve to permissions. A role name it does not know grants nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleBook {
+    custom: BTreeMap<String, BTreeSet<Permission>>,
+}
+
+impl RoleBook {
+    /// The built-in roles and these operator-defined ones (a built-in name among them is ignored).
+    pub fn new(custom: impl IntoIterator<Item = (String, BTreeSet<Permission>)>) -> Self {
+        let custom =
+            custom.into_iter().filter(|(name, _)| !BUILTIN_ROLES.iter().any(|(builtin, _)| builtin == name)).collect();
+        RoleBook { custom }
+    }
+
+    /// The permissions of `role`, or `None` when no such role exists.
+    pub fn permissions(&self, role: &InstanceRole) -> Option<BTreeSet<Permission>> {
+        match role.builtin_permissions() {
+            Some(p) => Some(p.iter().copied().collect()),
+            None => self.custom.get(role.as_str()).cloned(),
+        }
+    }
+
+    /// Whether `role` exists.
+    pub fn exists(&self, role: &InstanceRole) -> bool {
+        role.is_builtin() || self.custom.contains_key(role.as_str())
+    }
+
+    /// The union of the permissions of `roles`.
+    pub fn permissions_of<'a>(&self, roles: impl IntoIterator<Item = &'a InstanceRole>) -> BTreeSet<Permission> {
+        roles.into_iter().filter_map(|r| self.permissions(r)).flatten().collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +288,21 @@ mod tests {
         assert!(support.contains(&Permission::UsersImpersonate));
         assert!(!support.contains(&Permission::UsersWrite));
         assert!(permissions_of([&InstanceRole::parse("custom_x").unwrap()]).is_empty());
+    }
+
+    #[test]
+    fn the_role_book_resolves_custom_roles_and_keeps_built_ins_fixed() {
+        let book = RoleBook::new([
+            ("helpdesk".to_owned(), BTreeSet::from([Permission::UsersRead, Permission::SessionsRevoke])),
+            ("viewer".to_owned(), BTreeSet::from([Permission::InstanceManage])),
+        ]);
+        let helpdesk = InstanceRole::parse("helpdesk").unwrap();
+        let viewer = InstanceRole::parse("viewer").unwrap();
+        let ghost = InstanceRole::parse("ghost").unwrap();
+        assert!(book.exists(&helpdesk) && book.exists(&viewer) && !book.exists(&ghost));
+        assert_eq!(book.permissions_of([&helpdesk, &ghost]).len(), 2);
+        assert!(!book.permissions_of([&viewer]).contains(&Permission::InstanceManage));
+        assert_eq!(book.permissions_of([&viewer]), permissions_of([&viewer]));
     }
 
     #[test]

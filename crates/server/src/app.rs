@@ -54,7 +54,8 @@ use crate::state::AppState;
         (name = "data", description = "Export of an org and erasure"),
         (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
         (name = "reviews", description = "Access reviews"),
-        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2")
+        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2"),
+        (name = "roles", description = "Instance roles: built-in and custom permission sets")
     )
 )]
 struct ApiDoc;
@@ -92,11 +93,48 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::hooks::router())
         .merge(routes::reviews::router())
         .merge(routes::scim_tokens::router())
+        .merge(routes::security::router())
+        .merge(routes::roles::router())
+}
+
+/// Adds the answers every operation can give, so that no handler has to list them: 400
+/// `validation_failed` (a body, query, path or `Idempotency-Key` that does not parse) and, for
+/// operations that need credentials, 401 `unauthenticated`.
+fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let problem = |description: &str| -> RefOr<utoipa::openapi::Response> {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let public = path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/logout";
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            let responses = &mut op.responses.responses;
+            responses.entry("400".into()).or_insert_with(|| problem("`validation_failed`: the request does not parse"));
+            if !public {
+                responses.entry("401".into()).or_insert_with(|| problem("`unauthenticated`: no valid credentials"));
+            }
+        }
+    }
+}
+
+fn api_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = api().split_for_parts();
+    add_common_responses(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.
 pub fn openapi_json() -> String {
-    let (_, doc) = api().split_for_parts();
+    let (_, doc) = api_doc();
     let mut text = doc.to_pretty_json().expect("the OpenAPI document serializes");
     text.push('\n');
     text
@@ -118,11 +156,12 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api().split_for_parts();
+    let (api, doc) = api_doc();
     let doc_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes") + "\n");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;
     let in_flight = IdempotencyInFlight::default();
+    let tls = state.config.tls() || state.public_url.starts_with("https://");
     Router::new()
         .merge(api)
         .route(
@@ -142,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(track))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
+        .layer(middleware::from_fn_with_state(tls, security_headers))
         .with_state(state)
 }
 
@@ -194,12 +234,28 @@ async fn idempotency(
     let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
         return ApiError::payload_too_large().into_response();
     };
+    // Whatever is remembered of a request is a fast function of its body, which would let a copy
+    // of the database test guesses at a password it carries without argon2's cost. Such requests
+    // (logins, password resets, accepted invitations, users created with a password) are not
+    // remembered: a repeat runs again.
+    if carries_password(&bytes) {
+        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    }
     let mut hasher = Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());
     hasher.update(parts.uri.path().as_bytes());
     hasher.update(&bytes);
     let request_hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
 
+    // Replies can carry secrets (session and API tokens, two-factor secrets, recovery codes): they
+    // are stored sealed under a key from what only a caller allowed to replay presents again —
+    // their credential, the key and the very request body (which, for a login, holds the password).
+    let mut material = Vec::with_capacity(credential.len() + key.len() + bytes.len() + 2);
+    for part in [credential.as_bytes(), key.as_bytes(), &bytes[..]] {
+        material.extend_from_slice(part);
+        material.push(0);
+    }
+    let seal = crate::twofactor::SealingKey::for_purpose("idempotent-reply", &material);
     let stored = async {
         let mut tx = state.store.read().await?;
         let found = tx.idempotent_response(&scope, &key).await?;
@@ -208,7 +264,7 @@ async fn idempotency(
     }
     .await;
     match stored {
-        Ok(Some(found)) if found.request_hash == request_hash => return replay(found),
+        Ok(Some(found)) if found.request_hash == request_hash => return replay(found, &seal, &scope),
         Ok(Some(_)) => {
             return ApiError::conflict("idempotency_key_reused", "this Idempotency-Key was used with another request")
                 .into_response();
@@ -222,12 +278,25 @@ async fn idempotency(
             .into_response();
     }
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-    let response = remember(state.store.as_ref(), &scope, &key, request_hash, response).await;
+    let response = remember(state.store.as_ref(), &scope, &key, request_hash, &seal, response).await;
     in_flight.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&slot);
     response
 }
 
-async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: String, response: Response) -> Response {
+/// Whether a JSON body has a `password` field at its top level.
+fn carries_password(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+        .is_ok_and(|map| map.keys().any(|k| k.eq_ignore_ascii_case("password")))
+}
+
+async fn remember(
+    store: &dyn Store,
+    scope: &str,
+    key: &str,
+    request_hash: String,
+    seal: &crate::twofactor::SealingKey,
+    response: Response,
+) -> Response {
     if response.status().is_server_error() {
         return response;
     }
@@ -238,7 +307,7 @@ async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: Strin
     let saved = IdempotentResponse {
         request_hash,
         status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body: seal.seal_bound(scope.as_bytes(), &bytes),
     };
     let result = async {
         let mut tx = store.write().await?;
@@ -252,12 +321,61 @@ async fn remember(store: &dyn Store, scope: &str, key: &str, request_hash: Strin
     Response::from_parts(parts, Body::from(bytes))
 }
 
-fn replay(found: IdempotentResponse) -> Response {
+fn replay(found: IdempotentResponse, seal: &crate::twofactor::SealingKey, scope: &str) -> Response {
     let status = StatusCode::from_u16(found.status).unwrap_or(StatusCode::OK);
+    let body = match seal.open_bound(scope.as_bytes(), &found.body) {
+        Some(plain) => String::from_utf8_lossy(&plain).into_owned(),
+        // Replies remembered before they were sealed.
+        None if !found.body.starts_with("v1.") => found.body,
+        None => return ApiError::internal("a remembered reply does not open").into_response(),
+    };
     let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
-    let mut response = (status, found.body).into_response();
+    let mut response = (status, body).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, then drains.
+pub async fn serve_tls(
+    listener: crate::tls::TlsListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<crate::tls::PeerAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The policy for HTML pages: only Steward's own scripts, styles and forms, images also from
+/// https (branding logos), never inside a frame.
+pub const PAGE_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+/// The policy for everything else (JSON, SVG, text): nothing may load or frame it.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Security headers on every response; HSTS only when Steward is reached over TLS (it serves
+/// TLS itself, or its public URL is https behind a proxy that does).
+async fn security_headers(State(tls): State<bool>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let csp = if html { PAGE_CSP } else { API_CSP };
+        headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
+    }
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    // Setup, invitation and reset links carry secrets in their path: never send them on.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if tls {
+        headers
+            .insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
     response
 }
 

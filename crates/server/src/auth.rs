@@ -98,6 +98,10 @@ pub fn open_sealed(sealed: &str, key: &str) -> Option<String> {
 #[derive(Clone)]
 pub struct PasswordPool {
     permits: Arc<Semaphore>,
+    /// Checks for accounts or addresses that failed recently take one of these first, so that
+    /// they hold at most half of the hashing slots and a storm of failures cannot queue
+    /// everyone else's logins behind it.
+    suspect_permits: Arc<Semaphore>,
     dummy_hash: Arc<String>,
 }
 
@@ -112,7 +116,11 @@ impl PasswordPool {
             if concurrency == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { concurrency };
         let dummy =
             Argon2::default().hash_password(b"steward timing equaliser").map(|h| h.to_string()).unwrap_or_default();
-        PasswordPool { permits: Arc::new(Semaphore::new(n)), dummy_hash: Arc::new(dummy) }
+        PasswordPool {
+            permits: Arc::new(Semaphore::new(n)),
+            suspect_permits: Arc::new(Semaphore::new((n / 2).max(1))),
+            dummy_hash: Arc::new(dummy),
+        }
     }
 
     /// Checks the password rule and hashes it.
@@ -128,11 +136,19 @@ impl PasswordPool {
 
     /// Whether `password` matches `hash`; with no hash, spends the same time and says no.
     pub async fn verify(&self, password: &str, hash: Option<&str>) -> ApiResult<bool> {
+        self.verify_as(password, hash, false).await
+    }
+
+    /// [`PasswordPool::verify`] for a login whose account or address failed recently
+    /// (`suspect`), which waits for one of the slots such logins may hold.
+    pub async fn verify_as(&self, password: &str, hash: Option<&str>, suspect: bool) -> ApiResult<bool> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
         let (password, known) = (password.to_owned(), hash.is_some());
         let hash = hash.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
+        let _gate =
+            if suspect { Some(self.suspect_permits.acquire().await.map_err(ApiError::internal)?) } else { None };
         let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
@@ -193,6 +209,15 @@ impl LoginThrottle {
             }
         }
         Ok(())
+    }
+
+    /// Whether the account failed within the window. (Not the address: people behind one NAT
+    /// would wait for an attacker among them; the address limit cuts such a storm short anyway.)
+    pub fn suspect(&self, account: &str) -> bool {
+        let now = Instant::now();
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&format!("account:{account}"))
+            .is_some_and(|times| times.iter().any(|t| now.duration_since(*t) < self.window))
     }
 
     /// Records a failed attempt.
@@ -256,6 +281,7 @@ mod tests {
         }
         assert_eq!(t.check("a@x.io", ip).unwrap_err().code(), "rate_limited");
         assert!(t.check("b@x.io", ip).is_ok());
+        assert!(t.suspect("a@x.io") && !t.suspect("b@x.io"));
         t.succeeded("a@x.io");
         assert!(t.check("a@x.io", ip).is_ok());
     }

@@ -80,6 +80,17 @@ pub struct Config {
     /// Seconds a node holds a webhook delivery it is sending; another node retries after that
     /// if the first one died.
     pub webhook_lease_secs: u64,
+    /// Consecutive failed logins that lock an account; 0: no lockout.
+    pub login_lockout_failures: u32,
+    /// Seconds a locked account stays locked.
+    pub login_lockout_secs: u64,
+    /// The instance key that seals two-factor secrets at rest; without it a random key kept in
+    /// the database is used.
+    pub secret_key: Option<Secret>,
+    /// A PEM certificate chain: with `tls_key_file`, Steward serves HTTPS itself.
+    pub tls_cert_file: Option<String>,
+    /// The PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for Config {
@@ -107,6 +118,11 @@ impl Default for Config {
             lease_factor: 20,
             lease_ttl_ms: 2000,
             webhook_lease_secs: 60,
+            login_lockout_failures: 10,
+            login_lockout_secs: 900,
+            secret_key: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -135,6 +151,17 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("reading STEWARD_BOOTSTRAP_ADMIN_PASSWORD_FILE: {e}"))?;
             config.bootstrap_admin_password = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
         }
+        if let Ok(path) = std::env::var("STEWARD_SECRET_KEY_FILE") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading STEWARD_SECRET_KEY_FILE: {e}"))?;
+            config.secret_key = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
+        if config.secret_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
+            anyhow::bail!("secret_key must be at least 32 characters");
+        }
+        if config.tls_cert_file.is_some() != config.tls_key_file.is_some() {
+            anyhow::bail!("tls_cert_file and tls_key_file go together");
+        }
         Ok(config)
     }
 
@@ -142,7 +169,13 @@ impl Config {
     pub fn public_url(&self, bound: std::net::SocketAddr) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.tls() => format!("https://{bound}"),
             None => format!("http://{bound}"),
         }
+    }
+
+    /// Whether Steward serves HTTPS itself.
+    pub fn tls(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
     }
 }

@@ -62,6 +62,23 @@ impl ApiError {
     pub fn unauthenticated(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
     }
+    /// 401 `totp_required`: the password was right, the two-factor code missing or wrong.
+    pub fn totp_required() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "totp_required",
+            "a two-factor code is required: send totp_code with a current code or an unused recovery code",
+        )
+    }
+    /// 403 `totp_enrollment_required`: instance roles need two-factor under the instance policy.
+    pub fn totp_enrollment_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "totp_enrollment_required",
+            "the instance policy require_totp_for_admins holds back instance roles until you enrol in \
+             two-factor: POST /api/v1/me/totp, then POST /api/v1/me/totp/confirm",
+        )
+    }
     /// 403: authenticated but not allowed.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
@@ -164,6 +181,9 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict(Constraint::OwnerTaken) => {
                 ApiError::conflict("owner_required", "the organization already has an owner")
+            }
+            StoreError::Conflict(Constraint::RoleExists) => {
+                ApiError::conflict("role_exists", "an instance role with this name exists")
             }
             StoreError::Conflict(Constraint::VersionMismatch) => {
                 ApiError::conflict("conflict", "the resource changed while the request ran; try again")

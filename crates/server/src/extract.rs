@@ -11,7 +11,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use steward_core::roles::permissions_of;
 use steward_core::{Actor, Permission, SessionId, TokenId, UserId};
 use steward_store::{SessionRow, UserRow};
 use time::OffsetDateTime;
@@ -85,6 +84,9 @@ pub struct Principal {
     pub user: UserRow,
     /// The union of their instance roles' permissions.
     pub permissions: BTreeSet<Permission>,
+    /// Permissions their roles would grant but that are held back until they enrol in
+    /// two-factor, while the instance policy `require_totp_for_admins` is on.
+    pub withheld: BTreeSet<Permission>,
     /// What they presented.
     pub credential: Credential,
     /// The digest of the presented secret, which scopes idempotency keys.
@@ -120,10 +122,13 @@ impl Principal {
         self.permissions.contains(&permission)
     }
 
-    /// Err(403) unless the instance roles grant `permission`.
+    /// Err(403) unless the instance roles grant `permission`; `totp_enrollment_required` when
+    /// they would but the caller must enrol in two-factor first.
     pub fn require(&self, permission: Permission) -> ApiResult<()> {
         if self.has(permission) {
             Ok(())
+        } else if self.withheld.contains(&permission) {
+            Err(ApiError::totp_enrollment_required())
         } else {
             Err(ApiError::forbidden(format!("this needs the {permission} permission")))
         }
@@ -239,14 +244,30 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         SecretKind::Setup | SecretKind::Scim => return Err(invalid()),
     };
     let user = tx.user(user_id).await?.ok_or_else(invalid)?;
-    tx.rollback().await?;
     if !user.status.can_sign_in() {
+        tx.rollback().await?;
         return Err(invalid());
     }
-    let permissions = permissions_of(&user.instance_roles);
+    // Most principals hold built-in roles or none: only custom ones need the role table.
+    let book = if user.instance_roles.iter().any(|r| !r.is_builtin()) {
+        role_book(tx.as_mut()).await?
+    } else {
+        steward_core::RoleBook::default()
+    };
+    let mut permissions = book.permissions_of(&user.instance_roles);
+    let mut withheld = BTreeSet::new();
+    if !permissions.is_empty() {
+        let (settings, _) = crate::state::instance_settings(tx.as_mut()).await?;
+        let enrolled = tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some());
+        if settings.policies.require_totp_for_admins && !enrolled {
+            withheld = std::mem::take(&mut permissions);
+        }
+    }
+    tx.rollback().await?;
     let principal = Principal {
         user,
         permissions,
+        withheld,
         credential,
         credential_hash: hash.clone(),
         secret: crate::config::Secret::new(secret),
@@ -255,6 +276,12 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         state.principals.put(hash, principal.clone(), valid_until, epoch);
     }
     Ok(principal)
+}
+
+/// The built-in roles and the instance's own.
+pub async fn role_book(tx: &mut dyn steward_store::Tx) -> ApiResult<steward_core::RoleBook> {
+    let custom = tx.custom_roles().await?;
+    Ok(steward_core::RoleBook::new(custom.into_iter().map(|r| (r.name, r.permissions.into_iter().collect()))))
 }
 
 /// `?limit=&cursor=` of every list.

@@ -17,6 +17,8 @@ pub mod scim;
 pub mod service;
 pub mod settings;
 pub mod state;
+pub mod tls;
+pub mod twofactor;
 pub mod views;
 pub mod webhooks;
 
@@ -61,18 +63,23 @@ pub struct Server {
     pub setup_link: Option<String>,
     listener: TcpListener,
     mailer: Arc<mail::Mailer>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Server {
     /// Opens the store, ensures a system admin (or a setup link), and readies the listener.
     pub async fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
         let mailer = Arc::new(mail::Mailer::from_config(&config)?);
+        let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         let store = open_store(&config).await?;
         let addr = listener.local_addr()?;
         let public_url = config.public_url(addr);
         let state = AppState::new(store, config, public_url, app::metrics_handle());
         let setup_link = bootstrap(&state).await?;
-        Ok(Server { state, addr, setup_link, listener, mailer })
+        Ok(Server { state, addr, setup_link, listener, mailer, tls })
     }
 
     /// Serves until `shutdown` resolves.
@@ -108,7 +115,11 @@ impl Server {
         let hooks =
             tokio::spawn(webhooks::run_worker(self.state.clone(), poll.min(std::time::Duration::from_millis(500))));
         let scheduler = tokio::spawn(scheduler::run(self.state.clone(), std::time::Duration::from_secs(1)));
-        let result = app::serve(self.listener, app::router(self.state), shutdown).await;
+        let router = app::router(self.state);
+        let result = match self.tls {
+            Some(acceptor) => app::serve_tls(tls::TlsListener::new(self.listener, acceptor)?, router, shutdown).await,
+            None => app::serve(self.listener, router, shutdown).await,
+        };
         pruner.abort();
         worker.abort();
         leases.abort();

@@ -199,7 +199,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(link) = &server.setup_link {
                 println!("No system administrator exists yet. Create one within this run at:\n  {link}");
             }
-            println!("Steward is listening on http://{}", server.addr);
+            let scheme = if server.state.config.tls() { "https" } else { "http" };
+            println!("Steward is listening on {scheme}://{}", server.addr);
             server.run(steward::app::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -212,12 +213,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let email = Email::parse(&email)?;
             let name = PersonName::parse(&name)?;
             let role = InstanceRole::parse(&role)?;
-            anyhow::ensure!(role.is_builtin(), "there is no role named {role}");
             anyhow::ensure!(password_stdin, "the password is read from standard input (--password-stdin)");
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password).context("reading the password")?;
             let password = password.trim_end_matches(['\r', '\n']);
             let store = steward::open_store(&config).await?;
+            if !role.is_builtin() {
+                let mut tx = store.read().await?;
+                let custom = tx.custom_role(role.as_str()).await?;
+                tx.rollback().await?;
+                anyhow::ensure!(custom.is_some(), "there is no role named {role}");
+            }
             let pool = steward::auth::PasswordPool::new(1);
             let hash = pool.hash(password).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
             let user = steward::service::create_admin(store.as_ref(), &email, &name, hash, role, Actor::SYSTEM)

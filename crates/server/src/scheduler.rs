@@ -101,6 +101,7 @@ async fn remind_reviews(
     if now - since < time::Duration::days(i64::from(days)) {
         return Ok(vec![]);
     }
+    let book = crate::extract::role_book(tx).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
     let mut reminded = 0;
     let mut before = None;
     loop {
@@ -108,7 +109,7 @@ async fn remind_reviews(
             steward_store::UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
         let page = tx.list_users(&filter).await?;
         for user in &page {
-            let perms = steward_core::roles::permissions_of(&user.instance_roles);
+            let perms = book.permissions_of(&user.instance_roles);
             if !perms.contains(&steward_core::Permission::ReviewsManage) {
                 continue;
             }

@@ -188,8 +188,10 @@ pub async fn anonymize_user(
     tx.update_user(user).await?;
     user.version += 1;
     let redacted = tx.redact_personal(user.id).await?;
+    // Credentials go with the person: a two-factor secret and recovery codes have no use left.
+    let two_factor_removed = tx.delete_totp(user.id).await?;
     Ok(AuditDraft::new("user.anonymized", actor, TargetType::User, user.id)
-        .detail(json!({ "events_redacted": redacted })))
+        .detail(json!({ "events_redacted": redacted, "two_factor_removed": two_factor_removed })))
 }
 
 /// Deactivates a user in the caller's transaction: every session and token revoked, pending

@@ -45,12 +45,22 @@ pub struct Inner {
     pub principals: crate::extract::PrincipalCache,
     /// Operations this node leased from orgs' budgets and serves from memory.
     pub leases: Leases,
+    /// The key two-factor secrets are sealed with, resolved on first use.
+    pub sealing_key: tokio::sync::OnceCell<crate::twofactor::SealingKey>,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
 }
 
 impl AppState {
+    /// The lockout rule of the configuration.
+    pub fn lockout_policy(&self) -> steward_core::lockout::LockoutPolicy {
+        steward_core::lockout::LockoutPolicy {
+            failures: self.config.login_lockout_failures,
+            cooldown: time::Duration::seconds(i64::try_from(self.config.login_lockout_secs).unwrap_or(i64::MAX)),
+        }
+    }
+
     /// The period last seen for `org`.
     pub fn period_hint(&self, org: steward_core::OrgId) -> Option<steward_core::license::Period> {
         self.periods.lock().unwrap_or_else(|p| p.into_inner()).get(&org).copied()
@@ -146,6 +156,7 @@ impl AppState {
             org_rate: OrgRateLimiter::default(),
             principals: crate::extract::PrincipalCache::default(),
             leases: Leases::default(),
+            sealing_key: tokio::sync::OnceCell::new(),
             periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }

@@ -33,6 +33,10 @@ const TABLES: &[&str] = &[
     "access_reviews",
     "access_review_items",
     "expiry_announcements",
+    "user_totp",
+    "recovery_codes",
+    "login_lockouts",
+    "custom_roles",
 ];
 
 fn backend(e: sqlx::Error) -> StoreError {

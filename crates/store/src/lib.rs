@@ -9,6 +9,7 @@ mod model;
 mod postgres;
 pub mod query;
 mod rows;
+mod security_rows;
 mod sqlite;
 mod traits;
 
@@ -49,6 +50,8 @@ pub enum Constraint {
     MembershipExists,
     /// The idempotency key is already recorded.
     IdempotencyKey,
+    /// An instance role with this name exists.
+    RoleExists,
     /// The row was changed since it was read (optimistic concurrency).
     VersionMismatch,
     /// Some other constraint, by the database's own words.

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use steward_core::license::License;
-use steward_core::{InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus};
+use steward_core::{
+    InstanceRole, OrgId, OrgRole, Permission, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus,
+};
 use time::OffsetDateTime;
 
 /// A user as stored.
@@ -380,4 +382,26 @@ pub struct ScimTokenRow {
     pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A user's two-factor enrolment: pending until its first code confirms it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TotpRow {
+    pub user_id: UserId,
+    /// The secret sealed with the instance key; never stored in the clear.
+    pub secret_sealed: String,
+    pub confirmed_at: Option<OffsetDateTime>,
+    /// The last step whose code was accepted.
+    pub last_step: Option<i64>,
+    pub created_at: OffsetDateTime,
+}
+
+/// An instance role an operator defined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleRow {
+    pub name: String,
+    pub permissions: Vec<Permission>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
 }

@@ -22,6 +22,8 @@ use crate::traits::*;
 use crate::{Constraint, StoreError, StoreResult};
 use uuid::Uuid;
 
+mod security;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A PostgreSQL database (or one that speaks its protocol and SQL).
@@ -216,6 +218,7 @@ fn backend(e: sqlx::Error) -> StoreError {
             Some("memberships_one_owner") => Constraint::OwnerTaken,
             Some("memberships_current") => Constraint::MembershipExists,
             Some("idempotency_keys_pkey") => Constraint::IdempotencyKey,
+            Some("custom_roles_pkey") => Constraint::RoleExists,
             other => Constraint::Other(other.unwrap_or("unknown").to_owned()),
         });
     }

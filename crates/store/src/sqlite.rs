@@ -21,6 +21,8 @@ use crate::traits::*;
 use crate::{Constraint, StoreError, StoreResult};
 use uuid::Uuid;
 
+mod security;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// A SQLite database file.
@@ -171,6 +173,7 @@ fn backend(e: sqlx::Error) -> StoreError {
                 "memberships.org_id" => Constraint::OwnerTaken,
                 "memberships.org_id, memberships.user_id" => Constraint::MembershipExists,
                 "idempotency_keys.scope, idempotency_keys.idem_key" => Constraint::IdempotencyKey,
+                "custom_roles.name" => Constraint::RoleExists,
                 other => Constraint::Other(other.to_owned()),
             });
         }

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use serde_json::Value;
+use steward_core::lockout::LockoutState;
 use steward_core::{
     AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
 };
@@ -73,6 +74,8 @@ pub trait Tx:
     + Webhooks
     + Reviews
     + Scim
+    + Security
+    + Roles
     + Send
 {
     /// Makes the changes durable.
@@ -379,4 +382,44 @@ pub trait Scim {
     /// Tokens not revoked, newest first.
     async fn scim_tokens(&mut self) -> StoreResult<Vec<ScimTokenRow>>;
     async fn revoke_scim_token(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<bool>;
+}
+
+/// Two-factor enrolments, recovery codes and the failed-login lockout of each account.
+#[async_trait]
+pub trait Security {
+    async fn totp(&mut self, user: UserId) -> StoreResult<Option<TotpRow>>;
+    /// Starts an enrolment, replacing whatever the user had.
+    async fn put_totp(&mut self, row: &TotpRow) -> StoreResult<()>;
+    /// Confirms the enrolment with the step of its first code.
+    async fn confirm_totp(&mut self, user: UserId, at: OffsetDateTime, step: i64) -> StoreResult<()>;
+    /// Records `step` as used if it is later than the last used one, in one conditional update;
+    /// false when it is not (a replayed code), and then nothing changed.
+    async fn use_totp_step(&mut self, user: UserId, step: i64) -> StoreResult<bool>;
+    /// Removes the enrolment and the recovery codes; whether there was an enrolment.
+    async fn delete_totp(&mut self, user: UserId) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes with these digests.
+    async fn replace_recovery_codes(&mut self, user: UserId, hashes: &[String], at: OffsetDateTime) -> StoreResult<()>;
+    /// Marks an unused code used; false when the user has no such unused code.
+    async fn use_recovery_code(&mut self, user: UserId, hash: &str, at: OffsetDateTime) -> StoreResult<bool>;
+    /// Recovery codes not used yet.
+    async fn recovery_codes_left(&mut self, user: UserId) -> StoreResult<i64>;
+    /// The account's failed-login state (the default when it never failed).
+    async fn lockout(&mut self, user: UserId) -> StoreResult<LockoutState>;
+    async fn put_lockout(&mut self, user: UserId, state: &LockoutState, at: OffsetDateTime) -> StoreResult<()>;
+}
+
+/// Instance roles operators define (the built-in ones live in `steward-core`).
+#[async_trait]
+pub trait Roles {
+    /// Every defined role, by name.
+    async fn custom_roles(&mut self) -> StoreResult<Vec<RoleRow>>;
+    async fn custom_role(&mut self, name: &str) -> StoreResult<Option<RoleRow>>;
+    /// Adds a role; `Conflict(RoleExists)` when the name is taken.
+    async fn insert_custom_role(&mut self, role: &RoleRow) -> StoreResult<()>;
+    /// Writes the permissions and bumps the version, if the role is still at `role.version`.
+    async fn update_custom_role(&mut self, role: &RoleRow) -> StoreResult<()>;
+    async fn delete_custom_role(&mut self, name: &str) -> StoreResult<()>;
+    /// Users holding the role, whatever their status (a deactivated user gets it back on
+    /// reactivation).
+    async fn role_holders(&mut self, name: &str) -> StoreResult<i64>;
 }

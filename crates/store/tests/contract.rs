@@ -4,10 +4,13 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use steward_core::lockout::LockoutState;
 use steward_core::{
-    Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, TargetType, UserId, UserStatus,
+    Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus,
 };
-use steward_store::{Constraint, OrgRow, PgStore, SqliteStore, Store, StoreError, UserFilter, UserRow};
+use steward_store::{
+    Constraint, OrgRow, PgStore, RoleRow, SqliteStore, Store, StoreError, TotpRow, UserFilter, UserRow,
+};
 use time::OffsetDateTime;
 
 struct Backend {
@@ -106,6 +109,9 @@ contract!(
     audit_chain_is_sealed_in_order,
     rollback_discards_changes_and_events,
     user_search_escapes_wildcards,
+    totp_steps_are_used_once_and_recovery_codes_once,
+    lockout_state_round_trips,
+    custom_roles_round_trip_with_holders,
 );
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
@@ -218,4 +224,92 @@ async fn user_search_escapes_wildcards(store: Arc<dyn Store>) {
     let found = tx.list_users(&UserFilter { q: Some("UNDER_".into()), limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].email, "under_score@example.com");
+}
+
+async fn totp_steps_are_used_once_and_recovery_codes_once(store: Arc<dyn Store>) {
+    let u = user("totp@example.com");
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    let row = TotpRow {
+        user_id: u.id,
+        secret_sealed: "v1.sealed".into(),
+        confirmed_at: None,
+        last_step: None,
+        created_at: now,
+    };
+    tx.put_totp(&row).await.unwrap();
+    assert_eq!(tx.totp(u.id).await.unwrap().unwrap(), row);
+    tx.confirm_totp(u.id, now, 100).await.unwrap();
+    assert!(!tx.use_totp_step(u.id, 100).await.unwrap(), "the confirming step is used");
+    assert!(!tx.use_totp_step(u.id, 99).await.unwrap());
+    assert!(tx.use_totp_step(u.id, 101).await.unwrap());
+    assert!(!tx.use_totp_step(u.id, 101).await.unwrap());
+    assert_eq!(tx.totp(u.id).await.unwrap().unwrap().last_step, Some(101));
+    tx.replace_recovery_codes(u.id, &["h1".into(), "h2".into()], now).await.unwrap();
+    assert!(tx.use_recovery_code(u.id, "h1", now).await.unwrap());
+    assert!(!tx.use_recovery_code(u.id, "h1", now).await.unwrap());
+    assert!(!tx.use_recovery_code(u.id, "nope", now).await.unwrap());
+    assert_eq!(tx.recovery_codes_left(u.id).await.unwrap(), 1);
+    // Starting over replaces the enrolment; deleting removes it with its codes.
+    tx.put_totp(&row).await.unwrap();
+    assert_eq!(tx.totp(u.id).await.unwrap().unwrap().confirmed_at, None);
+    assert!(tx.delete_totp(u.id).await.unwrap());
+    assert!(!tx.delete_totp(u.id).await.unwrap());
+    assert_eq!(tx.recovery_codes_left(u.id).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+}
+
+async fn lockout_state_round_trips(store: Arc<dyn Store>) {
+    let u = user("lock@example.com");
+    let now = OffsetDateTime::now_utc();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    assert_eq!(tx.lockout(u.id).await.unwrap(), LockoutState::default());
+    let until = OffsetDateTime::from_unix_timestamp(now.unix_timestamp() + 900).unwrap();
+    tx.put_lockout(u.id, &LockoutState { failures: 4, locked_until: Some(until) }, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let back = tx.lockout(u.id).await.unwrap();
+    assert_eq!((back.failures, back.locked_until), (4, Some(until)));
+    tx.rollback().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.put_lockout(u.id, &LockoutState::default(), now).await.unwrap();
+    assert_eq!(tx.lockout(u.id).await.unwrap(), LockoutState::default());
+}
+
+async fn custom_roles_round_trip_with_holders(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let role = RoleRow {
+        name: "helpdesk".into(),
+        permissions: vec![Permission::SessionsRevoke, Permission::UsersRead],
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = store.write().await.unwrap();
+    tx.insert_custom_role(&role).await.unwrap();
+    let err = tx.insert_custom_role(&role).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::RoleExists)), "{err:?}");
+    tx.rollback().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_custom_role(&role).await.unwrap();
+    let mut u = user("holder@example.com");
+    u.status = UserStatus::Deactivated;
+    u.instance_roles = vec![InstanceRole::parse("helpdesk").unwrap()];
+    tx.insert_user(&u).await.unwrap();
+    assert_eq!(tx.role_holders("helpdesk").await.unwrap(), 1);
+    let mut changed = tx.custom_role("helpdesk").await.unwrap().unwrap();
+    assert_eq!(changed.permissions, role.permissions);
+    changed.permissions = vec![Permission::AuditRead];
+    tx.update_custom_role(&changed).await.unwrap();
+    let err = tx.update_custom_role(&changed).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)));
+    let all = tx.custom_roles().await.unwrap();
+    assert_eq!((all.len(), all[0].version, all[0].permissions.clone()), (1, 2, vec![Permission::AuditRead]));
+    tx.set_instance_roles(u.id, &[]).await.unwrap();
+    assert_eq!(tx.role_holders("helpdesk").await.unwrap(), 0);
+    tx.delete_custom_role("helpdesk").await.unwrap();
+    assert!(tx.custom_role("helpdesk").await.unwrap().is_none());
+    tx.commit().await.unwrap();
 }

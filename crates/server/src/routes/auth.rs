@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use steward_core::lockout::LockoutState;
 use steward_core::{AuditDraft, Email, SessionId, TargetType, TokenId};
 use steward_store::{ApiTokenRow, SessionRow};
 use time::{Duration, OffsetDateTime};
@@ -15,10 +16,11 @@ use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate};
+use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate, role_book};
 use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, commit, instance_settings};
+use crate::twofactor::{SecondFactor, sealing_key, use_code};
 use crate::views::{SessionList, SessionView, TokenList, TokenView, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -54,11 +56,18 @@ pub struct LoginResponse {
     /// Echo as `X-CSRF-Token` on unsafe requests that authenticate with the cookie.
     pub csrf_token: String,
     pub user: UserView,
+    /// The instance policy `require_totp_for_admins` holds back this user's instance roles until
+    /// they enrol in two-factor (`POST /api/v1/me/totp`).
+    pub totp_enrollment_required: bool,
 }
 
-/// Signs in with email and password. Wrong credentials and inactive users get the same 401.
+/// Signs in with email and password, and the two-factor code once two-factor is on. Wrong
+/// credentials, inactive users and locked accounts get the same 401 `unauthenticated`; a right
+/// password with a missing or wrong code gets 401 `totp_required`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
-    responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = LoginResponse),
+        (status = 401, body = Problem, description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
+        (status = 429, body = Problem)))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -68,22 +77,53 @@ pub(crate) async fn login(
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
     state.throttle.check(&key, ip)?;
+    let now = OffsetDateTime::now_utc();
     let mut tx = state.store.read().await?;
     let user = tx.user_by_email_key(&key).await?;
+    let (lock, enrolled) = match &user {
+        Some(u) => (tx.lockout(u.id).await?, tx.totp(u.id).await?.is_some_and(|t| t.confirmed_at.is_some())),
+        None => (LockoutState::default(), false),
+    };
     tx.rollback().await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let password_ok = state.passwords.verify(&req.password, hash).await?;
+    let suspect = state.throttle.suspect(&key);
+    // A locked account still spends the hash, so that its answer takes as long as any other.
+    let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
-        Some(u) if password_ok && u.status.can_sign_in() && u.kind == "person" => u,
-        _ => {
-            state.throttle.failed(&key, ip);
-            metrics::counter!("steward_logins_total", "outcome" => "failed").increment(1);
+        Some(u) if password_ok && !lock.is_locked(now) && u.status.can_sign_in() && u.kind == "person" => u,
+        other => {
+            login_failed(&state, &key, ip, other.as_ref(), now).await?;
             return Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"));
         }
     };
-    let now = OffsetDateTime::now_utc();
+    let sealing = if enrolled { Some(sealing_key(&state).await?) } else { None };
     let mut tx = state.store.write().await?;
+    let mut factor = None;
+    if sealing.is_none() && tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
+        // Two-factor was confirmed since the read above: ask again.
+        tx.rollback().await?;
+        return Err(ApiError::totp_required());
+    }
+    if let Some(sealing) = &sealing {
+        let Some(code) = req.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            tx.rollback().await?;
+            return Err(ApiError::totp_required());
+        };
+        match use_code(tx.as_mut(), sealing, user.id, code, now).await? {
+            Some(f) => factor = Some(f),
+            None => {
+                tx.rollback().await?;
+                login_failed(&state, &key, ip, Some(&user), now).await?;
+                return Err(ApiError::totp_required());
+            }
+        }
+    }
     let (settings, _) = instance_settings(tx.as_mut()).await?;
+    if lock.failures > 0 {
+        tx.put_lockout(user.id, &LockoutState::default(), now).await?;
+    }
+    let has_roles = !role_book(tx.as_mut()).await?.permissions_of(&user.instance_roles).is_empty();
+    let totp_enrollment_required = has_roles && settings.policies.require_totp_for_admins && !enrolled;
     let secret = new_secret(SecretKind::Session);
     let session = SessionRow {
         id: SessionId::new(),
@@ -100,10 +140,27 @@ pub(crate) async fn login(
     };
     tx.insert_session(&session).await?;
     tx.record_login(user.id, now).await?;
+    let method = match factor {
+        None => "password",
+        Some(SecondFactor::Totp) => "password+totp",
+        Some(SecondFactor::RecoveryCode) => "password+recovery_code",
+    };
+    if factor == Some(SecondFactor::RecoveryCode) {
+        let left = tx.recovery_codes_left(user.id).await?;
+        let body = format!(
+            "Hello {},\n\nA recovery code was used to sign in to your {} account; {left} of them are left. \
+             If this was not you, contact your administrator at once.\n",
+            user.name, settings.name
+        );
+        crate::mail::enqueue(tx.as_mut(), &user, "security", "A recovery code was used", body, now).await?;
+    }
     let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
-        .detail(json!({ "user_id": user.id, "method": "password" }))
+        .detail(json!({ "user_id": user.id, "method": method }))
         .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
     commit(tx, vec![event], now).await?;
+    if factor == Some(SecondFactor::RecoveryCode) {
+        state.outbox_wake.notify_one();
+    }
     state.throttle.succeeded(&key);
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
     let mut user = user;
@@ -113,6 +170,7 @@ pub(crate) async fn login(
         expires_at: session.expires_at,
         user: UserView::from(&user),
         token: secret.clone(),
+        totp_enrollment_required,
     };
     let max_age = session.expires_at - now;
     let mut response = Json(body).into_response();
@@ -120,7 +178,43 @@ pub(crate) async fn login(
     Ok(response)
 }
 
-fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
+/// Counts a failed login: in this node's throttle, and for a known account that is not locked,
+/// in its lockout state in the database (so that every node sees the lock). The count is not an
+/// audit event (anyone could flood the log with them) and does not invalidate cached principals,
+/// so that a storm of failures costs successful requests nothing; the lock itself is audited.
+async fn login_failed(
+    state: &AppState,
+    key: &str,
+    ip: Option<std::net::IpAddr>,
+    user: Option<&steward_store::UserRow>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    state.throttle.failed(key, ip);
+    metrics::counter!("steward_logins_total", "outcome" => "failed").increment(1);
+    let policy = state.lockout_policy();
+    let Some(user) = user.filter(|_| policy.failures > 0) else { return Ok(()) };
+    let mut tx = state.store.write().await?;
+    let before = tx.lockout(user.id).await?;
+    if before.is_locked(now) {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    let (after, locked_now) = before.after_failure(policy, now);
+    tx.put_lockout(user.id, &after, now).await?;
+    if locked_now {
+        metrics::counter!("steward_lockouts_total").increment(1);
+        let event = AuditDraft::new("user.locked", steward_core::Actor::SYSTEM, TargetType::User, user.id).detail(
+            json!({ "failures": after.failures, "locked_until": after.locked_until.map(|t| t.unix_timestamp()) }),
+        );
+        commit(tx, vec![event], now).await
+    } else {
+        tx.commit().await.map_err(ApiError::from)
+    }
+}
+
+/// Sets the session cookie (HttpOnly) and the CSRF cookie (readable by the page's own scripts,
+/// which echo it), both SameSite=Lax, and Secure whenever Steward is reached over https.
+pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
     let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));
@@ -169,7 +263,7 @@ pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) 
         let live = parent.filter(|p| p.revoked_at.is_none() && p.expires_at > now && p.user_id == admin);
         let own = session.return_sealed.as_deref().and_then(|s| crate::auth::open_sealed(s, principal.secret.expose()));
         if let (Some(parent), Some(own)) = (live, own)
-            && secret_hash(&own) == parent.token_hash
+            && bool::from(subtle::ConstantTimeEq::ct_eq(secret_hash(&own).as_bytes(), parent.token_hash.as_bytes()))
         {
             returned = Some((own, parent.expires_at));
         }
@@ -250,6 +344,10 @@ pub struct Me {
     pub instance_roles: Vec<String>,
     /// The instance permissions those roles grant.
     pub permissions: Vec<String>,
+    /// Whether login needs a two-factor code.
+    pub totp_enabled: bool,
+    /// The instance policy holds the roles' permissions back until two-factor is on.
+    pub totp_enrollment_required: bool,
     pub memberships: Vec<MyMembership>,
     pub teams: Vec<MyTeam>,
 }
@@ -287,12 +385,15 @@ async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Js
         .filter(|t| !t.dormant)
         .map(|t| MyTeam { team_id: t.team_id.to_string(), org_id: t.org_id.to_string(), role: t.role.to_string() })
         .collect();
+    let totp_enabled = tx.totp(principal.user.id).await?.is_some_and(|t| t.confirmed_at.is_some());
     tx.rollback().await?;
     Ok(Json(Me {
         user: UserView::from(&principal.user),
         impersonator,
         instance_roles: principal.user.instance_roles.iter().map(|r| r.to_string()).collect(),
         permissions: principal.permissions.iter().map(|p| p.to_string()).collect(),
+        totp_enabled,
+        totp_enrollment_required: !principal.withheld.is_empty(),
         memberships,
         teams,
     }))

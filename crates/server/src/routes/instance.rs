@@ -33,6 +33,9 @@ pub struct InstanceView {
     responses((status = 200, body = InstanceView), (status = 403, body = Problem)))]
 pub(crate) async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
     if principal.permissions.is_empty() {
+        if !principal.withheld.is_empty() {
+            return Err(ApiError::totp_enrollment_required());
+        }
         return Err(ApiError::forbidden("the instance settings are for instance admins"));
     }
     let mut tx = state.store.read().await?;

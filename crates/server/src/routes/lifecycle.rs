@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,7 +19,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::mail;
 use crate::routes::audit::AuditEventView;
 use crate::routes::{ClientIp, user_agent};
@@ -330,14 +330,7 @@ pub(crate) async fn impersonate(
     let mut response =
         Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
     let max_age = (expires_at - now).whole_seconds();
-    for c in [
-        format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}"),
-        format!("{CSRF_COOKIE}={csrf}; Path=/; SameSite=Lax; Max-Age={max_age}"),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
+    crate::routes::auth::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
     Ok(response)
 }
 

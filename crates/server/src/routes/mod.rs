@@ -12,7 +12,9 @@ pub mod invitations;
 pub mod lifecycle;
 pub mod orgs;
 pub mod reviews;
+pub mod roles;
 pub mod scim_tokens;
+pub mod security;
 pub mod setup;
 pub mod teams;
 pub mod usage;
@@ -31,7 +33,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+        let plain = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let tls = || parts.extensions.get::<ConnectInfo<crate::tls::PeerAddr>>().map(|c| c.0.0.ip());
+        Ok(ClientIp(plain.or_else(tls)))
     }
 }
 

@@ -237,8 +237,8 @@ pub struct Decision {
 /// Records a decision (applied when the review is completed).
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", params(("id" = String, Path)),
     request_body = Decision,
-    responses((status = 200, body = ReviewView), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
+    responses((status = 200, body = ReviewView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn decide(
     State(state): State<AppState>,
     principal: Principal,
@@ -269,7 +269,8 @@ async fn decide(
 
 /// Completes a review and applies its decisions: deactivations, removals from the org.
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews", params(("id" = String, Path)),
-    responses((status = 200, body = ReviewView), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = ReviewView), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
 async fn complete(
     State(state): State<AppState>,
     principal: Principal,

@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use steward_core::roles::permissions_of;
-use steward_core::{AuditDraft, Email, InstanceRole, OrgId, Permission, PersonName, TargetType, UserId, UserStatus};
+use steward_core::{
+    AuditDraft, Email, InstanceRole, OrgId, Permission, PersonName, RoleBook, TargetType, UserId, UserStatus,
+};
 use steward_store::{UserFilter, UserRow};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -16,7 +17,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate, role_book};
 use crate::state::{AppState, commit};
 use crate::views::{UserList, UserView};
 
@@ -102,13 +103,13 @@ pub struct NewUser {
 }
 
 /// Err unless every role exists and grants nothing the caller lacks.
-fn check_grantable(principal: &Principal, roles: &[InstanceRole]) -> ApiResult<()> {
+fn check_grantable(principal: &Principal, book: &RoleBook, roles: &[InstanceRole]) -> ApiResult<()> {
     for role in roles {
-        if !role.is_builtin() {
+        if !book.exists(role) {
             return Err(ApiError::invalid("instance_roles", format!("there is no role named {role}")));
         }
     }
-    let wanted = permissions_of(roles);
+    let wanted = book.permissions_of(roles);
     if !wanted.is_subset(&principal.permissions) {
         return Err(ApiError::forbidden("you cannot grant a role with permissions you do not hold"));
     }
@@ -136,7 +137,6 @@ async fn create_user(
     let mut roles = req.instance_roles.clone();
     roles.sort();
     roles.dedup();
-    check_grantable(&principal, &roles)?;
     let password_hash = match &req.password {
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
@@ -161,6 +161,8 @@ async fn create_user(
         version: 1,
     };
     let mut tx = state.store.write().await?;
+    let book = role_book(tx.as_mut()).await?;
+    check_grantable(&principal, &book, &user.instance_roles)?;
     if let Some(existing) = crate::service::find_by_email(tx.as_mut(), &req.email, now).await? {
         return Err(email_in_use(&existing));
     }
@@ -325,8 +327,11 @@ async fn patch_user(
         let new: BTreeSet<_> = roles.iter().cloned().collect();
         let added: Vec<InstanceRole> = new.difference(&old).cloned().collect();
         let removed: Vec<InstanceRole> = old.difference(&new).cloned().collect();
-        check_grantable(&principal, &added)?;
-        check_grantable(&principal, &removed)?;
+        let book = role_book(tx.as_mut()).await?;
+        check_grantable(&principal, &book, &added)?;
+        // A role deleted since is no longer in the book; taking it away needs no permission.
+        let removed_known: Vec<InstanceRole> = removed.iter().filter(|r| book.exists(r)).cloned().collect();
+        check_grantable(&principal, &book, &removed_known)?;
         let sysadmin = InstanceRole::system_admin();
         if removed.contains(&sysadmin)
             && tx.count_users_with_role(sysadmin.as_str()).await? <= 1

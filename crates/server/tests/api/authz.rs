@@ -99,6 +99,7 @@ async fn world(app: &TestApp) -> World {
     ids.insert("webhook", hook["id"].as_str().unwrap().to_owned());
     let review = app.post("/api/v1/access-reviews", &app.admin, json!({"inactive_days": 30})).await.expect(201);
     ids.insert("review", review["id"].as_str().unwrap().to_owned());
+    app.post("/api/v1/roles", &app.admin, json!({"name": "auditor", "permissions": ["audit.read"]})).await.expect(201);
     ids.insert("org", org);
     ids.insert("owner", owner);
     World { tokens, ids }
@@ -132,6 +133,7 @@ fn request(op: &str, w: &World) -> (String, Option<Value>) {
                 }
             }
             "{user_id}" => w.ids["org_member"].clone(),
+            "{name}" => "auditor".to_owned(),
             "{token}" | "{delivery_id}" => NOWHERE.to_owned(),
             other => other.to_owned(),
         };
@@ -171,6 +173,8 @@ fn request(op: &str, w: &World) -> (String, Option<Value>) {
         "PATCH /api/v1/users/{id}" => json!({"name": "Renamed"}),
         "POST /api/v1/users/{id}/deactivate" => json!({"reason": "matrix"}),
         "POST /api/v1/users/{id}/impersonate" => json!({"reason": "matrix"}),
+        "POST /api/v1/roles" => json!({"name": "matrix_role", "permissions": ["users.read"]}),
+        "PATCH /api/v1/roles/{name}" => json!({"permissions": ["audit.read", "users.read"]}),
         "POST /api/v1/webhooks" => json!({"url": "http://127.0.0.1:9/other", "events": ["user.created"]}),
         _ if method == "POST" || method == "PUT" || method == "PATCH" => json!({}),
         _ => return (path, None),

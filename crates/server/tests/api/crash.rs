@@ -140,7 +140,9 @@ async fn a_kill_9_during_scim_bulk_and_deprovisioning_leaves_every_invariant_int
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The deprovisionings start once the bulk request is committing, the kill once they are.
+    let watch = db_of(&db).await;
+    wait_for(&watch, "SELECT COUNT(*) FROM scim_users", 20).await;
     let mut deprovisions = Vec::new();
     for (org, _, _) in &orgs {
         let (client, url, admin) = (client.clone(), format!("{api}/orgs/{org}/deprovision"), admin.clone());
@@ -148,7 +150,7 @@ async fn a_kill_9_during_scim_bulk_and_deprovisioning_leaves_every_invariant_int
             client.post(url).bearer_auth(admin).json(&json!({"reason": "crash test"})).send().await
         }));
     }
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    wait_for(&watch, "SELECT COUNT(*) FROM orgs WHERE state = 'deprovisioned'", 5).await;
     drop(first);
     let bulk_outcome = bulk.await.unwrap();
     assert!(
@@ -233,6 +235,17 @@ async fn a_kill_9_during_scim_bulk_and_deprovisioning_leaves_every_invariant_int
         let now = call(&client, reqwest::Method::GET, format!("{api}/orgs/{org}/license"), &admin, Value::Null).await;
         assert_eq!(&now, license);
     }
+}
+
+/// Waits until `sql` counts at least `n` (reading beside the running node).
+async fn wait_for(db: &Db, sql: &str, n: i64) {
+    for _ in 0..2000 {
+        if db.i64(sql, &[]).await >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{sql} never reached {n}");
 }
 
 /// The admin's sessions survive a restart; a new login proves the node serves again.

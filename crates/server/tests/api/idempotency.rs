@@ -99,3 +99,56 @@ async fn instance_settings_merge_validate_and_honour_if_match() {
     let hours = (expires - time::OffsetDateTime::now_utc()).whole_minutes() as f64 / 60.0;
     assert!((7.9..=8.0).contains(&hours), "{hours}");
 }
+
+#[tokio::test]
+async fn remembered_replies_holding_secrets_are_stored_sealed_and_still_replay() {
+    let app = spawn_app().await;
+    let send = |path: &str, body: serde_json::Value| {
+        app.client
+            .post(format!("{}{path}", app.base))
+            .bearer_auth(&app.admin)
+            .header("Idempotency-Key", "secret-reply")
+            .json(&body)
+            .send()
+    };
+    let first: serde_json::Value =
+        send("/api/v1/me/tokens", json!({"name": "ci"})).await.unwrap().json().await.unwrap();
+    let token = first["token"].as_str().unwrap().to_owned();
+    let again = send("/api/v1/me/tokens", json!({"name": "ci"})).await.unwrap();
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<serde_json::Value>().await.unwrap()["token"], json!(token));
+    let totp = app
+        .client
+        .post(format!("{}/api/v1/me/totp", app.base))
+        .bearer_auth(&app.admin)
+        .header("Idempotency-Key", "enrol")
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let secret = totp["secret"].as_str().unwrap().to_owned();
+    // A login's reply holds a session secret and its request the password: nothing of it is kept,
+    // and a repeat signs in again.
+    let login = app
+        .client
+        .post(format!("{}/api/v1/auth/login", app.base))
+        .header("Idempotency-Key", "login-1")
+        .json(&json!({"email": crate::helpers::ADMIN_EMAIL, "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_owned();
+    let db = app.db().await;
+    let hashes = db.strings("SELECT request_hash FROM idempotency_keys", &[]).await;
+    assert_eq!(hashes.len(), 2);
+    let stored = db.strings("SELECT body FROM idempotency_keys", &[]).await;
+    assert_eq!(stored.len(), 2, "a request carrying a password is not remembered");
+    for body in &stored {
+        assert!(!body.contains(&token) && !body.contains(&secret) && !body.contains(&session), "{body}");
+    }
+}

@@ -13,6 +13,7 @@ use crate::smtp::SmtpSink;
 struct Node {
     child: Child,
     base: String,
+    db: String,
 }
 
 impl Drop for Node {
@@ -36,7 +37,7 @@ async fn node(db_url: &str, smtp: Option<&str>) -> Node {
     if let Some(url) = smtp {
         cmd.env("STEWARD_SMTP_URL", url);
     }
-    let node = Node { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
+    let node = Node { child: cmd.spawn().unwrap(), base: format!("http://127.0.0.1:{port}"), db: db_url.to_owned() };
     let client = reqwest::Client::new();
     for _ in 0..300 {
         if client.get(format!("{}/readyz", node.base)).send().await.is_ok_and(|r| r.status() == 200) {
@@ -199,4 +200,63 @@ async fn two_nodes_deliver_each_email_once() {
     for i in 0..8 {
         assert_eq!(sink.to(&format!("invitee{i}@nodes.test")).len(), 1, "delivered once");
     }
+}
+
+#[tokio::test]
+async fn a_permission_taken_from_a_role_on_one_node_is_refused_by_the_other_within_100_ms() {
+    let Some((a, b, _dir)) = two_nodes(None).await else { return };
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    let role = json!({"name": "desk", "permissions": ["users.read"]});
+    assert_eq!(
+        call(&client, reqwest::Method::POST, format!("{}/api/v1/roles", a.base), &admin, Some(role)).await.0,
+        201
+    );
+    let body = json!({"email": "desk@nodes.test", "name": "Desk", "password": PASSWORD, "instance_roles": ["desk"]});
+    assert_eq!(
+        call(&client, reqwest::Method::POST, format!("{}/api/v1/users", a.base), &admin, Some(body)).await.0,
+        201
+    );
+    let token = login(&client, &b.base, "desk@nodes.test").await;
+    for _ in 0..3 {
+        assert_eq!(call(&client, reqwest::Method::GET, format!("{}/api/v1/users", b.base), &token, None).await.0, 200);
+    }
+    let patch = json!({"permissions": []});
+    let (status, _) =
+        call(&client, reqwest::Method::PATCH, format!("{}/api/v1/roles/desk", a.base), &admin, Some(patch)).await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(call(&client, reqwest::Method::GET, format!("{}/api/v1/users", b.base), &token, None).await.0, 403);
+}
+
+#[tokio::test]
+async fn failures_on_one_node_lock_the_account_on_the_other() {
+    let Some((a, b, _dir)) = two_nodes(None).await else { return };
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    let body = json!({"email": "locked@nodes.test", "name": "Locked", "password": PASSWORD});
+    assert_eq!(
+        call(&client, reqwest::Method::POST, format!("{}/api/v1/users", a.base), &admin, Some(body)).await.0,
+        201
+    );
+    // Each node throttles its own failures at 5 per account; the lock at 10 is shared.
+    for node in [&a, &b] {
+        for _ in 0..5 {
+            let r = client
+                .post(format!("{}/api/v1/auth/login", node.base))
+                .json(&json!({"email": "locked@nodes.test", "password": "not the password"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 401);
+        }
+    }
+    let c = node(&a.db, None).await;
+    let r = client
+        .post(format!("{}/api/v1/auth/login", c.base))
+        .json(&json!({"email": "locked@nodes.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a third node, which saw no failure, finds the account locked");
 }

@@ -1,0 +1,260 @@
+//! Instance roles as named permission sets: the built-in ones, read-only, and those operators
+//! define. Users get either kind through their `instance_roles`.
+
+use std::collections::BTreeSet;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::roles::BUILTIN_ROLES;
+use steward_core::{AuditDraft, InstanceRole, Permission, TargetType};
+use steward_store::RoleRow;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal, check_if_match};
+use crate::state::{AppState, commit};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_roles, create_role)).routes(routes!(get_role, patch_role, delete_role))
+}
+
+/// An instance role.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleView {
+    pub name: String,
+    /// Permission names, sorted.
+    pub permissions: Vec<String>,
+    /// Built-in roles cannot be changed or deleted.
+    pub builtin: bool,
+    /// Changes with every edit (built-in roles stay at 1); `PATCH` honours `If-Match`.
+    pub version: i64,
+}
+
+/// Every role: the built-in ones first, then the instance's own by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RoleList {
+    pub items: Vec<RoleView>,
+    /// Always null: the list is short and comes whole.
+    pub next_cursor: Option<String>,
+}
+
+/// A new role.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRole {
+    /// 1 to 64 lower-case letters, digits and `_`, starting with a letter.
+    pub name: String,
+    /// Permission names (see the instance permissions in the API description).
+    pub permissions: Vec<String>,
+}
+
+/// A change to a role's permissions.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolePatch {
+    /// The role's new permission set, replacing the old one.
+    pub permissions: Vec<String>,
+}
+
+fn view_of(row: &RoleRow) -> RoleView {
+    let mut permissions: Vec<String> = row.permissions.iter().map(|p| p.to_string()).collect();
+    permissions.sort();
+    RoleView { name: row.name.clone(), permissions, builtin: false, version: row.version }
+}
+
+fn builtin_views() -> Vec<RoleView> {
+    BUILTIN_ROLES
+        .iter()
+        .map(|(name, perms)| {
+            let mut permissions: Vec<String> = perms.iter().map(|p| p.to_string()).collect();
+            permissions.sort();
+            RoleView { name: (*name).to_owned(), permissions, builtin: true, version: 1 }
+        })
+        .collect()
+}
+
+fn parse_permissions(names: &[String]) -> ApiResult<BTreeSet<Permission>> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            n.parse::<Permission>().map_err(|_| {
+                ApiError::invalid(
+                    format!("permissions[{i}]"),
+                    format!(
+                        "{n:?} is not a permission; use {}",
+                        Permission::ALL.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+fn builtin_refused(name: &str) -> ApiError {
+    ApiError::conflict(
+        "builtin_role",
+        format!("{name} is a built-in role; built-in roles cannot be changed or deleted"),
+    )
+}
+
+/// Err(403) unless the caller holds every permission in `perms`, so that no one hands out more
+/// than they have.
+fn check_held(principal: &Principal, perms: &BTreeSet<Permission>) -> ApiResult<()> {
+    if perms.is_subset(&principal.permissions) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("a role cannot grant permissions you do not hold"))
+    }
+}
+
+fn require_reader(principal: &Principal) -> ApiResult<()> {
+    if !principal.permissions.is_empty() {
+        Ok(())
+    } else if !principal.withheld.is_empty() {
+        Err(ApiError::totp_enrollment_required())
+    } else {
+        Err(ApiError::forbidden("instance roles are for instance admins"))
+    }
+}
+
+/// Lists the instance roles (any instance admin).
+#[utoipa::path(get, path = "/api/v1/roles", tag = "roles",
+    responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_roles(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<RoleList>> {
+    require_reader(&principal)?;
+    let mut tx = state.store.read().await?;
+    let custom = tx.custom_roles().await?;
+    tx.rollback().await?;
+    let mut items = builtin_views();
+    items.extend(custom.iter().map(view_of));
+    Ok(Json(RoleList { items, next_cursor: None }))
+}
+
+/// Reads one role (any instance admin).
+#[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
+    responses((status = 200, body = RoleView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<Json<RoleView>> {
+    require_reader(&principal)?;
+    if let Some(view) = builtin_views().into_iter().find(|v| v.name == name) {
+        return Ok(Json(view));
+    }
+    let mut tx = state.store.read().await?;
+    let role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    tx.rollback().await?;
+    Ok(Json(view_of(&role)))
+}
+
+/// Defines a role. Needs `roles.manage`, and only permissions the caller holds.
+#[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = NewRole,
+    responses((status = 201, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "`builtin_role` or `role_exists`")))]
+async fn create_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<NewRole>,
+) -> ApiResult<(StatusCode, Json<RoleView>)> {
+    principal.require(Permission::RolesManage)?;
+    let name = InstanceRole::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+    if name.is_builtin() {
+        return Err(builtin_refused(name.as_str()));
+    }
+    let permissions = parse_permissions(&req.permissions)?;
+    check_held(&principal, &permissions)?;
+    let now = OffsetDateTime::now_utc();
+    let row = RoleRow {
+        name: name.as_str().to_owned(),
+        permissions: permissions.iter().copied().collect(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = state.store.write().await?;
+    tx.insert_custom_role(&row).await?;
+    let event = AuditDraft::new("role.created", principal.actor(), TargetType::Role, &row.name)
+        .detail(json!({ "permissions": permissions }));
+    commit(tx, vec![event], now).await?;
+    Ok((StatusCode::CREATED, Json(view_of(&row))))
+}
+
+/// Replaces a role's permissions; its holders have the new set from their next request on.
+/// Needs `roles.manage`; permissions added must be ones the caller holds. `If-Match` honoured.
+#[utoipa::path(patch, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
+    request_body = RolePatch,
+    responses((status = 200, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 409, body = Problem, description = "`builtin_role`"),
+        (status = 412, body = Problem)))]
+async fn patch_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<RolePatch>,
+) -> ApiResult<Json<RoleView>> {
+    principal.require(Permission::RolesManage)?;
+    if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
+        return Err(builtin_refused(&name));
+    }
+    let permissions = parse_permissions(&patch.permissions)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let mut role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    check_if_match(&headers, role.version)?;
+    let before: BTreeSet<Permission> = role.permissions.iter().copied().collect();
+    let added: BTreeSet<Permission> = permissions.difference(&before).copied().collect();
+    let removed: BTreeSet<Permission> = before.difference(&permissions).copied().collect();
+    check_held(&principal, &added)?;
+    if added.is_empty() && removed.is_empty() {
+        tx.rollback().await?;
+        return Ok(Json(view_of(&role)));
+    }
+    role.permissions = permissions.iter().copied().collect();
+    role.updated_at = now;
+    tx.update_custom_role(&role).await?;
+    role.version += 1;
+    let event = AuditDraft::new("role.updated", principal.actor(), TargetType::Role, &role.name)
+        .detail(json!({ "added": added, "removed": removed }));
+    commit(tx, vec![event], now).await?;
+    Ok(Json(view_of(&role)))
+}
+
+/// Deletes a role no user holds (409 `role_in_use` otherwise, deactivated users included: they
+/// get their roles back on reactivation). Needs `roles.manage`.
+#[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`builtin_role` or `role_in_use`")))]
+async fn delete_role(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Permission::RolesManage)?;
+    if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
+        return Err(builtin_refused(&name));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
+    let holders = tx.role_holders(&name).await?;
+    if holders > 0 {
+        return Err(ApiError::conflict(
+            "role_in_use",
+            format!("{holders} user(s) hold the role {name}; take it from them first"),
+        ));
+    }
+    tx.delete_custom_role(&name).await?;
+    let event = AuditDraft::new("role.deleted", principal.actor(), TargetType::Role, &name)
+        .detail(json!({ "permissions": role.permissions }));
+    commit(tx, vec![event], now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

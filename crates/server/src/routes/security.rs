@@ -1,0 +1,287 @@
+//! Account security: the caller's two-factor enrolment (`/me/totp`), and for admins the reset of
+//! a user's two-factor and the unlock of a locked account.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use steward_core::lockout::LockoutState;
+use steward_core::{AuditDraft, Permission, TargetType, UserId, totp};
+use steward_store::TotpRow;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, Problem};
+use crate::extract::{ApiJson, Principal, role_book};
+use crate::mail;
+use crate::state::{AppState, commit, instance_settings};
+use crate::twofactor::{new_recovery_codes, new_totp_secret, sealing_key};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start_totp, disable_totp))
+        .routes(routes!(confirm_totp))
+        .routes(routes!(reset_totp))
+        .routes(routes!(unlock_user))
+        .routes(routes!(user_security))
+}
+
+/// A started enrolment: scan the QR code (or type the secret), then confirm with a code.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolment {
+    /// The base32 secret, for typing into an authenticator app.
+    pub secret: String,
+    /// The `otpauth://totp/…` URI the QR code holds.
+    pub otpauth_uri: String,
+    /// The QR code as an SVG document.
+    pub qr_svg: String,
+}
+
+/// The first code from the authenticator app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirm {
+    /// The six-digit code the app shows now.
+    pub code: String,
+}
+
+/// Recovery codes, each good for one login; shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveryCodes {
+    pub recovery_codes: Vec<String>,
+}
+
+fn refuse_impersonation(principal: &Principal) -> ApiResult<()> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot change two-factor settings"));
+    }
+    Ok(())
+}
+
+fn qr_svg(data: &str) -> ApiResult<String> {
+    let code = qrcode::QrCode::new(data.as_bytes()).map_err(ApiError::internal)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build())
+}
+
+/// Starts two-factor enrolment (or starts it over while unconfirmed). Login needs a code only
+/// once the enrolment is confirmed.
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
+    responses((status = 200, body = TotpEnrolment), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "two-factor is already on (`invalid_transition`)")))]
+async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<TotpEnrolment>> {
+    refuse_impersonation(&principal)?;
+    let key = sealing_key(&state).await?;
+    let now = OffsetDateTime::now_utc();
+    let user = &principal.user;
+    let mut tx = state.store.write().await?;
+    if tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            "two-factor is already on; DELETE /api/v1/me/totp first to enrol a new authenticator",
+        ));
+    }
+    let secret = new_totp_secret();
+    tx.put_totp(&TotpRow {
+        user_id: user.id,
+        secret_sealed: key.seal(user.id, &secret),
+        confirmed_at: None,
+        last_step: None,
+        created_at: now,
+    })
+    .await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let issuer = settings.branding.product_name.clone().unwrap_or(settings.name);
+    let event = AuditDraft::new("user.totp_enrollment_started", principal.actor(), TargetType::User, user.id);
+    commit(tx, vec![event], now).await?;
+    let secret = totp::base32_encode(&secret);
+    let otpauth_uri = totp::otpauth_uri(&issuer, &user.email, &secret);
+    let qr_svg = qr_svg(&otpauth_uri)?;
+    Ok(Json(TotpEnrolment { secret, otpauth_uri, qr_svg }))
+}
+
+/// Confirms the enrolment with a current code; from now on login needs a code. Answers the ten
+/// recovery codes, which are shown this once.
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpConfirm,
+    responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem)))]
+async fn confirm_totp(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(req): ApiJson<TotpConfirm>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    refuse_impersonation(&principal)?;
+    let key = sealing_key(&state).await?;
+    let now = OffsetDateTime::now_utc();
+    let user = &principal.user;
+    let mut tx = state.store.write().await?;
+    let pending = match tx.totp(user.id).await? {
+        Some(t) if t.confirmed_at.is_none() => t,
+        Some(_) => return Err(ApiError::conflict("invalid_transition", "two-factor is already on")),
+        None => {
+            return Err(ApiError::conflict(
+                "invalid_transition",
+                "no enrolment to confirm; POST /api/v1/me/totp first",
+            ));
+        }
+    };
+    let secret = key
+        .open(user.id, &pending.secret_sealed)
+        .ok_or_else(|| ApiError::internal("a two-factor secret does not open with the instance key"))?;
+    let step = totp::verify(&secret, req.code.trim(), now.unix_timestamp(), None)
+        .ok_or_else(|| ApiError::invalid("code", "is not the current code of the authenticator"))?;
+    tx.confirm_totp(user.id, now, step).await?;
+    let (codes, hashes) = new_recovery_codes();
+    tx.replace_recovery_codes(user.id, &hashes, now).await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let body = format!(
+        "Hello {},\n\nTwo-factor sign-in was turned on for your {} account. If this was not you, \
+         contact your administrator at once.\n",
+        user.name, settings.name
+    );
+    mail::enqueue(tx.as_mut(), user, "security", "Two-factor sign-in is on", body, now).await?;
+    let event = AuditDraft::new("user.totp_enabled", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "recovery_codes": codes.len() }));
+    commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    Ok(Json(RecoveryCodes { recovery_codes: codes }))
+}
+
+/// Turns the caller's two-factor off (or drops an unconfirmed enrolment) and their recovery codes.
+#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth",
+    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn disable_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
+    refuse_impersonation(&principal)?;
+    let now = OffsetDateTime::now_utc();
+    let user = &principal.user;
+    let mut tx = state.store.write().await?;
+    if !tx.delete_totp(user.id).await? {
+        return Err(ApiError::not_found("two-factor enrolment"));
+    }
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let body = format!(
+        "Hello {},\n\nTwo-factor sign-in was turned off for your {} account. If this was not you, \
+         contact your administrator at once.\n",
+        user.name, settings.name
+    );
+    mail::enqueue(tx.as_mut(), user, "security", "Two-factor sign-in is off", body, now).await?;
+    let event = AuditDraft::new("user.totp_disabled", principal.actor(), TargetType::User, user.id);
+    commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn parse_user(id: &str) -> ApiResult<UserId> {
+    id.parse().map_err(|_| ApiError::not_found("user"))
+}
+
+/// Resets a user's two-factor (a lost phone): their enrolment and recovery codes are removed,
+/// they are told by email, and their next login needs only the password. Needs `users.write`
+/// and every permission the user holds.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn reset_totp(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Permission::UsersWrite)?;
+    refuse_impersonation(&principal)?;
+    let id = parse_user(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let theirs = role_book(tx.as_mut()).await?.permissions_of(&target.instance_roles);
+    if !theirs.is_subset(&principal.permissions) {
+        return Err(ApiError::forbidden("you cannot reset two-factor of a user with permissions you do not hold"));
+    }
+    if !tx.delete_totp(id).await? {
+        return Err(ApiError::not_found("two-factor enrolment"));
+    }
+    let (settings, _) = instance_settings(tx.as_mut()).await?;
+    let body = format!(
+        "Hello {},\n\nAn administrator of {} reset two-factor sign-in for your account. Your next \
+         sign-in needs only your password; enrol an authenticator again afterwards. If you did not \
+         ask for this, contact your administrator at once.\n",
+        target.name, settings.name
+    );
+    mail::enqueue(tx.as_mut(), &target, "security", "Your two-factor sign-in was reset", body, now).await?;
+    let event = AuditDraft::new("user.totp_reset", principal.actor(), TargetType::User, id);
+    commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Unlocks an account that failed logins locked, and clears its count of failures.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = String, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn unlock_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    principal.require(Permission::UsersLifecycle)?;
+    let id = parse_user(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.write().await?;
+    let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let before = tx.lockout(id).await?;
+    tx.put_lockout(id, &LockoutState::default(), now).await?;
+    let event = AuditDraft::new("user.unlocked", principal.actor(), TargetType::User, id)
+        .detail(json!({ "was_locked": before.is_locked(now), "failures": before.failures }));
+    commit(tx, vec![event], now).await?;
+    // This node's throttle forgets the account too; other nodes' windows run out on their own.
+    state.throttle.succeeded(&target.email_key);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's sign-in security, for admins and support.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserSecurity {
+    /// Login needs a two-factor code.
+    pub totp_enabled: bool,
+    /// An enrolment was started and not confirmed yet.
+    pub totp_pending: bool,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+    /// Consecutive failed logins counted towards a lock.
+    pub failed_logins: u32,
+    /// Until when the account is locked; null when it is not.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// A user's two-factor and lockout state (`users.read`).
+#[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", params(("id" = String, Path)),
+    responses((status = 200, body = UserSecurity), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn user_security(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UserSecurity>> {
+    principal.require(Permission::UsersRead)?;
+    let id = parse_user(&id)?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = state.store.read().await?;
+    tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    let totp = tx.totp(id).await?;
+    let left = tx.recovery_codes_left(id).await?;
+    let lock = tx.lockout(id).await?;
+    tx.rollback().await?;
+    Ok(Json(UserSecurity {
+        totp_enabled: totp.as_ref().is_some_and(|t| t.confirmed_at.is_some()),
+        totp_pending: totp.as_ref().is_some_and(|t| t.confirmed_at.is_none()),
+        recovery_codes_left: left,
+        failed_logins: lock.failures,
+        locked_until: lock.locked_until.filter(|_| lock.is_locked(now)),
+    }))
+}
