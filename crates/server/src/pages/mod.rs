@@ -41,6 +41,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(auth::home))
         .route("/static/steward.css", get(stylesheet))
+        .route("/static/brand.css", get(brand_stylesheet))
         .merge(auth::router())
         .merge(admin::router())
         .merge(admin_users::router())
@@ -62,6 +63,25 @@ const STYLESHEET: &str = include_str!("../../static/steward.css");
 
 async fn stylesheet() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+        .into_response()
+}
+
+/// The branding colour as a stylesheet of its own, since the pages' Content-Security-Policy
+/// allows no inline styles. The colour was validated as `#rrggbb` when it was set.
+async fn brand_stylesheet(State(state): State<AppState>) -> Response {
+    let brand = Brand::load(&state).await;
+    let color = if brand.color.len() == 7
+        && brand.color.starts_with('#')
+        && brand.color[1..].chars().all(|c| c.is_ascii_hexdigit())
+    {
+        brand.color
+    } else {
+        "#1f6feb".to_owned()
+    };
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
+        format!(":root {{ --primary: {color}; }}\n"),
+    )
         .into_response()
 }
 

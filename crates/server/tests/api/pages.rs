@@ -351,7 +351,9 @@ async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
     assert_eq!(saved.status, 303);
     let login = get(&app, "/login", "").await;
     assert!(login.body.contains("<title>Sign in · Northwind &#60;Cloud&#62;</title>"), "{}", &login.body[..400]);
-    assert!(login.body.contains("--primary: #0a7d55;"));
+    assert!(login.body.contains(r#"<link rel="stylesheet" href="/static/brand.css">"#));
+    let brand = get(&app, "/static/brand.css", "").await;
+    assert!(brand.body.contains("--primary: #0a7d55;"), "{}", brand.body);
     let refused = post(
         &app,
         "/admin/settings",
