@@ -10,6 +10,7 @@ pub mod lifecycle;
 pub mod names;
 pub mod org;
 pub mod roles;
+pub mod sso;
 pub mod user;
 
 pub use audit::{Actor, AuditDraft, AuditRecord, ChainCheck, TargetType};

@@ -54,7 +54,8 @@ use crate::state::AppState;
         (name = "data", description = "Export of an org and erasure"),
         (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
         (name = "reviews", description = "Access reviews"),
-        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2")
+        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2"),
+        (name = "sso", description = "Single sign-on with OpenID Connect, and JWTs from trusted issuers")
     )
 )]
 struct ApiDoc;
@@ -92,6 +93,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::hooks::router())
         .merge(routes::reviews::router())
         .merge(routes::scim_tokens::router())
+        .merge(routes::jwt_issuers::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.

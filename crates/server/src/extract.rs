@@ -76,6 +76,8 @@ pub enum Credential {
     Session(SessionRow),
     /// A personal API token.
     ApiToken(TokenId),
+    /// A JWT signed by the trusted issuer with this id.
+    Jwt(uuid::Uuid),
 }
 
 /// The authenticated caller: an active user, their instance permissions and how they came in.
@@ -103,7 +105,7 @@ impl Principal {
     pub fn impersonator_id(&self) -> Option<UserId> {
         match &self.credential {
             Credential::Session(s) => s.impersonator_id,
-            Credential::ApiToken(_) => None,
+            Credential::ApiToken(_) | Credential::Jwt(_) => None,
         }
     }
 
@@ -111,7 +113,7 @@ impl Principal {
     pub fn session_id(&self) -> Option<SessionId> {
         match &self.credential {
             Credential::Session(s) => Some(s.id),
-            Credential::ApiToken(_) => None,
+            Credential::ApiToken(_) | Credential::Jwt(_) => None,
         }
     }
 
@@ -210,15 +212,21 @@ impl PrincipalCache {
 /// Looks a secret up and checks that it, and its user, are still good at this instant.
 pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal> {
     let invalid = || ApiError::unauthenticated("the credentials are not valid");
-    let kind = SecretKind::of(secret).ok_or_else(invalid)?;
+    // Steward's own secrets start with `stw_`; a JWT is three base64url parts.
+    let kind =
+        if crate::jwt::looks_like_jwt(secret) { None } else { Some(SecretKind::of(secret).ok_or_else(invalid)?) };
     let hash = secret_hash(secret);
     let now = OffsetDateTime::now_utc();
     // Where other nodes write too, only their change notifications make a cached entry safe.
-    let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != SecretKind::Setup;
+    let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != Some(SecretKind::Setup);
     if cacheable && let Some(p) = state.principals.get(&hash, now) {
         return Ok(Principal { secret: crate::config::Secret::new(secret), ..p });
     }
     let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+    let Some(kind) = kind else {
+        let (user, issuer, valid_until) = crate::sso::jwt_user(state, secret).await?;
+        return finish(state, secret, hash, user, Credential::Jwt(issuer), valid_until, cacheable, epoch);
+    };
     let mut tx = state.store.read().await?;
     let (user_id, credential, valid_until) = match kind {
         SecretKind::Session => {
@@ -240,8 +248,23 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
     };
     let user = tx.user(user_id).await?.ok_or_else(invalid)?;
     tx.rollback().await?;
+    finish(state, secret, hash, user, credential, valid_until, cacheable, epoch)
+}
+
+/// Admits an active user with what they presented, and caches the principal.
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    state: &AppState,
+    secret: &str,
+    hash: String,
+    user: UserRow,
+    credential: Credential,
+    valid_until: Option<OffsetDateTime>,
+    cacheable: bool,
+    epoch: u64,
+) -> ApiResult<Principal> {
     if !user.status.can_sign_in() {
-        return Err(invalid());
+        return Err(ApiError::unauthenticated("the credentials are not valid"));
     }
     let permissions = permissions_of(&user.instance_roles);
     let principal = Principal {

@@ -45,6 +45,8 @@ pub struct Inner {
     pub principals: crate::extract::PrincipalCache,
     /// Operations this node leased from orgs' budgets and serves from memory.
     pub leases: Leases,
+    /// Identity providers' keys and documents, and the instance's SSO key.
+    pub sso: crate::sso::SsoState,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
@@ -146,6 +148,7 @@ impl AppState {
             org_rate: OrgRateLimiter::default(),
             principals: crate::extract::PrincipalCache::default(),
             leases: Leases::default(),
+            sso: crate::sso::SsoState::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }

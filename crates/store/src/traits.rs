@@ -73,6 +73,7 @@ pub trait Tx:
     + Webhooks
     + Reviews
     + Scim
+    + Sso
     + Send
 {
     /// Makes the changes durable.
@@ -379,4 +380,36 @@ pub trait Scim {
     /// Tokens not revoked, newest first.
     async fn scim_tokens(&mut self) -> StoreResult<Vec<ScimTokenRow>>;
     async fn revoke_scim_token(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<bool>;
+}
+
+/// Single sign-on: trusted JWT issuers, OpenID Connect connections with their domains, and the
+/// external identities linked to users.
+#[async_trait]
+pub trait Sso {
+    async fn insert_jwt_issuer(&mut self, row: &JwtIssuerRow) -> StoreResult<()>;
+    /// Every trusted issuer, newest first.
+    async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>>;
+    /// The issuers whose `iss` is this.
+    async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>>;
+    async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool>;
+    /// Stores a connection and claims its domains.
+    async fn insert_sso_connection(&mut self, row: &SsoConnectionRow) -> StoreResult<()>;
+    /// Writes every column and the domains, bumping the version, if still at `row.version`.
+    async fn update_sso_connection(&mut self, row: &SsoConnectionRow) -> StoreResult<()>;
+    async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>>;
+    /// Every connection, newest first.
+    async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>>;
+    /// The connection owning an email domain (lower case).
+    async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>>;
+    async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool>;
+    /// The user an issuer's subject is linked to.
+    async fn external_identity(&mut self, issuer: &str, subject: &str) -> StoreResult<Option<UserId>>;
+    /// Links an issuer's subject to a user (a second link of the same subject is ignored).
+    async fn link_external_identity(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
 }

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::{AuditDraft, Email, SessionId, TargetType, TokenId};
-use steward_store::{ApiTokenRow, SessionRow};
+use steward_store::{ApiTokenRow, SessionRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -56,7 +56,8 @@ pub struct LoginResponse {
     pub user: UserView,
 }
 
-/// Signs in with email and password. Wrong credentials and inactive users get the same 401.
+/// Signs in with email and password. Wrong credentials and inactive users get the same 401; an
+/// email whose domain belongs to an enforced SSO connection gets 401 `sso_required` instead.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse), (status = 401, body = Problem), (status = 429, body = Problem)))]
 async fn login(
@@ -67,6 +68,7 @@ async fn login(
 ) -> ApiResult<Response> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
+    crate::sso::password_login_allowed(&state, &email).await?;
     state.throttle.check(&key, ip)?;
     let mut tx = state.store.read().await?;
     let user = tx.user_by_email_key(&key).await?;
@@ -83,26 +85,8 @@ async fn login(
     };
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let (settings, _) = instance_settings(tx.as_mut()).await?;
-    let secret = new_secret(SecretKind::Session);
-    let session = SessionRow {
-        id: SessionId::new(),
-        user_id: user.id,
-        token_hash: secret_hash(&secret),
-        impersonator_id: None,
-        parent_id: None,
-        return_sealed: None,
-        created_at: now,
-        expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
-        revoked_at: None,
-        ip: ip.map(|i| i.to_string()),
-        user_agent: user_agent(&headers),
-    };
-    tx.insert_session(&session).await?;
-    tx.record_login(user.id, now).await?;
-    let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
-        .detail(json!({ "user_id": user.id, "method": "password" }))
-        .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
+    let (secret, session, event) =
+        open_session(tx.as_mut(), &user, ip, &headers, json!({ "method": "password" }), now).await?;
     commit(tx, vec![event], now).await?;
     state.throttle.succeeded(&key);
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
@@ -120,7 +104,46 @@ async fn login(
     Ok(response)
 }
 
-fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
+/// Opens a login session for `user` as a password login does, and records the sign-in; returns
+/// the secret, the session and its `user.login` event (with `detail` merged in) for the caller to
+/// commit with its other changes.
+pub async fn open_session(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    detail: serde_json::Value,
+    now: OffsetDateTime,
+) -> ApiResult<(String, SessionRow, AuditDraft)> {
+    let (settings, _) = instance_settings(tx).await?;
+    let secret = new_secret(SecretKind::Session);
+    let session = SessionRow {
+        id: SessionId::new(),
+        user_id: user.id,
+        token_hash: secret_hash(&secret),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        created_at: now,
+        expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
+        revoked_at: None,
+        ip: ip.map(|i| i.to_string()),
+        user_agent: user_agent(headers),
+    };
+    tx.insert_session(&session).await?;
+    tx.record_login(user.id, now).await?;
+    let mut facts = json!({ "user_id": user.id });
+    if let (Some(facts), serde_json::Value::Object(extra)) = (facts.as_object_mut(), detail) {
+        facts.extend(extra);
+    }
+    let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
+        .detail(facts)
+        .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
+    Ok((secret, session, event))
+}
+
+/// Sets the session and CSRF cookies (an empty secret with `max_age` 0 clears them).
+pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
     let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
     let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));

@@ -9,6 +9,7 @@ pub mod health;
 pub mod hooks;
 pub mod instance;
 pub mod invitations;
+pub mod jwt_issuers;
 pub mod lifecycle;
 pub mod orgs;
 pub mod reviews;

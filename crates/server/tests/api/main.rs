@@ -14,6 +14,7 @@ mod helpers;
 mod idempotency;
 mod impersonation;
 mod isolation;
+mod jwt;
 mod lifecycle;
 mod metering;
 mod nodes;
