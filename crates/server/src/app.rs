@@ -94,6 +94,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::reviews::router())
         .merge(routes::scim_tokens::router())
         .merge(routes::jwt_issuers::router())
+        .merge(routes::sso::router())
 }
 
 /// The OpenAPI document, as served and as committed in `openapi.json`.
@@ -138,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/v2", crate::scim::router())
         .merge(routes::health::router())
         .merge(routes::setup::router())
+        .merge(routes::sso::browser_router())
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))

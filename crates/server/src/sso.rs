@@ -65,6 +65,8 @@ impl Default for SsoState {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::limited(3))
+            // Calls are rare; a pooled connection the provider closed meanwhile would fail one.
+            .pool_max_idle_per_host(0)
             .user_agent("Steward")
             .build()
             .unwrap_or_default();

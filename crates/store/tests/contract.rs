@@ -7,7 +7,10 @@ use serde_json::json;
 use steward_core::{
     Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, TargetType, UserId, UserStatus,
 };
-use steward_store::{Constraint, OrgRow, PgStore, SqliteStore, Store, StoreError, UserFilter, UserRow};
+use steward_store::{
+    Constraint, OrgRow, PgStore, RoleMappingRow, SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError,
+    UserFilter, UserRow,
+};
 use time::OffsetDateTime;
 
 struct Backend {
@@ -106,6 +109,7 @@ contract!(
     audit_chain_is_sealed_in_order,
     rollback_discards_changes_and_events,
     user_search_escapes_wildcards,
+    sso_connections_own_their_domains_and_identities_link_once,
 );
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
@@ -218,4 +222,59 @@ async fn user_search_escapes_wildcards(store: Arc<dyn Store>) {
     let found = tx.list_users(&UserFilter { q: Some("UNDER_".into()), limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].email, "under_score@example.com");
+}
+
+async fn sso_connections_own_their_domains_and_identities_link_once(store: Arc<dyn Store>) {
+    // Stored times keep microseconds; a whole second compares equal after the round trip.
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let owner = user("owner@acme.test");
+    let acme = org(owner.id);
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&owner).await.unwrap();
+    tx.insert_org(&acme).await.unwrap();
+    let mut c = SsoConnectionRow {
+        id: uuid::Uuid::now_v7(),
+        name: "IdP".into(),
+        org_id: Some(acme.id),
+        issuer: "https://idp.test".into(),
+        client_id: "steward".into(),
+        client_secret_sealed: "v1.sealed".into(),
+        scopes: vec!["openid".into()],
+        domains: vec!["acme.test".into(), "acme.example".into()],
+        claims: SsoClaims { email: "email".into(), name: "name".into(), groups: "groups".into() },
+        role_mapping: vec![RoleMappingRow { group: "admins".into(), org_id: acme.id, role: OrgRole::Admin }],
+        jit: true,
+        enforced: false,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    tx.insert_sso_connection(&c).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.sso_connection_for_domain("acme.example").await.unwrap().unwrap(), c);
+    c.domains = vec!["acme.test".into()];
+    c.enforced = true;
+    tx.update_sso_connection(&c).await.unwrap();
+    assert!(tx.sso_connection_for_domain("acme.example").await.unwrap().is_none());
+    let read = tx.sso_connection(c.id).await.unwrap().unwrap();
+    assert_eq!((read.version, read.enforced), (2, true));
+    assert!(matches!(tx.update_sso_connection(&c).await, Err(StoreError::Conflict(Constraint::VersionMismatch))));
+    let mut rival = c.clone();
+    rival.id = uuid::Uuid::now_v7();
+    assert!(tx.insert_sso_connection(&rival).await.is_err(), "a domain belongs to one connection");
+    tx.rollback().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    tx.link_external_identity("https://idp.test", "sub-1", owner.id, now).await.unwrap();
+    let other = user("other@acme.test");
+    tx.insert_user(&other).await.unwrap();
+    tx.link_external_identity("https://idp.test", "sub-1", other.id, now).await.unwrap();
+    assert_eq!(tx.external_identity("https://idp.test", "sub-1").await.unwrap(), Some(owner.id));
+    assert_eq!(tx.external_identity("https://other.test", "sub-1").await.unwrap(), None);
+    assert!(tx.delete_sso_connection(c.id).await.unwrap());
+    assert!(tx.sso_connection_for_domain("acme.test").await.unwrap().is_none());
+    assert!(tx.sso_connections().await.unwrap().is_empty());
+    tx.commit().await.unwrap();
 }

@@ -15,6 +15,7 @@ pub mod orgs;
 pub mod reviews;
 pub mod scim_tokens;
 pub mod setup;
+pub mod sso;
 pub mod teams;
 pub mod usage;
 pub mod users;

@@ -25,6 +25,7 @@ mod reviews;
 mod schedules;
 mod scim;
 mod smtp;
+mod sso;
 mod state_machine;
 mod teams;
 mod users;
