@@ -492,6 +492,39 @@ mod tests {
         assert_eq!(check_claims(early.as_object().unwrap(), "i", "a", now), Err(JwtError::NotYetValid));
     }
 
+    /// `cargo test -p steward --release --lib -- --ignored --nocapture jwt::tests::cost`
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn cost_of_verifying() {
+        use rsa::pkcs8::EncodePrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let rsa_key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let der = rsa_key.to_pkcs8_der().unwrap();
+        let pair = ring::signature::RsaKeyPair::from_pkcs8(der.as_bytes()).unwrap();
+        let jwk = serde_json::json!({"kty": "RSA", "kid": "r", "n": URL_SAFE_NO_PAD.encode(rsa_key.n().to_bytes_be()),
+            "e": URL_SAFE_NO_PAD.encode(rsa_key.e().to_bytes_be())});
+        let rsa_public = PublicKey::from_jwk(&jwk).unwrap();
+        let claims = serde_json::json!({"iss": "https://idp", "aud": "api", "sub": "s", "exp": 4_000_000_000_i64});
+        let input = format!("{}.{}", encode(&serde_json::json!({"alg": "RS256", "kid": "r"})), encode(&claims));
+        let mut sig = vec![0; pair.public().modulus_len()];
+        pair.sign(&ring::signature::RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+        let rs256 = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig));
+        let (ed_pair, ed_public) = ed25519();
+        let eddsa = sign(&ed_pair, &serde_json::json!({"alg": "EdDSA", "kid": "k1"}), &claims);
+        for (name, token, key) in [("RS256 (2048)", &rs256, &rsa_public), ("EdDSA", &eddsa, &ed_public)] {
+            let n = 2000;
+            let started = std::time::Instant::now();
+            for _ in 0..n {
+                let claims = decode(token).unwrap().verify(std::slice::from_ref(key)).unwrap();
+                check_claims(&claims, "https://idp", "api", OffsetDateTime::now_utc()).unwrap();
+            }
+            println!(
+                "{name}: {:.1} µs per decode + verify + claims",
+                started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+            );
+        }
+    }
+
     #[test]
     fn pem_keys_parse_and_private_keys_are_refused() {
         let (_, key) = ed25519();

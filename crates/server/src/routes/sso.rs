@@ -201,14 +201,20 @@ fn org_id(field: &str, value: &str) -> ApiResult<OrgId> {
     value.parse().map_err(|_| ApiError::invalid(field, "no such organization"))
 }
 
-/// Checks a connection as it would be stored: names, the provider's discovery, domains that no
-/// other connection owns, mapped orgs that exist, and no `owner` in the mapping.
-async fn check(state: &AppState, tx: &mut dyn Tx, c: &mut SsoConnectionRow) -> ApiResult<()> {
+/// Reads the provider's discovery document afresh; done before the write transaction opens, so
+/// that a slow provider never holds up other writers.
+async fn discoverable(state: &AppState, issuer: &str) -> ApiResult<()> {
+    check_provider_url(issuer).map_err(|e| ApiError::invalid("issuer", e))?;
+    state.sso.forget(issuer).await;
+    state.sso.discover(issuer).await.map(|_| ()).map_err(|e| ApiError::invalid("issuer", e))
+}
+
+/// Checks a connection as it would be stored: names, domains that no other connection owns,
+/// mapped orgs that exist, and no `owner` in the mapping.
+async fn check(tx: &mut dyn Tx, c: &mut SsoConnectionRow) -> ApiResult<()> {
     c.name = text("name", &c.name, 100)?;
     c.client_id = text("client_id", &c.client_id, 500)?;
     check_provider_url(&c.issuer).map_err(|e| ApiError::invalid("issuer", e))?;
-    state.sso.forget(&c.issuer).await;
-    state.sso.discover(&c.issuer).await.map_err(|e| ApiError::invalid("issuer", e))?;
     if !c.scopes.iter().any(|s| s == "openid") {
         c.scopes.insert(0, "openid".into());
     }
@@ -321,8 +327,9 @@ async fn create_connection(
         updated_at: now,
         version: 1,
     };
+    discoverable(&state, &row.issuer).await?;
     let mut tx = state.store.write().await?;
-    check(&state, tx.as_mut(), &mut row).await?;
+    check(tx.as_mut(), &mut row).await?;
     row.client_secret_sealed = state.sso.ensure_key(tx.as_mut(), now).await?.seal(&secret)?;
     tx.insert_sso_connection(&row).await?;
     let event = AuditDraft::new("sso_connection.created", principal.actor(), TargetType::Instance, row.id)
@@ -367,6 +374,9 @@ async fn patch_connection(
     ApiJson(req): ApiJson<ConnectionPatch>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Permission::InstanceManage)?;
+    if let Some(issuer) = &req.issuer {
+        discoverable(&state, issuer).await?;
+    }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let before = load(tx.as_mut(), &id).await?;
@@ -402,7 +412,7 @@ async fn patch_connection(
     if let Some(v) = req.enforced {
         row.enforced = v;
     }
-    check(&state, tx.as_mut(), &mut row).await?;
+    check(tx.as_mut(), &mut row).await?;
     let secret_changed = req.client_secret.is_some();
     if let Some(secret) = req.client_secret {
         let secret = text("client_secret", &secret, 4096)?;
