@@ -492,6 +492,36 @@ mod tests {
         assert_eq!(check_claims(early.as_object().unwrap(), "i", "a", now), Err(JwtError::NotYetValid));
     }
 
+    #[test]
+    fn es256_keys_from_a_jwks_verify_their_own_algorithm_only() {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let rng = SystemRandom::new();
+        let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref(), &rng).unwrap();
+        let point = pair.public_key().as_ref();
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "ec", "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+             "y": URL_SAFE_NO_PAD.encode(&point[33..])},
+            {"kty": "oct", "kid": "hs", "k": "c2VjcmV0"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"},
+        ]});
+        let keys = parse_jwks(&jwks);
+        assert_eq!(keys.len(), 1, "symmetric and encryption keys are left out");
+        assert_eq!(keys[0].alg, Alg::Es256);
+        let claims = serde_json::json!({"sub": "a"});
+        let input = format!("{}.{}", encode(&serde_json::json!({"alg": "ES256", "kid": "ec"})), encode(&claims));
+        let sig = pair.sign(&rng, input.as_bytes()).unwrap();
+        let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()));
+        assert!(decode(&token).unwrap().verify(&keys).is_ok());
+        let relabelled = format!(
+            "{}.{}.{}",
+            encode(&serde_json::json!({"alg": "ES384", "kid": "ec"})),
+            encode(&claims),
+            token.rsplit('.').next().unwrap()
+        );
+        assert_eq!(decode(&relabelled).unwrap().verify(&keys).unwrap_err(), JwtError::Algorithm);
+    }
+
     /// `cargo test -p steward --release --lib -- --ignored --nocapture jwt::tests::cost`
     #[test]
     #[ignore = "a measurement, not a check"]
