@@ -14,7 +14,7 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use steward_core::org::{self, RoleChange};
-use steward_core::{Actor, AuditDraft, Email, OrgId, OrgRole, Permission, TargetType};
+use steward_core::{Actor, AuditDraft, Email, OrgId, OrgRole, Permission, TargetType, UserStatus};
 use steward_store::{RoleMappingRow, SsoClaims, SsoConnectionRow, Tx, UserRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -71,7 +71,8 @@ pub struct RoleMapping {
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
     pub name: String,
-    /// The org the connection is for; its role mapping may name only that org. Null: the instance.
+    /// The org the connection is for; its role mapping may name only that org, and it needs
+    /// `domains`. Null: the instance.
     pub org_id: Option<String>,
     /// The provider's issuer; `<issuer>/.well-known/openid-configuration` must answer. https,
     /// or http on a loopback host.
@@ -239,6 +240,11 @@ async fn check(tx: &mut dyn Tx, c: &mut SsoConnectionRow) -> ApiResult<()> {
     c.domains = domains;
     if c.enforced && c.domains.is_empty() {
         return Err(ApiError::invalid("enforced", "an enforced connection needs domains"));
+    }
+    // An org's provider is run by the customer, who could assert anyone's email: it may sign in
+    // only the domains it is given.
+    if c.org_id.is_some() && c.domains.is_empty() {
+        return Err(ApiError::invalid("domains", "an org's connection needs the email domains it signs in"));
     }
     c.claims.email = text("claims.email", &c.claims.email, 100)?;
     c.claims.name = text("claims.name", &c.claims.name, 100)?;
@@ -755,7 +761,7 @@ async fn sign_in_user(
                 tx.rollback().await?;
                 return refuse("sso_user_unknown", "the email is outside the connection's domains", None);
             }
-            if user.status.can_sign_in() {
+            if user.status.can_sign_in() || user.status == UserStatus::Invited {
                 tx.link_external_identity(&id.issuer, &id.subject, user.id, now).await?;
                 events.push(
                     AuditDraft::new("user.sso_linked", Actor::SYSTEM, TargetType::User, user.id)
@@ -786,6 +792,18 @@ async fn sign_in_user(
             );
         }
     };
+    let mut user = user;
+    // Signing in through the provider proves the address, as accepting the invitation would.
+    if user.status == UserStatus::Invited && user.kind == "person" {
+        user.status = UserStatus::Active;
+        user.updated_at = now;
+        tx.update_user(&user).await?;
+        user.version += 1;
+        events.push(
+            AuditDraft::new("user.activated", Actor::SYSTEM, TargetType::User, user.id)
+                .detail(json!({ "via": "sso", "connection_id": c.id })),
+        );
+    }
     if !user.status.can_sign_in() || user.kind != "person" {
         tx.rollback().await?;
         return refuse("sso_user_inactive", &format!("the user is {}", user.status), Some(&user));

@@ -72,6 +72,7 @@ fn accounts() -> Value {
         "cy": {"email": "cy@acme.test", "name": "Cy", "groups": []},
         "eve": {"email": "eve@elsewhere.test", "name": "Eve", "groups": ["acme-admins"]},
         "dan": {"email": "dan@acme.test", "name": "Dan", "groups": [], "email_verified": false},
+        "fay": {"email": "fay@acme.test", "name": "Fay", "groups": []},
     })
 }
 
@@ -300,6 +301,14 @@ async fn sso_refuses_deactivated_unknown_and_outside_users_and_enforced_domains_
     assert_eq!(users["items"].as_array().unwrap().len(), 1, "never re-created");
     assert_eq!(users["items"][0]["status"], "deactivated");
 
+    // An invited user is activated by signing in, as by accepting the invitation.
+    let fay = app.post("/api/v1/users", &app.admin, json!({"email": "fay@acme.test", "name": "Fay"})).await.expect(201);
+    assert_eq!(fay["status"], "invited");
+    let done = Browser::new().sign_in(&app, &start, "fay").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(app.get("/api/v1/me", &session_of(&done)).await.expect(200)["user"]["status"], "active");
+    assert_eq!(app.audit("&type=user.activated").await[0]["detail"]["via"], "sso");
+
     // Without jit an unknown user is refused; so is an email outside the domains, or unverified.
     for login in ["bob", "eve", "dan"] {
         let page = Browser::new().sign_in(&app, &start, login).await;
@@ -342,6 +351,10 @@ async fn connections_are_checked_on_the_way_in() {
         with(json!({"role_mapping": [{"group": "g", "org_id": org, "role": "owner"}]})),
         with(json!({"domains": ["not a domain"]})),
         with(json!({"enforced": true})),
+        with(json!({"org_id": org})),
+        with(
+            json!({"org_id": org, "domains": ["acme.test"], "role_mapping": [{"group": "g", "org_id": owner, "role": "admin"}]}),
+        ),
         with(json!({"client_secret": ""})),
         with(json!({"unknown": 1})),
     ] {
