@@ -11,6 +11,7 @@ pub mod lockout;
 pub mod names;
 pub mod org;
 pub mod roles;
+pub mod sso;
 pub mod totp;
 pub mod user;
 

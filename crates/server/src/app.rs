@@ -55,7 +55,8 @@ use crate::state::AppState;
         (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
         (name = "reviews", description = "Access reviews"),
         (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2"),
-        (name = "roles", description = "Instance roles: built-in and custom permission sets")
+        (name = "roles", description = "Instance roles: built-in and custom permission sets"),
+        (name = "sso", description = "Single sign-on with OpenID Connect, and JWTs from trusted issuers")
     )
 )]
 struct ApiDoc;
@@ -95,6 +96,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::scim_tokens::router())
         .merge(routes::security::router())
         .merge(routes::roles::router())
+        .merge(routes::jwt_issuers::router())
+        .merge(routes::sso::router())
 }
 
 /// Adds the answers every operation can give, so that no handler has to list them: 400
@@ -176,6 +179,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::setup::router())
         .merge(crate::pages::router(state.clone()))
+        .merge(routes::sso::browser_router())
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))

@@ -75,6 +75,8 @@ pub enum Credential {
     Session(SessionRow),
     /// A personal API token.
     ApiToken(TokenId),
+    /// A JWT signed by the trusted issuer with this id.
+    Jwt(uuid::Uuid),
 }
 
 /// The authenticated caller: an active user, their instance permissions and how they came in.
@@ -105,7 +107,7 @@ impl Principal {
     pub fn impersonator_id(&self) -> Option<UserId> {
         match &self.credential {
             Credential::Session(s) => s.impersonator_id,
-            Credential::ApiToken(_) => None,
+            Credential::ApiToken(_) | Credential::Jwt(_) => None,
         }
     }
 
@@ -113,7 +115,7 @@ impl Principal {
     pub fn session_id(&self) -> Option<SessionId> {
         match &self.credential {
             Credential::Session(s) => Some(s.id),
-            Credential::ApiToken(_) => None,
+            Credential::ApiToken(_) | Credential::Jwt(_) => None,
         }
     }
 
@@ -215,15 +217,22 @@ impl PrincipalCache {
 /// Looks a secret up and checks that it, and its user, are still good at this instant.
 pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal> {
     let invalid = || ApiError::unauthenticated("the credentials are not valid");
-    let kind = SecretKind::of(secret).ok_or_else(invalid)?;
+    // Steward's own secrets start with `stw_`; a JWT is three base64url parts.
+    let kind =
+        if crate::jwt::looks_like_jwt(secret) { None } else { Some(SecretKind::of(secret).ok_or_else(invalid)?) };
     let hash = secret_hash(secret);
     let now = OffsetDateTime::now_utc();
     // Where other nodes write too, only their change notifications make a cached entry safe.
-    let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != SecretKind::Setup;
+    let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != Some(SecretKind::Setup);
     if cacheable && let Some(p) = state.principals.get(&hash, now) {
         return Ok(Principal { secret: crate::config::Secret::new(secret), ..p });
     }
     let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+    let Some(kind) = kind else {
+        let (user, issuer, valid_until) = crate::sso::jwt_user(state, secret).await?;
+        let tx = state.store.read().await?;
+        return finish(state, tx, secret, hash, user, Credential::Jwt(issuer), valid_until, cacheable, epoch).await;
+    };
     let mut tx = state.store.read().await?;
     let (user_id, credential, valid_until) = match kind {
         SecretKind::Session => {
@@ -244,9 +253,26 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
         SecretKind::Setup | SecretKind::Scim => return Err(invalid()),
     };
     let user = tx.user(user_id).await?.ok_or_else(invalid)?;
+    finish(state, tx, secret, hash, user, credential, valid_until, cacheable, epoch).await
+}
+
+/// Admits an active user with what they presented (their instance permissions held back while a
+/// required two-factor enrolment is missing), and caches the principal.
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    state: &AppState,
+    mut tx: Box<dyn steward_store::Tx>,
+    secret: &str,
+    hash: String,
+    user: UserRow,
+    credential: Credential,
+    valid_until: Option<OffsetDateTime>,
+    cacheable: bool,
+    epoch: u64,
+) -> ApiResult<Principal> {
     if !user.status.can_sign_in() {
         tx.rollback().await?;
-        return Err(invalid());
+        return Err(ApiError::unauthenticated("the credentials are not valid"));
     }
     // Most principals hold built-in roles or none: only custom ones need the role table.
     let book = if user.instance_roles.iter().any(|r| !r.is_builtin()) {

@@ -47,6 +47,8 @@ pub struct Inner {
     pub leases: Leases,
     /// The key two-factor secrets are sealed with, resolved on first use.
     pub sealing_key: tokio::sync::OnceCell<crate::twofactor::SealingKey>,
+    /// Identity providers' keys and documents, and the instance's SSO key.
+    pub sso: crate::sso::SsoState,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
@@ -157,6 +159,7 @@ impl AppState {
             principals: crate::extract::PrincipalCache::default(),
             leases: Leases::default(),
             sealing_key: tokio::sync::OnceCell::new(),
+            sso: crate::sso::SsoState::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
         }))
     }

@@ -405,3 +405,63 @@ pub struct RoleRow {
     pub updated_at: OffsetDateTime,
     pub version: i64,
 }
+
+/// An issuer whose signed JWTs authorize API requests as the user they map to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtIssuerRow {
+    pub id: uuid::Uuid,
+    /// The `iss` its tokens carry.
+    pub issuer: String,
+    /// The `aud` its tokens must name.
+    pub audience: String,
+    /// Where its keys are published, or else…
+    pub jwks_url: Option<String>,
+    /// …its one public key.
+    pub public_key_pem: Option<String>,
+    /// The claim holding the user's external subject (usually `sub`).
+    pub subject_claim: String,
+    /// The claim holding the user's email, if tokens are mapped by email too.
+    pub email_claim: Option<String>,
+    /// Whether an unknown user is created on their first token.
+    pub jit: bool,
+    pub created_by: Option<UserId>,
+    pub created_at: OffsetDateTime,
+}
+
+/// The claims an OpenID Connect connection reads the user's email, name and groups from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SsoClaims {
+    pub email: String,
+    pub name: String,
+    pub groups: String,
+}
+
+/// Members of an identity provider's group get this role in this org.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RoleMappingRow {
+    pub group: String,
+    pub org_id: OrgId,
+    pub role: OrgRole,
+}
+
+/// An OpenID Connect identity provider, for the whole instance or one org.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SsoConnectionRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub org_id: Option<OrgId>,
+    pub issuer: String,
+    pub client_id: String,
+    /// The client secret, encrypted with the instance's SSO key.
+    pub client_secret_sealed: String,
+    pub scopes: Vec<String>,
+    /// The email domains (lower case) whose users sign in here; each belongs to one connection.
+    pub domains: Vec<String>,
+    pub claims: SsoClaims,
+    pub role_mapping: Vec<RoleMappingRow>,
+    pub jit: bool,
+    pub enforced: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub version: i64,
+}

@@ -456,3 +456,43 @@ pub(crate) fn scim_token_from_row(row: &impl DbRow) -> StoreResult<ScimTokenRow>
         revoked_at: opt_micros(get(row, "revoked_at")?)?,
     })
 }
+
+pub(crate) fn jwt_issuer_from_row(row: &impl DbRow) -> StoreResult<JwtIssuerRow> {
+    let by: Option<String> = get(row, "created_by")?;
+    Ok(JwtIssuerRow {
+        id: parse(&get::<String>(row, "id")?, "issuer id")?,
+        issuer: get(row, "issuer")?,
+        audience: get(row, "audience")?,
+        jwks_url: get(row, "jwks_url")?,
+        public_key_pem: get(row, "public_key_pem")?,
+        subject_claim: get(row, "subject_claim")?,
+        email_claim: get(row, "email_claim")?,
+        jit: get(row, "jit")?,
+        created_by: by.map(|b| parse(&b, "user id")).transpose()?,
+        created_at: from_micros(get(row, "created_at")?)?,
+    })
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(row: &impl DbRow, col: &str) -> StoreResult<T> {
+    serde_json::from_str(&get::<String>(row, col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+pub(crate) fn sso_connection_from_row(row: &impl DbRow) -> StoreResult<SsoConnectionRow> {
+    Ok(SsoConnectionRow {
+        id: parse(&get::<String>(row, "id")?, "connection id")?,
+        name: get(row, "name")?,
+        org_id: opt_id(get(row, "org_id")?, "org id")?,
+        issuer: get(row, "issuer")?,
+        client_id: get(row, "client_id")?,
+        client_secret_sealed: get(row, "client_secret_sealed")?,
+        scopes: json_col(row, "scopes")?,
+        domains: json_col(row, "domains")?,
+        claims: json_col(row, "claims")?,
+        role_mapping: json_col(row, "role_mapping")?,
+        jit: get(row, "jit")?,
+        enforced: get(row, "enforced")?,
+        created_at: from_micros(get(row, "created_at")?)?,
+        updated_at: from_micros(get(row, "updated_at")?)?,
+        version: get(row, "version")?,
+    })
+}

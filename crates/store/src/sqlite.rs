@@ -2003,3 +2003,201 @@ impl Scim for SqliteTx {
         Ok(done.rows_affected() > 0)
     }
 }
+
+#[async_trait]
+impl Sso for SqliteTx {
+    async fn insert_jwt_issuer(&mut self, r: &JwtIssuerRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO jwt_issuers (id, issuer, audience, jwks_url, public_key_pem, subject_claim, email_claim, jit, \
+             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.issuer)
+        .bind(&r.audience)
+        .bind(&r.jwks_url)
+        .bind(&r.public_key_pem)
+        .bind(&r.subject_claim)
+        .bind(&r.email_claim)
+        .bind(r.jit)
+        .bind(r.created_by.map(|u| u.to_string()))
+        .bind(micros(r.created_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
+        let rows = sqlx::query("SELECT * FROM jwt_issuers ORDER BY id DESC")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(jwt_issuer_from_row).collect()
+    }
+
+    async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>> {
+        let rows = sqlx::query("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id")
+            .bind(issuer)
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(jwt_issuer_from_row).collect()
+    }
+
+    async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM jwt_issuers WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn insert_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sso_connections (id, name, org_id, issuer, client_id, client_secret_sealed, scopes, domains, \
+             claims, role_mapping, jit, enforced, created_at, updated_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.name)
+        .bind(r.org_id.map(|o| o.to_string()))
+        .bind(&r.issuer)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_sealed)
+        .bind(json_text(&r.scopes)?)
+        .bind(json_text(&r.domains)?)
+        .bind(json_text(&r.claims)?)
+        .bind(json_text(&r.role_mapping)?)
+        .bind(r.jit)
+        .bind(r.enforced)
+        .bind(micros(r.created_at))
+        .bind(micros(r.updated_at))
+        .bind(r.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        self.put_sso_domains(r).await
+    }
+
+    async fn update_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
+        let result = sqlx::query(
+            "UPDATE sso_connections SET name = ?, org_id = ?, issuer = ?, client_id = ?, client_secret_sealed = ?, \
+             scopes = ?, domains = ?, claims = ?, role_mapping = ?, jit = ?, enforced = ?, updated_at = ?, \
+             version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&r.name)
+        .bind(r.org_id.map(|o| o.to_string()))
+        .bind(&r.issuer)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_sealed)
+        .bind(json_text(&r.scopes)?)
+        .bind(json_text(&r.domains)?)
+        .bind(json_text(&r.claims)?)
+        .bind(json_text(&r.role_mapping)?)
+        .bind(r.jit)
+        .bind(r.enforced)
+        .bind(micros(r.updated_at))
+        .bind(r.id.to_string())
+        .bind(r.version)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        expect_one(result.rows_affected())?;
+        self.put_sso_domains(r).await
+    }
+
+    async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>> {
+        let row = sqlx::query("SELECT * FROM sso_connections WHERE id = ?")
+            .bind(id.to_string())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        row.as_ref().map(sso_connection_from_row).transpose()
+    }
+
+    async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>> {
+        let rows = sqlx::query("SELECT * FROM sso_connections ORDER BY id DESC")
+            .fetch_all(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(sso_connection_from_row).collect()
+    }
+
+    async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>> {
+        let row = sqlx::query(
+            "SELECT c.* FROM sso_connections c JOIN sso_domains d ON d.connection_id = c.id WHERE d.domain = ?",
+        )
+        .bind(domain)
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(sso_connection_from_row).transpose()
+    }
+
+    async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
+        sqlx::query("DELETE FROM sso_domains WHERE connection_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        let done = sqlx::query("DELETE FROM sso_connections WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn external_identity(&mut self, issuer: &str, subject: &str) -> StoreResult<Option<UserId>> {
+        let user: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM external_identities WHERE issuer = ? AND subject = ?")
+                .bind(issuer)
+                .bind(subject)
+                .fetch_optional(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        user.map(|u| parse(&u, "user id")).transpose()
+    }
+
+    async fn link_external_identity(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO external_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(issuer)
+        .bind(subject)
+        .bind(user.to_string())
+        .bind(micros(at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl SqliteTx {
+    /// Makes the connection's domains exactly those of `r`.
+    async fn put_sso_domains(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sso_domains WHERE connection_id = ?")
+            .bind(r.id.to_string())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        for domain in &r.domains {
+            sqlx::query("INSERT INTO sso_domains (domain, connection_id) VALUES (?, ?)")
+                .bind(domain)
+                .bind(r.id.to_string())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
+        Ok(())
+    }
+}

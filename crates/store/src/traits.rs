@@ -76,6 +76,7 @@ pub trait Tx:
     + Scim
     + Security
     + Roles
+    + Sso
     + Send
 {
     /// Makes the changes durable.
@@ -422,4 +423,36 @@ pub trait Roles {
     /// Users holding the role, whatever their status (a deactivated user gets it back on
     /// reactivation).
     async fn role_holders(&mut self, name: &str) -> StoreResult<i64>;
+}
+
+/// Single sign-on: trusted JWT issuers, OpenID Connect connections with their domains, and the
+/// external identities linked to users.
+#[async_trait]
+pub trait Sso {
+    async fn insert_jwt_issuer(&mut self, row: &JwtIssuerRow) -> StoreResult<()>;
+    /// Every trusted issuer, newest first.
+    async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>>;
+    /// The issuers whose `iss` is this.
+    async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>>;
+    async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool>;
+    /// Stores a connection and claims its domains.
+    async fn insert_sso_connection(&mut self, row: &SsoConnectionRow) -> StoreResult<()>;
+    /// Writes every column and the domains, bumping the version, if still at `row.version`.
+    async fn update_sso_connection(&mut self, row: &SsoConnectionRow) -> StoreResult<()>;
+    async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>>;
+    /// Every connection, newest first.
+    async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>>;
+    /// The connection owning an email domain (lower case).
+    async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>>;
+    async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool>;
+    /// The user an issuer's subject is linked to.
+    async fn external_identity(&mut self, issuer: &str, subject: &str) -> StoreResult<Option<UserId>>;
+    /// Links an issuer's subject to a user (a second link of the same subject is ignored).
+    async fn link_external_identity(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()>;
 }

@@ -9,7 +9,8 @@ use steward_core::{
     Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus,
 };
 use steward_store::{
-    Constraint, OrgRow, PgStore, RoleRow, SqliteStore, Store, StoreError, TotpRow, UserFilter, UserRow,
+    Constraint, OrgRow, PgStore, RoleMappingRow, RoleRow, SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError,
+    TotpRow, UserFilter, UserRow,
 };
 use time::OffsetDateTime;
 
@@ -112,6 +113,7 @@ contract!(
     totp_steps_are_used_once_and_recovery_codes_once,
     lockout_state_round_trips,
     custom_roles_round_trip_with_holders,
+    sso_connections_own_their_domains_and_identities_link_once,
 );
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
@@ -311,5 +313,60 @@ async fn custom_roles_round_trip_with_holders(store: Arc<dyn Store>) {
     assert_eq!(tx.role_holders("helpdesk").await.unwrap(), 0);
     tx.delete_custom_role("helpdesk").await.unwrap();
     assert!(tx.custom_role("helpdesk").await.unwrap().is_none());
+    tx.commit().await.unwrap();
+}
+
+async fn sso_connections_own_their_domains_and_identities_link_once(store: Arc<dyn Store>) {
+    // Stored times keep microseconds; a whole second compares equal after the round trip.
+    let now = OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let owner = user("owner@acme.test");
+    let acme = org(owner.id);
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&owner).await.unwrap();
+    tx.insert_org(&acme).await.unwrap();
+    let mut c = SsoConnectionRow {
+        id: uuid::Uuid::now_v7(),
+        name: "IdP".into(),
+        org_id: Some(acme.id),
+        issuer: "https://idp.test".into(),
+        client_id: "steward".into(),
+        client_secret_sealed: "v1.sealed".into(),
+        scopes: vec!["openid".into()],
+        domains: vec!["acme.test".into(), "acme.example".into()],
+        claims: SsoClaims { email: "email".into(), name: "name".into(), groups: "groups".into() },
+        role_mapping: vec![RoleMappingRow { group: "admins".into(), org_id: acme.id, role: OrgRole::Admin }],
+        jit: true,
+        enforced: false,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    tx.insert_sso_connection(&c).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.sso_connection_for_domain("acme.example").await.unwrap().unwrap(), c);
+    c.domains = vec!["acme.test".into()];
+    c.enforced = true;
+    tx.update_sso_connection(&c).await.unwrap();
+    assert!(tx.sso_connection_for_domain("acme.example").await.unwrap().is_none());
+    let read = tx.sso_connection(c.id).await.unwrap().unwrap();
+    assert_eq!((read.version, read.enforced), (2, true));
+    assert!(matches!(tx.update_sso_connection(&c).await, Err(StoreError::Conflict(Constraint::VersionMismatch))));
+    let mut rival = c.clone();
+    rival.id = uuid::Uuid::now_v7();
+    assert!(tx.insert_sso_connection(&rival).await.is_err(), "a domain belongs to one connection");
+    tx.rollback().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    tx.link_external_identity("https://idp.test", "sub-1", owner.id, now).await.unwrap();
+    let other = user("other@acme.test");
+    tx.insert_user(&other).await.unwrap();
+    tx.link_external_identity("https://idp.test", "sub-1", other.id, now).await.unwrap();
+    assert_eq!(tx.external_identity("https://idp.test", "sub-1").await.unwrap(), Some(owner.id));
+    assert_eq!(tx.external_identity("https://other.test", "sub-1").await.unwrap(), None);
+    assert!(tx.delete_sso_connection(c.id).await.unwrap());
+    assert!(tx.sso_connection_for_domain("acme.test").await.unwrap().is_none());
+    assert!(tx.sso_connections().await.unwrap().is_empty());
     tx.commit().await.unwrap();
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::lockout::LockoutState;
 use steward_core::{AuditDraft, Email, SessionId, TargetType, TokenId};
-use steward_store::{ApiTokenRow, SessionRow};
+use steward_store::{ApiTokenRow, SessionRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -63,7 +63,8 @@ pub struct LoginResponse {
 
 /// Signs in with email and password, and the two-factor code once two-factor is on. Wrong
 /// credentials, inactive users and locked accounts get the same 401 `unauthenticated`; a right
-/// password with a missing or wrong code gets 401 `totp_required`.
+/// password with a missing or wrong code gets 401 `totp_required`; an email whose domain belongs
+/// to an enforced SSO connection gets 401 `sso_required`.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 401, body = Problem, description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
@@ -76,6 +77,7 @@ pub(crate) async fn login(
 ) -> ApiResult<Response> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
+    crate::sso::password_login_allowed(&state, &email).await?;
     state.throttle.check(&key, ip)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.read().await?;
@@ -124,22 +126,6 @@ pub(crate) async fn login(
     }
     let has_roles = !role_book(tx.as_mut()).await?.permissions_of(&user.instance_roles).is_empty();
     let totp_enrollment_required = has_roles && settings.policies.require_totp_for_admins && !enrolled;
-    let secret = new_secret(SecretKind::Session);
-    let session = SessionRow {
-        id: SessionId::new(),
-        user_id: user.id,
-        token_hash: secret_hash(&secret),
-        impersonator_id: None,
-        parent_id: None,
-        return_sealed: None,
-        created_at: now,
-        expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
-        revoked_at: None,
-        ip: ip.map(|i| i.to_string()),
-        user_agent: user_agent(&headers),
-    };
-    tx.insert_session(&session).await?;
-    tx.record_login(user.id, now).await?;
     let method = match factor {
         None => "password",
         Some(SecondFactor::Totp) => "password+totp",
@@ -154,9 +140,8 @@ pub(crate) async fn login(
         );
         crate::mail::enqueue(tx.as_mut(), &user, "security", "A recovery code was used", body, now).await?;
     }
-    let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
-        .detail(json!({ "user_id": user.id, "method": method }))
-        .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
+    let (secret, session, event) =
+        open_session(tx.as_mut(), &user, ip, &headers, json!({ "method": method }), now).await?;
     commit(tx, vec![event], now).await?;
     if factor == Some(SecondFactor::RecoveryCode) {
         state.outbox_wake.notify_one();
@@ -210,6 +195,44 @@ async fn login_failed(
     } else {
         tx.commit().await.map_err(ApiError::from)
     }
+}
+
+/// Opens a login session for `user` as a password login does, and records the sign-in; returns
+/// the secret, the session and its `user.login` event (with `detail` merged in) for the caller to
+/// commit with its other changes.
+pub async fn open_session(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    detail: serde_json::Value,
+    now: OffsetDateTime,
+) -> ApiResult<(String, SessionRow, AuditDraft)> {
+    let (settings, _) = instance_settings(tx).await?;
+    let secret = new_secret(SecretKind::Session);
+    let session = SessionRow {
+        id: SessionId::new(),
+        user_id: user.id,
+        token_hash: secret_hash(&secret),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        created_at: now,
+        expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
+        revoked_at: None,
+        ip: ip.map(|i| i.to_string()),
+        user_agent: user_agent(headers),
+    };
+    tx.insert_session(&session).await?;
+    tx.record_login(user.id, now).await?;
+    let mut facts = json!({ "user_id": user.id });
+    if let (Some(facts), serde_json::Value::Object(extra)) = (facts.as_object_mut(), detail) {
+        facts.extend(extra);
+    }
+    let event = AuditDraft::new("user.login", steward_core::Actor::user(user.id), TargetType::Session, session.id)
+        .detail(facts)
+        .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
+    Ok((secret, session, event))
 }
 
 /// Sets the session cookie (HttpOnly) and the CSRF cookie (readable by the page's own scripts,

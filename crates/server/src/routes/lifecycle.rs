@@ -289,7 +289,7 @@ pub(crate) async fn impersonate(
     }
     let parent = match &principal.credential {
         crate::extract::Credential::Session(s) => Some(s.clone()),
-        crate::extract::Credential::ApiToken(_) => None,
+        crate::extract::Credential::ApiToken(_) | crate::extract::Credential::Jwt(_) => None,
     };
     let mut expires_at = now + Duration::hours(1);
     if let Some(p) = &parent {

@@ -1,0 +1,596 @@
+//! Single sign-on machinery: what Steward fetches from identity providers (OpenID discovery,
+//! JWKS) and caches, the instance's SSO key that seals client secrets and signs the sign-in
+//! state, JWT authorization of API requests, and mapping an external identity to a user (link by
+//! subject or email, just-in-time creation, group roles). The HTTP handlers live in
+//! `routes::sso` and `routes::jwt_issuers`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use ring::hmac;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use steward_core::{Actor, AuditDraft, Email, PersonName, TargetType, UserId, UserStatus};
+use steward_store::{JwtIssuerRow, Tx, UserRow};
+use time::OffsetDateTime;
+
+use crate::error::{ApiError, ApiResult};
+use crate::jwt::{self, JwtError, PublicKey};
+use crate::state::{AppState, commit};
+
+/// Keys and discovery documents are fetched again after this long.
+const DOCUMENT_TTL: Duration = Duration::from_secs(3600);
+/// An unknown `kid` refetches a JWKS at most this often (a flood of made-up kids must not
+/// become a flood of requests to the identity provider).
+const DEFAULT_JWKS_COOLDOWN: Duration = Duration::from_secs(30);
+/// Documents larger than this are refused.
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+const KEY_NAME: &str = "sso_key";
+
+struct JwksEntry {
+    keys: Arc<Vec<PublicKey>>,
+    fetched: Instant,
+    attempted: Instant,
+}
+
+/// The endpoints an OpenID provider publishes at `/.well-known/openid-configuration`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Discovery {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// What single sign-on keeps in memory on each node.
+pub struct SsoState {
+    http: reqwest::Client,
+    jwks: tokio::sync::Mutex<HashMap<String, JwksEntry>>,
+    discovery: tokio::sync::Mutex<HashMap<String, (Discovery, Instant)>>,
+    key: Mutex<Option<Arc<SsoKey>>>,
+    jwks_cooldown_ms: AtomicU64,
+}
+
+impl Default for SsoState {
+    fn default() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            // Calls are rare; a pooled connection the provider closed meanwhile would fail one.
+            .pool_max_idle_per_host(0)
+            .user_agent("Steward")
+            .build()
+            .unwrap_or_default();
+        SsoState {
+            http,
+            jwks: Default::default(),
+            discovery: Default::default(),
+            key: Mutex::new(None),
+            jwks_cooldown_ms: AtomicU64::new(DEFAULT_JWKS_COOLDOWN.as_millis() as u64),
+        }
+    }
+}
+
+/// Identity providers must be reached over https, except on loopback hosts (development, tests).
+pub fn check_provider_url(url: &str) -> Result<reqwest::Url, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "is not a URL".to_owned())?;
+    let host = parsed.host_str().ok_or("has no host")?;
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if loopback => Ok(parsed),
+        _ => Err("must use https (http only on loopback hosts)".into()),
+    }
+}
+
+impl SsoState {
+    /// Sets how often an unknown `kid` may refetch a JWKS (tests shorten it).
+    pub fn set_jwks_cooldown(&self, cooldown: Duration) {
+        self.jwks_cooldown_ms.store(cooldown.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// The HTTP client for identity providers.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    async fn get_json(&self, url: &str) -> Result<Value, String> {
+        check_provider_url(url)?;
+        let response = self.http.get(url).send().await.map_err(|e| format!("fetching {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("fetching {url}: HTTP {}", response.status()));
+        }
+        let bytes = response.bytes().await.map_err(|e| format!("reading {url}: {e}"))?;
+        if bytes.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| format!("{url} is not JSON: {e}"))
+    }
+
+    /// The keys published at `url`: cached for an hour, fetched again when `kid` is not among
+    /// them (at most once per cooldown), and the last good set kept when a fetch fails.
+    pub async fn jwks(&self, url: &str, kid: Option<&str>) -> Result<Arc<Vec<PublicKey>>, String> {
+        let cooldown = Duration::from_millis(self.jwks_cooldown_ms.load(Ordering::Relaxed));
+        let mut map = self.jwks.lock().await;
+        if let Some(entry) = map.get(url) {
+            let fresh = entry.fetched.elapsed() < DOCUMENT_TTL;
+            let has_kid = kid.is_none_or(|k| entry.keys.iter().any(|key| key.kid.as_deref() == Some(k)));
+            if (fresh && has_kid) || entry.attempted.elapsed() < cooldown {
+                return Ok(entry.keys.clone());
+            }
+        }
+        let now = Instant::now();
+        if let Some(entry) = map.get_mut(url) {
+            entry.attempted = now;
+        }
+        match self.get_json(url).await {
+            Ok(doc) => {
+                let keys = Arc::new(jwt::parse_jwks(&doc));
+                map.insert(url.to_owned(), JwksEntry { keys: keys.clone(), fetched: now, attempted: now });
+                Ok(keys)
+            }
+            Err(e) => match map.get(url) {
+                Some(entry) => {
+                    tracing::warn!(error = %e, "JWKS refresh failed; keeping the keys fetched before");
+                    Ok(entry.keys.clone())
+                }
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The provider's discovery document, checked to name `issuer` and to use https endpoints.
+    pub async fn discover(&self, issuer: &str) -> Result<Discovery, String> {
+        let mut map = self.discovery.lock().await;
+        if let Some((doc, at)) = map.get(issuer)
+            && at.elapsed() < DOCUMENT_TTL
+        {
+            return Ok(doc.clone());
+        }
+        let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+        let doc: Discovery =
+            serde_json::from_value(self.get_json(&url).await?).map_err(|e| format!("discovery document: {e}"))?;
+        if doc.issuer != issuer {
+            return Err(format!("the discovery document names issuer {:?}, not {issuer:?}", doc.issuer));
+        }
+        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.jwks_uri] {
+            check_provider_url(endpoint).map_err(|e| format!("{endpoint} {e}"))?;
+        }
+        if let Some(u) = &doc.userinfo_endpoint {
+            check_provider_url(u).map_err(|e| format!("{u} {e}"))?;
+        }
+        map.insert(issuer.to_owned(), (doc.clone(), Instant::now()));
+        Ok(doc)
+    }
+
+    /// Forgets a provider's discovery document (after its connection changed).
+    pub async fn forget(&self, issuer: &str) {
+        self.discovery.lock().await.remove(issuer);
+    }
+
+    /// The instance's SSO key, created in `tx` on first use.
+    pub async fn ensure_key(&self, tx: &mut dyn Tx, now: OffsetDateTime) -> ApiResult<Arc<SsoKey>> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(ApiError::internal)?;
+        let stored = tx.ensure_instance_secret(KEY_NAME, &URL_SAFE_NO_PAD.encode(fresh), now).await?;
+        SsoKey::from_stored(&stored).map(Arc::new)
+    }
+
+    /// The instance's SSO key, if one was ever created (by creating a connection).
+    pub async fn key(&self, tx: &mut dyn Tx) -> ApiResult<Option<Arc<SsoKey>>> {
+        if let Some(k) = self.key.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(Some(k));
+        }
+        let Some(stored) = tx.instance_secret(KEY_NAME).await? else { return Ok(None) };
+        let key = Arc::new(SsoKey::from_stored(&stored)?);
+        *self.key.lock().unwrap_or_else(|p| p.into_inner()) = Some(key.clone());
+        Ok(Some(key))
+    }
+}
+
+/// The instance's SSO key: it encrypts client secrets at rest (ChaCha20-Poly1305) and signs the
+/// short-lived sign-in state. It is kept in the database, so it protects secrets in exports,
+/// logs and API answers, not from someone who holds the whole database.
+pub struct SsoKey {
+    seal: LessSafeKey,
+    mac: hmac::Key,
+}
+
+impl SsoKey {
+    fn from_stored(stored: &str) -> ApiResult<SsoKey> {
+        let root = URL_SAFE_NO_PAD.decode(stored).map_err(ApiError::internal)?;
+        let root = hmac::Key::new(hmac::HMAC_SHA256, &root);
+        let seal_key = hmac::sign(&root, b"steward sso: seal");
+        let mac_key = hmac::sign(&root, b"steward sso: state");
+        let unbound = UnboundKey::new(&CHACHA20_POLY1305, seal_key.as_ref()).map_err(ApiError::internal)?;
+        Ok(SsoKey { seal: LessSafeKey::new(unbound), mac: hmac::Key::new(hmac::HMAC_SHA256, mac_key.as_ref()) })
+    }
+
+    /// Encrypts a secret for storage.
+    pub fn seal(&self, secret: &str) -> ApiResult<String> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(ApiError::internal)?;
+        let mut data = secret.as_bytes().to_vec();
+        self.seal
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(b"client_secret"), &mut data)
+            .map_err(ApiError::internal)?;
+        let mut out = nonce.to_vec();
+        out.extend(data);
+        Ok(format!("v1.{}", URL_SAFE_NO_PAD.encode(out)))
+    }
+
+    /// Decrypts what [`SsoKey::seal`] sealed.
+    pub fn open(&self, sealed: &str) -> ApiResult<String> {
+        let bytes = sealed
+            .strip_prefix("v1.")
+            .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+            .filter(|b| b.len() > 12)
+            .ok_or_else(|| ApiError::internal("a sealed client secret is malformed"))?;
+        let (nonce, data) = bytes.split_at(12);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(ApiError::internal)?;
+        let mut data = data.to_vec();
+        let plain = self
+            .seal
+            .open_in_place(nonce, Aad::from(b"client_secret"), &mut data)
+            .map_err(|_| ApiError::internal("a sealed client secret does not open with the instance's key"))?;
+        String::from_utf8(plain.to_vec()).map_err(ApiError::internal)
+    }
+
+    fn mac(&self, label: &str, value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.mac, format!("{label}:{value}").as_bytes()))
+    }
+
+    /// The signed sign-in state kept in the browser: connection, state, expiry.
+    pub fn sign_state(&self, connection: uuid::Uuid, state: &str, expires: i64) -> String {
+        let payload = format!("{connection}.{state}.{expires}");
+        let mac = self.mac("state", &payload);
+        format!("{payload}.{mac}")
+    }
+
+    /// The connection of a signed state that is intact, unexpired and matches `state`.
+    pub fn verify_state(&self, cookie: &str, state: &str, now: i64) -> Option<uuid::Uuid> {
+        let (payload, mac) = cookie.rsplit_once('.')?;
+        let expected = self.mac("state", payload);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(mac.as_bytes(), expected.as_bytes())) {
+            return None;
+        }
+        let mut parts = payload.splitn(3, '.');
+        let (connection, sent, expires) = (parts.next()?, parts.next()?, parts.next()?);
+        let fresh = expires.parse::<i64>().ok()? > now;
+        let same = bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), state.as_bytes()));
+        (fresh && same).then(|| connection.parse().ok()).flatten()
+    }
+
+    /// The OpenID nonce bound to a state.
+    pub fn nonce(&self, state: &str) -> String {
+        self.mac("nonce", state)
+    }
+
+    /// The PKCE verifier bound to a state (43 characters of base64url), and its S256 challenge.
+    pub fn pkce(&self, state: &str) -> (String, String) {
+        let verifier = self.mac("pkce", state);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        (verifier, challenge)
+    }
+}
+
+/// Who an identity provider says the caller is.
+#[derive(Debug, Clone)]
+pub struct ExternalIdentity {
+    pub issuer: String,
+    pub subject: String,
+    /// The email, unless the provider said it is not verified.
+    pub email: Option<Email>,
+    pub name: Option<String>,
+}
+
+impl ExternalIdentity {
+    /// Reads subject, email and name from verified claims.
+    pub fn from_claims(
+        issuer: &str,
+        claims: &Map<String, Value>,
+        subject_claim: &str,
+        email_claim: Option<&str>,
+        name_claim: &str,
+    ) -> Option<ExternalIdentity> {
+        let subject = jwt::claim_text(claims, subject_claim)?;
+        let verified = claims.get("email_verified").is_none_or(|v| v != &Value::Bool(false));
+        let email = email_claim
+            .and_then(|c| jwt::claim_text(claims, c))
+            .filter(|_| verified)
+            .and_then(|e| Email::parse(&e).ok());
+        let name = jwt::claim_text(claims, name_claim);
+        Some(ExternalIdentity { issuer: issuer.to_owned(), subject, email, name })
+    }
+}
+
+/// How the user behind an external identity was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// By the stored (issuer, subject) link.
+    Linked,
+    /// By email; the link is not stored yet.
+    ByEmail,
+}
+
+/// The user an external identity maps to: by its linked subject, else by email.
+pub async fn find_user(tx: &mut dyn Tx, id: &ExternalIdentity) -> ApiResult<Option<(UserRow, Found)>> {
+    if let Some(user_id) = tx.external_identity(&id.issuer, &id.subject).await?
+        && let Some(user) = tx.user(user_id).await?
+    {
+        return Ok(Some((user, Found::Linked)));
+    }
+    if let Some(email) = &id.email
+        && let Some(user) = tx.user_by_email_key(&email.key()).await?
+    {
+        return Ok(Some((user, Found::ByEmail)));
+    }
+    Ok(None)
+}
+
+/// Creates an active user for an external identity (just-in-time provisioning) and links it.
+/// Refused when the identity has no usable email or the email is anyone's, ever.
+pub async fn create_jit_user(
+    tx: &mut dyn Tx,
+    id: &ExternalIdentity,
+    detail: Value,
+    now: OffsetDateTime,
+) -> ApiResult<(UserRow, AuditDraft)> {
+    let email = id.email.clone().ok_or_else(|| ApiError::unauthenticated("the identity carries no verified email"))?;
+    if crate::service::find_by_email(tx, &email, now).await?.is_some() {
+        return Err(ApiError::unauthenticated("the identity's email belongs to another user"));
+    }
+    let fallback = email.as_str().split('@').next().unwrap_or("user").to_owned();
+    let name = id
+        .name
+        .as_deref()
+        .and_then(|n| PersonName::parse(n).ok())
+        .or_else(|| PersonName::parse(&fallback).ok())
+        .ok_or_else(|| ApiError::unauthenticated("the identity's name is not usable"))?;
+    let user = UserRow {
+        id: UserId::new(),
+        email: email.as_str().to_owned(),
+        email_key: email.key(),
+        name: name.as_str().to_owned(),
+        status: UserStatus::Active,
+        password_hash: None,
+        locale: None,
+        timezone: None,
+        instance_roles: vec![],
+        kind: "person".into(),
+        notifications: Default::default(),
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+        deactivate_at: None,
+        version: 1,
+    };
+    tx.insert_user(&user).await?;
+    tx.link_external_identity(&id.issuer, &id.subject, user.id, now).await?;
+    let mut facts = json!({ "status": user.status, "instance_roles": user.instance_roles, "jit": true });
+    if let (Some(facts), Value::Object(extra)) = (facts.as_object_mut(), detail) {
+        facts.extend(extra);
+    }
+    let event = AuditDraft::new("user.created", Actor::SYSTEM, TargetType::User, user.id)
+        .detail(facts)
+        .personal(json!({ "email": user.email, "name": user.name }));
+    Ok((user, event))
+}
+
+/// Password login is refused (401 `sso_required`) for an email whose domain belongs to an
+/// enforced connection.
+pub async fn password_login_allowed(state: &AppState, email: &Email) -> ApiResult<()> {
+    let mut tx = state.store.read().await?;
+    let connection = tx.sso_connection_for_domain(email.domain()).await?;
+    tx.rollback().await?;
+    match connection {
+        Some(c) if c.enforced => Err(ApiError::other(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "sso_required",
+            format!("this domain signs in with single sign-on: {}/sso/{}/start", state.public_url, c.id),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn refuse(why: impl std::fmt::Display) -> ApiError {
+    tracing::info!(reason = %why, "refused a JWT");
+    ApiError::unauthenticated("the credentials are not valid")
+}
+
+async fn issuer_keys(state: &AppState, issuer: &JwtIssuerRow, kid: Option<&str>) -> Result<Vec<PublicKey>, String> {
+    match (&issuer.public_key_pem, &issuer.jwks_url) {
+        (Some(pem), _) => PublicKey::from_pem(pem).map(|k| vec![k]),
+        (None, Some(url)) => state.sso.jwks(url, kid).await.map(|keys| keys.as_ref().clone()),
+        (None, None) => Err("the issuer has no key".into()),
+    }
+}
+
+/// The user a JWT from a trusted issuer acts as, the issuer's id and the token's expiry. The
+/// caller checks the user's status, on every request.
+pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid::Uuid, Option<OffsetDateTime>)> {
+    let unverified = jwt::decode(token).map_err(refuse)?;
+    let iss = unverified.issuer().ok_or_else(|| refuse(JwtError::Issuer))?.to_owned();
+    let kid = unverified.kid().map(str::to_owned);
+    let mut tx = state.store.read().await?;
+    let issuers = tx.jwt_issuers_named(&iss).await?;
+    tx.rollback().await?;
+    if issuers.is_empty() {
+        return Err(refuse(JwtError::Issuer));
+    }
+    let now = OffsetDateTime::now_utc();
+    let mut verified = None;
+    let mut last = JwtError::Issuer;
+    // Several issuers may share an `iss`, told apart by audience (and perhaps by keys).
+    for issuer in issuers {
+        let keys = issuer_keys(state, &issuer, kid.as_deref()).await.map_err(refuse)?;
+        match unverified
+            .clone()
+            .verify(&keys)
+            .and_then(|claims| jwt::check_claims(&claims, &issuer.issuer, &issuer.audience, now).map(|()| claims))
+        {
+            Ok(claims) => {
+                verified = Some((issuer, claims));
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let Some((issuer, claims)) = verified else { return Err(refuse(last)) };
+    let id = ExternalIdentity::from_claims(
+        &issuer.issuer,
+        &claims,
+        &issuer.subject_claim,
+        issuer.email_claim.as_deref(),
+        "name",
+    )
+    .ok_or_else(|| refuse(JwtError::Claim))?;
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .and_then(|e| OffsetDateTime::from_unix_timestamp(e as i64 + jwt::SKEW_SECS).ok());
+    let mut tx = state.store.read().await?;
+    let found = find_user(tx.as_mut(), &id).await?;
+    tx.rollback().await?;
+    let user = match found {
+        Some((user, _)) => user,
+        None if issuer.jit => {
+            let mut tx = state.store.write().await?;
+            // Another request may have created it meanwhile; writers are serialized.
+            if let Some((user, _)) = find_user(tx.as_mut(), &id).await? {
+                tx.rollback().await?;
+                user
+            } else {
+                let detail = json!({ "method": "jwt", "jwt_issuer_id": issuer.id });
+                let (user, event) =
+                    create_jit_user(tx.as_mut(), &id, detail, now).await.map_err(|e| refuse(e.problem().detail))?;
+                commit(tx, vec![event], now).await?;
+                user
+            }
+        }
+        None => return Err(refuse("no user has the token's subject or email")),
+    };
+    if user.kind != "person" {
+        return Err(refuse("the token maps to a service user"));
+    }
+    Ok((user, issuer.id, exp))
+}
+
+/// Checks an OpenID Connect ID token: signature with the provider's keys (their algorithm),
+/// `iss`, `aud` naming the client (and `azp` when there are several audiences), `exp` with
+/// skew, and the `nonce` bound to this sign-in.
+pub fn validate_id_token(
+    token: &str,
+    keys: &[PublicKey],
+    issuer: &str,
+    client_id: &str,
+    nonce: &str,
+    now: OffsetDateTime,
+) -> Result<Map<String, Value>, JwtError> {
+    let claims = jwt::decode(token)?.verify(keys)?;
+    jwt::check_claims(&claims, issuer, client_id, now)?;
+    if let Some(Value::Array(aud)) = claims.get("aud")
+        && aud.len() > 1
+        && claims.get("azp").and_then(Value::as_str) != Some(client_id)
+    {
+        return Err(JwtError::Audience);
+    }
+    let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), nonce.as_bytes())) || nonce.is_empty() {
+        return Err(JwtError::Claim);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    fn key(kid: &str) -> (Ed25519KeyPair, PublicKey) {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+        (pair, PublicKey::from_jwk(&jwk).unwrap())
+    }
+
+    fn sign(pair: &Ed25519KeyPair, kid: &str, claims: &Value) -> String {
+        let enc = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let input = format!("{}.{}", enc(&json!({"alg": "EdDSA", "kid": kid})), enc(claims));
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(pair.sign(input.as_bytes()).as_ref()))
+    }
+
+    #[test]
+    fn id_tokens_are_checked_for_signature_audience_expiry_key_and_nonce() {
+        let (pair, public) = key("k1");
+        let keys = [public];
+        let now = OffsetDateTime::now_utc();
+        let t = now.unix_timestamp();
+        let good = json!({"iss": "https://idp", "aud": "client", "sub": "s", "nonce": "n", "exp": t + 300, "iat": t});
+        let check = |token: &str| validate_id_token(token, &keys, "https://idp", "client", "n", now);
+        assert!(check(&sign(&pair, "k1", &good)).is_ok());
+
+        let mut wrong_aud = good.clone();
+        wrong_aud["aud"] = json!("other");
+        assert_eq!(check(&sign(&pair, "k1", &wrong_aud)), Err(JwtError::Audience));
+        let mut several = good.clone();
+        several["aud"] = json!(["client", "other"]);
+        assert_eq!(check(&sign(&pair, "k1", &several)), Err(JwtError::Audience), "no azp");
+        several["azp"] = json!("client");
+        assert!(check(&sign(&pair, "k1", &several)).is_ok());
+        let mut expired = good.clone();
+        expired["exp"] = json!(t - 600);
+        assert_eq!(check(&sign(&pair, "k1", &expired)), Err(JwtError::Expired));
+        let mut replayed = good.clone();
+        replayed["nonce"] = json!("another sign-in");
+        assert_eq!(check(&sign(&pair, "k1", &replayed)), Err(JwtError::Claim));
+        let (stranger, _) = key("k2");
+        assert_eq!(check(&sign(&stranger, "k2", &good)), Err(JwtError::UnknownKey));
+        assert_eq!(check(&sign(&stranger, "k1", &good)), Err(JwtError::Signature));
+        let token = sign(&pair, "k1", &good);
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut tampered = good.clone();
+        tampered["sub"] = json!("admin");
+        parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&tampered).unwrap());
+        assert_eq!(check(&parts.join(".")), Err(JwtError::Signature));
+    }
+
+    #[test]
+    fn sealed_secrets_and_signed_states_hold_only_with_the_key() {
+        let key = SsoKey::from_stored(&URL_SAFE_NO_PAD.encode([7u8; 32])).unwrap();
+        let other = SsoKey::from_stored(&URL_SAFE_NO_PAD.encode([8u8; 32])).unwrap();
+        let sealed = key.seal("client secret").unwrap();
+        assert!(!sealed.contains("client secret"));
+        assert_ne!(sealed, key.seal("client secret").unwrap(), "a fresh nonce each time");
+        assert_eq!(key.open(&sealed).unwrap(), "client secret");
+        assert!(other.open(&sealed).is_err());
+
+        let id = uuid::Uuid::now_v7();
+        let cookie = key.sign_state(id, "st", 2000);
+        assert_eq!(key.verify_state(&cookie, "st", 1000), Some(id));
+        assert_eq!(key.verify_state(&cookie, "st", 3000), None, "expired");
+        assert_eq!(key.verify_state(&cookie, "other", 1000), None, "another sign-in's state");
+        assert_eq!(other.verify_state(&cookie, "st", 1000), None, "signed with another key");
+        assert_eq!(key.verify_state(&cookie.replace("2000", "9999"), "st", 1000), None, "tampered");
+        let (verifier, challenge) = key.pkce("st");
+        assert_eq!(verifier.len(), 43);
+        assert_ne!(verifier, challenge);
+        assert_ne!(key.nonce("st"), key.nonce("st2"));
+    }
+}
