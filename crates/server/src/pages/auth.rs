@@ -56,6 +56,32 @@ struct LoginPage {
     next: String,
     error: Option<String>,
     show_totp: bool,
+    /// The instance-wide single sign-on connections, as (id, name), for "Sign in with …".
+    connections: Vec<(String, String)>,
+}
+
+/// The instance-wide SSO connections offered on the sign-in page (an org's own connections are
+/// found from the email instead).
+async fn offered_connections(state: &AppState) -> Vec<(String, String)> {
+    let listed = async {
+        let mut tx = state.store.read().await?;
+        let all = tx.sso_connections().await?;
+        tx.rollback().await?;
+        Ok::<_, ApiError>(all)
+    }
+    .await
+    .unwrap_or_default();
+    listed.into_iter().filter(|c| c.org_id.is_none()).map(|c| (c.id.to_string(), c.name)).collect()
+}
+
+/// Where single sign-on for this email starts, when its domain belongs to a connection.
+async fn sso_start(state: &AppState, email: &str) -> Option<String> {
+    let email = steward_core::Email::parse(email.trim()).ok()?;
+    let mut tx = state.store.read().await.ok()?;
+    let found = tx.sso_connection_for_domain(email.domain()).await.ok()?;
+    tx.rollback().await.ok()?;
+    let hint: String = form_urlencoded::byte_serialize(email.as_str().as_bytes()).collect();
+    found.map(|c| format!("/sso/{}/start?login_hint={hint}", c.id))
 }
 
 #[derive(Deserialize)]
@@ -78,6 +104,7 @@ async fn login_form(
         email: String::new(),
         error: None,
         show_totp: false,
+        connections: offered_connections(&state).await,
     };
     with_form_cookie(render(&chrome, &page), set)
 }
@@ -93,9 +120,12 @@ fn with_form_cookie(page: Result<Response, PageError>, set: Option<HeaderValue>)
 #[derive(Deserialize)]
 struct LoginForm {
     email: String,
+    #[serde(default)]
     password: String,
     totp_code: Option<String>,
     next: Option<String>,
+    /// Set by "Continue with single sign-on": find the email's connection instead.
+    sso: Option<String>,
 }
 
 async fn login(
@@ -104,6 +134,23 @@ async fn login(
     headers: HeaderMap,
     AnonymousPost(form): AnonymousPost<LoginForm>,
 ) -> Result<Response, PageError> {
+    if form.sso.is_some() {
+        if let Some(start) = sso_start(&state, &form.email).await {
+            return Ok(see_other(&start));
+        }
+        let (chrome, set) = anonymous_chrome(&state, &headers, "Sign in").await;
+        let page = LoginPage {
+            chrome: chrome.clone(),
+            email: form.email,
+            next: local_path(form.next.as_deref(), ""),
+            error: Some("No single sign-on is set up for this email's domain; sign in with your password.".into()),
+            show_totp: false,
+            connections: offered_connections(&state).await,
+        };
+        let mut r = with_form_cookie(render(&chrome, &page), set)?;
+        *r.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(r);
+    }
     // Built as the API's own body, so that fields the API adds keep their defaults.
     let mut body = json!({ "email": form.email.trim(), "password": form.password });
     if let Some(code) = form.totp_code.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
@@ -131,6 +178,12 @@ async fn login(
             if problem.status >= 500 {
                 return Err(e.into());
             }
+            // The domain signs in through its identity provider only: go there.
+            if problem.code == "sso_required"
+                && let Some(start) = sso_start(&state, &form.email).await
+            {
+                return Ok(see_other(&start));
+            }
             let message = match problem.code.as_str() {
                 "unauthenticated" => "The email or password is wrong, or the account is not active.".to_owned(),
                 "rate_limited" => "Too many failed attempts. Wait a few minutes and try again.".to_owned(),
@@ -144,6 +197,7 @@ async fn login(
                 next: local_path(form.next.as_deref(), ""),
                 error: Some(message),
                 show_totp: problem.code == "totp_required" || form.totp_code.is_some(),
+                connections: offered_connections(&state).await,
             };
             let mut r = with_form_cookie(render(&chrome, &page), set)?;
             *r.status_mut() = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);

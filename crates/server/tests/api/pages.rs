@@ -533,3 +533,41 @@ async fn security_page_changes_the_password_and_shows_a_new_token_once() {
     let again = get(&app, "/app/security", &cookie).await;
     assert!(again.body.contains("deploy script") && !again.body.contains(secret), "shown once only");
 }
+
+#[tokio::test]
+async fn the_sign_in_page_offers_single_sign_on_and_finds_the_connection_from_the_email() {
+    let app = spawn_app().await;
+    let Some(idp) = crate::sso::provider(&app, crate::sso::accounts()).await else { return };
+    let created = crate::sso::connection(&app, &idp, json!({"name": "Acme <Okta>", "enforced": true})).await;
+    let id = created["id"].as_str().unwrap();
+
+    let form = get(&app, "/login", "").await;
+    assert!(
+        form.body.contains(&format!(r#"href="/sso/{id}/start">Sign in with Acme &#60;Okta&#62;</a>"#)),
+        "{}",
+        form.body
+    );
+    let token = form.cookie("steward_form").unwrap();
+    let cookie = format!("steward_form={token}");
+
+    // "Continue with single sign-on" goes to the connection of the email's domain.
+    let sso =
+        post(&app, "/login", &cookie, &[("csrf", &token), ("email", "ada@acme.test"), ("sso", "1"), ("next", "")])
+            .await;
+    assert_eq!(sso.status, 303);
+    assert_eq!(sso.location, format!("/sso/{id}/start?login_hint=ada%40acme.test"));
+    let none = post(&app, "/login", &cookie, &[("csrf", &token), ("email", "bob@elsewhere.test"), ("sso", "1")]).await;
+    assert_eq!(none.status, 404);
+    assert!(none.body.contains("No single sign-on is set up"));
+
+    // A password sign-in for an enforced domain is sent to its identity provider instead.
+    let enforced = post(
+        &app,
+        "/login",
+        &cookie,
+        &[("csrf", &token), ("email", "ada@acme.test"), ("password", "some password here")],
+    )
+    .await;
+    assert_eq!(enforced.status, 303);
+    assert!(enforced.location.starts_with(&format!("/sso/{id}/start")));
+}

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use crate::helpers::{PASSWORD, TestApp, spawn_app};
 
 /// The provider, stopped when dropped.
-struct Provider {
+pub(crate) struct Provider {
     issuer: String,
     _child: tokio::process::Child,
 }
@@ -22,7 +22,7 @@ fn oidc_dir() -> std::path::PathBuf {
 }
 
 /// Starts the provider for a Steward at `app`, or `None` when `node` is missing.
-async fn provider(app: &TestApp, accounts: Value) -> Option<Provider> {
+pub(crate) async fn provider(app: &TestApp, accounts: Value) -> Option<Provider> {
     if std::process::Command::new("node").arg("--version").output().is_err() {
         eprintln!("node is not installed; skipping the OpenID Connect test");
         return None;
@@ -65,7 +65,7 @@ async fn provider(app: &TestApp, accounts: Value) -> Option<Provider> {
     Some(Provider { issuer, _child: child })
 }
 
-fn accounts() -> Value {
+pub(crate) fn accounts() -> Value {
     json!({
         "ada": {"email": "ada@acme.test", "name": "Ada Admin", "groups": ["acme-admins", "everyone"]},
         "bob": {"email": "bob@acme.test", "name": "Bob Staff", "groups": ["acme-staff"]},
@@ -190,7 +190,7 @@ fn session_of(page: &Page) -> String {
         .expect("a session cookie")
 }
 
-async fn connection(app: &TestApp, idp: &Provider, extra: Value) -> Value {
+pub(crate) async fn connection(app: &TestApp, idp: &Provider, extra: Value) -> Value {
     let mut body = json!({
         "name": "Acme IdP", "issuer": idp.issuer, "client_id": "steward", "client_secret": "steward-test-secret",
         "scopes": ["openid", "email", "profile", "groups"], "domains": ["acme.test"],
