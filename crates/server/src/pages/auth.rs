@@ -74,6 +74,21 @@ async fn offered_connections(state: &AppState) -> Vec<(String, String)> {
     listed.into_iter().filter(|c| c.org_id.is_none()).map(|c| (c.id.to_string(), c.name)).collect()
 }
 
+/// The way on to an identity provider. A page, not a redirect: the pages' Content-Security-Policy
+/// (`form-action 'self'`) stops a form submission from being redirected to another origin, so the
+/// browser is sent on by this page instead.
+#[derive(Template)]
+#[template(path = "sso_continue.html")]
+struct SsoContinuePage {
+    chrome: Chrome,
+    start: String,
+}
+
+async fn continue_to(state: &AppState, headers: &HeaderMap, start: String) -> Result<Response, PageError> {
+    let (chrome, set) = anonymous_chrome(state, headers, "Single sign-on").await;
+    with_form_cookie(render(&chrome, &SsoContinuePage { chrome: chrome.clone(), start }), set)
+}
+
 /// Where single sign-on for this email starts, when its domain belongs to a connection.
 async fn sso_start(state: &AppState, email: &str) -> Option<String> {
     let email = steward_core::Email::parse(email.trim()).ok()?;
@@ -136,7 +151,7 @@ async fn login(
 ) -> Result<Response, PageError> {
     if form.sso.is_some() {
         if let Some(start) = sso_start(&state, &form.email).await {
-            return Ok(see_other(&start));
+            return continue_to(&state, &headers, start).await;
         }
         let (chrome, set) = anonymous_chrome(&state, &headers, "Sign in").await;
         let page = LoginPage {
@@ -182,7 +197,7 @@ async fn login(
             if problem.code == "sso_required"
                 && let Some(start) = sso_start(&state, &form.email).await
             {
-                return Ok(see_other(&start));
+                return continue_to(&state, &headers, start).await;
             }
             let message = match problem.code.as_str() {
                 "unauthenticated" => "The email or password is wrong, or the account is not active.".to_owned(),
