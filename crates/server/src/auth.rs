@@ -1,18 +1,17 @@
 //! Secrets and passwords: opaque 256-bit tokens kept only as SHA-256 digests, argon2id hashing on
 //! a bounded pool, and the throttle for failed logins.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -93,16 +92,71 @@ pub fn open_sealed(sealed: &str, key: &str) -> Option<String> {
     String::from_utf8(bytes.iter().zip(stream).map(|(a, b)| a ^ b).collect()).ok()
 }
 
-/// Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) on a bounded number of blocking
-/// threads, so that a burst of logins queues instead of exhausting memory.
+/// Argon2id with the OWASP parameters (m=19456 KiB, t=2, p=1) on a fixed set of hashing worker
+/// threads (one per core by default), each reusing one memory buffer, so that a burst of logins
+/// queues instead of allocating 19 MiB per hash on whatever thread is free.
+///
+/// Resident memory is bounded by one buffer per worker while hashing goes on, and a worker that
+/// has had nothing to do for [`WORKER_IDLE`] gives its buffer back to the system. Checks for
+/// accounts that failed recently (suspect) wait behind everyone else's, up to
+/// [`SUSPECT_MAX_WAIT`], and hold at most half of the workers, so that a storm of failures
+/// cannot slow the logins that succeed.
 #[derive(Clone)]
 pub struct PasswordPool {
-    permits: Arc<Semaphore>,
-    /// Checks for accounts or addresses that failed recently take one of these first, so that
-    /// they hold at most half of the hashing slots and a storm of failures cannot queue
-    /// everyone else's logins behind it.
     suspect_permits: Arc<Semaphore>,
-    dummy_hash: Arc<String>,
+    queue: Arc<PoolHandle>,
+}
+
+/// How long a hashing worker keeps its memory buffer with no work.
+pub const WORKER_IDLE: Duration = Duration::from_secs(5);
+
+/// How long a suspect check may be passed by others before it goes first.
+pub const SUSPECT_MAX_WAIT: Duration = Duration::from_secs(1);
+
+enum Job {
+    Hash {
+        password: String,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
+    /// With no stored hash, spends the time of one hash and answers no.
+    Verify {
+        password: String,
+        hash: Option<String>,
+        reply: oneshot::Sender<bool>,
+    },
+}
+
+#[derive(Default)]
+struct Jobs {
+    normal: VecDeque<Job>,
+    suspect: VecDeque<(Instant, Job)>,
+    closed: bool,
+}
+
+impl Jobs {
+    fn next(&mut self, now: Instant) -> Option<Job> {
+        let overdue = self.suspect.front().is_some_and(|(at, _)| now.duration_since(*at) >= SUSPECT_MAX_WAIT);
+        if overdue || self.normal.is_empty() {
+            return self.suspect.pop_front().map(|(_, job)| job).or_else(|| self.normal.pop_front());
+        }
+        self.normal.pop_front()
+    }
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+/// What the pool's clones share; dropping the last one stops the workers.
+struct PoolHandle(Arc<Queue>);
+
+impl Drop for PoolHandle {
+    fn drop(&mut self) {
+        self.0.jobs.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.0.ready.notify_all();
+    }
 }
 
 /// Passwords need at least this many characters (and nothing else).
@@ -114,24 +168,23 @@ impl PasswordPool {
     pub fn new(concurrency: usize) -> Self {
         let n =
             if concurrency == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { concurrency };
-        let dummy =
-            Argon2::default().hash_password(b"steward timing equaliser").map(|h| h.to_string()).unwrap_or_default();
-        PasswordPool {
-            permits: Arc::new(Semaphore::new(n)),
-            suspect_permits: Arc::new(Semaphore::new((n / 2).max(1))),
-            dummy_hash: Arc::new(dummy),
+        let queue = Arc::new(Queue::default());
+        for i in 0..n {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new().name(format!("steward-hash-{i}")).spawn(move || worker(&queue));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "could not start a password hashing worker");
+            }
         }
+        PasswordPool { suspect_permits: Arc::new(Semaphore::new((n / 2).max(1))), queue: Arc::new(PoolHandle(queue)) }
     }
 
     /// Checks the password rule and hashes it.
     pub async fn hash(&self, password: &str) -> ApiResult<String> {
         check_password(password)?;
-        let password = password.to_owned();
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
-            .await
-            .map_err(ApiError::internal)?
-            .map_err(ApiError::internal)
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Hash { password: password.to_owned(), reply }, false);
+        answer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)
     }
 
     /// Whether `password` matches `hash`; with no hash, spends the same time and says no.
@@ -139,25 +192,117 @@ impl PasswordPool {
         self.verify_as(password, hash, false).await
     }
 
-    /// [`PasswordPool::verify`] for a login whose account or address failed recently
-    /// (`suspect`), which waits for one of the slots such logins may hold.
+    /// [`PasswordPool::verify`] for a login whose account failed recently (`suspect`).
     pub async fn verify_as(&self, password: &str, hash: Option<&str>, suspect: bool) -> ApiResult<bool> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        let (password, known) = (password.to_owned(), hash.is_some());
-        let hash = hash.map_or_else(|| self.dummy_hash.as_str().to_owned(), str::to_owned);
         let _gate =
             if suspect { Some(self.suspect_permits.acquire().await.map_err(ApiError::internal)?) } else { None };
-        let _permit = self.permits.acquire().await.map_err(ApiError::internal)?;
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash)
-                .is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-        })
-        .await
-        .map_err(ApiError::internal)?;
-        Ok(ok && known)
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Verify { password: password.to_owned(), hash: hash.map(str::to_owned), reply }, suspect);
+        answer.await.map_err(ApiError::internal)
     }
+
+    fn submit(&self, job: Job, suspect: bool) {
+        let queue = &self.queue.0;
+        let mut jobs = queue.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        if suspect {
+            jobs.suspect.push_back((Instant::now(), job));
+        } else {
+            jobs.normal.push_back(job);
+        }
+        drop(jobs);
+        queue.ready.notify_one();
+    }
+}
+
+/// One hashing worker: takes jobs until the pool is dropped, with one buffer of argon2 blocks
+/// that it keeps while busy and frees after [`WORKER_IDLE`] without work.
+fn worker(queue: &Queue) {
+    let argon = Argon2::default();
+    let mut memory: Option<Vec<Block>> = None;
+    loop {
+        let job = {
+            let mut jobs = queue.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if let Some(job) = jobs.next(Instant::now()) {
+                    break job;
+                }
+                if jobs.closed {
+                    return;
+                }
+                let (guard, waited) = queue.ready.wait_timeout(jobs, WORKER_IDLE).unwrap_or_else(|p| p.into_inner());
+                jobs = guard;
+                if waited.timed_out() {
+                    memory = None;
+                }
+            }
+        };
+        let blocks = memory.get_or_insert_with(|| hashing_memory(argon.params().block_count()));
+        match job {
+            Job::Hash { password, reply } => {
+                let _ = reply.send(hash_with(&argon, password.as_bytes(), blocks));
+            }
+            Job::Verify { password, hash: Some(hash), reply } => {
+                let _ = reply.send(verify_with(password.as_bytes(), &hash, blocks));
+            }
+            Job::Verify { password, hash: None, reply } => {
+                let _ = hash_with(&argon, password.as_bytes(), blocks);
+                let _ = reply.send(false);
+            }
+        }
+    }
+}
+
+/// A buffer for `blocks` argon2 blocks. Its capacity is above glibc's largest dynamic mmap
+/// threshold (32 MiB), so that the allocation is always its own mapping and freeing it returns
+/// the memory to the system, instead of staying in an arena; only the `blocks` used are touched.
+fn hashing_memory(blocks: usize) -> Vec<Block> {
+    const OWN_MAPPING_BYTES: usize = 33 << 20;
+    let mut memory = Vec::with_capacity(blocks.max(OWN_MAPPING_BYTES / std::mem::size_of::<Block>()));
+    memory.resize(blocks, Block::default());
+    memory
+}
+
+fn hash_with(argon: &Argon2<'_>, password: &[u8], memory: &mut [Block]) -> Result<String, String> {
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon.hash_password_into_with_memory(password, &salt, &mut out, &mut *memory).map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(argon2::Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| e.to_string())?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Checks `password` against a PHC string of any argon2 variant and parameters; a stored hash
+/// with more memory than the worker's buffer gets a buffer of its own.
+fn verify_with(password: &[u8], stored: &str, memory: &mut [Block]) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored) else { return false };
+    let (Ok(algorithm), Ok(params), Some(expected)) =
+        (Algorithm::try_from(parsed.algorithm.as_str()), Params::try_from(&parsed), parsed.hash)
+    else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let Some(salt) = parsed.salt else { return false };
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let needed = argon.params().block_count();
+    let computed = if needed <= memory.len() {
+        argon.hash_password_into_with_memory(password, &salt, &mut out, &mut memory[..needed])
+    } else {
+        argon.hash_password_into_with_memory(password, &salt, &mut out, hashing_memory(needed))
+    };
+    computed.is_ok() && bool::from(subtle::ConstantTimeEq::ct_eq(out.as_slice(), expected.as_bytes()))
 }
 
 /// The password rule: at least 12 characters, at most 1 KiB, no composition rules.
@@ -284,5 +429,78 @@ mod tests {
         assert!(t.suspect("a@x.io") && !t.suspect("b@x.io"));
         t.succeeded("a@x.io");
         assert!(t.check("a@x.io", ip).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_pool_hashes_in_phc_form_and_verifies_what_argon2_itself_wrote() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let pool = PasswordPool::new(2);
+        let hash = pool.hash("correct horse battery").await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(pool.verify("correct horse battery", Some(&hash)).await.unwrap());
+        assert!(!pool.verify("correct horse batterz", Some(&hash)).await.unwrap());
+        assert_ne!(pool.hash("correct horse battery").await.unwrap(), hash, "each hash has its own salt");
+        // The argon2 crate's own verifier accepts the pool's hashes, and the pool accepts its.
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(Argon2::default().verify_password(b"correct horse battery", &parsed).is_ok());
+        let other = Argon2::new(Algorithm::Argon2id, argon2::Version::V0x13, Params::new(32768, 3, 1, None).unwrap())
+            .hash_password(b"stored with other parameters")
+            .unwrap()
+            .to_string();
+        assert!(pool.verify("stored with other parameters", Some(&other)).await.unwrap());
+        assert!(!pool.verify("stored with other parameterz", Some(&other)).await.unwrap());
+        let argon2i = Argon2::new(Algorithm::Argon2i, argon2::Version::V0x13, Params::default())
+            .hash_password(b"an older variant")
+            .unwrap()
+            .to_string();
+        assert!(pool.verify("an older variant", Some(&argon2i)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_and_broken_hashes_say_no() {
+        let pool = PasswordPool::new(1);
+        assert!(!pool.verify("whatever it is, it is wrong", None).await.unwrap());
+        assert!(!pool.verify("whatever it is, it is wrong", Some("not a PHC string")).await.unwrap());
+        assert!(!pool.verify("x", Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ")).await.unwrap());
+        assert!(!pool.verify(&"x".repeat(2000), None).await.unwrap());
+        assert_eq!(pool.hash("too short").await.unwrap_err().code(), "validation_failed");
+    }
+
+    #[test]
+    fn suspect_checks_wait_behind_the_others_but_not_for_ever() {
+        let job = |tag: &str| Job::Verify { password: tag.to_owned(), hash: None, reply: oneshot::channel().0 };
+        let tag = |job: Option<Job>| match job {
+            Some(Job::Verify { password, .. }) => password,
+            _ => String::new(),
+        };
+        let now = Instant::now();
+        let mut jobs = Jobs::default();
+        jobs.suspect.push_back((now, job("suspect")));
+        jobs.normal.push_back(job("first"));
+        jobs.normal.push_back(job("second"));
+        assert_eq!(tag(jobs.next(now)), "first");
+        assert_eq!(tag(jobs.next(now + SUSPECT_MAX_WAIT)), "suspect", "overdue: it goes first");
+        assert_eq!(tag(jobs.next(now)), "second");
+        jobs.suspect.push_back((now, job("alone")));
+        assert_eq!(tag(jobs.next(now)), "alone", "nothing else waits");
+        assert!(jobs.next(now).is_none());
+    }
+
+    #[tokio::test]
+    async fn concurrent_hashes_all_finish_on_a_bounded_pool() {
+        let pool = PasswordPool::new(2);
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    let password = format!("concurrent password {i}");
+                    let hash = pool.hash(&password).await.unwrap();
+                    pool.verify(&password, Some(&hash)).await.unwrap()
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.unwrap());
+        }
     }
 }

@@ -95,6 +95,8 @@ pub struct Principal {
     pub credential_hash: String,
     /// The presented secret itself (never printed), to open what was sealed for it.
     pub secret: crate::config::Secret,
+    /// The change epoch ([`epoch`]) this principal was read under.
+    pub epoch: u64,
 }
 
 impl Principal {
@@ -180,6 +182,12 @@ impl FromRequestParts<AppState> for Principal {
 }
 
 static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The change epoch: it moves after every committed change (here, or on another node that
+/// shares the database), which makes whatever was read before it stale.
+pub fn epoch() -> u64 {
+    EPOCH.load(std::sync::atomic::Ordering::SeqCst)
+}
 
 /// Makes every cached principal stale; called after each committed change.
 pub fn invalidate_principals() {
@@ -297,6 +305,7 @@ async fn finish(
         credential,
         credential_hash: hash.clone(),
         secret: crate::config::Secret::new(secret),
+        epoch,
     };
     if cacheable {
         state.principals.put(hash, principal.clone(), valid_until, epoch);

@@ -52,6 +52,8 @@ pub struct Inner {
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
+    /// Answers of `/me` and `/check` kept between changes.
+    pub hot: crate::hot::HotAnswers,
 }
 
 impl AppState {
@@ -161,6 +163,7 @@ impl AppState {
             sealing_key: tokio::sync::OnceCell::new(),
             sso: crate::sso::SsoState::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
+            hot: crate::hot::HotAnswers::default(),
         }))
     }
 }
@@ -246,10 +249,12 @@ impl Leases {
 /// Gives the unused part of expired leases (of all leases, with `None`) back to the budgets.
 pub async fn return_leases(state: &AppState, ttl: Option<Duration>) {
     for (org, start, unused) in state.leases.expire(ttl) {
-        if unused > 0
-            && let Err(e) = state.store.give_back(org, start, unused).await
-        {
-            tracing::warn!(error = %e, %org, unused, "could not give back leased operations");
+        if unused == 0 {
+            continue;
+        }
+        match state.store.give_back(org, start, unused).await {
+            Ok(()) => state.hot.consumed(org),
+            Err(e) => tracing::warn!(error = %e, %org, unused, "could not give back leased operations"),
         }
     }
 }

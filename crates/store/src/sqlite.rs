@@ -49,8 +49,14 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
-        let readers =
-            SqlitePoolOptions::new().max_connections(4).connect_with(base.read_only(true)).await.map_err(backend)?;
+        // A read-only connection cannot go bad in a way a ping would find, and the ping is one
+        // more round trip to the connection's thread on every request.
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .test_before_acquire(false)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(backend)?;
         Ok(Self { writer, readers })
     }
 

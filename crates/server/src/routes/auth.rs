@@ -375,10 +375,20 @@ pub struct Me {
     pub teams: Vec<MyTeam>,
 }
 
+fn json_body(body: axum::body::Bytes) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Who the caller is, what they may do, and where they belong.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth",
     responses((status = 200, body = Me), (status = 401, body = Problem)))]
-async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
+async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
+    // Only this node writes (SQLite): the answer can be kept between changes (crate::hot).
+    let keep = !state.store.shared();
+    if keep && let Some(body) = state.hot.me(&principal.credential_hash) {
+        return Ok(json_body(body));
+    }
+    let version = state.hot.me_version(principal.epoch);
     let mut tx = state.store.read().await?;
     let impersonator = match principal.impersonator_id() {
         Some(id) => tx.user(id).await?.map(|u| Impersonator { id: u.id.to_string(), email: u.email }),
@@ -410,7 +420,7 @@ async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Js
         .collect();
     let totp_enabled = tx.totp(principal.user.id).await?.is_some_and(|t| t.confirmed_at.is_some());
     tx.rollback().await?;
-    Ok(Json(Me {
+    let me = Me {
         user: UserView::from(&principal.user),
         impersonator,
         instance_roles: principal.user.instance_roles.iter().map(|r| r.to_string()).collect(),
@@ -419,7 +429,12 @@ async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Js
         totp_enrollment_required: !principal.withheld.is_empty(),
         memberships,
         teams,
-    }))
+    };
+    let body = axum::body::Bytes::from(serde_json::to_vec(&me).map_err(ApiError::internal)?);
+    if keep {
+        state.hot.keep_me(principal.credential_hash.clone(), body.clone(), version);
+    }
+    Ok(json_body(body))
 }
 
 /// A new API token.

@@ -221,6 +221,7 @@ async fn consume(
         let why = if expired { "the license has expired" } else { "the period's budget does not cover this" };
         return Err(ApiError::other(axum::http::StatusCode::PAYMENT_REQUIRED, "quota_exhausted", why));
     };
+    state.hot.consumed(org.id);
     metrics::counter!("steward_consume_total", "outcome" => "ok").increment(1);
     let used_up = |limit: Option<u64>, after: u64, amount: u64| limit.is_some_and(|l| after >= l && after - amount < l);
     if used_up(request.operations_limit, usage.operations_used, req.operations)
@@ -268,6 +269,7 @@ async fn serve_from_lease(state: &AppState, request: &Consume, limit: u64) -> Ap
     if state.store.consume(&lease).await?.is_none() {
         return Ok(false);
     }
+    state.hot.consumed(request.org);
     state.leases.add(request.org, request.period_start, slice - request.operations);
     Ok(true)
 }
@@ -385,21 +387,41 @@ async fn check(
     let user: UserId = req.user_id.parse().map_err(|_| ApiError::not_found("user or organization"))?;
     let org: OrgId = req.org_id.parse().map_err(|_| ApiError::not_found("user or organization"))?;
     let now = state.clock.now();
-    let mut tx = state.store.read().await?;
-    // The period depends on the org's anchor: read the facts for the period of the anchor known
-    // from a previous answer, and read again only in the rare case the guess was wrong.
-    let guess = state.period_hint(org).unwrap_or(Period { start: now, end: now });
-    let mut facts =
-        tx.check_facts(user, org, guess.start).await?.ok_or_else(|| ApiError::not_found("user or organization"))?;
-    let period = period_containing(facts.org_created_at, facts.license.restart_period, now);
-    if period.start != guess.start {
-        facts = tx
-            .check_facts(user, org, period.start)
-            .await?
-            .ok_or_else(|| ApiError::not_found("user or organization"))?;
-        state.remember_period(org, period);
-    }
-    tx.rollback().await?;
+    // Only this node writes (SQLite): the facts can be kept between changes (crate::hot), and are
+    // used again while the period they were read for is the current one.
+    let keep = !state.store.shared();
+    let kept = if keep { state.hot.check(user, org) } else { None };
+    let facts = match kept {
+        Some((facts, start))
+            if period_containing(facts.org_created_at, facts.license.restart_period, now).start == start =>
+        {
+            facts
+        }
+        _ => {
+            let version = state.hot.check_version(org);
+            let mut tx = state.store.read().await?;
+            // The period depends on the org's anchor: read the facts for the period of the anchor
+            // known from a previous answer, and read again only in the rare case the guess was wrong.
+            let guess = state.period_hint(org).unwrap_or(Period { start: now, end: now });
+            let mut facts = tx
+                .check_facts(user, org, guess.start)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user or organization"))?;
+            let period = period_containing(facts.org_created_at, facts.license.restart_period, now);
+            if period.start != guess.start {
+                facts = tx
+                    .check_facts(user, org, period.start)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("user or organization"))?;
+                state.remember_period(org, period);
+            }
+            tx.rollback().await?;
+            if keep {
+                state.hot.keep_check(user, org, facts.clone(), period.start, version);
+            }
+            facts
+        }
+    };
     state.org_rate.take(org, facts.license.api_requests_per_minute)?;
     let reason = decide(
         facts.status,

@@ -14,6 +14,7 @@ mod email;
 mod erasure;
 mod hardening;
 mod helpers;
+mod hot;
 mod idempotency;
 mod impersonation;
 mod isolation;

@@ -1,0 +1,190 @@
+//! Answers of the two paths an operator's product calls on every request of its own —
+//! `GET /api/v1/me` and `POST /api/v1/check` — kept in memory between changes, so that they cost
+//! no database round trip while nothing they depend on changed.
+//!
+//! An answer is reused only while
+//! - no change was committed since it was read (the epoch that also guards cached principals,
+//!   [`crate::extract::epoch`]), and
+//! - no operation was consumed by its org since (a counter per org, and one for all orgs, that
+//!   every consume on this node moves), and
+//! - it is younger than its age bound ([`ME_MAX_AGE`], [`CHECK_MAX_AGE`]); `/check` decides again
+//!   on every request from the facts it keeps, with the clock of that request.
+//!
+//! The epoch and counters are read before the database is, so an answer read across a change is
+//! stale at once. Where other nodes write to the same database (PostgreSQL shared by several
+//! nodes), consumes elsewhere would not move the counters here, so nothing is kept.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use steward_core::{OrgId, UserId};
+use steward_store::CheckFacts;
+use time::OffsetDateTime;
+
+/// How long a `/me` answer is kept at most: it shows whether each org is frozen, which an expiring
+/// license changes with no write.
+pub const ME_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// How long the facts behind a `/check` answer are kept at most.
+pub const CHECK_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// More entries than this and a map starts again empty.
+const MAX_ENTRIES: usize = 50_000;
+
+/// A version: the change epoch and the consume counter read before the database was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    epoch: u64,
+    /// Consumes counted: by all orgs for `/me`, by the org for `/check`.
+    usage: u64,
+    /// For `/check`, how many times the per-org counters started again.
+    era: u64,
+}
+
+/// The facts of a `/check` and the start of the period they were read for.
+type KeptFacts = (CheckFacts, OffsetDateTime);
+
+struct Kept<T> {
+    value: T,
+    version: Version,
+    at: Instant,
+}
+
+/// The kept answers of one node.
+#[derive(Default)]
+pub struct HotAnswers {
+    me: Mutex<HashMap<String, Kept<Bytes>>>,
+    checks: Mutex<HashMap<(UserId, OrgId), Kept<KeptFacts>>>,
+    consumed: AtomicU64,
+    consumed_by_org: Mutex<Consumed>,
+}
+
+#[derive(Default)]
+struct Consumed {
+    by_org: HashMap<OrgId, u64>,
+    era: u64,
+}
+
+fn put<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Kept<T>>>, key: K, value: T, version: Version) {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, Kept { value, version, at: Instant::now() });
+}
+
+impl HotAnswers {
+    /// Records that `org` consumed: its kept answers, and every `/me`, are stale.
+    pub fn consumed(&self, org: OrgId) {
+        let mut consumed = self.consumed_by_org.lock().unwrap_or_else(|p| p.into_inner());
+        if consumed.by_org.len() >= MAX_ENTRIES {
+            // Counters that start again could meet an old version: a new era tells them apart.
+            consumed.by_org.clear();
+            consumed.era += 1;
+        }
+        *consumed.by_org.entry(org).or_default() += 1;
+        drop(consumed);
+        self.consumed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The version to read `/me` under (before reading), for a principal read under the change
+    /// epoch `principal_epoch`: an answer built on a principal older than the last change is
+    /// never reused.
+    pub fn me_version(&self, principal_epoch: u64) -> Version {
+        Version { epoch: principal_epoch, usage: self.consumed.load(Ordering::SeqCst), era: 0 }
+    }
+
+    /// The version to read `/check` facts of `org` under (before reading).
+    pub fn check_version(&self, org: OrgId) -> Version {
+        let epoch = crate::extract::epoch();
+        let consumed = self.consumed_by_org.lock().unwrap_or_else(|p| p.into_inner());
+        Version { epoch, usage: consumed.by_org.get(&org).copied().unwrap_or(0), era: consumed.era }
+    }
+
+    /// The kept `/me` body for the credential digest `key`, if still good.
+    pub fn me(&self, key: &str) -> Option<Bytes> {
+        let version = self.me_version(crate::extract::epoch());
+        let map = self.me.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = map.get(key)?;
+        (kept.version == version && kept.at.elapsed() < ME_MAX_AGE).then(|| kept.value.clone())
+    }
+
+    /// Keeps a `/me` body read under `version`.
+    pub fn keep_me(&self, key: String, body: Bytes, version: Version) {
+        put(&self.me, key, body, version);
+    }
+
+    /// The kept facts for `user` in `org` and the period start they were read for, if still good.
+    pub fn check(&self, user: UserId, org: OrgId) -> Option<(CheckFacts, OffsetDateTime)> {
+        let version = self.check_version(org);
+        let map = self.checks.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = map.get(&(user, org))?;
+        (kept.version == version && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
+    }
+
+    /// Keeps the facts for `user` in `org`, read for the period starting at `period_start`
+    /// under `version`.
+    pub fn keep_check(
+        &self,
+        user: UserId,
+        org: OrgId,
+        facts: CheckFacts,
+        period_start: OffsetDateTime,
+        version: Version,
+    ) {
+        put(&self.checks, (user, org), (facts, period_start), version);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> CheckFacts {
+        CheckFacts {
+            status: steward_core::UserStatus::Active,
+            membership: None,
+            license: steward_core::license::License::default(),
+            org_created_at: OffsetDateTime::UNIX_EPOCH,
+            operations_used: 0,
+            transfer_used: 0,
+        }
+    }
+
+    #[test]
+    fn a_consume_makes_its_orgs_facts_and_every_me_stale_but_not_other_orgs_facts() {
+        let hot = HotAnswers::default();
+        let (user, a, b) = (UserId::new(), OrgId::new(), OrgId::new());
+        let start = OffsetDateTime::UNIX_EPOCH;
+        hot.keep_check(user, a, facts(), start, hot.check_version(a));
+        hot.keep_check(user, b, facts(), start, hot.check_version(b));
+        hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(crate::extract::epoch()));
+        assert!(hot.check(user, a).is_some() && hot.check(user, b).is_some() && hot.me("me").is_some());
+        hot.consumed(a);
+        assert!(hot.check(user, a).is_none(), "the consuming org's facts are stale");
+        assert!(hot.check(user, b).is_some(), "another org's are not");
+        assert!(hot.me("me").is_none(), "every /me shows frozen flags");
+
+        // An answer built on a principal older than the last change is never reused.
+        let stale = crate::extract::epoch();
+        crate::extract::invalidate_principals();
+        hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(stale));
+        assert!(hot.me("me").is_none());
+    }
+
+    #[test]
+    fn counters_that_start_again_do_not_meet_an_old_version() {
+        let hot = HotAnswers::default();
+        let (user, org) = (UserId::new(), OrgId::new());
+        let old = hot.check_version(org);
+        hot.keep_check(user, org, facts(), OffsetDateTime::UNIX_EPOCH, old);
+        hot.consumed(org);
+        hot.consumed_by_org.lock().unwrap().by_org.clear();
+        hot.consumed_by_org.lock().unwrap().era += 1;
+        assert_ne!(hot.check_version(org), old);
+        assert!(hot.check(user, org).is_none());
+    }
+}
