@@ -1,6 +1,7 @@
 //! Answers of the two paths an operator's product calls on every request of its own —
-//! `GET /api/v1/me` and `POST /api/v1/check` — kept in memory between changes, so that they cost
-//! no database round trip while nothing they depend on changed.
+//! `GET /api/v1/me` and `POST /api/v1/check` — and the SCIM tokens an identity provider presents
+//! on each of its calls, kept in memory between changes, so that they cost no database round
+//! trip while nothing they depend on changed (a revoked token is a committed change).
 //!
 //! An answer is reused only while
 //! - no change was committed since it was read (the epoch that also guards cached principals,
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use steward_core::{OrgId, UserId};
-use steward_store::CheckFacts;
+use steward_store::{CheckFacts, ScimTokenRow};
 use time::OffsetDateTime;
 
 /// How long a `/me` answer is kept at most: it shows whether each org is frozen, which an expiring
@@ -58,6 +59,7 @@ struct Kept<T> {
 pub struct HotAnswers {
     me: Mutex<HashMap<String, Kept<Bytes>>>,
     checks: Mutex<HashMap<(UserId, OrgId), Kept<KeptFacts>>>,
+    scim_tokens: Mutex<HashMap<String, Kept<ScimTokenRow>>>,
     consumed: AtomicU64,
     consumed_by_org: Mutex<Consumed>,
 }
@@ -115,6 +117,19 @@ impl HotAnswers {
     /// Keeps a `/me` body read under `version`.
     pub fn keep_me(&self, key: String, body: Bytes, version: Version) {
         put(&self.me, key, body, version);
+    }
+
+    /// The SCIM token whose secret has the digest `hash`, as read before the last change.
+    pub fn scim_token(&self, hash: &str) -> Option<ScimTokenRow> {
+        let version = self.me_version(crate::extract::epoch());
+        let map = self.scim_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = map.get(hash)?;
+        (kept.version.epoch == version.epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
+    }
+
+    /// Keeps a SCIM token read under the change epoch `epoch`.
+    pub fn keep_scim_token(&self, hash: String, token: ScimTokenRow, epoch: u64) {
+        put(&self.scim_tokens, hash, token, Version { epoch, usage: 0, era: 0 });
     }
 
     /// The kept facts for `user` in `org` and the period start they were read for, if still good.

@@ -51,10 +51,12 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         // A read-only connection cannot go bad in a way a ping would find, and the ping is one
         // more round trip to the connection's thread on every request.
+        // Readers map the file instead of copying its pages into a cache of their own each: on a
+        // large instance the indexes a search walks stay in the one page cache of the system.
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
-            .connect_with(base.read_only(true))
+            .connect_with(base.read_only(true).pragma("mmap_size", MMAP_BYTES.to_string()))
             .await
             .map_err(backend)?;
         Ok(Self { writer, readers })
@@ -73,6 +75,32 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+}
+
+/// How much of the database file a reader maps (SQLite's `mmap_size`).
+const MMAP_BYTES: u64 = 1 << 30;
+
+/// Fewer index matches than this and a search reads them through the trigram index; more, and
+/// it walks the users in id order instead, where that many matches are met soon.
+const SEARCH_INDEX_MAX_MATCHES: i64 = 2_000;
+
+impl SqliteTx {
+    /// The trigram phrase for `q` when the index narrows the search to few users: `q` has at
+    /// least three characters (a trigram) and matches fewer than [`SEARCH_INDEX_MAX_MATCHES`].
+    async fn search_is_selective(&mut self, q: &str) -> StoreResult<Option<String>> {
+        if q.chars().count() < 3 {
+            return Ok(None);
+        }
+        let phrase = format!("\"{}\"", q.to_lowercase().replace('"', "\"\""));
+        let matches: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM users_search WHERE users_search MATCH ? LIMIT ?)")
+                .bind(&phrase)
+                .bind(SEARCH_INDEX_MAX_MATCHES)
+                .fetch_one(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        Ok((matches < SEARCH_INDEX_MAX_MATCHES).then_some(phrase))
     }
 }
 
@@ -245,6 +273,13 @@ impl Users for SqliteTx {
 
     async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
         let mut sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE 1 = 1");
+        let indexed = match &f.q {
+            Some(q) => self.search_is_selective(q).await?,
+            None => None,
+        };
+        if indexed.is_some() {
+            sql.push_str(" AND u.search_key IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)");
+        }
         if f.q.is_some() {
             sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
         }
@@ -264,6 +299,9 @@ impl Users for SqliteTx {
         }
         sql.push_str(" ORDER BY u.id DESC LIMIT ?");
         let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(phrase) = indexed {
+            query = query.bind(phrase);
+        }
         if let Some(q) = &f.q {
             let p = like_pattern(q);
             query = query.bind(p.clone()).bind(p);

@@ -110,6 +110,7 @@ contract!(
     audit_chain_is_sealed_in_order,
     rollback_discards_changes_and_events,
     user_search_escapes_wildcards,
+    user_search_finds_exactly_the_substring_matches_through_either_path,
     totp_steps_are_used_once_and_recovery_codes_once,
     lockout_state_round_trips,
     custom_roles_round_trip_with_holders,
@@ -369,4 +370,76 @@ async fn sso_connections_own_their_domains_and_identities_link_once(store: Arc<d
     assert!(tx.sso_connection_for_domain("acme.test").await.unwrap().is_none());
     assert!(tx.sso_connections().await.unwrap().is_empty());
     tx.commit().await.unwrap();
+}
+
+/// `q` is a case-insensitive substring of email or name: a rare fragment (read through the
+/// trigram index on SQLite), a common one (more matches than the index path takes), short ones,
+/// quotes and wildcards, and a rename, each compared with a filter over all users in memory.
+async fn user_search_finds_exactly_the_substring_matches_through_either_path(store: Arc<dyn Store>) {
+    let names = ["Ada Lovelace", "Grace Hopper", "Katherine Johnson", "Émile Zola", "Quote \"Me\" O'Neil"];
+    let mut users = Vec::new();
+    let mut tx = store.write().await.unwrap();
+    for i in 0..2_300 {
+        let mut u = user(&format!("Member{i:04}@Common.example"));
+        u.name = format!("{} {i}", names[i % names.len()]);
+        tx.insert_user(&u).await.unwrap();
+        users.push(u);
+    }
+    tx.commit().await.unwrap();
+    let search = |q: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut found = Vec::new();
+            let mut before = None;
+            loop {
+                let mut tx = store.read().await.unwrap();
+                let page = tx
+                    .list_users(&UserFilter { q: Some(q.into()), before, limit: 500, ..Default::default() })
+                    .await
+                    .unwrap();
+                tx.rollback().await.unwrap();
+                let Some(last) = page.last() else { break };
+                before = Some(last.id);
+                found.extend(page.into_iter().map(|u| u.id));
+            }
+            found.sort();
+            found
+        }
+    };
+    let expected = |users: &[UserRow], q: &str| {
+        let q = q.to_lowercase();
+        let mut ids: Vec<UserId> = users
+            .iter()
+            .filter(|u| u.email_key.contains(&q) || u.name.to_lowercase().contains(&q))
+            .map(|u| u.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    for q in [
+        "member0042@",
+        "LOVELACE 1",
+        "hopper 2",
+        "common.example",
+        "er",
+        "a",
+        "\"me\"",
+        "o'neil",
+        "zz_none",
+        "ohnson 22",
+    ] {
+        let got = search(q).await;
+        assert_eq!(got, expected(&users, q), "q = {q}");
+    }
+    assert_eq!(search("common.example").await.len(), 2_300, "the common fragment pages through everyone");
+
+    // A rename moves the user in the index.
+    let mut renamed = users[7].clone();
+    renamed.name = "Dorothy Vaughan".into();
+    let mut tx = store.write().await.unwrap();
+    tx.update_user(&renamed).await.unwrap();
+    tx.commit().await.unwrap();
+    users[7] = UserRow { version: renamed.version + 1, ..renamed };
+    assert_eq!(search("vaughan").await, vec![users[7].id]);
+    assert_eq!(search("hopper 7").await, expected(&users, "hopper 7"));
 }

@@ -173,9 +173,22 @@ impl FromRequestParts<AppState> for ScimClient {
         if !scheme.eq_ignore_ascii_case("bearer") || SecretKind::of(secret) != Some(SecretKind::Scim) {
             return Err(unauthorized());
         }
-        let mut tx = state.store.read().await?;
-        let token = tx.scim_token_by_hash(&secret_hash(secret)).await?;
-        tx.rollback().await?;
+        let hash = secret_hash(secret);
+        // Only this node writes (SQLite): a token read since the last change is still good.
+        let keep = !state.store.shared();
+        let token = match keep.then(|| state.hot.scim_token(&hash)).flatten() {
+            Some(kept) => Some(kept),
+            None => {
+                let epoch = crate::extract::epoch();
+                let mut tx = state.store.read().await?;
+                let token = tx.scim_token_by_hash(&hash).await?;
+                tx.rollback().await?;
+                if keep && let Some(t) = &token {
+                    state.hot.keep_scim_token(hash, t.clone(), epoch);
+                }
+                token
+            }
+        };
         match token {
             Some(t) if t.revoked_at.is_none() => Ok(ScimClient { token: t }),
             _ => Err(unauthorized()),

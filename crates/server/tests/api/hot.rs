@@ -113,3 +113,16 @@ async fn no_check_started_after_the_last_consume_returned_says_ok() {
     assert!(after.load(Ordering::SeqCst) > 16, "checks ran after the consume");
     assert_eq!(late_ok.load(Ordering::SeqCst), 0, "a check that started after the consume returned said ok");
 }
+
+/// A SCIM token is kept between changes; its revocation is one, so the next call is refused.
+#[tokio::test]
+async fn a_revoked_scim_token_is_refused_on_its_next_call() {
+    let app = spawn_app().await;
+    let created = app.post("/api/v1/scim-tokens", &app.admin, json!({"name": "Okta"})).await.expect(201);
+    let (id, token) = (created["id"].as_str().unwrap().to_owned(), created["token"].as_str().unwrap().to_owned());
+    for _ in 0..2 {
+        app.get("/scim/v2/Users?count=1", &token).await.expect(200);
+    }
+    app.delete(&format!("/api/v1/scim-tokens/{id}"), &app.admin).await.expect(204);
+    assert_eq!(app.get("/scim/v2/Users?count=1", &token).await.status, 401);
+}
