@@ -55,8 +55,14 @@ pub fn new_secret(kind: SecretKind) -> String {
 
 /// The digest under which a secret is stored and looked up.
 pub fn secret_hash(secret: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// The CSRF token bound to a session secret: forms and cookie-authenticated API calls must echo it.
@@ -403,6 +409,7 @@ mod tests {
         assert_eq!(SecretKind::of(&a), Some(SecretKind::Session));
         assert_eq!(a.len(), "stw_s_".len() + 43);
         assert_eq!(secret_hash(&a).len(), 64);
+        assert_eq!(secret_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_ne!(secret_hash(&a), secret_hash(&b));
     }
 

@@ -1067,6 +1067,13 @@ impl Settings for PgTx {
     }
 
     async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
+        // Read first: the secret exists on all but the first call, which then writes nothing.
+        let select = "SELECT value FROM instance_secrets WHERE name = $1";
+        let held: Option<String> =
+            sqlx::query_scalar(select).bind(name).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        if let Some(held) = held {
+            return Ok(held);
+        }
         sqlx::query(
             "INSERT INTO instance_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
         )
@@ -1076,11 +1083,7 @@ impl Settings for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(backend)
+        sqlx::query_scalar(select).bind(name).fetch_one(&mut *self.tx).await.map_err(backend)
     }
 
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {

@@ -1042,6 +1042,13 @@ impl Settings for SqliteTx {
     }
 
     async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
+        // Read first: the secret exists on all but the first call, which then writes nothing.
+        let select = "SELECT value FROM instance_secrets WHERE name = ?";
+        let held: Option<String> =
+            sqlx::query_scalar(select).bind(name).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        if let Some(held) = held {
+            return Ok(held);
+        }
         sqlx::query(
             "INSERT INTO instance_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING",
         )
@@ -1051,11 +1058,7 @@ impl Settings for SqliteTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
-        sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = ?")
-            .bind(name)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(backend)
+        sqlx::query_scalar(select).bind(name).fetch_one(&mut *self.tx).await.map_err(backend)
     }
 
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {

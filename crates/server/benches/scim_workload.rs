@@ -1,0 +1,179 @@
+//! The SCIM workload an identity provider drives — create a user, read it, find it by
+//! `userName`, list a page, deactivate it with `PATCH active` — against a real `steward serve`
+//! (SQLite, durable: every write is on disk when it is answered) and, as the ceiling to beat by
+//! ten times, against the Python reference server `scim2-server` (PyPI; it keeps everything in
+//! memory) on the same machine in the same run, with the same clients and requests.
+//!
+//! `cargo bench -p steward --bench scim_workload` (or `scripts/bench`, which installs
+//! scim2-server in `target/scim2-server-venv`); `STEWARD_SCIM2_SERVER` names another
+//! scim2-server executable. Prints a Markdown table.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const CLIENTS: usize = 8;
+const CYCLES: usize = 100;
+const PASSWORD: &str = "bench password 123";
+const SCIM: &str = "application/scim+json";
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for(url: &str, token: Option<&str>) {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        let mut request = client.get(url);
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        if request.send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{url} did not answer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs the workload against `users` (the URL of `/Users`) and returns requests per second.
+async fn workload(users: &str, token: &str, tag: &str) -> f64 {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let (users, token, tag) = (users.to_owned(), token.to_owned(), tag.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let send = |request: reqwest::RequestBuilder| {
+                let token = token.clone();
+                async move {
+                    let reply = request.bearer_auth(token).header("Accept", SCIM).send().await.unwrap();
+                    let status = reply.status();
+                    let body: Value = reply.json().await.unwrap_or(Value::Null);
+                    assert!(status.is_success(), "{status}: {body}");
+                    body
+                }
+            };
+            for i in 0..CYCLES {
+                let email = format!("{tag}.{c}.{i}@workload.example");
+                let created = send(client.post(&users).header("Content-Type", SCIM).json(&json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                    "userName": email,
+                    "name": {"givenName": "Work", "familyName": format!("Load {c} {i}")},
+                    "displayName": format!("Work Load {c} {i}"),
+                    "emails": [{"value": email, "type": "work", "primary": true}],
+                    "active": true,
+                })))
+                .await;
+                let id = created["id"].as_str().unwrap().to_owned();
+                send(client.get(format!("{users}/{id}"))).await;
+                let found = send(client.get(&users).query(&[("filter", format!("userName eq \"{email}\""))])).await;
+                assert_eq!(found["totalResults"], 1, "{found}");
+                send(client.get(&users).query(&[("startIndex", "1"), ("count", "20")])).await;
+                send(client.patch(format!("{users}/{id}")).header("Content-Type", SCIM).json(&json!({
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": false}],
+                })))
+                .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (CLIENTS * CYCLES * 5) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn steward() -> (Process, String, String) {
+    let dir = std::env::temp_dir().join(format!("steward-scim-workload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("workload.db");
+    let _ = std::fs::remove_file(&db);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let process = Process(
+        Command::new(env!("CARGO_BIN_EXE_steward"))
+            .arg("serve")
+            .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("STEWARD_DATABASE_URL", format!("sqlite://{}", db.display()))
+            .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", "admin@bench.test")
+            .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
+            .env("STEWARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for(&format!("{base}/readyz"), None).await;
+    let client = reqwest::Client::new();
+    let login: Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "admin@bench.test", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let created: Value = client
+        .post(format!("{base}/api/v1/scim-tokens"))
+        .bearer_auth(login["token"].as_str().unwrap())
+        .json(&json!({"name": "workload"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (process, format!("{base}/scim/v2/Users"), created["token"].as_str().unwrap().to_owned())
+}
+
+fn reference_server() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("STEWARD_SCIM2_SERVER").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/scim2-server-venv/bin/scim2-server")
+    });
+    path.exists().then_some(path)
+}
+
+#[tokio::main]
+async fn main() {
+    let (node, users, token) = steward().await;
+    let ours = workload(&users, &token, "steward").await;
+    drop(node);
+    println!(
+        "| server ({CLIENTS} clients × {CYCLES} cycles of create, get, filter, list, PATCH active) | requests/s | ratio |"
+    );
+    println!("| --- | ---: | ---: |");
+    let Some(reference) = reference_server() else {
+        println!("| Steward, SQLite durable | {ours:.0} | |");
+        println!("| scim2-server | not installed (scripts/bench installs it) | |");
+        return;
+    };
+    let port = free_port();
+    let token = "workload-reference-token";
+    let _reference = Process(
+        Command::new(&reference)
+            .args(["--hostname", "127.0.0.1", "--port", &port.to_string(), "--bearer-token", token])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let users = format!("http://127.0.0.1:{port}/v2/Users");
+    wait_for(&users, Some(token)).await;
+    let theirs = workload(&users, token, "reference").await;
+    println!("| scim2-server 0.8.3 (Python, in memory; the ceiling) | {theirs:.0} | 1.00 |");
+    println!("| Steward, SQLite durable | {ours:.0} | {:.1} |", ours / theirs);
+}
