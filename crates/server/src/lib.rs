@@ -39,9 +39,15 @@ use crate::state::AppState;
 
 /// Opens the database named by the configuration, applying migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(config, false).await
+}
+
+/// [`open_store`] for `steward serve`: on SQLite the readers map the file
+/// ([`SqliteStore::open_with`]).
+async fn open_store_with(config: &Config, serving: bool) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url.as_str();
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::open(url, config.sqlite_durable)
+        let store = SqliteStore::open_with(url, config.sqlite_durable, serving)
             .await
             .with_context(|| format!("opening the SQLite database {url}"))?;
         Ok(Arc::new(store))
@@ -77,7 +83,7 @@ impl Server {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
-        let store = open_store(&config).await?;
+        let store = open_store_with(&config, true).await?;
         let addr = listener.local_addr()?;
         let public_url = config.public_url(addr);
         let state = AppState::new(store, config, public_url, app::metrics_handle());

@@ -36,6 +36,14 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`) and applies migrations.
     /// `durable` chooses `synchronous=FULL` over `NORMAL`.
     pub async fn open(url: &str, durable: bool) -> StoreResult<Self> {
+        Self::open_with(url, durable, false).await
+    }
+
+    /// [`SqliteStore::open`] for a server: with `mapped`, readers map the file (up to 1 GiB)
+    /// instead of copying its pages into caches of their own, which SQLite empties whenever
+    /// another connection has written. One-shot commands leave it off: a pass over the whole file
+    /// would show in their resident memory as the pages it mapped.
+    pub async fn open_with(url: &str, durable: bool, mapped: bool) -> StoreResult<Self> {
         let base = SqliteConnectOptions::from_str(url)
             .map_err(backend)?
             .journal_mode(SqliteJournalMode::Wal)
@@ -51,12 +59,11 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         // A read-only connection cannot go bad in a way a ping would find, and the ping is one
         // more round trip to the connection's thread on every request.
-        // Readers map the file instead of copying its pages into a cache of their own each: on a
-        // large instance the indexes a search walks stay in the one page cache of the system.
+        let mmap = if mapped { MMAP_BYTES } else { 0 };
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
-            .connect_with(base.read_only(true).pragma("mmap_size", MMAP_BYTES.to_string()))
+            .connect_with(base.read_only(true).pragma("mmap_size", mmap.to_string()))
             .await
             .map_err(backend)?;
         Ok(Self { writer, readers })
