@@ -10,67 +10,15 @@
 //! `cargo bench -p steward --bench load` (or `scripts/bench`). Prints Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "bench password 123";
+mod common;
 
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    fn peak_rss_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kib: f64 = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        kib / 1024.0
-    }
-}
-
-async fn start(dir: &std::path::Path) -> Node {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let node = Node {
-        child: Command::new(env!("CARGO_BIN_EXE_steward"))
-            .arg("serve")
-            .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STEWARD_DATABASE_URL", format!("sqlite://{}", dir.join("bench.db").display()))
-            .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", "admin@bench.test")
-            .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
-            .env("STEWARD_LOG", "warn")
-            // The storm is one client address; per-address throttling would answer most with 429.
-            .env("STEWARD_LOGIN_FAILURES_PER_ADDRESS", "1000000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::Client::new();
-    for _ in 0..500 {
-        if client.get(format!("{}/readyz", node.base)).send().await.is_ok_and(|r| r.status() == 200) {
-            return node;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("steward did not become ready");
-}
+use common::{ADMIN, PASSWORD, Serve};
 
 async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> reqwest::StatusCode {
     client
@@ -156,19 +104,12 @@ async fn login_rate(base: &str, clients: usize, seconds: f64, with_failures: boo
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let node = start(dir.path()).await;
+    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    // The storm is one client address; per-address throttling would answer most with 429.
+    let (node, _) = Serve::start(&db, &[("STEWARD_LOGIN_FAILURES_PER_ADDRESS", "1000000")]).await;
     let base = node.base.clone();
     let client = reqwest::Client::new();
-    let admin: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@bench.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = admin["token"].as_str().unwrap().to_owned();
+    let admin = common::login(&client, &base, ADMIN).await;
     let mut ids = Vec::new();
     for i in 0..500 {
         let email = if i < 450 { format!("user{i}@bench.test") } else { format!("victim{}@bench.test", i - 450) };
@@ -197,7 +138,7 @@ async fn main() {
     );
 
     // A storm: 500 logins at once, every one answered.
-    let before = node.peak_rss_mib();
+    let before = node.status_mib("VmHWM");
     let storm: Vec<_> = (0..500)
         .map(|i| {
             let base = base.clone();
@@ -214,21 +155,12 @@ async fn main() {
     }
     let lost: u32 = answers.iter().filter(|(s, _)| ![200, 401, 429].contains(*s)).map(|(_, n)| *n).sum();
     println!("\n| storm of 500 concurrent logins | figure |\n| --- | ---: |");
-    println!("| peak RSS before | {before:.1} MiB |\n| peak RSS after | {:.1} MiB |", node.peak_rss_mib());
+    println!("| peak RSS before | {before:.1} MiB |\n| peak RSS after | {:.1} MiB |", node.status_mib("VmHWM"));
     println!("| answers | {answers:?} |\n| lost (not 200, 401 or 429) | {lost} |");
 
     // Revocation under fire.
     let victim = ids[0].clone();
-    let token: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "user0@bench.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["token"].as_str().unwrap().to_owned();
+    let token = common::login(&client, &base, "user0@bench.test").await;
     let deactivated_at: Arc<std::sync::Mutex<Option<Instant>>> = Arc::default();
     let late_successes = Arc::new(AtomicU64::new(0));
     let total = Arc::new(AtomicU64::new(0));

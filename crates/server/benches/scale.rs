@@ -13,12 +13,15 @@
 //! that path. Prints Markdown tables.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const PASSWORD: &str = "bench password 123";
+mod common;
+
+use common::{ADMIN, Serve, free_port};
+
 const SAMPLES: usize = 300;
 
 const FIRST: [&str; 10] = ["Ada", "Grace", "Katherine", "Dorothy", "Mary", "Annie", "Joan", "Hedy", "Radia", "Frances"];
@@ -108,51 +111,6 @@ async fn generate(url: &str, users: usize) -> Duration {
     started.elapsed()
 }
 
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_command(db: &str, port: u16) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
-    command
-        .arg("serve")
-        .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
-        .env("STEWARD_DATABASE_URL", db)
-        .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", "admin@bench.test")
-        .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
-        .env("STEWARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts `steward serve` and returns it with the time until `/readyz` answered 200.
-async fn start(db: &str) -> (Node, Duration) {
-    let port = free_port();
-    let started = Instant::now();
-    let node = Node { child: serve_command(db, port).spawn().unwrap(), base: format!("http://127.0.0.1:{port}") };
-    let client = reqwest::Client::new();
-    loop {
-        if client.get(format!("{}/readyz", node.base)).send().await.is_ok_and(|r| r.status() == 200) {
-            return (node, started.elapsed());
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "steward did not become ready");
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// Ready after start as hyperfine measures it (mean of 5 runs, ms), when hyperfine is installed.
 fn hyperfine_ready(db: &str) -> Option<f64> {
     let port = free_port();
@@ -194,30 +152,11 @@ async fn main() {
     let generated = generate(&db, users).await;
     let size_mib = std::fs::metadata(&path).unwrap().len() as f64 / (1 << 20) as f64;
 
-    let (node, first_ready) = start(&db).await;
+    let (node, first_ready) = Serve::start(&db, &[]).await;
     let base = node.base.clone();
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@bench.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = login["token"].as_str().unwrap().to_owned();
-    let scim: Value = client
-        .post(format!("{base}/api/v1/scim-tokens"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let scim = scim["token"].as_str().unwrap().to_owned();
+    let admin = common::login(&client, &base, ADMIN).await;
+    let scim = common::scim_token(&client, &base, &admin).await;
     let pick = |k: usize| (k * 7_919 + 13) % users;
 
     let mut health = Vec::new();
@@ -254,13 +193,7 @@ async fn main() {
         .await;
         deactivate.push(took);
     }
-    let idle_rss = std::fs::read_to_string(format!("/proc/{}/status", node.child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
-        .unwrap_or(0.0)
-        / 1024.0;
+    let idle_rss = node.status_mib("VmRSS");
     drop(node);
 
     // Ceilings on the same file: the bare indexed SELECT and a bare durable UPDATE.
@@ -292,7 +225,7 @@ async fn main() {
     let ready: Vec<Duration> = {
         let mut times = Vec::new();
         for _ in 0..3 {
-            times.push(start(&db).await.1);
+            times.push(Serve::start(&db, &[]).await.1);
         }
         times.sort();
         times

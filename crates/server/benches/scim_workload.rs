@@ -10,41 +10,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 8;
 const CYCLES: usize = 100;
-const PASSWORD: &str = "bench password 123";
 const SCIM: &str = "application/scim+json";
 
+mod common;
+
+use common::{ADMIN, Serve, free_port, wait_until_ok};
+
+/// The reference server's process, stopped when dropped.
 struct Process(Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn wait_for(url: &str, token: Option<&str>) {
-    let client = reqwest::Client::new();
-    let started = Instant::now();
-    loop {
-        let mut request = client.get(url);
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        if request.send().await.is_ok_and(|r| r.status().is_success()) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{url} did not answer");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -96,48 +80,14 @@ async fn workload(users: &str, token: &str, tag: &str) -> f64 {
     (CLIENTS * CYCLES * 5) as f64 / started.elapsed().as_secs_f64()
 }
 
-async fn steward() -> (Process, String, String) {
-    let dir = std::env::temp_dir().join(format!("steward-scim-workload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("workload.db");
-    let _ = std::fs::remove_file(&db);
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let process = Process(
-        Command::new(env!("CARGO_BIN_EXE_steward"))
-            .arg("serve")
-            .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("STEWARD_DATABASE_URL", format!("sqlite://{}", db.display()))
-            .env("STEWARD_BOOTSTRAP_ADMIN_EMAIL", "admin@bench.test")
-            .env("STEWARD_BOOTSTRAP_ADMIN_PASSWORD", PASSWORD)
-            .env("STEWARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for(&format!("{base}/readyz"), None).await;
+async fn steward(dir: &std::path::Path) -> (Serve, String, String) {
+    let db = format!("sqlite://{}", dir.join("workload.db").display());
+    let (serve, _) = Serve::start(&db, &[]).await;
     let client = reqwest::Client::new();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "admin@bench.test", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let created: Value = client
-        .post(format!("{base}/api/v1/scim-tokens"))
-        .bearer_auth(login["token"].as_str().unwrap())
-        .json(&json!({"name": "workload"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (process, format!("{base}/scim/v2/Users"), created["token"].as_str().unwrap().to_owned())
+    let admin = common::login(&client, &serve.base, ADMIN).await;
+    let token = common::scim_token(&client, &serve.base, &admin).await;
+    let users = format!("{}/scim/v2/Users", serve.base);
+    (serve, users, token)
 }
 
 fn reference_server() -> Option<std::path::PathBuf> {
@@ -149,7 +99,8 @@ fn reference_server() -> Option<std::path::PathBuf> {
 
 #[tokio::main]
 async fn main() {
-    let (node, users, token) = steward().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (node, users, token) = steward(dir.path()).await;
     let ours = workload(&users, &token, "steward").await;
     drop(node);
     println!(
@@ -172,7 +123,7 @@ async fn main() {
             .unwrap(),
     );
     let users = format!("http://127.0.0.1:{port}/v2/Users");
-    wait_for(&users, Some(token)).await;
+    wait_until_ok(&users, Some(token)).await;
     let theirs = workload(&users, token, "reference").await;
     println!("| scim2-server 0.8.3 (Python, in memory; the ceiling) | {theirs:.0} | 1.00 |");
     println!("| Steward, SQLite durable | {ours:.0} | {:.1} |", ours / theirs);

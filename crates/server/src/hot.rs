@@ -121,10 +121,10 @@ impl HotAnswers {
 
     /// The SCIM token whose secret has the digest `hash`, as read before the last change.
     pub fn scim_token(&self, hash: &str) -> Option<ScimTokenRow> {
-        let version = self.me_version(crate::extract::epoch());
+        let epoch = crate::extract::epoch();
         let map = self.scim_tokens.lock().unwrap_or_else(|p| p.into_inner());
         let kept = map.get(hash)?;
-        (kept.version.epoch == version.epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
+        (kept.version.epoch == epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
     }
 
     /// Keeps a SCIM token read under the change epoch `epoch`.
