@@ -194,6 +194,20 @@ pub fn invalidate_principals() {
     EPOCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
 }
 
+static SCIM_TOKEN_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The SCIM token epoch: a SCIM token's answer depends on its own row alone, so only the
+/// revocation of a SCIM token (or a change on another node) moves it, and the tokens identity
+/// providers present stay kept while users are written.
+pub fn scim_token_epoch() -> u64 {
+    SCIM_TOKEN_EPOCH.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Makes every kept SCIM token stale; called after a SCIM token is revoked.
+pub fn invalidate_scim_tokens() {
+    SCIM_TOKEN_EPOCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
 type CacheEntry = (Principal, Option<OffsetDateTime>, u64, std::time::Instant);
 
 /// Principals by the digest of their credential, each valid while no change was committed since

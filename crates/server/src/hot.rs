@@ -119,15 +119,16 @@ impl HotAnswers {
         put(&self.me, key, body, version);
     }
 
-    /// The SCIM token whose secret has the digest `hash`, as read before the last change.
+    /// The SCIM token whose secret has the digest `hash`, as read since the last revocation of
+    /// a SCIM token.
     pub fn scim_token(&self, hash: &str) -> Option<ScimTokenRow> {
-        let epoch = crate::extract::epoch();
+        let epoch = crate::extract::scim_token_epoch();
         let map = self.scim_tokens.lock().unwrap_or_else(|p| p.into_inner());
         let kept = map.get(hash)?;
         (kept.version.epoch == epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
     }
 
-    /// Keeps a SCIM token read under the change epoch `epoch`.
+    /// Keeps a SCIM token read under the SCIM token epoch `epoch`.
     pub fn keep_scim_token(&self, hash: String, token: ScimTokenRow, epoch: u64) {
         put(&self.scim_tokens, hash, token, Version { epoch, usage: 0, era: 0 });
     }
@@ -188,6 +189,32 @@ mod tests {
         crate::extract::invalidate_principals();
         hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(stale));
         assert!(hot.me("me").is_none());
+    }
+
+    #[test]
+    fn a_kept_scim_token_outlives_other_changes_but_not_a_revocation() {
+        let hot = HotAnswers::default();
+        let token = ScimTokenRow {
+            id: uuid::Uuid::now_v7(),
+            name: "idp".into(),
+            token_hash: "digest".into(),
+            org_id: None,
+            service_user_id: UserId::new(),
+            created_by: None,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            revoked_at: None,
+        };
+        hot.keep_scim_token("digest".into(), token.clone(), crate::extract::scim_token_epoch());
+        crate::extract::invalidate_principals();
+        assert_eq!(hot.scim_token("digest"), Some(token.clone()), "a user written elsewhere leaves the token kept");
+        crate::extract::invalidate_scim_tokens();
+        assert_eq!(hot.scim_token("digest"), None, "a revoked SCIM token is read again");
+
+        // A token read before a revocation and kept after it is never reused.
+        let stale = crate::extract::scim_token_epoch();
+        crate::extract::invalidate_scim_tokens();
+        hot.keep_scim_token("digest".into(), token, stale);
+        assert_eq!(hot.scim_token("digest"), None);
     }
 
     #[test]

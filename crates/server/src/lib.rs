@@ -105,6 +105,7 @@ impl Server {
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {
                     extract::invalidate_principals();
+                    extract::invalidate_scim_tokens();
                 }
             })
         });

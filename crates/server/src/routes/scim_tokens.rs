@@ -171,5 +171,6 @@ async fn revoke_token(
     let event = AuditDraft::new("scim_token.revoked", principal.actor(), TargetType::User, token.service_user_id)
         .detail(json!({ "scim_token_id": id }));
     commit(tx, vec![event], now).await?;
+    crate::extract::invalidate_scim_tokens();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -174,12 +174,12 @@ impl FromRequestParts<AppState> for ScimClient {
             return Err(unauthorized());
         }
         let hash = secret_hash(secret);
-        // Only this node writes (SQLite): a token read since the last change is still good.
+        // Only this node writes (SQLite): a token read since the last revocation is still good.
         let keep = !state.store.shared();
         let token = match keep.then(|| state.hot.scim_token(&hash)).flatten() {
             Some(kept) => Some(kept),
             None => {
-                let epoch = crate::extract::epoch();
+                let epoch = crate::extract::scim_token_epoch();
                 let mut tx = state.store.read().await?;
                 let token = tx.scim_token_by_hash(&hash).await?;
                 tx.rollback().await?;
