@@ -60,3 +60,21 @@ pub enum Constraint {
 
 /// Shorthand for results of storage calls.
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The instance secrets a store has seen committed. A secret never changes once written, so the
+/// store's later transactions take it from here instead of reading it again.
+#[derive(Clone, Default)]
+pub(crate) struct KnownSecrets(std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>);
+
+impl KnownSecrets {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.read().ok()?.get(name).cloned()
+    }
+
+    /// Keeps `value`, which the caller read as committed (not written by its own transaction).
+    fn learn(&self, name: &str, value: &str) {
+        if let Ok(mut known) = self.0.write() {
+            known.insert(name.to_owned(), value.to_owned());
+        }
+    }
+}

@@ -19,7 +19,7 @@ use crate::model::*;
 use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
 use crate::traits::*;
-use crate::{Constraint, StoreError, StoreResult};
+use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
 
 mod security;
@@ -31,6 +31,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub struct PgStore {
     pool: PgPool,
     changes: tokio::sync::watch::Receiver<u64>,
+    secrets: KnownSecrets,
 }
 
 /// The channel every committed write transaction notifies, so that every node drops what it
@@ -89,7 +90,7 @@ impl PgStore {
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Backend(e.to_string()))?;
         let (tick, changes) = tokio::sync::watch::channel(0);
         tokio::spawn(listen(pool.clone(), tick));
-        Ok(Self { pool, changes })
+        Ok(Self { pool, changes, secrets: KnownSecrets::default() })
     }
 }
 
@@ -113,7 +114,7 @@ impl Store for PgStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT id FROM write_lock WHERE id = 1 FOR UPDATE").execute(&mut *tx).await.map_err(backend)?;
-        Ok(Box::new(PgTx { tx, writes: true }))
+        Ok(Box::new(PgTx { tx, writes: true, secrets: self.secrets.clone() }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
@@ -122,7 +123,7 @@ impl Store for PgStore {
             .begin_with("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(backend)?;
-        Ok(Box::new(PgTx { tx, writes: false }))
+        Ok(Box::new(PgTx { tx, writes: false, secrets: self.secrets.clone() }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -196,6 +197,7 @@ struct PgTx {
     tx: Transaction<'static, Postgres>,
     /// A write transaction tells the other nodes when it commits.
     writes: bool,
+    secrets: KnownSecrets,
 }
 
 /// A new user's address colliding with anyone's email or userName is a taken email.
@@ -282,6 +284,10 @@ impl Users for PgTx {
         .await
         .map_err(backend)
         .map_err(email_collision)?;
+        // A new user has no roles to replace.
+        if u.instance_roles.is_empty() {
+            return Ok(());
+        }
         self.set_instance_roles(u.id, &u.instance_roles).await
     }
 
@@ -1059,6 +1065,9 @@ impl Settings for PgTx {
     }
 
     async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>> {
+        if let Some(known) = self.secrets.get(name) {
+            return Ok(Some(known));
+        }
         sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *self.tx)
@@ -1069,9 +1078,13 @@ impl Settings for PgTx {
     async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
         // Read first: the secret exists on all but the first call, which then writes nothing.
         let select = "SELECT value FROM instance_secrets WHERE name = $1";
+        if let Some(known) = self.secrets.get(name) {
+            return Ok(known);
+        }
         let held: Option<String> =
             sqlx::query_scalar(select).bind(name).fetch_optional(&mut *self.tx).await.map_err(backend)?;
         if let Some(held) = held {
+            self.secrets.learn(name, &held);
             return Ok(held);
         }
         sqlx::query(
@@ -1918,6 +1931,10 @@ impl Scim for PgTx {
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
+        self.put_scim_attrs(r).await
+    }
+
+    async fn put_scim_attrs(&mut self, r: &ScimUserRow) -> StoreResult<()> {
         sqlx::query(AssertSqlSafe(numbered(
             "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \

@@ -18,7 +18,7 @@ use crate::model::*;
 use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
 use crate::traits::*;
-use crate::{Constraint, StoreError, StoreResult};
+use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
 
 mod security;
@@ -30,6 +30,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    secrets: KnownSecrets,
 }
 
 impl SqliteStore {
@@ -66,7 +67,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("mmap_size", mmap.to_string()))
             .await
             .map_err(backend)?;
-        Ok(Self { writer, readers })
+        Ok(Self { writer, readers, secrets: KnownSecrets::default() })
     }
 
     /// The read-only pool, for copying the instance elsewhere.
@@ -84,6 +85,9 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+/// Audit events written by one `INSERT` at most (14 parameters each, well under SQLite's limit).
+const AUDIT_ROWS_PER_INSERT: usize = 200;
 
 /// How much of the database file a reader maps (SQLite's `mmap_size`).
 const MMAP_BYTES: u64 = 1 << 30;
@@ -115,12 +119,12 @@ impl SqliteTx {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone() }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.readers.begin().await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx }))
+        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone() }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -192,6 +196,7 @@ const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.pass
 
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
+    secrets: KnownSecrets,
 }
 
 /// A new user's address colliding with anyone's email or userName is a taken email.
@@ -259,6 +264,10 @@ impl Users for SqliteTx {
         .await
         .map_err(backend)
         .map_err(email_collision)?;
+        // A new user has no roles to replace.
+        if u.instance_roles.is_empty() {
+            return Ok(());
+        }
         self.set_instance_roles(u.id, &u.instance_roles).await
     }
 
@@ -878,29 +887,36 @@ impl Audit for SqliteTx {
         for draft in drafts {
             seq += 1;
             let r = draft.seal(seq, at, &prev);
-            sqlx::query(
-                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
-                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.seq)
-            .bind(r.id.to_string())
-            .bind(micros(r.at))
-            .bind(&r.kind)
-            .bind(r.actor_id.map(|i| i.to_string()))
-            .bind(r.impersonator_id.map(|i| i.to_string()))
-            .bind(&r.target_type)
-            .bind(&r.target_id)
-            .bind(r.org_id.map(|i| i.to_string()))
-            .bind(&r.detail)
-            .bind(&r.personal)
-            .bind(&r.personal_digest)
-            .bind(&r.prev_hash)
-            .bind(&r.hash)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
             prev = r.hash.clone();
             sealed.push(r);
+        }
+        // One statement per chunk of events, not per event: each statement is a trip to the
+        // connection's thread while the writer is held.
+        for chunk in sealed.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
+                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ",
+            );
+            sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                insert = insert
+                    .bind(r.seq)
+                    .bind(r.id.to_string())
+                    .bind(micros(r.at))
+                    .bind(&r.kind)
+                    .bind(r.actor_id.map(|i| i.to_string()))
+                    .bind(r.impersonator_id.map(|i| i.to_string()))
+                    .bind(&r.target_type)
+                    .bind(&r.target_id)
+                    .bind(r.org_id.map(|i| i.to_string()))
+                    .bind(&r.detail)
+                    .bind(&r.personal)
+                    .bind(&r.personal_digest)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            insert.execute(&mut *self.tx).await.map_err(backend)?;
         }
         Ok(sealed)
     }
@@ -1041,6 +1057,9 @@ impl Settings for SqliteTx {
     }
 
     async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>> {
+        if let Some(known) = self.secrets.get(name) {
+            return Ok(Some(known));
+        }
         sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *self.tx)
@@ -1051,9 +1070,13 @@ impl Settings for SqliteTx {
     async fn ensure_instance_secret(&mut self, name: &str, value: &str, at: OffsetDateTime) -> StoreResult<String> {
         // Read first: the secret exists on all but the first call, which then writes nothing.
         let select = "SELECT value FROM instance_secrets WHERE name = ?";
+        if let Some(known) = self.secrets.get(name) {
+            return Ok(known);
+        }
         let held: Option<String> =
             sqlx::query_scalar(select).bind(name).fetch_optional(&mut *self.tx).await.map_err(backend)?;
         if let Some(held) = held {
+            self.secrets.learn(name, &held);
             return Ok(held);
         }
         sqlx::query(
@@ -1893,6 +1916,10 @@ impl Scim for SqliteTx {
             .execute(&mut *self.tx)
             .await
             .map_err(backend)?;
+        self.put_scim_attrs(r).await
+    }
+
+    async fn put_scim_attrs(&mut self, r: &ScimUserRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \

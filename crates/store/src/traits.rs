@@ -363,6 +363,9 @@ pub trait Scim {
     async fn user_by_user_name_key(&mut self, key: &str) -> StoreResult<Option<UserRow>>;
     /// Writes what SCIM keeps of a user, and its `userName`.
     async fn put_scim_user(&mut self, row: &ScimUserRow) -> StoreResult<()>;
+    /// [`Scim::put_scim_user`] for a user whose `userName` stays the one stored: writes the
+    /// rest of what SCIM keeps.
+    async fn put_scim_attrs(&mut self, row: &ScimUserRow) -> StoreResult<()>;
     /// Records that the user gave up an email, so that nobody else ever takes it.
     async fn retire_email(&mut self, user: UserId, email_key: &str, at: OffsetDateTime) -> StoreResult<()>;
     /// The user who once held an email key they gave up, and drops that record when it is

@@ -197,19 +197,23 @@ pub(super) async fn create_user(
     let (user_name, email) = identity(&doc)?;
     let mut tx = state.store.write().await?;
     // The user hidden by DELETE comes back, the same one, when its userName or email returns.
-    let by_name = tx.user_by_user_name_key(&user_name.to_lowercase()).await?;
-    let by_email = crate::service::find_by_email(tx.as_mut(), &email, now).await?;
+    let name_key = user_name.to_lowercase();
+    let by_name = tx.user_by_user_name_key(&name_key).await?;
+    let free_name = by_name.is_none().then_some(name_key.as_str());
+    let by_email = crate::service::find_by_email_beside(tx.as_mut(), &email, free_name, now).await?;
+    // When no one holds either, `write` need not look again.
+    let claim = if by_name.is_none() && by_email.is_none() { Claim::Free } else { Claim::Unchecked };
     for candidate in [by_name, by_email].into_iter().flatten() {
         if let Some(loaded) = tx.scim_user(candidate.id).await?
             && loaded.1.as_ref().is_some_and(|s| s.hidden_at.is_some())
             && candidate.status != UserStatus::Anonymized
         {
-            let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+            let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
             commit(tx, events, now).await?;
             return Ok((StatusCode::CREATED, resource(state, &user)));
         }
     }
-    let (user, events) = write(tx.as_mut(), client, None, doc, password, now).await?;
+    let (user, events) = write(tx.as_mut(), client, None, doc, password, now, claim).await?;
     commit(tx, events, now).await?;
     Ok((StatusCode::CREATED, resource(state, &user)))
 }
@@ -232,7 +236,7 @@ pub(super) async fn replace_user(
     if !explicit {
         doc.insert("active".into(), json!(matches!(loaded.0.status, UserStatus::Active | UserStatus::Invited)));
     }
-    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
     commit(tx, events, now).await?;
     Ok(resource(state, &user))
 }
@@ -271,7 +275,7 @@ pub(super) async fn patch_user(
     let mut doc = normalize(&current, USER_ATTRS, USER_SCHEMA)?;
     apply_patch(&mut doc, &ops, USER_ATTRS, USER_SCHEMA)?;
     doc.remove("password");
-    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now).await?;
+    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
     commit(tx, events, now).await?;
     Ok(resource(state, &user))
 }
@@ -378,6 +382,15 @@ fn display_name(doc: &Map<String, Value>, user_name: &str) -> Result<PersonName,
     PersonName::parse(&candidate).map_err(|e| ScimError::invalid_value(format!("displayName: {e}")))
 }
 
+/// Whether the userName and email a resource claims are known to be free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Not looked at yet: `write` checks that no other user holds them.
+    Unchecked,
+    /// Looked up in this transaction, and no user holds either.
+    Free,
+}
+
 /// Writes a resource onto a user (new, or as loaded), with the lifecycle change `active` asks
 /// for; returns the user as it now stands and the audit events.
 async fn write(
@@ -387,6 +400,7 @@ async fn write(
     mut doc: Map<String, Value>,
     password: Option<String>,
     now: OffsetDateTime,
+    claim: Claim,
 ) -> Result<(Loaded, Vec<AuditDraft>), Failure> {
     let (user_name, email) = identity(&doc)?;
     let name = display_name(&doc, &user_name)?;
@@ -401,17 +415,26 @@ async fn write(
             format!("user {} already has this userName or email{hint}", other.id),
         ))
     };
-    if let Some(other) = tx.user_by_user_name_key(&user_name.to_lowercase()).await?
+    // A user keeping the userName and email it holds claims nothing new.
+    let kept = existing.as_ref().is_some_and(|(u, s)| {
+        let held_name = s.as_ref().and_then(|s| s.user_name.as_deref()).map(str::to_lowercase);
+        u.email_key == email.key() && held_name.as_deref().unwrap_or(&u.email_key) == user_name.to_lowercase()
+    });
+    let check = claim == Claim::Unchecked && !kept;
+    let name_key = user_name.to_lowercase();
+    if check
+        && let Some(other) = tx.user_by_user_name_key(&name_key).await?
         && Some(other.id) != me
     {
         return Err(taken(&other));
     }
-    if let Some(other) = crate::service::find_by_email(tx, &email, now).await?
+    if check
+        && let Some(other) = crate::service::find_by_email(tx, &email, now).await?
         && Some(other.id) != me
     {
         return Err(taken(&other));
     }
-    if let Some(holder) = tx.retired_email_holder(&email.key(), me).await? {
+    if check && let Some(holder) = tx.retired_email_holder(&email.key(), me).await? {
         return Err(Failure(ScimError::new(
             ScimType::Uniqueness,
             format!("the email belonged to user {holder}; an email is never reused"),
@@ -460,6 +483,7 @@ async fn write(
         }
     };
     let was_hidden = scim.as_ref().is_some_and(|s| s.hidden_at.is_some());
+    let same_user_name = scim.as_ref().is_some_and(|s| s.user_name.as_deref() == Some(user_name.as_str()));
     let mut changed = Vec::new();
     if user.email_key != email.key() {
         tx.retire_email(user.id, &user.email_key, now).await?;
@@ -488,7 +512,11 @@ async fn write(
         hidden_at: None,
         updated_at: now,
     };
-    tx.put_scim_user(&row).await?;
+    if same_user_name {
+        tx.put_scim_attrs(&row).await?;
+    } else {
+        tx.put_scim_user(&row).await?;
+    }
     let is_active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
     if !want_active && me.is_some() && governed_elsewhere(tx, client, &user).await? {
         tx.update_user(&user).await?;
@@ -507,12 +535,11 @@ async fn write(
             user.version += 1;
         }
     } else if !want_active && (is_active || user.status == UserStatus::Suspended) {
-        tx.update_user(&user).await?;
-        user.version += 1;
+        // The deactivation writes the whole user, with whatever else the resource changed.
         events.extend(
             crate::service::deactivate_user(tx, &mut user, client.actor(), None, None, via.clone(), now).await?,
         );
-    } else {
+    } else if me.is_some() {
         tx.update_user(&user).await?;
         user.version += 1;
     }
