@@ -58,7 +58,7 @@ pub struct Config {
     pub login_failures_per_address: u32,
     /// The window for counting failed logins, in seconds.
     pub login_failure_window_secs: u64,
-    /// SQLite `synchronous=FULL` (true) or `NORMAL`.
+    /// SQLite commits on disk before they are answered (true), or left to the system to write.
     pub sqlite_durable: bool,
     /// PostgreSQL connections in the pool.
     pub database_max_connections: u32,

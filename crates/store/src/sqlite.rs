@@ -21,6 +21,7 @@ use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
 
+mod flush;
 mod security;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -31,11 +32,13 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     secrets: KnownSecrets,
+    flush: std::sync::Arc<flush::Flush>,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`) and applies migrations.
-    /// `durable` chooses `synchronous=FULL` over `NORMAL`.
+    /// `durable`: every change is on disk before it is answered (see [`flush`]); otherwise a
+    /// crash of the machine (not of the process) may take back the last few.
     pub async fn open(url: &str, durable: bool) -> StoreResult<Self> {
         Self::open_with(url, durable, false).await
     }
@@ -51,13 +54,25 @@ impl SqliteStore {
             .synchronous(if durable { SqliteSynchronous::Full } else { SqliteSynchronous::Normal })
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
+        // The writer appends to the log without syncing it; a durable store flushes the log
+        // after the writer is released, once for all the commits made meanwhile.
+        let wal = durable.then(|| {
+            let mut name = base.get_filename().as_os_str().to_owned();
+            name.push("-wal");
+            std::path::PathBuf::from(name)
+        });
+        let flush = std::sync::Arc::new(flush::Flush::new(wal));
+        // The one writer is never pinged before use: a SQLite connection has no network to lose,
+        // and the ping is one more trip to its thread on every write.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone().create_if_missing(true))
+            .connect_with(base.clone().synchronous(SqliteSynchronous::Normal).create_if_missing(true))
             .await
             .map_err(backend)?;
         MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        flush.committed().await?;
         // A read-only connection cannot go bad in a way a ping would find, and the ping is one
         // more round trip to the connection's thread on every request.
         let mmap = if mapped { MMAP_BYTES } else { 0 };
@@ -67,7 +82,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("mmap_size", mmap.to_string()))
             .await
             .map_err(backend)?;
-        Ok(Self { writer, readers, secrets: KnownSecrets::default() })
+        Ok(Self { writer, readers, secrets: KnownSecrets::default(), flush })
     }
 
     /// The read-only pool, for copying the instance elsewhere.
@@ -119,12 +134,12 @@ impl SqliteTx {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone() }))
+        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone(), flush: self.flush.clone(), writes: true }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.readers.begin().await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone() }))
+        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone(), flush: self.flush.clone(), writes: false }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -136,6 +151,7 @@ impl Store for SqliteStore {
     }
 
     async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
+        let committing = self.flush.begin();
         sqlx::query(
             "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
              WHERE org_id = ? AND period_start = ?",
@@ -147,7 +163,9 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(backend)?;
-        Ok(())
+        let n = committing.n;
+        drop(committing);
+        self.flush.through(n).await
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
@@ -182,7 +200,11 @@ impl Store for SqliteStore {
         let usage = row.as_ref().map(usage_from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
+            let committing = self.flush.begin();
             tx.commit().await.map_err(backend)?;
+            let n = committing.n;
+            drop(committing);
+            self.flush.through(n).await?;
         } else {
             tx.rollback().await.map_err(backend)?;
         }
@@ -197,6 +219,23 @@ const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.pass
 struct SqliteTx {
     tx: Transaction<'static, Sqlite>,
     secrets: KnownSecrets,
+    flush: std::sync::Arc<flush::Flush>,
+    /// On the writer: its commit is flushed. On a reader: what it read is flushed.
+    writes: bool,
+}
+
+/// Ends `tx` with a commit (`commit`) or a rollback, and waits until what it wrote (`writes`: it
+/// is the writer's) or read is on disk.
+async fn end(tx: Transaction<'static, Sqlite>, flush: &flush::Flush, commit: bool, writes: bool) -> StoreResult<()> {
+    let n = if commit && writes {
+        let committing = flush.begin();
+        tx.commit().await.map_err(backend)?;
+        committing.n
+    } else {
+        if commit { tx.commit().await } else { tx.rollback().await }.map_err(backend)?;
+        flush.seen()
+    };
+    flush.through(n).await
 }
 
 /// A new user's address colliding with anyone's email or userName is a taken email.
@@ -230,11 +269,13 @@ fn backend(e: sqlx::Error) -> StoreError {
 #[async_trait]
 impl Tx for SqliteTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        self.tx.commit().await.map_err(backend)
+        let SqliteTx { tx, flush, writes, .. } = *self;
+        end(tx, &flush, true, writes).await
     }
 
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
-        self.tx.rollback().await.map_err(backend)
+        let SqliteTx { tx, flush, writes, .. } = *self;
+        end(tx, &flush, false, writes).await
     }
 }
 
@@ -1135,31 +1176,37 @@ impl Settings for SqliteTx {
 #[async_trait]
 impl Lifecycle for SqliteTx {
     async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()> {
-        for table in ["memberships", "team_members"] {
-            let sql = format!("UPDATE {table} SET dormant = ? WHERE user_id = ? AND ended_at IS NULL");
-            sqlx::query(AssertSqlSafe(sql))
-                .bind(dormant)
-                .bind(user.to_string())
-                .execute(&mut *self.tx)
-                .await
-                .map_err(backend)?;
-        }
+        // Both tables in one trip to the connection's thread.
+        let id = user.to_string();
+        sqlx::query(
+            "UPDATE memberships SET dormant = ? WHERE user_id = ? AND ended_at IS NULL; \
+             UPDATE team_members SET dormant = ? WHERE user_id = ? AND ended_at IS NULL",
+        )
+        .bind(dormant)
+        .bind(&id)
+        .bind(dormant)
+        .bind(&id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
         Ok(())
     }
 
     async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
-        let mut n = 0;
-        for table in ["sessions", "api_tokens"] {
-            let sql = format!("UPDATE {table} SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL");
-            n += sqlx::query(AssertSqlSafe(sql))
-                .bind(micros(at))
-                .bind(user.to_string())
-                .execute(&mut *self.tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
-        Ok(n)
+        // One trip for both tables; the rows affected are summed over the two statements.
+        let id = user.to_string();
+        let done = sqlx::query(
+            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL; \
+             UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(&id)
+        .bind(micros(at))
+        .bind(&id)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
     }
 
     async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
@@ -1909,14 +1956,25 @@ impl Scim for SqliteTx {
     }
 
     async fn put_scim_user(&mut self, r: &ScimUserRow) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?")
-            .bind(&r.user_name)
-            .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
-            .bind(r.user_id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        self.put_scim_attrs(r).await
+        // The userName and the attributes in one trip to the connection's thread.
+        sqlx::query(
+            "UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?; \
+             INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \
+             hidden_at = excluded.hidden_at, updated_at = excluded.updated_at",
+        )
+        .bind(&r.user_name)
+        .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
+        .bind(r.user_id.to_string())
+        .bind(r.user_id.to_string())
+        .bind(&r.external_id)
+        .bind(json_text(&r.attrs)?)
+        .bind(r.hidden_at.map(micros))
+        .bind(micros(r.updated_at))
+        .execute(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn put_scim_attrs(&mut self, r: &ScimUserRow) -> StoreResult<()> {
@@ -2280,5 +2338,58 @@ impl SqliteTx {
                 .map_err(backend)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store(dir: &tempfile::TempDir, durable: bool) -> SqliteStore {
+        let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+        SqliteStore::open(&url, durable).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_durable_store_answers_a_commit_once_it_is_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, true).await;
+        assert_eq!(store.flush.synced(), store.flush.seen(), "the migrations are on disk once the store opens");
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store.write().await.unwrap();
+        tx.ensure_instance_secret("probe", "value", now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.flush.synced(), store.flush.seen(), "a commit returned before it was flushed");
+        let mut read = store.read().await.unwrap();
+        assert_eq!(read.instance_secret("probe").await.unwrap().as_deref(), Some("value"));
+        read.rollback().await.unwrap();
+
+        // Writers at once share flushes, and each is answered after its own.
+        let mut writers = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            writers.push(tokio::spawn(async move {
+                let mut tx = store.write().await.unwrap();
+                tx.ensure_instance_secret(&format!("probe {i}"), "value", now).await.unwrap();
+                tx.commit().await.unwrap();
+                store.flush.synced()
+            }));
+        }
+        let before = store.flush.synced();
+        for w in writers {
+            assert!(w.await.unwrap() > before);
+        }
+        assert_eq!(store.flush.synced(), store.flush.seen());
+    }
+
+    #[tokio::test]
+    async fn a_store_opened_not_durable_flushes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, false).await;
+        let mut tx = store.write().await.unwrap();
+        tx.ensure_instance_secret("probe", "value", OffsetDateTime::now_utc()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(store.flush.synced(), 0);
+        assert!(store.flush.seen() > 0);
     }
 }
