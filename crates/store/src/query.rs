@@ -300,12 +300,26 @@ pub(crate) fn users_sql(q: &ScimQuery<UserField>, columns: &str) -> (Sql, Sql) {
         );
         cond.text_bind(org.to_string());
     }
+    let everyone = q.org.is_none() && q.cond == Cond::Const(true);
     if q.cond != Cond::Const(true) {
         cond.text.push_str(" AND ");
         render(&q.cond, &mut cond);
     }
-    finish(q, cond, columns, "u.id")
+    let (page, mut count) = finish(q, cond, columns, "u.id");
+    if everyone {
+        // Everyone SCIM shows, counted without a join per user: the people, less those hidden.
+        count.text = format!("SELECT ({PEOPLE}) - ({PEOPLE_HIDDEN}) AS n");
+    }
+    (page, count)
 }
+
+/// The people SCIM may show, from the partial index `users_people`.
+const PEOPLE: &str = "SELECT COUNT(*) FROM users u WHERE u.kind = 'person' AND u.status <> 'anonymized'";
+
+/// Those of [`PEOPLE`] that SCIM has hidden (deleted through SCIM), from the partial index
+/// `scim_users_hidden`: few, each looked up by id.
+const PEOPLE_HIDDEN: &str = "SELECT COUNT(*) FROM scim_users s WHERE s.hidden_at IS NOT NULL AND EXISTS \
+     (SELECT 1 FROM users u WHERE u.id = s.user_id AND u.kind = 'person' AND u.status <> 'anonymized')";
 
 /// The SELECT of a page of groups (after `columns`) and the COUNT of all matches.
 pub(crate) fn groups_sql(q: &ScimQuery<GroupField>, columns: &str) -> (Sql, Sql) {

@@ -2382,6 +2382,30 @@ mod tests {
         assert_eq!(store.flush.synced(), store.flush.seen());
     }
 
+    /// The query plan of `sql` (with its binds), one step per line.
+    async fn plan(store: &SqliteStore, sql: &crate::query::Sql) -> String {
+        let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
+        let rows = bind_all!(sqlx::query(AssertSqlSafe(text)), &sql.binds).fetch_all(&store.readers).await.unwrap();
+        rows.iter().map(|r| get::<String>(r, "detail").unwrap()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn an_unfiltered_scim_list_reads_one_page_in_id_order_and_counts_from_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, false).await;
+        let everyone = ScimQuery { cond: crate::query::Cond::Const(true), sort: None, offset: 0, limit: 20, org: None };
+        let (page, count) = crate::query::users_sql(&everyone, &format!("{USER_COLUMNS}, {SCIM_USER_COLUMNS}"));
+        let page = plan(&store, &page).await;
+        assert!(page.contains("USING INDEX users_people"), "{page}");
+        assert!(!page.contains("TEMP B-TREE"), "a list page sorts every user: {page}");
+        let count = plan(&store, &count).await;
+        assert!(
+            count.contains("USING INDEX users_people") && count.contains("USING INDEX scim_users_hidden"),
+            "{count}"
+        );
+        assert!(!count.contains("SCAN u\n") && !count.ends_with("SCAN u"), "the count reads the users table: {count}");
+    }
+
     #[tokio::test]
     async fn a_store_opened_not_durable_flushes_nothing() {
         let dir = tempfile::tempdir().unwrap();

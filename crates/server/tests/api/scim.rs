@@ -426,3 +426,31 @@ async fn discovery_is_served_and_the_schemas_are_committed() {
     assert_eq!(missing.status, 404);
     assert_eq!(missing.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error");
 }
+
+#[tokio::test]
+async fn the_total_of_an_unfiltered_list_leaves_out_hidden_anonymized_and_service_users() {
+    let app = spawn_app().await;
+    // The token's service user is no person, and is never listed.
+    let token = scim_token(&app, None).await;
+    let mut ids = Vec::new();
+    for name in ["ann", "ben", "cai", "dev"] {
+        let created = app.post("/scim/v2/Users", &token, new_user(name, &format!("{name}@acme.test"))).await;
+        ids.push(created.expect(201)["id"].as_str().unwrap().to_owned());
+    }
+    let gone = app.user("gone@acme.test").await;
+    app.post(&format!("/api/v1/users/{gone}/deactivate"), &app.admin, json!({})).await.expect(200);
+    app.post(&format!("/api/v1/users/{gone}/anonymize"), &app.admin, json!({})).await.expect(200);
+    app.delete(&format!("/scim/v2/Users/{}", ids[1]), &token).await.expect(204);
+
+    let all = app.get("/scim/v2/Users?count=100", &token).await.expect(200);
+    let shown = all["Resources"].as_array().unwrap().len() as u64;
+    // The same people through a filter, which joins each user with what SCIM keeps of it.
+    let filtered = app.get("/scim/v2/Users?count=100&filter=userName%20pr", &token).await.expect(200);
+    assert_eq!(all["totalResults"], shown, "{all}");
+    assert_eq!(filtered["totalResults"], shown);
+    // The bootstrap admin, ann, cai and dev: not ben (hidden), the anonymized user nor the service user.
+    assert_eq!(shown, 4);
+    let page = app.get("/scim/v2/Users?startIndex=2&count=1", &token).await.expect(200);
+    assert_eq!(page["totalResults"], 4);
+    assert_eq!(page["Resources"].as_array().unwrap().len(), 1);
+}
