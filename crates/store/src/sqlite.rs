@@ -33,6 +33,17 @@ pub struct SqliteStore {
     readers: SqlitePool,
     secrets: KnownSecrets,
     flush: std::sync::Arc<flush::Flush>,
+    memo: std::sync::Arc<std::sync::Mutex<WriterMemo>>,
+}
+
+/// What the one writer knows of the committed database between its transactions, so that a
+/// write does not read it again: the webhooks, which change only through this store, and the
+/// head of the audit chain. Another process may append audit events (`steward admin create`):
+/// the append then meets the sequence number it took, and the writer reads the head again.
+#[derive(Default)]
+struct WriterMemo {
+    webhooks: Option<Vec<WebhookRow>>,
+    audit_head: Option<(i64, String)>,
 }
 
 impl SqliteStore {
@@ -82,7 +93,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true).pragma("mmap_size", mmap.to_string()))
             .await
             .map_err(backend)?;
-        Ok(Self { writer, readers, secrets: KnownSecrets::default(), flush })
+        Ok(Self { writer, readers, secrets: KnownSecrets::default(), flush, memo: Default::default() })
     }
 
     /// The read-only pool, for copying the instance elsewhere.
@@ -134,12 +145,30 @@ impl SqliteTx {
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone(), flush: self.flush.clone(), writes: true }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            secrets: self.secrets.clone(),
+            flush: self.flush.clone(),
+            writes: true,
+            memo: Some(self.memo.clone()),
+            appended: None,
+            webhooks_changed: false,
+            audit_dropped: false,
+        }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         let tx = self.readers.begin().await.map_err(backend)?;
-        Ok(Box::new(SqliteTx { tx, secrets: self.secrets.clone(), flush: self.flush.clone(), writes: false }))
+        Ok(Box::new(SqliteTx {
+            tx,
+            secrets: self.secrets.clone(),
+            flush: self.flush.clone(),
+            writes: false,
+            memo: None,
+            appended: None,
+            webhooks_changed: false,
+            audit_dropped: false,
+        }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -222,6 +251,89 @@ struct SqliteTx {
     flush: std::sync::Arc<flush::Flush>,
     /// On the writer: its commit is flushed. On a reader: what it read is flushed.
     writes: bool,
+    /// The writer's memo; readers keep to their snapshot.
+    memo: Option<std::sync::Arc<std::sync::Mutex<WriterMemo>>>,
+    /// The last audit event this transaction appended: the chain's head once it commits.
+    appended: Option<(i64, String)>,
+    /// This transaction wrote webhooks: it neither reads nor fills the memo of them.
+    webhooks_changed: bool,
+    /// This transaction dropped archived audit events: the head is read again after it.
+    audit_dropped: bool,
+}
+
+impl SqliteTx {
+    /// The writer's memo, locked for a moment (never across an await).
+    fn memo(&self) -> Option<std::sync::MutexGuard<'_, WriterMemo>> {
+        self.memo.as_ref().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Drops the webhooks the writer knows, before this transaction writes one: until it ends
+    /// neither it nor (after a rollback) the memo holds anything but what is stored.
+    fn forget_webhooks(&mut self) {
+        self.webhooks_changed = true;
+        if let Some(mut m) = self.memo() {
+            m.webhooks = None;
+        }
+    }
+
+    /// The head of the audit chain as stored: its last event, or the anchor left by archiving.
+    async fn stored_audit_head(&mut self) -> StoreResult<(i64, String)> {
+        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(backend)?;
+        match head {
+            Some(row) => Ok((get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?)),
+            // Everything may have been archived: the chain then continues from the anchor.
+            None => Ok(self.audit_anchor().await?.unwrap_or((0, GENESIS_HASH.to_owned()))),
+        }
+    }
+
+    /// Seals `drafts` after `head` and inserts them.
+    async fn insert_audit(
+        &mut self,
+        drafts: Vec<AuditDraft>,
+        head: (i64, String),
+        at: OffsetDateTime,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        let (mut seq, mut prev) = head;
+        let mut sealed = Vec::with_capacity(drafts.len());
+        for draft in drafts {
+            seq += 1;
+            let r = draft.seal(seq, at, &prev);
+            prev = r.hash.clone();
+            sealed.push(r);
+        }
+        // One statement per chunk of events, not per event: each statement is a trip to the
+        // connection's thread while the writer is held.
+        for chunk in sealed.chunks(AUDIT_ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
+                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ",
+            );
+            sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            for r in chunk {
+                insert = insert
+                    .bind(r.seq)
+                    .bind(r.id.to_string())
+                    .bind(micros(r.at))
+                    .bind(&r.kind)
+                    .bind(r.actor_id.map(|i| i.to_string()))
+                    .bind(r.impersonator_id.map(|i| i.to_string()))
+                    .bind(&r.target_type)
+                    .bind(&r.target_id)
+                    .bind(r.org_id.map(|i| i.to_string()))
+                    .bind(&r.detail)
+                    .bind(&r.personal)
+                    .bind(&r.personal_digest)
+                    .bind(&r.prev_hash)
+                    .bind(&r.hash);
+            }
+            insert.execute(&mut *self.tx).await.map_err(backend)?;
+        }
+        Ok(sealed)
+    }
 }
 
 /// Ends `tx` with a commit (`commit`) or a rollback, and waits until what it wrote (`writes`: it
@@ -269,8 +381,24 @@ fn backend(e: sqlx::Error) -> StoreError {
 #[async_trait]
 impl Tx for SqliteTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
-        let SqliteTx { tx, flush, writes, .. } = *self;
-        end(tx, &flush, true, writes).await
+        let SqliteTx { tx, flush, writes, memo, appended, audit_dropped, .. } = *self;
+        if !writes {
+            return end(tx, &flush, true, false).await;
+        }
+        let committing = flush.begin();
+        tx.commit().await.map_err(backend)?;
+        // Known to the next writer only once it is committed.
+        if let Some(memo) = memo {
+            let mut memo = memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if audit_dropped {
+                memo.audit_head = None;
+            } else if let Some(head) = appended {
+                memo.audit_head = Some(head);
+            }
+        }
+        let n = committing.n;
+        drop(committing);
+        flush.through(n).await
     }
 
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
@@ -915,49 +1043,37 @@ impl Credentials for SqliteTx {
 #[async_trait]
 impl Audit for SqliteTx {
     async fn append_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        let (mut seq, mut prev) = match head {
-            Some(row) => (get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?),
-            // Everything may have been archived: the chain then continues from the anchor.
-            None => self.audit_anchor().await?.unwrap_or((0, GENESIS_HASH.to_owned())),
-        };
-        let mut sealed = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            seq += 1;
-            let r = draft.seal(seq, at, &prev);
-            prev = r.hash.clone();
-            sealed.push(r);
+        if drafts.is_empty() {
+            return Ok(Vec::new());
         }
-        // One statement per chunk of events, not per event: each statement is a trip to the
-        // connection's thread while the writer is held.
-        for chunk in sealed.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
-                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ",
-            );
-            sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            let mut insert = sqlx::query(AssertSqlSafe(sql));
-            for r in chunk {
-                insert = insert
-                    .bind(r.seq)
-                    .bind(r.id.to_string())
-                    .bind(micros(r.at))
-                    .bind(&r.kind)
-                    .bind(r.actor_id.map(|i| i.to_string()))
-                    .bind(r.impersonator_id.map(|i| i.to_string()))
-                    .bind(&r.target_type)
-                    .bind(&r.target_id)
-                    .bind(r.org_id.map(|i| i.to_string()))
-                    .bind(&r.detail)
-                    .bind(&r.personal)
-                    .bind(&r.personal_digest)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
+        let known = if self.appended.is_some() || self.audit_dropped {
+            None
+        } else {
+            self.memo().and_then(|m| m.audit_head.clone())
+        };
+        let sealed = match known {
+            None => {
+                let head = match self.appended.clone() {
+                    Some(head) => head,
+                    None => self.stored_audit_head().await?,
+                };
+                self.insert_audit(drafts, head, at).await?
             }
-            insert.execute(&mut *self.tx).await.map_err(backend)?;
+            Some(head) => match self.insert_audit(drafts.clone(), head, at).await {
+                // Another process appended since this one's last commit: its sequence numbers
+                // are taken, and the chain goes on from the head as stored.
+                Err(StoreError::Conflict(Constraint::Other(c))) if c == "audit_events.seq" => {
+                    if let Some(mut m) = self.memo() {
+                        m.audit_head = None;
+                    }
+                    let head = self.stored_audit_head().await?;
+                    self.insert_audit(drafts, head, at).await?
+                }
+                other => other?,
+            },
+        };
+        if let Some(last) = sealed.last() {
+            self.appended = Some((last.seq, last.hash.clone()));
         }
         Ok(sealed)
     }
@@ -1040,6 +1156,7 @@ impl Audit for SqliteTx {
     }
 
     async fn drop_archived_audit(&mut self, seq: i64, hash: &str, at: OffsetDateTime) -> StoreResult<u64> {
+        self.audit_dropped = true;
         sqlx::query(
             "INSERT INTO audit_anchor (id, seq, hash, archived_at) VALUES (1, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, archived_at = excluded.archived_at",
@@ -1699,6 +1816,7 @@ impl Metering for SqliteTx {
 #[async_trait]
 impl Webhooks for SqliteTx {
     async fn insert_webhook(&mut self, h: &WebhookRow) -> StoreResult<()> {
+        self.forget_webhooks();
         sqlx::query(
             "INSERT INTO webhooks (id, url, events, secret, created_at, created_by, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -1716,14 +1834,24 @@ impl Webhooks for SqliteTx {
     }
 
     async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>> {
+        // The writer reads them once; every write transaction fans its events out to them.
+        let memo = !self.webhooks_changed;
+        if memo && let Some(known) = self.memo().and_then(|m| m.webhooks.clone()) {
+            return Ok(known);
+        }
         let rows = sqlx::query("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")
             .fetch_all(&mut *self.tx)
             .await
             .map_err(backend)?;
-        rows.iter().map(webhook_from_row).collect()
+        let hooks = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
+        if memo && let Some(mut m) = self.memo() {
+            m.webhooks = Some(hooks.clone());
+        }
+        Ok(hooks)
     }
 
     async fn disable_webhook(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        self.forget_webhooks();
         let result = sqlx::query("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
@@ -2404,6 +2532,85 @@ mod tests {
             "{count}"
         );
         assert!(!count.contains("SCAN u\n") && !count.ends_with("SCAN u"), "the count reads the users table: {count}");
+    }
+
+    async fn append(store: &SqliteStore, kind: &'static str) {
+        let mut tx = store.write().await.unwrap();
+        let draft = AuditDraft::new(kind, steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "probe");
+        tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_audit_chain_stays_whole_when_another_process_appends_to_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let serving = store(&dir, false).await;
+        // A second store on the same file stands for another process (`steward admin create`).
+        let other = store(&dir, false).await;
+        append(&serving, "probe.first").await;
+        append(&serving, "probe.second").await;
+        let head = |store: &SqliteStore| store.memo.lock().unwrap().audit_head.clone().map(|(seq, _)| seq);
+        assert_eq!(head(&serving), Some(2), "the writer keeps the head it committed");
+        append(&other, "probe.elsewhere").await;
+        // The serving store's memo of the head is stale now: its append meets a taken seq.
+        append(&serving, "probe.third").await;
+        assert_eq!(head(&serving), Some(4));
+        let mut tx = serving.write().await.unwrap();
+        let draft =
+            AuditDraft::new("probe.undone", steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "x");
+        tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
+        tx.rollback().await.unwrap();
+        assert_eq!(head(&serving), Some(4), "a rolled-back append leaves the head where it was");
+        append(&serving, "probe.fourth").await;
+
+        let mut read = serving.read().await.unwrap();
+        let events = read.audit_chain(0, 100).await.unwrap();
+        read.rollback().await.unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, ["probe.first", "probe.second", "probe.elsewhere", "probe.third", "probe.fourth"]);
+        let mut check = steward_core::audit::ChainCheck::default();
+        for e in &events {
+            check.push(e);
+        }
+        assert_eq!(check.first_bad_seq(), None, "{events:#?}");
+    }
+
+    #[tokio::test]
+    async fn the_writer_sees_a_webhook_once_it_is_committed_and_never_one_rolled_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, false).await;
+        let hook = |url: &str| WebhookRow {
+            id: Uuid::now_v7(),
+            url: url.to_owned(),
+            events: vec!["*".into()],
+            secret: "whsec_probe".into(),
+            created_at: OffsetDateTime::now_utc(),
+            created_by: None,
+            disabled_at: None,
+        };
+        let urls = |hooks: Vec<WebhookRow>| hooks.into_iter().map(|h| h.url).collect::<Vec<_>>();
+        let known = |store: &SqliteStore| store.memo.lock().unwrap().webhooks.clone();
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.webhooks().await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+        assert_eq!(known(&store), Some(vec![]), "the writer keeps what it read");
+
+        let mut tx = store.write().await.unwrap();
+        tx.insert_webhook(&hook("https://undone.example")).await.unwrap();
+        assert_eq!(urls(tx.webhooks().await.unwrap()), ["https://undone.example"], "its own write, in its transaction");
+        tx.rollback().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.webhooks().await.unwrap().is_empty(), "a rolled-back webhook is not kept");
+        let kept = hook("https://kept.example");
+        tx.insert_webhook(&kept).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(urls(tx.webhooks().await.unwrap()), ["https://kept.example"]);
+        tx.disable_webhook(kept.id, OffsetDateTime::now_utc()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.webhooks().await.unwrap().is_empty(), "a disabled webhook receives nothing");
+        tx.rollback().await.unwrap();
     }
 
     #[tokio::test]
