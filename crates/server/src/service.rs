@@ -77,32 +77,9 @@ pub async fn anonymized_email_key(tx: &mut dyn Tx, email_key: &str, now: OffsetD
 
 /// The user holding `email`, also when they were anonymized (then only the keyed hash matches).
 pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) -> ApiResult<Option<UserRow>> {
-    find_by_email_beside(tx, email, None, now).await
-}
-
-/// [`find_by_email`] for a caller that has just found `free_name_key` to be no user's userName,
-/// and so need not ask again when it is the email's key.
-pub async fn find_by_email_beside(
-    tx: &mut dyn Tx,
-    email: &Email,
-    free_name_key: Option<&str>,
-    now: OffsetDateTime,
-) -> ApiResult<Option<UserRow>> {
     let key = email.key();
-    if let Some(u) = tx.user_by_email_key(&key).await? {
-        return Ok(Some(u));
-    }
-    // Another user's SCIM userName, or an address a user gave up: taken as well.
-    if free_name_key != Some(key.as_str())
-        && let Some(u) = tx.user_by_user_name_key(&key).await?
-    {
-        return Ok(Some(u));
-    }
-    if let Some(holder) = tx.retired_email_holder(&email.key(), None).await? {
-        return Ok(tx.user(holder).await?);
-    }
-    let hashed = anonymized_email_key(tx, &email.key(), now).await?;
-    Ok(tx.user_by_email_key(&hashed).await?)
+    let anonymized = anonymized_email_key(tx, &key, now).await?;
+    Ok(tx.identity_holders(None, &key, &anonymized).await?.1)
 }
 
 /// The instance's placeholder owner: the one the settings name, or the one created on first use.

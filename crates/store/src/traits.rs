@@ -83,6 +83,45 @@ pub trait Tx:
     async fn commit(self: Box<Self>) -> StoreResult<()>;
     /// Drops the changes.
     async fn rollback(self: Box<Self>) -> StoreResult<()>;
+
+    /// Who holds the identities a user would take: first the user whose `userName` (or, without
+    /// one, email) has the key `name`; then the user the email key `email` belongs to — the
+    /// first of: whose email it is, whose `userName` it is, who gave it up, whose anonymized
+    /// email key is `anonymized`. A backend may answer in one statement; this asks one by one.
+    async fn identity_holders(
+        &mut self,
+        name: Option<&str>,
+        email: &str,
+        anonymized: &str,
+    ) -> StoreResult<(Option<UserRow>, Option<UserRow>)> {
+        identity_holders_one_by_one(self, name, email, anonymized).await
+    }
+}
+
+/// [`Tx::identity_holders`], one lookup after another.
+pub async fn identity_holders_one_by_one<T: Tx + ?Sized>(
+    tx: &mut T,
+    name: Option<&str>,
+    email: &str,
+    anonymized: &str,
+) -> StoreResult<(Option<UserRow>, Option<UserRow>)> {
+    let by_name = match name {
+        Some(key) => tx.user_by_user_name_key(key).await?,
+        None => None,
+    };
+    let by_email = if let Some(u) = tx.user_by_email_key(email).await? {
+        Some(u)
+    } else if let Some(u) = match name {
+        Some(key) if key == email => by_name.clone(),
+        _ => tx.user_by_user_name_key(email).await?,
+    } {
+        Some(u)
+    } else if let Some(holder) = tx.retired_email_holder(email, None).await? {
+        tx.user(holder).await?
+    } else {
+        tx.user_by_email_key(anonymized).await?
+    };
+    Ok((by_name, by_email))
 }
 
 /// Users and their instance roles.

@@ -9,8 +9,8 @@ use steward_core::{
     Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus,
 };
 use steward_store::{
-    Constraint, OrgRow, PgStore, RoleMappingRow, RoleRow, SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError,
-    TotpRow, UserFilter, UserRow,
+    Constraint, OrgRow, PgStore, RoleMappingRow, RoleRow, ScimUserRow, SqliteStore, SsoClaims, SsoConnectionRow, Store,
+    StoreError, TotpRow, UserFilter, UserRow,
 };
 use time::OffsetDateTime;
 
@@ -115,6 +115,7 @@ contract!(
     lockout_state_round_trips,
     custom_roles_round_trip_with_holders,
     sso_connections_own_their_domains_and_identities_link_once,
+    identity_holders_answer_as_the_lookups_one_by_one,
 );
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
@@ -442,4 +443,57 @@ async fn user_search_finds_exactly_the_substring_matches_through_either_path(sto
     users[7] = UserRow { version: renamed.version + 1, ..renamed };
     assert_eq!(search("vaughan").await, vec![users[7].id]);
     assert_eq!(search("hopper 7").await, expected(&users, "hopper 7"));
+}
+
+async fn identity_holders_answer_as_the_lookups_one_by_one(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = store.write().await.unwrap();
+    let plain = user("plain@x.test");
+    let named = user("named@x.test");
+    // A userName that is another address than the user's email.
+    let alias = user("alias@x.test");
+    let retired = user("now@x.test");
+    let mut anonymized = user("anonymized@x.test");
+    anonymized.email_key = "anon:digest".into();
+    // One user's email is another's userName: the email wins.
+    let owner = user("both@x.test");
+    let taker = user("taker@x.test");
+    for u in [&plain, &named, &alias, &retired, &anonymized, &owner, &taker] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let scim = |u: &UserRow, name: &str| ScimUserRow {
+        user_id: u.id,
+        user_name: Some(name.into()),
+        external_id: None,
+        attrs: json!({}),
+        hidden_at: None,
+        updated_at: now,
+    };
+    tx.put_scim_user(&scim(&named, "Bee")).await.unwrap();
+    tx.put_scim_user(&scim(&alias, "plain.alias@x.test")).await.unwrap();
+    tx.put_scim_user(&scim(&owner, "owner")).await.unwrap();
+    tx.put_scim_user(&scim(&taker, "both@x.test")).await.unwrap();
+    tx.retire_email(retired.id, "old@x.test", now).await.unwrap();
+    let id = |u: &Option<UserRow>| u.as_ref().map(|u| u.id);
+    // The userName key, the email key, the anonymized key; who holds the name, who the email.
+    type Case<'a> = (Option<&'a str>, &'a str, &'a str, Option<UserId>, Option<UserId>);
+    let cases: [Case; 9] = [
+        (Some("both@x.test"), "both@x.test", "anon:none", Some(taker.id), Some(owner.id)),
+        (Some("plain@x.test"), "plain@x.test", "anon:none", Some(plain.id), Some(plain.id)),
+        (Some("bee"), "named@x.test", "anon:none", Some(named.id), Some(named.id)),
+        // An email key that is someone's userName.
+        (None, "plain.alias@x.test", "anon:none", None, Some(alias.id)),
+        (Some("bee"), "bee", "anon:none", Some(named.id), Some(named.id)),
+        (None, "old@x.test", "anon:none", None, Some(retired.id)),
+        (None, "gone@x.test", "anon:digest", None, Some(anonymized.id)),
+        (Some("plain@x.test"), "named@x.test", "anon:digest", Some(plain.id), Some(named.id)),
+        (Some("nobody"), "nobody@x.test", "anon:none", None, None),
+    ];
+    for (name, email, anon, want_name, want_email) in cases {
+        let together = tx.identity_holders(name, email, anon).await.unwrap();
+        let apart = steward_store::identity_holders_one_by_one(tx.as_mut(), name, email, anon).await.unwrap();
+        assert_eq!((id(&together.0), id(&together.1)), (want_name, want_email), "{name:?} {email}");
+        assert_eq!((id(&apart.0), id(&apart.1)), (want_name, want_email), "one by one: {name:?} {email}");
+    }
+    tx.rollback().await.unwrap();
 }

@@ -198,9 +198,8 @@ pub(super) async fn create_user(
     let mut tx = state.store.write().await?;
     // The user hidden by DELETE comes back, the same one, when its userName or email returns.
     let name_key = user_name.to_lowercase();
-    let by_name = tx.user_by_user_name_key(&name_key).await?;
-    let free_name = by_name.is_none().then_some(name_key.as_str());
-    let by_email = crate::service::find_by_email_beside(tx.as_mut(), &email, free_name, now).await?;
+    let anonymized = crate::service::anonymized_email_key(tx.as_mut(), &email.key(), now).await?;
+    let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
     // When no one holds either, `write` need not look again.
     let claim = if by_name.is_none() && by_email.is_none() { Claim::Free } else { Claim::Unchecked };
     for candidate in [by_name, by_email].into_iter().flatten() {
