@@ -9,6 +9,9 @@
 //! A commit is visible to readers before it is flushed, so a read transaction also waits, when
 //! it ends, for the flush of every commit begun before that: nothing is answered, written or
 //! read, that a crash of the machine could still take back.
+//!
+//! A flush that fails is answered as an error although its commits are visible: like any
+//! storage whose flush fails, the disk may or may not keep them.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
