@@ -203,10 +203,9 @@ pub async fn deactivate_user(
         user.password_hash.is_some(),
     )?;
     let mut events = Vec::new();
-    let revoked = tx.revoke_all_credentials(user.id, now).await?;
-    let cancelled = tx.cancel_invitations_of(user.id, now).await?;
+    let (revoked, cancelled, owned) = tx.deactivation_sweep(user.id, now).await?;
     let mut handed = Vec::new();
-    for mut org in tx.orgs_owned_by(user.id).await? {
+    for mut org in owned {
         let to = match new_owner {
             Some(o) => o,
             None => {

@@ -9,8 +9,8 @@ use steward_core::{
     Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus,
 };
 use steward_store::{
-    Constraint, OrgRow, PgStore, RoleMappingRow, RoleRow, ScimUserRow, SqliteStore, SsoClaims, SsoConnectionRow, Store,
-    StoreError, TotpRow, UserFilter, UserRow,
+    ApiTokenRow, Constraint, InvitationRow, OrgRow, PgStore, RoleMappingRow, RoleRow, ScimUserRow, SessionRow,
+    SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, TotpRow, UserFilter, UserRow,
 };
 use time::OffsetDateTime;
 
@@ -116,6 +116,7 @@ contract!(
     custom_roles_round_trip_with_holders,
     sso_connections_own_their_domains_and_identities_link_once,
     identity_holders_answer_as_the_lookups_one_by_one,
+    a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned,
 );
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
@@ -495,5 +496,71 @@ async fn identity_holders_answer_as_the_lookups_one_by_one(store: Arc<dyn Store>
         assert_eq!((id(&together.0), id(&together.1)), (want_name, want_email), "{name:?} {email}");
         assert_eq!((id(&apart.0), id(&apart.1)), (want_name, want_email), "one by one: {name:?} {email}");
     }
+    tx.rollback().await.unwrap();
+}
+
+async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::days(1);
+    let (leaver, other) = (user("leaver@s.test"), user("other@s.test"));
+    let owned = org(leaver.id);
+    let mut tx = store.write().await.unwrap();
+    for u in [&leaver, &other] {
+        tx.insert_user(u).await.unwrap();
+    }
+    tx.insert_org(&owned).await.unwrap();
+    tx.insert_org(&org(other.id)).await.unwrap();
+    let session = |u: &UserRow, revoked: Option<OffsetDateTime>| SessionRow {
+        id: steward_core::SessionId::new(),
+        user_id: u.id,
+        token_hash: uuid::Uuid::now_v7().to_string(),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        created_at: now,
+        expires_at: later,
+        revoked_at: revoked,
+        ip: None,
+        user_agent: None,
+    };
+    let token = |u: &UserRow| ApiTokenRow {
+        id: steward_core::TokenId::new(),
+        user_id: u.id,
+        name: "ci".into(),
+        token_hash: uuid::Uuid::now_v7().to_string(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+    };
+    let invitation = |u: &UserRow, accepted: Option<OffsetDateTime>| InvitationRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: u.id,
+        org_id: None,
+        role: None,
+        team_ids: vec![],
+        token_hash: uuid::Uuid::now_v7().to_string(),
+        invited_by: None,
+        created_at: now,
+        expires_at: later,
+        accepted_at: accepted,
+        cancelled_at: None,
+    };
+    // Two live sessions, one already revoked; a token; a pending and an accepted invitation.
+    for s in [session(&leaver, None), session(&leaver, None), session(&leaver, Some(now)), session(&other, None)] {
+        tx.insert_session(&s).await.unwrap();
+    }
+    tx.insert_api_token(&token(&leaver)).await.unwrap();
+    tx.insert_api_token(&token(&other)).await.unwrap();
+    for i in [invitation(&leaver, None), invitation(&leaver, Some(now)), invitation(&other, None)] {
+        tx.insert_invitation(&i).await.unwrap();
+    }
+    let (revoked, cancelled, orgs) = tx.deactivation_sweep(leaver.id, now).await.unwrap();
+    assert_eq!((revoked, cancelled), (3, 1));
+    assert_eq!(orgs.iter().map(|o| o.id).collect::<Vec<_>>(), [owned.id]);
+    let (revoked, cancelled, orgs) = tx.deactivation_sweep(leaver.id, now).await.unwrap();
+    assert_eq!((revoked, cancelled, orgs.len()), (0, 0, 1), "nothing is swept twice");
+    // The other user keeps everything.
+    let (revoked, cancelled, _) = tx.deactivation_sweep(other.id, now).await.unwrap();
+    assert_eq!((revoked, cancelled), (2, 1));
     tx.rollback().await.unwrap();
 }
