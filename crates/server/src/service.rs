@@ -186,8 +186,8 @@ pub async fn anonymize_user(
 }
 
 /// Deactivates a user in the caller's transaction: every session and token revoked, pending
-/// invitations cancelled, owned orgs handed to `new_owner` or to the placeholder owner (recorded,
-/// so that reactivation can hand them back), memberships dormant. `why` joins the event's detail.
+/// invitations cancelled, memberships dormant, owned orgs handed to `new_owner` or to the
+/// placeholder owner (recorded, so that reactivation can hand them back). `why` joins the event's detail.
 pub async fn deactivate_user(
     tx: &mut dyn Tx,
     user: &mut UserRow,
@@ -227,7 +227,6 @@ pub async fn deactivate_user(
         .await?;
         handed.push(json!({ "org_id": org.id, "to": to }));
     }
-    tx.set_memberships_dormant(user.id, true).await?;
     let from = user.status;
     user.status = next;
     user.updated_at = now;

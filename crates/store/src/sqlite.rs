@@ -446,13 +446,15 @@ impl Tx for SqliteTx {
     }
 
     async fn deactivation_sweep(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<(u64, u64, Vec<OrgRow>)> {
-        // The four steps in one trip, each row tagged with the step that returned it.
+        // The six steps in one trip, each row tagged with the step that returned it.
         let id = user.to_string();
         let rows = sqlx::query(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
              UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
              UPDATE invitations SET cancelled_at = ? WHERE user_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL \
              RETURNING 'cancelled' AS swept; \
+             UPDATE memberships SET dormant = 1 WHERE user_id = ? AND ended_at IS NULL; \
+             UPDATE team_members SET dormant = 1 WHERE user_id = ? AND ended_at IS NULL; \
              SELECT 'owned' AS swept, * FROM orgs WHERE owner_id = ? ORDER BY id",
         )
         .bind(micros(at))
@@ -460,6 +462,8 @@ impl Tx for SqliteTx {
         .bind(micros(at))
         .bind(&id)
         .bind(micros(at))
+        .bind(&id)
+        .bind(&id)
         .bind(&id)
         .bind(&id)
         .fetch_all(&mut *self.tx)

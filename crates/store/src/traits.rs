@@ -98,11 +98,13 @@ pub trait Tx:
     }
 
     /// What deactivating `user` sweeps away: every session and API token revoked (how many),
-    /// every pending invitation cancelled (how many), and the orgs the user owns, to hand over.
-    /// A backend may do it in one statement; this does it one step after another.
+    /// every pending invitation cancelled (how many), the memberships and team memberships made
+    /// dormant, and the orgs the user owns, to hand over. A backend may do it in one statement;
+    /// this does it one step after another.
     async fn deactivation_sweep(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<(u64, u64, Vec<OrgRow>)> {
         let revoked = self.revoke_all_credentials(user, at).await?;
         let cancelled = self.cancel_invitations_of(user, at).await?;
+        self.set_memberships_dormant(user, true).await?;
         let owned = self.orgs_owned_by(user).await?;
         Ok((revoked, cancelled, owned))
     }

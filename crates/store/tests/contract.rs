@@ -509,6 +509,8 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
         tx.insert_user(u).await.unwrap();
     }
     tx.insert_org(&owned).await.unwrap();
+    tx.insert_membership(owned.id, leaver.id, OrgRole::Owner, now).await.unwrap();
+    tx.insert_membership(owned.id, other.id, OrgRole::Member, now).await.unwrap();
     tx.insert_org(&org(other.id)).await.unwrap();
     let session = |u: &UserRow, revoked: Option<OffsetDateTime>| SessionRow {
         id: steward_core::SessionId::new(),
@@ -557,6 +559,10 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
     let (revoked, cancelled, orgs) = tx.deactivation_sweep(leaver.id, now).await.unwrap();
     assert_eq!((revoked, cancelled), (3, 1));
     assert_eq!(orgs.iter().map(|o| o.id).collect::<Vec<_>>(), [owned.id]);
+    let dormant = |members: Vec<steward_store::MemberRow>| {
+        members.into_iter().map(|m| (m.user_id == leaver.id, m.dormant)).collect::<Vec<_>>()
+    };
+    assert_eq!(dormant(tx.members(owned.id).await.unwrap()), [(true, true), (false, false)]);
     let (revoked, cancelled, orgs) = tx.deactivation_sweep(leaver.id, now).await.unwrap();
     assert_eq!((revoked, cancelled, orgs.len()), (0, 0, 1), "nothing is swept twice");
     // The other user keeps everything.
