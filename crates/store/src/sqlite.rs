@@ -192,9 +192,7 @@ impl Store for SqliteStore {
         .execute(&self.writer)
         .await
         .map_err(backend)?;
-        let n = committing.n;
-        drop(committing);
-        self.flush.through(n).await
+        self.flush.through(committing.done()).await
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
@@ -231,9 +229,7 @@ impl Store for SqliteStore {
         if usage.is_some() {
             let committing = self.flush.begin();
             tx.commit().await.map_err(backend)?;
-            let n = committing.n;
-            drop(committing);
-            self.flush.through(n).await?;
+            self.flush.through(committing.done()).await?;
         } else {
             tx.rollback().await.map_err(backend)?;
         }
@@ -336,18 +332,11 @@ impl SqliteTx {
     }
 }
 
-/// Ends `tx` with a commit (`commit`) or a rollback, and waits until what it wrote (`writes`: it
-/// is the writer's) or read is on disk.
-async fn end(tx: Transaction<'static, Sqlite>, flush: &flush::Flush, commit: bool, writes: bool) -> StoreResult<()> {
-    let n = if commit && writes {
-        let committing = flush.begin();
-        tx.commit().await.map_err(backend)?;
-        committing.n
-    } else {
-        if commit { tx.commit().await } else { tx.rollback().await }.map_err(backend)?;
-        flush.seen()
-    };
-    flush.through(n).await
+/// Ends `tx`, which commits nothing of its own (a reader's, or a rollback), once what it read is
+/// on disk.
+async fn end_reading(tx: Transaction<'static, Sqlite>, flush: &flush::Flush, commit: bool) -> StoreResult<()> {
+    if commit { tx.commit().await } else { tx.rollback().await }.map_err(backend)?;
+    flush.through(flush.seen()).await
 }
 
 /// A new user's address colliding with anyone's email or userName is a taken email.
@@ -383,7 +372,7 @@ impl Tx for SqliteTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         let SqliteTx { tx, flush, writes, memo, appended, audit_dropped, .. } = *self;
         if !writes {
-            return end(tx, &flush, true, false).await;
+            return end_reading(tx, &flush, true).await;
         }
         let committing = flush.begin();
         tx.commit().await.map_err(backend)?;
@@ -396,14 +385,12 @@ impl Tx for SqliteTx {
                 memo.audit_head = Some(head);
             }
         }
-        let n = committing.n;
-        drop(committing);
-        flush.through(n).await
+        flush.through(committing.done()).await
     }
 
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
-        let SqliteTx { tx, flush, writes, .. } = *self;
-        end(tx, &flush, false, writes).await
+        let SqliteTx { tx, flush, .. } = *self;
+        end_reading(tx, &flush, false).await
     }
 
     async fn identity_holders(
@@ -2119,6 +2106,12 @@ impl Reviews for SqliteTx {
     }
 }
 
+/// Writes what SCIM keeps of a user beside its `userName`, binding the user's id, external id,
+/// attributes, hidden and updated instants.
+const SCIM_ATTRS_UPSERT: &str = "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) \
+     VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, \
+     attrs = excluded.attrs, hidden_at = excluded.hidden_at, updated_at = excluded.updated_at";
+
 #[async_trait]
 impl Scim for SqliteTx {
     async fn scim_users(
@@ -2159,40 +2152,33 @@ impl Scim for SqliteTx {
 
     async fn put_scim_user(&mut self, r: &ScimUserRow) -> StoreResult<()> {
         // The userName and the attributes in one trip to the connection's thread.
-        sqlx::query(
-            "UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?; \
-             INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \
-             hidden_at = excluded.hidden_at, updated_at = excluded.updated_at",
-        )
-        .bind(&r.user_name)
-        .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
-        .bind(r.user_id.to_string())
-        .bind(r.user_id.to_string())
-        .bind(&r.external_id)
-        .bind(json_text(&r.attrs)?)
-        .bind(r.hidden_at.map(micros))
-        .bind(micros(r.updated_at))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)?;
+        let sql =
+            format!("UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?; {SCIM_ATTRS_UPSERT}");
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(&r.user_name)
+            .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
+            .bind(r.user_id.to_string())
+            .bind(r.user_id.to_string())
+            .bind(&r.external_id)
+            .bind(json_text(&r.attrs)?)
+            .bind(r.hidden_at.map(micros))
+            .bind(micros(r.updated_at))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn put_scim_attrs(&mut self, r: &ScimUserRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET external_id = excluded.external_id, attrs = excluded.attrs, \
-             hidden_at = excluded.hidden_at, updated_at = excluded.updated_at",
-        )
-        .bind(r.user_id.to_string())
-        .bind(&r.external_id)
-        .bind(json_text(&r.attrs)?)
-        .bind(r.hidden_at.map(micros))
-        .bind(micros(r.updated_at))
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)?;
+        sqlx::query(SCIM_ATTRS_UPSERT)
+            .bind(r.user_id.to_string())
+            .bind(&r.external_id)
+            .bind(json_text(&r.attrs)?)
+            .bind(r.hidden_at.map(micros))
+            .bind(micros(r.updated_at))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

@@ -414,24 +414,19 @@ async fn write(
             format!("user {} already has this userName or email{hint}", other.id),
         ))
     };
+    let name_key = user_name.to_lowercase();
     // A user keeping the userName and email it holds claims nothing new.
     let kept = existing.as_ref().is_some_and(|(u, s)| {
         let held_name = s.as_ref().and_then(|s| s.user_name.as_deref()).map(str::to_lowercase);
-        u.email_key == email.key() && held_name.as_deref().unwrap_or(&u.email_key) == user_name.to_lowercase()
+        u.email_key == email.key() && held_name.as_deref().unwrap_or(&u.email_key) == name_key
     });
     let check = claim == Claim::Unchecked && !kept;
-    let name_key = user_name.to_lowercase();
-    if check
-        && let Some(other) = tx.user_by_user_name_key(&name_key).await?
-        && Some(other.id) != me
-    {
-        return Err(taken(&other));
-    }
-    if check
-        && let Some(other) = crate::service::find_by_email(tx, &email, now).await?
-        && Some(other.id) != me
-    {
-        return Err(taken(&other));
+    if check {
+        let anonymized = crate::service::anonymized_email_key(tx, &email.key(), now).await?;
+        let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
+        if let Some(other) = [by_name, by_email].into_iter().flatten().find(|other| Some(other.id) != me) {
+            return Err(taken(&other));
+        }
     }
     if check && let Some(holder) = tx.retired_email_holder(&email.key(), me).await? {
         return Err(Failure(ScimError::new(

@@ -43,6 +43,13 @@ pub(super) struct Committing<'a> {
     pub(super) n: u64,
 }
 
+impl Committing<'_> {
+    /// Marks the commit finished, returning its number to wait for.
+    pub(super) fn done(self) -> u64 {
+        self.n
+    }
+}
+
 impl Drop for Committing<'_> {
     fn drop(&mut self) {
         self.flush.finished.send_modify(|f| *f += 1);
