@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Sqlite, SqlitePool, Transaction};
+use sqlx::{AssertSqlSafe, Executor, Sqlite, SqliteConnection, SqlitePool};
 use steward_core::audit::GENESIS_HASH;
 use steward_core::{
     AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
@@ -21,8 +22,11 @@ use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
 
+mod batch;
 mod flush;
 mod security;
+
+use batch::{Outcome, Stmt};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -37,13 +41,12 @@ pub struct SqliteStore {
 }
 
 /// What the one writer knows of the committed database between its transactions, so that a
-/// write does not read it again: the webhooks, which change only through this store, and the
-/// head of the audit chain. Another process may append audit events (`steward admin create`):
-/// the append then meets the sequence number it took, and the writer reads the head again.
+/// write does not read it again: the webhooks, which change only through this store. (The head
+/// of the audit chain is read with each write's `BEGIN IMMEDIATE`, in the same trip: another
+/// process, `steward admin create`, may append to the chain.)
 #[derive(Default)]
 struct WriterMemo {
     webhooks: Option<Vec<WebhookRow>>,
-    audit_head: Option<(i64, String)>,
 }
 
 impl SqliteStore {
@@ -123,6 +126,22 @@ const MMAP_BYTES: u64 = 1 << 30;
 const SEARCH_INDEX_MAX_MATCHES: i64 = 2_000;
 
 impl SqliteTx {
+    /// A count and a page of the same query, in one trip.
+    async fn count_and_page(
+        &mut self,
+        count: crate::query::Sql,
+        page: crate::query::Sql,
+    ) -> StoreResult<(i64, Vec<sqlx::sqlite::SqliteRow>)> {
+        let count = bind_all!(Stmt::new(count.text), &count.binds);
+        let page = bind_all!(Stmt::new(page.text), &page.binds);
+        let mut outcomes = self.trip(vec![count, page]).await?.into_iter();
+        let total = match outcomes.next().as_ref().and_then(|o| o.rows.first()) {
+            Some(row) => sqlx::Row::try_get::<i64, _>(row, 0).map_err(backend)?,
+            None => 0,
+        };
+        Ok((total, outcomes.next().map(|o| o.rows).unwrap_or_default()))
+    }
+
     /// The trigram phrase for `q` when the index narrows the search to few users: `q` has at
     /// least three characters (a trigram) and matches fewer than [`SEARCH_INDEX_MAX_MATCHES`].
     async fn search_is_selective(&mut self, q: &str) -> StoreResult<Option<String>> {
@@ -134,7 +153,7 @@ impl SqliteTx {
             sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM users_search WHERE users_search MATCH ? LIMIT ?)")
                 .bind(&phrase)
                 .bind(SEARCH_INDEX_MAX_MATCHES)
-                .fetch_one(&mut *self.tx)
+                .fetch_one(self.conn().await?)
                 .await
                 .map_err(backend)?;
         Ok((matches < SEARCH_INDEX_MAX_MATCHES).then_some(phrase))
@@ -144,31 +163,13 @@ impl SqliteTx {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            secrets: self.secrets.clone(),
-            flush: self.flush.clone(),
-            writes: true,
-            memo: Some(self.memo.clone()),
-            appended: None,
-            webhooks_changed: false,
-            audit_dropped: false,
-        }))
+        let conn = self.writer.acquire().await.map_err(backend)?;
+        Ok(Box::new(SqliteTx::new(conn, true, self)))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
-        let tx = self.readers.begin().await.map_err(backend)?;
-        Ok(Box::new(SqliteTx {
-            tx,
-            secrets: self.secrets.clone(),
-            flush: self.flush.clone(),
-            writes: false,
-            memo: None,
-            appended: None,
-            webhooks_changed: false,
-            audit_dropped: false,
-        }))
+        let conn = self.readers.acquire().await.map_err(backend)?;
+        Ok(Box::new(SqliteTx::new(conn, false, self)))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -242,22 +243,60 @@ const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.pass
      (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    /// The pooled connection; taken when the transaction ends.
+    conn: Option<PoolConnection<Sqlite>>,
+    /// `BEGIN` has been sent: the connection holds this transaction open.
+    begun: bool,
+    /// Pieces waiting for the next trip to the connection's thread (see [`batch`]).
+    pending: Vec<Stmt>,
+    /// A statement failed: the transaction can only be rolled back.
+    failed: bool,
     secrets: KnownSecrets,
     flush: std::sync::Arc<flush::Flush>,
     /// On the writer: its commit is flushed. On a reader: what it read is flushed.
     writes: bool,
     /// The writer's memo; readers keep to their snapshot.
     memo: Option<std::sync::Arc<std::sync::Mutex<WriterMemo>>>,
-    /// The last audit event this transaction appended: the chain's head once it commits.
-    appended: Option<(i64, String)>,
+    /// The head of the audit chain in this transaction: read with its `BEGIN IMMEDIATE`, under
+    /// the write lock, so no other process can move it; moved by each append.
+    head: Option<(i64, String)>,
     /// This transaction wrote webhooks: it neither reads nor fills the memo of them.
     webhooks_changed: bool,
-    /// This transaction dropped archived audit events: the head is read again after it.
-    audit_dropped: bool,
+}
+
+/// The head of the audit chain as stored: its last event, else the anchor archiving left
+/// (`pick` 1), else none (the chain starts from the genesis hash).
+const AUDIT_HEAD: &str = "SELECT 0 AS pick, seq, hash FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) \
+     UNION ALL SELECT 1, seq, hash FROM audit_anchor WHERE id = 1";
+
+/// Reads the head from the rows of [`AUDIT_HEAD`].
+fn audit_head(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<(i64, String)> {
+    let mut best: Option<(i64, i64, String)> = None;
+    for row in rows {
+        let pick = get::<i64>(row, "pick")?;
+        if best.as_ref().is_none_or(|(p, _, _)| pick < *p) {
+            best = Some((pick, get(row, "seq")?, get(row, "hash")?));
+        }
+    }
+    Ok(best.map_or((0, GENESIS_HASH.to_owned()), |(_, seq, hash)| (seq, hash)))
 }
 
 impl SqliteTx {
+    fn new(conn: PoolConnection<Sqlite>, writes: bool, store: &SqliteStore) -> Self {
+        SqliteTx {
+            conn: Some(conn),
+            begun: false,
+            pending: Vec::new(),
+            failed: false,
+            secrets: store.secrets.clone(),
+            flush: store.flush.clone(),
+            writes,
+            memo: writes.then(|| store.memo.clone()),
+            head: None,
+            webhooks_changed: false,
+        }
+    }
+
     /// The writer's memo, locked for a moment (never across an await).
     fn memo(&self) -> Option<std::sync::MutexGuard<'_, WriterMemo>> {
         self.memo.as_ref().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -272,27 +311,97 @@ impl SqliteTx {
         }
     }
 
-    /// The head of the audit chain as stored: its last event, or the anchor left by archiving.
-    async fn stored_audit_head(&mut self) -> StoreResult<(i64, String)> {
-        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        match head {
-            Some(row) => Ok((get::<i64>(&row, "seq")?, get::<String>(&row, "hash")?)),
-            // Everything may have been archived: the chain then continues from the anchor.
-            None => Ok(self.audit_anchor().await?.unwrap_or((0, GENESIS_HASH.to_owned()))),
+    /// Queues `stmt` for the next trip: for a statement whose result nobody reads at once.
+    fn later(&mut self, stmt: Stmt) {
+        self.pending.push(stmt);
+    }
+
+    /// Sends what waits, then `last`, in one trip; returns the outcomes of `last`. The first trip
+    /// of a transaction begins it (`BEGIN IMMEDIATE` on the writer, with the audit chain's head).
+    async fn trip(&mut self, last: Vec<Stmt>) -> StoreResult<Vec<Outcome>> {
+        if self.failed {
+            return Err(StoreError::Backend("an earlier statement of this transaction failed".into()));
+        }
+        let mut pieces = Vec::with_capacity(self.pending.len() + last.len() + 2);
+        let begins = !self.begun;
+        if begins && self.writes {
+            pieces.push(Stmt::new("BEGIN IMMEDIATE"));
+            pieces.push(Stmt::new(AUDIT_HEAD));
+        } else if begins {
+            pieces.push(Stmt::new("BEGIN"));
+        }
+        pieces.append(&mut self.pending);
+        let theirs = pieces.len();
+        pieces.extend(last);
+        // From here the transaction may be open, even if this future is dropped midway.
+        self.begun = true;
+        let conn = self.conn.as_deref_mut().ok_or_else(ended)?;
+        match batch::send(conn, &pieces).await {
+            Ok(mut outcomes) => {
+                if begins && self.writes {
+                    self.head = Some(audit_head(&outcomes[1].rows)?);
+                }
+                Ok(outcomes.split_off(theirs))
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
         }
     }
 
-    /// Seals `drafts` after `head` and inserts them.
-    async fn insert_audit(
-        &mut self,
-        drafts: Vec<AuditDraft>,
-        head: (i64, String),
-        at: OffsetDateTime,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        let (mut seq, mut prev) = head;
+    /// The rows of `stmt`, sent with what waits.
+    async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<sqlx::sqlite::SqliteRow>> {
+        Ok(self.trip(vec![stmt]).await?.pop().map(|o| o.rows).unwrap_or_default())
+    }
+
+    /// The connection, for a statement sent on its own, once what waits has gone before it.
+    async fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
+        if !self.begun || !self.pending.is_empty() {
+            self.trip(Vec::new()).await?;
+        }
+        self.conn.as_deref_mut().ok_or_else(ended)
+    }
+
+    /// Ends the transaction without keeping anything: what waits is dropped, and what was sent
+    /// is rolled back. A connection that cannot roll back is closed, which rolls back too.
+    async fn abandon(&mut self) {
+        self.pending.clear();
+        if !std::mem::take(&mut self.begun) {
+            return;
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            // "No transaction is active" when the batch that began it failed at its `BEGIN`.
+            if let Err(e) = conn.execute("ROLLBACK").await
+                && !e.to_string().contains("no transaction is active")
+            {
+                tracing::warn!(error = %e, "rolling back failed; closing the connection");
+                conn.close_on_drop();
+            }
+        }
+    }
+
+    /// Gives the connection back to its pool once the transaction has ended.
+    fn release(&mut self) {
+        self.begun = false;
+        drop(self.conn.take());
+    }
+
+    /// The head of the audit chain in this transaction.
+    async fn chain_head(&mut self) -> StoreResult<(i64, String)> {
+        if self.head.is_none() {
+            let rows = self.fetch(Stmt::new(AUDIT_HEAD)).await?;
+            // A writer's first trip reads it on its own.
+            if self.head.is_none() {
+                self.head = Some(audit_head(&rows)?);
+            }
+        }
+        self.head.clone().ok_or_else(ended)
+    }
+
+    /// Seals `drafts` after the chain's head and queues their inserts.
+    async fn insert_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>> {
+        let (mut seq, mut prev) = self.chain_head().await?;
         let mut sealed = Vec::with_capacity(drafts.len());
         for draft in drafts {
             seq += 1;
@@ -300,15 +409,15 @@ impl SqliteTx {
             prev = r.hash.clone();
             sealed.push(r);
         }
-        // One statement per chunk of events, not per event: each statement is a trip to the
-        // connection's thread while the writer is held.
+        self.head = Some((seq, prev));
+        // One statement per chunk of events, not per event, sent with the next trip.
         for chunk in sealed.chunks(AUDIT_ROWS_PER_INSERT) {
             let mut sql = String::from(
                 "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
                  org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ",
             );
             sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            let mut insert = sqlx::query(AssertSqlSafe(sql));
+            let mut insert = Stmt::new(sql);
             for r in chunk {
                 insert = insert
                     .bind(r.seq)
@@ -326,17 +435,36 @@ impl SqliteTx {
                     .bind(&r.prev_hash)
                     .bind(&r.hash);
             }
-            insert.execute(&mut *self.tx).await.map_err(backend)?;
+            self.later(insert);
         }
         Ok(sealed)
     }
 }
 
-/// Ends `tx`, which commits nothing of its own (a reader's, or a rollback), once what it read is
-/// on disk.
-async fn end_reading(tx: Transaction<'static, Sqlite>, flush: &flush::Flush, commit: bool) -> StoreResult<()> {
-    if commit { tx.commit().await } else { tx.rollback().await }.map_err(backend)?;
-    flush.through(flush.seen()).await
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        // Dropped without commit or rollback (an error on the way, a cancelled request): the
+        // connection must not go back to its pool inside this transaction.
+        let Some(mut conn) = self.conn.take() else { return };
+        if !self.begun {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if conn.execute("ROLLBACK").await.is_err() {
+                        conn.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => conn.close_on_drop(),
+        }
+    }
+}
+
+/// A transaction used after it ended; a bug, reported rather than panicking.
+fn ended() -> StoreError {
+    StoreError::Backend("the transaction has ended".into())
 }
 
 /// A new user's address colliding with anyone's email or userName is a taken email.
@@ -369,28 +497,47 @@ fn backend(e: sqlx::Error) -> StoreError {
 
 #[async_trait]
 impl Tx for SqliteTx {
-    async fn commit(self: Box<Self>) -> StoreResult<()> {
-        let SqliteTx { tx, flush, writes, memo, appended, audit_dropped, .. } = *self;
-        if !writes {
-            return end_reading(tx, &flush, true).await;
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        if self.failed {
+            self.abandon().await;
+            return Err(StoreError::Backend("an earlier statement of this transaction failed".into()));
         }
-        let committing = flush.begin();
-        tx.commit().await.map_err(backend)?;
-        // Known to the next writer only once it is committed.
-        if let Some(memo) = memo {
-            let mut memo = memo.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if audit_dropped {
-                memo.audit_head = None;
-            } else if let Some(head) = appended {
-                memo.audit_head = Some(head);
+        // Nothing was sent and nothing waits: there is nothing to commit, nor to wait for.
+        if !self.begun && self.pending.is_empty() {
+            return Ok(());
+        }
+        if !self.writes {
+            if let Err(e) = self.trip(vec![Stmt::new("COMMIT")]).await {
+                self.abandon().await;
+                return Err(e);
             }
+            self.release();
+            return self.flush.through(self.flush.seen()).await;
         }
+        // A check that could refuse a waiting statement runs before the `COMMIT` is sent.
+        if self.pending.iter().any(Stmt::checked)
+            && let Err(e) = self.trip(Vec::new()).await
+        {
+            self.abandon().await;
+            return Err(e);
+        }
+        let flush = self.flush.clone();
+        let committing = flush.begin();
+        if let Err(e) = self.trip(vec![Stmt::new("COMMIT")]).await {
+            // A statement before the `COMMIT` failed, so it never ran; or it failed itself.
+            self.abandon().await;
+            return Err(e);
+        }
+        // The next writer goes on while this commit waits for its flush, which may cover both.
+        self.release();
         flush.through(committing.done()).await
     }
 
-    async fn rollback(self: Box<Self>) -> StoreResult<()> {
-        let SqliteTx { tx, flush, .. } = *self;
-        end_reading(tx, &flush, false).await
+    async fn rollback(mut self: Box<Self>) -> StoreResult<()> {
+        let read = self.begun;
+        self.abandon().await;
+        self.release();
+        if read { self.flush.through(self.flush.seen()).await } else { Ok(()) }
     }
 
     async fn identity_holders(
@@ -409,15 +556,7 @@ impl Tx for SqliteTx {
              WHERE r.email_key = ? \
              UNION ALL SELECT 4, {USER_COLUMNS} FROM users u WHERE u.email_key = ?"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(name)
-            .bind(email)
-            .bind(email)
-            .bind(email)
-            .bind(anonymized)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let rows = self.fetch(Stmt::new(sql).bind(name).bind(email).bind(email).bind(email).bind(anonymized)).await?;
         let mut by_name = None;
         let mut by_email: Option<(i64, UserRow)> = None;
         for row in &rows {
@@ -435,7 +574,7 @@ impl Tx for SqliteTx {
     async fn deactivation_sweep(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<(u64, u64, Vec<OrgRow>)> {
         // The six steps in one trip, each row tagged with the step that returned it.
         let id = user.to_string();
-        let rows = sqlx::query(
+        let sweep = Stmt::new(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
              UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
              UPDATE invitations SET cancelled_at = ? WHERE user_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL \
@@ -444,6 +583,7 @@ impl Tx for SqliteTx {
              UPDATE team_members SET dormant = 1 WHERE user_id = ? AND ended_at IS NULL; \
              SELECT 'owned' AS swept, * FROM orgs WHERE owner_id = ? ORDER BY id",
         )
+        .statements(6)
         .bind(micros(at))
         .bind(&id)
         .bind(micros(at))
@@ -452,10 +592,8 @@ impl Tx for SqliteTx {
         .bind(&id)
         .bind(&id)
         .bind(&id)
-        .bind(&id)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(backend)?;
+        .bind(&id);
+        let rows = self.fetch(sweep).await?;
         let (mut revoked, mut cancelled, mut owned) = (0, 0, Vec::new());
         for row in &rows {
             match get::<String>(row, "swept")?.as_str() {
@@ -471,7 +609,7 @@ impl Tx for SqliteTx {
 #[async_trait]
 impl Users for SqliteTx {
     async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
-        sqlx::query(
+        let insert = Stmt::new(
             "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
              notifications, created_at, updated_at, last_login_at, version) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -490,10 +628,8 @@ impl Users for SqliteTx {
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
         .bind(u.version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)
-        .map_err(email_collision)?;
+        .map_err(email_collision);
+        self.later(insert);
         // A new user has no roles to replace.
         if u.instance_roles.is_empty() {
             return Ok(());
@@ -503,17 +639,14 @@ impl Users for SqliteTx {
 
     async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(user_from_row).transpose()
+        let rows = self.fetch(Stmt::new(sql).bind(id.to_string())).await?;
+        rows.first().map(user_from_row).transpose()
     }
 
     async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_key = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(self.conn().await?).await.map_err(backend)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -564,12 +697,13 @@ impl Users for SqliteTx {
         if let Some(b) = f.before {
             query = query.bind(b.to_string());
         }
-        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = query.bind(i64::from(f.limit)).fetch_all(self.conn().await?).await.map_err(backend)?;
         rows.iter().map(user_from_row).collect()
     }
 
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
-        let result = sqlx::query(
+        // Its row count is checked when it has run, before anything is committed.
+        let update = Stmt::new(
             "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
              timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, deactivate_at = ?, \
              version = version + 1 WHERE id = ? AND version = ?",
@@ -587,23 +721,22 @@ impl Users for SqliteTx {
         .bind(u.deactivate_at.map(micros))
         .bind(u.id.to_string())
         .bind(u.version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)?;
-        expect_one(result.rows_affected())
+        .expect_one();
+        self.later(update);
+        Ok(())
     }
 
     async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
         sqlx::query("DELETE FROM user_instance_roles WHERE user_id = ?")
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         for role in roles {
             sqlx::query("INSERT INTO user_instance_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING")
                 .bind(id.to_string())
                 .bind(role.as_str())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         }
@@ -616,7 +749,7 @@ impl Users for SqliteTx {
              WHERE r.role = ? AND u.status = 'active'",
         )
         .bind(role)
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(backend)
     }
@@ -629,7 +762,7 @@ impl Users for SqliteTx {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(micros(now))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(user_from_row).collect()
@@ -643,7 +776,7 @@ impl Users for SqliteTx {
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(micros(before))
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(user_from_row).collect()
@@ -653,7 +786,7 @@ impl Users for SqliteTx {
         sqlx::query("UPDATE users SET last_login_at = ? WHERE id = ?")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -679,7 +812,7 @@ impl Orgs for SqliteTx {
         .bind(micros(o.updated_at))
         .bind(o.version)
         .bind(o.license.expires_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -688,7 +821,7 @@ impl Orgs for SqliteTx {
     async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
         let row = sqlx::query("SELECT * FROM orgs WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(org_from_row).transpose()
@@ -719,7 +852,7 @@ impl Orgs for SqliteTx {
         if let Some(b) = f.before {
             query = query.bind(b.to_string());
         }
-        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = query.bind(i64::from(f.limit)).fetch_all(self.conn().await?).await.map_err(backend)?;
         rows.iter().map(org_from_row).collect()
     }
 
@@ -739,7 +872,7 @@ impl Orgs for SqliteTx {
         .bind(o.license.expires_at.map(micros))
         .bind(o.id.to_string())
         .bind(o.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -753,7 +886,7 @@ impl Orgs for SqliteTx {
         )
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(org_from_row).collect()
@@ -766,7 +899,7 @@ impl Orgs for SqliteTx {
         )
         .bind(org.to_string())
         .bind(micros(expires_at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -779,7 +912,7 @@ impl Orgs for SqliteTx {
              WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
         )
         .bind(org.to_string())
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(member_from_row).collect()
@@ -795,7 +928,7 @@ impl Orgs for SqliteTx {
         .bind(after.map(|a| a.to_string()))
         .bind(after.map(|a| a.to_string()))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(member_from_row).collect()
@@ -816,7 +949,7 @@ impl Orgs for SqliteTx {
         .bind(user.to_string())
         .bind(role.as_str())
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -828,7 +961,7 @@ impl Orgs for SqliteTx {
                 .bind(role.as_str())
                 .bind(org.to_string())
                 .bind(user.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -840,7 +973,7 @@ impl Orgs for SqliteTx {
                 .bind(micros(at))
                 .bind(org.to_string())
                 .bind(user.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         expect_one(result.rows_affected())?;
@@ -851,7 +984,7 @@ impl Orgs for SqliteTx {
         .bind(micros(at))
         .bind(user.to_string())
         .bind(org.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -863,7 +996,7 @@ impl Orgs for SqliteTx {
              WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
         )
         .bind(user.to_string())
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(membership_of_user_from_row).collect()
@@ -883,7 +1016,7 @@ impl Teams for SqliteTx {
             .bind(micros(t.created_at))
             .bind(micros(t.updated_at))
             .bind(t.version)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -892,7 +1025,7 @@ impl Teams for SqliteTx {
     async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
         let row = sqlx::query("SELECT * FROM teams WHERE id = ? AND archived_at IS NULL")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(team_from_row).transpose()
@@ -905,7 +1038,7 @@ impl Teams for SqliteTx {
                 .bind(before.map(|b| b.to_string()))
                 .bind(before.map(|b| b.to_string()))
                 .bind(i64::from(limit))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await
                 .map_err(backend)?;
         rows.iter().map(team_from_row).collect()
@@ -920,7 +1053,7 @@ impl Teams for SqliteTx {
         .bind(micros(t.updated_at))
         .bind(t.id.to_string())
         .bind(t.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -931,8 +1064,11 @@ impl Teams for SqliteTx {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
         );
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(team.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(team.to_string())
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(backend)?;
         rows.iter().map(team_member_from_row).collect()
     }
 
@@ -948,7 +1084,7 @@ impl Teams for SqliteTx {
                 .bind(role.as_str())
                 .bind(team.to_string())
                 .bind(user.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         if updated.rows_affected() == 0 {
@@ -960,7 +1096,7 @@ impl Teams for SqliteTx {
             .bind(user.to_string())
             .bind(role.as_str())
             .bind(micros(at))
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         }
@@ -973,7 +1109,7 @@ impl Teams for SqliteTx {
                 .bind(micros(at))
                 .bind(team.to_string())
                 .bind(user.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -984,8 +1120,11 @@ impl Teams for SqliteTx {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
         );
-        let rows =
-            sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(user.to_string())
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(backend)?;
         rows.iter().map(team_member_from_row).collect()
     }
 }
@@ -1008,7 +1147,7 @@ impl Credentials for SqliteTx {
         .bind(s.revoked_at.map(micros))
         .bind(&s.ip)
         .bind(&s.user_agent)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1017,7 +1156,7 @@ impl Credentials for SqliteTx {
     async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query("SELECT * FROM sessions WHERE token_hash = ?")
             .bind(token_hash)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(session_from_row).transpose()
@@ -1026,7 +1165,7 @@ impl Credentials for SqliteTx {
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
         let row = sqlx::query("SELECT * FROM sessions WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(session_from_row).transpose()
@@ -1038,7 +1177,7 @@ impl Credentials for SqliteTx {
         )
         .bind(user.to_string())
         .bind(micros(now))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(session_from_row).collect()
@@ -1048,7 +1187,7 @@ impl Credentials for SqliteTx {
         sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1066,7 +1205,7 @@ impl Credentials for SqliteTx {
         .bind(micros(t.created_at))
         .bind(t.expires_at.map(micros))
         .bind(t.revoked_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1075,7 +1214,7 @@ impl Credentials for SqliteTx {
     async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
         let row = sqlx::query("SELECT * FROM api_tokens WHERE token_hash = ?")
             .bind(token_hash)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(token_from_row).transpose()
@@ -1084,7 +1223,7 @@ impl Credentials for SqliteTx {
     async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
         let rows = sqlx::query("SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC")
             .bind(user.to_string())
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(token_from_row).collect()
@@ -1094,7 +1233,7 @@ impl Credentials for SqliteTx {
         sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1107,36 +1246,7 @@ impl Audit for SqliteTx {
         if drafts.is_empty() {
             return Ok(Vec::new());
         }
-        let known = if self.appended.is_some() || self.audit_dropped {
-            None
-        } else {
-            self.memo().and_then(|m| m.audit_head.clone())
-        };
-        let sealed = match known {
-            None => {
-                let head = match self.appended.clone() {
-                    Some(head) => head,
-                    None => self.stored_audit_head().await?,
-                };
-                self.insert_audit(drafts, head, at).await?
-            }
-            Some(head) => match self.insert_audit(drafts.clone(), head, at).await {
-                // Another process appended since this one's last commit: its sequence numbers
-                // are taken, and the chain goes on from the head as stored.
-                Err(StoreError::Conflict(Constraint::Other(c))) if c == "audit_events.seq" => {
-                    if let Some(mut m) = self.memo() {
-                        m.audit_head = None;
-                    }
-                    let head = self.stored_audit_head().await?;
-                    self.insert_audit(drafts, head, at).await?
-                }
-                other => other?,
-            },
-        };
-        if let Some(last) = sealed.last() {
-            self.appended = Some((last.seq, last.hash.clone()));
-        }
-        Ok(sealed)
+        self.insert_audit(drafts, at).await
     }
 
     async fn list_audit(&mut self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
@@ -1184,7 +1294,7 @@ impl Audit for SqliteTx {
         for (_, i) in ints {
             query = query.bind(i);
         }
-        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = query.bind(i64::from(f.limit)).fetch_all(self.conn().await?).await.map_err(backend)?;
         rows.iter().map(audit_from_row).collect()
     }
 
@@ -1195,7 +1305,7 @@ impl Audit for SqliteTx {
         )
         .bind(user.to_string())
         .bind(user.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         // Traces outside the audit log: the mail sent to them, where they signed in from.
@@ -1203,21 +1313,26 @@ impl Audit for SqliteTx {
             "UPDATE outbox SET recipient = 'erased@anonymized.invalid', subject = '', body = '' WHERE user_id = ?",
             "UPDATE sessions SET ip = NULL, user_agent = NULL WHERE user_id = ?",
         ] {
-            sqlx::query(AssertSqlSafe(sql)).bind(user.to_string()).execute(&mut *self.tx).await.map_err(backend)?;
+            sqlx::query(AssertSqlSafe(sql))
+                .bind(user.to_string())
+                .execute(self.conn().await?)
+                .await
+                .map_err(backend)?;
         }
         Ok(result.rows_affected())
     }
 
     async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {
         let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE id = 1")
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.map(|r| Ok((get::<i64>(&r, "seq")?, get::<String>(&r, "hash")?))).transpose()
     }
 
     async fn drop_archived_audit(&mut self, seq: i64, hash: &str, at: OffsetDateTime) -> StoreResult<u64> {
-        self.audit_dropped = true;
+        // The head is read again after archiving moves the anchor.
+        self.head = None;
         sqlx::query(
             "INSERT INTO audit_anchor (id, seq, hash, archived_at) VALUES (1, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, archived_at = excluded.archived_at",
@@ -1225,12 +1340,12 @@ impl Audit for SqliteTx {
         .bind(seq)
         .bind(hash)
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         let result = sqlx::query("DELETE FROM audit_events WHERE seq <= ?")
             .bind(seq)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(result.rows_affected())
@@ -1240,7 +1355,7 @@ impl Audit for SqliteTx {
         let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(audit_from_row).collect()
@@ -1251,7 +1366,7 @@ impl Audit for SqliteTx {
 impl Settings for SqliteTx {
     async fn instance_doc(&mut self) -> StoreResult<Option<(Value, i64)>> {
         let row = sqlx::query("SELECT doc, version FROM instance_settings WHERE id = 1")
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.map(|row| {
@@ -1269,7 +1384,7 @@ impl Settings for SqliteTx {
         )
         .bind(doc.to_string())
         .bind(version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1281,7 +1396,7 @@ impl Settings for SqliteTx {
         }
         sqlx::query_scalar("SELECT value FROM instance_secrets WHERE name = ?")
             .bind(name)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)
     }
@@ -1293,7 +1408,7 @@ impl Settings for SqliteTx {
             return Ok(known);
         }
         let held: Option<String> =
-            sqlx::query_scalar(select).bind(name).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+            sqlx::query_scalar(select).bind(name).fetch_optional(self.conn().await?).await.map_err(backend)?;
         if let Some(held) = held {
             self.secrets.learn(name, &held);
             return Ok(held);
@@ -1304,10 +1419,10 @@ impl Settings for SqliteTx {
         .bind(name)
         .bind(value)
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
-        sqlx::query_scalar(select).bind(name).fetch_one(&mut *self.tx).await.map_err(backend)
+        sqlx::query_scalar(select).bind(name).fetch_one(self.conn().await?).await.map_err(backend)
     }
 
     async fn idempotent_response(&mut self, scope: &str, key: &str) -> StoreResult<Option<IdempotentResponse>> {
@@ -1315,7 +1430,7 @@ impl Settings for SqliteTx {
             sqlx::query("SELECT request_hash, status, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?")
                 .bind(scope)
                 .bind(key)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await
                 .map_err(backend)?;
         row.map(|row| {
@@ -1344,7 +1459,7 @@ impl Settings for SqliteTx {
         .bind(i64::from(r.status))
         .bind(&r.body)
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1364,7 +1479,7 @@ impl Lifecycle for SqliteTx {
         .bind(&id)
         .bind(dormant)
         .bind(&id)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1381,7 +1496,7 @@ impl Lifecycle for SqliteTx {
         .bind(&id)
         .bind(micros(at))
         .bind(&id)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(done.rows_affected())
@@ -1390,7 +1505,7 @@ impl Lifecycle for SqliteTx {
     async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
         let rows = sqlx::query("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id")
             .bind(user.to_string())
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(org_from_row).collect()
@@ -1408,7 +1523,7 @@ impl Lifecycle for SqliteTx {
         .bind(h.returnable)
         .bind(micros(h.created_at))
         .bind(h.closed_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1418,7 +1533,7 @@ impl Lifecycle for SqliteTx {
         let rows =
             sqlx::query("SELECT * FROM ownership_handovers WHERE from_user_id = ? AND closed_at IS NULL ORDER BY id")
                 .bind(user.to_string())
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await
                 .map_err(backend)?;
         rows.iter().map(handover_from_row).collect()
@@ -1428,7 +1543,7 @@ impl Lifecycle for SqliteTx {
         sqlx::query("UPDATE ownership_handovers SET closed_at = ? WHERE id = ?")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1436,7 +1551,7 @@ impl Lifecycle for SqliteTx {
 
     async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1");
-        let row = sqlx::query(AssertSqlSafe(sql)).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        let row = sqlx::query(AssertSqlSafe(sql)).fetch_optional(self.conn().await?).await.map_err(backend)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -1453,7 +1568,7 @@ impl Lifecycle for SqliteTx {
         .bind(r.created_by.map(|u| u.to_string()))
         .bind(r.restored_at.map(micros))
         .bind(r.restored_by.map(|u| u.to_string()))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1462,7 +1577,7 @@ impl Lifecycle for SqliteTx {
     async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
         let rows = sqlx::query("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC")
             .bind(org.to_string())
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(deprovision_from_row).collect()
@@ -1484,7 +1599,7 @@ impl Lifecycle for SqliteTx {
         ] {
             erased += sqlx::query(AssertSqlSafe(sql))
                 .bind(org.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?
                 .rows_affected();
@@ -1494,7 +1609,7 @@ impl Lifecycle for SqliteTx {
         )
         .bind(org.to_string())
         .bind(owner.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?
         .rows_affected();
@@ -1508,7 +1623,7 @@ impl Lifecycle for SqliteTx {
         .bind(micros(at))
         .bind(by.map(|u| u.to_string()))
         .bind(id.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -1534,7 +1649,7 @@ impl Invitations for SqliteTx {
         .bind(micros(i.expires_at))
         .bind(i.accepted_at.map(micros))
         .bind(i.cancelled_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1543,7 +1658,7 @@ impl Invitations for SqliteTx {
     async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
         let row = sqlx::query("SELECT * FROM invitations WHERE token_hash = ?")
             .bind(token_hash)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(invitation_from_row).transpose()
@@ -1555,7 +1670,7 @@ impl Invitations for SqliteTx {
         )
         .bind(micros(at))
         .bind(id.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -1567,7 +1682,7 @@ impl Invitations for SqliteTx {
         )
         .bind(micros(at))
         .bind(user.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(result.rows_affected())
@@ -1583,7 +1698,7 @@ impl Invitations for SqliteTx {
         .bind(micros(r.created_at))
         .bind(micros(r.expires_at))
         .bind(r.used_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1592,7 +1707,7 @@ impl Invitations for SqliteTx {
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
         let row = sqlx::query("SELECT * FROM password_resets WHERE token_hash = ?")
             .bind(token_hash)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(reset_from_row).transpose()
@@ -1602,7 +1717,7 @@ impl Invitations for SqliteTx {
         let result = sqlx::query("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -1625,7 +1740,7 @@ impl Outbox for SqliteTx {
         .bind(micros(m.created_at))
         .bind(m.attempts)
         .bind(micros(m.next_attempt_at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1644,7 +1759,7 @@ impl Outbox for SqliteTx {
         .bind(micros(now))
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         let claimed: Vec<OutboxRow> = rows.iter().map(outbox_from_row).collect::<StoreResult<_>>()?;
@@ -1652,7 +1767,7 @@ impl Outbox for SqliteTx {
             sqlx::query("UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
                 .bind(micros(lease_until))
                 .bind(m.id.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         }
@@ -1663,7 +1778,7 @@ impl Outbox for SqliteTx {
         sqlx::query("UPDATE outbox SET sent_at = ?, locked_until = NULL WHERE id = ?")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1674,7 +1789,7 @@ impl Outbox for SqliteTx {
             .bind(micros(at))
             .bind(why)
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1685,7 +1800,7 @@ impl Outbox for SqliteTx {
             .bind(micros(next_attempt_at))
             .bind(error)
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -1694,7 +1809,7 @@ impl Outbox for SqliteTx {
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
         let rows = sqlx::query("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC")
             .bind(recipient)
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(outbox_from_row).collect()
@@ -1707,7 +1822,7 @@ impl Metering for SqliteTx {
         let row = sqlx::query("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?")
             .bind(org.to_string())
             .bind(micros(period_start))
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(usage_from_row).transpose()
@@ -1717,7 +1832,7 @@ impl Metering for SqliteTx {
         let rows = sqlx::query("SELECT * FROM usage_periods WHERE org_id = ? ORDER BY period_start DESC LIMIT ?")
             .bind(org.to_string())
             .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(usage_from_row).collect()
@@ -1737,7 +1852,7 @@ impl Metering for SqliteTx {
         .bind(micros(period_start))
         .bind(amount(threshold))
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(result.rows_affected() == 1)
@@ -1758,7 +1873,7 @@ impl Metering for SqliteTx {
         .bind(micros(a.created_at))
         .bind(micros(a.updated_at))
         .bind(a.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1767,7 +1882,7 @@ impl Metering for SqliteTx {
     async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
         let row = sqlx::query("SELECT * FROM assets WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(asset_from_row).transpose()
@@ -1780,7 +1895,7 @@ impl Metering for SqliteTx {
                 .bind(before.map(|b| b.to_string()))
                 .bind(before.map(|b| b.to_string()))
                 .bind(i64::from(limit))
-                .fetch_all(&mut *self.tx)
+                .fetch_all(self.conn().await?)
                 .await
                 .map_err(backend)?;
         rows.iter().map(asset_from_row).collect()
@@ -1798,7 +1913,7 @@ impl Metering for SqliteTx {
         .bind(micros(a.updated_at))
         .bind(a.id.to_string())
         .bind(a.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -1814,7 +1929,7 @@ impl Metering for SqliteTx {
              FROM assets WHERE org_id = ?",
         )
         .bind(org.to_string())
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(AssetTotals {
@@ -1835,7 +1950,7 @@ impl Metering for SqliteTx {
         .bind(org.to_string())
         .bind(org.to_string())
         .bind(micros(now))
-        .fetch_one(&mut *self.tx)
+        .fetch_one(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(count(n))
@@ -1844,7 +1959,7 @@ impl Metering for SqliteTx {
     async fn team_count(&mut self, org: OrgId) -> StoreResult<u64> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM teams WHERE org_id = ? AND archived_at IS NULL")
             .bind(org.to_string())
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(count(n))
@@ -1867,7 +1982,7 @@ impl Metering for SqliteTx {
         .bind(micros(period_start))
         .bind(user.to_string())
         .bind(org.to_string())
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn().await?)
         .await
         .map_err(backend)?;
         row.as_ref().map(check_facts_from_row).transpose()
@@ -1888,7 +2003,7 @@ impl Webhooks for SqliteTx {
         .bind(micros(h.created_at))
         .bind(h.created_by.map(|u| u.to_string()))
         .bind(h.disabled_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1901,7 +2016,7 @@ impl Webhooks for SqliteTx {
             return Ok(known);
         }
         let rows = sqlx::query("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         let hooks = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
@@ -1916,7 +2031,7 @@ impl Webhooks for SqliteTx {
         let result = sqlx::query("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -1934,7 +2049,7 @@ impl Webhooks for SqliteTx {
         .bind(micros(d.created_at))
         .bind(d.attempts)
         .bind(micros(d.next_attempt_at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -1953,7 +2068,7 @@ impl Webhooks for SqliteTx {
         .bind(micros(now))
         .bind(micros(now))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         let claimed: Vec<DeliveryRow> = rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?;
@@ -1961,7 +2076,7 @@ impl Webhooks for SqliteTx {
             sqlx::query("UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
                 .bind(micros(lease_until))
                 .bind(d.id.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         }
@@ -1987,7 +2102,7 @@ impl Webhooks for SqliteTx {
         .bind(next.map(micros))
         .bind(failed.map(micros))
         .bind(id.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2001,7 +2116,7 @@ impl Webhooks for SqliteTx {
         .bind(before.map(|b| b.to_string()))
         .bind(before.map(|b| b.to_string()))
         .bind(i64::from(limit))
-        .fetch_all(&mut *self.tx)
+        .fetch_all(self.conn().await?)
         .await
         .map_err(backend)?;
         rows.iter().map(delivery_from_row).collect()
@@ -2010,7 +2125,7 @@ impl Webhooks for SqliteTx {
     async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
         let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(delivery_from_row).transpose()
@@ -2023,7 +2138,7 @@ impl Webhooks for SqliteTx {
         )
         .bind(micros(now))
         .bind(id.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -2041,7 +2156,7 @@ impl Reviews for SqliteTx {
         .bind(r.inactive_days)
         .bind(micros(r.created_at))
         .bind(r.created_by.map(|u| u.to_string()))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         for i in items {
@@ -2055,7 +2170,7 @@ impl Reviews for SqliteTx {
             .bind(i.last_login_at.map(micros))
             .bind(json_text(&i.roles)?)
             .bind(&i.recommendation)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         }
@@ -2065,7 +2180,7 @@ impl Reviews for SqliteTx {
     async fn review(&mut self, id: Uuid) -> StoreResult<Option<(ReviewRow, Vec<ReviewItemRow>)>> {
         let Some(row) = sqlx::query("SELECT * FROM access_reviews WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?
         else {
@@ -2074,7 +2189,7 @@ impl Reviews for SqliteTx {
         let review = review_from_row(&row)?;
         let rows = sqlx::query("SELECT * FROM access_review_items WHERE review_id = ? ORDER BY email")
             .bind(id.to_string())
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         let items = rows.iter().map(review_item_from_row).collect::<StoreResult<_>>()?;
@@ -2086,7 +2201,7 @@ impl Reviews for SqliteTx {
             .bind(decision)
             .bind(id.to_string())
             .bind(user.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -2099,7 +2214,7 @@ impl Reviews for SqliteTx {
         .bind(micros(at))
         .bind(by.to_string())
         .bind(id.to_string())
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -2119,14 +2234,7 @@ impl Scim for SqliteTx {
         q: &ScimQuery<UserField>,
     ) -> StoreResult<(u64, Vec<(UserRow, Option<ScimUserRow>)>)> {
         let (page, count) = crate::query::users_sql(q, &format!("{USER_COLUMNS}, {SCIM_USER_COLUMNS}"));
-        let total: i64 = bind_all!(sqlx::query_scalar(AssertSqlSafe(count.text.clone())), &count.binds)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        let rows = bind_all!(sqlx::query(AssertSqlSafe(page.text.clone())), &page.binds)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let (total, rows) = self.count_and_page(count, page).await?;
         let items = rows.iter().map(|r| Ok((user_from_row(r)?, scim_user_from_row(r)?))).collect::<StoreResult<_>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))
     }
@@ -2136,17 +2244,14 @@ impl Scim for SqliteTx {
             "SELECT {USER_COLUMNS}, {SCIM_USER_COLUMNS} FROM users u LEFT JOIN scim_users s ON s.user_id = u.id \
              WHERE u.id = ?"
         );
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        row.map(|r| Ok((user_from_row(&r)?, scim_user_from_row(&r)?))).transpose()
+        let rows = self.fetch(Stmt::new(sql).bind(id.to_string())).await?;
+        rows.first().map(|r| Ok((user_from_row(r)?, scim_user_from_row(r)?))).transpose()
     }
 
     async fn user_by_user_name_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE COALESCE(u.scim_user_name_key, u.email_key) = ?");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *self.tx).await.map_err(backend)?;
+        let row =
+            sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(self.conn().await?).await.map_err(backend)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
@@ -2154,7 +2259,8 @@ impl Scim for SqliteTx {
         // The userName and the attributes in one trip to the connection's thread.
         let sql =
             format!("UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?; {SCIM_ATTRS_UPSERT}");
-        sqlx::query(AssertSqlSafe(sql))
+        let put = Stmt::new(sql)
+            .statements(2)
             .bind(&r.user_name)
             .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
             .bind(r.user_id.to_string())
@@ -2162,23 +2268,19 @@ impl Scim for SqliteTx {
             .bind(&r.external_id)
             .bind(json_text(&r.attrs)?)
             .bind(r.hidden_at.map(micros))
-            .bind(micros(r.updated_at))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+            .bind(micros(r.updated_at));
+        self.later(put);
         Ok(())
     }
 
     async fn put_scim_attrs(&mut self, r: &ScimUserRow) -> StoreResult<()> {
-        sqlx::query(SCIM_ATTRS_UPSERT)
+        let put = Stmt::new(SCIM_ATTRS_UPSERT)
             .bind(r.user_id.to_string())
             .bind(&r.external_id)
             .bind(json_text(&r.attrs)?)
             .bind(r.hidden_at.map(micros))
-            .bind(micros(r.updated_at))
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+            .bind(micros(r.updated_at));
+        self.later(put);
         Ok(())
     }
 
@@ -2189,7 +2291,7 @@ impl Scim for SqliteTx {
         .bind(email_key)
         .bind(user.to_string())
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2202,14 +2304,14 @@ impl Scim for SqliteTx {
     ) -> StoreResult<Option<UserId>> {
         let holder: Option<String> = sqlx::query_scalar("SELECT user_id FROM retired_emails WHERE email_key = ?")
             .bind(email_key)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         let holder: Option<UserId> = holder.map(|h| parse(&h, "user id")).transpose()?;
         if holder.is_some() && holder == reclaimer {
             sqlx::query("DELETE FROM retired_emails WHERE email_key = ?")
                 .bind(email_key)
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
             return Ok(None);
@@ -2219,14 +2321,7 @@ impl Scim for SqliteTx {
 
     async fn scim_groups(&mut self, q: &ScimQuery<GroupField>) -> StoreResult<(u64, Vec<ScimGroupRow>)> {
         let (page, count) = crate::query::groups_sql(q, SCIM_GROUP_COLUMNS);
-        let total: i64 = bind_all!(sqlx::query_scalar(AssertSqlSafe(count.text.clone())), &count.binds)
-            .fetch_one(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        let rows = bind_all!(sqlx::query(AssertSqlSafe(page.text.clone())), &page.binds)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        let (total, rows) = self.count_and_page(count, page).await?;
         let items = rows.iter().map(scim_group_from_row).collect::<StoreResult<_>>()?;
         Ok((u64::try_from(total).unwrap_or(0), items))
     }
@@ -2238,7 +2333,7 @@ impl Scim for SqliteTx {
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(scim_group_from_row).transpose()
@@ -2252,7 +2347,7 @@ impl Scim for SqliteTx {
         .bind(team.to_string())
         .bind(external_id)
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2262,14 +2357,14 @@ impl Scim for SqliteTx {
         sqlx::query("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND ended_at IS NULL")
             .bind(micros(at))
             .bind(team.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         sqlx::query("UPDATE teams SET archived_at = ?, updated_at = ?, version = version + 1 WHERE id = ?")
             .bind(micros(at))
             .bind(micros(at))
             .bind(team.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -2278,7 +2373,7 @@ impl Scim for SqliteTx {
     async fn orgs_named(&mut self, name: &str) -> StoreResult<Vec<OrgRow>> {
         let rows = sqlx::query("SELECT * FROM orgs WHERE lower(name) = ? AND state <> 'purged' ORDER BY id LIMIT 2")
             .bind(name.to_lowercase())
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(org_from_row).collect()
@@ -2297,7 +2392,7 @@ impl Scim for SqliteTx {
         .bind(t.created_by.map(|b| b.to_string()))
         .bind(micros(t.created_at))
         .bind(t.revoked_at.map(micros))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2306,7 +2401,7 @@ impl Scim for SqliteTx {
     async fn scim_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ScimTokenRow>> {
         let row = sqlx::query("SELECT * FROM scim_tokens WHERE token_hash = ?")
             .bind(token_hash)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(scim_token_from_row).transpose()
@@ -2314,7 +2409,7 @@ impl Scim for SqliteTx {
 
     async fn scim_tokens(&mut self) -> StoreResult<Vec<ScimTokenRow>> {
         let rows = sqlx::query("SELECT * FROM scim_tokens WHERE revoked_at IS NULL ORDER BY id DESC")
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(scim_token_from_row).collect()
@@ -2324,7 +2419,7 @@ impl Scim for SqliteTx {
         let done = sqlx::query("UPDATE scim_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(micros(at))
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -2348,7 +2443,7 @@ impl Sso for SqliteTx {
         .bind(r.jit)
         .bind(r.created_by.map(|u| u.to_string()))
         .bind(micros(r.created_at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2356,7 +2451,7 @@ impl Sso for SqliteTx {
 
     async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
         let rows = sqlx::query("SELECT * FROM jwt_issuers ORDER BY id DESC")
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(jwt_issuer_from_row).collect()
@@ -2365,7 +2460,7 @@ impl Sso for SqliteTx {
     async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>> {
         let rows = sqlx::query("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id")
             .bind(issuer)
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(jwt_issuer_from_row).collect()
@@ -2374,7 +2469,7 @@ impl Sso for SqliteTx {
     async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM jwt_issuers WHERE id = ?")
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -2401,7 +2496,7 @@ impl Sso for SqliteTx {
         .bind(micros(r.created_at))
         .bind(micros(r.updated_at))
         .bind(r.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         self.put_sso_domains(r).await
@@ -2427,7 +2522,7 @@ impl Sso for SqliteTx {
         .bind(micros(r.updated_at))
         .bind(r.id.to_string())
         .bind(r.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())?;
@@ -2437,7 +2532,7 @@ impl Sso for SqliteTx {
     async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>> {
         let row = sqlx::query("SELECT * FROM sso_connections WHERE id = ?")
             .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(sso_connection_from_row).transpose()
@@ -2445,7 +2540,7 @@ impl Sso for SqliteTx {
 
     async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>> {
         let rows = sqlx::query("SELECT * FROM sso_connections ORDER BY id DESC")
-            .fetch_all(&mut *self.tx)
+            .fetch_all(self.conn().await?)
             .await
             .map_err(backend)?;
         rows.iter().map(sso_connection_from_row).collect()
@@ -2456,7 +2551,7 @@ impl Sso for SqliteTx {
             "SELECT c.* FROM sso_connections c JOIN sso_domains d ON d.connection_id = c.id WHERE d.domain = ?",
         )
         .bind(domain)
-        .fetch_optional(&mut *self.tx)
+        .fetch_optional(self.conn().await?)
         .await
         .map_err(backend)?;
         row.as_ref().map(sso_connection_from_row).transpose()
@@ -2465,12 +2560,12 @@ impl Sso for SqliteTx {
     async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
         sqlx::query("DELETE FROM sso_domains WHERE connection_id = ?")
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         let done = sqlx::query("DELETE FROM sso_connections WHERE id = ?")
             .bind(id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() > 0)
@@ -2481,7 +2576,7 @@ impl Sso for SqliteTx {
             sqlx::query_scalar("SELECT user_id FROM external_identities WHERE issuer = ? AND subject = ?")
                 .bind(issuer)
                 .bind(subject)
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await
                 .map_err(backend)?;
         user.map(|u| parse(&u, "user id")).transpose()
@@ -2502,7 +2597,7 @@ impl Sso for SqliteTx {
         .bind(subject)
         .bind(user.to_string())
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -2514,14 +2609,14 @@ impl SqliteTx {
     async fn put_sso_domains(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
         sqlx::query("DELETE FROM sso_domains WHERE connection_id = ?")
             .bind(r.id.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         for domain in &r.domains {
             sqlx::query("INSERT INTO sso_domains (domain, connection_id) VALUES (?, ?)")
                 .bind(domain)
                 .bind(r.id.to_string())
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         }
@@ -2570,6 +2665,115 @@ mod tests {
         assert_eq!(store.flush.synced(), store.flush.seen());
     }
 
+    #[tokio::test]
+    async fn a_commit_waiting_for_its_flush_leaves_the_writer_to_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, true).await;
+        let now = OffsetDateTime::now_utc();
+        let held = store.flush.hold().await;
+        let first = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.write().await.unwrap();
+                tx.ensure_instance_secret("first", "value", now).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        };
+        // Once the first commit is made (visible; a reader that is dropped waits for no flush)…
+        loop {
+            let mut read = store.read().await.unwrap();
+            let made = read.instance_secret("first").await.unwrap().is_some();
+            drop(read);
+            if made {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // …a second writer gets the writer while the first still waits for its flush.
+        let second = async {
+            let mut tx = store.write().await.unwrap();
+            tx.ensure_instance_secret("second", "value", now).await.unwrap();
+            tx
+        };
+        let tx = tokio::time::timeout(std::time::Duration::from_secs(10), second)
+            .await
+            .expect("the writer stayed held while a commit waited for its flush");
+        assert!(!first.is_finished(), "a commit was answered before its flush");
+        drop(held);
+        tx.commit().await.unwrap();
+        first.await.unwrap();
+        assert_eq!(store.flush.synced(), store.flush.seen());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_midway_leaves_the_connection_free_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, false).await;
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store.write().await.unwrap();
+        tx.ensure_instance_secret("dropped", "value", now).await.unwrap();
+        drop(tx);
+        // The next write gets the one writer connection, outside any transaction.
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.instance_secret("dropped").await.unwrap().is_none(), "a dropped transaction was kept");
+        tx.ensure_instance_secret("kept", "value", now).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        assert!(read.instance_secret("kept").await.unwrap().is_some());
+        read.rollback().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn waiting_writes_are_read_back_in_order_and_a_failed_one_keeps_the_rest_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, false).await;
+        let now = OffsetDateTime::now_utc();
+        let mut u = UserRow {
+            id: UserId::new(),
+            email: "waits@x.test".into(),
+            email_key: "waits@x.test".into(),
+            name: "Waits".into(),
+            status: steward_core::UserStatus::Active,
+            password_hash: None,
+            locale: None,
+            timezone: None,
+            instance_roles: vec![],
+            kind: "person".into(),
+            notifications: Default::default(),
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            deactivate_at: None,
+            version: 1,
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_user(&u).await.unwrap();
+        u.name = "Renamed".into();
+        tx.update_user(&u).await.unwrap();
+        let draft =
+            AuditDraft::new("probe.waits", steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "u");
+        tx.append_audit(vec![draft], now).await.unwrap();
+        // One trip sends the three, then reads.
+        let back = tx.user(u.id).await.unwrap().unwrap();
+        assert_eq!((back.name.as_str(), back.version), ("Renamed", 2));
+        tx.commit().await.unwrap();
+
+        // A stale update waits, and the commit it goes with refuses it and everything before it.
+        let mut tx = store.write().await.unwrap();
+        let draft =
+            AuditDraft::new("probe.undone", steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "u");
+        tx.append_audit(vec![draft], now).await.unwrap();
+        u.name = "Stale".into();
+        tx.update_user(&u).await.unwrap();
+        let err = tx.commit().await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)), "{err:?}");
+        let mut read = store.read().await.unwrap();
+        assert_eq!(read.user(u.id).await.unwrap().unwrap().name, "Renamed");
+        let kinds: Vec<String> = read.audit_chain(0, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+        read.rollback().await.unwrap();
+        assert_eq!(kinds, ["probe.waits"]);
+    }
+
     /// The query plan of `sql` (with its binds), one step per line.
     async fn plan(store: &SqliteStore, sql: &crate::query::Sql) -> String {
         let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
@@ -2609,18 +2813,14 @@ mod tests {
         let other = store(&dir, false).await;
         append(&serving, "probe.first").await;
         append(&serving, "probe.second").await;
-        let head = |store: &SqliteStore| store.memo.lock().unwrap().audit_head.clone().map(|(seq, _)| seq);
-        assert_eq!(head(&serving), Some(2), "the writer keeps the head it committed");
         append(&other, "probe.elsewhere").await;
-        // The serving store's memo of the head is stale now: its append meets a taken seq.
         append(&serving, "probe.third").await;
-        assert_eq!(head(&serving), Some(4));
         let mut tx = serving.write().await.unwrap();
         let draft =
             AuditDraft::new("probe.undone", steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "x");
-        tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
+        let sealed = tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(sealed[0].seq, 5, "the head is read with the transaction's BEGIN");
         tx.rollback().await.unwrap();
-        assert_eq!(head(&serving), Some(4), "a rolled-back append leaves the head where it was");
         append(&serving, "probe.fourth").await;
 
         let mut read = serving.read().await.unwrap();

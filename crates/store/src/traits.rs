@@ -59,6 +59,11 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// One transaction with every family of queries.
+///
+/// A write that returns nothing may be sent with a later statement of the same transaction (see
+/// the SQLite backend), so its error (a taken email, a stale version) may come from a later call,
+/// at the latest from [`Tx::commit`], which then commits nothing. After any error the transaction
+/// is only rolled back.
 #[async_trait]
 pub trait Tx:
     Users

@@ -10,7 +10,7 @@ use steward_core::{
 };
 use steward_store::{
     ApiTokenRow, Constraint, InvitationRow, OrgRow, PgStore, RoleMappingRow, RoleRow, ScimUserRow, SessionRow,
-    SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, TotpRow, UserFilter, UserRow,
+    SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, StoreResult, TotpRow, UserFilter, UserRow,
 };
 use time::OffsetDateTime;
 
@@ -106,6 +106,7 @@ contract!(
     users_round_trip_with_roles,
     email_keys_are_unique,
     updates_are_conditional_on_version,
+    a_transaction_that_failed_keeps_nothing,
     one_current_owner_per_org,
     audit_chain_is_sealed_in_order,
     rollback_discards_changes_and_events,
@@ -132,11 +133,33 @@ async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
     assert_eq!(tx.user_by_email_key("round@example.com").await.unwrap().unwrap().id, u.id);
 }
 
+/// The error of `step`, or else of the commit that follows it: a write may be sent with a later
+/// statement (see [`steward_store::Tx`]).
+async fn refused(tx: Box<dyn steward_store::Tx>, step: StoreResult<()>) -> StoreError {
+    match step {
+        Err(e) => {
+            tx.rollback().await.unwrap();
+            e
+        }
+        Ok(()) => tx.commit().await.unwrap_err(),
+    }
+}
+
 async fn email_keys_are_unique(store: Arc<dyn Store>) {
     let mut tx = store.write().await.unwrap();
     tx.insert_user(&user("dup@example.com")).await.unwrap();
-    let err = tx.insert_user(&user("DUP@example.com")).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(Constraint::EmailTaken)), "{err:?}");
+    tx.commit().await.unwrap();
+    for mut taker in [user("DUP@example.com"), user("dup@EXAMPLE.com")] {
+        // Without roles to write, the insert is the transaction's last statement.
+        taker.instance_roles.clear();
+        let mut tx = store.write().await.unwrap();
+        let step = tx.insert_user(&taker).await;
+        let err = refused(tx, step).await;
+        assert!(matches!(err, StoreError::Conflict(Constraint::EmailTaken)), "{err:?}");
+        let mut read = store.read().await.unwrap();
+        assert!(read.user(taker.id).await.unwrap().is_none(), "a refused insert was kept");
+        read.rollback().await.unwrap();
+    }
 }
 
 async fn updates_are_conditional_on_version(store: Arc<dyn Store>) {
@@ -145,10 +168,34 @@ async fn updates_are_conditional_on_version(store: Arc<dyn Store>) {
     tx.insert_user(&u).await.unwrap();
     u.name = "First".into();
     tx.update_user(&u).await.unwrap();
+    assert_eq!(tx.user(u.id).await.unwrap().unwrap().version, 2, "a transaction reads its own writes");
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
     u.name = "Stale".into();
-    let err = tx.update_user(&u).await.unwrap_err();
-    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)));
-    assert_eq!(tx.user(u.id).await.unwrap().unwrap().version, 2);
+    let step = tx.update_user(&u).await;
+    let err = refused(tx, step).await;
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)), "{err:?}");
+    let mut read = store.read().await.unwrap();
+    let kept = read.user(u.id).await.unwrap().unwrap();
+    read.rollback().await.unwrap();
+    assert_eq!((kept.version, kept.name.as_str()), (2, "First"));
+}
+
+/// A transaction that met an error commits nothing of what it did before it either.
+async fn a_transaction_that_failed_keeps_nothing(store: Arc<dyn Store>) {
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&user("first@example.com")).await.unwrap();
+    tx.commit().await.unwrap();
+    let (before, mut taker) = (user("before@example.com"), user("FIRST@example.com"));
+    taker.instance_roles.clear();
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&before).await.unwrap();
+    let step = tx.insert_user(&taker).await;
+    let err = refused(tx, step).await;
+    assert!(matches!(err, StoreError::Conflict(Constraint::EmailTaken)), "{err:?}");
+    let mut read = store.read().await.unwrap();
+    assert!(read.user(before.id).await.unwrap().is_none(), "the write before the error was kept");
+    read.rollback().await.unwrap();
 }
 
 async fn one_current_owner_per_org(store: Arc<dyn Store>) {

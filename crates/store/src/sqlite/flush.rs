@@ -112,6 +112,12 @@ impl Flush {
         Ok(())
     }
 
+    /// Keeps every flush waiting while the guard lives.
+    #[cfg(test)]
+    pub(super) async fn hold(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.flushing.lock().await
+    }
+
     /// Counts a commit and waits until it is on disk, for a commit that has already returned.
     pub(super) async fn committed(&self) -> StoreResult<()> {
         let n = self.begin().n;

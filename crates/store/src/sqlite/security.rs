@@ -17,7 +17,7 @@ impl Security for SqliteTx {
     async fn totp(&mut self, user: UserId) -> StoreResult<Option<TotpRow>> {
         let row = sqlx::query("SELECT * FROM user_totp WHERE user_id = ?")
             .bind(user.to_string())
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(totp_from_row).transpose()
@@ -34,7 +34,7 @@ impl Security for SqliteTx {
         .bind(row.confirmed_at.map(micros))
         .bind(row.last_step)
         .bind(micros(row.created_at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -45,7 +45,7 @@ impl Security for SqliteTx {
             .bind(micros(at))
             .bind(step)
             .bind(user.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -58,7 +58,7 @@ impl Security for SqliteTx {
         .bind(step)
         .bind(user.to_string())
         .bind(step)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(result.rows_affected() == 1)
@@ -67,12 +67,12 @@ impl Security for SqliteTx {
     async fn delete_totp(&mut self, user: UserId) -> StoreResult<bool> {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
             .bind(user.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         let result = sqlx::query("DELETE FROM user_totp WHERE user_id = ?")
             .bind(user.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         Ok(result.rows_affected() > 0)
@@ -81,7 +81,7 @@ impl Security for SqliteTx {
     async fn replace_recovery_codes(&mut self, user: UserId, hashes: &[String], at: OffsetDateTime) -> StoreResult<()> {
         sqlx::query("DELETE FROM recovery_codes WHERE user_id = ?")
             .bind(user.to_string())
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         for hash in hashes {
@@ -89,7 +89,7 @@ impl Security for SqliteTx {
                 .bind(user.to_string())
                 .bind(hash)
                 .bind(micros(at))
-                .execute(&mut *self.tx)
+                .execute(self.conn().await?)
                 .await
                 .map_err(backend)?;
         }
@@ -103,7 +103,7 @@ impl Security for SqliteTx {
         .bind(micros(at))
         .bind(user.to_string())
         .bind(hash)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(result.rows_affected() == 1)
@@ -112,7 +112,7 @@ impl Security for SqliteTx {
     async fn recovery_codes_left(&mut self, user: UserId) -> StoreResult<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL")
             .bind(user.to_string())
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn().await?)
             .await
             .map_err(backend)
     }
@@ -121,7 +121,7 @@ impl Security for SqliteTx {
         let row: Option<(i64, Option<i64>)> =
             sqlx::query_as("SELECT failures, locked_until FROM login_lockouts WHERE user_id = ?")
                 .bind(user.to_string())
-                .fetch_optional(&mut *self.tx)
+                .fetch_optional(self.conn().await?)
                 .await
                 .map_err(backend)?;
         match row {
@@ -143,7 +143,7 @@ impl Security for SqliteTx {
         .bind(i64::from(state.failures))
         .bind(state.locked_until.map(micros))
         .bind(micros(at))
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -153,15 +153,17 @@ impl Security for SqliteTx {
 #[async_trait]
 impl Roles for SqliteTx {
     async fn custom_roles(&mut self) -> StoreResult<Vec<RoleRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM custom_roles ORDER BY name").fetch_all(&mut *self.tx).await.map_err(backend)?;
+        let rows = sqlx::query("SELECT * FROM custom_roles ORDER BY name")
+            .fetch_all(self.conn().await?)
+            .await
+            .map_err(backend)?;
         rows.iter().map(role_from_row).collect()
     }
 
     async fn custom_role(&mut self, name: &str) -> StoreResult<Option<RoleRow>> {
         let row = sqlx::query("SELECT * FROM custom_roles WHERE name = ?")
             .bind(name)
-            .fetch_optional(&mut *self.tx)
+            .fetch_optional(self.conn().await?)
             .await
             .map_err(backend)?;
         row.as_ref().map(role_from_row).transpose()
@@ -176,7 +178,7 @@ impl Roles for SqliteTx {
         .bind(micros(role.created_at))
         .bind(micros(role.updated_at))
         .bind(role.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         Ok(())
@@ -191,7 +193,7 @@ impl Roles for SqliteTx {
         .bind(micros(role.updated_at))
         .bind(&role.name)
         .bind(role.version)
-        .execute(&mut *self.tx)
+        .execute(self.conn().await?)
         .await
         .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -200,7 +202,7 @@ impl Roles for SqliteTx {
     async fn delete_custom_role(&mut self, name: &str) -> StoreResult<()> {
         let result = sqlx::query("DELETE FROM custom_roles WHERE name = ?")
             .bind(name)
-            .execute(&mut *self.tx)
+            .execute(self.conn().await?)
             .await
             .map_err(backend)?;
         expect_one(result.rows_affected())
@@ -209,7 +211,7 @@ impl Roles for SqliteTx {
     async fn role_holders(&mut self, name: &str) -> StoreResult<i64> {
         sqlx::query_scalar("SELECT COUNT(*) FROM user_instance_roles WHERE role = ?")
             .bind(name)
-            .fetch_one(&mut *self.tx)
+            .fetch_one(self.conn().await?)
             .await
             .map_err(backend)
     }

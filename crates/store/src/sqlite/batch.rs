@@ -1,0 +1,281 @@
+//! Statements sent to a connection's thread together.
+//!
+//! Each query sqlx runs on a SQLite connection is a trip to the connection's own thread and
+//! back. While the one writer is held those trips, not the SQL, are most of a write's time on a
+//! busy machine. A statement whose result nobody reads at once (an insert, an update whose row
+//! count is checked later, `BEGIN`, `COMMIT`) therefore waits in the transaction and goes with
+//! the next statement that is sent; one query string carries them all, and the results come
+//! back statement by statement, so each is checked and any error is laid at the statement that
+//! caused it.
+
+use std::borrow::Cow;
+
+use futures_util::TryStreamExt;
+use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
+use sqlx::{Arguments, AssertSqlSafe, Either, Executor, SqliteConnection};
+
+use crate::{Constraint, StoreError, StoreResult};
+
+/// A parameter of a [`Stmt`], kept as plain data so statements can be joined before binding.
+#[derive(Debug, Clone)]
+pub(super) enum Arg {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Int(i64::from(v))
+    }
+}
+
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::Real(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+
+impl<T: Into<Arg>> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Arg::Null, Into::into)
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Self {
+        v.as_deref().map_or(Arg::Null, Arg::from)
+    }
+}
+
+/// What a statement's outcome must show; checked when its result comes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// Anything.
+    Any,
+    /// Exactly one row changed, else someone else changed the row first
+    /// ([`Constraint::VersionMismatch`]).
+    One,
+}
+
+/// One statement, or a few written as one piece (`;`-separated), with its parameters in order.
+#[derive(Debug, Clone)]
+pub(super) struct Stmt {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+    /// How many SQL statements `sql` holds: each sends back its own result.
+    statements: usize,
+    expect: Expect,
+    /// What an error of this piece means.
+    map: fn(StoreError) -> StoreError,
+}
+
+impl Stmt {
+    /// A piece of one statement.
+    pub(super) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
+        Self { sql: sql.into(), args: Vec::new(), statements: 1, expect: Expect::Any, map: std::convert::identity }
+    }
+
+    /// A piece of `n` `;`-separated statements.
+    pub(super) fn statements(mut self, n: usize) -> Self {
+        self.statements = n;
+        self
+    }
+
+    /// Binds the next `?`.
+    pub(super) fn bind(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// The piece must change exactly one row.
+    pub(super) fn expect_one(mut self) -> Self {
+        self.expect = Expect::One;
+        self
+    }
+
+    /// Maps this piece's errors (after [`super::backend`]).
+    pub(super) fn map_err(mut self, map: fn(StoreError) -> StoreError) -> Self {
+        self.map = map;
+        self
+    }
+
+    /// Whether this piece's outcome is checked after it has run: a batch holding one must not
+    /// also hold the `COMMIT` the check may refuse.
+    pub(super) fn checked(&self) -> bool {
+        self.expect != Expect::Any
+    }
+}
+
+/// What one piece sent back: its rows, and the rows its statements changed.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    pub(super) rows: Vec<SqliteRow>,
+    /// Counted for pieces that only write: SQLite reports, after a `SELECT`, the count of the
+    /// connection's last write again.
+    pub(super) changes: u64,
+}
+
+/// Sends `pieces` as one query and returns each one's outcome, checked against what it expects.
+/// Statements run in order and the first error stops them: those after it do not run. An error
+/// is the failing piece's own, as its [`Stmt::map_err`] reads it.
+pub(super) async fn send(conn: &mut SqliteConnection, pieces: &[Stmt]) -> StoreResult<Vec<Outcome>> {
+    let mut sql = String::new();
+    let mut args = SqliteArguments::default();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(";\n");
+        }
+        sql.push_str(&piece.sql);
+        for arg in &piece.args {
+            let bound = match arg {
+                Arg::Null => args.add(Option::<i64>::None),
+                Arg::Int(v) => args.add(*v),
+                Arg::Real(v) => args.add(*v),
+                Arg::Text(v) => args.add(v.clone()),
+            };
+            bound.map_err(|e| StoreError::Backend(e.to_string()))?;
+        }
+    }
+    let mut outcomes: Vec<Outcome> = pieces.iter().map(|_| Outcome::default()).collect();
+    // Which piece the next result belongs to, and how many of its statements have finished.
+    let (mut piece, mut finished) = (0, 0);
+    let mut results = conn.fetch_many(sqlx::query_with(AssertSqlSafe(sql), args));
+    loop {
+        let next = results.try_next().await;
+        let at = piece.min(pieces.len().saturating_sub(1));
+        match next {
+            Ok(None) => break,
+            Ok(Some(Either::Right(row))) => outcomes[at].rows.push(row),
+            Ok(Some(Either::Left(done))) => {
+                outcomes[at].changes += SqliteQueryResult::rows_affected(&done);
+                finished += 1;
+                if finished == pieces[at].statements {
+                    check(&pieces[at], &outcomes[at])?;
+                    piece += 1;
+                    finished = 0;
+                }
+            }
+            Err(e) => return Err((pieces[at].map)(super::backend(e))),
+        }
+    }
+    Ok(outcomes)
+}
+
+fn check(piece: &Stmt, outcome: &Outcome) -> StoreResult<()> {
+    match piece.expect {
+        Expect::Any => Ok(()),
+        Expect::One if outcome.changes == 1 => Ok(()),
+        Expect::One => Err(StoreError::Conflict(Constraint::VersionMismatch)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use sqlx::{Connection, Row};
+
+    async fn memory() -> SqliteConnection {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE, n INTEGER)").await.unwrap();
+        conn
+    }
+
+    #[tokio::test]
+    async fn each_piece_gets_its_own_rows_and_changes() {
+        let mut conn = memory().await;
+        let pieces = [
+            Stmt::new("INSERT INTO t (v, n) VALUES (?, ?), (?, ?)")
+                .bind("a")
+                .bind(1_i64)
+                .bind("b")
+                .bind(Option::<i64>::None),
+            Stmt::new("SELECT v FROM t ORDER BY v"),
+            Stmt::new("UPDATE t SET n = 5 WHERE v = ?; UPDATE t SET n = n + 1 WHERE v = ? RETURNING n")
+                .statements(2)
+                .bind("b")
+                .bind("b"),
+        ];
+        let out = send(&mut conn, &pieces).await.unwrap();
+        assert_eq!(out[0].changes, 2);
+        assert!(out[0].rows.is_empty());
+        let seen: Vec<String> = out[1].rows.iter().map(|r| r.get::<String, _>("v")).collect();
+        assert_eq!(seen, ["a", "b"]);
+        assert_eq!(out[2].changes, 2);
+        assert_eq!(out[2].rows.iter().map(|r| r.get::<i64, _>("n")).collect::<Vec<_>>(), [6]);
+    }
+
+    #[tokio::test]
+    async fn an_error_is_laid_at_its_piece_and_stops_the_rest() {
+        let mut conn = memory().await;
+        fn taken(_: StoreError) -> StoreError {
+            StoreError::Conflict(Constraint::EmailTaken)
+        }
+        let pieces = [
+            Stmt::new("INSERT INTO t (v) VALUES ('x')"),
+            Stmt::new("INSERT INTO t (v) VALUES ('x')").map_err(taken),
+            Stmt::new("INSERT INTO t (v) VALUES ('after')"),
+        ];
+        let failed = send(&mut conn, &pieces).await.unwrap_err();
+        assert!(matches!(failed, StoreError::Conflict(Constraint::EmailTaken)), "{failed:?}");
+        let after: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v = 'after'").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(after, 0, "a statement after the failed one ran");
+    }
+
+    #[tokio::test]
+    async fn a_piece_expecting_one_row_fails_when_none_changed() {
+        let mut conn = memory().await;
+        let pieces = [
+            Stmt::new("INSERT INTO t (v) VALUES ('y')"),
+            Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("nobody").expect_one(),
+        ];
+        let failed = send(&mut conn, &pieces).await.unwrap_err();
+        assert!(matches!(failed, StoreError::Conflict(Constraint::VersionMismatch)), "{failed:?}");
+        let one = [Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("y").expect_one()];
+        send(&mut conn, &one).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn parameters_keep_their_types() {
+        let mut conn = memory().await;
+        let pieces =
+            [Stmt::new("SELECT typeof(?) AS a, typeof(?) AS b, typeof(?) AS c, typeof(?) AS d, typeof(?) AS e")
+                .bind(7_i64)
+                .bind(1.5)
+                .bind("s")
+                .bind(Option::<String>::None)
+                .bind(true)];
+        let out = send(&mut conn, &pieces).await.unwrap();
+        let row = &out[0].rows[0];
+        let types: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|c| row.get::<String, _>(*c)).collect();
+        assert_eq!(types, ["integer", "real", "text", "null", "integer"]);
+    }
+}
