@@ -336,7 +336,7 @@ impl SqliteTx {
         // From here the transaction may be open, even if this future is dropped midway.
         self.begun = true;
         let conn = self.conn.as_deref_mut().ok_or_else(ended)?;
-        match batch::send(conn, &pieces).await {
+        match batch::send(conn, pieces).await {
             Ok(mut outcomes) => {
                 if begins && self.writes {
                     self.head = Some(audit_head(&outcomes[1].rows)?);
@@ -391,10 +391,7 @@ impl SqliteTx {
     async fn chain_head(&mut self) -> StoreResult<(i64, String)> {
         if self.head.is_none() {
             let rows = self.fetch(Stmt::new(AUDIT_HEAD)).await?;
-            // A writer's first trip reads it on its own.
-            if self.head.is_none() {
-                self.head = Some(audit_head(&rows)?);
-            }
+            self.head = Some(audit_head(&rows)?);
         }
         self.head.clone().ok_or_else(ended)
     }

@@ -144,20 +144,21 @@ pub(super) struct Outcome {
 /// Sends `pieces` as one query and returns each one's outcome, checked against what it expects.
 /// Statements run in order and the first error stops them: those after it do not run. An error
 /// is the failing piece's own, as its [`Stmt::map_err`] reads it.
-pub(super) async fn send(conn: &mut SqliteConnection, pieces: &[Stmt]) -> StoreResult<Vec<Outcome>> {
+pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> StoreResult<Vec<Outcome>> {
     let mut sql = String::new();
     let mut args = SqliteArguments::default();
-    for (i, piece) in pieces.iter().enumerate() {
+    for (i, piece) in pieces.iter_mut().enumerate() {
         if i > 0 {
             sql.push_str(";\n");
         }
         sql.push_str(&piece.sql);
-        for arg in &piece.args {
+        // The parameters move into the query: a user's attributes are not copied again.
+        for arg in piece.args.drain(..) {
             let bound = match arg {
                 Arg::Null => args.add(Option::<i64>::None),
-                Arg::Int(v) => args.add(*v),
-                Arg::Real(v) => args.add(*v),
-                Arg::Text(v) => args.add(v.clone()),
+                Arg::Int(v) => args.add(v),
+                Arg::Real(v) => args.add(v),
+                Arg::Text(v) => args.add(v),
             };
             bound.map_err(|e| StoreError::Backend(e.to_string()))?;
         }
@@ -223,7 +224,7 @@ mod tests {
                 .bind("b")
                 .bind("b"),
         ];
-        let out = send(&mut conn, &pieces).await.unwrap();
+        let out = send(&mut conn, pieces.to_vec()).await.unwrap();
         assert_eq!(out[0].changes, 2);
         assert!(out[0].rows.is_empty());
         let seen: Vec<String> = out[1].rows.iter().map(|r| r.get::<String, _>("v")).collect();
@@ -243,7 +244,7 @@ mod tests {
             Stmt::new("INSERT INTO t (v) VALUES ('x')").map_err(taken),
             Stmt::new("INSERT INTO t (v) VALUES ('after')"),
         ];
-        let failed = send(&mut conn, &pieces).await.unwrap_err();
+        let failed = send(&mut conn, pieces.to_vec()).await.unwrap_err();
         assert!(matches!(failed, StoreError::Conflict(Constraint::EmailTaken)), "{failed:?}");
         let after: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v = 'after'").fetch_one(&mut conn).await.unwrap();
@@ -257,10 +258,10 @@ mod tests {
             Stmt::new("INSERT INTO t (v) VALUES ('y')"),
             Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("nobody").expect_one(),
         ];
-        let failed = send(&mut conn, &pieces).await.unwrap_err();
+        let failed = send(&mut conn, pieces.to_vec()).await.unwrap_err();
         assert!(matches!(failed, StoreError::Conflict(Constraint::VersionMismatch)), "{failed:?}");
         let one = [Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("y").expect_one()];
-        send(&mut conn, &one).await.unwrap();
+        send(&mut conn, one.to_vec()).await.unwrap();
     }
 
     #[tokio::test]
@@ -273,7 +274,7 @@ mod tests {
                 .bind("s")
                 .bind(Option::<String>::None)
                 .bind(true)];
-        let out = send(&mut conn, &pieces).await.unwrap();
+        let out = send(&mut conn, pieces.to_vec()).await.unwrap();
         let row = &out[0].rows[0];
         let types: Vec<String> = ["a", "b", "c", "d", "e"].iter().map(|c| row.get::<String, _>(*c)).collect();
         assert_eq!(types, ["integer", "real", "text", "null", "integer"]);
