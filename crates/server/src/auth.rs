@@ -11,7 +11,7 @@ use argon2::{Algorithm, Argon2, Block, Params};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -103,20 +103,21 @@ pub fn open_sealed(sealed: &str, key: &str) -> Option<String> {
 /// queues instead of allocating 19 MiB per hash on whatever thread is free.
 ///
 /// Resident memory is bounded by one buffer per worker while hashing goes on, and a worker that
-/// has had nothing to do for [`WORKER_IDLE`] gives its buffer back to the system. Checks for
-/// accounts that failed recently (suspect) wait behind everyone else's, up to
-/// [`SUSPECT_MAX_WAIT`], and hold at most half of the workers, so that a storm of failures
-/// cannot slow the logins that succeed.
+/// has had nothing to do for [`WORKER_IDLE`] gives its buffer back to the system. Checks of
+/// logins that look like an attack (suspect, see [`LoginThrottle::suspect`]) wait behind
+/// everyone else's: they get the workers that nothing else wants, and while other checks wait,
+/// one suspect check in every [`SUSPECT_MAX_WAIT`] goes first, so that a storm of failures
+/// cannot slow the logins that succeed and a suspect login is still answered.
 #[derive(Clone)]
 pub struct PasswordPool {
-    suspect_permits: Arc<Semaphore>,
     queue: Arc<PoolHandle>,
 }
 
 /// How long a hashing worker keeps its memory buffer with no work.
 pub const WORKER_IDLE: Duration = Duration::from_secs(5);
 
-/// How long a suspect check may be passed by others before it goes first.
+/// While other checks wait, how long a suspect check may be passed by them before it goes first,
+/// and how often one may.
 pub const SUSPECT_MAX_WAIT: Duration = Duration::from_secs(1);
 
 enum Job {
@@ -132,24 +133,54 @@ enum Job {
     },
 }
 
-#[derive(Default)]
 struct Jobs {
     normal: VecDeque<Job>,
     suspect: VecDeque<(Instant, Job)>,
+    /// When a suspect check last went before others that waited.
+    last_jump: Option<Instant>,
+    /// Suspect checks being computed, and how many may be at once (so that a worker is always
+    /// left for the others).
+    suspect_running: usize,
+    suspect_limit: usize,
     closed: bool,
 }
 
 impl Jobs {
-    fn next(&mut self, now: Instant) -> Option<Job> {
-        let overdue = self.suspect.front().is_some_and(|(at, _)| now.duration_since(*at) >= SUSPECT_MAX_WAIT);
-        if overdue || self.normal.is_empty() {
-            return self.suspect.pop_front().map(|(_, job)| job).or_else(|| self.normal.pop_front());
+    fn new(suspect_limit: usize) -> Self {
+        Jobs {
+            normal: VecDeque::new(),
+            suspect: VecDeque::new(),
+            last_jump: None,
+            suspect_running: 0,
+            suspect_limit,
+            closed: false,
         }
-        self.normal.pop_front()
+    }
+
+    /// The next job to compute, and whether it is a suspect check; hand that back with
+    /// [`Jobs::suspect_done`] when it is computed.
+    fn next(&mut self, now: Instant) -> Option<(Job, bool)> {
+        let waited = |since: Instant| now.saturating_duration_since(since) >= SUSPECT_MAX_WAIT;
+        let overdue = self.suspect.front().is_some_and(|(at, _)| waited(*at));
+        let jump = overdue && self.last_jump.is_none_or(waited);
+        if self.suspect_running < self.suspect_limit
+            && (self.normal.is_empty() || jump)
+            && let Some((_, job)) = self.suspect.pop_front()
+        {
+            if !self.normal.is_empty() {
+                self.last_jump = Some(now);
+            }
+            self.suspect_running += 1;
+            return Some((job, true));
+        }
+        self.normal.pop_front().map(|job| (job, false))
+    }
+
+    fn suspect_done(&mut self) {
+        self.suspect_running = self.suspect_running.saturating_sub(1);
     }
 }
 
-#[derive(Default)]
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
@@ -174,7 +205,7 @@ impl PasswordPool {
     pub fn new(concurrency: usize) -> Self {
         let n =
             if concurrency == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { concurrency };
-        let queue = Arc::new(Queue::default());
+        let queue = Arc::new(Queue { jobs: Mutex::new(Jobs::new((n / 2).max(1))), ready: Condvar::new() });
         for i in 0..n {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("steward-hash-{i}")).spawn(move || worker(&queue));
@@ -182,7 +213,7 @@ impl PasswordPool {
                 tracing::error!(error = %e, "could not start a password hashing worker");
             }
         }
-        PasswordPool { suspect_permits: Arc::new(Semaphore::new((n / 2).max(1))), queue: Arc::new(PoolHandle(queue)) }
+        PasswordPool { queue: Arc::new(PoolHandle(queue)) }
     }
 
     /// Checks the password rule and hashes it.
@@ -198,13 +229,11 @@ impl PasswordPool {
         self.verify_as(password, hash, false).await
     }
 
-    /// [`PasswordPool::verify`] for a login whose account failed recently (`suspect`).
+    /// [`PasswordPool::verify`] for a login that looks like an attack (`suspect`).
     pub async fn verify_as(&self, password: &str, hash: Option<&str>, suspect: bool) -> ApiResult<bool> {
         if password.len() > MAX_PASSWORD_BYTES {
             return Ok(false);
         }
-        let _gate =
-            if suspect { Some(self.suspect_permits.acquire().await.map_err(ApiError::internal)?) } else { None };
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Verify { password: password.to_owned(), hash: hash.map(str::to_owned), reply }, suspect);
         answer.await.map_err(ApiError::internal)
@@ -228,11 +257,16 @@ impl PasswordPool {
 fn worker(queue: &Queue) {
     let argon = Argon2::default();
     let mut memory: Option<Vec<Block>> = None;
+    let mut was_suspect = false;
     loop {
         let job = {
             let mut jobs = queue.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if was_suspect {
+                jobs.suspect_done();
+            }
             loop {
-                if let Some(job) = jobs.next(Instant::now()) {
+                if let Some((job, suspect)) = jobs.next(Instant::now()) {
+                    was_suspect = suspect;
                     break job;
                 }
                 if jobs.closed {
@@ -362,13 +396,19 @@ impl LoginThrottle {
         Ok(())
     }
 
-    /// Whether the account failed within the window. (Not the address: people behind one NAT
-    /// would wait for an attacker among them; the address limit cuts such a storm short anyway.)
-    pub fn suspect(&self, account: &str) -> bool {
+    /// Whether a login looks like an attack, so that its password check waits behind the others:
+    /// its account failed within the window, or its address failed within the window at least as
+    /// often as one account may (more than one person mistyping their own password). People
+    /// behind one NAT with an attacker among them are not refused for it; their checks only wait
+    /// while others', up to [`SUSPECT_MAX_WAIT`] each.
+    pub fn suspect(&self, account: &str, address: Option<IpAddr>) -> bool {
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&format!("account:{account}"))
-            .is_some_and(|times| times.iter().any(|t| now.duration_since(*t) < self.window))
+        let recent = |key: String| {
+            map.get(&key).map_or(0, |times| times.iter().filter(|t| now.duration_since(**t) < self.window).count())
+        };
+        recent(format!("account:{account}")) > 0
+            || address.is_some_and(|a| recent(format!("address:{a}")) >= self.per_account.max(1) as usize)
     }
 
     /// Records a failed attempt.
@@ -433,7 +473,7 @@ mod tests {
         }
         assert_eq!(t.check("a@x.io", ip).unwrap_err().code(), "rate_limited");
         assert!(t.check("b@x.io", ip).is_ok());
-        assert!(t.suspect("a@x.io") && !t.suspect("b@x.io"));
+        assert!(t.suspect("a@x.io", None) && !t.suspect("b@x.io", None));
         t.succeeded("a@x.io");
         assert!(t.check("a@x.io", ip).is_ok());
     }
@@ -476,21 +516,50 @@ mod tests {
     #[test]
     fn suspect_checks_wait_behind_the_others_but_not_for_ever() {
         let job = |tag: &str| Job::Verify { password: tag.to_owned(), hash: None, reply: oneshot::channel().0 };
-        let tag = |job: Option<Job>| match job {
-            Some(Job::Verify { password, .. }) => password,
-            _ => String::new(),
+        let tag = |next: Option<(Job, bool)>| match next {
+            Some((Job::Verify { password, .. }, suspect)) => (password, suspect),
+            _ => (String::new(), false),
         };
         let now = Instant::now();
-        let mut jobs = Jobs::default();
+        let mut jobs = Jobs::new(1);
         jobs.suspect.push_back((now, job("suspect")));
         jobs.normal.push_back(job("first"));
         jobs.normal.push_back(job("second"));
-        assert_eq!(tag(jobs.next(now)), "first");
-        assert_eq!(tag(jobs.next(now + SUSPECT_MAX_WAIT)), "suspect", "overdue: it goes first");
-        assert_eq!(tag(jobs.next(now)), "second");
-        jobs.suspect.push_back((now, job("alone")));
-        assert_eq!(tag(jobs.next(now)), "alone", "nothing else waits");
-        assert!(jobs.next(now).is_none());
+        assert_eq!(tag(jobs.next(now)), ("first".into(), false));
+        let later = now + SUSPECT_MAX_WAIT;
+        assert_eq!(tag(jobs.next(later)), ("suspect".into(), true), "overdue: it goes first");
+        jobs.suspect_done();
+        jobs.suspect.push_back((now, job("also overdue")));
+        jobs.normal.push_back(job("third"));
+        let once = "one suspect check per SUSPECT_MAX_WAIT goes first";
+        assert_eq!(tag(jobs.next(later)), ("second".into(), false), "{once}");
+        assert_eq!(tag(jobs.next(later + SUSPECT_MAX_WAIT)), ("also overdue".into(), true));
+        jobs.suspect_done();
+        assert_eq!(tag(jobs.next(later)), ("third".into(), false));
+        jobs.suspect.push_back((later, job("alone")));
+        jobs.suspect.push_back((later, job("alone too")));
+        assert_eq!(tag(jobs.next(later)), ("alone".into(), true), "nothing else waits");
+        assert!(jobs.next(later).is_none(), "the limit of suspect checks at once leaves a worker free");
+        jobs.normal.push_back(job("fourth"));
+        assert_eq!(tag(jobs.next(later)), ("fourth".into(), false), "for the others");
+        jobs.suspect_done();
+        assert_eq!(tag(jobs.next(later)), ("alone too".into(), true));
+        assert!(jobs.next(later).is_none());
+    }
+
+    #[test]
+    fn an_address_failing_more_than_one_account_may_is_suspect_for_every_account() {
+        let t = LoginThrottle::new(3, 100, Duration::from_secs(60));
+        let (attacker, other) = (Some("192.0.2.7".parse().unwrap()), Some("198.51.100.1".parse().unwrap()));
+        for i in 0..2 {
+            t.failed(&format!("victim{i}@x.io"), attacker);
+        }
+        assert!(!t.suspect("next@x.io", attacker), "two typos are not an attack");
+        t.failed("victim2@x.io", attacker);
+        assert!(t.suspect("next@x.io", attacker), "three accounts failed from one address");
+        assert!(!t.suspect("next@x.io", other), "another address is not");
+        assert!(!t.suspect("next@x.io", None), "nor an unknown one");
+        assert!(t.suspect("victim0@x.io", other), "an account that failed is, from anywhere");
     }
 
     #[tokio::test]

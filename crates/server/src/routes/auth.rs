@@ -88,7 +88,7 @@ pub(crate) async fn login(
     };
     tx.rollback().await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let suspect = state.throttle.suspect(&key);
+    let suspect = state.throttle.suspect(&key, ip);
     // A locked account still spends the hash, so that its answer takes as long as any other.
     let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
