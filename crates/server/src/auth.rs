@@ -105,9 +105,10 @@ pub fn open_sealed(sealed: &str, key: &str) -> Option<String> {
 /// Resident memory is bounded by one buffer per worker while hashing goes on, and a worker that
 /// has had nothing to do for [`WORKER_IDLE`] gives its buffer back to the system. Checks of
 /// logins that look like an attack (suspect, see [`LoginThrottle::suspect`]) wait behind
-/// everyone else's: they get the workers that nothing else wants, and while other checks wait,
-/// one suspect check in every [`SUSPECT_MAX_WAIT`] goes first, so that a storm of failures
-/// cannot slow the logins that succeed and a suspect login is still answered.
+/// everyone else's: they get the workers that nothing else wants, at most half of them at once,
+/// and while other checks wait, one suspect check in every [`SUSPECT_MAX_WAIT`] goes first, so
+/// that a storm of failures cannot slow the logins that succeed and a suspect login is still
+/// answered.
 #[derive(Clone)]
 pub struct PasswordPool {
     queue: Arc<PoolHandle>,
@@ -399,8 +400,9 @@ impl LoginThrottle {
     /// Whether a login looks like an attack, so that its password check waits behind the others:
     /// its account failed within the window, or its address failed within the window at least as
     /// often as one account may (more than one person mistyping their own password). People
-    /// behind one NAT with an attacker among them are not refused for it; their checks only wait
-    /// while others', up to [`SUSPECT_MAX_WAIT`] each.
+    /// behind one NAT with an attacker among them are not refused for it, but their checks queue
+    /// with the attacker's until the address limit of [`LoginThrottle::check`] refuses the
+    /// attacker.
     pub fn suspect(&self, account: &str, address: Option<IpAddr>) -> bool {
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
