@@ -3,7 +3,8 @@
 //! - password logins with 8 concurrent clients, against the argon2id hashing rate of this machine
 //!   (the same parameters, one hash per core at once, buffers reused);
 //! - failed logins of other accounts at the same time, from another address (an attacker's, on
-//!   loopback 127.0.0.2), must not slow the successful ones;
+//!   loopback 127.0.0.2), must not slow the successful ones, nor when the clients sign in from
+//!   that same address, each from its known device (its device cookie);
 //! - peak RSS under 500 concurrent logins, each answered 200, 401 or 429;
 //! - revocation: 32 connections hammer a user's token while the user is deactivated; no request
 //!   that started after the deactivation returned may succeed.
@@ -21,7 +22,9 @@ mod common;
 
 use common::{ADMIN, PASSWORD, Serve};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 4;
+/// Seconds of logins in each window.
+const WINDOW: f64 = 3.0;
 
 fn median(v: &[f64]) -> f64 {
     let mut sorted = v.to_vec();
@@ -30,14 +33,44 @@ fn median(v: &[f64]) -> f64 {
 }
 
 async fn login(client: &reqwest::Client, base: &str, email: &str, password: &str) -> reqwest::StatusCode {
-    client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .map(|r| r.status())
-        .unwrap_or(reqwest::StatusCode::SERVICE_UNAVAILABLE)
+    login_from(client, base, email, password, &mut None).await
 }
+
+/// A login that sends the device cookie in `device` if any, and keeps the one the answer sets.
+async fn login_from(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+    device: &mut Option<String>,
+) -> reqwest::StatusCode {
+    let mut request =
+        client.post(format!("{base}/api/v1/auth/login")).json(&json!({"email": email, "password": password}));
+    if let Some(cookie) = device.as_deref() {
+        request = request.header("cookie", cookie);
+    }
+    let Ok(response) = request.send().await else { return reqwest::StatusCode::SERVICE_UNAVAILABLE };
+    let set = response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok());
+    if let Some(cookie) = set.filter(|c| c.starts_with("steward_device=")).find_map(|c| c.split(';').next()) {
+        *device = Some(cookie.to_owned());
+    }
+    response.status()
+}
+
+/// Whom the 8 clients of a window share the server with.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Nobody.
+    Alone,
+    /// 4 clients failing logins of other accounts from another address.
+    Attacked,
+    /// The same attackers, with the clients behind the attackers' address, each signing in from
+    /// its known device.
+    BehindAttackers,
+}
+
+/// The attackers' address on loopback.
+const ATTACKERS: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
 
 /// argon2id with Steward's parameters, one hash per core at once, buffers reused.
 fn argon2_rate(seconds: f64) -> f64 {
@@ -69,31 +102,34 @@ fn argon2_rate(seconds: f64) -> f64 {
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Successful logins per second of `clients` clients, and with failures on, how the failed
-/// logins were answered meanwhile (401, 429).
-async fn login_rate(base: &str, clients: usize, seconds: f64, with_failures: bool) -> (f64, u64, u64) {
+/// Successful logins per second of the clients (one per device in `devices`, each keeping its
+/// device cookie), and with attackers, how their failed logins were answered meanwhile (401, 429).
+async fn login_rate(base: &str, devices: &mut [Option<String>], seconds: f64, window: Window) -> (f64, u64, u64) {
     let ok = Arc::new(AtomicU64::new(0));
     let answered = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for i in 0..clients {
-        let (ok, base) = (ok.clone(), base.to_owned());
+    let (mut tasks, mut attackers) = (Vec::new(), Vec::new());
+    for (i, device) in devices.iter().enumerate() {
+        let (ok, base, mut device) = (ok.clone(), base.to_owned(), device.clone());
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = match window {
+                Window::BehindAttackers => reqwest::Client::builder().local_address(ATTACKERS).build().unwrap(),
+                _ => reqwest::Client::new(),
+            };
             let started = Instant::now();
             while started.elapsed().as_secs_f64() < seconds {
-                if login(&client, &base, &format!("user{i}@bench.test"), PASSWORD).await == 200 {
+                if login_from(&client, &base, &format!("user{i}@bench.test"), PASSWORD, &mut device).await == 200 {
                     ok.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            device
         }));
     }
-    if with_failures {
+    if window != Window::Alone {
         for i in 0..4 {
             let (stop, base, answered) = (stop.clone(), base.to_owned(), answered.clone());
-            tasks.push(tokio::spawn(async move {
-                let attacker = std::net::IpAddr::from([127, 0, 0, 2]);
-                let client = reqwest::Client::builder().local_address(attacker).build().unwrap();
+            attackers.push(tokio::spawn(async move {
+                let client = reqwest::Client::builder().local_address(ATTACKERS).build().unwrap();
                 let mut n = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let status =
@@ -109,11 +145,11 @@ async fn login_rate(base: &str, clients: usize, seconds: f64, with_failures: boo
         }
     }
     let started = Instant::now();
-    for t in tasks.drain(..clients) {
-        t.await.unwrap();
+    for (t, device) in tasks.into_iter().zip(devices.iter_mut()) {
+        *device = t.await.unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    for t in tasks {
+    for t in attackers {
         t.await.unwrap();
     }
     let rate = ok.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
@@ -145,47 +181,74 @@ async fn main() {
         ids.push(u["id"].as_str().unwrap().to_owned());
     }
 
-    // Three rounds, each of the ceiling, the logins alone and the logins under attack, so that a
-    // noisy neighbour shows as spread instead of moving one figure; the medians are reported.
-    let (mut hashing, mut logins, mut attacked, mut alone_ratio, mut attacked_ratio, mut kept) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut failed, mut refused) = (0, 0);
+    // Each client signs in once first, so that it is a known device from then on.
+    let mut devices = vec![None; 8];
+    for (i, device) in devices.iter_mut().enumerate() {
+        assert_eq!(login_from(&client, &base, &format!("user{i}@bench.test"), PASSWORD, device).await, 200);
+        assert!(device.is_some(), "a login sets the device cookie");
+    }
+
+    // Rounds of the ceiling and two sets of windows, one of each kind, the second set in the other
+    // order (ABC CBA), so that the machine drifting during a round moves every side of a set
+    // alike; a noisy neighbour shows as spread instead of moving one figure.
+    const KINDS: [Window; 3] = [Window::Alone, Window::Attacked, Window::BehindAttackers];
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let (mut ratios, mut kept): ([Vec<f64>; 3], [Vec<f64>; 3]) = Default::default();
+    let (mut hashing, mut ok_attacked, mut failed, mut refused) = (vec![], 0.0, 0, 0);
     for _ in 0..ROUNDS {
-        let ceiling = tokio::task::spawn_blocking(|| argon2_rate(3.0)).await.unwrap();
-        let (alone, ..) = login_rate(&base, 8, 5.0, false).await;
-        let (under_attack, f, r) = login_rate(&base, 8, 5.0, true).await;
-        (failed, refused) = (failed + f, refused + r);
+        let ceiling = tokio::task::spawn_blocking(|| argon2_rate(2.0)).await.unwrap();
         hashing.push(ceiling);
-        logins.push(alone);
-        attacked.push(under_attack);
-        alone_ratio.push(alone / ceiling);
-        attacked_ratio.push(under_attack / ceiling);
-        kept.push(under_attack / alone);
+        for order in [KINDS, [KINDS[2], KINDS[1], KINDS[0]]] {
+            let mut set = [0.0; 3];
+            for window in order {
+                let (rate, f, r) = login_rate(&base, &mut devices, WINDOW, window).await;
+                let k = KINDS.iter().position(|w| *w == window).unwrap();
+                set[k] = rate;
+                if window != Window::Alone {
+                    (ok_attacked, failed, refused) = (ok_attacked + rate * WINDOW, failed + f, refused + r);
+                }
+            }
+            for k in 0..3 {
+                rates[k].push(set[k]);
+                ratios[k].push(set[k] / ceiling);
+                kept[k].push(set[k] / set[0]);
+            }
+        }
     }
     let spread = |v: &[f64]| {
         format!("{:.2}–{:.2}", v.iter().copied().fold(f64::MAX, f64::min), v.iter().copied().fold(0.0, f64::max))
     };
     let hashing = median(&hashing);
-    println!("Medians of {ROUNDS} rounds (the range of the ratio in brackets).\n");
-    println!("| what | per second | ceiling (argon2id hashes/s, same run) | ratio |");
-    println!("| --- | ---: | ---: | ---: |");
+    let sets = kept[0].len();
     println!(
-        "| password logins, 8 clients | {:.0} | {hashing:.0} | {:.2} ({}) |",
-        median(&logins),
-        median(&alone_ratio),
-        spread(&alone_ratio)
+        "Medians of {sets} sets of {WINDOW} s windows in {ROUNDS} rounds (the range in brackets). \
+         Each of the 8 clients signs in from its known device.\n"
     );
+    println!("| what | per second | ceiling (argon2id hashes/s, same run) | ratio | ratio to alone, same set |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let names = [
+        "password logins, 8 clients",
+        "the same while 4 clients fail logins of other accounts from another address",
+        "the same with the 8 clients behind the failing clients' address",
+    ];
+    for k in 0..3 {
+        let to_alone = if k == 0 { "1".to_owned() } else { format!("{:.2} ({})", median(&kept[k]), spread(&kept[k])) };
+        println!(
+            "| {} | {:.0} | {hashing:.0} | {:.2} ({}) | {to_alone} |",
+            names[k],
+            median(&rates[k]),
+            median(&ratios[k]),
+            spread(&ratios[k]),
+        );
+    }
+    // Every failed login answered 401 cost one hash, one answered 429 none: the share of the
+    // hashing the attack took while it ran bounds what it can have taken from the successful
+    // logins, whatever the machine's noise.
+    let share = failed as f64 / (failed as f64 + ok_attacked);
     println!(
-        "| the same while 4 clients fail logins of other accounts from another address | {:.0} | {hashing:.0} | {:.2} ({}) |",
-        median(&attacked),
-        median(&attacked_ratio),
-        spread(&attacked_ratio)
-    );
-    println!(
-        "\nThe successful logins under attack ran at {:.2} ({}) of their rate alone in the same round; \
-         the other address's failed logins meanwhile were answered {failed} × 401 and {refused} × 429.\n",
-        median(&kept),
-        spread(&kept)
+        "\nThe failing clients' logins were answered {failed} × 401 and {refused} × 429, \
+         so the attack took {:.1} % of the hashes done while it ran.\n",
+        share * 100.0
     );
 
     // A storm: 500 logins at once, every one answered.

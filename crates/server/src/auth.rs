@@ -357,8 +357,13 @@ pub fn check_password(password: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// Counts failed logins per account and per client address in a sliding window; successful
-/// logins are never delayed, and a success clears the account's count.
+/// Counts failed logins per account, per client address and per known device in a sliding
+/// window; successful logins are never delayed, and a success clears the account's count.
+///
+/// A known device (one that signed in to the account before, see `routes::auth::known_device`)
+/// is judged by its own failures only: an attacker failing the same account, or sharing the
+/// device's address, neither refuses nor slows it. Its failures still count for the account and
+/// the address, so that everyone else sees them.
 pub struct LoginThrottle {
     per_account: u32,
     per_address: u32,
@@ -366,28 +371,37 @@ pub struct LoginThrottle {
     failures: Mutex<HashMap<String, Vec<Instant>>>,
 }
 
+fn account_key(account: &str) -> String {
+    format!("account:{account}")
+}
+
+fn address_key(address: Option<IpAddr>) -> String {
+    format!("address:{}", address.map_or_else(|| "unknown".into(), |a| a.to_string()))
+}
+
+fn device_key(device: &str) -> String {
+    format!("device:{device}")
+}
+
 impl LoginThrottle {
-    /// A throttle with the given limits.
+    /// A throttle with the given limits; a known device may fail as often as an account.
     pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
         LoginThrottle { per_account, per_address, window, failures: Mutex::new(HashMap::new()) }
     }
 
-    fn keys(account: &str, address: Option<IpAddr>) -> [(String, bool); 2] {
-        [
-            (format!("account:{account}"), true),
-            (format!("address:{}", address.map_or_else(|| "unknown".into(), |a| a.to_string())), false),
-        ]
-    }
-
-    /// Err(429) when either count is at its limit, with the seconds until a slot frees.
-    pub fn check(&self, account: &str, address: Option<IpAddr>) -> ApiResult<()> {
+    /// Err(429) when a count that judges this login is at its limit, with the seconds until a slot
+    /// frees: the account's and the address's, or for a known `device` only its own.
+    pub fn check(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) -> ApiResult<()> {
         let now = Instant::now();
+        let limits = match device {
+            Some(d) => vec![(device_key(d), self.per_account)],
+            None => vec![(account_key(account), self.per_account), (address_key(address), self.per_address)],
+        };
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, is_account) in Self::keys(account, address) {
-            let limit = if is_account { self.per_account } else { self.per_address } as usize;
+        for (key, limit) in limits {
             if let Some(times) = map.get_mut(&key) {
                 times.retain(|t| now.duration_since(*t) < self.window);
-                if times.len() >= limit {
+                if times.len() >= limit as usize {
                     let oldest = times[0];
                     let wait = self.window.saturating_sub(now.duration_since(oldest));
                     return Err(ApiError::rate_limited(wait.as_secs() + 1));
@@ -400,24 +414,32 @@ impl LoginThrottle {
     /// Whether a login looks like an attack, so that its password check waits behind the others:
     /// its account failed within the window, or its address failed within the window at least as
     /// often as one account may (more than one person mistyping their own password). People
-    /// behind one NAT with an attacker among them are not refused for it, but their checks queue
-    /// with the attacker's until the address limit of [`LoginThrottle::check`] refuses the
-    /// attacker.
-    pub fn suspect(&self, account: &str, address: Option<IpAddr>) -> bool {
+    /// behind one address with an attacker among them are not refused for it, and their known
+    /// devices are not suspect; from a new device their checks queue with the attacker's until
+    /// the address limit of [`LoginThrottle::check`] refuses the attacker. A known `device` is
+    /// suspect only when it failed itself within the window.
+    pub fn suspect(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) -> bool {
         let now = Instant::now();
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let recent = |key: String| {
             map.get(&key).map_or(0, |times| times.iter().filter(|t| now.duration_since(**t) < self.window).count())
         };
-        recent(format!("account:{account}")) > 0
-            || address.is_some_and(|a| recent(format!("address:{a}")) >= self.per_account.max(1) as usize)
+        match device {
+            Some(d) => recent(device_key(d)) > 0,
+            None => {
+                recent(account_key(account)) > 0
+                    || address.is_some_and(|a| recent(address_key(Some(a))) >= self.per_account.max(1) as usize)
+            }
+        }
     }
 
-    /// Records a failed attempt.
-    pub fn failed(&self, account: &str, address: Option<IpAddr>) {
+    /// Records a failed attempt, for the account, the address and the known device if any.
+    pub fn failed(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, _) in Self::keys(account, address) {
+        for key in
+            [Some(account_key(account)), Some(address_key(address)), device.map(device_key)].into_iter().flatten()
+        {
             map.entry(key).or_default().push(now);
         }
     }
@@ -425,7 +447,7 @@ impl LoginThrottle {
     /// Clears the account's failures after a successful login.
     pub fn succeeded(&self, account: &str) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(&format!("account:{account}"));
+        map.remove(&account_key(account));
     }
 
     /// Forgets failures older than the window; run periodically so the map stays bounded.
@@ -470,14 +492,14 @@ mod tests {
         let t = LoginThrottle::new(3, 100, Duration::from_secs(60));
         let ip = Some("127.0.0.1".parse().unwrap());
         for _ in 0..3 {
-            t.check("a@x.io", ip).unwrap();
-            t.failed("a@x.io", ip);
+            t.check("a@x.io", ip, None).unwrap();
+            t.failed("a@x.io", ip, None);
         }
-        assert_eq!(t.check("a@x.io", ip).unwrap_err().code(), "rate_limited");
-        assert!(t.check("b@x.io", ip).is_ok());
-        assert!(t.suspect("a@x.io", None) && !t.suspect("b@x.io", None));
+        assert_eq!(t.check("a@x.io", ip, None).unwrap_err().code(), "rate_limited");
+        assert!(t.check("b@x.io", ip, None).is_ok());
+        assert!(t.suspect("a@x.io", None, None) && !t.suspect("b@x.io", None, None));
         t.succeeded("a@x.io");
-        assert!(t.check("a@x.io", ip).is_ok());
+        assert!(t.check("a@x.io", ip, None).is_ok());
     }
 
     #[tokio::test]
@@ -554,14 +576,39 @@ mod tests {
         let t = LoginThrottle::new(3, 100, Duration::from_secs(60));
         let (attacker, other) = (Some("192.0.2.7".parse().unwrap()), Some("198.51.100.1".parse().unwrap()));
         for i in 0..2 {
-            t.failed(&format!("victim{i}@x.io"), attacker);
+            t.failed(&format!("victim{i}@x.io"), attacker, None);
         }
-        assert!(!t.suspect("next@x.io", attacker), "two typos are not an attack");
-        t.failed("victim2@x.io", attacker);
-        assert!(t.suspect("next@x.io", attacker), "three accounts failed from one address");
-        assert!(!t.suspect("next@x.io", other), "another address is not");
-        assert!(!t.suspect("next@x.io", None), "nor an unknown one");
-        assert!(t.suspect("victim0@x.io", other), "an account that failed is, from anywhere");
+        assert!(!t.suspect("next@x.io", attacker, None), "two typos are not an attack");
+        t.failed("victim2@x.io", attacker, None);
+        assert!(t.suspect("next@x.io", attacker, None), "three accounts failed from one address");
+        assert!(!t.suspect("next@x.io", other, None), "another address is not");
+        assert!(!t.suspect("next@x.io", None, None), "nor an unknown one");
+        assert!(t.suspect("victim0@x.io", other, None), "an account that failed is, from anywhere");
+    }
+
+    #[test]
+    fn a_known_device_is_judged_by_its_own_failures_only() {
+        let t = LoginThrottle::new(3, 4, Duration::from_secs(60));
+        let shared = Some("192.0.2.7".parse().unwrap());
+        // An attacker behind the same address fails the account, and others, up to every limit.
+        for i in 0..4 {
+            t.failed(if i < 3 { "a@x.io" } else { "b@x.io" }, shared, None);
+        }
+        assert_eq!(t.check("a@x.io", shared, None).unwrap_err().code(), "rate_limited");
+        assert_eq!(t.check("c@x.io", shared, None).unwrap_err().code(), "rate_limited", "the address is at its limit");
+        assert!(t.suspect("a@x.io", shared, None));
+        // The account's own device, on that address, is neither refused nor suspect.
+        assert!(t.check("a@x.io", shared, Some("phone")).is_ok());
+        assert!(!t.suspect("a@x.io", shared, Some("phone")));
+        // Until it fails itself: then it waits, and after as many failures as an account may,
+        // it is refused, while another known device of the account is not.
+        t.failed("a@x.io", shared, Some("phone"));
+        assert!(t.suspect("a@x.io", shared, Some("phone")));
+        assert!(!t.suspect("a@x.io", shared, Some("laptop")));
+        t.failed("a@x.io", shared, Some("phone"));
+        t.failed("a@x.io", shared, Some("phone"));
+        assert_eq!(t.check("a@x.io", shared, Some("phone")).unwrap_err().code(), "rate_limited");
+        assert!(t.check("a@x.io", shared, Some("laptop")).is_ok());
     }
 
     #[tokio::test]

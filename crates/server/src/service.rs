@@ -308,12 +308,12 @@ pub async fn change_own_password(
         return Err(crate::error::ApiError::forbidden("an impersonation session cannot change credentials"));
     }
     let key = principal.user.email_key.clone();
-    state.throttle.check(&key, None)?;
+    state.throttle.check(&key, None, None)?;
     let mut tx = state.store.read().await?;
     let stored = tx.user(principal.user.id).await?.and_then(|u| u.password_hash);
     tx.rollback().await?;
     if !state.passwords.verify(current, stored.as_deref()).await? {
-        state.throttle.failed(&key, None);
+        state.throttle.failed(&key, None, None);
         return Err(crate::error::ApiError::invalid("current_password", "is not your current password"));
     }
     let hash = state.passwords.hash(new).await?;

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, paginate, role_book};
+use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, cookie, paginate, role_book};
 use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, commit, instance_settings};
@@ -64,7 +64,10 @@ pub struct LoginResponse {
 /// Signs in with email and password, and the two-factor code once two-factor is on. Wrong
 /// credentials, inactive users and locked accounts get the same 401 `unauthenticated`; a right
 /// password with a missing or wrong code gets 401 `totp_required`; an email whose domain belongs
-/// to an enforced SSO connection gets 401 `sso_required`.
+/// to an enforced SSO connection gets 401 `sso_required`. A success sets the session cookie and
+/// the device cookie `steward_device`: a login that sends it back is judged by that device's own
+/// failures only, so that an attacker failing the account or sharing the address neither refuses
+/// (429) nor slows its owner.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
         (status = 401, body = Problem, description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
@@ -78,8 +81,13 @@ pub(crate) async fn login(
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
     crate::sso::password_login_allowed(&state, &email).await?;
-    state.throttle.check(&key, ip)?;
     let now = OffsetDateTime::now_utc();
+    let device = match cookie(&headers, DEVICE_COOKIE) {
+        Some(presented) => known_device(&sealing_key(&state).await?, &presented, &key, now),
+        None => None,
+    };
+    let device = device.as_deref();
+    state.throttle.check(&key, ip, device)?;
     let mut tx = state.store.read().await?;
     let user = tx.user_by_email_key(&key).await?;
     let (lock, enrolled) = match &user {
@@ -88,17 +96,18 @@ pub(crate) async fn login(
     };
     tx.rollback().await?;
     let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let suspect = state.throttle.suspect(&key, ip);
+    let suspect = state.throttle.suspect(&key, ip, device);
     // A locked account still spends the hash, so that its answer takes as long as any other.
     let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
         Some(u) if password_ok && !lock.is_locked(now) && u.status.can_sign_in() && u.kind == "person" => u,
         other => {
-            login_failed(&state, &key, ip, other.as_ref(), now).await?;
+            login_failed(&state, &key, ip, device, other.as_ref(), now).await?;
             return Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"));
         }
     };
-    let sealing = if enrolled { Some(sealing_key(&state).await?) } else { None };
+    let instance_key = sealing_key(&state).await?;
+    let sealing = enrolled.then_some(&instance_key);
     let mut tx = state.store.write().await?;
     let mut factor = None;
     if sealing.is_none() && tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
@@ -106,7 +115,7 @@ pub(crate) async fn login(
         tx.rollback().await?;
         return Err(ApiError::totp_required());
     }
-    if let Some(sealing) = &sealing {
+    if let Some(sealing) = sealing {
         let Some(code) = req.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
             tx.rollback().await?;
             return Err(ApiError::totp_required());
@@ -115,7 +124,7 @@ pub(crate) async fn login(
             Some(f) => factor = Some(f),
             None => {
                 tx.rollback().await?;
-                login_failed(&state, &key, ip, Some(&user), now).await?;
+                login_failed(&state, &key, ip, device, Some(&user), now).await?;
                 return Err(ApiError::totp_required());
             }
         }
@@ -160,21 +169,72 @@ pub(crate) async fn login(
     let max_age = session.expires_at - now;
     let mut response = Json(body).into_response();
     set_session_cookies(&state, response.headers_mut(), &secret, max_age.whole_seconds());
+    if let Ok(v) = HeaderValue::from_str(&device_cookie(&state, &instance_key, &key, now)) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
     Ok(response)
 }
 
-/// Counts a failed login: in this node's throttle, and for a known account that is not locked,
-/// in its lockout state in the database (so that every node sees the lock). The count is not an
-/// audit event (anyone could flood the log with them) and does not invalidate cached principals,
-/// so that a storm of failures costs successful requests nothing; the lock itself is audited.
+/// The cookie that makes a browser or client a known device of one account. Every password
+/// login sets it afresh, for [`KNOWN_DEVICE_DAYS`]; it holds when it was issued, sealed with the
+/// instance key and bound to the account, and nothing else. A login that presents it is judged by
+/// the device's own failures only ([`crate::auth::LoginThrottle`]), so that an attacker failing
+/// the account, or sharing the device's address, neither refuses nor slows its owner. Signing out
+/// keeps it: the device stays known.
+pub const DEVICE_COOKIE: &str = "steward_device";
+
+/// How long a device stays known after its last password login.
+pub const KNOWN_DEVICE_DAYS: i64 = 90;
+
+/// How far ahead of this node's clock another node's cookie may have been issued.
+const DEVICE_CLOCK_SKEW_SECS: i64 = 300;
+
+fn device_context(account: &str) -> String {
+    format!("steward-known-device:{account}")
+}
+
+/// The throttle's name for the device presenting `cookie` at a login of `account`: the digest of
+/// the cookie, when it opens with this instance's key for this account and has not expired.
+pub fn known_device(
+    instance_key: &crate::twofactor::SealingKey,
+    cookie: &str,
+    account: &str,
+    now: OffsetDateTime,
+) -> Option<String> {
+    let issued = instance_key.open_bound(device_context(account).as_bytes(), cookie)?;
+    let issued = i64::from_be_bytes(issued.as_slice().try_into().ok()?);
+    let age = now.unix_timestamp() - issued;
+    (-DEVICE_CLOCK_SKEW_SECS..KNOWN_DEVICE_DAYS * 86_400).contains(&age).then(|| secret_hash(cookie))
+}
+
+fn device_cookie(
+    state: &AppState,
+    instance_key: &crate::twofactor::SealingKey,
+    account: &str,
+    now: OffsetDateTime,
+) -> String {
+    let sealed = instance_key.seal_bound(device_context(account).as_bytes(), &now.unix_timestamp().to_be_bytes());
+    let secure = crate::pages::secure(state);
+    format!(
+        "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        KNOWN_DEVICE_DAYS * 86_400
+    )
+}
+
+/// Counts a failed login: in this node's throttle (with the known device it came from, if any),
+/// and for a known account that is not locked, in its lockout state in the database (so that
+/// every node sees the lock). The count is not an audit event (anyone could flood the log with
+/// them) and does not invalidate cached principals, so that a storm of failures costs successful
+/// requests nothing; the lock itself is audited.
 async fn login_failed(
     state: &AppState,
     key: &str,
     ip: Option<std::net::IpAddr>,
+    device: Option<&str>,
     user: Option<&steward_store::UserRow>,
     now: OffsetDateTime,
 ) -> ApiResult<()> {
-    state.throttle.failed(key, ip);
+    state.throttle.failed(key, ip, device);
     metrics::counter!("steward_logins_total", "outcome" => "failed").increment(1);
     let policy = state.lockout_policy();
     let Some(user) = user.filter(|_| policy.failures > 0) else { return Ok(()) };
@@ -238,7 +298,7 @@ pub async fn open_session(
 /// Sets the session cookie (HttpOnly) and the CSRF cookie (readable by the page's own scripts,
 /// which echo it), both SameSite=Lax, and Secure whenever Steward is reached over https.
 pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
-    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = crate::pages::secure(state);
     let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
     let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));
     for c in [session, csrf] {
@@ -604,4 +664,32 @@ pub(crate) async fn delete_session(
         .detail(json!({ "user_id": principal.user.id, "reason": "revoked_by_user" }));
     commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::twofactor::SealingKey;
+
+    #[test]
+    fn a_device_cookie_is_known_to_its_own_account_on_its_own_instance_until_it_expires() {
+        let key = SealingKey::for_purpose("test", b"instance one");
+        let now = OffsetDateTime::now_utc();
+        let sealed = key.seal_bound(device_context("a@x.io").as_bytes(), &now.unix_timestamp().to_be_bytes());
+        let known = known_device(&key, &sealed, "a@x.io", now);
+        assert_eq!(known.as_deref(), Some(secret_hash(&sealed).as_str()));
+        assert_eq!(known_device(&key, &sealed, "b@x.io", now), None, "another account");
+        let other = SealingKey::for_purpose("test", b"instance two");
+        assert_eq!(known_device(&other, &sealed, "a@x.io", now), None, "another instance");
+        let days = |d: i64| now + Duration::days(d);
+        assert!(known_device(&key, &sealed, "a@x.io", days(KNOWN_DEVICE_DAYS) - Duration::minutes(1)).is_some());
+        assert_eq!(known_device(&key, &sealed, "a@x.io", days(KNOWN_DEVICE_DAYS)), None, "expired");
+        assert_eq!(known_device(&key, &sealed, "a@x.io", now - Duration::hours(1)), None, "issued in the future");
+        let mut tampered = sealed.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        assert_eq!(known_device(&key, &String::from_utf8(tampered).unwrap(), "a@x.io", now), None, "tampered");
+        let timestamp = key.seal_bound(device_context("a@x.io").as_bytes(), b"not eight bytes");
+        assert_eq!(known_device(&key, &timestamp, "a@x.io", now), None, "not a timestamp");
+    }
 }

@@ -504,7 +504,7 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 }
 
 fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.public_url.starts_with("https://") { "; Secure" } else { "" };
+    let secure = crate::pages::secure(state);
     HeaderValue::from_str(&format!(
         "{STATE_COOKIE}={value}; Path=/sso; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_EMAIL, PASSWORD, spawn_app, spawn_app_with};
+use crate::helpers::{ADMIN_EMAIL, PASSWORD, Reply, TestApp, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn login_gives_a_session_that_me_recognises() {
@@ -86,6 +86,80 @@ async fn failed_logins_are_throttled_per_client_address() {
     }
     let body = json!({"email": "probe9@example.com", "password": "whatever at all"});
     app.request(Method::POST, "/api/v1/auth/login", None, Some(body)).await.expect_problem(429, "rate_limited");
+}
+
+/// A password login from a client that sends `cookie` (a device cookie), as a browser would.
+async fn login_with_cookie(app: &TestApp, email: &str, password: &str, cookie: Option<&str>) -> Reply {
+    let mut req =
+        app.client.post(format!("{}/api/v1/auth/login", app.base)).json(&json!({"email": email, "password": password}));
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    let resp = req.send().await.unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    Reply { status, headers, body: resp.json().await.unwrap_or_default() }
+}
+
+/// The device cookie a successful login set, as `name=value`.
+fn device_of(reply: &Reply) -> String {
+    assert_eq!(reply.status, 200, "unexpected reply: {:#}", reply.body);
+    let set = reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("steward_device="))
+        .expect("a login sets the device cookie");
+    assert!(set.contains("; HttpOnly; SameSite=Strict; Max-Age=7776000"), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_known_device_signs_in_while_an_attacker_fails_its_account_and_shares_its_address() {
+    let app = spawn_app_with(|c| {
+        c.login_failures_per_account = 3;
+        c.login_failures_per_address = 5;
+    })
+    .await;
+    for email in ["victim@example.com", "bystander@example.com"] {
+        app.user(email).await;
+    }
+    let victim = device_of(&login_with_cookie(&app, "victim@example.com", PASSWORD, None).await);
+    let bystander = device_of(&login_with_cookie(&app, "bystander@example.com", PASSWORD, None).await);
+    // An attacker on the same address (every client here is 127.0.0.1) fails the victim's account
+    // up to its limit, and other accounts up to the address's.
+    for email in ["victim@example.com"; 3].into_iter().chain(["probe1@example.com", "probe2@example.com"]) {
+        login_with_cookie(&app, email, "not the password", None).await.expect_problem(401, "unauthenticated");
+    }
+    // From a new device, both people are refused with the right password...
+    for email in ["victim@example.com", "bystander@example.com"] {
+        login_with_cookie(&app, email, PASSWORD, None).await.expect_problem(429, "rate_limited");
+    }
+    // ...and from their own devices they sign in; the victim's device gets a fresh cookie.
+    let renewed = device_of(&login_with_cookie(&app, "victim@example.com", PASSWORD, Some(&victim)).await);
+    assert_ne!(renewed, victim);
+    login_with_cookie(&app, "bystander@example.com", PASSWORD, Some(&bystander)).await.expect(200);
+    // A device is known to its own account only, and a cookie that was changed is no device.
+    login_with_cookie(&app, "victim@example.com", PASSWORD, Some(&bystander)).await.expect_problem(429, "rate_limited");
+    let tampered = format!("{}{}", &renewed[..renewed.len() - 2], if renewed.ends_with("AA") { "BB" } else { "AA" });
+    login_with_cookie(&app, "victim@example.com", PASSWORD, Some(&tampered)).await.expect_problem(429, "rate_limited");
+    login_with_cookie(&app, "victim@example.com", PASSWORD, Some(&renewed)).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_known_device_has_as_few_guesses_as_an_account() {
+    let app = spawn_app_with(|c| c.login_failures_per_account = 3).await;
+    app.user("victim@example.com").await;
+    let device = device_of(&login_with_cookie(&app, "victim@example.com", PASSWORD, None).await);
+    // Whoever holds the cookie, its guesses are limited like any client's.
+    for _ in 0..3 {
+        login_with_cookie(&app, "victim@example.com", "not the password", Some(&device))
+            .await
+            .expect_problem(401, "unauthenticated");
+    }
+    login_with_cookie(&app, "victim@example.com", PASSWORD, Some(&device)).await.expect_problem(429, "rate_limited");
+    // Its failures counted for the account too: a new device is refused as well.
+    login_with_cookie(&app, "victim@example.com", PASSWORD, None).await.expect_problem(429, "rate_limited");
 }
 
 #[tokio::test]
