@@ -176,7 +176,7 @@ pub(crate) async fn login(
 }
 
 /// The cookie that makes a browser or client a known device of one account. Every password
-/// login sets it afresh, for [`KNOWN_DEVICE_DAYS`]; it holds when it was issued, sealed with the
+/// login sets it afresh, for [`KNOWN_DEVICE`]; it holds when it was issued, sealed with the
 /// instance key and bound to the account, and nothing else. A login that presents it is judged by
 /// the device's own failures only ([`crate::auth::LoginThrottle`]), so that an attacker failing
 /// the account, or sharing the device's address, neither refuses nor slows its owner. Signing out
@@ -184,7 +184,7 @@ pub(crate) async fn login(
 pub const DEVICE_COOKIE: &str = "steward_device";
 
 /// How long a device stays known after its last password login.
-pub const KNOWN_DEVICE_DAYS: i64 = 90;
+pub const KNOWN_DEVICE: Duration = Duration::days(90);
 
 /// How far ahead of this node's clock another node's cookie may have been issued.
 const DEVICE_CLOCK_SKEW_SECS: i64 = 300;
@@ -195,7 +195,7 @@ fn device_context(account: &str) -> String {
 
 /// The throttle's name for the device presenting `cookie` at a login of `account`: the digest of
 /// the cookie, when it opens with this instance's key for this account and has not expired.
-pub fn known_device(
+fn known_device(
     instance_key: &crate::twofactor::SealingKey,
     cookie: &str,
     account: &str,
@@ -204,7 +204,7 @@ pub fn known_device(
     let issued = instance_key.open_bound(device_context(account).as_bytes(), cookie)?;
     let issued = i64::from_be_bytes(issued.as_slice().try_into().ok()?);
     let age = now.unix_timestamp() - issued;
-    (-DEVICE_CLOCK_SKEW_SECS..KNOWN_DEVICE_DAYS * 86_400).contains(&age).then(|| secret_hash(cookie))
+    (-DEVICE_CLOCK_SKEW_SECS..KNOWN_DEVICE.whole_seconds()).contains(&age).then(|| secret_hash(cookie))
 }
 
 fn device_cookie(
@@ -217,7 +217,7 @@ fn device_cookie(
     let secure = crate::pages::secure(state);
     format!(
         "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        KNOWN_DEVICE_DAYS * 86_400
+        KNOWN_DEVICE.whole_seconds()
     )
 }
 
@@ -681,9 +681,8 @@ mod tests {
         assert_eq!(known_device(&key, &sealed, "b@x.io", now), None, "another account");
         let other = SealingKey::for_purpose("test", b"instance two");
         assert_eq!(known_device(&other, &sealed, "a@x.io", now), None, "another instance");
-        let days = |d: i64| now + Duration::days(d);
-        assert!(known_device(&key, &sealed, "a@x.io", days(KNOWN_DEVICE_DAYS) - Duration::minutes(1)).is_some());
-        assert_eq!(known_device(&key, &sealed, "a@x.io", days(KNOWN_DEVICE_DAYS)), None, "expired");
+        assert!(known_device(&key, &sealed, "a@x.io", now + KNOWN_DEVICE - Duration::minutes(1)).is_some());
+        assert_eq!(known_device(&key, &sealed, "a@x.io", now + KNOWN_DEVICE), None, "expired");
         assert_eq!(known_device(&key, &sealed, "a@x.io", now - Duration::hours(1)), None, "issued in the future");
         let mut tampered = sealed.clone().into_bytes();
         let last = tampered.len() - 1;
