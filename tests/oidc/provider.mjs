@@ -10,9 +10,14 @@
 //   OIDC_ACCOUNTS       JSON {"login": {"email": "...", "name": "...", "groups": ["..."]}}
 //
 // Prints "ready <issuer>" on stdout once it serves.
+//
+// For the refusal tests, `POST /test/id-token/<mode>` makes the token endpoint hand out spoilt ID
+// tokens until the mode is set back to `none`: `tamper` (a claim changed after signing),
+// `audience` (signed for another client), `expired` (signed an hour after it expired) and
+// `unknown-kid` (signed by a key the JWKS never publishes).
 
 import http from 'node:http';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const redirectUri = process.env.OIDC_REDIRECT_URI;
@@ -24,6 +29,31 @@ const accounts = JSON.parse(process.env.OIDC_ACCOUNTS || '{}');
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
+const strayKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+
+const spoils = ['none', 'tamper', 'audience', 'expired', 'unknown-kid'];
+let spoil = 'none';
+
+const part = (json) => Buffer.from(JSON.stringify(json)).toString('base64url');
+const signed = (header, payload, key) => {
+  const input = `${part(header)}.${part(payload)}`;
+  return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
+};
+
+/** The ID token as the current mode spoils it. */
+function spoilt(token) {
+  const [h, p, signature] = token.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  const payload = JSON.parse(Buffer.from(p, 'base64url'));
+  const now = Math.floor(Date.now() / 1000);
+  switch (spoil) {
+    case 'tamper': return `${h}.${part({ ...payload, email: 'mallory@acme.test' })}.${signature}`;
+    case 'audience': return signed(header, { ...payload, aud: 'another-client' }, privateKey);
+    case 'expired': return signed(header, { ...payload, iat: now - 7200, exp: now - 3600 }, privateKey);
+    case 'unknown-kid': return signed({ ...header, kid: 'never-published' }, payload, strayKey);
+    default: return token;
+  }
+}
 
 const server = http.createServer();
 server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', () => {
@@ -74,7 +104,18 @@ server.listen(Number(process.env.OIDC_PORT || 0), '127.0.0.1', () => {
       };
     },
   });
-  server.on('request', provider.callback());
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token' && ctx.body?.id_token) ctx.body = { ...ctx.body, id_token: spoilt(ctx.body.id_token) };
+  });
+  const serve = provider.callback();
+  server.on('request', (req, res) => {
+    const mode = req.method === 'POST' && req.url.startsWith('/test/id-token/') && req.url.slice(15);
+    if (mode === false) return serve(req, res);
+    if (!spoils.includes(mode)) return res.writeHead(400).end();
+    spoil = mode;
+    return res.writeHead(204).end();
+  });
   console.log(`ready ${issuer}`);
 });
 

@@ -1,6 +1,6 @@
 //! Single sign-on against a real OpenID Connect provider: node-oidc-provider (a certified
 //! implementation) started from `tests/oidc` on loopback, driven through its login form the way
-//! a browser would. Skipped only when `node` is not installed.
+//! a browser would. They fail when `node` is not installed: `scripts/test` runs them where it is.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -21,12 +21,20 @@ fn oidc_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/oidc")
 }
 
-/// Starts the provider for a Steward at `app`, or `None` when `node` is missing.
-pub(crate) async fn provider(app: &TestApp, accounts: Value) -> Option<Provider> {
-    if std::process::Command::new("node").arg("--version").output().is_err() {
-        eprintln!("node is not installed; skipping the OpenID Connect test");
-        return None;
+impl Provider {
+    /// Makes the provider's token endpoint spoil the ID tokens it issues from now on (see
+    /// `tests/oidc/provider.mjs`); `none` makes them good again.
+    async fn spoil_id_tokens(&self, mode: &str) {
+        let url = format!("{}/test/id-token/{mode}", self.issuer);
+        let status = reqwest::Client::new().post(url).send().await.unwrap().status();
+        assert_eq!(status, 204, "the provider takes the mode {mode}");
     }
+}
+
+/// Starts the provider for a Steward at `app`.
+pub(crate) async fn provider(app: &TestApp, accounts: Value) -> Provider {
+    let node = std::process::Command::new("node").arg("--version").output();
+    assert!(node.is_ok(), "the OpenID Connect tests need node (scripts/test runs them where it is installed)");
     let dir = oidc_dir();
     if !dir.join("node_modules").exists() {
         static INSTALL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -62,7 +70,7 @@ pub(crate) async fn provider(app: &TestApp, accounts: Value) -> Option<Provider>
     .expect("the provider is ready within 30 s");
     // Keep reading, so that the provider's later lines never meet a closed pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Some(Provider { issuer, _child: child })
+    Provider { issuer, _child: child }
 }
 
 pub(crate) fn accounts() -> Value {
@@ -181,13 +189,17 @@ fn parse_form(html: &str) -> (String, Vec<(String, String)>) {
     (action, fields)
 }
 
-fn session_of(page: &Page) -> String {
+fn session_cookie(page: &Page) -> Option<String> {
     page.headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .find_map(|c| c.strip_prefix("steward_session=").map(|rest| rest.split(';').next().unwrap().to_owned()))
-        .expect("a session cookie")
+        .filter(|v| !v.is_empty())
+}
+
+fn session_of(page: &Page) -> String {
+    session_cookie(page).expect("a session cookie")
 }
 
 pub(crate) async fn connection(app: &TestApp, idp: &Provider, extra: Value) -> Value {
@@ -214,7 +226,7 @@ fn problem_code(page: &Page) -> String {
 #[tokio::test]
 async fn sso_creates_users_just_in_time_and_maps_their_groups_to_org_roles_at_every_sign_in() {
     let app = spawn_app().await;
-    let Some(idp) = provider(&app, accounts()).await else { return };
+    let idp = provider(&app, accounts()).await;
     let owner = app.user("owner@acme.test").await;
     let org = app.org("Acme", &owner).await;
     let mapping = json!([
@@ -284,7 +296,7 @@ async fn sso_creates_users_just_in_time_and_maps_their_groups_to_org_roles_at_ev
 #[tokio::test]
 async fn sso_refuses_deactivated_unknown_and_outside_users_and_enforced_domains_lose_password_login() {
     let app = spawn_app().await;
-    let Some(idp) = provider(&app, accounts()).await else { return };
+    let idp = provider(&app, accounts()).await;
     let cy = app.user("cy@acme.test").await;
     app.user("dan@acme.test").await;
     let created = connection(&app, &idp, json!({})).await;
@@ -334,7 +346,7 @@ async fn sso_refuses_deactivated_unknown_and_outside_users_and_enforced_domains_
 #[tokio::test]
 async fn connections_are_checked_on_the_way_in() {
     let app = spawn_app().await;
-    let Some(idp) = provider(&app, accounts()).await else { return };
+    let idp = provider(&app, accounts()).await;
     let (_, bob) = app.user_with_session("bob@acme.test").await;
     let owner = app.user("owner@acme.test").await;
     let org = app.org("Acme", &owner).await;
@@ -371,4 +383,42 @@ async fn connections_are_checked_on_the_way_in() {
         .expect(200);
     app.delete(&format!("/api/v1/sso/connections/{id}"), &app.admin).await.expect(204);
     app.post("/api/v1/auth/sso/discover", "", json!({"email": "a@acme.test"})).await.expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn id_tokens_that_are_tampered_misaddressed_expired_or_signed_by_an_unknown_key_are_refused() {
+    let app = spawn_app().await;
+    let idp = provider(&app, accounts()).await;
+    connection(&app, &idp, json!({"jit": true})).await;
+    let start = start_url(&app, "ada@acme.test").await;
+
+    for (mode, reason) in
+        [("tamper", "signature"), ("audience", "audience"), ("expired", "expired"), ("unknown-kid", "unknown_key")]
+    {
+        idp.spoil_id_tokens(mode).await;
+        let page = Browser::new().sign_in(&app, &start, "ada").await;
+        assert_eq!((page.status, problem_code(&page).as_str()), (401, "sso_failed"), "{mode}: {}", page.body);
+        assert!(page.body.contains(&format!("invalid ID token: {reason}")), "{mode}: {}", page.body);
+        assert!(session_cookie(&page).is_none(), "{mode}: no session");
+    }
+    let refusals = app.audit("&type=sso.refused").await;
+    let mut reasons: Vec<&str> = refusals.iter().map(|e| e["detail"]["reason"].as_str().unwrap()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            "invalid ID token: audience",
+            "invalid ID token: expired",
+            "invalid ID token: signature",
+            "invalid ID token: unknown_key"
+        ]
+    );
+    let users = app.get("/api/v1/users?q=acme.test", &app.admin).await.expect(200);
+    assert_eq!(users["items"].as_array().unwrap().len(), 0, "nobody was created: {users:#}");
+
+    // The same provider's good tokens still sign in: the refusals came from the spoiling.
+    idp.spoil_id_tokens("none").await;
+    let done = Browser::new().sign_in(&app, &start, "ada").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(app.get("/api/v1/me", &session_of(&done)).await.expect(200)["user"]["email"], "ada@acme.test");
 }
