@@ -32,6 +32,11 @@ const DEFAULT_JWKS_COOLDOWN: Duration = Duration::from_secs(30);
 /// Documents larger than this are refused.
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 const KEY_NAME: &str = "sso_key";
+/// One refusal of an authentic JWT (same issuer, subject and reason) is audited at most this
+/// often: a client retrying a refused token must not add an event with every request.
+const JWT_REFUSAL_AUDIT_EVERY: Duration = Duration::from_secs(60);
+/// Past this many remembered refusals, the stale ones are forgotten.
+const JWT_REFUSALS_KEPT: usize = 10_000;
 
 struct JwksEntry {
     keys: Arc<Vec<PublicKey>>,
@@ -58,6 +63,8 @@ pub struct SsoState {
     discovery: tokio::sync::Mutex<HashMap<String, (Discovery, Instant)>>,
     key: Mutex<Option<Arc<SsoKey>>>,
     jwks_cooldown_ms: AtomicU64,
+    /// When each (issuer, subject, reason) refusal was last audited.
+    jwt_refusals: Mutex<HashMap<(uuid::Uuid, String, &'static str), Instant>>,
 }
 
 impl Default for SsoState {
@@ -76,6 +83,7 @@ impl Default for SsoState {
             discovery: Default::default(),
             key: Mutex::new(None),
             jwks_cooldown_ms: AtomicU64::new(DEFAULT_JWKS_COOLDOWN.as_millis() as u64),
+            jwt_refusals: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -407,9 +415,53 @@ pub async fn password_login_allowed(state: &AppState, email: &Email) -> ApiResul
     }
 }
 
+/// Refuses a token that proved nothing: made up, forged, misaddressed or stale. Such refusals
+/// are logged, not audited, since anyone can send them.
 fn refuse(why: impl std::fmt::Display) -> ApiError {
     tracing::info!(reason = %why, "refused a JWT");
     ApiError::unauthenticated("the credentials are not valid")
+}
+
+/// Refuses an authentic token (a trusted issuer signed it for Steward, and it is current) and
+/// audits why as `jwt.refused`, once a minute at most for the same issuer, subject and reason.
+/// The answer is the same as for any other refusal.
+async fn refuse_authentic(
+    state: &AppState,
+    issuer: &JwtIssuerRow,
+    id: &ExternalIdentity,
+    user: Option<&UserRow>,
+    reason: &'static str,
+) -> ApiError {
+    let due = {
+        let mut seen = state.sso.jwt_refusals.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= JWT_REFUSALS_KEPT {
+            seen.retain(|_, at| at.elapsed() < JWT_REFUSAL_AUDIT_EVERY);
+        }
+        let key = (issuer.id, id.subject.clone(), reason);
+        let due = seen.get(&key).is_none_or(|at| at.elapsed() >= JWT_REFUSAL_AUDIT_EVERY);
+        if due {
+            seen.insert(key, Instant::now());
+        }
+        due
+    };
+    if due {
+        let (kind, target) = match user {
+            Some(u) => (TargetType::User, u.id.to_string()),
+            None => (TargetType::Instance, issuer.id.to_string()),
+        };
+        let event = AuditDraft::new("jwt.refused", Actor::SYSTEM, kind, target)
+            .detail(json!({ "jwt_issuer_id": issuer.id, "reason": reason }))
+            .personal(json!({ "subject": id.subject }));
+        let now = OffsetDateTime::now_utc();
+        let written = match state.store.write().await {
+            Ok(tx) => commit(tx, vec![event], now).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = written {
+            tracing::warn!(error = %e.problem().detail, "could not audit a refused JWT");
+        }
+    }
+    refuse(reason)
 }
 
 async fn issuer_keys(state: &AppState, issuer: &JwtIssuerRow, kid: Option<&str>) -> Result<Vec<PublicKey>, String> {
@@ -482,10 +534,13 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
                 user
             }
         }
-        None => return Err(refuse("no user has the token's subject or email")),
+        None => return Err(refuse_authentic(state, &issuer, &id, None, "unknown_user").await),
     };
     if user.kind != "person" {
-        return Err(refuse("the token maps to a service user"));
+        return Err(refuse_authentic(state, &issuer, &id, Some(&user), "service_user").await);
+    }
+    if !user.status.can_sign_in() {
+        return Err(refuse_authentic(state, &issuer, &id, Some(&user), "user_inactive").await);
     }
     Ok((user, issuer.id, exp))
 }

@@ -155,6 +155,16 @@ async fn a_token_from_a_trusted_issuer_acts_as_its_user_until_the_user_is_deacti
     app.post(&format!("/api/v1/users/{ada}/deactivate"), &app.admin, json!({})).await.expect(200);
     app.get("/api/v1/me", &rs).await.expect_problem(401, "unauthenticated");
     app.get("/api/v1/me", &ed).await.expect_problem(401, "unauthenticated");
+
+    // The refusal is audited against the user, once a minute however often the token comes back.
+    for _ in 0..3 {
+        app.get("/api/v1/me", &rs).await.expect_problem(401, "unauthenticated");
+    }
+    let refused = app.audit("&type=jwt.refused").await;
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(refused[0]["target_id"], ada.as_str());
+    assert_eq!(refused[0]["detail"]["reason"], "user_inactive");
+    assert_eq!(refused[0]["detail"]["jwt_issuer_id"], issuer["id"]);
 }
 
 #[tokio::test]
@@ -202,6 +212,23 @@ async fn forged_misaddressed_and_stale_tokens_are_refused() {
         let reply = app.get("/api/v1/me", &token).await;
         assert_eq!(reply.status.as_u16(), 401, "{what}: {:#}", reply.body);
     }
+    // Only authentic tokens that name nobody are audited; forged ones could come from anyone.
+    let audited = app.audit("&type=jwt.refused").await;
+    let reasons: Vec<&str> = audited.iter().map(|e| e["detail"]["reason"].as_str().unwrap()).collect();
+    assert_eq!(reasons, ["unknown_user", "unknown_user"], "{audited:#?}");
+
+    // The same confusion against an issuer trusted by its PEM public key rather than a JWKS.
+    const PEM_ISSUER: &str = "http://127.0.0.1/pem-idp";
+    trust(&app, json!({"issuer": PEM_ISSUER, "audience": AUDIENCE, "public_key_pem": pem})).await;
+    let mut by_pem = good.clone();
+    by_pem["iss"] = json!(PEM_ISSUER);
+    app.get("/api/v1/me", &key.sign(&by_pem)).await.expect(200);
+    let hs_input = format!("{}.{}", b64(&json!({"alg": "HS256", "kid": "r1"})), b64(&by_pem));
+    let mac = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, pem.as_bytes()), hs_input.as_bytes());
+    let confused = format!("{hs_input}.{}", URL_SAFE_NO_PAD.encode(mac));
+    app.get("/api/v1/me", &confused).await.expect_problem(401, "unauthenticated");
+    let none = format!("{}.{}.", b64(&json!({"alg": "none"})), b64(&by_pem));
+    app.get("/api/v1/me", &none).await.expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
