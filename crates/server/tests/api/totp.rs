@@ -5,7 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use steward_core::totp;
 
-use crate::helpers::{PASSWORD, TestApp, spawn_app};
+use crate::helpers::{PASSWORD, TestApp, spawn_app, spawn_app_with};
 
 fn now_step() -> i64 {
     totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp())
@@ -145,7 +145,8 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
 
 #[tokio::test]
 async fn turning_two_factor_off_and_an_admin_reset_bring_back_password_only_login() {
-    let app = spawn_app().await;
+    let (sink, url) = crate::smtp::SmtpSink::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
     let (id, token) = app.user_with_session("ed@acme.example").await;
     let email = "ed@acme.example";
     enrol(&app, &token).await;
@@ -169,6 +170,18 @@ async fn turning_two_factor_off_and_an_admin_reset_bring_back_password_only_logi
         .strings("SELECT category || ':' || subject FROM outbox WHERE recipient = ? ORDER BY created_at", &[email])
         .await;
     assert!(mail.contains(&"security:Your two-factor sign-in was reset".to_owned()), "{mail:?}");
+    // On, off, on again, reset: each told to the user over SMTP.
+    let mut delivered: Vec<String> = sink.wait_for(email, 4).await.iter().map(|m| m.subject()).collect();
+    delivered.sort_unstable();
+    assert_eq!(
+        delivered,
+        [
+            "Two-factor sign-in is off",
+            "Two-factor sign-in is on",
+            "Two-factor sign-in is on",
+            "Your two-factor sign-in was reset"
+        ]
+    );
 }
 
 #[tokio::test]
