@@ -273,6 +273,8 @@ async fn filters_sorting_paging_and_projection() {
         (r#"userName gt "bravo" and userName le "delta""#, vec!["charlie", "delta"]),
         (r#"emails[value eq "b@x.test"]"#, vec!["bravo"]),
         (r#"userName ne "alpha" and userName lt "c""#, vec!["bravo"]),
+        (r#"userName ge "charlie" and userName sw "c""#, vec!["charlie"]),
+        (r#"userName ge "CHARLIE" and userName lt "d""#, vec!["charlie"]),
         (r#"externalId pr"#, vec![]),
         (r#"active eq true and userName sw "a""#, vec!["alpha"]),
         (r#"meta.created gt "2000-01-01T00:00:00Z" and userName eq "alpha""#, vec!["alpha"]),
@@ -286,6 +288,15 @@ async fn filters_sorting_paging_and_projection() {
     assert_eq!(names(&page).len(), 2);
     assert_eq!(page["startIndex"], 2);
     assert!(page["totalResults"].as_u64().unwrap() >= 4);
+    // startIndex is 1-based: pages of one, walked in order, give the sorted list back.
+    let mine = urlencode(r#"emails.value ew "@x.test" or emails.value ew "@y.test""#);
+    let q_page = |i: usize| format!("/scim/v2/Users?sortBy=userName&filter={mine}&startIndex={i}&count=1");
+    let mut walked = Vec::new();
+    for i in 1..=4 {
+        walked.extend(names(&app.get(&q_page(i), &token).await.expect(200)));
+    }
+    assert_eq!(walked, ["alpha", "bravo", "charlie", "delta"]);
+    assert_eq!(names(&app.get(&q_page(5), &token).await.expect(200)), Vec::<String>::new());
     let desc =
         app.get("/scim/v2/Users?sortBy=userName&sortOrder=descending&filter=userName%20pr", &token).await.expect(200);
     let all = names(&desc);
@@ -397,7 +408,9 @@ async fn an_org_bound_token_sees_only_its_org() {
         .post("/scim/v2/.search", &token_a, json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}))
         .await
         .expect(200);
-    assert!(root["Resources"].as_array().unwrap().iter().all(|r| r["id"] != b_owner.as_str() && r["id"] != tb));
+    let found = root["Resources"].as_array().unwrap();
+    assert!(found.iter().all(|r| r["id"] != b_owner.as_str() && r["id"] != tb));
+    assert!(found.iter().any(|r| r["id"] == a_owner.as_str()), "the root search finds the token's own users: {root:#}");
 }
 
 #[tokio::test]
