@@ -102,10 +102,11 @@ impl InstanceSettings {
                 return Err(ApiError::invalid("branding.primary_color", "must be a colour like #1f6feb"));
             }
         }
+        // The pages' Content-Security-Policy loads images over https only.
         if let Some(url) = &self.branding.logo_url
-            && !(url.starts_with("https://") || url.starts_with("http://"))
+            && !(url.starts_with("https://") && url.len() > "https://".len())
         {
-            return Err(ApiError::invalid("branding.logo_url", "must be an http(s) URL"));
+            return Err(ApiError::invalid("branding.logo_url", "must be an https URL"));
         }
         if let Some(email) = &self.branding.support_email {
             steward_core::Email::parse(email)

@@ -258,7 +258,8 @@ pub async fn describe(
         lines.push(HistoryLine {
             at: when(&e.at),
             kind: e.kind.clone(),
-            actor: actor.unwrap_or_else(|| "Steward".into()),
+            // Changes no person made (schedules, the system): no product name on a white-label page.
+            actor: actor.unwrap_or_else(|| "System".into()),
             impersonator,
             target: format!("{} {}", e.target_type, e.target_id),
             detail: e.detail.to_string(),

@@ -372,6 +372,26 @@ async fn the_audit_viewer_filters_and_the_branding_reaches_the_sign_in_page() {
     let page =
         get(&app, "/admin/settings", &format!("{cookie}; {}", refused.cookies[0].split(';').next().unwrap())).await;
     assert!(page.body.contains("must be a colour like #1f6feb"), "the refusal is shown on the form's page");
+
+    // The logo comes over https, as the page policy allows images; an http one is refused.
+    let logo = |url: &'static str| {
+        vec![
+            ("csrf", csrf.as_str()),
+            ("name", "Steward"),
+            ("product_name", "Northwind"),
+            ("primary_color", "#0a7d55"),
+            ("logo_url", url),
+            ("support_email", ""),
+        ]
+    };
+    let plain = post(&app, "/admin/settings", &cookie, &logo("http://cdn.example/logo.png")).await;
+    assert!(flash(&plain).starts_with("e."), "{:?}", plain.cookies);
+    assert!(!get(&app, "/login", "").await.body.contains("cdn.example"));
+    let secure = post(&app, "/admin/settings", &cookie, &logo("https://cdn.example/logo.png")).await;
+    assert!(flash(&secure).starts_with("n."), "{:?}", secure.cookies);
+    let signed_in = get(&app, "/admin", &cookie).await;
+    let img = &signed_in.body[signed_in.body.find("<img src=").expect("the logo is shown")..];
+    assert!(img[..img.find('>').unwrap()].contains("cdn.example"), "{img:.80}");
 }
 
 #[tokio::test]
@@ -537,7 +557,7 @@ async fn security_page_changes_the_password_and_shows_a_new_token_once() {
 #[tokio::test]
 async fn the_sign_in_page_offers_single_sign_on_and_finds_the_connection_from_the_email() {
     let app = spawn_app().await;
-    let Some(idp) = crate::sso::provider(&app, crate::sso::accounts()).await else { return };
+    let idp = crate::sso::provider(&app, crate::sso::accounts()).await;
     let created = crate::sso::connection(&app, &idp, json!({"name": "Acme <Okta>", "enforced": true})).await;
     let id = created["id"].as_str().unwrap();
 
@@ -572,4 +592,144 @@ async fn the_sign_in_page_offers_single_sign_on_and_finds_the_connection_from_th
     .await;
     assert_eq!(enforced.status, 200);
     assert!(enforced.body.contains(&format!("/sso/{id}/start")));
+}
+
+/// The flash a page's redirect carries: `n.` for a notice, `e.` for a refusal.
+fn flash(page: &Html) -> String {
+    page.cookie("steward_flash").unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_org_admin_changes_roles_builds_teams_and_removes_members_from_the_dashboard() {
+    let app = spawn_app().await;
+    let owner = app.user("owner@acme.example").await;
+    let org = app.org("Acme", &owner).await;
+    let (ada, ada_token) = app.user_with_session("ada@acme.example").await;
+    let (bob, bob_token) = app.user_with_session("bob@acme.example").await;
+    for (user, role) in [(&ada, "admin"), (&bob, "member")] {
+        app.put(&format!("/api/v1/orgs/{org}/members/{user}"), &app.admin, json!({"role": role})).await.expect(200);
+    }
+    let role_of = |user: String| {
+        let app = &app;
+        let org = &org;
+        async move {
+            let members = app.get(&format!("/api/v1/orgs/{org}/members"), &app.admin).await.expect(200);
+            members["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["user_id"] == user.as_str())
+                .map(|m| m["role"].clone())
+        }
+    };
+
+    // A plain member sees the org but may not change it.
+    let (bob_cookie, bob_csrf) = session(&bob_token);
+    let bob_page = get(&app, &format!("/app/orgs/{org}"), &bob_cookie).await;
+    assert_eq!(bob_page.status, 200);
+    assert!(!bob_page.body.contains("/remove\""), "no remove buttons for a member");
+    let refused = post(
+        &app,
+        &format!("/app/orgs/{org}/members/{ada}/role"),
+        &bob_cookie,
+        &[("csrf", &bob_csrf), ("role", "viewer")],
+    )
+    .await;
+    assert!(flash(&refused).starts_with("e."), "{:?}", refused.cookies);
+    assert_eq!(role_of(ada.clone()).await, Some(json!("admin")));
+
+    let (cookie, csrf) = session(&ada_token);
+    let org_page = get(&app, &format!("/app/orgs/{org}"), &cookie).await;
+    assert!(org_page.body.contains("bob@acme.example") && org_page.body.contains(&format!("/members/{bob}/remove")));
+    let to = format!("/app/orgs/{org}");
+    let changed =
+        post(&app, &format!("/app/orgs/{org}/members/{bob}/role"), &cookie, &[("csrf", &csrf), ("role", "viewer")])
+            .await;
+    assert_eq!((changed.status, changed.location.as_str()), (StatusCode::SEE_OTHER, to.as_str()));
+    assert!(flash(&changed).starts_with("n."));
+    assert_eq!(role_of(bob.clone()).await, Some(json!("viewer")));
+
+    let created =
+        post(&app, &format!("/app/orgs/{org}/teams"), &cookie, &[("csrf", &csrf), ("name", "Platform")]).await;
+    assert!(flash(&created).starts_with("n."));
+    let teams = app.get(&format!("/api/v1/orgs/{org}/teams"), &app.admin).await.expect(200);
+    let team = teams["items"].as_array().unwrap().iter().find(|t| t["name"] == "Platform").expect("the team exists");
+    let team = team["id"].as_str().unwrap().to_owned();
+    let added = post(
+        &app,
+        &format!("/app/orgs/{org}/teams/{team}/members"),
+        &cookie,
+        &[("csrf", &csrf), ("user_id", &bob), ("role", "team_operator")],
+    )
+    .await;
+    assert!(flash(&added).starts_with("n."));
+    let read = app.get(&format!("/api/v1/teams/{team}"), &app.admin).await.expect(200);
+    assert_eq!(read["members"], json!([{"user_id": bob, "role": "team_operator", "dormant": false}]));
+    assert!(get(&app, &to, &cookie).await.body.contains("Platform"));
+
+    let removed = post(&app, &format!("/app/orgs/{org}/members/{bob}/remove"), &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&removed).starts_with("n."));
+    assert_eq!(role_of(bob.clone()).await, None);
+    let events = app.audit(&format!("&actor_id={ada}")).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    for kind in ["org.member_role_changed", "team.created", "org.member_removed"] {
+        assert!(kinds.contains(&kind), "{kind} by the org admin: {kinds:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_security_page_ends_sessions_and_revokes_tokens_and_the_dashboard_saves_notifications() {
+    let app = spawn_app().await;
+    app.user("ada@acme.example").await;
+    let other = app.login("ada@acme.example", PASSWORD).await;
+    let this = app.login("ada@acme.example", PASSWORD).await;
+    let token = app.post("/api/v1/me/tokens", &this, json!({"name": "ci"})).await.expect(201);
+    let (cookie, csrf) = session(&this);
+
+    let sessions = app.get("/api/v1/me/sessions", &this).await.expect(200);
+    let other_id = sessions["items"].as_array().unwrap().iter().find(|s| s["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let page = get(&app, "/app/security", &cookie).await;
+    assert!(page.body.contains(&format!("/app/sessions/{other_id}/end")), "the other session can be ended");
+    assert_eq!(page.body.matches("/end\"").count(), 1, "not the current one");
+    let ended = post(&app, &format!("/app/sessions/{other_id}/end"), &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&ended).starts_with("n."));
+    app.get("/api/v1/me", &other).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &this).await.expect(200);
+
+    let secret = token["token"].as_str().unwrap();
+    app.get("/api/v1/me", secret).await.expect(200);
+    let id = token["id"].as_str().unwrap();
+    let revoked = post(&app, &format!("/app/tokens/{id}/revoke"), &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&revoked).starts_with("n."));
+    app.get("/api/v1/me", secret).await.expect_problem(401, "unauthenticated");
+
+    // Boxes left unticked are categories switched off.
+    let saved = post(&app, "/app/notifications", &cookie, &[("csrf", &csrf), ("usage_alerts", "on")]).await;
+    assert_eq!((saved.status, saved.location.as_str()), (StatusCode::SEE_OTHER, "/app"));
+    let settings = app.get("/api/v1/me/notifications", &this).await.expect(200);
+    assert_eq!(
+        settings["categories"],
+        json!({"org_activity": false, "product_updates": false, "security": false, "usage_alerts": true})
+    );
+    let dashboard = get(&app, "/app", &cookie).await;
+    assert!(dashboard.body.contains("name=\"usage_alerts\" value=\"on\" checked"));
+    assert!(!dashboard.body.contains("name=\"security\" value=\"on\" checked"));
+}
+
+#[tokio::test]
+async fn the_users_list_filters_by_status() {
+    let app = spawn_app().await;
+    app.user("still@acme.example").await;
+    let gone = app.user("gone@acme.example").await;
+    app.post(&format!("/api/v1/users/{gone}/deactivate"), &app.admin, json!({})).await.expect(200);
+    let (cookie, _) = session(&app.admin);
+    let inactive = get(&app, "/admin/users?status=deactivated", &cookie).await;
+    assert!(inactive.body.contains("gone@acme.example") && !inactive.body.contains("still@acme.example"));
+    let active = get(&app, "/admin/users?status=active", &cookie).await;
+    assert!(active.body.contains("still@acme.example") && !active.body.contains("gone@acme.example"));
+    let both = get(&app, "/admin/users?q=acme.example", &cookie).await;
+    assert!(both.body.contains("still@acme.example") && both.body.contains("gone@acme.example"));
 }
