@@ -458,7 +458,7 @@ async fn refuse_authentic(
             Err(e) => Err(e.into()),
         };
         if let Err(e) = written {
-            tracing::warn!(error = %e.problem().detail, "could not audit a refused JWT");
+            tracing::warn!(error = ?e, "could not audit a refused JWT");
         }
     }
     refuse(reason)

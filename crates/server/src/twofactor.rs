@@ -117,21 +117,28 @@ pub fn new_totp_secret() -> [u8; totp::SECRET_BYTES] {
     bytes
 }
 
-/// Ten new recovery codes and their digests.
-pub fn new_recovery_codes() -> (Vec<String>, Vec<String>) {
+/// Ten new recovery codes for `user` and their digests.
+pub fn new_recovery_codes(user: UserId) -> (Vec<String>, Vec<String>) {
     (0..RECOVERY_CODES)
         .map(|_| {
             let mut random = [0u8; 7];
             getrandom::fill(&mut random).expect("the operating system's random source failed");
             let code = totp::recovery_code(&random);
-            let hash = recovery_hash(&code);
+            let hash = recovery_hash(user, &code);
             (code, hash)
         })
         .unzip()
 }
 
-/// The digest a recovery code is stored under.
-pub fn recovery_hash(code: &str) -> String {
+/// The digest a recovery code of `user` is stored under. The user's id salts it, so that each
+/// guess against a stolen table tests one user's codes, not every user's at once.
+pub fn recovery_hash(user: UserId, code: &str) -> String {
+    secret_hash(&format!("steward-recovery:{user}:{}", totp::normalize_recovery_code(code)))
+}
+
+/// The unsalted digest of the codes given out before the salt; they stay usable until used or
+/// replaced by a new enrolment.
+fn unsalted_recovery_hash(code: &str) -> String {
     secret_hash(&format!("steward-recovery:{}", totp::normalize_recovery_code(code)))
 }
 
@@ -180,12 +187,22 @@ pub async fn use_code(
     if code.is_empty() || code.len() > 64 {
         return Ok(None);
     }
-    Ok(tx.use_recovery_code(user, &recovery_hash(code), now).await?.then_some(SecondFactor::RecoveryCode))
+    let used = tx.use_recovery_code(user, &recovery_hash(user, code), now).await?
+        || tx.use_recovery_code(user, &unsalted_recovery_hash(code), now).await?;
+    Ok(used.then_some(SecondFactor::RecoveryCode))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recovery_digests_are_salted_by_user() {
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let code = "abcde-fghij";
+        assert_ne!(recovery_hash(alice, code), recovery_hash(bob, code));
+        assert_ne!(recovery_hash(alice, code), unsalted_recovery_hash(code));
+    }
 
     #[test]
     fn sealed_secrets_open_only_with_their_key_and_user() {
@@ -201,10 +218,11 @@ mod tests {
 
     #[test]
     fn recovery_codes_are_ten_distinct_and_hash_as_typed() {
-        let (codes, hashes) = new_recovery_codes();
+        let user = UserId::new();
+        let (codes, hashes) = new_recovery_codes(user);
         assert_eq!(codes.len(), RECOVERY_CODES);
         let distinct: std::collections::BTreeSet<_> = hashes.iter().collect();
         assert_eq!(distinct.len(), RECOVERY_CODES);
-        assert_eq!(recovery_hash(&codes[0].to_uppercase()), hashes[0]);
+        assert_eq!(recovery_hash(user, &codes[0].to_uppercase()), hashes[0]);
     }
 }

@@ -138,7 +138,7 @@ async fn confirm_totp(
     let step = totp::verify(&secret, req.code.trim(), now.unix_timestamp(), None)
         .ok_or_else(|| ApiError::invalid("code", "is not the current code of the authenticator"))?;
     tx.confirm_totp(user.id, now, step).await?;
-    let (codes, hashes) = new_recovery_codes();
+    let (codes, hashes) = new_recovery_codes(user.id);
     tx.replace_recovery_codes(user.id, &hashes, now).await?;
     let (settings, _) = instance_settings(tx.as_mut()).await?;
     let body = format!(

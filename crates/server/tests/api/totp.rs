@@ -141,6 +141,22 @@ async fn secrets_and_recovery_codes_are_not_stored_in_the_clear() {
         let bare = code.replace('-', "");
         assert!(stored.iter().all(|h| !h.contains(&bare) && !h.contains(code.as_str())));
     }
+    // Salted by the user: each stored digest is the code's under this user's id.
+    let user: steward_core::UserId = id.parse().unwrap();
+    let mut expected: Vec<String> = codes.iter().map(|c| steward::twofactor::recovery_hash(user, c)).collect();
+    let mut stored = stored;
+    expected.sort_unstable();
+    stored.sort_unstable();
+    assert_eq!(stored, expected);
+
+    // A code stored unsalted, as before the salt, still signs in once.
+    let unsalted =
+        steward::auth::secret_hash(&format!("steward-recovery:{}", totp::normalize_recovery_code(&codes[0])));
+    let salted = steward::twofactor::recovery_hash(user, &codes[0]);
+    let changed = db.exec("UPDATE recovery_codes SET code_hash = ? WHERE code_hash = ?", &[&unsalted, &salted]).await;
+    assert_eq!(changed, Ok(1));
+    login_with(&app, "di@acme.example", PASSWORD, Some(&codes[0])).await.expect(200);
+    login_with(&app, "di@acme.example", PASSWORD, Some(&codes[0])).await.expect_problem(401, "totp_required");
 }
 
 #[tokio::test]
