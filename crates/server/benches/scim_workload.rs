@@ -16,7 +16,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 const CLIENTS: usize = 8;
-const CYCLES: usize = 100;
+/// Cycles per client; `STEWARD_BENCH_CYCLES` sets another number (a longer run to profile).
+fn cycles() -> usize {
+    std::env::var("STEWARD_BENCH_CYCLES").ok().and_then(|c| c.parse().ok()).unwrap_or(100)
+}
 const SCIM: &str = "application/scim+json";
 
 mod common;
@@ -51,7 +54,7 @@ async fn workload(users: &str, token: &str, tag: &str) -> f64 {
                     body
                 }
             };
-            for i in 0..CYCLES {
+            for i in 0..cycles() {
                 let email = format!("{tag}.{c}.{i}@workload.example");
                 let created = send(client.post(&users).header("Content-Type", SCIM).json(&json!({
                     "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
@@ -78,7 +81,7 @@ async fn workload(users: &str, token: &str, tag: &str) -> f64 {
     for t in tasks {
         t.await.unwrap();
     }
-    (CLIENTS * CYCLES * 5) as f64 / started.elapsed().as_secs_f64()
+    (CLIENTS * cycles() * 5) as f64 / started.elapsed().as_secs_f64()
 }
 
 async fn steward(dir: &std::path::Path) -> (Serve, String, String) {
@@ -128,7 +131,7 @@ async fn steward_round(round: usize) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let title = format!("{CLIENTS} clients × {CYCLES} cycles of create, get, filter, list, PATCH active");
+    let title = format!("{CLIENTS} clients × {} cycles of create, get, filter, list, PATCH active", cycles());
     let Some(reference) = reference_server() else {
         let ours = steward_round(0).await;
         println!("| server ({title}) | requests/s | ratio |");

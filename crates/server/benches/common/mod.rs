@@ -36,7 +36,9 @@ impl Serve {
     pub async fn start(database_url: &str, env: &[(&str, &str)]) -> (Serve, Duration) {
         let port = free_port();
         let started = Instant::now();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_steward"));
+        // `STEWARD_BENCH_BIN` runs another build, to compare two builds in one session.
+        let binary = std::env::var_os("STEWARD_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_steward").into());
+        let mut command = Command::new(binary);
         command
             .arg("serve")
             .env("STEWARD_LISTEN", format!("127.0.0.1:{port}"))
