@@ -45,7 +45,7 @@ fn backend(e: sqlx::Error) -> StoreError {
 
 /// Copies every row of `from` into `to`, which must hold no users yet; returns rows per table.
 pub async fn sqlite_to_postgres(from: &SqliteStore, to: &PgStore) -> StoreResult<Vec<(String, u64)>> {
-    let source = from.reader_pool();
+    let mut source = from.reader().await?;
     let target = to.pool();
     let existing: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(target).await.map_err(backend)?;
     if existing > 0 {
@@ -71,7 +71,7 @@ pub async fn sqlite_to_postgres(from: &SqliteStore, to: &PgStore) -> StoreResult
         let select = format!("SELECT {} FROM {table}", names.join(", "));
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
         let insert = format!("INSERT INTO {table} ({}) VALUES ({})", names.join(", "), placeholders.join(", "));
-        let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(source).await.map_err(backend)?;
+        let rows = sqlx::query(AssertSqlSafe(select)).fetch_all(&mut *source).await.map_err(backend)?;
         for row in &rows {
             let mut q = sqlx::query(AssertSqlSafe(insert.clone()));
             for (i, (_, kind)) in columns.iter().enumerate() {

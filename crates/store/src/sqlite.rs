@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Executor, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Connection, Executor, SqliteConnection};
 use steward_core::audit::GENESIS_HASH;
 use steward_core::{
     AuditDraft, AuditRecord, InstanceRole, OrgId, OrgRole, SessionId, TeamId, TeamRole, TokenId, UserId,
@@ -24,6 +23,7 @@ use uuid::Uuid;
 
 mod batch;
 mod flush;
+mod pool;
 mod security;
 
 use batch::{Outcome, Stmt};
@@ -33,8 +33,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 /// A SQLite database file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    writer: pool::Pool,
+    readers: pool::Pool,
     secrets: KnownSecrets,
     flush: std::sync::Arc<flush::Flush>,
     memo: std::sync::Arc<std::sync::Mutex<WriterMemo>>,
@@ -76,39 +76,40 @@ impl SqliteStore {
             std::path::PathBuf::from(name)
         });
         let flush = std::sync::Arc::new(flush::Flush::new(wal));
-        // The one writer is never pinged before use: a SQLite connection has no network to lose,
-        // and the ping is one more trip to its thread on every write.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone().synchronous(SqliteSynchronous::Normal).create_if_missing(true))
-            .await
-            .map_err(backend)?;
-        MIGRATOR.run(&writer).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        // Neither pool pings its connections (see [`pool`]). The writer's connections can check,
+        // in SQL, that an update changed one row ([`batch::EXPECT_ONE_SETUP`]).
+        let writer = pool::Pool::open(
+            base.clone().synchronous(SqliteSynchronous::Normal).create_if_missing(true),
+            1,
+            Duration::from_secs(30),
+            batch::EXPECT_ONE_SETUP,
+        )
+        .await?;
+        let mut migrating = writer.acquire().await?;
+        MIGRATOR.run_direct(None, &mut *migrating, false).await.map_err(|e| StoreError::Backend(e.to_string()))?;
+        drop(migrating);
         flush.committed().await?;
-        // A read-only connection cannot go bad in a way a ping would find, and the ping is one
-        // more round trip to the connection's thread on every request.
         let mmap = if mapped { MMAP_BYTES } else { 0 };
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .test_before_acquire(false)
-            .connect_with(base.read_only(true).pragma("mmap_size", mmap.to_string()))
-            .await
-            .map_err(backend)?;
+        let readers = pool::Pool::open(
+            base.read_only(true).pragma("mmap_size", mmap.to_string()),
+            4,
+            Duration::from_secs(30),
+            "",
+        )
+        .await?;
         Ok(Self { writer, readers, secrets: KnownSecrets::default(), flush, memo: Default::default() })
     }
 
-    /// The read-only pool, for copying the instance elsewhere.
-    pub(crate) fn reader_pool(&self) -> &SqlitePool {
-        &self.readers
+    /// A read-only connection, for copying the instance elsewhere.
+    pub(crate) async fn reader(&self) -> StoreResult<pool::Lease> {
+        self.readers.acquire().await
     }
 
     /// Writes a consistent copy of the database to `path` while it keeps serving (`VACUUM INTO`).
     pub async fn backup(&self, path: &std::path::Path) -> StoreResult<()> {
         sqlx::query("VACUUM INTO ?")
             .bind(path.to_string_lossy().into_owned())
-            .execute(&self.readers)
+            .execute(&mut *self.readers.acquire().await?)
             .await
             .map_err(backend)?;
         Ok(())
@@ -163,18 +164,18 @@ impl SqliteTx {
 #[async_trait]
 impl Store for SqliteStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
-        let conn = self.writer.acquire().await.map_err(backend)?;
+        let conn = self.writer.acquire().await?;
         Ok(Box::new(SqliteTx::new(conn, true, self)))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
-        let conn = self.readers.acquire().await.map_err(backend)?;
+        let conn = self.readers.acquire().await?;
         Ok(Box::new(SqliteTx::new(conn, false, self)))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
         let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.readers)
+            .fetch_one(&mut *self.readers.acquire().await?)
             .await
             .map_err(backend)?;
         Ok(applied as usize >= MIGRATOR.iter().count())
@@ -190,14 +191,15 @@ impl Store for SqliteStore {
         .bind(amount(operations))
         .bind(org.to_string())
         .bind(micros(period_start))
-        .execute(&self.writer)
+        .execute(&mut *self.writer.acquire().await?)
         .await
         .map_err(backend)?;
         self.flush.through(committing.done()).await
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let mut writer = self.writer.acquire().await?;
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
         sqlx::query(
             "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
@@ -244,9 +246,14 @@ const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.pass
 
 struct SqliteTx {
     /// The pooled connection; taken when the transaction ends.
-    conn: Option<PoolConnection<Sqlite>>,
+    conn: Option<pool::Lease>,
     /// `BEGIN` has been sent: the connection holds this transaction open.
     begun: bool,
+    /// A read-only transaction's next trip is its last, and ends it ([`Tx::last_read`]).
+    closing: bool,
+    /// A read-only transaction ended with its last read: it still waits, when it is committed
+    /// or rolled back, for the commits it may have seen to be flushed.
+    closed: bool,
     /// Pieces waiting for the next trip to the connection's thread (see [`batch`]).
     pending: Vec<Stmt>,
     /// A statement failed: the transaction can only be rolled back.
@@ -282,10 +289,12 @@ fn audit_head(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<(i64, String)> {
 }
 
 impl SqliteTx {
-    fn new(conn: PoolConnection<Sqlite>, writes: bool, store: &SqliteStore) -> Self {
+    fn new(conn: pool::Lease, writes: bool, store: &SqliteStore) -> Self {
         SqliteTx {
             conn: Some(conn),
             begun: false,
+            closing: false,
+            closed: false,
             pending: Vec::new(),
             failed: false,
             secrets: store.secrets.clone(),
@@ -322,8 +331,9 @@ impl SqliteTx {
         if self.failed {
             return Err(StoreError::Backend("an earlier statement of this transaction failed".into()));
         }
-        let mut pieces = Vec::with_capacity(self.pending.len() + last.len() + 2);
+        let mut pieces = Vec::with_capacity(self.pending.len() + last.len() + 3);
         let begins = !self.begun;
+        let ends = std::mem::take(&mut self.closing) && !self.writes;
         if begins && self.writes {
             pieces.push(Stmt::new("BEGIN IMMEDIATE"));
             pieces.push(Stmt::new(AUDIT_HEAD));
@@ -332,7 +342,11 @@ impl SqliteTx {
         }
         pieces.append(&mut self.pending);
         let theirs = pieces.len();
+        let wanted = last.len();
         pieces.extend(last);
+        if ends {
+            pieces.push(Stmt::new("COMMIT"));
+        }
         // From here the transaction may be open, even if this future is dropped midway.
         self.begun = true;
         let conn = self.conn.as_deref_mut().ok_or_else(ended)?;
@@ -341,7 +355,13 @@ impl SqliteTx {
                 if begins && self.writes {
                     self.head = Some(audit_head(&outcomes[1].rows)?);
                 }
-                Ok(outcomes.split_off(theirs))
+                if ends {
+                    self.begun = false;
+                    self.closed = true;
+                }
+                let mut theirs = outcomes.split_off(theirs);
+                theirs.truncate(wanted);
+                Ok(theirs)
             }
             Err(e) => {
                 self.failed = true;
@@ -376,7 +396,9 @@ impl SqliteTx {
                 && !e.to_string().contains("no transaction is active")
             {
                 tracing::warn!(error = %e, "rolling back failed; closing the connection");
-                conn.close_on_drop();
+                if let Some(conn) = self.conn.take() {
+                    conn.discard();
+                }
             }
         }
     }
@@ -450,11 +472,11 @@ impl Drop for SqliteTx {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if conn.execute("ROLLBACK").await.is_err() {
-                        conn.close_on_drop();
+                        conn.discard();
                     }
                 });
             }
-            Err(_) => conn.close_on_drop(),
+            Err(_) => conn.discard(),
         }
     }
 }
@@ -475,6 +497,9 @@ fn email_collision(e: StoreError) -> StoreError {
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         let msg = db.message();
+        if msg == batch::EXPECT_ONE_FAILED {
+            return StoreError::Conflict(Constraint::VersionMismatch);
+        }
         if let Some(cols) = msg.strip_prefix("UNIQUE constraint failed: ") {
             return StoreError::Conflict(match cols {
                 "users.email_key" => Constraint::EmailTaken,
@@ -494,14 +519,20 @@ fn backend(e: sqlx::Error) -> StoreError {
 
 #[async_trait]
 impl Tx for SqliteTx {
+    fn last_read(&mut self) {
+        self.closing = !self.writes;
+    }
+
     async fn commit(mut self: Box<Self>) -> StoreResult<()> {
         if self.failed {
             self.abandon().await;
             return Err(StoreError::Backend("an earlier statement of this transaction failed".into()));
         }
-        // Nothing was sent and nothing waits: there is nothing to commit, nor to wait for.
+        // Nothing was sent and nothing waits: there is nothing to commit. A read that ended
+        // with its last trip still answers only what is on disk.
         if !self.begun && self.pending.is_empty() {
-            return Ok(());
+            self.release();
+            return if self.closed { self.flush.through(self.flush.seen()).await } else { Ok(()) };
         }
         if !self.writes {
             if let Err(e) = self.trip(vec![Stmt::new("COMMIT")]).await {
@@ -510,13 +541,6 @@ impl Tx for SqliteTx {
             }
             self.release();
             return self.flush.through(self.flush.seen()).await;
-        }
-        // A check that could refuse a waiting statement runs before the `COMMIT` is sent.
-        if self.pending.iter().any(Stmt::checked)
-            && let Err(e) = self.trip(Vec::new()).await
-        {
-            self.abandon().await;
-            return Err(e);
         }
         let flush = self.flush.clone();
         let committing = flush.begin();
@@ -531,7 +555,7 @@ impl Tx for SqliteTx {
     }
 
     async fn rollback(mut self: Box<Self>) -> StoreResult<()> {
-        let read = self.begun;
+        let read = self.begun || self.closed;
         self.abandon().await;
         self.release();
         if read { self.flush.through(self.flush.seen()).await } else { Ok(()) }
@@ -2774,7 +2798,10 @@ mod tests {
     /// The query plan of `sql` (with its binds), one step per line.
     async fn plan(store: &SqliteStore, sql: &crate::query::Sql) -> String {
         let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
-        let rows = bind_all!(sqlx::query(AssertSqlSafe(text)), &sql.binds).fetch_all(&store.readers).await.unwrap();
+        let rows = bind_all!(sqlx::query(AssertSqlSafe(text)), &sql.binds)
+            .fetch_all(&mut *store.readers.acquire().await.unwrap())
+            .await
+            .unwrap();
         rows.iter().map(|r| get::<String>(r, "detail").unwrap()).collect::<Vec<_>>().join("\n")
     }
 
@@ -2800,6 +2827,47 @@ mod tests {
         let draft = AuditDraft::new(kind, steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "probe");
         tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
         tx.commit().await.unwrap();
+    }
+
+    /// Frames of the log a checkpoint could not copy into the database: those after the oldest
+    /// snapshot a reader holds.
+    async fn left_in_log(dir: &tempfile::TempDir) -> i64 {
+        let url = format!("sqlite://{}", dir.path().join("steward.db").display());
+        let mut conn = SqliteConnection::connect(&url).await.unwrap();
+        let (_busy, log, copied): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn).await.unwrap();
+        log - copied
+    }
+
+    #[tokio::test]
+    async fn a_read_told_its_last_query_ends_with_it_and_holds_back_no_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir, true).await;
+        append(&store, "probe.first").await;
+        let mut open = store.read().await.unwrap();
+        assert!(open.user(UserId::new()).await.unwrap().is_none());
+        let mut ended = store.read().await.unwrap();
+        ended.last_read();
+        assert!(ended.user(UserId::new()).await.unwrap().is_none());
+        append(&store, "probe.second").await;
+        assert!(left_in_log(&dir).await > 0, "a read left open holds its snapshot, and the log behind it");
+        open.rollback().await.unwrap();
+        // `ended` is not rolled back yet, but its last query ended it.
+        assert_eq!(left_in_log(&dir).await, 0, "a read still held its snapshot after its last query");
+        ended.rollback().await.unwrap();
+        assert_eq!(store.flush.synced(), store.flush.seen(), "a read ended early answered before the flush");
+        // A transaction that writes is not ended by the hint.
+        let mut tx = store.write().await.unwrap();
+        tx.last_read();
+        assert!(tx.user(UserId::new()).await.unwrap().is_none());
+        let draft =
+            AuditDraft::new("probe.third", steward_core::Actor::SYSTEM, steward_core::audit::TargetType::User, "x");
+        tx.append_audit(vec![draft], OffsetDateTime::now_utc()).await.unwrap();
+        tx.rollback().await.unwrap();
+        let mut read = store.read().await.unwrap();
+        let kinds: Vec<String> = read.audit_chain(0, 10).await.unwrap().into_iter().map(|e| e.kind).collect();
+        read.rollback().await.unwrap();
+        assert_eq!(kinds, ["probe.first", "probe.second"], "a write told of a last read committed early");
     }
 
     #[tokio::test]

@@ -89,6 +89,12 @@ pub trait Tx:
     /// Drops the changes.
     async fn rollback(self: Box<Self>) -> StoreResult<()>;
 
+    /// Says that the next call is the last read of this read-only transaction: a backend may
+    /// end the transaction with it, in the same round trip. [`Tx::commit`] or [`Tx::rollback`]
+    /// still follows. A call after that one still works, on a snapshot of its own. A
+    /// transaction that writes ignores it.
+    fn last_read(&mut self) {}
+
     /// Who holds the identities a user would take: first the user whose `userName` (or, without
     /// one, email) has the key `name`; then the user the email key `email` belongs to — the
     /// first of: whose email it is, whose `userName` it is, who gave it up, whose anonymized

@@ -181,6 +181,7 @@ impl FromRequestParts<AppState> for ScimClient {
             None => {
                 let epoch = crate::extract::scim_token_epoch();
                 let mut tx = state.store.read().await?;
+                tx.last_read();
                 let token = tx.scim_token_by_hash(&hash).await?;
                 tx.rollback().await?;
                 if keep && let Some(t) = &token {

@@ -60,6 +60,10 @@ pub(super) fn resource(state: &AppState, (user, scim): &Loaded) -> Value {
 async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loaded, Failure> {
     let not_found = || Failure(ScimError::not_found("user"));
     let id: UserId = id.parse().map_err(|_| not_found())?;
+    // A read ends with its last query (an instance-wide client asks only this one).
+    if client.token.org_id.is_none() {
+        tx.last_read();
+    }
     let loaded = tx.scim_user(id).await?.ok_or_else(not_found)?;
     let (user, scim) = &loaded;
     if user.kind != "person"
@@ -68,10 +72,11 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loade
     {
         return Err(not_found());
     }
-    if let Some(org) = client.token.org_id
-        && !tx.memberships_of(user.id).await?.iter().any(|m| m.org_id == org)
-    {
-        return Err(not_found());
+    if let Some(org) = client.token.org_id {
+        tx.last_read();
+        if !tx.memberships_of(user.id).await?.iter().any(|m| m.org_id == org) {
+            return Err(not_found());
+        }
     }
     Ok(loaded)
 }
@@ -97,6 +102,7 @@ async fn run_list(state: &AppState, client: &ScimClient, params: ListParams) -> 
         params.sort_by.as_deref().map(steward_scim::query::user_sort).transpose()?.map(|f| (f, params.descending));
     let q = query(client, cond, sort, params.start_index - 1, params.count);
     let mut tx = state.store.read().await?;
+    tx.last_read();
     let (total, rows) = tx.scim_users(&q).await?;
     tx.rollback().await?;
     let resources = rows.iter().map(|r| project(resource(state, r), &params.projection, USER_ATTRS)).collect();

@@ -7,6 +7,10 @@
 //! the next statement that is sent; one query string carries them all, and the results come
 //! back statement by statement, so each is checked and any error is laid at the statement that
 //! caused it.
+//!
+//! A statement that must change exactly one row is checked in SQL, by a statement that fails
+//! otherwise ([`EXPECT_ONE`]): the failure stops the statements after it, so a `COMMIT` may go in
+//! the same trip as the statements it must not commit unless they did what they should.
 
 use std::borrow::Cow;
 
@@ -14,7 +18,7 @@ use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Either, Executor, SqliteConnection};
 
-use crate::{Constraint, StoreError, StoreResult};
+use crate::{StoreError, StoreResult};
 
 /// A parameter of a [`Stmt`], kept as plain data so statements can be joined before binding.
 #[derive(Debug, Clone)]
@@ -73,15 +77,18 @@ impl From<&Option<String>> for Arg {
     }
 }
 
-/// What a statement's outcome must show; checked when its result comes back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Expect {
-    /// Anything.
-    Any,
-    /// Exactly one row changed, else someone else changed the row first
-    /// ([`Constraint::VersionMismatch`]).
-    One,
-}
+/// Made on each writer connection when it opens (temporary, so the database file never holds
+/// it): inserting into `expect_one` the count of rows the statement before changed fails, with
+/// [`EXPECT_ONE_FAILED`], unless that count is one.
+pub(super) const EXPECT_ONE_SETUP: &str = "CREATE TEMP VIEW IF NOT EXISTS expect_one (changed) AS SELECT 0; \
+     CREATE TEMP TRIGGER IF NOT EXISTS expect_one_check INSTEAD OF INSERT ON expect_one \
+     BEGIN SELECT RAISE(ABORT, 'steward: expected to change one row') WHERE NEW.changed IS NOT 1; END";
+
+/// The check [`Stmt::expect_one`] adds after its statement: it changes nothing itself.
+const EXPECT_ONE: &str = "INSERT INTO temp.expect_one VALUES (changes())";
+
+/// The error of a failed [`EXPECT_ONE`]: someone else changed the row first.
+pub(super) const EXPECT_ONE_FAILED: &str = "steward: expected to change one row";
 
 /// One statement, or a few written as one piece (`;`-separated), with its parameters in order.
 #[derive(Debug, Clone)]
@@ -90,7 +97,6 @@ pub(super) struct Stmt {
     args: Vec<Arg>,
     /// How many SQL statements `sql` holds: each sends back its own result.
     statements: usize,
-    expect: Expect,
     /// What an error of this piece means.
     map: fn(StoreError) -> StoreError,
 }
@@ -98,7 +104,7 @@ pub(super) struct Stmt {
 impl Stmt {
     /// A piece of one statement.
     pub(super) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
-        Self { sql: sql.into(), args: Vec::new(), statements: 1, expect: Expect::Any, map: std::convert::identity }
+        Self { sql: sql.into(), args: Vec::new(), statements: 1, map: std::convert::identity }
     }
 
     /// A piece of `n` `;`-separated statements.
@@ -113,9 +119,11 @@ impl Stmt {
         self
     }
 
-    /// The piece must change exactly one row.
+    /// The piece (its last statement) must change exactly one row, else it fails with
+    /// [`crate::Constraint::VersionMismatch`] and nothing after it runs. Needs [`EXPECT_ONE_SETUP`].
     pub(super) fn expect_one(mut self) -> Self {
-        self.expect = Expect::One;
+        self.sql = format!("{}; {EXPECT_ONE}", self.sql).into();
+        self.statements += 1;
         self
     }
 
@@ -123,12 +131,6 @@ impl Stmt {
     pub(super) fn map_err(mut self, map: fn(StoreError) -> StoreError) -> Self {
         self.map = map;
         self
-    }
-
-    /// Whether this piece's outcome is checked after it has run: a batch holding one must not
-    /// also hold the `COMMIT` the check may refuse.
-    pub(super) fn checked(&self) -> bool {
-        self.expect != Expect::Any
     }
 }
 
@@ -141,7 +143,7 @@ pub(super) struct Outcome {
     pub(super) changes: u64,
 }
 
-/// Sends `pieces` as one query and returns each one's outcome, checked against what it expects.
+/// Sends `pieces` as one query and returns each one's outcome.
 /// Statements run in order and the first error stops them: those after it do not run. An error
 /// is the failing piece's own, as its [`Stmt::map_err`] reads it.
 pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> StoreResult<Vec<Outcome>> {
@@ -177,7 +179,6 @@ pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> 
                 outcomes[at].changes += SqliteQueryResult::rows_affected(&done);
                 finished += 1;
                 if finished == pieces[at].statements {
-                    check(&pieces[at], &outcomes[at])?;
                     piece += 1;
                     finished = 0;
                 }
@@ -188,24 +189,18 @@ pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> 
     Ok(outcomes)
 }
 
-fn check(piece: &Stmt, outcome: &Outcome) -> StoreResult<()> {
-    match piece.expect {
-        Expect::Any => Ok(()),
-        Expect::One if outcome.changes == 1 => Ok(()),
-        Expect::One => Err(StoreError::Conflict(Constraint::VersionMismatch)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use crate::Constraint;
     use sqlx::{Connection, Row};
 
     async fn memory() -> SqliteConnection {
         let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
         conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE, n INTEGER)").await.unwrap();
+        conn.execute(EXPECT_ONE_SETUP).await.unwrap();
         conn
     }
 
@@ -254,14 +249,28 @@ mod tests {
     #[tokio::test]
     async fn a_piece_expecting_one_row_fails_when_none_changed() {
         let mut conn = memory().await;
+        conn.execute("BEGIN").await.unwrap();
         let pieces = [
             Stmt::new("INSERT INTO t (v) VALUES ('y')"),
             Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("nobody").expect_one(),
+            Stmt::new("COMMIT"),
         ];
         let failed = send(&mut conn, pieces.to_vec()).await.unwrap_err();
         assert!(matches!(failed, StoreError::Conflict(Constraint::VersionMismatch)), "{failed:?}");
-        let one = [Stmt::new("UPDATE t SET n = 1 WHERE v = ?").bind("y").expect_one()];
-        send(&mut conn, one.to_vec()).await.unwrap();
+        // The failed check stopped the `COMMIT` behind it: the insert can still be taken back.
+        conn.execute("ROLLBACK").await.unwrap();
+        let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t").fetch_one(&mut conn).await.unwrap();
+        assert_eq!(kept, 0, "the COMMIT after a failed check ran");
+        // Two rows changed is no better than none.
+        let two = [
+            Stmt::new("INSERT INTO t (v) VALUES ('y'), ('z')"),
+            Stmt::new("UPDATE t SET n = 1 WHERE v IN ('y', 'z')").expect_one(),
+        ];
+        let failed = send(&mut conn, two.to_vec()).await.unwrap_err();
+        assert!(matches!(failed, StoreError::Conflict(Constraint::VersionMismatch)), "{failed:?}");
+        let one = [Stmt::new("UPDATE t SET n = 2 WHERE v = ?").bind("y").expect_one()];
+        let out = send(&mut conn, one.to_vec()).await.unwrap();
+        assert_eq!(out[0].changes, 1, "the check counts no change of its own");
     }
 
     #[tokio::test]
