@@ -109,3 +109,56 @@ impl Drop for Lease {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    async fn pool(dir: &tempfile::TempDir, wait: Duration) -> Pool {
+        let options = SqliteConnectOptions::new().filename(dir.path().join("pool.db")).create_if_missing(true);
+        Pool::open(options, 1, wait, "CREATE TEMP TABLE opened (n INTEGER); INSERT INTO opened VALUES (1)")
+            .await
+            .unwrap()
+    }
+
+    /// Whether `conn` is one this test has marked, which only the same connection can see.
+    async fn marked(conn: &mut SqliteConnection) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM marked").fetch_one(conn).await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_connection_given_back_is_lent_again_and_a_discarded_one_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir, Duration::from_secs(5)).await;
+        let mut lease = pool.acquire().await.unwrap();
+        let opened: i64 = sqlx::query_scalar("SELECT n FROM opened").fetch_one(&mut *lease).await.unwrap();
+        assert_eq!(opened, 1, "the setup ran on the connection");
+        lease.execute("CREATE TEMP TABLE marked (n INTEGER)").await.unwrap();
+        drop(lease);
+        let mut again = pool.acquire().await.unwrap();
+        assert!(marked(&mut again).await, "a connection given back was not the one lent next");
+        again.discard();
+        let mut fresh = pool.acquire().await.unwrap();
+        assert!(!marked(&mut fresh).await, "a discarded connection was lent again");
+        let opened: i64 = sqlx::query_scalar("SELECT n FROM opened").fetch_one(&mut *fresh).await.unwrap();
+        assert_eq!(opened, 1, "the setup ran on the new connection");
+    }
+
+    #[tokio::test]
+    async fn no_more_connections_than_its_size_are_lent_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = pool(&dir, Duration::from_millis(100)).await;
+        let held = pool.acquire().await.unwrap();
+        let refused = pool.acquire().await.err().unwrap();
+        assert!(refused.to_string().contains("no database connection was free"), "{refused}");
+        let waiting = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.acquire().await.map(drop) }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        waiting.await.unwrap().unwrap();
+    }
+}
