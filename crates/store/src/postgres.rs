@@ -648,6 +648,19 @@ impl Orgs for PgTx {
         .map_err(backend)?;
         rows.iter().map(membership_of_user_from_row).collect()
     }
+
+    async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
+        let row = sqlx::query(
+            "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.org_id = $1 AND m.user_id = $2 AND m.ended_at IS NULL",
+        )
+        .bind(org.to_string())
+        .bind(user.to_string())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(membership_of_user_from_row).transpose()
+    }
 }
 
 const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";

@@ -1022,6 +1022,13 @@ impl Orgs for SqliteTx {
         .map_err(backend)?;
         rows.iter().map(membership_of_user_from_row).collect()
     }
+
+    async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
+        let sql = "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+                   WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
+        let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
+        rows.first().map(membership_of_user_from_row).transpose()
+    }
 }
 
 const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";

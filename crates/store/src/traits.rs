@@ -191,6 +191,8 @@ pub trait Orgs {
     /// Ends the current membership (and the user's teams in that org), keeping the rows.
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;
     async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>>;
+    /// The user's current membership of one org: one row, however many orgs the user is in.
+    async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>>;
 }
 
 /// Teams and team memberships.

@@ -118,7 +118,54 @@ contract!(
     sso_connections_own_their_domains_and_identities_link_once,
     identity_holders_answer_as_the_lookups_one_by_one,
     a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned,
+    membership_in_answers_for_one_org_as_memberships_of_does,
 );
+
+/// `membership_in` is `memberships_of` narrowed to one org: current memberships only, dormant
+/// ones included with their flag.
+async fn membership_in_answers_for_one_org_as_memberships_of_does(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let (member, owner) = (user("member@m.test"), user("owner@m.test"));
+    let (kept, left, dormant, never) = (org(owner.id), org(owner.id), org(owner.id), org(owner.id));
+    let mut tx = store.write().await.unwrap();
+    for u in [&member, &owner] {
+        tx.insert_user(u).await.unwrap();
+    }
+    for o in [&kept, &left, &dormant, &never] {
+        tx.insert_org(o).await.unwrap();
+        tx.insert_membership(o.id, owner.id, OrgRole::Owner, now).await.unwrap();
+    }
+    tx.insert_membership(kept.id, member.id, OrgRole::Admin, now).await.unwrap();
+    tx.insert_membership(left.id, member.id, OrgRole::Member, now).await.unwrap();
+    tx.end_membership(left.id, member.id, now).await.unwrap();
+    tx.insert_membership(dormant.id, member.id, OrgRole::Viewer, now).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    let awake = tx.membership_in(dormant.id, member.id).await.unwrap().unwrap();
+    assert!(!awake.dormant);
+    tx.rollback().await.unwrap();
+    // As a deactivation does: the current memberships sleep, the ended one is left alone.
+    let mut tx = store.write().await.unwrap();
+    tx.set_memberships_dormant(member.id, true).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = store.read().await.unwrap();
+    let all = tx.memberships_of(member.id).await.unwrap();
+    for o in [&kept, &left, &dormant, &never] {
+        let one = tx.membership_in(o.id, member.id).await.unwrap();
+        let from_all = all.iter().find(|m| m.org_id == o.id);
+        assert_eq!(
+            one.as_ref().map(|m| (m.org_id, m.role, m.dormant)),
+            from_all.map(|m| (m.org_id, m.role, m.dormant))
+        );
+    }
+    assert!(tx.membership_in(left.id, member.id).await.unwrap().is_none(), "an ended membership is not current");
+    assert!(tx.membership_in(never.id, member.id).await.unwrap().is_none());
+    let one = tx.membership_in(dormant.id, member.id).await.unwrap().unwrap();
+    assert!(one.dormant && one.role == OrgRole::Viewer && one.org_name == "Acme", "{one:?}");
+    assert_eq!(tx.membership_in(kept.id, member.id).await.unwrap().map(|m| m.role), Some(OrgRole::Admin));
+    tx.rollback().await.unwrap();
+}
 
 async fn users_round_trip_with_roles(store: Arc<dyn Store>) {
     let u = user("Round@example.com");

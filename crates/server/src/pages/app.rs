@@ -279,11 +279,10 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let org_id: OrgId = org.id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let role = tx
-        .memberships_of(principal.user.id)
+        .membership_in(org_id, principal.user.id)
         .await
         .map_err(ApiError::from)?
-        .into_iter()
-        .find(|m| m.org_id == org_id && !m.dormant)
+        .filter(|m| !m.dormant)
         .map(|m| m.role);
     tx.rollback().await.map_err(ApiError::from)?;
     let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));

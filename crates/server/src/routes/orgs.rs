@@ -70,9 +70,9 @@ pub async fn org_access(
 ) -> ApiResult<OrgAccess> {
     let id: OrgId = id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let org = tx.org(id).await?.ok_or_else(|| ApiError::not_found("organization"))?;
-    // The caller's own memberships, not the org's: one indexed read however large the org.
-    let role =
-        tx.memberships_of(principal.user.id).await?.into_iter().find(|m| m.org_id == id && !m.dormant).map(|m| m.role);
+    // The caller's membership of this org: one indexed row however large the org, and however
+    // many orgs the caller is in.
+    let role = tx.membership_in(id, principal.user.id).await?.filter(|m| !m.dormant).map(|m| m.role);
     if !(principal.has(Permission::OrgsRead) || role.is_some()) {
         return Err(ApiError::not_found("organization"));
     }

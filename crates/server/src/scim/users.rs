@@ -74,7 +74,7 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loade
     }
     if let Some(org) = client.token.org_id {
         tx.last_read();
-        if !tx.memberships_of(user.id).await?.iter().any(|m| m.org_id == org) {
+        if tx.membership_in(org, user.id).await?.is_none() {
             return Err(not_found());
         }
     }
