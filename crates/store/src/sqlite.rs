@@ -333,7 +333,7 @@ impl SqliteTx {
         }
         let mut pieces = Vec::with_capacity(self.pending.len() + last.len() + 3);
         let begins = !self.begun;
-        let ends = std::mem::take(&mut self.closing) && !self.writes;
+        let ends = std::mem::take(&mut self.closing);
         if begins && self.writes {
             pieces.push(Stmt::new("BEGIN IMMEDIATE"));
             pieces.push(Stmt::new(AUDIT_HEAD));

@@ -91,7 +91,7 @@ pub trait Tx:
 
     /// Says that the next call is the last read of this read-only transaction: a backend may
     /// end the transaction with it, in the same round trip. [`Tx::commit`] or [`Tx::rollback`]
-    /// still follows. A call after that one still works, on a snapshot of its own. A
+    /// still follows. A call after that one still works, and may read a snapshot of its own. A
     /// transaction that writes ignores it.
     fn last_read(&mut self) {}
 

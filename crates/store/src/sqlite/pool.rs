@@ -59,10 +59,14 @@ impl Pool {
 
     /// A connection, once one is free: an idle one, else a new one.
     pub(super) async fn acquire(&self) -> StoreResult<Lease> {
-        let permit = tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| StoreError::Backend(format!("no database connection was free within {:?}", self.wait)))?
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        // A free connection is taken at once; only a wait for one arms a timer.
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(self.wait, self.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| StoreError::Backend(format!("no database connection was free within {:?}", self.wait)))?
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        };
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let conn = match idle {
             Some(conn) => conn,
