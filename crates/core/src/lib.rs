@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod email;
 pub mod error;
+pub mod governance;
 pub mod ids;
 pub mod license;
 pub mod lifecycle;

@@ -262,6 +262,9 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
             if s.revoked_at.is_some() || s.expires_at <= now {
                 return Err(invalid());
             }
+            if let Some(admin) = s.impersonator_id {
+                impersonator_still_may(tx.as_mut(), admin).await?;
+            }
             let until = Some(s.expires_at);
             (s.user_id, Credential::Session(s), until)
         }
@@ -276,6 +279,18 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
     };
     let user = tx.user(user_id).await?.ok_or_else(invalid)?;
     finish(state, tx, secret, hash, user, credential, valid_until, cacheable, epoch).await
+}
+
+/// Err(401) unless the admin behind an impersonation session is still active and still holds
+/// `users.impersonate`: Login as user dies with the impersonator's access.
+async fn impersonator_still_may(tx: &mut dyn steward_store::Tx, admin: UserId) -> ApiResult<()> {
+    let ended = || ApiError::unauthenticated("the impersonation has ended");
+    let admin = tx.user(admin).await?.ok_or_else(ended)?;
+    if !admin.status.can_sign_in() {
+        return Err(ended());
+    }
+    let permissions = role_book(tx).await?.permissions_of(&admin.instance_roles);
+    if permissions.contains(&Permission::UsersImpersonate) { Ok(()) } else { Err(ended()) }
 }
 
 /// Admits an active user with what they presented (their instance permissions held back while a

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod governance;
 pub mod hot;
 pub mod jwt;
 pub mod mail;

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use serde_json::json;
-use steward_core::{Actor, InstanceRole, UserStatus};
+use steward_core::governance::StatusSetter;
+use steward_core::{Actor, InstanceRole, Permission, UserStatus};
 
 use crate::state::{AppState, commit, instance_settings};
 
@@ -14,20 +15,48 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (settings, _) = instance_settings(tx.as_mut()).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
-    let mut due: Vec<(steward_store::UserRow, serde_json::Value)> =
-        tx.due_deactivations(now, 100).await?.into_iter().map(|u| (u, json!({ "scheduled": true }))).collect();
+    let mut events = Vec::new();
+    let mut due: Vec<(steward_store::UserRow, serde_json::Value)> = Vec::new();
+    for mut user in tx.due_deactivations(now, 100).await? {
+        match schedule_stands(tx.as_mut(), &user).await {
+            Ok(()) => {
+                let by = user.deactivate_by;
+                due.push((user, json!({ "scheduled": true, "scheduled_by": by })));
+            }
+            Err(why) => {
+                // A schedule its setter could not carry out now is dropped, not kept for later.
+                let by = user.deactivate_by;
+                user.deactivate_at = None;
+                user.deactivate_by = None;
+                user.updated_at = now;
+                tx.update_user(&user).await?;
+                events.push(
+                    steward_core::AuditDraft::new(
+                        "user.schedule_dropped",
+                        Actor::SYSTEM,
+                        steward_core::TargetType::User,
+                        user.id,
+                    )
+                    .detail(json!({ "scheduled_by": by, "reason": why })),
+                );
+            }
+        }
+    }
     if let Some(days) = settings.policies.dormant_after_days {
         let before = now - time::Duration::days(i64::from(days));
         for u in tx.dormant_users(before, 100).await? {
-            if !due.iter().any(|(d, _)| d.id == u.id) {
+            // The policy is about people of the orgs; instance admins are not reached by it.
+            if u.instance_roles.is_empty() && u.kind == "person" && !due.iter().any(|(d, _)| d.id == u.id) {
                 due.push((u, json!({ "policy": "dormant_after_days", "days": days })));
             }
         }
     }
     let sysadmin = InstanceRole::system_admin();
-    let mut events = Vec::new();
     let mut done = 0;
     for (mut user, why) in due {
+        if user.kind != "person" {
+            continue;
+        }
         // The instance must keep a way in: the last active system admin is never deactivated.
         let last_admin = user.status == UserStatus::Active
             && user.instance_roles.contains(&sysadmin)
@@ -36,7 +65,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             continue;
         }
         user.deactivate_at = None;
-        let drafts = crate::service::deactivate_user(tx.as_mut(), &mut user, Actor::SYSTEM, None, None, why, now)
+        let by = StatusSetter::Instance;
+        let deactivation = crate::service::Deactivation::by(Actor::SYSTEM, by, why);
+        let drafts = crate::service::deactivate_user(tx.as_mut(), &mut user, deactivation, now)
             .await
             .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
         events.extend(drafts);
@@ -62,6 +93,30 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         state.outbox_wake.notify_one();
     }
     Ok(done)
+}
+
+/// Ok when a due schedule may still be carried out: it runs with the rights of whoever set it,
+/// so that person must still be active, hold `users.lifecycle`, and govern the user. A schedule
+/// from before setters were recorded reaches only users without instance roles.
+async fn schedule_stands(tx: &mut dyn steward_store::Tx, user: &steward_store::UserRow) -> Result<(), String> {
+    let failed = |e: crate::error::ApiError| e.problem().detail;
+    let Some(setter_id) = user.deactivate_by else {
+        return if user.instance_roles.is_empty() {
+            Ok(())
+        } else {
+            Err("no one is recorded as having set the schedule".into())
+        };
+    };
+    let setter = tx.user(setter_id).await.map_err(|e| failed(e.into()))?;
+    let Some(setter) = setter.filter(|s| s.status.can_sign_in()) else {
+        return Err("whoever set the schedule is no longer active".into());
+    };
+    let book = crate::extract::role_book(tx).await.map_err(failed)?;
+    let rights = book.permissions_of(&setter.instance_roles);
+    if !rights.contains(&Permission::UsersLifecycle) {
+        return Err("whoever set the schedule no longer holds users.lifecycle".into());
+    }
+    crate::governance::require_instance_reach(tx, &rights, user).await.map_err(failed)
 }
 
 /// Runs passes every `every` until the process ends.

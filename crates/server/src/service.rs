@@ -1,6 +1,7 @@
 //! Operations shared by the API, start-up and the CLI.
 
 use serde_json::json;
+use steward_core::governance::StatusSetter;
 use steward_core::{Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, TargetType, UserId, UserStatus};
 use steward_store::{OrgRow, Store, Tx, UserRow};
 use time::OffsetDateTime;
@@ -35,6 +36,8 @@ pub async fn create_admin(
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     };
     let mut tx = store.write().await?;
@@ -113,6 +116,8 @@ pub async fn ensure_placeholder(
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     };
     tx.insert_user(&user).await?;
@@ -185,18 +190,37 @@ pub async fn anonymize_user(
         .detail(json!({ "events_redacted": redacted, "two_factor_removed": two_factor_removed })))
 }
 
+/// Who deactivates a user, on whose authority, and why.
+pub struct Deactivation<'a> {
+    /// Whom the audit events name.
+    pub actor: Actor,
+    /// The authority whose deactivation this is; only it or a higher one undoes it.
+    pub by: StatusSetter,
+    /// The reason given, kept as personal data.
+    pub reason: Option<&'a str>,
+    /// Who takes over owned orgs instead of the placeholder owner.
+    pub new_owner: Option<UserId>,
+    /// What joins the event's detail.
+    pub why: serde_json::Value,
+}
+
+impl Deactivation<'_> {
+    /// A deactivation by `actor` on `by`'s authority, with no reason or named new owner.
+    pub fn by(actor: Actor, by: StatusSetter, why: serde_json::Value) -> Self {
+        Deactivation { actor, by, reason: None, new_owner: None, why }
+    }
+}
+
 /// Deactivates a user in the caller's transaction: every session and token revoked, pending
 /// invitations cancelled, memberships dormant, owned orgs handed to `new_owner` or to the
-/// placeholder owner (recorded, so that reactivation can hand them back). `why` joins the event's detail.
+/// placeholder owner (recorded, so that reactivation can hand them back).
 pub async fn deactivate_user(
     tx: &mut dyn Tx,
     user: &mut UserRow,
-    actor: Actor,
-    reason: Option<&str>,
-    new_owner: Option<UserId>,
-    why: serde_json::Value,
+    d: Deactivation<'_>,
     now: OffsetDateTime,
 ) -> ApiResult<Vec<AuditDraft>> {
+    let Deactivation { actor, by, reason, new_owner, why } = d;
     let next = steward_core::lifecycle::transition(
         user.status,
         steward_core::lifecycle::UserAction::Deactivate,
@@ -229,6 +253,10 @@ pub async fn deactivate_user(
     }
     let from = user.status;
     user.status = next;
+    user.status_by = Some(by);
+    // A schedule set before is spent: a later reactivation must not be undone by it.
+    user.deactivate_at = None;
+    user.deactivate_by = None;
     user.updated_at = now;
     tx.update_user(user).await?;
     user.version += 1;
@@ -286,6 +314,7 @@ pub async fn reactivate_user(
         tx.close_handover(h.id, now).await?;
     }
     user.status = next;
+    user.status_by = None;
     user.updated_at = now;
     tx.update_user(user).await?;
     user.version += 1;

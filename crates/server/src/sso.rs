@@ -385,6 +385,8 @@ pub async fn create_jit_user(
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     };
     tx.insert_user(&user).await?;

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use steward_core::governance::StatusSetter;
 use steward_core::license::License;
 use steward_core::{
     InstanceRole, OrgId, OrgRole, Permission, SessionId, TeamId, TeamRole, TokenId, UserId, UserStatus,
@@ -29,6 +30,10 @@ pub struct UserRow {
     pub last_login_at: Option<OffsetDateTime>,
     /// When a scheduled deactivation falls due.
     pub deactivate_at: Option<OffsetDateTime>,
+    /// Who set the deactivation or suspension in force (see `steward_core::governance`).
+    pub status_by: Option<StatusSetter>,
+    /// Who scheduled `deactivate_at`; the scheduler acts with their rights.
+    pub deactivate_by: Option<UserId>,
     pub version: i64,
 }
 

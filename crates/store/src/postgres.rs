@@ -191,6 +191,7 @@ impl Store for PgStore {
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
      u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
+     u.status_by, u.deactivate_by, \
      (SELECT string_agg(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 struct PgTx {
@@ -352,7 +353,7 @@ impl Users for PgTx {
         let result = sqlx::query(
             "UPDATE users SET email = $1, email_key = $2, name = $3, status = $4, password_hash = $5, locale = $6, \
              timezone = $7, notifications = $8, updated_at = $9, last_login_at = $10, deactivate_at = $11, \
-             version = version + 1 WHERE id = $12 AND version = $13",
+             status_by = $12, deactivate_by = $13, version = version + 1 WHERE id = $14 AND version = $15",
         )
         .bind(&u.email)
         .bind(&u.email_key)
@@ -365,6 +366,8 @@ impl Users for PgTx {
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
         .bind(u.deactivate_at.map(micros))
+        .bind(u.status_by.map(|b| b.to_string()))
+        .bind(u.deactivate_by.map(|b| b.to_string()))
         .bind(u.id.to_string())
         .bind(u.version)
         .execute(&mut *self.tx)

@@ -115,6 +115,8 @@ pub(crate) fn user_from_row(row: &impl DbRow) -> StoreResult<UserRow> {
         updated_at: from_micros(get(row, "updated_at")?)?,
         last_login_at: opt_micros(get(row, "last_login_at")?)?,
         deactivate_at: opt_micros(get(row, "deactivate_at")?)?,
+        status_by: get::<Option<String>>(row, "status_by")?.map(|s| parse(&s, "status_by")).transpose()?,
+        deactivate_by: get::<Option<String>>(row, "deactivate_by")?.map(|s| parse(&s, "deactivate_by")).transpose()?,
         version: get(row, "version")?,
     })
 }

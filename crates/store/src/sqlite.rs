@@ -242,6 +242,7 @@ impl Store for SqliteStore {
 
 const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
      u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
+     u.status_by, u.deactivate_by, \
      (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
 
 struct SqliteTx {
@@ -727,7 +728,7 @@ impl Users for SqliteTx {
         let update = Stmt::new(
             "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
              timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, deactivate_at = ?, \
-             version = version + 1 WHERE id = ? AND version = ?",
+             status_by = ?, deactivate_by = ?, version = version + 1 WHERE id = ? AND version = ?",
         )
         .bind(&u.email)
         .bind(&u.email_key)
@@ -740,6 +741,8 @@ impl Users for SqliteTx {
         .bind(micros(u.updated_at))
         .bind(u.last_login_at.map(micros))
         .bind(u.deactivate_at.map(micros))
+        .bind(u.status_by.map(|b| b.to_string()))
+        .bind(u.deactivate_by.map(|b| b.to_string()))
         .bind(u.id.to_string())
         .bind(u.version)
         .expect_one();
@@ -2772,6 +2775,8 @@ mod tests {
             updated_at: now,
             last_login_at: None,
             deactivate_at: None,
+            status_by: None,
+            deactivate_by: None,
             version: 1,
         };
         let mut tx = store.write().await.unwrap();

@@ -490,6 +490,8 @@ pub trait Roles {
     /// Users holding the role, whatever their status (a deactivated user gets it back on
     /// reactivation).
     async fn role_holders(&mut self, name: &str) -> StoreResult<i64>;
+    /// Every role held by a user who holds `name` (`name` among them when anyone holds it).
+    async fn roles_held_beside(&mut self, name: &str) -> StoreResult<Vec<String>>;
 }
 
 /// Single sign-on: trusted JWT issuers, OpenID Connect connections with their domains, and the

@@ -57,6 +57,8 @@ fn user(email: &str) -> UserRow {
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     }
 }

@@ -596,12 +596,15 @@ pub(crate) async fn create_token(
 
 /// Revokes one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(crate) async fn delete_token(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
+    }
     let id: TokenId = id.parse().map_err(|_| ApiError::not_found("token"))?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
@@ -646,12 +649,15 @@ pub(crate) async fn list_sessions(
 
 /// Ends one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(crate) async fn delete_session(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
+    }
     let id: SessionId = id.parse().map_err(|_| ApiError::not_found("session"))?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;

@@ -85,9 +85,15 @@ pub(crate) async fn patch_instance(
     after.validate()?;
     if let Some(id) = after.placeholder_owner_id
         && after.placeholder_owner_id != before.placeholder_owner_id
-        && tx.user(id).await?.is_none()
+        && tx.user(id).await?.is_none_or(|u| u.kind != "placeholder")
     {
-        return Err(ApiError::invalid("placeholder_owner_id", "no such user"));
+        // Naming a person would make them owner of every org handed over later.
+        return Err(ApiError::invalid("placeholder_owner_id", "must be a placeholder owner, not a person"));
+    }
+    if after.policies.dormant_after_days != before.policies.dormant_after_days
+        && !principal.has(Permission::UsersLifecycle)
+    {
+        return Err(ApiError::forbidden("the dormant_after_days policy deactivates users: it needs users.lifecycle"));
     }
     if after == before {
         tx.rollback().await?;

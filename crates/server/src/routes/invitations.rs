@@ -6,7 +6,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, TeamId, UserId, UserStatus};
+use steward_core::{
+    AuditDraft, Email, OrgAction, OrgRole, Permission, PersonName, TargetType, TeamId, UserId, UserStatus,
+};
 use steward_store::{InvitationRow, ResetRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
@@ -94,7 +96,8 @@ pub struct NewInvitation {
 pub struct InvitationView {
     pub id: String,
     pub org_id: Option<String>,
-    pub user_id: String,
+    /// The invited user, for callers who may read users; null otherwise.
+    pub user_id: Option<String>,
     pub email: String,
     pub role: Option<String>,
     pub team_ids: Vec<String>,
@@ -134,7 +137,16 @@ pub(crate) async fn invite_to_org(
     }
     let mut events = Vec::new();
     let user = match find_by_email(tx.as_mut(), &req.email, now).await? {
-        Some(u) if !u.status.can_receive_roles() => return Err(email_in_use(&u)),
+        // Only a caller who may read users learns which user holds the address.
+        Some(u) if !u.status.can_receive_roles() && principal.has(Permission::UsersRead) => {
+            return Err(email_in_use(&u));
+        }
+        Some(u) if !u.status.can_receive_roles() => {
+            return Err(ApiError::conflict(
+                "user_deactivated",
+                "this email belongs to a deactivated user; an instance admin can reactivate them",
+            ));
+        }
         Some(u) => {
             if tx.members(access.org.id).await?.iter().any(|m| m.user_id == u.id) {
                 return Err(ApiError::conflict(
@@ -162,6 +174,8 @@ pub(crate) async fn invite_to_org(
                 updated_at: now,
                 last_login_at: None,
                 deactivate_at: None,
+                status_by: None,
+                deactivate_by: None,
                 version: 1,
             };
             tx.insert_user(&user).await?;
@@ -197,7 +211,9 @@ pub(crate) async fn invite_to_org(
         Json(InvitationView {
             id: row.id.to_string(),
             org_id: row.org_id.map(|o| o.to_string()),
-            user_id: user.id.to_string(),
+            // The same answer whether or not the address had an account, unless the caller may
+            // read users anyway.
+            user_id: principal.has(Permission::UsersRead).then(|| user.id.to_string()),
             email: user.email,
             role: row.role.map(|r| r.to_string()),
             team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
@@ -260,6 +276,7 @@ pub(crate) async fn accept_invitation(
         _ => return Err(gone()),
     }
     if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
+        inviter_still_may(tx.as_mut(), &state, &inv, org_id).await?;
         let members = tx.members(org_id).await?;
         if !members.iter().any(|m| m.user_id == user.id) {
             tx.insert_membership(org_id, user.id, role, now).await?;
@@ -285,6 +302,32 @@ pub(crate) async fn accept_invitation(
     );
     commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
+}
+
+/// Err(409) unless the invitation's org still takes members and whoever sent it could still grant
+/// its role now: an invitation carries its inviter's rights to the moment it is accepted.
+async fn inviter_still_may(
+    tx: &mut dyn steward_store::Tx,
+    state: &AppState,
+    inv: &steward_store::InvitationRow,
+    org_id: steward_core::OrgId,
+) -> ApiResult<()> {
+    let refused =
+        |why: &str| ApiError::conflict("invalid_transition", format!("this invitation no longer holds: {why}"));
+    let org = tx.org(org_id).await?.ok_or_else(|| refused("the organization is gone"))?;
+    if org.state != "active" || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await? {
+        return Err(refused("the organization is frozen or deprovisioned"));
+    }
+    let Some(inviter_id) = inv.invited_by else { return Ok(()) };
+    let inviter = tx.user(inviter_id).await?.filter(|u| u.status.can_sign_in());
+    let inviter = inviter.ok_or_else(|| refused("whoever sent it is no longer active"))?;
+    let permissions = crate::extract::role_book(tx).await?.permissions_of(&inviter.instance_roles);
+    let role = tx.membership_in(org_id, inviter.id).await?.filter(|m| !m.dormant).map(|m| m.role);
+    if permissions.contains(&Permission::OrgsWrite) || role.is_some_and(|r| r.allows(OrgAction::MemberInvite)) {
+        Ok(())
+    } else {
+        Err(refused("whoever sent it may no longer invite to this organization"))
+    }
 }
 
 /// A request for a password reset link.

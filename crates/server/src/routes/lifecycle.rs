@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use steward_core::governance::StatusSetter;
 use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, UserAction, transition};
 use steward_core::{AuditDraft, InstanceRole, Permission, SessionId, TargetType, UserId, UserStatus};
 use steward_store::{AuditFilter, SessionRow, Tx, UserRow};
@@ -104,6 +105,7 @@ pub(crate) async fn deactivate(
     if user.kind != "person" {
         return Err(ApiError::conflict("invalid_transition", "the placeholder owner cannot be deactivated"));
     }
+    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     transition(user.status, UserAction::Deactivate, user.password_hash.is_some())?;
     if last_system_admin(tx.as_mut(), &user).await? {
         return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be deactivated"));
@@ -121,10 +123,13 @@ pub(crate) async fn deactivate(
     let events = crate::service::deactivate_user(
         tx.as_mut(),
         &mut user,
-        principal.actor(),
-        req.reason.as_deref(),
-        new_owner.as_ref().map(|o| o.id),
-        json!({}),
+        crate::service::Deactivation {
+            actor: principal.actor(),
+            by: StatusSetter::Instance,
+            reason: req.reason.as_deref(),
+            new_owner: new_owner.as_ref().map(|o| o.id),
+            why: json!({}),
+        },
         now,
     )
     .await?;
@@ -148,6 +153,7 @@ pub(crate) async fn reactivate(
     let actor = principal.actor();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     let events = crate::service::reactivate_user(tx.as_mut(), &mut user, actor, now).await?;
     commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
@@ -168,6 +174,7 @@ async fn simple_transition(
     if user.id == principal.user.id {
         return Err(ApiError::conflict("invalid_transition", "you cannot do this to yourself"));
     }
+    crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     let next = transition(user.status, action, user.password_hash.is_some())?;
     if action == UserAction::Suspend {
         if last_system_admin(tx.as_mut(), &user).await? {
@@ -179,6 +186,7 @@ async fn simple_transition(
     }
     let from = user.status;
     user.status = next;
+    user.status_by = (action == UserAction::Suspend).then_some(StatusSetter::Instance);
     user.updated_at = now;
     tx.update_user(&user).await?;
     user.version += 1;
@@ -227,6 +235,7 @@ async fn anonymize(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     let event = crate::service::anonymize_user(tx.as_mut(), &mut user, principal.actor(), now).await?;
     commit(tx, vec![event], now).await?;
     Ok(Json(UserView::from(&user)))
@@ -275,6 +284,7 @@ pub(crate) async fn impersonate(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let target = load_user(tx.as_mut(), &id).await?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
     if target.id == principal.user.id {
         return Err(ApiError::conflict("invalid_transition", "you cannot impersonate yourself"));
     }
@@ -378,6 +388,7 @@ pub(crate) async fn revoke_user_sessions(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let user = load_user(tx.as_mut(), &id).await?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     let live = tx.live_sessions(user.id, now).await?;
     for s in &live {
         tx.revoke_session(s.id, now).await?;
@@ -461,6 +472,7 @@ pub(crate) async fn put_user_notifications(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
     commit(tx, vec![event], now).await?;
     Ok(Json(NotificationSettings::of(&user)))

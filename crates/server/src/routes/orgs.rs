@@ -91,6 +91,17 @@ pub async fn org_access(
         };
         return Err(ApiError::forbidden(format!("you may not {what} this organization")));
     }
+    // A deprovisioned or frozen org's own admins change nothing of it (its members, teams,
+    // invitations, owner or profile); the operator's instance admins still may.
+    if matches!(need, Need::Manage | Need::Own)
+        && !principal.has(Permission::OrgsWrite)
+        && (org.state != "active" || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?)
+    {
+        return Err(ApiError::conflict(
+            "org_frozen",
+            "the organization is frozen or deprovisioned: its members, teams and settings cannot be changed",
+        ));
+    }
     if !matches!(need, Need::License | Need::Lifecycle) && !crate::pages::serving_a_page() {
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
@@ -382,8 +393,13 @@ pub(crate) async fn put_member(
     let mut tx = state.store.write().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
-    let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
+    // An org's admins add existing users by invitation only, accepted by that user; to them an
+    // unknown id and someone else's user answer alike.
+    if rules.member(user_id).is_none() && !principal.has(Permission::OrgsWrite) {
+        return Err(ApiError::not_found("member of this organization; invite people who are not members yet"));
+    }
+    let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let (change, event) = org::set_member_role(&rules, user_id, user.status, req.role, principal.actor())?;
     if change == RoleChange::Added {
         check_seats(tx.as_mut(), &access.org, now).await?;

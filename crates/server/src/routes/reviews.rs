@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use steward_core::governance::StatusSetter;
 use steward_core::{AuditDraft, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus};
 use steward_store::{ReviewItemRow, ReviewRow, UserFilter};
 use time::OffsetDateTime;
@@ -96,6 +97,11 @@ async fn create_review(
     ApiJson(req): ApiJson<NewReview>,
 ) -> ApiResult<(StatusCode, Json<ReviewView>)> {
     principal.require(Permission::ReviewsManage)?;
+    // A review lists people, their emails and roles: only for someone who may read them.
+    principal.require(Permission::UsersRead)?;
+    if req.org_id.is_some() {
+        principal.require(Permission::OrgsRead)?;
+    }
     if req.inactive_days > 36_500 {
         return Err(ApiError::invalid("inactive_days", "must be at most 36500"));
     }
@@ -258,6 +264,17 @@ async fn decide(
     if !allowed.contains(&req.decision.as_str()) {
         return Err(ApiError::invalid("decision", format!("must be one of: {}", allowed.join(", "))));
     }
+    // Only a decision the reviewer could carry out directly.
+    match req.decision.as_str() {
+        "deactivate" => {
+            principal.require(Permission::UsersLifecycle)?;
+            if let Some(target) = tx.user(user).await? {
+                crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
+            }
+        }
+        "remove_from_org" => principal.require(Permission::OrgsWrite)?,
+        _ => {}
+    }
     tx.decide(id, user, &req.decision).await.map_err(|_| ApiError::not_found("person in this review"))?;
     let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
     let event = AuditDraft::new("review.decided", principal.actor(), TargetType::User, user)
@@ -290,23 +307,39 @@ async fn complete(
         match (i.decision.as_deref(), review.org_id) {
             (Some("deactivate"), None) => {
                 let Some(mut user) = tx.user(i.user_id).await? else { continue };
-                let last_admin = user.instance_roles.contains(&steward_core::InstanceRole::system_admin())
-                    && tx.count_users_with_role("system_admin").await? <= 1;
-                if user.status == UserStatus::Deactivated || user.id == principal.user.id || last_admin {
+                let sysadmin = steward_core::InstanceRole::system_admin();
+                let last_admin = user.status == UserStatus::Active
+                    && user.instance_roles.contains(&sysadmin)
+                    && tx.count_users_with_role(sysadmin.as_str()).await? <= 1;
+                // The decisions are applied with the rights of whoever completes the review.
+                let allowed = principal.has(Permission::UsersLifecycle)
+                    && crate::governance::require_governs(tx.as_mut(), &principal, &user).await.is_ok();
+                if !matches!(user.status, UserStatus::Active | UserStatus::Invited | UserStatus::Suspended)
+                    || user.kind != "person"
+                    || user.id == principal.user.id
+                    || last_admin
+                    || !allowed
+                {
                     skipped += 1;
                     continue;
                 }
                 let why = json!({ "review_id": id });
+                let by = StatusSetter::Instance;
                 events.extend(
-                    crate::service::deactivate_user(tx.as_mut(), &mut user, principal.actor(), None, None, why, now)
-                        .await?,
+                    crate::service::deactivate_user(
+                        tx.as_mut(),
+                        &mut user,
+                        crate::service::Deactivation::by(principal.actor(), by, why),
+                        now,
+                    )
+                    .await?,
                 );
                 applied += 1;
             }
             (Some("remove_from_org"), Some(org)) => {
                 let member = tx.members(org).await?.into_iter().find(|m| m.user_id == i.user_id);
                 match member {
-                    Some(m) if m.role != OrgRole::Owner => {
+                    Some(m) if m.role != OrgRole::Owner && principal.has(Permission::OrgsWrite) => {
                         tx.end_membership(org, i.user_id, now).await?;
                         events.push(
                             AuditDraft::new("org.member_removed", principal.actor(), TargetType::User, i.user_id)

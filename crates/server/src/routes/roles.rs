@@ -214,6 +214,15 @@ async fn patch_role(
     let added: BTreeSet<Permission> = permissions.difference(&before).copied().collect();
     let removed: BTreeSet<Permission> = before.difference(&permissions).copied().collect();
     check_held(&principal, &added)?;
+    // Changing a role changes its holders: not when one of them outranks the caller.
+    let beside: Vec<InstanceRole> =
+        tx.roles_held_beside(&name).await?.iter().filter_map(|r| InstanceRole::parse(r).ok()).collect();
+    let holders_hold = crate::extract::role_book(tx.as_mut()).await?.permissions_of(&beside);
+    if !holders_hold.is_subset(&principal.permissions) {
+        return Err(ApiError::forbidden(
+            "this role is held by users whose instance roles grant permissions you do not hold",
+        ));
+    }
     if added.is_empty() && removed.is_empty() {
         tx.rollback().await?;
         return Ok(Json(view_of(&role)));

@@ -125,6 +125,8 @@ async fn create_token(
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     };
     tx.insert_user(&service).await?;

@@ -754,8 +754,17 @@ async fn sign_in_user(
         id.email.as_ref().is_some_and(|e| c.domains.is_empty() || c.domains.iter().any(|d| d == e.domain()));
     let mut tx = state.store.write().await?;
     let mut events = Vec::new();
+    let mut created = false;
     let user = match find_user(tx.as_mut(), &id).await? {
-        Some((user, Found::Linked)) => user,
+        Some((user, Found::Linked)) => {
+            // A link holds only while the connection's domains still take the user's address.
+            let domain = user.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+            if !c.domains.is_empty() && !domain.is_some_and(|d| c.domains.contains(&d)) {
+                tx.rollback().await?;
+                return refuse("sso_user_unknown", "the user's email is outside the connection's domains", None);
+            }
+            user
+        }
         Some((user, Found::ByEmail)) => {
             if !in_domains {
                 tx.rollback().await?;
@@ -775,6 +784,7 @@ async fn sign_in_user(
             match create_jit_user(tx.as_mut(), &id, detail, now).await {
                 Ok((user, event)) => {
                     events.push(event);
+                    created = true;
                     user
                 }
                 Err(e) => {
@@ -793,6 +803,27 @@ async fn sign_in_user(
         }
     };
     let mut user = user;
+    if let Some(org) = c.org_id {
+        if created {
+            // An org's connection provisions into its org; the role mapping may raise the role.
+            match join_org(tx.as_mut(), c, org, &user, now).await? {
+                Ok(event) => events.push(event),
+                Err(why) => {
+                    tx.rollback().await?;
+                    return refuse("sso_user_unknown", &why, None);
+                }
+            }
+        }
+        // An org's identity provider signs in only the people that org alone holds.
+        if !crate::governance::directory_reach(tx.as_mut(), org, &user).await?.governs() {
+            tx.rollback().await?;
+            return refuse(
+                "sso_not_governed",
+                "the organization's identity provider cannot sign in a user that the organization does not alone hold",
+                Some(&user),
+            );
+        }
+    }
     // Signing in through the provider proves the address, as accepting the invitation would.
     if user.status == UserStatus::Invited && user.kind == "person" {
         user.status = UserStatus::Active;
@@ -815,6 +846,28 @@ async fn sign_in_user(
     commit(tx, events, now).await?;
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
     Ok(Ok((user, secret, session.expires_at)))
+}
+
+/// Makes a user just created through an org's connection a member of that org, seats permitting;
+/// Err with the reason when the org cannot take them.
+async fn join_org(
+    tx: &mut dyn Tx,
+    c: &SsoConnectionRow,
+    org_id: OrgId,
+    user: &UserRow,
+    now: OffsetDateTime,
+) -> ApiResult<Result<AuditDraft, String>> {
+    let Some(org) = tx.org(org_id).await? else { return Ok(Err("the connection's organization is gone".into())) };
+    if org.state != "active" {
+        return Ok(Err(format!("the organization is {}", org.state)));
+    }
+    if let Err(e) = check_seats(tx, &org, now).await {
+        return Ok(Err(e.problem().detail));
+    }
+    tx.insert_membership(org.id, user.id, OrgRole::Member, now).await?;
+    Ok(Ok(AuditDraft::new("org.member_added", Actor::SYSTEM, TargetType::User, user.id)
+        .in_org(org.id)
+        .detail(json!({ "role": OrgRole::Member, "source": "sso", "connection_id": c.id }))))
 }
 
 /// Grants or updates the org roles the user's groups map to. The owner's role is never touched,

@@ -116,10 +116,13 @@ fn check_grantable(principal: &Principal, book: &RoleBook, roles: &[InstanceRole
     Ok(())
 }
 
-/// The 409 for an email already in use, naming a deactivated owner so that they are reactivated.
+/// The 409 for an email already in use, naming a deactivated holder so that they are
+/// reactivated. An erased (anonymized) holder is never named: their old address must not lead
+/// back to their id.
 pub fn email_in_use(existing: &UserRow) -> ApiError {
     match existing.status {
-        UserStatus::Deactivated | UserStatus::Anonymized => ApiError::user_deactivated(existing.id),
+        UserStatus::Deactivated => ApiError::user_deactivated(existing.id),
+        UserStatus::Anonymized => ApiError::conflict("user_deactivated", "this email belonged to an erased user"),
         _ => ApiError::conflict("email_taken", "a user with this email already exists"),
     }
 }
@@ -158,6 +161,8 @@ async fn create_user(
         updated_at: now,
         last_login_at: None,
         deactivate_at: None,
+        status_by: None,
+        deactivate_by: None,
         version: 1,
     };
     let mut tx = state.store.write().await?;
@@ -283,6 +288,7 @@ async fn patch_user(
     let mut tx = state.store.write().await?;
     let before = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     check_if_match(&headers, before.version)?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &before).await?;
     let mut user = before.clone();
     let mut changed: Vec<&str> = Vec::new();
     let mut events = Vec::new();
@@ -307,6 +313,7 @@ async fn patch_user(
             return Err(ApiError::forbidden("scheduling a deactivation needs the users.lifecycle permission"));
         }
         user.deactivate_at = at;
+        user.deactivate_by = at.map(|_| principal.user.id);
         changed.push("deactivate_at");
     }
     if let Some(hash) = new_hash {
@@ -361,7 +368,10 @@ async fn patch_user(
             );
         }
     }
-    if changed.contains(&"password") {
+    if changed.contains(&"password") && user.id != principal.user.id {
+        // A password set by someone else ends every session and API token the user had.
+        tx.revoke_all_credentials(user.id, now).await?;
+    } else if changed.contains(&"password") {
         for s in tx.live_sessions(user.id, now).await? {
             if principal.session_id() != Some(s.id) {
                 tx.revoke_session(s.id, now).await?;

@@ -1,6 +1,8 @@
 //! `/Groups`: teams as SCIM groups. A token bound to one org sees that org's teams by their
 //! names; an instance-wide token sees every team as "org name/team name". Members are team
-//! members; a user added to a team of an org they do not belong to joins the org as `member`.
+//! members. An org's token adds to its teams only people already in its org; an instance-wide
+//! token may add a user it governs to a team of an org they do not belong to, and they join the
+//! org as `member`.
 
 use std::collections::BTreeSet;
 
@@ -300,8 +302,8 @@ async fn write(
     Ok(resource(state, client, &g, &members))
 }
 
-/// Makes the team's current members exactly `wanted`: new ones join (and join the org as members
-/// when they are not in it), the others leave (kept in history).
+/// Makes the team's current members exactly `wanted`: new ones join (through an instance-wide
+/// token, the org too when they are not in it), the others leave (kept in history).
 async fn set_members(
     tx: &mut dyn Tx,
     client: &ScimClient,
@@ -321,9 +323,11 @@ async fn set_members(
     }
     let mut org_members: Option<Vec<steward_store::MemberRow>> = None;
     for id in wanted.iter().filter(|id| !current.iter().any(|m| m.user_id == **id)) {
-        let user = tx.user(*id).await?.ok_or_else(|| Failure(ScimError::invalid_value(format!("no user {id}"))))?;
+        // Unknown, invisible and out-of-reach ids answer alike, so the answer reveals nothing.
+        let unknown = || Failure(ScimError::invalid_value(format!("no user {id}")));
+        let user = tx.user(*id).await?.ok_or_else(unknown)?;
         if user.kind != "person" || user.status == UserStatus::Anonymized {
-            return Err(ScimError::invalid_value(format!("no user {id}")).into());
+            return Err(unknown());
         }
         // The identity provider's assignment of a deactivated user is kept dormant: it grants
         // nothing until the user is reactivated.
@@ -333,6 +337,11 @@ async fn set_members(
         }
         let is_member = org_members.as_ref().is_some_and(|ms| ms.iter().any(|m| m.user_id == *id));
         if !is_member {
+            // An org's directory manages only the place of people already in its org; someone
+            // else joins it by invitation. An instance-wide directory brings in users it governs.
+            if client.token.org_id.is_some() || !client.reach(tx, &user).await?.governs() {
+                return Err(unknown());
+            }
             let org = tx.org(team.org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
             crate::routes::orgs::check_seats(tx, &org, now).await?;
             tx.insert_membership(team.org_id, *id, OrgRole::Member, now).await?;

@@ -15,7 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use steward_core::Actor;
+use std::collections::BTreeSet;
+
+use steward_core::governance::{Authority, INSTANCE_DIRECTORY, Reach, StatusSetter};
+use steward_core::{Actor, Permission};
 use steward_scim::schema;
 use steward_scim::{ScimError, ScimType};
 use steward_store::{Constraint, ScimTokenRow, StoreError};
@@ -117,9 +120,7 @@ impl From<ApiError> for Failure {
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(Constraint::UserNameTaken | Constraint::EmailTaken) => {
-                Failure(ScimError::new(ScimType::Uniqueness, "another user has this userName or email"))
-            }
+            StoreError::Conflict(Constraint::UserNameTaken | Constraint::EmailTaken) => Failure(taken()),
             StoreError::Conflict(Constraint::TeamNameTaken) => {
                 Failure(ScimError::new(ScimType::Uniqueness, "the org has another team of this name"))
             }
@@ -139,7 +140,7 @@ fn from_api(e: &ApiError) -> ScimError {
             tracing::error!(detail = %p.detail, "SCIM request failed");
             ScimError::internal()
         }
-        (409, "email_taken" | "user_deactivated") => ScimError::new(ScimType::Uniqueness, p.detail),
+        (409, "email_taken" | "user_deactivated") => taken(),
         (400, _) => ScimError::invalid_value(p.detail),
         (status, _) => ScimError::status(status, p.detail),
     }
@@ -160,6 +161,38 @@ impl ScimClient {
     pub fn via(&self) -> Value {
         json!({ "via": "scim", "scim_token_id": self.token.id })
     }
+
+    /// The authority whose deactivations this client makes: its org's directory, or the instance.
+    pub fn status_setter(&self) -> StatusSetter {
+        self.token.org_id.map_or(StatusSetter::Instance, StatusSetter::Org)
+    }
+
+    /// How far this client reaches into `user` (`steward_core::governance`): an org's token as
+    /// that org's directory, an instance-wide token with a directory's permissions only.
+    pub async fn reach(&self, tx: &mut dyn steward_store::Tx, user: &steward_store::UserRow) -> Result<Reach, Failure> {
+        let held = crate::governance::held(tx, user).await?;
+        Ok(match self.token.org_id {
+            Some(org) => held.reach(Authority::Directory(org)),
+            None => {
+                let directory: BTreeSet<Permission> = INSTANCE_DIRECTORY.iter().copied().collect();
+                held.reach(Authority::Instance(&directory))
+            }
+        })
+    }
+}
+
+/// The refusal of a change to a user that another authority governs.
+pub fn not_governed() -> ScimError {
+    ScimError::status(
+        403,
+        "this user is also held by another organization or the instance, or was deactivated by them; \
+         this directory may only manage their groups and end their membership of its organization",
+    )
+}
+
+/// The one answer for a userName or email that is taken, whoever holds it: it names no one.
+pub fn taken() -> ScimError {
+    ScimError::new(ScimType::Uniqueness, "this userName or email is not available")
 }
 
 impl FromRequestParts<AppState> for ScimClient {

@@ -2,10 +2,12 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
+use crate::service::Deactivation;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Map, Value, json};
+use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
 use steward_scim::schema::{USER_ATTRS, USER_SCHEMA};
@@ -14,8 +16,8 @@ use steward_store::{Cond, ScimQuery, ScimUserRow, Tx, UserField, UserRow};
 use time::OffsetDateTime;
 
 use super::{
-    Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta, project,
-    query_projection, text,
+    Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta,
+    not_governed, project, query_projection, taken, text,
 };
 use crate::state::{AppState, commit};
 
@@ -212,6 +214,7 @@ pub(super) async fn create_user(
         if let Some(loaded) = tx.scim_user(candidate.id).await?
             && loaded.1.as_ref().is_some_and(|s| s.hidden_at.is_some())
             && candidate.status != UserStatus::Anonymized
+            && client.reach(tx.as_mut(), &loaded.0).await?.governs()
         {
             let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
             commit(tx, events, now).await?;
@@ -296,15 +299,25 @@ pub(super) async fn delete_user(
     let mut tx = state.store.write().await?;
     let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, user.version)?;
-    if governed_elsewhere(tx.as_mut(), client, &user).await? {
-        let event = leave_org(tx.as_mut(), client, &user, now).await?;
-        commit(tx, vec![event], now).await?;
-        return Ok(());
+    match client.reach(tx.as_mut(), &user).await? {
+        Reach::Governs => {}
+        Reach::PlaceInOrg => {
+            let event = leave_org(tx.as_mut(), client, &user, now).await?;
+            commit(tx, vec![event], now).await?;
+            return Ok(());
+        }
+        Reach::Nothing => return Err(not_governed().into()),
     }
     let mut events = Vec::new();
     if user.status != UserStatus::Deactivated {
-        events = crate::service::deactivate_user(tx.as_mut(), &mut user, client.actor(), None, None, client.via(), now)
-            .await?;
+        let by = client.status_setter();
+        events = crate::service::deactivate_user(
+            tx.as_mut(),
+            &mut user,
+            Deactivation::by(client.actor(), by, client.via()),
+            now,
+        )
+        .await?;
     }
     let mut row = scim.unwrap_or_else(|| ScimUserRow {
         user_id: user.id,
@@ -322,15 +335,38 @@ pub(super) async fn delete_user(
     Ok(())
 }
 
-/// Whether an org-bound client must leave the user's wider access alone: the user holds an
-/// instance role or belongs to another org too. Taking such a user's access away through this
-/// client ends only the membership in the client's org.
-async fn governed_elsewhere(tx: &mut dyn Tx, client: &ScimClient, user: &UserRow) -> Result<bool, Failure> {
-    let Some(org) = client.token.org_id else { return Ok(false) };
-    if !user.instance_roles.is_empty() {
-        return Ok(true);
+/// A write to a user whom the client does not govern: `active: false` ends the membership of the
+/// client's org (kept in history); anything else is accepted only when it changes nothing that
+/// another authority governs (identity, password, status), and then changes nothing at all.
+async fn write_place_in_org(
+    tx: &mut dyn Tx,
+    client: &ScimClient,
+    (user, scim): Loaded,
+    doc: &Map<String, Value>,
+    sets_password: bool,
+    now: OffsetDateTime,
+) -> Result<(Loaded, Vec<AuditDraft>), Failure> {
+    if client.token.org_id.is_none() {
+        return Err(not_governed().into());
     }
-    Ok(tx.memberships_of(user.id).await?.iter().any(|m| m.org_id != org))
+    if doc.get("active").and_then(Value::as_bool) == Some(false) {
+        let event = leave_org(tx, client, &user, now).await?;
+        return Ok(((user, scim), vec![event]));
+    }
+    let (user_name, email) = identity(doc)?;
+    let name = display_name(doc, &user_name)?;
+    let held_name =
+        scim.as_ref().and_then(|s| s.user_name.as_deref()).map_or(user.email_key.clone(), str::to_lowercase);
+    let active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
+    let changes = email.key() != user.email_key
+        || user_name.to_lowercase() != held_name
+        || name.as_str() != user.name
+        || sets_password
+        || !active;
+    if changes {
+        return Err(not_governed().into());
+    }
+    Ok(((user, scim), vec![]))
 }
 
 /// Ends the user's membership in the client's org (kept in history), for an org-bound client.
@@ -407,19 +443,22 @@ async fn write(
     now: OffsetDateTime,
     claim: Claim,
 ) -> Result<(Loaded, Vec<AuditDraft>), Failure> {
+    if let Some(loaded) = &existing {
+        match client.reach(tx, &loaded.0).await? {
+            Reach::Governs => {}
+            Reach::PlaceInOrg => {
+                let loaded = existing.expect("matched as Some");
+                return write_place_in_org(tx, client, loaded, &doc, password.is_some(), now).await;
+            }
+            Reach::Nothing => return Err(not_governed().into()),
+        }
+    }
     let (user_name, email) = identity(&doc)?;
     let name = display_name(&doc, &user_name)?;
     let want_active = doc.remove("active").and_then(|v| v.as_bool()).unwrap_or(true);
     let external_id = doc.remove(EXTERNAL_ID).and_then(|v| v.as_str().map(str::to_owned));
     doc.remove("userName");
     let me = existing.as_ref().map(|(u, _)| u.id);
-    let taken = |other: &UserRow| -> Failure {
-        let hint = if other.status == UserStatus::Deactivated { "; reactivate that user instead" } else { "" };
-        Failure(ScimError::new(
-            ScimType::Uniqueness,
-            format!("user {} already has this userName or email{hint}", other.id),
-        ))
-    };
     let name_key = user_name.to_lowercase();
     // A user keeping the userName and email it holds claims nothing new.
     let kept = existing.as_ref().is_some_and(|(u, s)| {
@@ -430,15 +469,13 @@ async fn write(
     if check {
         let anonymized = crate::service::anonymized_email_key(tx, &email.key(), now).await?;
         let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
-        if let Some(other) = [by_name, by_email].into_iter().flatten().find(|other| Some(other.id) != me) {
-            return Err(taken(&other));
+        // The answer names no one: the holder may be someone this client cannot see.
+        if [by_name, by_email].into_iter().flatten().any(|other| Some(other.id) != me) {
+            return Err(taken().into());
         }
     }
-    if check && let Some(holder) = tx.retired_email_holder(&email.key(), me).await? {
-        return Err(Failure(ScimError::new(
-            ScimType::Uniqueness,
-            format!("the email belonged to user {holder}; an email is never reused"),
-        )));
+    if check && tx.retired_email_holder(&email.key(), me).await?.is_some() {
+        return Err(taken().into());
     }
     let mut events = Vec::new();
     let via = client.via();
@@ -461,6 +498,8 @@ async fn write(
                 updated_at: now,
                 last_login_at: None,
                 deactivate_at: None,
+                status_by: None,
+                deactivate_by: None,
                 version: 1,
             };
             tx.insert_user(&user).await?;
@@ -502,6 +541,10 @@ async fn write(
     {
         user.password_hash = Some(hash);
         changed.push("password");
+        // A password the directory sets ends every session and API token the user had.
+        if me.is_some() {
+            tx.revoke_all_credentials(user.id, now).await?;
+        }
     }
     user.updated_at = now;
     let row = ScimUserRow {
@@ -518,12 +561,6 @@ async fn write(
         tx.put_scim_user(&row).await?;
     }
     let is_active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
-    if !want_active && me.is_some() && governed_elsewhere(tx, client, &user).await? {
-        tx.update_user(&user).await?;
-        user.version += 1;
-        events.push(leave_org(tx, client, &user, now).await?);
-        return Ok(((user, Some(row)), events));
-    }
     if want_active && user.status == UserStatus::Deactivated {
         tx.update_user(&user).await?;
         user.version += 1;
@@ -536,8 +573,10 @@ async fn write(
         }
     } else if !want_active && (is_active || user.status == UserStatus::Suspended) {
         // The deactivation writes the whole user, with whatever else the resource changed.
+        let by = client.status_setter();
         events.extend(
-            crate::service::deactivate_user(tx, &mut user, client.actor(), None, None, via.clone(), now).await?,
+            crate::service::deactivate_user(tx, &mut user, Deactivation::by(client.actor(), by, via.clone()), now)
+                .await?,
         );
     } else if me.is_some() {
         tx.update_user(&user).await?;

@@ -12,6 +12,7 @@ mod crash;
 mod deprovision;
 mod email;
 mod erasure;
+mod governance;
 mod hardening;
 mod helpers;
 mod hot;

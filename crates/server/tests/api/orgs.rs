@@ -181,8 +181,11 @@ async fn org_admins_manage_members_and_members_only_read() {
     assert_eq!(app.snapshot().await, before);
     app.get(&format!("/api/v1/orgs/{org}/members"), &member_token).await.expect(200);
     app.get(&format!("/api/v1/orgs/{org}/license"), &member_token).await.expect(200);
-    let added = app.put(&put, &admin_token, json!({"role": "viewer"})).await.expect(200);
-    assert_eq!(added["role"], "viewer");
+    // An org admin adds existing users by invitation only: by id, a non-member is not found.
+    app.put(&put, &admin_token, json!({"role": "viewer"})).await.expect_problem(404, "not_found");
+    app.add_member(&org, &newcomer, "viewer").await;
+    let changed = app.put(&put, &admin_token, json!({"role": "viewer"})).await.expect(200);
+    assert_eq!(changed["role"], "viewer");
     app.put(&put, &admin_token, json!({"role": "accountant"})).await.expect(200);
     app.delete(&put, &admin_token).await.expect(204);
     app.delete(&put, &admin_token).await.expect_problem(404, "not_found");

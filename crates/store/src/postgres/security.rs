@@ -213,4 +213,15 @@ impl Roles for PgTx {
             .await
             .map_err(backend)
     }
+
+    async fn roles_held_beside(&mut self, name: &str) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT r2.role FROM user_instance_roles r1 \
+             JOIN user_instance_roles r2 ON r2.user_id = r1.user_id WHERE r1.role = $1",
+        )
+        .bind(name)
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(backend)
+    }
 }

@@ -215,4 +215,15 @@ impl Roles for SqliteTx {
             .await
             .map_err(backend)
     }
+
+    async fn roles_held_beside(&mut self, name: &str) -> StoreResult<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT r2.role FROM user_instance_roles r1 \
+             JOIN user_instance_roles r2 ON r2.user_id = r1.user_id WHERE r1.role = ?",
+        )
+        .bind(name)
+        .fetch_all(self.conn().await?)
+        .await
+        .map_err(backend)
+    }
 }
