@@ -761,7 +761,7 @@ async fn sign_in_user(
             let domain = user.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
             if !c.domains.is_empty() && !domain.is_some_and(|d| c.domains.contains(&d)) {
                 tx.rollback().await?;
-                return refuse("sso_user_unknown", "the user's email is outside the connection's domains", None);
+                return refuse("sso_user_unknown", "the user's email is outside the connection's domains", Some(&user));
             }
             user
         }

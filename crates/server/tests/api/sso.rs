@@ -422,3 +422,51 @@ async fn id_tokens_that_are_tampered_misaddressed_expired_or_signed_by_an_unknow
     assert_eq!(done.status, 303, "{}", done.body);
     assert_eq!(app.get("/api/v1/me", &session_of(&done)).await.expect(200)["user"]["email"], "ada@acme.test");
 }
+
+#[tokio::test]
+async fn an_orgs_connection_signs_in_only_the_people_that_org_alone_holds() {
+    let app = spawn_app().await;
+    let idp = provider(&app, accounts()).await;
+    let owner = app.user("owner@acme.test").await;
+    let acme = app.org("Acme", &owner).await;
+    let boss = app.user("boss@beta.test").await;
+    let beta = app.org("Beta", &boss).await;
+    let admin = json!({"email": "ada@acme.test", "name": "Ada", "password": PASSWORD, "instance_roles": ["admin"]});
+    let ada = app.post("/api/v1/users", &app.admin, admin).await.expect(201)["id"].as_str().unwrap().to_owned();
+    app.add_member(&acme, &ada, "member").await;
+    let bob = app.user("bob@acme.test").await;
+    app.add_member(&beta, &bob, "member").await;
+    let cy = app.user("cy@acme.test").await;
+    app.add_member(&acme, &cy, "member").await;
+    let mapping = json!([{"group": "acme-admins", "org_id": acme, "role": "admin"}]);
+    let created = connection(&app, &idp, json!({"org_id": acme, "role_mapping": mapping, "jit": true})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let start = start_url(&app, "cy@acme.test").await;
+
+    let done = Browser::new().sign_in(&app, &start, "cy").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // Acme's provider cannot sign in an instance admin, nor Beta's person, whatever their address.
+    for login in ["ada", "bob"] {
+        let page = Browser::new().sign_in(&app, &start, login).await;
+        assert_eq!((page.status, problem_code(&page).as_str()), (401, "sso_not_governed"), "{login}: {}", page.body);
+        assert!(session_cookie(&page).is_none());
+    }
+    assert_eq!(app.memberships(&ada).await, vec![(acme.clone(), "member".to_owned(), false)], "no role mapped");
+    assert_eq!(app.memberships(&bob).await, vec![(beta.clone(), "member".to_owned(), false)], "not pulled into Acme");
+    let refusals = app.audit("&type=sso.refused").await;
+    assert_eq!(refusals.len(), 2);
+    assert!(refusals.iter().all(|e| e["detail"]["code"] == "sso_not_governed"));
+
+    // A person created just in time joins Acme and is Acme's.
+    let fay = session_of(&Browser::new().sign_in(&app, &start, "fay").await);
+    let me = app.get("/api/v1/me", &fay).await.expect(200);
+    assert_eq!(me["memberships"][0]["org_id"], acme.as_str());
+
+    // A link holds only while the connection's domains take the address.
+    app.patch(&format!("/api/v1/sso/connections/{id}"), &app.admin, json!({"domains": ["acme.example"]}))
+        .await
+        .expect(200);
+    let page = Browser::new().sign_in(&app, &start, "cy").await;
+    assert_eq!((page.status, problem_code(&page).as_str()), (401, "sso_user_unknown"), "{}", page.body);
+    assert_eq!(app.audit("&type=sso.refused").await[0]["target_id"], cy.as_str());
+}
