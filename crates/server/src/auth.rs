@@ -185,6 +185,9 @@ impl Jobs {
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
+    /// Hashes computed (verifications included), for metrics and for tests that check that a
+    /// refused request cost none.
+    computed: std::sync::atomic::AtomicU64,
 }
 
 /// What the pool's clones share; dropping the last one stops the workers.
@@ -206,7 +209,11 @@ impl PasswordPool {
     pub fn new(concurrency: usize) -> Self {
         let n =
             if concurrency == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { concurrency };
-        let queue = Arc::new(Queue { jobs: Mutex::new(Jobs::new((n / 2).max(1))), ready: Condvar::new() });
+        let queue = Arc::new(Queue {
+            jobs: Mutex::new(Jobs::new((n / 2).max(1))),
+            ready: Condvar::new(),
+            computed: std::sync::atomic::AtomicU64::new(0),
+        });
         for i in 0..n {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("steward-hash-{i}")).spawn(move || worker(&queue));
@@ -215,6 +222,11 @@ impl PasswordPool {
             }
         }
         PasswordPool { queue: Arc::new(PoolHandle(queue)) }
+    }
+
+    /// How many hashes the pool has computed, verifications included.
+    pub fn computed(&self) -> u64 {
+        self.queue.0.computed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Checks the password rule and hashes it.
@@ -281,6 +293,7 @@ fn worker(queue: &Queue) {
             }
         };
         let blocks = memory.get_or_insert_with(|| hashing_memory(argon.params().block_count()));
+        queue.computed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match job {
             Job::Hash { password, reply } => {
                 let _ = reply.send(hash_with(&argon, password.as_bytes(), blocks));

@@ -105,6 +105,26 @@ impl Principal {
         Actor { user_id: Some(self.user.id), impersonator_id: self.impersonator_id() }
     }
 
+    /// Err(403) for a JWT-authorized request: a token from an identity provider is no credential
+    /// to make Steward credentials (API tokens, sessions, SCIM tokens) that would outlive it.
+    pub fn may_mint(&self) -> ApiResult<()> {
+        match self.credential {
+            Credential::Jwt(_) => Err(ApiError::forbidden("a JWT-authorized request cannot create tokens or sessions")),
+            Credential::Session(_) | Credential::ApiToken(_) => Ok(()),
+        }
+    }
+
+    /// When the credential presented expires, if it does: whatever it makes expires no later.
+    pub async fn credential_expiry(&self, tx: &mut dyn steward_store::Tx) -> ApiResult<Option<OffsetDateTime>> {
+        Ok(match &self.credential {
+            Credential::Session(s) => Some(s.expires_at),
+            Credential::ApiToken(id) => {
+                tx.api_tokens_of(self.user.id).await?.into_iter().find(|t| t.id == *id).and_then(|t| t.expires_at)
+            }
+            Credential::Jwt(_) => None,
+        })
+    }
+
     /// The admin impersonating this user, if any.
     pub fn impersonator_id(&self) -> Option<UserId> {
         match &self.credential {

@@ -520,8 +520,15 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
     let mut tx = state.store.read().await?;
     let found = find_user(tx.as_mut(), &id).await?;
     tx.rollback().await?;
+    let in_domains = |email: &str| {
+        let domain = email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+        issuer.domains.is_empty() || domain.is_some_and(|d| issuer.domains.contains(&d))
+    };
     let user = match found {
         Some((user, _)) => user,
+        None if issuer.jit && !id.email.as_ref().is_some_and(|e| in_domains(e.as_str())) => {
+            return Err(refuse_authentic(state, &issuer, &id, None, "outside_domains").await);
+        }
         None if issuer.jit => {
             let mut tx = state.store.write().await?;
             // Another request may have created it meanwhile; writers are serialized.
@@ -540,6 +547,14 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
     };
     if user.kind != "person" {
         return Err(refuse_authentic(state, &issuer, &id, Some(&user), "service_user").await);
+    }
+    if !in_domains(&user.email) {
+        return Err(refuse_authentic(state, &issuer, &id, Some(&user), "outside_domains").await);
+    }
+    // An issuer speaks for the people of its domains, not for the instance's admins, unless it
+    // was created to.
+    if !user.instance_roles.is_empty() && !issuer.allow_instance_roles {
+        return Err(refuse_authentic(state, &issuer, &id, Some(&user), "instance_role").await);
     }
     if !user.status.can_sign_in() {
         return Err(refuse_authentic(state, &issuer, &id, Some(&user), "user_inactive").await);

@@ -431,6 +431,10 @@ pub struct JwtIssuerRow {
     pub jit: bool,
     pub created_by: Option<UserId>,
     pub created_at: OffsetDateTime,
+    /// The email domains its tokens may act for; empty: any.
+    pub domains: Vec<String>,
+    /// Whether its tokens may act as users holding instance roles.
+    pub allow_instance_roles: bool,
 }
 
 /// The claims an OpenID Connect connection reads the user's email, name and groups from.

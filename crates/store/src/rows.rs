@@ -472,6 +472,8 @@ pub(crate) fn jwt_issuer_from_row(row: &impl DbRow) -> StoreResult<JwtIssuerRow>
         jit: get(row, "jit")?,
         created_by: by.map(|b| parse(&b, "user id")).transpose()?,
         created_at: from_micros(get(row, "created_at")?)?,
+        domains: json_col(row, "domains")?,
+        allow_instance_roles: get(row, "allow_instance_roles")?,
     })
 }
 

@@ -1753,6 +1753,16 @@ impl Invitations for SqliteTx {
             .map_err(backend)?;
         expect_one(result.rows_affected())
     }
+
+    async fn void_resets_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let result = sqlx::query("UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+            .bind(micros(at))
+            .bind(user.to_string())
+            .execute(self.conn().await?)
+            .await
+            .map_err(backend)?;
+        Ok(result.rows_affected())
+    }
 }
 
 #[async_trait]
@@ -2462,7 +2472,7 @@ impl Sso for SqliteTx {
     async fn insert_jwt_issuer(&mut self, r: &JwtIssuerRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO jwt_issuers (id, issuer, audience, jwks_url, public_key_pem, subject_claim, email_claim, jit, \
-             created_by, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             created_by, created_at, domains, allow_instance_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.to_string())
         .bind(&r.issuer)
@@ -2474,6 +2484,8 @@ impl Sso for SqliteTx {
         .bind(r.jit)
         .bind(r.created_by.map(|u| u.to_string()))
         .bind(micros(r.created_at))
+        .bind(json_text(&r.domains)?)
+        .bind(r.allow_instance_roles)
         .execute(self.conn().await?)
         .await
         .map_err(backend)?;

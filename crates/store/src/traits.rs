@@ -302,6 +302,8 @@ pub trait Invitations {
     async fn insert_reset(&mut self, reset: &ResetRow) -> StoreResult<()>;
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>>;
     async fn use_reset(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
+    /// Marks every unused reset link of the user used; returns how many.
+    async fn void_resets_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64>;
 }
 
 /// The outbox of emails.

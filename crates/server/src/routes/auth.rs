@@ -558,6 +558,7 @@ pub(crate) async fn create_token(
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create API tokens"));
     }
+    principal.may_mint()?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
@@ -566,6 +567,16 @@ pub(crate) async fn create_token(
     if req.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
+    let mut tx = state.store.write().await?;
+    // A token made with an expiring API token expires no later than it. (A session makes
+    // long-lived tokens: that is what signing in to create one is for.)
+    let expires_at = match &principal.credential {
+        crate::extract::Credential::ApiToken(_) => match principal.credential_expiry(tx.as_mut()).await? {
+            Some(parent) => Some(req.expires_at.map_or(parent, |e| e.min(parent))),
+            None => req.expires_at,
+        },
+        _ => req.expires_at,
+    };
     let secret = new_secret(SecretKind::ApiToken);
     let row = ApiTokenRow {
         id: TokenId::new(),
@@ -573,13 +584,12 @@ pub(crate) async fn create_token(
         name: name.to_owned(),
         token_hash: secret_hash(&secret),
         created_at: now,
-        expires_at: req.expires_at,
+        expires_at,
         revoked_at: None,
     };
-    let mut tx = state.store.write().await?;
     tx.insert_api_token(&row).await?;
     let event = AuditDraft::new("api_token.created", principal.actor(), TargetType::ApiToken, row.id)
-        .detail(json!({ "user_id": principal.user.id, "expires_at": req.expires_at.map(|e| e.unix_timestamp()) }))
+        .detail(json!({ "user_id": principal.user.id, "expires_at": expires_at.map(|e| e.unix_timestamp()) }))
         .personal(json!({ "name": row.name }));
     commit(tx, vec![event], now).await?;
     Ok((

@@ -383,7 +383,7 @@ pub struct NewPassword {
     pub password: String,
 }
 
-/// Sets a new password with a reset link; every session of the user ends.
+/// Sets a new password with a reset link; the user's sessions, API tokens and other links end.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
     request_body = NewPassword,
     responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
@@ -393,11 +393,20 @@ pub(crate) async fn complete_reset(
     ApiJson(req): ApiJson<NewPassword>,
 ) -> ApiResult<StatusCode> {
     let gone = || ApiError::not_found("reset link (it may have expired or been used)");
+    let token_hash = secret_hash(&token);
+    let live = |r: &ResetRow, now: OffsetDateTime| r.used_at.is_none() && r.expires_at > now;
+    // The link is looked up before the password is hashed: a made-up link costs no hashing.
+    let mut tx = state.store.read().await?;
+    let found = tx.reset_by_hash(&token_hash).await?;
+    tx.rollback().await?;
+    if !found.is_some_and(|r| live(&r, OffsetDateTime::now_utc())) {
+        return Err(gone());
+    }
     let hash = state.passwords.hash(&req.password).await?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let reset = tx.reset_by_hash(&secret_hash(&token)).await?.ok_or_else(gone)?;
-    if reset.used_at.is_some() || reset.expires_at <= now {
+    let reset = tx.reset_by_hash(&token_hash).await?.ok_or_else(gone)?;
+    if !live(&reset, now) {
         return Err(gone());
     }
     let mut user = tx.user(reset.user_id).await?.ok_or_else(gone)?;
@@ -408,10 +417,10 @@ pub(crate) async fn complete_reset(
     user.updated_at = now;
     tx.update_user(&user).await?;
     tx.use_reset(reset.id, now).await?;
-    for s in tx.live_sessions(user.id, now).await? {
-        tx.revoke_session(s.id, now).await?;
-    }
-    let event = AuditDraft::new("user.password_reset", steward_core::Actor::user(user.id), TargetType::User, user.id);
+    let voided = tx.void_resets_of(user.id, now).await?;
+    let revoked = tx.revoke_all_credentials(user.id, now).await?;
+    let event = AuditDraft::new("user.password_reset", steward_core::Actor::user(user.id), TargetType::User, user.id)
+        .detail(json!({ "credentials_revoked": revoked, "other_links_voided": voided }));
     commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -52,6 +52,13 @@ pub struct NewIssuer {
     /// Create an unknown user (active, no roles) on their first token; needs a verified email.
     #[serde(default)]
     pub jit: bool,
+    /// The email domains its tokens may act for; empty or absent: any.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Whether its tokens may act as users holding instance roles (default false). Only a caller
+    /// holding every permission may allow it.
+    #[serde(default)]
+    pub allow_instance_roles: bool,
 }
 
 /// The claims an issuer's tokens are mapped by.
@@ -73,6 +80,8 @@ pub struct IssuerView {
     pub algorithm: Option<String>,
     pub claims: IssuerClaimsView,
     pub jit: bool,
+    pub domains: Vec<String>,
+    pub allow_instance_roles: bool,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -93,6 +102,8 @@ impl From<&JwtIssuerRow> for IssuerView {
                 .map(|k| k.alg.name().into()),
             claims: IssuerClaimsView { subject: r.subject_claim.clone(), email: r.email_claim.clone() },
             jit: r.jit,
+            domains: r.domains.clone(),
+            allow_instance_roles: r.allow_instance_roles,
             created_at: r.created_at,
         }
     }
@@ -155,6 +166,17 @@ async fn create_issuer(
         Some(None) => None,
         Some(Some(e)) => Some(claim_name("claims.email", &e)?),
     };
+    let mut domains = Vec::new();
+    for d in &req.domains {
+        let d = steward_core::sso::parse_domain(d).map_err(ApiError::from)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    // Its tokens could act as any admin: only for someone who holds every permission.
+    if req.allow_instance_roles && !Permission::ALL.iter().all(|p| principal.has(*p)) {
+        return Err(ApiError::forbidden("allowing an issuer to act as instance admins needs every permission"));
+    }
     let now = OffsetDateTime::now_utc();
     let row = JwtIssuerRow {
         id: uuid::Uuid::now_v7(),
@@ -167,6 +189,8 @@ async fn create_issuer(
         jit: req.jit,
         created_by: Some(principal.user.id),
         created_at: now,
+        domains,
+        allow_instance_roles: req.allow_instance_roles,
     };
     let mut tx = state.store.write().await?;
     if tx.jwt_issuers_named(&row.issuer).await?.iter().any(|r| r.audience == row.audience) {
@@ -176,6 +200,7 @@ async fn create_issuer(
     let event = AuditDraft::new("jwt_issuer.created", principal.actor(), TargetType::Instance, row.id).detail(json!({
         "issuer": row.issuer, "audience": row.audience, "jwks_url": row.jwks_url,
         "subject_claim": row.subject_claim, "email_claim": row.email_claim, "jit": row.jit,
+        "domains": row.domains, "allow_instance_roles": row.allow_instance_roles,
     }));
     commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(IssuerView::from(&row))))

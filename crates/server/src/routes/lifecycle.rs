@@ -277,6 +277,7 @@ pub(crate) async fn impersonate(
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot impersonate"));
     }
+    principal.may_mint()?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(ApiError::invalid("reason", "is required (1 to 1000 characters)"));
@@ -302,8 +303,8 @@ pub(crate) async fn impersonate(
         crate::extract::Credential::ApiToken(_) | crate::extract::Credential::Jwt(_) => None,
     };
     let mut expires_at = now + Duration::hours(1);
-    if let Some(p) = &parent {
-        expires_at = expires_at.min(p.expires_at);
+    if let Some(until) = principal.credential_expiry(tx.as_mut()).await? {
+        expires_at = expires_at.min(until);
     }
     let secret = new_secret(SecretKind::Session);
     let session = SessionRow {

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal, role_book};
+use crate::extract::{ApiJson, Principal};
 use crate::mail;
 use crate::state::{AppState, commit, instance_settings};
 use crate::twofactor::{new_recovery_codes, new_totp_secret, sealing_key};
@@ -199,10 +199,7 @@ async fn reset_totp(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-    let theirs = role_book(tx.as_mut()).await?.permissions_of(&target.instance_roles);
-    if !theirs.is_subset(&principal.permissions) {
-        return Err(ApiError::forbidden("you cannot reset two-factor of a user with permissions you do not hold"));
-    }
+    crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
     if !tx.delete_totp(id).await? {
         return Err(ApiError::not_found("two-factor enrolment"));
     }
@@ -233,6 +230,7 @@ async fn unlock_user(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+    crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
     let before = tx.lockout(id).await?;
     tx.put_lockout(id, &LockoutState::default(), now).await?;
     let event = AuditDraft::new("user.unlocked", principal.actor(), TargetType::User, id)

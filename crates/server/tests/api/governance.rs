@@ -443,3 +443,32 @@ async fn login_as_user_ends_with_the_impersonators_access_and_cannot_revoke_the_
     app.post(&format!("/api/v1/users/{support_id}/suspend"), &app.admin, json!({})).await.expect(200);
     app.get("/api/v1/me", &session).await.expect_problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn bulk_runs_every_operation_through_the_same_rule() {
+    let app = spawn_app().await;
+    let t = tenants(&app).await;
+    let token = scim_token(&app, Some(&t.a)).await;
+    let password = |id: &str| {
+        json!({"method": "PATCH", "path": format!("/Users/{id}"),
+            "data": patch_op(json!([{"op": "replace", "path": "password", "value": "a password the directory chose"}]))})
+    };
+    let body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            password(&t.sysadmin),
+            password(&t.shared),
+            {"method": "PATCH", "path": format!("/Users/{}", t.sysadmin),
+                "data": patch_op(json!([{"op": "replace", "path": "active", "value": true}]))},
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": scim_user("person@b.test", json!({"password": "a password from org A's side"}))},
+            password(&t.a_only),
+        ]
+    });
+    let reply = app.post("/scim/v2/Bulk", &token, body).await.expect(200);
+    let statuses: Vec<&str> =
+        reply["Operations"].as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, vec!["403", "403", "200", "409", "200"]);
+    let login = json!({"email": "second-root@a.test", "password": "a password the directory chose"});
+    assert_eq!(app.request(reqwest::Method::POST, "/api/v1/auth/login", None, Some(login)).await.status, 401);
+    assert!(!reply.to_string().contains(&t.b_only), "the 409 names no one");
+}

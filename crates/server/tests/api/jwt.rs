@@ -304,3 +304,51 @@ async fn issuers_are_managed_by_instance_managers_and_checked_on_the_way_in() {
     let types: Vec<String> = app.audit("").await.iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
     assert!(types.contains(&"jwt_issuer.created".to_owned()) && types.contains(&"jwt_issuer.deleted".to_owned()));
 }
+
+#[tokio::test]
+async fn an_issuer_acts_only_for_its_domains_and_never_as_an_instance_admin_unless_allowed() {
+    let app = spawn_app().await;
+    let key = TestKey::ed25519("scoped");
+    let body = json!({"issuer": ISSUER, "audience": AUDIENCE, "public_key_pem": key.pem(), "jit": true, "domains": ["acme.test"]});
+    let issuer = trust(&app, body).await;
+    assert_eq!(
+        (issuer["domains"].clone(), issuer["allow_instance_roles"].clone()),
+        (json!(["acme.test"]), json!(false))
+    );
+    let ada = app.user("ada@acme.test").await;
+    app.user("eve@elsewhere.test").await;
+    let root = app.me_id(&app.admin).await;
+    let admin = json!({"email": "ops@acme.test", "name": "Ops", "password": crate::helpers::PASSWORD, "instance_roles": ["admin"]});
+    let ops = app.post("/api/v1/users", &app.admin, admin).await.expect(201)["id"].as_str().unwrap().to_owned();
+
+    let ada_jwt = key.sign(&claims("s-ada", "ada@acme.test"));
+    assert_eq!(app.get("/api/v1/me", &ada_jwt).await.expect(200)["user"]["id"], ada.as_str());
+    // A token from an identity provider makes no Steward credential that would outlive it.
+    app.post("/api/v1/me/tokens", &ada_jwt, json!({"name": "minted"})).await.expect_problem(403, "forbidden");
+    for (sub, email) in
+        [("s-eve", "eve@elsewhere.test"), ("s-root", crate::helpers::ADMIN_EMAIL), ("s-new", "new@elsewhere.test")]
+    {
+        app.get("/api/v1/me", &key.sign(&claims(sub, email))).await.expect_problem(401, "unauthenticated");
+    }
+    app.get("/api/v1/me", &key.sign(&claims("s-ops", "ops@acme.test"))).await.expect_problem(401, "unauthenticated");
+    let refused = app.audit("&type=jwt.refused").await;
+    let reason_for = |id: &str| refused.iter().find(|e| e["target_id"] == id).map(|e| e["detail"]["reason"].clone());
+    assert_eq!(reason_for(&ops), Some(json!("instance_role")));
+    assert_eq!(reason_for(&root), Some(json!("outside_domains")));
+    let users = app.get("/api/v1/users?q=new%40elsewhere.test", &app.admin).await.expect(200);
+    assert!(users["items"].as_array().unwrap().is_empty(), "no one created outside the domains");
+
+    // Allowing instance admins takes every permission, and then the issuer may act as one.
+    let (_, narrow) = {
+        let body = json!({"email": "settings@acme.test", "name": "S", "password": crate::helpers::PASSWORD, "instance_roles": ["admin"]});
+        let id = app.post("/api/v1/users", &app.admin, body).await.expect(201)["id"].as_str().unwrap().to_owned();
+        (id, app.login("settings@acme.test", crate::helpers::PASSWORD).await)
+    };
+    let other = TestKey::ed25519("trusting");
+    let allowing = json!({"issuer": "http://127.0.0.1/other", "audience": AUDIENCE, "public_key_pem": other.pem(), "allow_instance_roles": true});
+    app.post("/api/v1/jwt-issuers", &narrow, allowing.clone()).await.expect_problem(403, "forbidden");
+    trust(&app, allowing).await;
+    let mut c = claims("s-ops", "ops@acme.test");
+    c["iss"] = json!("http://127.0.0.1/other");
+    assert_eq!(app.get("/api/v1/me", &other.sign(&c)).await.expect(200)["user"]["id"], ops.as_str());
+}

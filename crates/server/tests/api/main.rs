@@ -5,10 +5,12 @@
 mod audit;
 mod auth;
 mod authz;
+mod authz_targets;
 mod bad_input;
 mod bulk_cli;
 mod cli;
 mod crash;
+mod credentials;
 mod deprovision;
 mod email;
 mod erasure;

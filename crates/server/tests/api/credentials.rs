@@ -1,0 +1,102 @@
+//! Credentials never outlive or outrank what made them: a token made with an expiring token
+//! expires with it, a JWT makes no Steward credentials, and a password set by anyone but the user
+//! (a reset, an admin, a directory) ends every session and API token, while using one reset link
+//! voids the others.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::smtp::SmtpSink;
+
+fn parse_time(v: &serde_json::Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(v.as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// Equal to the microsecond Steward keeps.
+fn same_instant(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    (parse_time(a) - parse_time(b)).abs() < time::Duration::milliseconds(1)
+}
+
+#[tokio::test]
+async fn a_token_made_with_an_expiring_token_expires_with_it() {
+    let app = spawn_app().await;
+    let (id, session) = app.user_with_session("ada@cred.test").await;
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(20))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let parent =
+        app.post("/api/v1/me/tokens", &session, json!({"name": "short", "expires_at": soon})).await.expect(201);
+    let parent_token = parent["token"].as_str().unwrap();
+    let child = app.post("/api/v1/me/tokens", parent_token, json!({"name": "child"})).await.expect(201);
+    assert!(same_instant(&child["expires_at"], &parent["expires_at"]), "{child:#}");
+    let later = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let asked = app.post("/api/v1/me/tokens", parent_token, json!({"name": "longer", "expires_at": later})).await;
+    assert!(same_instant(&asked.expect(201)["expires_at"], &parent["expires_at"]));
+    // A session makes a token that lives as long as asked.
+    let free = app.post("/api/v1/me/tokens", &session, json!({"name": "free"})).await.expect(201);
+    assert!(free["expires_at"].is_null());
+
+    // An admin's impersonation through an expiring API token ends with that token.
+    let admin_token =
+        app.post("/api/v1/me/tokens", &app.admin, json!({"name": "ops", "expires_at": soon})).await.expect(201);
+    let imp = app
+        .post(
+            &format!("/api/v1/users/{id}/impersonate"),
+            admin_token["token"].as_str().unwrap(),
+            json!({"reason": "t"}),
+        )
+        .await
+        .expect(200);
+    assert!(parse_time(&imp["expires_at"]) <= parse_time(&admin_token["expires_at"]));
+}
+
+#[tokio::test]
+async fn a_password_set_by_anyone_but_the_user_ends_every_session_and_token() {
+    let (sink, url) = SmtpSink::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
+    let (id, session) = app.user_with_session("bea@cred.test").await;
+    let token = app.post("/api/v1/me/tokens", &session, json!({"name": "ci"})).await.expect(201);
+    let token = token["token"].as_str().unwrap().to_owned();
+    app.patch(&format!("/api/v1/users/{id}"), &app.admin, json!({"password": "an admin chose this one"}))
+        .await
+        .expect(200);
+    app.get("/api/v1/me", &session).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &token).await.expect_problem(401, "unauthenticated");
+
+    // Two reset links: using the newer one voids the older, and revokes the new token too.
+    let session = app.login("bea@cred.test", "an admin chose this one").await;
+    let token = app.post("/api/v1/me/tokens", &session, json!({"name": "ci"})).await.expect(201);
+    let token = token["token"].as_str().unwrap().to_owned();
+    for _ in 0..2 {
+        app.request(Method::POST, "/api/v1/auth/password-reset", None, Some(json!({"email": "bea@cred.test"})))
+            .await
+            .expect(202);
+    }
+    let mails = sink.wait_for("bea@cred.test", 2).await;
+    let links: Vec<String> = mails.iter().filter_map(|m| m.link_token("/reset/")).collect();
+    assert_eq!(links.len(), 2);
+    reset(&app, &links[1]).await.expect(204);
+    app.get("/api/v1/me", &session).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &token).await.expect_problem(401, "unauthenticated");
+    reset(&app, &links[0]).await.expect_problem(404, "not_found");
+    app.login("bea@cred.test", "my very own password").await;
+}
+
+async fn reset(app: &TestApp, link: &str) -> Reply {
+    let path = format!("/api/v1/auth/password-reset/{link}");
+    app.request(Method::POST, &path, None, Some(json!({"password": "my very own password"}))).await
+}
+
+#[tokio::test]
+async fn a_made_up_reset_link_costs_no_password_hashing() {
+    let app = spawn_app().await;
+    let path = "/api/v1/auth/password-reset/stw_setup_made-up";
+    let before = app.state.passwords.computed();
+    app.request(Method::POST, path, None, Some(json!({"password": "a password nobody needs"})))
+        .await
+        .expect_problem(404, "not_found");
+    assert_eq!(app.state.passwords.computed(), before, "nothing was hashed for a link that does not exist");
+}
