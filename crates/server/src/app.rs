@@ -179,7 +179,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::setup::router())
         .merge(crate::pages::router(state.clone()))
-        .merge(routes::sso::browser_router())
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))

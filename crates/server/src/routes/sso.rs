@@ -622,7 +622,18 @@ async fn callback(
             commit(tx, vec![event], now).await?;
             let status =
                 if refusal.code == "sso_unavailable" { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
-            ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason)).into_response()
+            let wants_page = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+            if wants_page {
+                // A person's browser gets a page of the instance saying why.
+                let message = format!("Single sign-on refused this sign-in: {}.", refusal.reason);
+                crate::pages::PageError::Status(status, message).into_response()
+            } else {
+                ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason))
+                    .into_response()
+            }
         }
     };
     response.headers_mut().append(header::SET_COOKIE, state_cookie(&state, "", 0));

@@ -108,6 +108,18 @@ impl Browser {
         Browser { client, jar: HashMap::new() }
     }
 
+    /// A browser that asks for pages, as a person's does.
+    fn html() -> Self {
+        let mut accept = reqwest::header::HeaderMap::new();
+        accept.insert("accept", reqwest::header::HeaderValue::from_static("text/html,application/xhtml+xml"));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(accept)
+            .build()
+            .unwrap();
+        Browser { client, jar: HashMap::new() }
+    }
+
     async fn go(&mut self, method: Method, url: Url, form: Option<Vec<(String, String)>>) -> Page {
         let jar = self.jar.entry(authority(&url)).or_default();
         let mut req = self.client.request(method, url.clone());
@@ -451,10 +463,15 @@ async fn an_orgs_connection_signs_in_only_the_people_that_org_alone_holds() {
         assert_eq!((page.status, problem_code(&page).as_str()), (401, "sso_not_governed"), "{login}: {}", page.body);
         assert!(session_cookie(&page).is_none());
     }
+    // A person sees the refusal as a page of the instance.
+    let page = Browser::html().sign_in(&app, &start, "bob").await;
+    assert_eq!(page.status, 401);
+    assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.body.contains("does not alone hold"), "{}", page.body);
     assert_eq!(app.memberships(&ada).await, vec![(acme.clone(), "member".to_owned(), false)], "no role mapped");
     assert_eq!(app.memberships(&bob).await, vec![(beta.clone(), "member".to_owned(), false)], "not pulled into Acme");
     let refusals = app.audit("&type=sso.refused").await;
-    assert_eq!(refusals.len(), 2);
+    assert_eq!(refusals.len(), 3);
     assert!(refusals.iter().all(|e| e["detail"]["code"] == "sso_not_governed"));
 
     // A person created just in time joins Acme and is Acme's.
