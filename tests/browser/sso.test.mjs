@@ -120,7 +120,9 @@ test('once deactivated, the same person is refused and not created again', async
   assert.equal(off.status, 200);
   await signInThroughTheProvider('grace');
   assert.equal(new URL(page.url()).pathname, '/sso/callback');
-  assert.match(await page.locator('body').innerText(), /sso_user_inactive/);
+  // A person is told on a page of the instance, not with a JSON document.
+  assert.match(await page.locator('h1').innerText(), /Unauthorized \(401\)/);
+  assert.match(await page.locator('body').innerText(), /Single sign-on refused this sign-in: the user is deactivated/);
   const again = await api('GET', '/users?q=grace%40sso.example');
   assert.equal(again.body.items.length, 1);
   assert.equal(again.body.items[0].status, 'deactivated');

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
 
 use crate::DomainError;
 
@@ -20,10 +21,14 @@ const MAX_LOCAL: usize = 64;
 const MAX_LABEL: usize = 63;
 
 impl Email {
-    /// Parses an address as typed by a person or sent by an identity provider.
+    /// Parses an address as typed by a person or sent by an identity provider. It is taken in
+    /// Unicode's compatibility form (NFKC), so that `ｏwner@…` (full-width) is `owner@…`, and a
+    /// local part or domain label that mixes scripts (a Cyrillic `о` among Latin letters) is refused:
+    /// look-alikes cannot become separate accounts.
     pub fn parse(input: &str) -> Result<Self, DomainError> {
         let bad = |message: &str| DomainError::invalid("email", message);
-        let s = input.trim();
+        let normalized: String = input.trim().nfkc().collect();
+        let s = normalized.trim();
         if s.is_empty() {
             return Err(bad("is empty"));
         }
@@ -41,6 +46,10 @@ impl Email {
             local.chars().all(|c| c.is_alphanumeric() || (c.is_ascii_punctuation() && !"\"(),:;<>[\\]".contains(c)));
         if !local_ok {
             return Err(bad("has a character that is not allowed in the local part"));
+        }
+        // Per label: an internationalized name under a Latin top-level domain is one script each.
+        if mixes_scripts(local) || domain.split('.').any(mixes_scripts) {
+            return Err(bad("mixes letters of different scripts, as look-alike addresses do"));
         }
         let domain = domain.to_lowercase();
         let labels: Vec<&str> = domain.split('.').collect();
@@ -76,6 +85,55 @@ impl Email {
     }
 }
 
+/// The writing systems letters are told apart by; digits, punctuation and symbols belong to none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Script {
+    Latin,
+    Greek,
+    Cyrillic,
+    Armenian,
+    Hebrew,
+    Arabic,
+    /// Chinese, Japanese and Korean, which mix among themselves.
+    Cjk,
+    /// Any other alphabetic block, by its 128-character block.
+    Other(u32),
+}
+
+fn script(c: char) -> Option<Script> {
+    if !c.is_alphabetic() {
+        return None;
+    }
+    let n = c as u32;
+    Some(match n {
+        0x0041..=0x024F | 0x0250..=0x02AF | 0x1D00..=0x1DBF | 0x1E00..=0x1EFF | 0x2C60..=0x2C7F | 0xA720..=0xA7FF => {
+            Script::Latin
+        }
+        0x0370..=0x03FF | 0x1F00..=0x1FFF => Script::Greek,
+        0x0400..=0x052F | 0x1C80..=0x1C8F | 0x2DE0..=0x2DFF | 0xA640..=0xA69F => Script::Cyrillic,
+        0x0530..=0x058F => Script::Armenian,
+        0x0590..=0x05FF => Script::Hebrew,
+        0x0600..=0x06FF | 0x0750..=0x077F | 0x08A0..=0x08FF => Script::Arabic,
+        0x1100..=0x11FF | 0x3040..=0x30FF | 0x3130..=0x318F | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xAC00..=0xD7AF => {
+            Script::Cjk
+        }
+        _ => Script::Other(n >> 7),
+    })
+}
+
+/// Whether `text` holds letters of more than one script.
+fn mixes_scripts(text: &str) -> bool {
+    let mut seen = None;
+    for s in text.chars().filter_map(script) {
+        match seen {
+            None => seen = Some(s),
+            Some(first) if first != s => return true,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 impl PartialEq for Email {
     fn eq(&self, other: &Self) -> bool {
         self.key() == other.key()
@@ -107,6 +165,23 @@ mod tests {
         assert_eq!(e.as_str(), "Ada.Lovelace@example.com");
         assert_eq!(e.key(), "ada.lovelace@example.com");
         assert_eq!(e, Email::parse("ADA.LOVELACE@example.com").unwrap());
+    }
+
+    #[test]
+    fn look_alikes_are_the_same_address_or_refused() {
+        let plain = Email::parse("ownerb@acme.test").unwrap();
+        assert_eq!(Email::parse("\u{FF4F}wnerb@acme.test").unwrap(), plain, "full-width o is o");
+        assert_eq!(Email::parse("ownerb@\u{FF41}cme.test").unwrap(), plain, "full-width a in the domain too");
+        for mixed in ["\u{043E}wnerb@acme.test", "ownerb@\u{0430}cme.test", "p\u{03B1}ypal@acme.test"] {
+            assert!(Email::parse(mixed).is_err(), "{mixed:?} mixes scripts");
+        }
+        for whole in [
+            "\u{0438}\u{0432}\u{0430}\u{043D}@\u{043F}\u{0440}\u{0438}\u{043C}\u{0435}\u{0440}.test",
+            "jos\u{00E9}@acme.test",
+            "\u{7530}\u{4E2D}\u{3055}\u{3093}@acme.test",
+        ] {
+            assert!(Email::parse(whole).is_ok(), "{whole:?} is in one script");
+        }
     }
 
     #[test]

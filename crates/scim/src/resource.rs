@@ -13,6 +13,18 @@ const COMMON: &[&str] = &["schemas", "id", "meta"];
 
 /// The `externalId` common attribute, which clients write.
 pub const EXTERNAL_ID: &str = "externalId";
+/// The longest string attribute Steward keeps, in characters.
+pub const MAX_STRING_CHARS: usize = 2048;
+/// The most values a multi-valued attribute may hold.
+pub const MAX_VALUES: usize = 100;
+
+/// Err(`invalidValue`) for a string longer than [`MAX_STRING_CHARS`].
+fn bounded(name: &str, s: &str) -> Result<(), ScimError> {
+    if s.chars().count() > MAX_STRING_CHARS {
+        return Err(ScimError::invalid_value(format!("{name} is longer than {MAX_STRING_CHARS} characters")));
+    }
+    Ok(())
+}
 
 /// Checks a whole resource a client sent (POST, PUT) and returns it with canonical names, read-only
 /// attributes dropped, and unknown attributes ignored (as identity providers send more than a
@@ -44,6 +56,7 @@ fn put_top(out: &mut Map<String, Value>, key: &str, value: &Value, attrs: &[Attr
         match value {
             Value::Null => {}
             Value::String(s) => {
+                bounded(EXTERNAL_ID, s)?;
                 out.insert(EXTERNAL_ID.to_owned(), Value::String(s.clone()));
             }
             _ => return Err(ScimError::invalid_value("externalId must be a string")),
@@ -92,6 +105,9 @@ fn coerce(attr: &Attr, value: &Value) -> Result<Option<Value>, ScimError> {
             // One value where a list belongs: taken as a list of one.
             other => vec![other.clone()],
         };
+        if items.len() > MAX_VALUES {
+            return Err(ScimError::invalid_value(format!("{} holds more than {MAX_VALUES} values", attr.name)));
+        }
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
             if let Some(v) = coerce_single(attr, item)? {
@@ -111,7 +127,10 @@ fn coerce_single(attr: &Attr, value: &Value) -> Result<Option<Value>, ScimError>
     let wrong = || ScimError::invalid_value(format!("{} has the wrong type", attr.name));
     match (attr.ty, value) {
         (_, Value::Null) => Ok(None),
-        (Type::String | Type::Reference | Type::DateTime, Value::String(s)) => Ok(Some(Value::String(s.clone()))),
+        (Type::String | Type::Reference | Type::DateTime, Value::String(s)) => {
+            bounded(attr.name, s)?;
+            Ok(Some(Value::String(s.clone())))
+        }
         (Type::Boolean, Value::Bool(b)) => Ok(Some(Value::Bool(*b))),
         // Entra ID sends booleans as "True" and "False".
         (Type::Boolean, Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(Value::Bool(true))),
@@ -131,6 +150,9 @@ fn coerce_single(attr: &Attr, value: &Value) -> Result<Option<Value>, ScimError>
         }
         // A bare value for a multi-valued complex attribute is its `value`.
         (Type::Complex, Value::String(_) | Value::Bool(_) | Value::Number(_)) if find(attr.sub, "value").is_some() => {
+            if let Value::String(s) = value {
+                bounded(attr.name, s)?;
+            }
             let mut out = Map::new();
             out.insert("value".into(), value.clone());
             Ok(Some(Value::Object(out)))

@@ -11,6 +11,7 @@ pub mod governance;
 pub mod hot;
 pub mod jwt;
 pub mod mail;
+pub mod outbound;
 pub mod pages;
 pub mod remote;
 pub mod routes;
@@ -96,10 +97,19 @@ impl Server {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let throttle_state = self.state.clone();
         let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
-                throttle_state.throttle.prune();
+                // Histograms keep their samples until drained: drained here, every few seconds,
+                // so memory stays flat whether or not anyone scrapes /metrics.
+                if let Some(metrics) = &throttle_state.metrics {
+                    metrics.run_upkeep();
+                }
+                ticks += 1;
+                if ticks.is_multiple_of(12) {
+                    throttle_state.throttle.prune();
+                }
             }
         });
         let invalidator = self.state.store.changes().map(|mut changes| {

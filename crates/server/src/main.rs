@@ -284,8 +284,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 None => Box::new(tokio::io::stdout()),
             };
-            let mut stream =
-                std::pin::pin!(steward::routes::erasure::export_stream(store, org, time::OffsetDateTime::now_utc()));
+            let mut stream = std::pin::pin!(steward::routes::erasure::export_stream(
+                store,
+                org,
+                time::OffsetDateTime::now_utc(),
+                None
+            ));
             while let Some(chunk) = stream.next().await {
                 out.write_all(&chunk?).await?;
             }

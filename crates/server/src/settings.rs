@@ -96,6 +96,20 @@ impl InstanceSettings {
         if name_len == 0 || name_len > 200 {
             return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
         }
+        // These names reach log lines and email headers: a line break would split them.
+        let texts = [
+            ("name", Some(&self.name)),
+            ("branding.product_name", self.branding.product_name.as_ref()),
+            ("branding.logo_url", self.branding.logo_url.as_ref()),
+        ];
+        for (field, text) in texts {
+            if text.is_some_and(|t| t.chars().any(char::is_control)) {
+                return Err(ApiError::invalid(field, "must not contain control characters such as line breaks"));
+            }
+        }
+        if self.branding.product_name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+            return Err(ApiError::invalid("branding.product_name", "must be at most 200 characters"));
+        }
         if let Some(c) = &self.branding.primary_color {
             let ok = c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|c| c.is_ascii_hexdigit());
             if !ok {

@@ -69,14 +69,9 @@ pub struct SsoState {
 
 impl Default for SsoState {
     fn default() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            // Calls are rare; a pooled connection the provider closed meanwhile would fail one.
-            .pool_max_idle_per_host(0)
-            .user_agent("Steward")
-            .build()
-            .unwrap_or_default();
+        // No redirects: a provider's https endpoint cannot hand Steward on to plain http or to
+        // another host, and every URL Steward calls is one it checked.
+        let http = crate::outbound::client("Steward", Duration::from_secs(10), false);
         SsoState {
             http,
             jwks: Default::default(),
@@ -126,7 +121,7 @@ impl SsoState {
         if bytes.len() > MAX_DOCUMENT_BYTES {
             return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
         }
-        serde_json::from_slice(&bytes).map_err(|e| format!("{url} is not JSON: {e}"))
+        serde_json::from_slice(&bytes).map_err(|_| format!("{url} did not answer JSON"))
     }
 
     /// The keys published at `url`: cached for an hour, fetched again when `kid` is not among
@@ -170,16 +165,22 @@ impl SsoState {
             return Ok(doc.clone());
         }
         let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let doc: Discovery =
-            serde_json::from_value(self.get_json(&url).await?).map_err(|e| format!("discovery document: {e}"))?;
+        // What was fetched is never repeated in an error: it may be anything the URL answered.
+        let doc: Discovery = serde_json::from_value(self.get_json(&url).await?)
+            .map_err(|_| format!("{url} is not an OpenID Connect discovery document"))?;
         if doc.issuer != issuer {
-            return Err(format!("the discovery document names issuer {:?}, not {issuer:?}", doc.issuer));
+            return Err(format!("the discovery document at {url} names another issuer than {issuer:?}"));
         }
-        for endpoint in [&doc.authorization_endpoint, &doc.token_endpoint, &doc.jwks_uri] {
-            check_provider_url(endpoint).map_err(|e| format!("{endpoint} {e}"))?;
-        }
-        if let Some(u) = &doc.userinfo_endpoint {
-            check_provider_url(u).map_err(|e| format!("{u} {e}"))?;
+        let named = [
+            ("authorization_endpoint", Some(&doc.authorization_endpoint)),
+            ("token_endpoint", Some(&doc.token_endpoint)),
+            ("jwks_uri", Some(&doc.jwks_uri)),
+            ("userinfo_endpoint", doc.userinfo_endpoint.as_ref()),
+        ];
+        for (name, endpoint) in named {
+            if let Some(endpoint) = endpoint {
+                check_provider_url(endpoint).map_err(|e| format!("the discovery document's {name} {e}"))?;
+            }
         }
         map.insert(issuer.to_owned(), (doc.clone(), Instant::now()));
         Ok(doc)
@@ -316,7 +317,11 @@ impl ExternalIdentity {
         name_claim: &str,
     ) -> Option<ExternalIdentity> {
         let subject = jwt::claim_text(claims, subject_claim)?;
-        let verified = claims.get("email_verified").is_none_or(|v| v != &Value::Bool(false));
+        // Read strictly: a stated value counts only as `true` or "true"; "false", 0 or anything
+        // else is not verified. A provider that states nothing is taken at its word.
+        let verified = claims
+            .get("email_verified")
+            .is_none_or(|v| *v == Value::Bool(true) || v.as_str().is_some_and(|s| s.eq_ignore_ascii_case("true")));
         let email = email_claim
             .and_then(|c| jwt::claim_text(claims, c))
             .filter(|_| verified)
@@ -593,6 +598,27 @@ mod tests {
     use super::*;
     use ring::rand::SystemRandom;
     use ring::signature::{Ed25519KeyPair, KeyPair};
+
+    #[test]
+    fn an_email_counts_as_verified_only_when_the_claim_says_true() {
+        let with = |verified: Option<Value>| {
+            let mut claims = Map::new();
+            claims.insert("sub".into(), json!("s1"));
+            claims.insert("email".into(), json!("ada@acme.test"));
+            if let Some(v) = verified {
+                claims.insert("email_verified".into(), v);
+            }
+            ExternalIdentity::from_claims("https://idp.test", &claims, "sub", Some("email"), "name").unwrap().email
+        };
+        for yes in [None, Some(json!(true)), Some(json!("true")), Some(json!("TRUE"))] {
+            assert!(with(yes.clone()).is_some(), "{yes:?}");
+        }
+        for no in
+            [json!(false), json!("false"), json!(0), json!(1), json!("yes"), json!(null), json!([true]), json!({})]
+        {
+            assert!(with(Some(no.clone())).is_none(), "{no:?}");
+        }
+    }
 
     fn key(kid: &str) -> (Ed25519KeyPair, PublicKey) {
         let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();

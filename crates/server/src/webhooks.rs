@@ -123,22 +123,9 @@ pub fn signature(secret: &str, id: &str, timestamp: i64, body: &str) -> String {
     format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
 }
 
-fn private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
-        }
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-/// Checks an endpoint URL: http(s) with a host; with `deny_private`, a host that resolves only to
-/// public addresses.
+/// Checks an endpoint URL: http(s) with a host; with `deny_private`, a numeric host that is
+/// public and a name that resolves to public addresses only (`crate::outbound`). Deliveries
+/// check again at the address they connect to.
 pub async fn check_url(url: &str, deny_private: bool) -> ApiResult<reqwest::Url> {
     let parsed = reqwest::Url::parse(url).map_err(|e| ApiError::invalid("url", e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
@@ -148,6 +135,8 @@ pub async fn check_url(url: &str, deny_private: bool) -> ApiResult<reqwest::Url>
         return Err(ApiError::invalid("url", "must not carry credentials"));
     }
     if deny_private {
+        let refused = |why: String| ApiError::invalid("url", format!("{why}; the instance policy refuses it"));
+        crate::outbound::check_host(&parsed).map_err(refused)?;
         let host = parsed.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
         let port = parsed.port_or_known_default().unwrap_or(443);
         let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
@@ -155,8 +144,11 @@ pub async fn check_url(url: &str, deny_private: bool) -> ApiResult<reqwest::Url>
             .map_err(|_| ApiError::invalid("url", "the host does not resolve"))?
             .map(|a| a.ip())
             .collect();
-        if addrs.is_empty() || addrs.into_iter().any(private) {
-            return Err(ApiError::invalid("url", "private and loopback addresses are refused by the instance policy"));
+        if let Some(why) = addrs.iter().find_map(|a| crate::outbound::non_public(*a)) {
+            return Err(refused(format!("resolves to a non-public address ({why})")));
+        }
+        if addrs.is_empty() {
+            return Err(ApiError::invalid("url", "the host does not resolve"));
         }
     }
     Ok(parsed)
@@ -176,7 +168,24 @@ pub fn backoff(attempts: i64) -> i64 {
 }
 
 /// Delivers what is due; returns how many attempts were made.
-pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::Result<usize> {
+/// The delivery clients: one that connects anywhere, one that connects to public addresses only
+/// (for the instance policy `webhook_deny_private`). Neither follows redirects.
+pub struct DeliveryClients {
+    open: reqwest::Client,
+    public_only: reqwest::Client,
+}
+
+impl Default for DeliveryClients {
+    fn default() -> Self {
+        let timeout = Duration::from_secs(10);
+        DeliveryClients {
+            open: crate::outbound::client("Steward-Webhooks/1", timeout, false),
+            public_only: crate::outbound::client("Steward-Webhooks/1", timeout, true),
+        }
+    }
+}
+
+pub async fn deliver_due(state: &AppState, clients: &DeliveryClients) -> anyhow::Result<usize> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let lease = time::Duration::seconds(state.config.webhook_lease_secs.clamp(1, 3600) as i64);
@@ -195,11 +204,13 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::
         tx.rollback().await?;
         s
     };
+    let deny_private = settings.policies.webhook_deny_private;
+    let client = if deny_private { &clients.public_only } else { &clients.open };
     for d in &due {
         let now = OffsetDateTime::now_utc();
         let outcome = match hooks.iter().find(|h| h.id == d.webhook_id) {
             None => Err((None, "the endpoint was removed".to_owned(), true)),
-            Some(hook) => match check_url(&hook.url, settings.policies.webhook_deny_private).await {
+            Some(hook) => match check_url(&hook.url, deny_private).await {
                 Err(e) => Err((None, e.problem().detail, true)),
                 Ok(url) => {
                     let ts = now.unix_timestamp();
@@ -250,20 +261,9 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> anyhow::
 
 /// Runs the delivery worker, looking for due deliveries every `poll`.
 pub async fn run_worker(state: AppState, poll: Duration) {
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(10))
-        .user_agent("Steward-Webhooks/1")
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the webhook client");
-            return;
-        }
-    };
+    let clients = DeliveryClients::default();
     loop {
-        match deliver_due(&state, &client).await {
+        match deliver_due(&state, &clients).await {
             Ok(n) if n > 0 => continue,
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "webhook worker"),

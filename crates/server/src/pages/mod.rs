@@ -541,11 +541,23 @@ pub fn copy_cookies(from: &Response, to: &mut Response) {
     }
 }
 
-/// A local path to go back to, or `fallback` when `next` could lead off-site.
+/// A local path to go back to, or `fallback` when `next` could lead off-site. `next` is read
+/// as a browser reads a location (the WHATWG URL rules: tabs and newlines dropped, backslashes
+/// taken as slashes), and only a result on this site's own origin is kept, as that parser
+/// serialized it.
 pub fn local_path(next: Option<&str>, fallback: &str) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://") => {
-            n.to_owned()
+    let Some(next) = next.filter(|n| n.starts_with(['/', '\\'])) else { return fallback.to_owned() };
+    let Ok(base) = reqwest::Url::parse("https://steward.invalid/") else { return fallback.to_owned() };
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() => {
+            let mut path = url.path().to_owned();
+            if let Some(q) = url.query() {
+                path = format!("{path}?{q}");
+            }
+            if let Some(f) = url.fragment() {
+                path = format!("{path}#{f}");
+            }
+            path
         }
         _ => fallback.to_owned(),
     }
@@ -636,4 +648,34 @@ pub fn when(t: &time::OffsetDateTime) -> String {
 pub fn when_text(t: &str) -> String {
     time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
         .map_or_else(|_| t.into(), |t| when(&t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn a_redirect_target_stays_on_this_site_as_a_browser_reads_it() {
+        for (next, kept) in
+            [("/admin/users?q=ada", "/admin/users?q=ada"), ("/app#teams", "/app#teams"), ("/a/../admin", "/admin")]
+        {
+            assert_eq!(local_path(Some(next), "/fallback"), kept, "{next:?}");
+        }
+        for off_site in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "\\/evil.example",
+            "/\r\n/evil.example/x",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "evil.example",
+            "",
+        ] {
+            assert_eq!(local_path(Some(off_site), "/fallback"), "/fallback", "{off_site:?}");
+        }
+        assert_eq!(local_path(None, "/fallback"), "/fallback");
+    }
 }

@@ -86,6 +86,7 @@ async fn next_chunk(
     org: OrgId,
     stage: Stage,
     now: OffsetDateTime,
+    audit_since: Option<OffsetDateTime>,
 ) -> Result<(Vec<u8>, Stage), std::io::Error> {
     let io = |e: steward_store::StoreError| std::io::Error::other(e.to_string());
     let mut tx = store.read().await.map_err(io)?;
@@ -167,7 +168,13 @@ async fn next_chunk(
             Stage::Audit(None)
         }
         Stage::Audit(before) => {
-            let filter = AuditFilter { org_id: Some(org), before_seq: before, limit: PAGE, ..Default::default() };
+            let filter = AuditFilter {
+                org_id: Some(org),
+                since: audit_since,
+                before_seq: before,
+                limit: PAGE,
+                ..Default::default()
+            };
             let page = tx.list_audit(&filter).await.map_err(io)?;
             for (i, e) in page.iter().enumerate() {
                 out.extend(json_line(before.is_none() && i == 0, &AuditEventView::from(e))?);
@@ -186,11 +193,13 @@ async fn next_chunk(
     Ok((out, next))
 }
 
-/// The org's bundle as a stream of JSON chunks, read a page at a time.
+/// The org's bundle as a stream of JSON chunks, read a page at a time; its audit events only
+/// from `audit_since` on, when given.
 pub fn export_stream(
     store: Arc<dyn Store>,
     org: OrgId,
     now: OffsetDateTime,
+    audit_since: Option<OffsetDateTime>,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> {
     futures_util::stream::unfold(Some(Stage::Head), move |stage| {
         let store = store.clone();
@@ -199,7 +208,7 @@ pub fn export_stream(
             if matches!(stage, Stage::Done) {
                 return None;
             }
-            match next_chunk(store.as_ref(), org, stage, now).await {
+            match next_chunk(store.as_ref(), org, stage, now, audit_since).await {
                 Ok((bytes, next)) => Some((Ok(Bytes::from(bytes)), Some(next))),
                 Err(e) => Some((Err(e), None)),
             }
@@ -220,7 +229,10 @@ async fn export(State(state): State<AppState>, principal: Principal, Path(id): P
     if !allowed {
         return Err(ApiError::forbidden("the export is for the org's owner and for instance admins"));
     }
-    let stream = export_stream(state.store.clone(), access.org.id, state.clock.now());
+    // The bundle shows no more history than the org's own audit view does.
+    let now = state.clock.now();
+    let since = audit_window(&access.org, now);
+    let stream = export_stream(state.store.clone(), access.org.id, now, since);
     let filename = format!("attachment; filename=\"org-{}.json\"", access.org.id);
     Ok((
         [(header::CONTENT_TYPE, "application/json".to_owned()), (header::CONTENT_DISPOSITION, filename)],
@@ -317,6 +329,11 @@ async fn purge(
     }))
 }
 
+/// Where the org's license lets its audit history start (`audit_log_days`), if it limits it.
+fn audit_window(org: &steward_store::OrgRow, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    org.license.audit_log_days.map(|d| now - time::Duration::days(d.min(36_500) as i64))
+}
+
 /// The org's own audit events, newest first, for its owner and admins, limited to the license's
 /// `audit_log_days`.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", tag = "audit", params(("id" = String, Path), Page),
@@ -334,8 +351,7 @@ async fn org_audit(
     if !allowed {
         return Err(ApiError::forbidden("the org's audit log is for its owner and admins"));
     }
-    let since =
-        access.org.license.audit_log_days.map(|d| state.clock.now() - time::Duration::days(d.min(36_500) as i64));
+    let since = audit_window(&access.org, state.clock.now());
     let filter = AuditFilter {
         org_id: Some(access.org.id),
         since,

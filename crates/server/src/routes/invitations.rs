@@ -243,14 +243,25 @@ pub(crate) async fn accept_invitation(
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> ApiResult<Json<UserView>> {
     let gone = || ApiError::not_found("invitation (it may have expired or been used)");
-    let now = OffsetDateTime::now_utc();
+    let token_hash = secret_hash(&token);
+    let open = |i: &InvitationRow, now: OffsetDateTime| {
+        i.accepted_at.is_none() && i.cancelled_at.is_none() && i.expires_at > now
+    };
+    // The link is looked up before the password is hashed: a made-up link costs no hashing.
+    let mut tx = state.store.read().await?;
+    let found = tx.invitation_by_hash(&token_hash).await?;
+    tx.rollback().await?;
+    if !found.is_some_and(|i| open(&i, OffsetDateTime::now_utc())) {
+        return Err(gone());
+    }
     let hash = match &req.password {
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
     };
+    let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let inv = tx.invitation_by_hash(&secret_hash(&token)).await?.ok_or_else(gone)?;
-    if inv.accepted_at.is_some() || inv.cancelled_at.is_some() || inv.expires_at <= now {
+    let inv = tx.invitation_by_hash(&token_hash).await?.ok_or_else(gone)?;
+    if !open(&inv, now) {
         return Err(gone());
     }
     let mut user = tx.user(inv.user_id).await?.ok_or_else(gone)?;

@@ -364,7 +364,12 @@ impl ListParams {
     fn filter(&self) -> Result<Option<steward_scim::Filter>, ScimError> {
         self.filter
             .as_deref()
-            .map(|f| steward_scim::parse_filter(f).map_err(|e| ScimError::invalid_filter(format!("{f:?}: {e}"))))
+            .map(|f| {
+                // The answer quotes a filter only as far as a person needs to find the fault.
+                let quoted: String = f.chars().take(200).collect();
+                let more = if f.chars().count() > 200 { "…" } else { "" };
+                steward_scim::parse_filter(f).map_err(|e| ScimError::invalid_filter(format!("{quoted:?}{more}: {e}")))
+            })
             .transpose()
     }
 }

@@ -99,4 +99,9 @@ async fn a_made_up_reset_link_costs_no_password_hashing() {
         .await
         .expect_problem(404, "not_found");
     assert_eq!(app.state.passwords.computed(), before, "nothing was hashed for a link that does not exist");
+    let path = "/api/v1/auth/invitations/stw_setup_made-up/accept";
+    app.request(Method::POST, path, None, Some(json!({"password": "a password nobody needs"})))
+        .await
+        .expect_problem(404, "not_found");
+    assert_eq!(app.state.passwords.computed(), before, "nor for a made-up invitation");
 }

@@ -249,6 +249,10 @@ async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
     let later = app.get(&path, &owner_token).await.expect(200);
     assert_eq!(later["items"], json!([]), "older events fall outside the license's window");
     assert!(!app.audit(&format!("&org_id={org}")).await.is_empty(), "the instance keeps everything");
+    // The export shows no more history than the audit view.
+    let exported = app.client.get(format!("{}/api/v1/orgs/{org}/export", app.base)).bearer_auth(&owner_token);
+    let bundle: Value = serde_json::from_str(&exported.send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(bundle["audit_events"], json!([]), "{bundle:#}");
 }
 
 fn steward_cli(app: &TestApp, args: &[&str]) -> std::process::Output {

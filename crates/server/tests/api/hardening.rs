@@ -252,3 +252,16 @@ async fn no_secret_reaches_the_logs() {
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
     assert!(!logged.contains(&hex));
 }
+
+#[tokio::test]
+async fn names_that_reach_logs_and_emails_take_no_line_breaks() {
+    let app = spawn_app().await;
+    for patch in [
+        json!({"name": "Acme\r\nX-Injected: yes"}),
+        json!({"branding": {"product_name": "Acme\nsecond line"}}),
+        json!({"name": "Tab\tbed"}),
+    ] {
+        app.patch("/api/v1/instance", &app.admin, patch).await.expect_problem(400, "validation_failed");
+    }
+    app.patch("/api/v1/instance", &app.admin, json!({"name": "Acme Cloud"})).await.expect(200);
+}

@@ -733,3 +733,16 @@ async fn the_users_list_filters_by_status() {
     let both = get(&app, "/admin/users?q=acme.example", &cookie).await;
     assert!(both.body.contains("still@acme.example") && both.body.contains("gone@acme.example"));
 }
+
+#[tokio::test]
+async fn a_next_parameter_that_a_browser_would_read_as_another_site_goes_home() {
+    let app = spawn_app().await;
+    let (cookie, _) = session(&app.admin);
+    for next in ["/%09/evil.example", "/%5Cevil.example", "%2F%2Fevil.example", "/%0A/evil.example"] {
+        let r = get(&app, &format!("/login?next={next}"), &cookie).await;
+        assert_eq!(r.status, 303, "{next}");
+        assert_eq!(r.location, "/", "{next}");
+    }
+    let r = get(&app, "/login?next=/admin/users%3Fq%3Dada", &cookie).await;
+    assert_eq!(r.location, "/admin/users?q=ada");
+}

@@ -468,3 +468,27 @@ async fn the_total_of_an_unfiltered_list_leaves_out_hidden_anonymized_and_servic
     assert_eq!(page["totalResults"], 4);
     assert_eq!(page["Resources"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn string_attributes_and_echoed_input_are_bounded() {
+    let app = spawn_app().await;
+    let token = scim_token(&app, None).await;
+    let mut user = new_user("long", "long@acme.test");
+    user["externalId"] = json!("x".repeat(500_000));
+    let refused = app.post("/scim/v2/Users", &token, user.clone()).await.expect(400);
+    assert_eq!(refused["scimType"], "invalidValue");
+    user["externalId"] = json!("x".repeat(100));
+    user["title"] = json!("t".repeat(5_000));
+    assert_eq!(app.post("/scim/v2/Users", &token, user).await.expect(400)["scimType"], "invalidValue");
+    let found = app.get("/scim/v2/Users?filter=userName%20eq%20%22long%22", &token).await.expect(200);
+    assert_eq!(found["totalResults"], 0, "nothing was stored");
+
+    let filter = format!("userName eq \"{}\" and", "y".repeat(20_000));
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"], "filter": filter});
+    let bad = app.post("/scim/v2/Users/.search", &token, body).await.expect(400);
+    assert!(
+        bad.to_string().len() < 2_000,
+        "the error quotes a bounded part of the filter: {} bytes",
+        bad.to_string().len()
+    );
+}

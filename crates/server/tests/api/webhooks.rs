@@ -144,9 +144,34 @@ async fn endpoints_are_validated_and_only_for_webhook_managers() {
         app.post("/api/v1/webhooks", &app.admin, body).await.expect_problem(400, "validation_failed");
     }
     app.patch("/api/v1/instance", &app.admin, json!({"policies": {"webhook_deny_private": true}})).await.expect(200);
-    app.post("/api/v1/webhooks", &app.admin, json!({"url": "http://127.0.0.1:9/x", "events": ["*"]}))
-        .await
-        .expect_problem(400, "validation_failed");
+    for url in [
+        "http://127.0.0.1:9/x",
+        "http://localhost:9/x",
+        "http://[::ffff:127.0.0.1]:9/x",
+        "http://[::ffff:a9fe:a9fe]/latest/meta-data",
+        "http://[::127.0.0.1]:9/x",
+        "http://[64:ff9b::7f00:1]:9/x",
+        "http://100.64.0.1/x",
+        "http://0x7f.1:9/x",
+        "http://0177.0.0.1:9/x",
+        "http://2130706433:9/x",
+        "http://[fd00::1]/x",
+    ] {
+        app.post("/api/v1/webhooks", &app.admin, json!({"url": url, "events": ["*"]}))
+            .await
+            .expect_problem(400, "validation_failed");
+    }
+}
+
+#[tokio::test]
+async fn with_the_policy_on_a_hook_created_before_is_not_delivered_to_a_private_address() {
+    let app = spawn_app().await;
+    let (receiver, url) = Receiver::start(0).await;
+    hook(&app, &url, json!(["user.created"])).await;
+    app.patch("/api/v1/instance", &app.admin, json!({"policies": {"webhook_deny_private": true}})).await.expect(200);
+    app.user("someone@private.test").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(receiver.got.lock().unwrap().is_empty(), "nothing reached loopback");
 }
 
 #[tokio::test]
