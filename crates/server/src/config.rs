@@ -91,6 +91,11 @@ pub struct Config {
     pub tls_cert_file: Option<String>,
     /// The PEM private key of `tls_cert_file`.
     pub tls_key_file: Option<String>,
+    /// The Ed25519 key (base64 of 32 bytes, from `steward audit keygen`) that signs checkpoints
+    /// of the audit chain; kept outside the database. Without it the chain is not signed.
+    pub audit_key: Option<Secret>,
+    /// Seconds between checkpoints of the audit chain's head while events come in.
+    pub audit_checkpoint_secs: u64,
 }
 
 impl Default for Config {
@@ -123,6 +128,8 @@ impl Default for Config {
             secret_key: None,
             tls_cert_file: None,
             tls_key_file: None,
+            audit_key: None,
+            audit_checkpoint_secs: 10,
         }
     }
 }
@@ -155,6 +162,14 @@ impl Config {
             let text =
                 std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading STEWARD_SECRET_KEY_FILE: {e}"))?;
             config.secret_key = Some(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        }
+        if let Ok(path) = std::env::var("STEWARD_AUDIT_KEY_FILE") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| anyhow::anyhow!("reading STEWARD_AUDIT_KEY_FILE: {e}"))?;
+            config.audit_key = Some(Secret::new(text.trim()));
+        }
+        if let Some(key) = &config.audit_key {
+            crate::checkpoint::AuditKey::parse(key.expose()).map_err(|e| anyhow::anyhow!(e))?;
         }
         if config.secret_key.as_ref().is_some_and(|k| k.expose().len() < 32) {
             anyhow::bail!("secret_key must be at least 32 characters");

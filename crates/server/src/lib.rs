@@ -4,6 +4,7 @@
 pub mod app;
 pub mod archive;
 pub mod auth;
+pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -136,6 +137,24 @@ impl Server {
         let hooks =
             tokio::spawn(webhooks::run_worker(self.state.clone(), poll.min(std::time::Duration::from_millis(500))));
         let scheduler = tokio::spawn(scheduler::run(self.state.clone(), std::time::Duration::from_secs(1)));
+        let audit_key = self.state.config.audit_key.as_ref().map(|k| checkpoint::AuditKey::parse(k.expose()));
+        let checkpoints = match audit_key {
+            Some(Ok(key)) => {
+                let every = std::time::Duration::from_secs(self.state.config.audit_checkpoint_secs.max(1));
+                Some(tokio::spawn(checkpoint::run(self.state.store.clone(), key, every)))
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "the audit chain is not signed");
+                None
+            }
+            None => {
+                tracing::warn!(
+                    "no STEWARD_AUDIT_KEY: the audit chain is not signed, so whoever can write the database can \
+                     rewrite its history unseen (steward audit keygen makes a key)"
+                );
+                None
+            }
+        };
         let router = app::router(self.state);
         let result = match self.tls {
             Some(acceptor) => app::serve_tls(tls::TlsListener::new(self.listener, acceptor)?, router, shutdown).await,
@@ -146,6 +165,9 @@ impl Server {
         leases.abort();
         scheduler.abort();
         hooks.abort();
+        if let Some(task) = checkpoints {
+            task.abort();
+        }
         state::return_leases(&final_state, None).await;
         if let Some(task) = invalidator {
             task.abort();

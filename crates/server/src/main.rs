@@ -137,12 +137,25 @@ enum AdminCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain: exit 0 when intact, 1 with the first bad event otherwise.
+    /// Check the hash chain and, with STEWARD_AUDIT_KEY, its signed checkpoints: exit 0 when
+    /// intact, 1 with what is wrong otherwise.
     Verify {
         /// Archive files to check first, oldest first; the database then continues from them.
         #[arg(long)]
         archive: Vec<PathBuf>,
+        /// A checkpoint exported earlier (`steward audit checkpoint`): no event it covers may
+        /// have been rewritten or removed.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
     },
+    /// Sign the chain's current head (with STEWARD_AUDIT_KEY) and write the checkpoint, to keep
+    /// outside the database.
+    Checkpoint {
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Print a new key for STEWARD_AUDIT_KEY.
+    Keygen,
     /// Write the audit log of a running Steward (STEWARD_URL, STEWARD_TOKEN) as JSON lines.
     Export {
         #[arg(long)]
@@ -232,19 +245,64 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("created {} ({})", user.email, user.id);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Audit { command: AuditCommand::Verify { archive } } => {
+        Command::Audit { command: AuditCommand::Verify { archive, checkpoint } } => {
             let store = steward::open_store(&config).await?;
             let (check, archived) = steward::archive::verify_with_archives(store.as_ref(), &archive).await?;
-            match check.first_bad_seq() {
-                None => {
-                    println!("audit chain intact: {} events ({archived} from archives)", check.checked() + archived);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some(seq) => {
-                    println!("audit chain broken at event {seq} ({} events read)", check.checked());
-                    Ok(ExitCode::from(1))
-                }
+            if let Some(seq) = check.first_bad_seq() {
+                println!("audit chain broken at event {seq} ({} events read)", check.checked());
+                return Ok(ExitCode::from(1));
             }
+            println!("audit chain intact: {} events ({archived} from archives)", check.checked() + archived);
+            let exported = match &checkpoint {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                    Some(serde_json::from_str::<steward::checkpoint::Checkpoint>(&text).context("the checkpoint")?)
+                }
+                None => None,
+            };
+            let Some(key) = audit_key(&config)? else {
+                anyhow::ensure!(exported.is_none(), "checking a checkpoint needs STEWARD_AUDIT_KEY");
+                println!(
+                    "checkpoints NOT checked: no STEWARD_AUDIT_KEY, so whoever can write the database could have \
+                     rewritten the chain unseen"
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            let problems = steward::checkpoint::verify(store.as_ref(), &key, exported.as_ref()).await?;
+            if problems.is_empty() {
+                println!("signed checkpoints hold (key {})", key.id());
+                Ok(ExitCode::SUCCESS)
+            } else {
+                for p in &problems {
+                    println!("{p}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+        Command::Audit { command: AuditCommand::Checkpoint { output } } => {
+            let key = audit_key(&config)?.context("signing a checkpoint needs STEWARD_AUDIT_KEY")?;
+            let store = steward::open_store(&config).await?;
+            // The latest checkpoint a running Steward signed; one is signed here only when there
+            // is none yet (Steward never ran with this key).
+            let mut tx = store.read().await?;
+            let kept = tx.audit_checkpoints().await?;
+            tx.rollback().await?;
+            let kept = kept.into_iter().filter(|c| c.kind == "head" && c.key_id == key.id()).max_by_key(|c| c.seq);
+            let latest = match kept {
+                Some(c) => Some(steward::checkpoint::Checkpoint::from(c)),
+                None => steward::checkpoint::sign_head(store.as_ref(), &key).await?,
+            };
+            let latest = latest.context("the audit log is empty: nothing to sign")?;
+            let text = serde_json::to_string_pretty(&latest)? + "\n";
+            match output {
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{text}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit { command: AuditCommand::Keygen } => {
+            println!("{}", steward::checkpoint::AuditKey::generate().map_err(|e| anyhow::anyhow!(e))?);
+            Ok(ExitCode::SUCCESS)
         }
         Command::Audit { command: AuditCommand::Archive { output } } => {
             let store = steward::open_store(&config).await?;
@@ -260,6 +318,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let cutoff = now - time::Duration::days(i64::from(days));
             let file = output.unwrap_or_else(|| PathBuf::from(format!("audit-archive-{}.jsonl", now.unix_timestamp())));
             let done = steward::archive::archive(store.as_ref(), cutoff, &file).await?;
+            // The new anchor is signed, so that a forged one is told apart from an archiving.
+            if let (Some(key), Some(_)) = (audit_key(&config)?, done.through_seq) {
+                let mut tx = store.read().await?;
+                let anchor = tx.audit_anchor().await?;
+                tx.rollback().await?;
+                if let Some((seq, hash)) = anchor {
+                    steward::checkpoint::keep(store.as_ref(), &key, seq, "anchor", &hash).await?;
+                }
+            }
             match done.through_seq {
                 Some(seq) => println!("archived {} events through {seq} to {}", done.events, file.display()),
                 None => {
@@ -395,4 +462,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The audit key of the configuration, if one is set.
+fn audit_key(config: &Config) -> anyhow::Result<Option<steward::checkpoint::AuditKey>> {
+    config
+        .audit_key
+        .as_ref()
+        .map(|k| steward::checkpoint::AuditKey::parse(k.expose()).map_err(|e| anyhow::anyhow!(e)))
+        .transpose()
 }

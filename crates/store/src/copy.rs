@@ -17,6 +17,7 @@ const TABLES: &[&str] = &[
     "api_tokens",
     "audit_anchor",
     "audit_events",
+    "audit_checkpoints",
     "instance_settings",
     "instance_secrets",
     "idempotency_keys",

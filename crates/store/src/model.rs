@@ -153,6 +153,18 @@ pub struct ApiTokenRow {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// A signed checkpoint of the audit chain, as kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub seq: i64,
+    /// `head` (the chain's head at `at`) or `anchor` (where an archiving left the chain).
+    pub kind: String,
+    pub hash: String,
+    pub at: OffsetDateTime,
+    pub key_id: String,
+    pub signature: String,
+}
+
 /// Which audit events a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

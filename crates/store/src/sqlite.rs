@@ -1353,6 +1353,43 @@ impl Audit for SqliteTx {
         Ok(result.rows_affected())
     }
 
+    async fn insert_audit_checkpoint(&mut self, c: &CheckpointRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (seq, kind, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (seq, kind) DO NOTHING",
+        )
+        .bind(c.seq)
+        .bind(&c.kind)
+        .bind(&c.hash)
+        .bind(micros(c.at))
+        .bind(&c.key_id)
+        .bind(&c.signature)
+        .execute(self.conn().await?)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>> {
+        let rows =
+            sqlx::query("SELECT seq, kind, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, kind")
+                .fetch_all(self.conn().await?)
+                .await
+                .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckpointRow {
+                    seq: get(r, "seq")?,
+                    kind: get(r, "kind")?,
+                    hash: get(r, "hash")?,
+                    at: from_micros(get(r, "at")?)?,
+                    key_id: get(r, "key_id")?,
+                    signature: get(r, "signature")?,
+                })
+            })
+            .collect()
+    }
+
     async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {
         let row = sqlx::query("SELECT seq, hash FROM audit_anchor WHERE id = 1")
             .fetch_optional(self.conn().await?)

@@ -245,6 +245,10 @@ pub trait Audit {
     async fn drop_archived_audit(&mut self, seq: i64, hash: &str, at: OffsetDateTime) -> StoreResult<u64>;
     /// Events with `seq` above `after`, oldest first.
     async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
+    /// Keeps a signed checkpoint; one already kept for its (seq, kind) stays as it is.
+    async fn insert_audit_checkpoint(&mut self, checkpoint: &CheckpointRow) -> StoreResult<()>;
+    /// Every kept checkpoint, by seq.
+    async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>>;
 }
 
 /// Instance settings and idempotent replies.

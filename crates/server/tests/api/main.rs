@@ -8,6 +8,7 @@ mod authz;
 mod authz_targets;
 mod bad_input;
 mod bulk_cli;
+mod checkpoints;
 mod cli;
 mod crash;
 mod credentials;
