@@ -368,7 +368,8 @@ fn apply_one(
                     }
                 }
                 Op::Add | Op::Replace if matched.is_empty() => {
-                    if op == Op::Replace && sub.is_none() {
+                    // RFC 7644 §3.5.2.3: a replace whose value filter matches nothing fails.
+                    if op == Op::Replace {
                         return Err(ScimError::new(ScimType::NoTarget, format!("no value matches {path_text:?}")));
                     }
                     // Entra ID adds `emails[type eq "work"].value` to a user with no work email:
@@ -731,5 +732,22 @@ mod tests {
         let without = Projection::parse(None, Some("emails,name.familyName")).unwrap().apply(full, USER_ATTRS);
         assert!(!without.contains_key("emails"));
         assert_eq!(without["name"], json!({"givenName": "Barbara"}));
+    }
+
+    #[test]
+    fn a_replace_whose_filter_matches_nothing_has_no_target() {
+        let mut u = normalize(
+            &json!({"userName": "a", "active": true, "emails": [{"value": "a@work.example", "type": "work"}]}),
+            USER_ATTRS,
+            USER_SCHEMA,
+        )
+        .unwrap();
+        for path in ["emails[type eq \"home\"].value", "emails[type eq \"home\"]"] {
+            let value =
+                if path.ends_with("value") { json!("b@home.example") } else { json!({"value": "b@home.example"}) };
+            let e = patch(&mut u, json!([{"op": "replace", "path": path, "value": value}])).unwrap_err();
+            assert_eq!(e.scim_type, Some(ScimType::NoTarget), "{path}");
+        }
+        assert_eq!(u["emails"].as_array().unwrap().len(), 1, "nothing was added");
     }
 }

@@ -357,12 +357,24 @@ pub(crate) async fn request_reset(
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> ApiResult<StatusCode> {
     let Ok(email) = Email::parse(&req.email) else { return Ok(StatusCode::ACCEPTED) };
+    // The answer comes before anyone is looked up, so that its timing tells nothing of whether
+    // the address has an account; the link is made and mailed meanwhile.
+    tokio::spawn(async move {
+        if let Err(e) = mail_reset_link(&state, &email).await {
+            tracing::warn!(error = ?e, "password reset request");
+        }
+    });
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Makes and mails a reset link when `email` belongs to an active person.
+async fn mail_reset_link(state: &AppState, email: &Email) -> ApiResult<()> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let user = tx.user_by_email_key(&email.key()).await?;
     let Some(user) = user.filter(|u| u.status == UserStatus::Active && u.kind == "person") else {
         tx.rollback().await?;
-        return Ok(StatusCode::ACCEPTED);
+        return Ok(());
     };
     let secret = new_secret(SecretKind::Setup);
     tx.insert_reset(&ResetRow {
@@ -384,7 +396,7 @@ pub(crate) async fn request_reset(
         AuditDraft::new("user.password_reset_requested", steward_core::Actor::SYSTEM, TargetType::User, user.id);
     commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
-    Ok(StatusCode::ACCEPTED)
+    Ok(())
 }
 
 /// A new password.

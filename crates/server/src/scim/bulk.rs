@@ -11,8 +11,20 @@ use serde_json::{Value, json};
 use steward_scim::ScimError;
 use steward_scim::schema::{BULK_REQUEST, BULK_RESPONSE};
 
-use super::{Failure, MAX_BULK_OPERATIONS, Scim, ScimClient, ScimResult, body_json, groups, users};
+use super::{Failure, MAX_BULK_OPERATIONS, MAX_BULK_PASSWORDS, Scim, ScimClient, ScimResult, body_json, groups, users};
 use crate::state::AppState;
+
+/// Whether an operation's data sets a password: a resource with one, or a PATCH naming one.
+fn sets_password(data: &Value) -> bool {
+    let names_password =
+        |v: &Value| v.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("password")));
+    names_password(data)
+        || data["Operations"].as_array().is_some_and(|ops| {
+            ops.iter().any(|op| {
+                op["path"].as_str().is_some_and(|p| p.eq_ignore_ascii_case("password")) || names_password(&op["value"])
+            })
+        })
+}
 
 /// Replaces every `"bulkId:x"` string by the id created for `x`; Err names an unknown one.
 fn resolve(value: &mut Value, ids: &HashMap<String, String>) -> Result<(), String> {
@@ -90,6 +102,14 @@ pub(super) async fn bulk(
         return Err(ScimError::new(
             steward_scim::ScimType::TooMany,
             format!("at most {MAX_BULK_OPERATIONS} operations per request"),
+        )
+        .into());
+    }
+    let passwords = ops.iter().filter(|op| sets_password(op.get("data").unwrap_or(&Value::Null))).count();
+    if passwords > MAX_BULK_PASSWORDS {
+        return Err(ScimError::status(
+            413,
+            format!("at most {MAX_BULK_PASSWORDS} operations of a bulk request may set a password ({passwords} do)"),
         )
         .into());
     }

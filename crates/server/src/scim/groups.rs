@@ -165,6 +165,10 @@ pub(super) async fn delete(
 async fn place(tx: &mut dyn Tx, client: &ScimClient, display: &str) -> Result<(OrgId, TeamName), Failure> {
     let bad = |m: &str| Failure(ScimError::invalid_value(m.to_owned()));
     let (org_id, team) = match client.token.org_id {
+        // "org/team" is how instance-wide tokens name teams: an org's token may not name one so.
+        Some(_) if display.contains('/') => {
+            return Err(bad("an organization's token names its teams without an organization: no \"/\""));
+        }
         Some(org) => (org, display),
         None => {
             let (org_name, team) = display

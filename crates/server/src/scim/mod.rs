@@ -33,6 +33,9 @@ use crate::state::AppState;
 pub const SCIM_JSON: &str = "application/scim+json";
 /// Bulk operations accepted in one request.
 pub const MAX_BULK_OPERATIONS: usize = 1000;
+/// Operations of one bulk request that may set a password: each costs a password hash, and one
+/// tenant's request must not hold the hashing workers that everyone's logins need.
+pub const MAX_BULK_PASSWORDS: usize = 20;
 /// The most resources one list page holds.
 pub const MAX_RESULTS: u32 = 500;
 

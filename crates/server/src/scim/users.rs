@@ -236,6 +236,7 @@ pub(super) async fn replace_user(
 ) -> Result<Value, Failure> {
     let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
     let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+    exists_before_hashing(state, client, id).await?;
     let password = password_of(state, &mut doc).await?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
@@ -258,6 +259,7 @@ pub(super) async fn patch_user(
     headers: &HeaderMap,
 ) -> Result<Value, Failure> {
     let ops = parse_patch(body)?;
+    exists_before_hashing(state, client, id).await?;
     // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
     let mut password = None;
     for op in &ops {
@@ -286,6 +288,15 @@ pub(super) async fn patch_user(
     let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
     commit(tx, events, now).await?;
     Ok(resource(state, &user))
+}
+
+/// Err(404) unless the client sees a user under `id`: checked before any password is hashed, so
+/// that made-up ids cost no hashing.
+async fn exists_before_hashing(state: &AppState, client: &ScimClient, id: &str) -> Result<(), Failure> {
+    let mut tx = state.store.read().await?;
+    let found = visible(tx.as_mut(), client, id).await.map(|_| ());
+    tx.rollback().await?;
+    found
 }
 
 /// `DELETE /Users/{id}`: deactivation, and the user is no longer seen through SCIM.
@@ -526,6 +537,11 @@ async fn write(
     let mut changed = Vec::new();
     if user.email_key != email.key() {
         tx.retire_email(user.id, &user.email_key, now).await?;
+        // Links sent to the old address die with it: they were the old mailbox's to use.
+        if me.is_some() {
+            tx.cancel_invitations_of(user.id, now).await?;
+            tx.void_resets_of(user.id, now).await?;
+        }
         user.email = email.as_str().to_owned();
         user.email_key = email.key();
         changed.push("email");

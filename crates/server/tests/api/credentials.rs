@@ -105,3 +105,32 @@ async fn a_made_up_reset_link_costs_no_password_hashing() {
         .expect_problem(404, "not_found");
     assert_eq!(app.state.passwords.computed(), before, "nor for a made-up invitation");
 }
+
+#[tokio::test]
+async fn an_invitation_sent_to_an_address_dies_when_a_directory_changes_it() {
+    let (sink, url) = SmtpSink::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
+    let owner = app.user("owner@corp.test").await;
+    let org = app.org("Corp", &owner).await;
+    let token = app.post("/api/v1/scim-tokens", &app.admin, json!({"name": "idp", "org_id": org})).await.expect(201);
+    let token = token["token"].as_str().unwrap().to_owned();
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "old-mailbox@corp.test",
+        "emails": [{"value": "old-mailbox@corp.test", "primary": true}]});
+    let id = app.post("/scim/v2/Users", &token, user).await.expect(201)["id"].as_str().unwrap().to_owned();
+    let invite = json!({"email": "old-mailbox@corp.test", "role": "member"});
+    let other = app.org("Other", &app.user("owner@other.test").await).await;
+    app.post(&format!("/api/v1/orgs/{other}/invitations"), &app.admin, invite).await.expect(201);
+    let link = sink.wait_for("old-mailbox@corp.test", 1).await[0].link_token("/invite/").unwrap();
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [
+        {"op": "replace", "path": "emails", "value": [{"value": "real.person@corp.test", "primary": true}]},
+        {"op": "replace", "path": "userName", "value": "real.person@corp.test"}]});
+    app.patch(&format!("/scim/v2/Users/{id}"), &token, rename).await.expect(200);
+    app.request(
+        Method::POST,
+        &format!("/api/v1/auth/invitations/{link}/accept"),
+        None,
+        Some(json!({"password": "set through the old link"})),
+    )
+    .await
+    .expect_problem(404, "not_found");
+}

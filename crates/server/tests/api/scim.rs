@@ -492,3 +492,28 @@ async fn string_attributes_and_echoed_input_are_bounded() {
         bad.to_string().len()
     );
 }
+
+#[tokio::test]
+async fn an_orgs_token_names_teams_without_an_org_and_bulk_passwords_are_bounded() {
+    let app = spawn_app().await;
+    let owner = app.user("owner@acme.test").await;
+    let org = app.org("Acme", &owner).await;
+    let token = scim_token(&app, Some(&org)).await;
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Other Co/Ops"});
+    assert_eq!(app.post("/scim/v2/Groups", &token, group).await.expect(400)["scimType"], "invalidValue");
+
+    // Made-up ids cost no password hashing, and a request may set only so many passwords.
+    let set = |id: String| {
+        json!({"method": "PATCH", "path": format!("/Users/{id}"),
+            "data": patch(json!([{"op": "replace", "path": "password", "value": "a password long enough"}]))})
+    };
+    let made_up: Vec<Value> = (0..20).map(|_| set(uuid::Uuid::now_v7().to_string())).collect();
+    let before = app.state.passwords.computed();
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": made_up});
+    let reply = app.post("/scim/v2/Bulk", &token, body).await.expect(200);
+    assert!(reply["Operations"].as_array().unwrap().iter().all(|o| o["status"] == "404"));
+    assert_eq!(app.state.passwords.computed(), before, "nothing was hashed");
+    let too_many: Vec<Value> = (0..21).map(|_| set(uuid::Uuid::now_v7().to_string())).collect();
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": too_many});
+    assert_eq!(app.post("/scim/v2/Bulk", &token, body).await.status, 413);
+}
