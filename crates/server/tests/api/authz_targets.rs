@@ -1,8 +1,9 @@
 //! The authorization matrix's target dimension: every operation that acts on a user — each
 //! operation of `openapi.json` with a user in its path, the ones that name a user in their body,
 //! the SCIM operations on Users and Groups, and the scheduler carrying out a deactivation someone
-//! scheduled — called by the principals of org A, by A's and B's SCIM tokens and an instance-wide
-//! one, by each single instance permission and by the built-in roles, against A's own person,
+//! scheduled — called by the principals of org A (its owner, admin and member, and its admin
+//! through a JWT of an issuer trusted for A's domain), by A's and B's SCIM tokens and an
+//! instance-wide one, by each single instance permission and by the built-in roles, against A's own person,
 //! B's person, a person in both, an instance admin and a system admin (both members of A). What
 //! each cell answers is written in `tests/authorization_targets.json`; an operation without its
 //! rows fails. Single sign-on's cells are in `sso.rs` (they need the real provider).
@@ -49,7 +50,8 @@ const SCIM_PRINCIPALS: &[&str] = &["scim_b", "scim_a", "scim_instance"];
 
 /// Who calls an API operation, least privileged first.
 fn api_principals() -> Vec<String> {
-    let mut all: Vec<String> = ["org_a_member", "org_a_admin", "org_a_owner"].iter().map(|s| (*s).to_owned()).collect();
+    let mut all: Vec<String> =
+        ["org_a_member", "org_a_admin", "jwt_org_a_admin", "org_a_owner"].iter().map(|s| (*s).to_owned()).collect();
     all.extend(PERMISSIONS.iter().map(|p| format!("perm_{}", p.replace('.', "_"))));
     all.extend(BUILTINS.iter().map(|(name, _)| (*name).to_owned()));
     all.push("system_admin".to_owned());
@@ -81,6 +83,14 @@ async fn world(app: &TestApp) -> World {
         app.add_member(&org_a, &id, role).await;
         tokens.insert(name.to_owned(), app.login(&email, PASSWORD).await);
     }
+    // An API of A's that calls Steward with the tokens of an issuer trusted for A's domain.
+    let key = crate::jwt::TestKey::ed25519("matrix");
+    let issuer = json!({"issuer": "http://127.0.0.1/matrix", "audience": "steward", "public_key_pem": key.pem(), "domains": ["a.test"]});
+    app.post("/api/v1/jwt-issuers", &app.admin, issuer).await.expect(201);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims = json!({"iss": "http://127.0.0.1/matrix", "aud": "steward", "sub": "a-admin", "email": "admin@a.test",
+        "iat": now, "exp": now + 3600});
+    tokens.insert("jwt_org_a_admin".to_owned(), key.sign(&claims));
     for p in PERMISSIONS {
         let role = format!("perm_{}", p.replace('.', "_"));
         app.post("/api/v1/roles", &app.admin, json!({"name": role, "permissions": [p]})).await.expect(201);
@@ -362,7 +372,7 @@ async fn every_operation_on_a_user_answers_every_principal_and_target_as_the_mat
                     assert!(!ok, "{op} on a system admin as {p}: {outcome}");
                 }
                 // An org's principals never change anyone's identity or status.
-                if p.starts_with("org_a_") && op.contains("/users/{id}") {
+                if (p.starts_with("org_a_") || p.starts_with("jwt_org_a_")) && op.contains("/users/{id}") {
                     assert!(!ok, "{op} on {target} as {p}: {outcome}");
                 }
                 // An org's directory governs only the person that org alone holds.
