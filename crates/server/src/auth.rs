@@ -231,9 +231,20 @@ impl PasswordPool {
 
     /// Checks the password rule and hashes it.
     pub async fn hash(&self, password: &str) -> ApiResult<String> {
+        self.hash_as(password, false).await
+    }
+
+    /// [`PasswordPool::hash`] for bulk work a directory sends (SCIM): it waits behind people
+    /// signing in, as suspect checks do, so that one tenant's provisioning cannot slow another
+    /// tenant's logins.
+    pub async fn hash_in_background(&self, password: &str) -> ApiResult<String> {
+        self.hash_as(password, true).await
+    }
+
+    async fn hash_as(&self, password: &str, low_priority: bool) -> ApiResult<String> {
         check_password(password)?;
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Hash { password: password.to_owned(), reply }, false);
+        self.submit(Job::Hash { password: password.to_owned(), reply }, low_priority);
         answer.await.map_err(ApiError::internal)?.map_err(ApiError::internal)
     }
 
@@ -444,6 +455,27 @@ impl LoginThrottle {
                     || address.is_some_and(|a| recent(address_key(Some(a))) >= self.per_account.max(1) as usize)
             }
         }
+    }
+
+    /// Err(429) when `address` failed as often as an address may within the window: for links
+    /// anyone can try (reset and invitation links), so that guessing them stays cheap to refuse.
+    pub fn check_address(&self, address: Option<IpAddr>) -> ApiResult<()> {
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(times) = map.get_mut(&address_key(address)) {
+            times.retain(|t| now.duration_since(*t) < self.window);
+            if times.len() >= self.per_address as usize {
+                let wait = self.window.saturating_sub(now.duration_since(times[0]));
+                return Err(ApiError::rate_limited(wait.as_secs() + 1));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a failed attempt of `address` alone (a link that does not exist).
+    pub fn failed_address(&self, address: Option<IpAddr>) {
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(address_key(address)).or_default().push(Instant::now());
     }
 
     /// Records a failed attempt, for the account, the address and the known device if any.

@@ -2,12 +2,12 @@
 //! in front of the API's own login, logout, accept and reset handlers.
 
 use askama::Template;
+use axum::Router;
 use axum::body::to_bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use steward_core::PersonName;
@@ -307,6 +307,7 @@ struct PasswordForm {
 
 async fn reset(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(token): Path<String>,
     AnonymousPost(form): AnonymousPost<PasswordForm>,
@@ -314,12 +315,7 @@ async fn reset(
     let result = if form.password != form.confirm {
         Err(ApiError::invalid("password", "and its confirmation differ"))
     } else {
-        api_inv::complete_reset(
-            State(state.clone()),
-            Path(token),
-            ApiJson(api_inv::NewPassword { password: form.password }),
-        )
-        .await
+        api_inv::reset_with_link(&state, ip, &token, &form.password).await
     };
     match result {
         Ok(_) => done("/login", Ok::<_, ApiError>(()), |_| "Your password is changed. Sign in with it.".into()),
@@ -386,6 +382,7 @@ struct AcceptForm {
 
 async fn accept(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(token): Path<String>,
     AnonymousPost(form): AnonymousPost<AcceptForm>,
@@ -401,7 +398,7 @@ async fn accept(
             None => None,
         };
         let request = api_inv::AcceptInvitation { password, name };
-        api_inv::accept_invitation(State(state.clone()), Path(token), ApiJson(request)).await.map(|Json(u)| u)
+        api_inv::accept_with_link(&state, ip, &token, request).await
     }
     .await;
     match result {

@@ -19,6 +19,7 @@ use crate::auth::{SecretKind, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal};
 use crate::mail::{self, ACCOUNT};
+use crate::routes::ClientIp;
 use crate::routes::orgs::{Need, org_access};
 use crate::routes::users::email_in_use;
 use crate::service::find_by_email;
@@ -236,14 +237,30 @@ pub struct AcceptInvitation {
 /// gets the membership. The link works once.
 #[utoipa::path(post, path = "/api/v1/auth/invitations/{token}/accept", tag = "auth", params(("token" = String, Path)),
     request_body = AcceptInvitation,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 429, body = Problem)))]
 pub(crate) async fn accept_invitation(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(token): Path<String>,
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> ApiResult<Json<UserView>> {
-    let gone = || ApiError::not_found("invitation (it may have expired or been used)");
-    let token_hash = secret_hash(&token);
+    accept_with_link(&state, ip, &token, req).await.map(Json)
+}
+
+/// Accepts the invitation behind `token` (the JSON API and the invitation page).
+pub async fn accept_with_link(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    token: &str,
+    req: AcceptInvitation,
+) -> ApiResult<UserView> {
+    state.throttle.check_address(ip)?;
+    let gone = || {
+        state.throttle.failed_address(ip);
+        ApiError::not_found("invitation (it may have expired or been used)")
+    };
+    let token_hash = secret_hash(token);
     let open = |i: &InvitationRow, now: OffsetDateTime| {
         i.accepted_at.is_none() && i.cancelled_at.is_none() && i.expires_at > now
     };
@@ -287,7 +304,7 @@ pub(crate) async fn accept_invitation(
         _ => return Err(gone()),
     }
     if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
-        inviter_still_may(tx.as_mut(), &state, &inv, org_id).await?;
+        inviter_still_may(tx.as_mut(), state, &inv, org_id).await?;
         let members = tx.members(org_id).await?;
         if !members.iter().any(|m| m.user_id == user.id) {
             tx.insert_membership(org_id, user.id, role, now).await?;
@@ -312,7 +329,7 @@ pub(crate) async fn accept_invitation(
             .detail(json!({ "invitation_id": inv.id })),
     );
     commit(tx, events, now).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(UserView::from(&user))
 }
 
 /// Err(409) unless the invitation's org still takes members and whoever sent it could still grant
@@ -409,14 +426,32 @@ pub struct NewPassword {
 /// Sets a new password with a reset link; the user's sessions, API tokens and other links end.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
     request_body = NewPassword,
-    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 429, body = Problem)))]
 pub(crate) async fn complete_reset(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Path(token): Path<String>,
     ApiJson(req): ApiJson<NewPassword>,
 ) -> ApiResult<StatusCode> {
-    let gone = || ApiError::not_found("reset link (it may have expired or been used)");
-    let token_hash = secret_hash(&token);
+    reset_with_link(&state, ip, &token, &req.password).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Sets `password` with the reset link behind `token` (the JSON API and the reset page). An
+/// address that tries as many unknown links as an address may fail logins is answered 429,
+/// before any lookup.
+pub async fn reset_with_link(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    token: &str,
+    password: &str,
+) -> ApiResult<()> {
+    state.throttle.check_address(ip)?;
+    let gone = || {
+        state.throttle.failed_address(ip);
+        ApiError::not_found("reset link (it may have expired or been used)")
+    };
+    let token_hash = secret_hash(token);
     let live = |r: &ResetRow, now: OffsetDateTime| r.used_at.is_none() && r.expires_at > now;
     // The link is looked up before the password is hashed: a made-up link costs no hashing.
     let mut tx = state.store.read().await?;
@@ -425,7 +460,7 @@ pub(crate) async fn complete_reset(
     if !found.is_some_and(|r| live(&r, OffsetDateTime::now_utc())) {
         return Err(gone());
     }
-    let hash = state.passwords.hash(&req.password).await?;
+    let hash = state.passwords.hash(password).await?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let reset = tx.reset_by_hash(&token_hash).await?.ok_or_else(gone)?;
@@ -445,5 +480,5 @@ pub(crate) async fn complete_reset(
     let event = AuditDraft::new("user.password_reset", steward_core::Actor::user(user.id), TargetType::User, user.id)
         .detail(json!({ "credentials_revoked": revoked, "other_links_voided": voided }));
     commit(tx, vec![event], now).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

@@ -176,7 +176,7 @@ async fn password_of(state: &AppState, doc: &mut Map<String, Value>) -> Result<O
             if p.chars().count() < 12 {
                 return Err(ScimError::invalid_value("password needs at least 12 characters").into());
             }
-            Ok(Some(state.passwords.hash(&p).await?))
+            Ok(Some(state.passwords.hash_in_background(&p).await?))
         }
         _ => Ok(None),
     }

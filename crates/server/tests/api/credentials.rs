@@ -134,3 +134,18 @@ async fn an_invitation_sent_to_an_address_dies_when_a_directory_changes_it() {
     .await
     .expect_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn an_address_guessing_links_is_refused_before_any_lookup() {
+    let app = spawn_app_with(|c| c.login_failures_per_address = 3).await;
+    for i in 0..3 {
+        reset(&app, &format!("stw_setup_guess-{i}")).await.expect_problem(404, "not_found");
+    }
+    let refused = reset(&app, "stw_setup_guess-4").await;
+    assert!(refused.headers.contains_key("retry-after"));
+    refused.expect_problem(429, "rate_limited");
+    let path = "/api/v1/auth/invitations/stw_setup_guess-5/accept";
+    app.request(Method::POST, path, None, Some(json!({"password": "a password nobody needs"})))
+        .await
+        .expect_problem(429, "rate_limited");
+}
