@@ -81,6 +81,12 @@ async fn an_instance_moves_from_sqlite_to_postgresql_with_its_chain() {
     let source = tempfile::tempdir().unwrap();
     let app = sqlite_app(&source).await;
     populate(&app).await;
+    // The directory's token and the users it provisioned move too.
+    let scim = app.post("/api/v1/scim-tokens", &app.admin, json!({"name": "idp"})).await.expect(201);
+    let scim = scim["token"].as_str().unwrap().to_owned();
+    let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "moved@ops.test",
+        "emails": [{"value": "moved@ops.test", "primary": true}], "externalId": "ext-1"});
+    app.post("/scim/v2/Users", &scim, user).await.expect(201);
     let pg = fresh_database(source.path()).await;
     let out = cli(source.path(), &app.db_url, &["migrate-data", "--from", &app.db_url, "--to", &pg]);
     assert!(out.status.success(), "{out:?}");
@@ -106,4 +112,6 @@ async fn an_instance_moves_from_sqlite_to_postgresql_with_its_chain() {
     assert_eq!(users, original);
     let orgs = moved.get("/api/v1/orgs", &moved.admin).await.expect(200);
     assert_eq!(orgs["items"][0]["state"], "deprovisioned");
+    let found = moved.get("/scim/v2/Users?filter=externalId%20eq%20%22ext-1%22", &scim).await.expect(200);
+    assert_eq!(found["totalResults"], 1, "{found:#}");
 }
