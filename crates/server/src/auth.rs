@@ -416,11 +416,16 @@ impl LoginThrottle {
     /// Err(429) when a count that judges this login is at its limit, with the seconds until a slot
     /// frees: the account's and the address's, or for a known `device` only its own.
     pub fn check(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) -> ApiResult<()> {
-        let now = Instant::now();
         let limits = match device {
             Some(d) => vec![(device_key(d), self.per_account)],
             None => vec![(account_key(account), self.per_account), (address_key(address), self.per_address)],
         };
+        self.within(limits)
+    }
+
+    /// Err(429) with the seconds until a slot frees when any of the counts is at its limit.
+    fn within(&self, limits: Vec<(String, u32)>) -> ApiResult<()> {
+        let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         for (key, limit) in limits {
             if let Some(times) = map.get_mut(&key) {
@@ -460,16 +465,7 @@ impl LoginThrottle {
     /// Err(429) when `address` failed as often as an address may within the window: for links
     /// anyone can try (reset and invitation links), so that guessing them stays cheap to refuse.
     pub fn check_address(&self, address: Option<IpAddr>) -> ApiResult<()> {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(times) = map.get_mut(&address_key(address)) {
-            times.retain(|t| now.duration_since(*t) < self.window);
-            if times.len() >= self.per_address as usize {
-                let wait = self.window.saturating_sub(now.duration_since(times[0]));
-                return Err(ApiError::rate_limited(wait.as_secs() + 1));
-            }
-        }
-        Ok(())
+        self.within(vec![(address_key(address), self.per_address)])
     }
 
     /// Records a failed attempt of `address` alone (a link that does not exist).
