@@ -108,6 +108,26 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What an API token was created for beyond acting as its user. Without the scope a token
+    /// cannot start Login as user or create SCIM tokens, whatever its user's roles grant: a
+    /// credential that leaks then leaks no more than reading and writing as its user.
+    TokenScope, "scopes" {
+        Impersonate => "users.impersonate",
+        ScimTokens => "scim_tokens.create",
+    }
+);
+
+impl TokenScope {
+    /// The permission the token's user must hold to create a token with this scope.
+    pub fn permission(self) -> Permission {
+        match self {
+            TokenScope::Impersonate => Permission::UsersImpersonate,
+            TokenScope::ScimTokens => Permission::ScimManage,
+        }
+    }
+}
+
 impl OrgRole {
     /// Whether this role may perform `action` in its org (license and status are checked apart).
     pub fn allows(self, action: OrgAction) -> bool {

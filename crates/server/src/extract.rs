@@ -11,8 +11,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use steward_core::{Actor, Permission, SessionId, TokenId, UserId};
-use steward_store::{SessionRow, UserRow};
+use steward_core::{Actor, Permission, SessionId, TokenScope, UserId};
+use steward_store::{ApiTokenRow, SessionRow, UserRow};
 use time::OffsetDateTime;
 use utoipa::IntoParams;
 
@@ -74,7 +74,7 @@ pub enum Credential {
     /// A login session (by bearer or by cookie).
     Session(SessionRow),
     /// A personal API token.
-    ApiToken(TokenId),
+    ApiToken(ApiTokenRow),
     /// A JWT signed by the trusted issuer with this id.
     Jwt(uuid::Uuid),
 }
@@ -105,24 +105,36 @@ impl Principal {
         Actor { user_id: Some(self.user.id), impersonator_id: self.impersonator_id() }
     }
 
-    /// Err(403) for a JWT-authorized request: a token from an identity provider is no credential
-    /// to make Steward credentials (API tokens, sessions, SCIM tokens) that would outlive it.
-    pub fn may_mint(&self) -> ApiResult<()> {
-        match self.credential {
-            Credential::Jwt(_) => Err(ApiError::forbidden("a JWT-authorized request cannot create tokens or sessions")),
-            Credential::Session(_) | Credential::ApiToken(_) => Ok(()),
+    /// Err(403) unless what the caller presented may make credentials: a token from an identity
+    /// provider never may (what it made would outlive it), and an API token may do what `scope`
+    /// names only if it was created with that scope.
+    pub fn may_mint(&self, scope: Option<TokenScope>) -> ApiResult<()> {
+        match (&self.credential, scope) {
+            (Credential::Jwt(_), _) => {
+                Err(ApiError::forbidden("a JWT-authorized request cannot create tokens or sessions"))
+            }
+            (Credential::ApiToken(t), Some(scope)) if !t.scopes.contains(&scope) => {
+                Err(ApiError::forbidden(format!("this API token was not created with the {scope} scope")))
+            }
+            _ => Ok(()),
         }
     }
 
     /// When the credential presented expires, if it does: whatever it makes expires no later.
-    pub async fn credential_expiry(&self, tx: &mut dyn steward_store::Tx) -> ApiResult<Option<OffsetDateTime>> {
-        Ok(match &self.credential {
+    pub fn credential_expiry(&self) -> Option<OffsetDateTime> {
+        match &self.credential {
             Credential::Session(s) => Some(s.expires_at),
-            Credential::ApiToken(id) => {
-                tx.api_tokens_of(self.user.id).await?.into_iter().find(|t| t.id == *id).and_then(|t| t.expires_at)
-            }
+            Credential::ApiToken(t) => t.expires_at,
             Credential::Jwt(_) => None,
-        })
+        }
+    }
+
+    /// The API token presented, if one was: what it makes is revoked with it.
+    pub fn api_token(&self) -> Option<&ApiTokenRow> {
+        match &self.credential {
+            Credential::ApiToken(t) => Some(t),
+            Credential::Session(_) | Credential::Jwt(_) => None,
+        }
     }
 
     /// The admin impersonating this user, if any.
@@ -293,7 +305,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
             if t.revoked_at.is_some() || t.expires_at.is_some_and(|e| e <= now) {
                 return Err(invalid());
             }
-            (t.user_id, Credential::ApiToken(t.id), t.expires_at)
+            (t.user_id, Credential::ApiToken(t.clone()), t.expires_at)
         }
         SecretKind::Setup | SecretKind::Scim => return Err(invalid()),
     };

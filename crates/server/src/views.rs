@@ -217,11 +217,20 @@ pub struct TokenView {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
+    /// What it may do beyond acting as its user.
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<steward_core::TokenScope>,
 }
 
 impl From<&ApiTokenRow> for TokenView {
     fn from(t: &ApiTokenRow) -> Self {
-        TokenView { id: t.id.to_string(), name: t.name.clone(), created_at: t.created_at, expires_at: t.expires_at }
+        TokenView {
+            id: t.id.to_string(),
+            name: t.name.clone(),
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            scopes: t.scopes.clone(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@ mod postgres;
 pub mod query;
 mod rows;
 mod security_rows;
+mod sql;
 mod sqlite;
 mod traits;
 

@@ -134,6 +134,8 @@ pub struct SessionRow {
     pub parent_id: Option<SessionId>,
     /// That session's secret, sealed with this session's secret.
     pub return_sealed: Option<String>,
+    /// The API token an impersonation was started with; revoking it ends the session.
+    pub parent_token_id: Option<TokenId>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
     pub revoked_at: Option<OffsetDateTime>,
@@ -151,6 +153,10 @@ pub struct ApiTokenRow {
     pub created_at: OffsetDateTime,
     pub expires_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    /// The API token this one was created with; revoking that revokes this.
+    pub parent_token_id: Option<TokenId>,
+    /// What it was created for beyond acting as its user.
+    pub scopes: Vec<steward_core::TokenScope>,
 }
 
 /// A signed checkpoint of the audit chain, as kept.

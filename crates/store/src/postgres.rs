@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 use crate::model::*;
 use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
+use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
@@ -792,7 +793,8 @@ impl Credentials for PgTx {
     async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
-             expires_at, revoked_at, ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             expires_at, revoked_at, ip, user_agent, parent_token_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(s.id.to_string())
         .bind(s.user_id.to_string())
@@ -805,6 +807,7 @@ impl Credentials for PgTx {
         .bind(s.revoked_at.map(micros))
         .bind(&s.ip)
         .bind(&s.user_agent)
+        .bind(s.parent_token_id.map(|i| i.to_string()))
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
@@ -842,8 +845,9 @@ impl Credentials for PgTx {
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+        sqlx::query(AssertSqlSafe(numbered(sql::credentials::REVOKE_SESSION)))
             .bind(micros(at))
+            .bind(id.to_string())
             .bind(id.to_string())
             .execute(&mut *self.tx)
             .await
@@ -853,8 +857,8 @@ impl Credentials for PgTx {
 
     async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at, \
+             parent_token_id, scopes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -863,6 +867,8 @@ impl Credentials for PgTx {
         .bind(micros(t.created_at))
         .bind(t.expires_at.map(micros))
         .bind(t.revoked_at.map(micros))
+        .bind(t.parent_token_id.map(|i| i.to_string()))
+        .bind(crate::rows::scopes_text(&t.scopes))
         .execute(&mut *self.tx)
         .await
         .map_err(backend)?;
@@ -888,12 +894,14 @@ impl Credentials for PgTx {
     }
 
     async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
+        for statement in [sql::credentials::revoke_token_tree(), sql::credentials::end_sessions_of_token_tree()] {
+            sqlx::query(AssertSqlSafe(numbered(&statement)))
+                .bind(id.to_string())
+                .bind(micros(at))
+                .execute(&mut *self.tx)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 }
@@ -1210,9 +1218,8 @@ impl Lifecycle for PgTx {
 
     async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
         let mut n = 0;
-        for table in ["sessions", "api_tokens"] {
-            let sql = format!("UPDATE {table} SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL");
-            n += sqlx::query(AssertSqlSafe(sql))
+        for statement in sql::credentials::REVOKE_ALL_OF_USER {
+            n += sqlx::query(AssertSqlSafe(numbered(statement)))
                 .bind(micros(at))
                 .bind(user.to_string())
                 .execute(&mut *self.tx)

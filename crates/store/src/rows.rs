@@ -178,6 +178,7 @@ pub(crate) fn session_from_row(row: &impl DbRow) -> StoreResult<SessionRow> {
         impersonator_id: opt_id(get(row, "impersonator_id")?, "impersonator id")?,
         parent_id: opt_id(get(row, "parent_id")?, "parent session id")?,
         return_sealed: get(row, "return_sealed")?,
+        parent_token_id: opt_id(get(row, "parent_token_id")?, "parent token id")?,
         created_at: from_micros(get(row, "created_at")?)?,
         expires_at: from_micros(get(row, "expires_at")?)?,
         revoked_at: opt_micros(get(row, "revoked_at")?)?,
@@ -195,7 +196,17 @@ pub(crate) fn token_from_row(row: &impl DbRow) -> StoreResult<ApiTokenRow> {
         created_at: from_micros(get(row, "created_at")?)?,
         expires_at: opt_micros(get(row, "expires_at")?)?,
         revoked_at: opt_micros(get(row, "revoked_at")?)?,
+        parent_token_id: opt_id(get(row, "parent_token_id")?, "parent token id")?,
+        scopes: get::<String>(row, "scopes")?
+            .split_whitespace()
+            .map(|s| s.parse().map_err(|_| StoreError::Corrupt(format!("token scope {s:?}"))))
+            .collect::<StoreResult<_>>()?,
     })
+}
+
+/// How a token's scopes are kept: space-separated, as OAuth writes them.
+pub(crate) fn scopes_text(scopes: &[steward_core::TokenScope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
 }
 
 pub(crate) fn audit_from_row(row: &impl DbRow) -> StoreResult<AuditRecord> {

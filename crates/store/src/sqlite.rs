@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 use crate::model::*;
 use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
+use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
@@ -594,18 +595,23 @@ impl Tx for SqliteTx {
     }
 
     async fn deactivation_sweep(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<(u64, u64, Vec<OrgRow>)> {
-        // The six steps in one trip, each row tagged with the step that returned it.
+        // The seven steps in one trip, each row tagged with the step that returned it; the
+        // credential statements are those of `revoke_all_credentials`.
         let id = user.to_string();
         let sweep = Stmt::new(
             "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
              UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL RETURNING 'revoked' AS swept; \
+             UPDATE sessions SET revoked_at = ? WHERE impersonator_id = ? AND revoked_at IS NULL \
+             RETURNING 'revoked' AS swept; \
              UPDATE invitations SET cancelled_at = ? WHERE user_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL \
              RETURNING 'cancelled' AS swept; \
              UPDATE memberships SET dormant = 1 WHERE user_id = ? AND ended_at IS NULL; \
              UPDATE team_members SET dormant = 1 WHERE user_id = ? AND ended_at IS NULL; \
              SELECT 'owned' AS swept, * FROM orgs WHERE owner_id = ? ORDER BY id",
         )
-        .statements(6)
+        .statements(7)
+        .bind(micros(at))
+        .bind(&id)
         .bind(micros(at))
         .bind(&id)
         .bind(micros(at))
@@ -1165,7 +1171,7 @@ impl Credentials for SqliteTx {
     async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
-             expires_at, revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             expires_at, revoked_at, ip, user_agent, parent_token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(s.id.to_string())
         .bind(s.user_id.to_string())
@@ -1178,6 +1184,7 @@ impl Credentials for SqliteTx {
         .bind(s.revoked_at.map(micros))
         .bind(&s.ip)
         .bind(&s.user_agent)
+        .bind(s.parent_token_id.map(|i| i.to_string()))
         .execute(self.conn().await?)
         .await
         .map_err(backend)?;
@@ -1215,8 +1222,9 @@ impl Credentials for SqliteTx {
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+        sqlx::query(sql::credentials::REVOKE_SESSION)
             .bind(micros(at))
+            .bind(id.to_string())
             .bind(id.to_string())
             .execute(self.conn().await?)
             .await
@@ -1226,8 +1234,8 @@ impl Credentials for SqliteTx {
 
     async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at, \
+             parent_token_id, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(t.id.to_string())
         .bind(t.user_id.to_string())
@@ -1236,6 +1244,8 @@ impl Credentials for SqliteTx {
         .bind(micros(t.created_at))
         .bind(t.expires_at.map(micros))
         .bind(t.revoked_at.map(micros))
+        .bind(t.parent_token_id.map(|i| i.to_string()))
+        .bind(crate::rows::scopes_text(&t.scopes))
         .execute(self.conn().await?)
         .await
         .map_err(backend)?;
@@ -1261,12 +1271,14 @@ impl Credentials for SqliteTx {
     }
 
     async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
+        for statement in [sql::credentials::revoke_token_tree(), sql::credentials::end_sessions_of_token_tree()] {
+            sqlx::query(AssertSqlSafe(statement))
+                .bind(id.to_string())
+                .bind(micros(at))
+                .execute(self.conn().await?)
+                .await
+                .map_err(backend)?;
+        }
         Ok(())
     }
 }
@@ -1554,19 +1566,13 @@ impl Lifecycle for SqliteTx {
     }
 
     async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
-        // One trip for both tables; the rows affected are summed over the two statements.
+        // One trip for every statement; the rows affected are summed over them.
         let id = user.to_string();
-        let done = sqlx::query(
-            "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL; \
-             UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
-        )
-        .bind(micros(at))
-        .bind(&id)
-        .bind(micros(at))
-        .bind(&id)
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
+        let mut query = sqlx::query(AssertSqlSafe(sql::credentials::REVOKE_ALL_OF_USER.join("; ")));
+        for _ in sql::credentials::REVOKE_ALL_OF_USER {
+            query = query.bind(micros(at)).bind(id.clone());
+        }
+        let done = query.execute(self.conn().await?).await.map_err(backend)?;
         Ok(done.rows_affected())
     }
 

@@ -121,7 +121,86 @@ contract!(
     identity_holders_answer_as_the_lookups_one_by_one,
     a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned,
     membership_in_answers_for_one_org_as_memberships_of_does,
+    a_credential_is_revoked_with_the_credential_that_made_it,
 );
+
+/// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
+/// them started; revoking a session ends the impersonations started from it; revoking all of a
+/// user's credentials ends the impersonations they started. Siblings and strangers keep theirs.
+async fn a_credential_is_revoked_with_the_credential_that_made_it(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::days(1);
+    let (admin, target) = (user("admin@lineage.test"), user("target@lineage.test"));
+    let mut tx = store.write().await.unwrap();
+    for u in [&admin, &target] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let token = |parent: Option<&ApiTokenRow>| ApiTokenRow {
+        id: steward_core::TokenId::new(),
+        user_id: admin.id,
+        name: "t".into(),
+        token_hash: uuid::Uuid::now_v7().to_string(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        parent_token_id: parent.map(|p| p.id),
+        scopes: vec![steward_core::TokenScope::Impersonate],
+    };
+    let session = |user: &UserRow, parent: Option<&SessionRow>, token: Option<&ApiTokenRow>| SessionRow {
+        id: steward_core::SessionId::new(),
+        user_id: user.id,
+        token_hash: uuid::Uuid::now_v7().to_string(),
+        impersonator_id: (parent.is_some() || token.is_some()).then_some(admin.id),
+        parent_id: parent.map(|p| p.id),
+        return_sealed: None,
+        parent_token_id: token.map(|t| t.id),
+        created_at: now,
+        expires_at: later,
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
+    };
+    let root = token(None);
+    let child = token(Some(&root));
+    let grandchild = token(Some(&child));
+    let sibling = token(None);
+    let from_grandchild = session(&target, None, Some(&grandchild));
+    let from_sibling = session(&target, None, Some(&sibling));
+    let own = session(&admin, None, None);
+    let from_own = session(&target, Some(&own), None);
+    let targets_own = session(&target, None, None);
+    for t in [&root, &child, &grandchild, &sibling] {
+        tx.insert_api_token(t).await.unwrap();
+    }
+    for s in [&from_grandchild, &from_sibling, &own, &from_own, &targets_own] {
+        tx.insert_session(s).await.unwrap();
+    }
+    let read = tx.api_token_by_hash(&grandchild.token_hash).await.unwrap().unwrap();
+    assert_eq!((read.parent_token_id, read.scopes.clone()), (Some(child.id), grandchild.scopes.clone()));
+
+    tx.revoke_api_token(root.id, now).await.unwrap();
+    for t in [&root, &child, &grandchild] {
+        assert!(tx.api_token_by_hash(&t.token_hash).await.unwrap().unwrap().revoked_at.is_some(), "{}", t.id);
+    }
+    assert!(tx.api_token_by_hash(&sibling.token_hash).await.unwrap().unwrap().revoked_at.is_none());
+    let revoked = |s: Option<SessionRow>| s.unwrap().revoked_at.is_some();
+    assert!(revoked(tx.session(from_grandchild.id).await.unwrap()));
+    assert!(!revoked(tx.session(from_sibling.id).await.unwrap()));
+
+    tx.revoke_session(own.id, now).await.unwrap();
+    assert!(revoked(tx.session(from_own.id).await.unwrap()));
+    assert!(!revoked(tx.session(targets_own.id).await.unwrap()), "the target's own session is not the admin's");
+
+    let again = session(&admin, None, None);
+    let impersonating = session(&target, Some(&again), None);
+    tx.insert_session(&again).await.unwrap();
+    tx.insert_session(&impersonating).await.unwrap();
+    tx.revoke_all_credentials(admin.id, now).await.unwrap();
+    assert!(revoked(tx.session(impersonating.id).await.unwrap()));
+    assert!(revoked(tx.session(from_sibling.id).await.unwrap()));
+    assert!(!revoked(tx.session(targets_own.id).await.unwrap()));
+    tx.rollback().await.unwrap();
+}
 
 /// `membership_in` is `memberships_of` narrowed to one org: current memberships only, dormant
 /// ones included with their flag.
@@ -615,6 +694,7 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
         impersonator_id: None,
         parent_id: None,
         return_sealed: None,
+        parent_token_id: None,
         created_at: now,
         expires_at: later,
         revoked_at: revoked,
@@ -629,6 +709,8 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
         created_at: now,
         expires_at: None,
         revoked_at: None,
+        parent_token_id: None,
+        scopes: vec![],
     };
     let invitation = |u: &UserRow, accepted: Option<OffsetDateTime>| InvitationRow {
         id: uuid::Uuid::now_v7(),

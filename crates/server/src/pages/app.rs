@@ -229,7 +229,7 @@ async fn create_token(
     State(state): State<AppState>,
     Posted { viewer, form }: Posted<TokenForm>,
 ) -> Result<Response, PageError> {
-    let request = api_auth::NewToken { name: form.name, expires_at: None };
+    let request = api_auth::NewToken { name: form.name, expires_at: None, scopes: vec![] };
     match api_auth::create_token(State(state.clone()), viewer.principal(), ApiJson(request)).await {
         Ok((_, Json(t))) => {
             let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;

@@ -277,6 +277,7 @@ pub async fn open_session(
         impersonator_id: None,
         parent_id: None,
         return_sealed: None,
+        parent_token_id: None,
         created_at: now,
         expires_at: now + Duration::hours(i64::from(settings.policies.session_hours)),
         revoked_at: None,
@@ -507,6 +508,12 @@ pub struct NewToken {
     #[serde(default, with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
+    /// What the token may do beyond acting as its user: `users.impersonate` (start Login as
+    /// user) and `scim_tokens.create`. Each needs its permission; a token made with a token gets
+    /// no scope its maker lacks.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<steward_core::TokenScope>,
 }
 
 /// A token just created: the only time its secret is shown.
@@ -522,6 +529,9 @@ pub struct CreatedToken {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
+    /// What it may do beyond acting as its user.
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<steward_core::TokenScope>,
 }
 
 /// The caller's API tokens.
@@ -558,24 +568,29 @@ pub(crate) async fn create_token(
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create API tokens"));
     }
-    principal.may_mint()?;
+    principal.may_mint(None)?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
+    }
+    let mut scopes = req.scopes;
+    scopes.sort();
+    scopes.dedup();
+    for scope in &scopes {
+        principal.require(scope.permission())?;
+        principal.may_mint(Some(*scope))?;
     }
     let now = OffsetDateTime::now_utc();
     if req.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
     let mut tx = state.store.write().await?;
-    // A token made with an expiring API token expires no later than it. (A session makes
-    // long-lived tokens: that is what signing in to create one is for.)
-    let expires_at = match &principal.credential {
-        crate::extract::Credential::ApiToken(_) => match principal.credential_expiry(tx.as_mut()).await? {
-            Some(parent) => Some(req.expires_at.map_or(parent, |e| e.min(parent))),
-            None => req.expires_at,
-        },
-        _ => req.expires_at,
+    // A token made with an API token expires no later than it and is revoked with it. (A
+    // session makes long-lived tokens: that is what signing in to create one is for.)
+    let parent = principal.api_token();
+    let expires_at = match parent.and_then(|p| p.expires_at) {
+        Some(until) => Some(req.expires_at.map_or(until, |e| e.min(until))),
+        None => req.expires_at,
     };
     let secret = new_secret(SecretKind::ApiToken);
     let row = ApiTokenRow {
@@ -586,10 +601,17 @@ pub(crate) async fn create_token(
         created_at: now,
         expires_at,
         revoked_at: None,
+        parent_token_id: parent.map(|p| p.id),
+        scopes,
     };
     tx.insert_api_token(&row).await?;
     let event = AuditDraft::new("api_token.created", principal.actor(), TargetType::ApiToken, row.id)
-        .detail(json!({ "user_id": principal.user.id, "expires_at": expires_at.map(|e| e.unix_timestamp()) }))
+        .detail(json!({
+            "user_id": principal.user.id,
+            "expires_at": expires_at.map(|e| e.unix_timestamp()),
+            "parent_token_id": row.parent_token_id,
+            "scopes": row.scopes,
+        }))
         .personal(json!({ "name": row.name }));
     commit(tx, vec![event], now).await?;
     Ok((
@@ -600,6 +622,7 @@ pub(crate) async fn create_token(
             token: secret,
             created_at: now,
             expires_at: row.expires_at,
+            scopes: row.scopes,
         }),
     ))
 }

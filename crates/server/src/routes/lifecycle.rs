@@ -277,7 +277,7 @@ pub(crate) async fn impersonate(
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot impersonate"));
     }
-    principal.may_mint()?;
+    principal.may_mint(Some(steward_core::TokenScope::Impersonate))?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(ApiError::invalid("reason", "is required (1 to 1000 characters)"));
@@ -303,7 +303,7 @@ pub(crate) async fn impersonate(
         crate::extract::Credential::ApiToken(_) | crate::extract::Credential::Jwt(_) => None,
     };
     let mut expires_at = now + Duration::hours(1);
-    if let Some(until) = principal.credential_expiry(tx.as_mut()).await? {
+    if let Some(until) = principal.credential_expiry() {
         expires_at = expires_at.min(until);
     }
     let secret = new_secret(SecretKind::Session);
@@ -314,6 +314,7 @@ pub(crate) async fn impersonate(
         impersonator_id: Some(principal.user.id),
         parent_id: parent.as_ref().map(|p| p.id),
         return_sealed: parent.as_ref().map(|_| crate::auth::seal(principal.secret.expose(), &secret)),
+        parent_token_id: principal.api_token().map(|t| t.id),
         created_at: now,
         expires_at,
         revoked_at: None,

@@ -93,7 +93,7 @@ async fn create_token(
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create tokens"));
     }
-    principal.may_mint()?;
+    principal.may_mint(Some(steward_core::TokenScope::ScimTokens))?;
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "is required (1 to 100 characters)"));

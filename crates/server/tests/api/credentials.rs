@@ -40,8 +40,8 @@ async fn a_token_made_with_an_expiring_token_expires_with_it() {
     assert!(free["expires_at"].is_null());
 
     // An admin's impersonation through an expiring API token ends with that token.
-    let admin_token =
-        app.post("/api/v1/me/tokens", &app.admin, json!({"name": "ops", "expires_at": soon})).await.expect(201);
+    let scoped = json!({"name": "ops", "expires_at": soon, "scopes": ["users.impersonate"]});
+    let admin_token = app.post("/api/v1/me/tokens", &app.admin, scoped).await.expect(201);
     let imp = app
         .post(
             &format!("/api/v1/users/{id}/impersonate"),
@@ -51,6 +51,70 @@ async fn a_token_made_with_an_expiring_token_expires_with_it() {
         .await
         .expect(200);
     assert!(parse_time(&imp["expires_at"]) <= parse_time(&admin_token["expires_at"]));
+}
+
+#[tokio::test]
+async fn a_credential_is_revoked_with_the_token_or_session_that_made_it() {
+    let app = spawn_app().await;
+    let (target, target_session) = app.user_with_session("cy@cred.test").await;
+    let scoped = json!({"name": "ops", "scopes": ["users.impersonate"]});
+    let parent = app.post("/api/v1/me/tokens", &app.admin, scoped).await.expect(201);
+    let parent_token = parent["token"].as_str().unwrap();
+    let child = app.post("/api/v1/me/tokens", parent_token, json!({"name": "child", "scopes": ["users.impersonate"]}));
+    let child = child.await.expect(201);
+    let child_token = child["token"].as_str().unwrap();
+    let grandchild = app.post("/api/v1/me/tokens", child_token, json!({"name": "grandchild"})).await.expect(201);
+    let grandchild_token = grandchild["token"].as_str().unwrap();
+    let path = format!("/api/v1/users/{target}/impersonate");
+    let imp = app.post(&path, child_token, json!({"reason": "ticket 7"})).await.expect(200);
+    let imp_token = imp["token"].as_str().unwrap();
+    app.get("/api/v1/me", imp_token).await.expect(200);
+
+    app.delete(&format!("/api/v1/me/tokens/{}", parent["id"].as_str().unwrap()), &app.admin).await.expect(204);
+    for made in [child_token, grandchild_token, imp_token] {
+        app.get("/api/v1/me", made).await.expect_problem(401, "unauthenticated");
+    }
+    app.get("/api/v1/me", &target_session).await.expect(200);
+
+    // An impersonation started from a session ends when that session is revoked.
+    let own = app.login(ADMIN_EMAIL, PASSWORD).await;
+    let own_id = app.get("/api/v1/me/sessions", &own).await.expect(200)["items"][0]["id"].as_str().unwrap().to_owned();
+    let imp = app.post(&path, &own, json!({"reason": "ticket 8"})).await.expect(200);
+    let imp_token = imp["token"].as_str().unwrap();
+    app.delete(&format!("/api/v1/me/sessions/{own_id}"), &app.admin).await.expect(204);
+    app.get("/api/v1/me", imp_token).await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/me", &target_session).await.expect(200);
+}
+
+#[tokio::test]
+async fn an_api_token_does_only_what_it_was_created_for() {
+    let app = spawn_app().await;
+    let target = app.user("dee@cred.test").await;
+    let plain = app.post("/api/v1/me/tokens", &app.admin, json!({"name": "plain"})).await.expect(201);
+    let plain = plain["token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/users", plain).await.status, 200, "a plain token reads and writes as its user");
+    let path = format!("/api/v1/users/{target}/impersonate");
+    app.post(&path, plain, json!({"reason": "t"})).await.expect_problem(403, "forbidden");
+    app.post("/api/v1/scim-tokens", plain, json!({"name": "idp"})).await.expect_problem(403, "forbidden");
+    // A token made with it gets no scope it lacks.
+    let wider = json!({"name": "wider", "scopes": ["users.impersonate"]});
+    app.post("/api/v1/me/tokens", plain, wider).await.expect_problem(403, "forbidden");
+
+    let both = json!({"name": "both", "scopes": ["scim_tokens.create", "users.impersonate", "users.impersonate"]});
+    let both = app.post("/api/v1/me/tokens", &app.admin, both).await.expect(201);
+    assert_eq!(both["scopes"], json!(["users.impersonate", "scim_tokens.create"]));
+    let both = both["token"].as_str().unwrap();
+    app.post(&path, both, json!({"reason": "t"})).await.expect(200);
+    app.post("/api/v1/scim-tokens", both, json!({"name": "idp"})).await.expect(201);
+    let listed = app.get("/api/v1/me/tokens", &app.admin).await.expect(200);
+    assert_eq!(listed["items"][0]["scopes"], json!(["users.impersonate", "scim_tokens.create"]));
+
+    // A scope needs its permission; an unknown scope is a validation error.
+    let (_, session) = app.user_with_session("eve@cred.test").await;
+    let asked = json!({"name": "mine", "scopes": ["users.impersonate"]});
+    app.post("/api/v1/me/tokens", &session, asked).await.expect_problem(403, "forbidden");
+    let unknown = json!({"name": "mine", "scopes": ["everything"]});
+    app.post("/api/v1/me/tokens", &session, unknown).await.expect_problem(400, "validation_failed");
 }
 
 #[tokio::test]
