@@ -50,16 +50,18 @@ pub struct ScimError {
     pub status: u16,
     pub scim_type: Option<ScimType>,
     pub detail: String,
+    /// For a 429: how many seconds to wait, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ScimError {
     /// An error of a `scimType`, with its usual status.
     pub fn new(scim_type: ScimType, detail: impl Into<String>) -> Self {
-        ScimError { status: scim_type.status(), scim_type: Some(scim_type), detail: detail.into() }
+        ScimError { status: scim_type.status(), scim_type: Some(scim_type), detail: detail.into(), retry_after: None }
     }
     /// An error with a status and no `scimType` (401, 403, 404, 412, 500…).
     pub fn status(status: u16, detail: impl Into<String>) -> Self {
-        ScimError { status, scim_type: None, detail: detail.into() }
+        ScimError { status, scim_type: None, detail: detail.into(), retry_after: None }
     }
     pub fn invalid_value(detail: impl Into<String>) -> Self {
         Self::new(ScimType::InvalidValue, detail)
@@ -75,6 +77,10 @@ impl ScimError {
     }
     pub fn not_found(what: &str) -> Self {
         Self::status(404, format!("no such {what}"))
+    }
+    /// 429: a budget is spent; try again after `retry_after` seconds.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after: u64) -> Self {
+        ScimError { retry_after: Some(retry_after.max(1)), ..Self::status(429, detail) }
     }
     /// A failure of Steward's own; the detail never says more.
     pub fn internal() -> Self {

@@ -399,9 +399,26 @@ fn account_key(account: &str) -> String {
     format!("account:{account}")
 }
 
+/// An IPv4 address counts alone; an IPv6 address counts with its /64, the block one subscriber
+/// gets, so that stepping through one's own block is not a fresh address each time.
 fn address_key(address: Option<IpAddr>) -> String {
-    format!("address:{}", address.map_or_else(|| "unknown".into(), |a| a.to_string()))
+    match address {
+        None => "address:unknown".into(),
+        Some(IpAddr::V4(a)) => format!("address:{a}"),
+        Some(IpAddr::V6(a)) => match a.to_ipv4_mapped() {
+            Some(v4) => format!("address:{v4}"),
+            None => {
+                let s = a.segments();
+                format!("address:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
+
+/// The most counts a throttle keeps. Past it, counts older than the window go, then counts of a
+/// single failure; a flood of fresh addresses can only make the throttle forget its least
+/// telling counts, never grow memory.
+pub const THROTTLE_MAX_KEYS: usize = 200_000;
 
 fn device_key(device: &str) -> String {
     format!("device:{device}")
@@ -470,19 +487,38 @@ impl LoginThrottle {
 
     /// Records a failed attempt of `address` alone (a link that does not exist).
     pub fn failed_address(&self, address: Option<IpAddr>) {
+        self.record([Some(address_key(address))]);
+    }
+
+    /// Adds a failure now to each key, within [`THROTTLE_MAX_KEYS`].
+    fn record(&self, keys: impl IntoIterator<Item = Option<String>>) {
+        let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(address_key(address)).or_default().push(Instant::now());
+        if map.len() >= THROTTLE_MAX_KEYS {
+            map.retain(|_, times| {
+                times.retain(|t| now.duration_since(*t) < self.window);
+                !times.is_empty()
+            });
+        }
+        if map.len() >= THROTTLE_MAX_KEYS {
+            map.retain(|_, times| times.len() > 1);
+        }
+        if map.len() >= THROTTLE_MAX_KEYS {
+            map.clear();
+        }
+        for key in keys.into_iter().flatten() {
+            map.entry(key).or_default().push(now);
+        }
+    }
+
+    /// How many counts are kept.
+    pub fn kept(&self) -> usize {
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Records a failed attempt, for the account, the address and the known device if any.
     pub fn failed(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) {
-        let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for key in
-            [Some(account_key(account)), Some(address_key(address)), device.map(device_key)].into_iter().flatten()
-        {
-            map.entry(key).or_default().push(now);
-        }
+        self.record([Some(account_key(account)), Some(address_key(address)), device.map(device_key)]);
     }
 
     /// Clears the account's failures after a successful login.
@@ -505,6 +541,29 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_block_counts_as_one_address_and_the_counts_stay_bounded() {
+        let throttle = LoginThrottle::new(5, 3, Duration::from_secs(900));
+        for host in 1..=3u16 {
+            throttle.failed_address(Some(IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 9, 0, 0, 0, host))));
+        }
+        let neighbour = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 9, 0xffff, 1, 2, 3));
+        assert!(throttle.check_address(Some(neighbour)).is_err(), "the same /64 is the same address");
+        let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 7, 10, 0, 0, 0, 1));
+        assert!(throttle.check_address(Some(elsewhere)).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        for _ in 0..3 {
+            throttle.failed_address(Some("192.0.2.1".parse().unwrap()));
+        }
+        assert!(throttle.check_address(Some(mapped)).is_err(), "an IPv4-mapped address is its IPv4 address");
+
+        for n in 0..THROTTLE_MAX_KEYS as u32 + 10 {
+            throttle.failed_address(Some(IpAddr::V4(n.into())));
+        }
+        assert!(throttle.kept() <= THROTTLE_MAX_KEYS, "{} counts kept", throttle.kept());
+        assert!(throttle.check_address(Some(neighbour)).is_err(), "a flood of single failures leaves repeat offenders");
+    }
 
     #[test]
     fn secrets_are_random_prefixed_and_hashed() {

@@ -58,6 +58,9 @@ pub struct Config {
     pub login_failures_per_address: u32,
     /// The window for counting failed logins, in seconds.
     pub login_failure_window_secs: u64,
+    /// Passwords one SCIM token may have hashed per minute (a bulk request takes its count at
+    /// once); beyond it, 429 with `Retry-After`.
+    pub scim_passwords_per_minute: u64,
     /// SQLite commits on disk before they are answered (true), or left to the system to write.
     pub sqlite_durable: bool,
     /// PostgreSQL connections in the pool.
@@ -113,6 +116,7 @@ impl Default for Config {
             login_failures_per_account: 5,
             login_failures_per_address: 50,
             login_failure_window_secs: 900,
+            scim_passwords_per_minute: 120,
             sqlite_durable: true,
             database_max_connections: 10,
             database_acquire_timeout_secs: 30,

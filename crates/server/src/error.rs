@@ -121,6 +121,10 @@ impl ApiError {
         e.retry_after = Some(retry_after_secs.max(1));
         e
     }
+    /// The seconds a 429 asks to wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
     /// 413: the body is over the limit.
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is larger than the limit")

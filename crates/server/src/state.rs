@@ -41,6 +41,8 @@ pub struct Inner {
     pub clock: Clock,
     /// Per-org request budgets from the licenses' `api_requests_per_minute`.
     pub org_rate: OrgRateLimiter,
+    /// Passwords each SCIM token may have hashed, per minute (`scim_passwords_per_minute`).
+    pub scim_passwords: Buckets<uuid::Uuid>,
     /// Principals by credential digest, valid until the next committed change.
     pub principals: crate::extract::PrincipalCache,
     /// Operations this node leased from orgs' budgets and serves from memory.
@@ -99,36 +101,70 @@ impl Clock {
     }
 }
 
+/// Token buckets by key, each holding up to a minute's allowance and refilled evenly over the
+/// minute. The map is bounded: past [`Buckets::MAX_KEYS`] keys, the ones full again (untouched
+/// for two minutes) are dropped, and if none are, every key starts afresh.
+pub struct Buckets<K> {
+    buckets: Mutex<std::collections::HashMap<K, (f64, std::time::Instant)>>,
+}
+
+impl<K> Default for Buckets<K> {
+    fn default() -> Self {
+        Buckets { buckets: Mutex::new(std::collections::HashMap::new()) }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> Buckets<K> {
+    /// The most keys kept at once.
+    pub const MAX_KEYS: usize = 100_000;
+
+    /// Takes `n` from the key's bucket of `per_minute`, all or nothing; otherwise the seconds
+    /// until they are there (`None`: never, `n` is over the whole allowance).
+    pub fn take(&self, key: K, n: u64, per_minute: u64) -> Result<(), Option<u64>> {
+        let capacity = per_minute as f64;
+        if n as f64 > capacity {
+            return Err(None);
+        }
+        let rate = capacity / 60.0;
+        let now = std::time::Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= Self::MAX_KEYS {
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 120);
+            if buckets.len() >= Self::MAX_KEYS {
+                buckets.clear();
+            }
+        }
+        let (tokens, at) = buckets.entry(key).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
+        *at = now;
+        if *tokens >= n as f64 {
+            *tokens -= n as f64;
+            Ok(())
+        } else {
+            Err(Some(((n as f64 - *tokens) / rate).ceil() as u64))
+        }
+    }
+
+    /// How many keys are kept.
+    pub fn len(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether no key is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Token buckets per org: `api_requests_per_minute` requests, refilled evenly over the minute.
 #[derive(Default)]
-pub struct OrgRateLimiter {
-    buckets: Mutex<std::collections::HashMap<steward_core::OrgId, (f64, std::time::Instant)>>,
-}
+pub struct OrgRateLimiter(Buckets<steward_core::OrgId>);
 
 impl OrgRateLimiter {
     /// Takes one request from the org's bucket, or says how long to wait.
     pub fn take(&self, org: steward_core::OrgId, per_minute: Option<u64>) -> ApiResult<()> {
         let Some(limit) = per_minute else { return Ok(()) };
-        if limit == 0 {
-            return Err(crate::error::ApiError::rate_limited(60));
-        }
-        let capacity = limit as f64;
-        let rate = capacity / 60.0;
-        let now = std::time::Instant::now();
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs() < 120);
-        }
-        let (tokens, at) = buckets.entry(org).or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            let wait = ((1.0 - *tokens) / rate).ceil() as u64;
-            Err(crate::error::ApiError::rate_limited(wait))
-        }
+        self.0.take(org, 1, limit).map_err(|wait| crate::error::ApiError::rate_limited(wait.unwrap_or(60)))
     }
 }
 
@@ -158,6 +194,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             clock: Clock::default(),
             org_rate: OrgRateLimiter::default(),
+            scim_passwords: Buckets::default(),
             principals: crate::extract::PrincipalCache::default(),
             leases: Leases::default(),
             sealing_key: tokio::sync::OnceCell::new(),
@@ -256,5 +293,29 @@ pub async fn return_leases(state: &AppState, ttl: Option<Duration>) {
             Ok(()) => state.hot.consumed(org),
             Err(e) => tracing::warn!(error = %e, %org, unused, "could not give back leased operations"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Buckets;
+
+    #[test]
+    fn a_bucket_gives_a_minutes_allowance_all_or_nothing() {
+        let buckets = Buckets::default();
+        assert_eq!(buckets.take("a", 2, 3), Ok(()));
+        assert!(matches!(buckets.take("a", 2, 3), Err(Some(wait)) if (1..=40).contains(&wait)));
+        assert_eq!(buckets.take("a", 1, 3), Ok(()), "the refused take spent nothing");
+        assert_eq!(buckets.take("a", 4, 3), Err(None), "more than a minute's allowance never fits");
+        assert_eq!(buckets.take("b", 3, 3), Ok(()), "each key has its own");
+    }
+
+    #[test]
+    fn the_buckets_keep_a_bounded_number_of_keys() {
+        let buckets = Buckets::default();
+        for key in 0..Buckets::<u32>::MAX_KEYS as u32 + 10 {
+            buckets.take(key, 1, 60).unwrap();
+        }
+        assert!(buckets.len() <= Buckets::<u32>::MAX_KEYS, "{} keys", buckets.len());
     }
 }

@@ -113,6 +113,7 @@ pub(super) async fn bulk(
         )
         .into());
     }
+    client.prepay_passwords(&state, passwords)?;
     let fail_on_errors = match &body["failOnErrors"] {
         Value::Null => None,
         v => Some(

@@ -86,7 +86,11 @@ impl Scim {
 
     fn err(e: ScimError) -> Self {
         let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        Self::json(status, e.body())
+        let mut s = Self::json(status, e.body());
+        if let Some(secs) = e.retry_after {
+            s.0.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        s
     }
 }
 
@@ -145,6 +149,7 @@ fn from_api(e: &ApiError) -> ScimError {
         }
         (409, "email_taken" | "user_deactivated") => taken(),
         (400, _) => ScimError::invalid_value(p.detail),
+        (429, _) => ScimError::too_many_requests(p.detail, e.retry_after().unwrap_or(60)),
         (status, _) => ScimError::status(status, p.detail),
     }
 }
@@ -152,12 +157,39 @@ fn from_api(e: &ApiError) -> ScimError {
 /// The SCIM client: a live token and the service user its changes are attributed to.
 pub struct ScimClient {
     pub token: ScimTokenRow,
+    /// Password hashes this request already took from the token's budget (a bulk request takes
+    /// its count at once), spent before the budget is asked again.
+    prepaid: std::sync::atomic::AtomicUsize,
 }
 
 impl ScimClient {
     /// The actor of every change the client makes.
     pub fn actor(&self) -> Actor {
         Actor::user(self.token.service_user_id)
+    }
+
+    /// Takes `n` from the token's budget of password hashes (`scim_passwords_per_minute`), all or
+    /// nothing, before any is hashed: one directory cannot keep the hashing workers busy. What a
+    /// bulk request took for its operations ([`ScimClient::prepay_passwords`]) is spent first.
+    pub fn spend_passwords(&self, state: &AppState, n: usize) -> Result<(), Failure> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let prepaid = self.prepaid.fetch_update(SeqCst, SeqCst, |p| p.checked_sub(n)).is_ok();
+        if n == 0 || prepaid {
+            return Ok(());
+        }
+        let per_minute = state.config.scim_passwords_per_minute;
+        state.scim_passwords.take(self.token.id, n as u64, per_minute).map_err(|wait| {
+            let detail = format!("this token may set {per_minute} passwords a minute");
+            Failure(ScimError::too_many_requests(detail, wait.unwrap_or(60)))
+        })
+    }
+
+    /// Takes the passwords of a whole bulk request from the budget at once, so that it is
+    /// refused before anything runs rather than halfway.
+    pub fn prepay_passwords(&self, state: &AppState, n: usize) -> Result<(), Failure> {
+        self.spend_passwords(state, n)?;
+        self.prepaid.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 
     /// What audit events of SCIM changes say besides their own detail.
@@ -227,7 +259,7 @@ impl FromRequestParts<AppState> for ScimClient {
             }
         };
         match token {
-            Some(t) if t.revoked_at.is_none() => Ok(ScimClient { token: t }),
+            Some(t) if t.revoked_at.is_none() => Ok(ScimClient { token: t, prepaid: Default::default() }),
             _ => Err(unauthorized()),
         }
     }

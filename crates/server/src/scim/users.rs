@@ -169,13 +169,18 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The password a resource sets, hashed before any transaction opens.
-async fn password_of(state: &AppState, doc: &mut Map<String, Value>) -> Result<Option<String>, Failure> {
+/// The password a resource sets, hashed before any transaction opens, within the token's budget.
+async fn password_of(
+    state: &AppState,
+    client: &ScimClient,
+    doc: &mut Map<String, Value>,
+) -> Result<Option<String>, Failure> {
     match doc.remove("password") {
         Some(Value::String(p)) => {
             if p.chars().count() < 12 {
                 return Err(ScimError::invalid_value("password needs at least 12 characters").into());
             }
+            client.spend_passwords(state, 1)?;
             Ok(Some(state.passwords.hash_in_background(&p).await?))
         }
         _ => Ok(None),
@@ -200,7 +205,7 @@ pub(super) async fn create_user(
     body: &Value,
 ) -> Result<(StatusCode, Value), Failure> {
     let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
-    let password = password_of(state, &mut doc).await?;
+    let password = password_of(state, client, &mut doc).await?;
     let now = OffsetDateTime::now_utc();
     let (user_name, email) = identity(&doc)?;
     let mut tx = state.store.write().await?;
@@ -237,7 +242,7 @@ pub(super) async fn replace_user(
     let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
     let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
     exists_before_hashing(state, client, id).await?;
-    let password = password_of(state, &mut doc).await?;
+    let password = password_of(state, client, &mut doc).await?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let loaded = visible(tx.as_mut(), client, id).await?;
@@ -274,7 +279,7 @@ pub(super) async fn patch_user(
         if let Some(v) = value {
             let mut holder = Map::new();
             holder.insert("password".into(), v);
-            password = password_of(state, &mut holder).await?;
+            password = password_of(state, client, &mut holder).await?;
         }
     }
     let now = OffsetDateTime::now_utc();

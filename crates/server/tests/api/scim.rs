@@ -517,3 +517,41 @@ async fn an_orgs_token_names_teams_without_an_org_and_bulk_passwords_are_bounded
     let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": too_many});
     assert_eq!(app.post("/scim/v2/Bulk", &token, body).await.status, 413);
 }
+
+#[tokio::test]
+async fn a_tokens_password_hashes_have_a_budget_per_minute() {
+    let app = spawn_app_with(|c| c.scim_passwords_per_minute = 3).await;
+    let token = scim_token(&app, None).await;
+    let other = scim_token(&app, None).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let user = new_user(&format!("budget{i}@b.test"), &format!("budget{i}@b.test"));
+        ids.push(app.post("/scim/v2/Users", &token, user).await.expect(201)["id"].as_str().unwrap().to_owned());
+    }
+    let set = || patch(json!([{"op": "replace", "path": "password", "value": "a password long enough"}]));
+    let bulk =
+        |ops: Vec<Value>| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
+    let op = |id: &str| json!({"method": "PATCH", "path": format!("/Users/{id}"), "data": set()});
+
+    // Two in one bulk request and one alone spend the minute's three.
+    let reply = app.post("/scim/v2/Bulk", &token, bulk(vec![op(&ids[0]), op(&ids[1])])).await.expect(200);
+    assert!(reply["Operations"].as_array().unwrap().iter().all(|o| o["status"] == "200"), "{reply:#}");
+    app.patch(&format!("/scim/v2/Users/{}", ids[2]), &token, set()).await.expect(200);
+
+    // The fourth is refused before anything is hashed or written.
+    let before = (app.state.passwords.computed(), app.snapshot().await);
+    let refused = app.patch(&format!("/scim/v2/Users/{}", ids[0]), &token, set()).await;
+    assert!(refused.headers.get("retry-after").is_some_and(|v| v.to_str().unwrap().parse::<u64>().unwrap() >= 1));
+    assert_eq!(refused.expect(429)["status"], "429");
+    let refused = app.post("/scim/v2/Bulk", &token, bulk(vec![op(&ids[1])])).await;
+    assert_eq!(refused.status, 429, "a bulk request is refused whole, before any operation runs");
+    assert_eq!((app.state.passwords.computed(), app.snapshot().await), before);
+    // More than a minute's budget in one request can never pass.
+    let four = bulk(ids.iter().chain([&ids[0]]).map(|id| op(id)).collect());
+    assert_eq!(app.post("/scim/v2/Bulk", &other, four).await.status, 429);
+
+    // Another token has a budget of its own, and changes without a password spend none.
+    app.patch(&format!("/scim/v2/Users/{}", ids[0]), &other, set()).await.expect(200);
+    let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]));
+    app.patch(&format!("/scim/v2/Users/{}", ids[0]), &token, rename).await.expect(200);
+}
