@@ -20,6 +20,12 @@ pub use query::{Cond, GroupField, Lit, Op, ScimQuery, UserField};
 pub use sqlite::SqliteStore;
 pub use traits::*;
 
+/// A time as the store keeps it (to the microsecond), so that an answer given before a read
+/// back says the same as the read.
+pub fn as_kept(t: time::OffsetDateTime) -> time::OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
+}
+
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

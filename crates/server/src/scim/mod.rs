@@ -270,8 +270,9 @@ pub fn base(state: &AppState) -> String {
     format!("{}/scim/v2", state.public_url.trim_end_matches('/'))
 }
 
+/// A time as SCIM shows it: as kept, so that the answer to a write and a later read agree.
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+    steward_store::as_kept(t).format(&Rfc3339).unwrap_or_default()
 }
 
 /// The `meta` of a resource.

@@ -555,3 +555,42 @@ async fn a_tokens_password_hashes_have_a_budget_per_minute() {
     let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "Renamed"}]));
     app.patch(&format!("/scim/v2/Users/{}", ids[0]), &token, rename).await.expect(200);
 }
+
+/// Whatever a write answers is what a GET by the same token answers next (to the microsecond,
+/// and with the version an `If-Match` needs); and a user the instance deactivated reads as
+/// inactive to the org's directory, which cannot undo it.
+#[tokio::test]
+async fn every_write_answers_the_user_as_the_token_now_sees_them() {
+    let app = spawn_app().await;
+    let owner = app.user("owner@seen.test").await;
+    let org = app.org("Seen", &owner).await;
+    let token = scim_token(&app, Some(&org)).await;
+    let created = app.post("/scim/v2/Users", &token, new_user("seen@seen.test", "seen@seen.test")).await.expect(201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/scim/v2/Users/{id}");
+    assert_eq!(created, app.get(&path, &token).await.expect(200), "POST");
+
+    let rename = patch(json!([{"op": "replace", "path": "displayName", "value": "Seen Once"}]));
+    let patched = app.patch(&path, &token, rename).await.expect(200);
+    assert_eq!(patched, app.get(&path, &token).await.expect(200), "PATCH");
+
+    let mut replacement = new_user("seen@seen.test", "seen@seen.test");
+    replacement["displayName"] = json!("Seen Twice");
+    let put = app.put(&path, &token, replacement).await.expect(200);
+    assert_eq!(put, app.get(&path, &token).await.expect(200), "PUT");
+
+    let bulk = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": [
+        {"method": "PATCH", "path": format!("/Users/{id}"),
+         "data": patch(json!([{"op": "replace", "path": "displayName", "value": "Seen Thrice"}]))}]});
+    let reply = app.post("/scim/v2/Bulk", &token, bulk).await.expect(200);
+    let now = app.get(&path, &token).await.expect(200);
+    assert_eq!(reply["Operations"][0]["version"], now["meta"]["version"], "Bulk: {reply:#}");
+    assert_eq!(now["displayName"], "Seen Thrice");
+
+    app.post(&format!("/api/v1/users/{id}/deactivate"), &app.admin, json!({"reason": "fraud"})).await.expect(200);
+    let seen = app.get(&path, &token).await.expect(200);
+    assert_eq!(seen["active"], false);
+    let revive = patch(json!([{"op": "replace", "path": "active", "value": true}]));
+    assert_eq!(app.patch(&path, &token, revive).await.status, 403);
+    assert_eq!(app.get(&path, &token).await.expect(200), seen, "the refused write changed nothing");
+}
