@@ -23,4 +23,4 @@ pub use ids::{OrgId, SessionId, TeamId, TokenId, UserId};
 pub use license::License;
 pub use names::{OrgName, PersonName, TeamName};
 pub use roles::{InstanceRole, OrgAction, OrgRole, Permission, RoleBook, TeamRole, TokenScope};
-pub use user::UserStatus;
+pub use user::{UserKind, UserStatus};

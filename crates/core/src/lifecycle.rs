@@ -62,6 +62,50 @@ pub fn transition(from: UserStatus, action: UserAction, has_password: bool) -> R
     Ok(to)
 }
 
+/// What the rules for taking a user's access away need to know of the user and the actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessRemoval {
+    /// The user's status now.
+    pub status: UserStatus,
+    /// What the user row stands for.
+    pub kind: crate::user::UserKind,
+    /// Whether the user has a password (a reactivation then makes them active, not invited).
+    pub has_password: bool,
+    /// Whether the actor is the user themself.
+    pub by_self: bool,
+    /// Whether the user holds `system_admin`.
+    pub system_admin: bool,
+    /// How many active users hold `system_admin`, the user included.
+    pub active_system_admins: i64,
+}
+
+/// The status after deactivating or suspending (`action`) a user, or why not: a person only,
+/// never by themself, and never the last active system admin, so that the instance keeps a way
+/// in. Every path that takes access away (the API, the pages, SCIM, the scheduler, access
+/// reviews) asks this one rule.
+pub fn guard_deactivate(user: AccessRemoval, action: UserAction) -> Result<UserStatus, DomainError> {
+    let verb = match action {
+        UserAction::Suspend => "suspended",
+        _ => "deactivated",
+    };
+    let who = match user.kind {
+        crate::user::UserKind::Person => None,
+        crate::user::UserKind::Placeholder => Some("the placeholder owner"),
+        crate::user::UserKind::Service => Some("a SCIM token's service user"),
+    };
+    if let Some(who) = who {
+        return Err(DomainError::InvalidTransition(format!("{who} cannot be {verb}")));
+    }
+    if user.by_self {
+        return Err(DomainError::InvalidTransition(format!("you cannot {} yourself", action.name())));
+    }
+    let to = transition(user.status, action, user.has_password)?;
+    if user.status == UserStatus::Active && user.system_admin && user.active_system_admins <= 1 {
+        return Err(DomainError::InvalidTransition(format!("the last active system_admin cannot be {verb}")));
+    }
+    Ok(to)
+}
+
 /// Notification settings with every category switched off.
 pub fn all_notifications_off() -> BTreeMap<String, bool> {
     NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), false)).collect()
@@ -165,6 +209,47 @@ fn limit_text(limit: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn access_is_taken_only_from_a_person_by_another_and_never_from_the_last_system_admin() {
+        use crate::user::UserKind;
+        for action in [UserAction::Deactivate, UserAction::Suspend] {
+            for status in UserStatus::ALL.iter().copied() {
+                for kind in UserKind::ALL.iter().copied() {
+                    for (by_self, system_admin, admins) in
+                        [false, true].into_iter().flat_map(|s| [(s, false, 1), (s, true, 1), (s, true, 2)])
+                    {
+                        let user = AccessRemoval {
+                            status,
+                            kind,
+                            has_password: true,
+                            by_self,
+                            system_admin,
+                            active_system_admins: admins,
+                        };
+                        let allowed = guard_deactivate(user, action).is_ok();
+                        let expected = kind == UserKind::Person
+                            && !by_self
+                            && transition(status, action, true).is_ok()
+                            && !(status == UserStatus::Active && system_admin && admins <= 1);
+                        assert_eq!(allowed, expected, "{action:?} of {user:?}");
+                    }
+                }
+            }
+        }
+        let last = AccessRemoval {
+            status: UserStatus::Active,
+            kind: UserKind::Person,
+            has_password: true,
+            by_self: false,
+            system_admin: true,
+            active_system_admins: 1,
+        };
+        assert_eq!(
+            guard_deactivate(last, UserAction::Deactivate),
+            Err(DomainError::InvalidTransition("the last active system_admin cannot be deactivated".into()))
+        );
+    }
+
     use super::*;
     use crate::OrgId;
     use crate::org::Member;

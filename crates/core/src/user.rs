@@ -24,3 +24,14 @@ impl UserStatus {
         matches!(self, UserStatus::Invited | UserStatus::Active | UserStatus::Suspended)
     }
 }
+
+string_enum!(
+    /// What a user row stands for. Only people sign in, hold seats and are governed; the
+    /// placeholder owner holds the orgs whose owner left; a service user is the actor a SCIM
+    /// token's changes are attributed to.
+    UserKind, "kind" {
+        Person => "person",
+        Placeholder => "placeholder",
+        Service => "service",
+    }
+);

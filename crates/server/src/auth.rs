@@ -393,7 +393,18 @@ pub struct LoginThrottle {
     per_address: u32,
     window: Duration,
     failures: Mutex<HashMap<String, Vec<Instant>>>,
+    /// Refusals being held back ([`REFUSAL_DELAY`]), at most [`REFUSALS_HELD`] at once.
+    held: tokio::sync::Semaphore,
 }
+
+/// How long a refused attempt waits for its 429. A client that tries again as soon as it is
+/// answered (a guessing loop) then costs one answer a second per connection instead of thousands,
+/// and the CPU it would have taken stays with the logins.
+pub const REFUSAL_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The most refusals held back at once; beyond it they are answered at once, so that holding
+/// them never costs more than this many waiting requests.
+pub const REFUSALS_HELD: usize = 1024;
 
 fn account_key(account: &str) -> String {
     format!("account:{account}")
@@ -427,7 +438,34 @@ fn device_key(device: &str) -> String {
 impl LoginThrottle {
     /// A throttle with the given limits; a known device may fail as often as an account.
     pub fn new(per_account: u32, per_address: u32, window: Duration) -> Self {
-        LoginThrottle { per_account, per_address, window, failures: Mutex::new(HashMap::new()) }
+        LoginThrottle {
+            per_account,
+            per_address,
+            window,
+            failures: Mutex::new(HashMap::new()),
+            held: tokio::sync::Semaphore::new(REFUSALS_HELD),
+        }
+    }
+
+    /// [`LoginThrottle::check`], answering a refusal only after [`REFUSAL_DELAY`].
+    pub async fn admit(&self, account: &str, address: Option<IpAddr>, device: Option<&str>) -> ApiResult<()> {
+        let decided = self.check(account, address, device);
+        self.hold_refusal(decided).await
+    }
+
+    /// [`LoginThrottle::check_address`], answering a refusal only after [`REFUSAL_DELAY`].
+    pub async fn admit_address(&self, address: Option<IpAddr>) -> ApiResult<()> {
+        let decided = self.check_address(address);
+        self.hold_refusal(decided).await
+    }
+
+    async fn hold_refusal(&self, decided: ApiResult<()>) -> ApiResult<()> {
+        if decided.is_err()
+            && let Ok(_permit) = self.held.try_acquire()
+        {
+            tokio::time::sleep(REFUSAL_DELAY).await;
+        }
+        decided
     }
 
     /// Err(429) when a count that judges this login is at its limit, with the seconds until a slot
@@ -541,6 +579,35 @@ impl LoginThrottle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_is_held_back_a_second_and_only_so_many_at_once() {
+        let throttle = Arc::new(LoginThrottle::new(5, 1, Duration::from_secs(900)));
+        let ip: Option<IpAddr> = Some("192.0.2.7".parse().unwrap());
+        let started = tokio::time::Instant::now();
+        throttle.admit_address(ip).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::ZERO, "an admitted attempt waits for nothing");
+        throttle.failed_address(ip);
+        assert_eq!(throttle.admit_address(ip).await.unwrap_err().code(), "rate_limited");
+        assert!(started.elapsed() >= REFUSAL_DELAY, "the refusal waited {:?}", started.elapsed());
+
+        // With every hold taken, one more refusal is answered at once.
+        let holders: Vec<_> = (0..REFUSALS_HELD)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.admit_address(ip).await })
+            })
+            .collect();
+        while throttle.held.available_permits() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let at = tokio::time::Instant::now();
+        assert!(throttle.admit_address(ip).await.is_err());
+        assert_eq!(at.elapsed(), Duration::ZERO, "past the bound nothing is held");
+        for h in holders {
+            assert!(h.await.unwrap().is_err());
+        }
+    }
 
     #[test]
     fn an_ipv6_block_counts_as_one_address_and_the_counts_stay_bounded() {

@@ -68,7 +68,7 @@ impl Mailer {
 fn refusal(user: &UserRow, category: &str) -> Option<&'static str> {
     match user.status {
         UserStatus::Deactivated | UserStatus::Suspended | UserStatus::Anonymized => Some("the user is not active"),
-        _ if user.kind != "person" => Some("the placeholder owner receives no mail"),
+        _ if user.kind != steward_core::UserKind::Person => Some("the placeholder owner receives no mail"),
         _ if NOTIFICATION_CATEGORIES.contains(&category) && !notification_on(&user.notifications, category) => {
             Some("the user switched this category off")
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use steward_core::governance::StatusSetter;
-use steward_core::{Actor, InstanceRole, Permission, UserStatus};
+use steward_core::{Actor, Permission, UserStatus};
 
 use crate::state::{AppState, commit, instance_settings};
 
@@ -46,22 +46,32 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         let before = now - time::Duration::days(i64::from(days));
         for u in tx.dormant_users(before, 100).await? {
             // The policy is about people of the orgs; instance admins are not reached by it.
-            if u.instance_roles.is_empty() && u.kind == "person" && !due.iter().any(|(d, _)| d.id == u.id) {
+            if u.instance_roles.is_empty()
+                && u.kind == steward_core::UserKind::Person
+                && !due.iter().any(|(d, _)| d.id == u.id)
+            {
                 due.push((u, json!({ "policy": "dormant_after_days", "days": days })));
             }
         }
     }
-    let sysadmin = InstanceRole::system_admin();
     let mut done = 0;
     for (mut user, why) in due {
-        if user.kind != "person" {
-            continue;
-        }
-        // The instance must keep a way in: the last active system admin is never deactivated.
-        let last_admin = user.status == UserStatus::Active
-            && user.instance_roles.contains(&sysadmin)
-            && tx.count_users_with_role(sysadmin.as_str()).await? <= 1;
-        if last_admin {
+        // The rule every path asks (the last active system admin keeps the instance's way in); a
+        // schedule it refuses is dropped, so that it is not tried again on every tick.
+        let action = steward_core::lifecycle::UserAction::Deactivate;
+        if let Err(refused) = crate::service::guard_deactivate(tx.as_mut(), &user, Actor::SYSTEM, action).await {
+            if user.deactivate_at.take().is_some() {
+                let by = user.deactivate_by.take();
+                user.updated_at = now;
+                tx.update_user(&user).await?;
+                let dropped = steward_core::AuditDraft::new(
+                    "user.schedule_dropped",
+                    Actor::SYSTEM,
+                    steward_core::TargetType::User,
+                    user.id,
+                );
+                events.push(dropped.detail(json!({ "scheduled_by": by, "reason": refused.problem().detail })));
+            }
             continue;
         }
         user.deactivate_at = None;

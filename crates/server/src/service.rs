@@ -30,7 +30,7 @@ pub async fn create_admin(
         locale: None,
         timezone: None,
         instance_roles: vec![role],
-        kind: "person".into(),
+        kind: steward_core::UserKind::Person,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,
@@ -110,7 +110,7 @@ pub async fn ensure_placeholder(
         locale: None,
         timezone: None,
         instance_roles: vec![],
-        kind: "placeholder".into(),
+        kind: steward_core::UserKind::Placeholder,
         notifications: steward_core::lifecycle::all_notifications_off(),
         created_at: now,
         updated_at: now,
@@ -211,9 +211,33 @@ impl Deactivation<'_> {
     }
 }
 
+/// The status `action` (deactivate or suspend) leaves `user` in, or why it may not be taken by
+/// `actor`: [`steward_core::lifecycle::guard_deactivate`] with what it needs loaded. Every path
+/// that takes access away asks this, through [`deactivate_user`] or the suspension.
+pub async fn guard_deactivate(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    actor: Actor,
+    action: steward_core::lifecycle::UserAction,
+) -> ApiResult<UserStatus> {
+    let sysadmin = steward_core::InstanceRole::system_admin();
+    let system_admin = user.instance_roles.contains(&sysadmin);
+    let active_system_admins = if system_admin { tx.count_users_with_role(sysadmin.as_str()).await? } else { 0 };
+    let facts = steward_core::lifecycle::AccessRemoval {
+        status: user.status,
+        kind: user.kind,
+        has_password: user.password_hash.is_some(),
+        by_self: actor.user_id == Some(user.id) || actor.impersonator_id == Some(user.id),
+        system_admin,
+        active_system_admins,
+    };
+    Ok(steward_core::lifecycle::guard_deactivate(facts, action)?)
+}
+
 /// Deactivates a user in the caller's transaction: every session and token revoked, pending
 /// invitations cancelled, memberships dormant, owned orgs handed to `new_owner` or to the
-/// placeholder owner (recorded, so that reactivation can hand them back).
+/// placeholder owner (recorded, so that reactivation can hand them back). Refused, before
+/// anything is written, when [`guard_deactivate`] refuses.
 pub async fn deactivate_user(
     tx: &mut dyn Tx,
     user: &mut UserRow,
@@ -221,11 +245,7 @@ pub async fn deactivate_user(
     now: OffsetDateTime,
 ) -> ApiResult<Vec<AuditDraft>> {
     let Deactivation { actor, by, reason, new_owner, why } = d;
-    let next = steward_core::lifecycle::transition(
-        user.status,
-        steward_core::lifecycle::UserAction::Deactivate,
-        user.password_hash.is_some(),
-    )?;
+    let next = guard_deactivate(tx, user, actor, steward_core::lifecycle::UserAction::Deactivate).await?;
     let mut events = Vec::new();
     let (revoked, cancelled, owned) = tx.deactivation_sweep(user.id, now).await?;
     let mut handed = Vec::new();
@@ -337,7 +357,7 @@ pub async fn change_own_password(
         return Err(crate::error::ApiError::forbidden("an impersonation session cannot change credentials"));
     }
     let key = principal.user.email_key.clone();
-    state.throttle.check(&key, None, None)?;
+    state.throttle.admit(&key, None, None).await?;
     let mut tx = state.store.read().await?;
     let stored = tx.user(principal.user.id).await?.and_then(|u| u.password_hash);
     tx.rollback().await?;

@@ -384,7 +384,7 @@ pub async fn create_jit_user(
         locale: None,
         timezone: None,
         instance_roles: vec![],
-        kind: "person".into(),
+        kind: steward_core::UserKind::Person,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,
@@ -550,7 +550,7 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
         }
         None => return Err(refuse_authentic(state, &issuer, &id, None, "unknown_user").await),
     };
-    if user.kind != "person" {
+    if user.kind != steward_core::UserKind::Person {
         return Err(refuse_authentic(state, &issuer, &id, Some(&user), "service_user").await);
     }
     if !in_domains(&user.email) {

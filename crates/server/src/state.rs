@@ -41,6 +41,8 @@ pub struct Inner {
     pub clock: Clock,
     /// Per-org request budgets from the licenses' `api_requests_per_minute`.
     pub org_rate: OrgRateLimiter,
+    /// Password-reset requests being worked on after their answer ([`RESET_REQUESTS_AT_ONCE`]).
+    pub reset_requests: Arc<tokio::sync::Semaphore>,
     /// Passwords each SCIM token may have hashed, per minute (`scim_passwords_per_minute`).
     pub scim_passwords: Buckets<uuid::Uuid>,
     /// Principals by credential digest, valid until the next committed change.
@@ -100,6 +102,10 @@ impl Clock {
         self.offset_secs.fetch_add(by.whole_seconds(), std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// The most password-reset requests worked on at once after they were answered; beyond it a
+/// request is answered the same and dropped (logged), so that a flood of them queues no work.
+pub const RESET_REQUESTS_AT_ONCE: usize = 256;
 
 /// Token buckets by key, each holding up to a minute's allowance and refilled evenly over the
 /// minute. The map is bounded: past [`Buckets::MAX_KEYS`] keys, the ones full again (untouched
@@ -195,6 +201,7 @@ impl AppState {
             clock: Clock::default(),
             org_rate: OrgRateLimiter::default(),
             scim_passwords: Buckets::default(),
+            reset_requests: Arc::new(tokio::sync::Semaphore::new(RESET_REQUESTS_AT_ONCE)),
             principals: crate::extract::PrincipalCache::default(),
             leases: Leases::default(),
             sealing_key: tokio::sync::OnceCell::new(),

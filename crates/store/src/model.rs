@@ -21,8 +21,8 @@ pub struct UserRow {
     pub locale: Option<String>,
     pub timezone: Option<String>,
     pub instance_roles: Vec<InstanceRole>,
-    /// `person`, or `placeholder` for the instance-owned holder of deprovisioned orgs.
-    pub kind: String,
+    /// A person, the placeholder owner, or a SCIM token's service user.
+    pub kind: steward_core::UserKind,
     /// Notification categories switched on or off; a missing category is on.
     pub notifications: BTreeMap<String, bool>,
     pub created_at: OffsetDateTime,

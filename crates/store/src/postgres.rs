@@ -276,7 +276,7 @@ impl Users for PgTx {
         .bind(&u.password_hash)
         .bind(&u.locale)
         .bind(&u.timezone)
-        .bind(&u.kind)
+        .bind(u.kind.as_str())
         .bind(json_text(&u.notifications)?)
         .bind(micros(u.created_at))
         .bind(micros(u.updated_at))

@@ -108,7 +108,7 @@ pub(crate) fn user_from_row(row: &impl DbRow) -> StoreResult<UserRow> {
         locale: get(row, "locale")?,
         timezone: get(row, "timezone")?,
         instance_roles,
-        kind: get(row, "kind")?,
+        kind: parse::<steward_core::UserKind>(&get::<String>(row, "kind")?, "user kind")?,
         notifications: serde_json::from_str(&get::<String>(row, "notifications")?)
             .map_err(|e| StoreError::Corrupt(format!("notifications: {e}")))?,
         created_at: from_micros(get(row, "created_at")?)?,

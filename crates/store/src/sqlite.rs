@@ -650,7 +650,7 @@ impl Users for SqliteTx {
         .bind(&u.password_hash)
         .bind(&u.locale)
         .bind(&u.timezone)
-        .bind(&u.kind)
+        .bind(u.kind.as_str())
         .bind(json_text(&u.notifications)?)
         .bind(micros(u.created_at))
         .bind(micros(u.updated_at))
@@ -2824,7 +2824,7 @@ mod tests {
             locale: None,
             timezone: None,
             instance_roles: vec![],
-            kind: "person".into(),
+            kind: steward_core::UserKind::Person,
             notifications: Default::default(),
             created_at: now,
             updated_at: now,

@@ -51,7 +51,7 @@ fn user(email: &str) -> UserRow {
         locale: None,
         timezone: None,
         instance_roles: vec![InstanceRole::parse("viewer").unwrap()],
-        kind: "person".into(),
+        kind: steward_core::UserKind::Person,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,

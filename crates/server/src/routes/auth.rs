@@ -80,14 +80,14 @@ pub(crate) async fn login(
 ) -> ApiResult<Response> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
-    crate::sso::password_login_allowed(&state, &email).await?;
     let now = OffsetDateTime::now_utc();
     let device = match cookie(&headers, DEVICE_COOKIE) {
         Some(presented) => known_device(&sealing_key(&state).await?, &presented, &key, now),
         None => None,
     };
     let device = device.as_deref();
-    state.throttle.check(&key, ip, device)?;
+    state.throttle.admit(&key, ip, device).await?;
+    crate::sso::password_login_allowed(&state, &email).await?;
     let mut tx = state.store.read().await?;
     let user = tx.user_by_email_key(&key).await?;
     let (lock, enrolled) = match &user {
@@ -100,7 +100,14 @@ pub(crate) async fn login(
     // A locked account still spends the hash, so that its answer takes as long as any other.
     let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
     let user = match user {
-        Some(u) if password_ok && !lock.is_locked(now) && u.status.can_sign_in() && u.kind == "person" => u,
+        Some(u)
+            if password_ok
+                && !lock.is_locked(now)
+                && u.status.can_sign_in()
+                && u.kind == steward_core::UserKind::Person =>
+        {
+            u
+        }
         other => {
             login_failed(&state, &key, ip, device, other.as_ref(), now).await?;
             return Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"));

@@ -85,7 +85,7 @@ pub(crate) async fn patch_instance(
     after.validate()?;
     if let Some(id) = after.placeholder_owner_id
         && after.placeholder_owner_id != before.placeholder_owner_id
-        && tx.user(id).await?.is_none_or(|u| u.kind != "placeholder")
+        && tx.user(id).await?.is_none_or(|u| u.kind != steward_core::UserKind::Placeholder)
     {
         // Naming a person would make them owner of every org handed over later.
         return Err(ApiError::invalid("placeholder_owner_id", "must be a placeholder owner, not a person"));

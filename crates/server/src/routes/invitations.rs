@@ -169,7 +169,7 @@ pub(crate) async fn invite_to_org(
                 locale: None,
                 timezone: None,
                 instance_roles: vec![],
-                kind: "person".into(),
+                kind: steward_core::UserKind::Person,
                 notifications: Default::default(),
                 created_at: now,
                 updated_at: now,
@@ -255,7 +255,7 @@ pub async fn accept_with_link(
     token: &str,
     req: AcceptInvitation,
 ) -> ApiResult<UserView> {
-    state.throttle.check_address(ip)?;
+    state.throttle.admit_address(ip).await?;
     let gone = || {
         state.throttle.failed_address(ip);
         ApiError::not_found("invitation (it may have expired or been used)")
@@ -376,10 +376,16 @@ pub(crate) async fn request_reset(
     let Ok(email) = Email::parse(&req.email) else { return Ok(StatusCode::ACCEPTED) };
     // The answer comes before anyone is looked up, so that its timing tells nothing of whether
     // the address has an account; the link is made and mailed meanwhile.
+    // The work waiting at once is bounded: past it, a request is answered alike and dropped.
+    let Ok(permit) = state.reset_requests.clone().try_acquire_owned() else {
+        tracing::warn!("password reset requests arrive faster than they are handled; one was dropped");
+        return Ok(StatusCode::ACCEPTED);
+    };
     tokio::spawn(async move {
         if let Err(e) = mail_reset_link(&state, &email).await {
             tracing::warn!(error = ?e, "password reset request");
         }
+        drop(permit);
     });
     Ok(StatusCode::ACCEPTED)
 }
@@ -389,7 +395,7 @@ async fn mail_reset_link(state: &AppState, email: &Email) -> ApiResult<()> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let user = tx.user_by_email_key(&email.key()).await?;
-    let Some(user) = user.filter(|u| u.status == UserStatus::Active && u.kind == "person") else {
+    let Some(user) = user.filter(|u| u.status == UserStatus::Active && u.kind == steward_core::UserKind::Person) else {
         tx.rollback().await?;
         return Ok(());
     };
@@ -446,7 +452,7 @@ pub async fn reset_with_link(
     token: &str,
     password: &str,
 ) -> ApiResult<()> {
-    state.throttle.check_address(ip)?;
+    state.throttle.admit_address(ip).await?;
     let gone = || {
         state.throttle.failed_address(ip);
         ApiError::not_found("reset link (it may have expired or been used)")

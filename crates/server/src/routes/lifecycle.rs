@@ -58,14 +58,6 @@ fn not_impersonating(principal: &Principal) -> ApiResult<()> {
     Ok(())
 }
 
-/// Whether the user is the last active system admin.
-async fn last_system_admin(tx: &mut dyn Tx, user: &UserRow) -> ApiResult<bool> {
-    let sysadmin = InstanceRole::system_admin();
-    Ok(user.status == UserStatus::Active
-        && user.instance_roles.contains(&sysadmin)
-        && tx.count_users_with_role(sysadmin.as_str()).await? <= 1)
-}
-
 /// A deactivation.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -99,21 +91,12 @@ pub(crate) async fn deactivate(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
-    if user.id == principal.user.id {
-        return Err(ApiError::conflict("invalid_transition", "you cannot deactivate yourself"));
-    }
-    if user.kind != "person" {
-        return Err(ApiError::conflict("invalid_transition", "the placeholder owner cannot be deactivated"));
-    }
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
-    transition(user.status, UserAction::Deactivate, user.password_hash.is_some())?;
-    if last_system_admin(tx.as_mut(), &user).await? {
-        return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be deactivated"));
-    }
+    crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), UserAction::Deactivate).await?;
     let new_owner = match &req.new_owner_id {
         Some(o) => {
             let o = load_user(tx.as_mut(), o).await.map_err(|_| ApiError::invalid("new_owner_id", "no such user"))?;
-            if o.id == user.id || o.status != UserStatus::Active || o.kind != "person" {
+            if o.id == user.id || o.status != UserStatus::Active || o.kind != steward_core::UserKind::Person {
                 return Err(ApiError::invalid("new_owner_id", "must be another active user"));
             }
             Some(o)
@@ -175,11 +158,11 @@ async fn simple_transition(
         return Err(ApiError::conflict("invalid_transition", "you cannot do this to yourself"));
     }
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
-    let next = transition(user.status, action, user.password_hash.is_some())?;
+    let next = match action {
+        UserAction::Suspend => crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), action).await?,
+        _ => transition(user.status, action, user.password_hash.is_some())?,
+    };
     if action == UserAction::Suspend {
-        if last_system_admin(tx.as_mut(), &user).await? {
-            return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot be suspended"));
-        }
         for s in tx.live_sessions(user.id, now).await? {
             tx.revoke_session(s.id, now).await?;
         }
@@ -289,7 +272,7 @@ pub(crate) async fn impersonate(
     if target.id == principal.user.id {
         return Err(ApiError::conflict("invalid_transition", "you cannot impersonate yourself"));
     }
-    if target.status != UserStatus::Active || target.kind != "person" {
+    if target.status != UserStatus::Active || target.kind != steward_core::UserKind::Person {
         return Err(ApiError::conflict(
             "invalid_transition",
             format!("a {} user cannot be impersonated", target.status),

@@ -134,7 +134,7 @@ async fn create_review(
                     continue;
                 }
                 let Some(u) = tx.user(m.user_id).await? else { continue };
-                if u.kind != "person" {
+                if u.kind != steward_core::UserKind::Person {
                     continue;
                 }
                 let recommendation = if stale(&u) && m.role != OrgRole::Owner { "remove_from_org" } else { "keep" };
@@ -146,7 +146,7 @@ async fn create_review(
             loop {
                 let filter = UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
                 let page = tx.list_users(&filter).await?;
-                for u in page.iter().filter(|u| u.kind == "person") {
+                for u in page.iter().filter(|u| u.kind == steward_core::UserKind::Person) {
                     let mut roles: Vec<String> = u.instance_roles.iter().map(|r| r.to_string()).collect();
                     for m in tx.memberships_of(u.id).await? {
                         roles.push(format!("{}:{}", m.org_name, m.role));
@@ -307,18 +307,13 @@ async fn complete(
         match (i.decision.as_deref(), review.org_id) {
             (Some("deactivate"), None) => {
                 let Some(mut user) = tx.user(i.user_id).await? else { continue };
-                let sysadmin = steward_core::InstanceRole::system_admin();
-                let last_admin = user.status == UserStatus::Active
-                    && user.instance_roles.contains(&sysadmin)
-                    && tx.count_users_with_role(sysadmin.as_str()).await? <= 1;
-                // The decisions are applied with the rights of whoever completes the review.
+                // The decisions are applied with the rights of whoever completes the review, and
+                // under the rule every path asks; what either refuses is skipped.
                 let allowed = principal.has(Permission::UsersLifecycle)
                     && crate::governance::require_governs(tx.as_mut(), &principal, &user).await.is_ok();
-                if !matches!(user.status, UserStatus::Active | UserStatus::Invited | UserStatus::Suspended)
-                    || user.kind != "person"
-                    || user.id == principal.user.id
-                    || last_admin
-                    || !allowed
+                let action = steward_core::lifecycle::UserAction::Deactivate;
+                if !allowed
+                    || crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), action).await.is_err()
                 {
                     skipped += 1;
                     continue;

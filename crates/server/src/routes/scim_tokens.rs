@@ -120,7 +120,7 @@ async fn create_token(
         locale: None,
         timezone: None,
         instance_roles: vec![],
-        kind: "service".into(),
+        kind: steward_core::UserKind::Service,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,

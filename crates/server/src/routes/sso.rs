@@ -836,7 +836,7 @@ async fn sign_in_user(
         }
     }
     // Signing in through the provider proves the address, as accepting the invitation would.
-    if user.status == UserStatus::Invited && user.kind == "person" {
+    if user.status == UserStatus::Invited && user.kind == steward_core::UserKind::Person {
         user.status = UserStatus::Active;
         user.updated_at = now;
         tx.update_user(&user).await?;
@@ -846,7 +846,7 @@ async fn sign_in_user(
                 .detail(json!({ "via": "sso", "connection_id": c.id })),
         );
     }
-    if !user.status.can_sign_in() || user.kind != "person" {
+    if !user.status.can_sign_in() || user.kind != steward_core::UserKind::Person {
         tx.rollback().await?;
         return refuse("sso_user_inactive", &format!("the user is {}", user.status), Some(&user));
     }

@@ -155,7 +155,7 @@ async fn create_user(
         locale: None,
         timezone: None,
         instance_roles: roles,
-        kind: "person".into(),
+        kind: steward_core::UserKind::Person,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,

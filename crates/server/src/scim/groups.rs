@@ -330,7 +330,7 @@ async fn set_members(
         // Unknown, invisible and out-of-reach ids answer alike, so the answer reveals nothing.
         let unknown = || Failure(ScimError::invalid_value(format!("no user {id}")));
         let user = tx.user(*id).await?.ok_or_else(unknown)?;
-        if user.kind != "person" || user.status == UserStatus::Anonymized {
+        if user.kind != steward_core::UserKind::Person || user.status == UserStatus::Anonymized {
             return Err(unknown());
         }
         // The identity provider's assignment of a deactivated user is kept dormant: it grants

@@ -68,7 +68,7 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loade
     }
     let loaded = tx.scim_user(id).await?.ok_or_else(not_found)?;
     let (user, scim) = &loaded;
-    if user.kind != "person"
+    if user.kind != steward_core::UserKind::Person
         || user.status == UserStatus::Anonymized
         || scim.as_ref().is_some_and(|s| s.hidden_at.is_some())
     {
@@ -508,7 +508,7 @@ async fn write(
                 locale: None,
                 timezone: None,
                 instance_roles: vec![],
-                kind: "person".into(),
+                kind: steward_core::UserKind::Person,
                 notifications: Default::default(),
                 created_at: now,
                 updated_at: now,

@@ -213,3 +213,22 @@ async fn an_address_guessing_links_is_refused_before_any_lookup() {
         .await
         .expect_problem(429, "rate_limited");
 }
+
+/// A reset request answers before anyone is looked up: with the database's write lock held (on
+/// SQLite every writer waits for it), a request for an address with an account is answered as
+/// one for an address without, and the link is mailed once the lock is free.
+#[tokio::test]
+async fn a_reset_request_answers_before_the_account_is_looked_up() {
+    let (sink, url) = SmtpSink::start().await;
+    let app = spawn_app_with(|c| c.smtp_url = Some(steward::config::Secret::new(url))).await;
+    app.user("known@cred.test").await;
+    let held = app.state.store.write().await.unwrap();
+    for email in ["known@cred.test", "nobody@cred.test"] {
+        let asked = app.request(Method::POST, "/api/v1/auth/password-reset", None, Some(json!({"email": email})));
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(5), asked).await;
+        answered.unwrap_or_else(|_| panic!("the request for {email} waited for the lookup")).expect(202);
+    }
+    held.rollback().await.unwrap();
+    let mails = sink.wait_for("known@cred.test", 1).await;
+    assert!(mails[0].link_token("/reset/").is_some());
+}

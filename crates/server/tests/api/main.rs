@@ -23,6 +23,7 @@ mod idempotency;
 mod impersonation;
 mod isolation;
 mod jwt;
+mod last_admin;
 mod lifecycle;
 mod lockout;
 mod metering;
