@@ -12,6 +12,9 @@ pub enum DomainError {
     /// The entity is not in a state that allows the change.
     #[error("{0}")]
     InvalidTransition(String),
+    /// The actor may not do this to this target, whatever its state.
+    #[error("{0}")]
+    Forbidden(String),
     /// The user is deactivated (or anonymized) and cannot be given anything new.
     #[error("user {0} is deactivated")]
     UserDeactivated(crate::UserId),

@@ -106,6 +106,36 @@ pub fn guard_deactivate(user: AccessRemoval, action: UserAction) -> Result<UserS
     Ok(to)
 }
 
+/// What the rule for Login as user needs to know of the target and the actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Impersonation {
+    /// The target's status and kind.
+    pub status: UserStatus,
+    pub kind: crate::user::UserKind,
+    /// Whether the actor is the target.
+    pub by_self: bool,
+    /// Whether the target holds any instance role.
+    pub target_has_instance_role: bool,
+    /// Whether the actor holds `system_admin`.
+    pub actor_is_system_admin: bool,
+}
+
+/// Ok when an admin (who holds `users.impersonate` and governs the target) may sign in as the
+/// target: an active person other than themself, and a holder of an instance role only for a
+/// `system_admin`.
+pub fn may_impersonate(i: Impersonation) -> Result<(), DomainError> {
+    if i.by_self {
+        return Err(DomainError::InvalidTransition("you cannot impersonate yourself".into()));
+    }
+    if i.status != UserStatus::Active || i.kind != crate::user::UserKind::Person {
+        return Err(DomainError::InvalidTransition(format!("a {} user cannot be impersonated", i.status)));
+    }
+    if i.target_has_instance_role && !i.actor_is_system_admin {
+        return Err(DomainError::Forbidden("only a system_admin may impersonate a holder of an instance role".into()));
+    }
+    Ok(())
+}
+
 /// Notification settings with every category switched off.
 pub fn all_notifications_off() -> BTreeMap<String, bool> {
     NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), false)).collect()
@@ -209,6 +239,29 @@ fn limit_text(limit: Option<u64>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_an_active_person_other_than_oneself_is_impersonated_and_admins_only_by_a_system_admin() {
+        use crate::user::UserKind;
+        for status in UserStatus::ALL.iter().copied() {
+            for kind in UserKind::ALL.iter().copied() {
+                for bits in 0..8u8 {
+                    let i = Impersonation {
+                        status,
+                        kind,
+                        by_self: bits & 1 != 0,
+                        target_has_instance_role: bits & 2 != 0,
+                        actor_is_system_admin: bits & 4 != 0,
+                    };
+                    let expected = !i.by_self
+                        && status == UserStatus::Active
+                        && kind == UserKind::Person
+                        && (!i.target_has_instance_role || i.actor_is_system_admin);
+                    assert_eq!(may_impersonate(i).is_ok(), expected, "{i:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn access_is_taken_only_from_a_person_by_another_and_never_from_the_last_system_admin() {
         use crate::user::UserKind;

@@ -203,6 +203,7 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid { field, message } => ApiError::invalid(field, message),
             DomainError::OwnerRequired(d) => ApiError::conflict("owner_required", d),
             DomainError::InvalidTransition(d) => ApiError::conflict("invalid_transition", d),
+            DomainError::Forbidden(d) => ApiError::forbidden(d),
             DomainError::UserDeactivated(id) => {
                 let mut e =
                     ApiError::conflict("user_deactivated", format!("user {id} is deactivated; reactivate them first"));

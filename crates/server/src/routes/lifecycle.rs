@@ -269,18 +269,13 @@ pub(crate) async fn impersonate(
     let mut tx = state.store.write().await?;
     let target = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
-    if target.id == principal.user.id {
-        return Err(ApiError::conflict("invalid_transition", "you cannot impersonate yourself"));
-    }
-    if target.status != UserStatus::Active || target.kind != steward_core::UserKind::Person {
-        return Err(ApiError::conflict(
-            "invalid_transition",
-            format!("a {} user cannot be impersonated", target.status),
-        ));
-    }
-    if !target.instance_roles.is_empty() && !principal.user.instance_roles.contains(&InstanceRole::system_admin()) {
-        return Err(ApiError::forbidden("only a system_admin may impersonate a holder of an instance role"));
-    }
+    steward_core::lifecycle::may_impersonate(steward_core::lifecycle::Impersonation {
+        status: target.status,
+        kind: target.kind,
+        by_self: target.id == principal.user.id,
+        target_has_instance_role: !target.instance_roles.is_empty(),
+        actor_is_system_admin: principal.user.instance_roles.contains(&InstanceRole::system_admin()),
+    })?;
     let parent = match &principal.credential {
         crate::extract::Credential::Session(s) => Some(s.clone()),
         crate::extract::Credential::ApiToken(_) | crate::extract::Credential::Jwt(_) => None,
