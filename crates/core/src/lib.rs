@@ -22,5 +22,6 @@ pub use error::DomainError;
 pub use ids::{OrgId, SessionId, TeamId, TokenId, UserId};
 pub use license::License;
 pub use names::{OrgName, PersonName, TeamName};
+pub use org::OrgState;
 pub use roles::{InstanceRole, OrgAction, OrgRole, Permission, RoleBook, TeamRole, TokenScope};
 pub use user::{UserKind, UserStatus};

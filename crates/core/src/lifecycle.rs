@@ -180,14 +180,14 @@ pub struct DeprovisionPlan {
 /// former owner demoted to `demote_to`, and (when asked) every member's notifications off.
 pub fn plan_deprovision(
     org: &OrgView,
-    state: &str,
+    state: crate::org::OrgState,
     license: &License,
     placeholder: UserId,
     demote_to: OrgRole,
     notifications_off: bool,
     notifications: &BTreeMap<UserId, BTreeMap<String, bool>>,
 ) -> Result<DeprovisionPlan, DomainError> {
-    if state != "active" {
+    if state != crate::org::OrgState::Active {
         return Err(DomainError::InvalidTransition(format!("the organization is {state}, not active")));
     }
     if demote_to == OrgRole::Owner {
@@ -348,7 +348,9 @@ mod tests {
         };
         let license = License { operations: Some(500), users: Some(3), ..License::default() };
         let settings = BTreeMap::from([(owner, BTreeMap::from([("security".to_owned(), true)]))]);
-        let plan = plan_deprovision(&org, "active", &license, placeholder, OrgRole::Member, true, &settings).unwrap();
+        let plan =
+            plan_deprovision(&org, crate::OrgState::Active, &license, placeholder, OrgRole::Member, true, &settings)
+                .unwrap();
         assert_eq!(plan.license.operations, Some(0));
         assert_eq!(plan.license.transfer, Some(0));
         assert_eq!(plan.license.users, Some(3), "limits that are not consumables stay");
@@ -357,7 +359,16 @@ mod tests {
         assert_eq!(plan.silenced.len(), 2);
         assert_eq!(plan.demoted, (owner, OrgRole::Member));
         assert!(
-            plan_deprovision(&org, "deprovisioned", &license, placeholder, OrgRole::Member, true, &settings).is_err()
+            plan_deprovision(
+                &org,
+                crate::OrgState::Deprovisioned,
+                &license,
+                placeholder,
+                OrgRole::Member,
+                true,
+                &settings
+            )
+            .is_err()
         );
     }
 }

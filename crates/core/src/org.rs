@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::roles::string_enum;
 use crate::{Actor, AuditDraft, DomainError, OrgId, OrgRole, TargetType, UserId, UserStatus};
 
 /// A current (not ended) membership as the rules see it.
@@ -220,3 +221,13 @@ mod tests {
         );
     }
 }
+
+string_enum!(
+    /// Where an organization stands: in use, deprovisioned (access taken away, everything kept,
+    /// restorable), or purged (its data erased; the row and audit history remain).
+    OrgState, "state" {
+        Active => "active",
+        Deprovisioned => "deprovisioned",
+        Purged => "purged",
+    }
+);

@@ -86,7 +86,7 @@ impl OrgView {
             name: o.name.clone(),
             external_id: o.external_id.clone(),
             owner_id: o.owner_id.to_string(),
-            state: o.state.clone(),
+            state: o.state.to_string(),
             frozen,
             timezone: o.timezone.clone(),
             country: o.country.clone(),

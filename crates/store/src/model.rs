@@ -59,7 +59,7 @@ pub struct OrgRow {
     pub name: String,
     pub external_id: Option<String>,
     pub owner_id: UserId,
-    pub state: String,
+    pub state: steward_core::OrgState,
     pub timezone: Option<String>,
     pub country: Option<String>,
     pub license: License,

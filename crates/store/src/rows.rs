@@ -139,7 +139,7 @@ pub(crate) fn org_from_row(row: &impl DbRow) -> StoreResult<OrgRow> {
         name: get(row, "name")?,
         external_id: get(row, "external_id")?,
         owner_id: parse(&get::<String>(row, "owner_id")?, "owner id")?,
-        state: get(row, "state")?,
+        state: parse::<steward_core::OrgState>(&get::<String>(row, "state")?, "org state")?,
         timezone: get(row, "timezone")?,
         country: get(row, "country")?,
         license: license_from(&get::<String>(row, "license")?)?,

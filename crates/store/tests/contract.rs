@@ -70,7 +70,7 @@ fn org(owner: UserId) -> OrgRow {
         name: "Acme".into(),
         external_id: None,
         owner_id: owner,
-        state: "active".into(),
+        state: steward_core::OrgState::Active,
         timezone: None,
         country: None,
         license: License::default(),

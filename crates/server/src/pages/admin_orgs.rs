@@ -220,7 +220,7 @@ async fn detail(
         candidates,
         teams,
         records,
-        deprovisioned: org.state == "deprovisioned",
+        deprovisioned: org.state == steward_core::OrgState::Deprovisioned.as_str(),
         org,
     };
     render(&chrome, &page)

@@ -104,8 +104,7 @@ pub(crate) async fn deprovision(
             settings.insert(u.id, u.notifications);
         }
     }
-    let plan =
-        plan_deprovision(&rules, &org.state, &org.license, placeholder, demote_to, notifications_off, &settings)?;
+    let plan = plan_deprovision(&rules, org.state, &org.license, placeholder, demote_to, notifications_off, &settings)?;
     if req.dry_run {
         tx.rollback().await?;
         return Ok(Json(DeprovisionResult { record_id: None, plan: plan.steps, applied: false }));
@@ -116,7 +115,7 @@ pub(crate) async fn deprovision(
             .await?,
     );
     org.license = plan.license.clone();
-    org.state = "deprovisioned".into();
+    org.state = steward_core::OrgState::Deprovisioned;
     org.updated_at = now;
     tx.update_org(&org).await?;
     for uid in &plan.silenced {
@@ -185,7 +184,7 @@ pub(crate) async fn restore(
     let mut tx = state.store.write().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Lifecycle).await?;
     let mut org = access.org;
-    if org.state != "deprovisioned" {
+    if org.state != steward_core::OrgState::Deprovisioned {
         return Err(ApiError::conflict(
             "invalid_transition",
             format!("the organization is {}, not deprovisioned", org.state),
@@ -240,7 +239,7 @@ pub(crate) async fn restore(
     }
     org.owner_id = snapshot.owner_id;
     org.license = snapshot.license.clone();
-    org.state = "active".into();
+    org.state = steward_core::OrgState::Active;
     org.updated_at = now;
     tx.update_org(&org).await?;
     org.version += 1;

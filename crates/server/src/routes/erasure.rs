@@ -279,7 +279,7 @@ async fn purge(
     if req.confirm != org.name {
         return Err(ApiError::invalid("confirm", "must be the organization's name exactly"));
     }
-    if org.state != "deprovisioned" {
+    if org.state != steward_core::OrgState::Deprovisioned {
         return Err(ApiError::conflict(
             "invalid_transition",
             format!("only a deprovisioned org can be purged; this one is {}", org.state),
@@ -312,7 +312,7 @@ async fn purge(
     org.timezone = None;
     org.country = None;
     org.license = steward_core::License::default();
-    org.state = "purged".into();
+    org.state = steward_core::OrgState::Purged;
     org.updated_at = now;
     tx.update_org(&org).await?;
     events.push(
@@ -323,7 +323,7 @@ async fn purge(
     commit(tx, events, now).await?;
     Ok(Json(PurgeResult {
         org_id: org.id.to_string(),
-        state: org.state,
+        state: org.state.to_string(),
         rows_erased: erased,
         users_anonymized: anonymized,
     }))

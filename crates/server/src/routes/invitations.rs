@@ -343,7 +343,9 @@ async fn inviter_still_may(
     let refused =
         |why: &str| ApiError::conflict("invalid_transition", format!("this invitation no longer holds: {why}"));
     let org = tx.org(org_id).await?.ok_or_else(|| refused("the organization is gone"))?;
-    if org.state != "active" || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await? {
+    if org.state != steward_core::OrgState::Active
+        || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?
+    {
         return Err(refused("the organization is frozen or deprovisioned"));
     }
     let Some(inviter_id) = inv.invited_by else { return Ok(()) };

@@ -95,7 +95,8 @@ pub async fn org_access(
     // invitations, owner or profile); the operator's instance admins still may.
     if matches!(need, Need::Manage | Need::Own)
         && !principal.has(Permission::OrgsWrite)
-        && (org.state != "active" || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?)
+        && (org.state != steward_core::OrgState::Active
+            || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?)
     {
         return Err(ApiError::conflict(
             "org_frozen",
@@ -230,7 +231,7 @@ async fn create_org(
         name: req.name.as_str().to_owned(),
         external_id: req.external_id.clone(),
         owner_id,
-        state: "active".into(),
+        state: steward_core::OrgState::Active,
         timezone: req.timezone.clone(),
         country: req.country.clone(),
         license,

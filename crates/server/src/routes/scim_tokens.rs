@@ -105,7 +105,7 @@ async fn create_token(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     if let Some(o) = org_id
-        && tx.org(o).await?.is_none_or(|org| org.state == "purged")
+        && tx.org(o).await?.is_none_or(|org| org.state == steward_core::OrgState::Purged)
     {
         return Err(ApiError::invalid("org_id", "no such organization"));
     }

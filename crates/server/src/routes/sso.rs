@@ -250,7 +250,7 @@ async fn check(tx: &mut dyn Tx, c: &mut SsoConnectionRow) -> ApiResult<()> {
     c.claims.name = text("claims.name", &c.claims.name, 100)?;
     c.claims.groups = text("claims.groups", &c.claims.groups, 100)?;
     if let Some(o) = c.org_id
-        && tx.org(o).await?.is_none_or(|org| org.state == "purged")
+        && tx.org(o).await?.is_none_or(|org| org.state == steward_core::OrgState::Purged)
     {
         return Err(ApiError::invalid("org_id", "no such organization"));
     }
@@ -260,7 +260,7 @@ async fn check(tx: &mut dyn Tx, c: &mut SsoConnectionRow) -> ApiResult<()> {
         if c.org_id.is_some_and(|o| o != m.org_id) {
             return Err(ApiError::invalid("role_mapping.org_id", "an org's connection maps into that org only"));
         }
-        if tx.org(m.org_id).await?.is_none_or(|org| org.state == "purged") {
+        if tx.org(m.org_id).await?.is_none_or(|org| org.state == steward_core::OrgState::Purged) {
             return Err(ApiError::invalid("role_mapping.org_id", "no such organization"));
         }
     }
@@ -869,7 +869,7 @@ async fn join_org(
     now: OffsetDateTime,
 ) -> ApiResult<Result<AuditDraft, String>> {
     let Some(org) = tx.org(org_id).await? else { return Ok(Err("the connection's organization is gone".into())) };
-    if org.state != "active" {
+    if org.state != steward_core::OrgState::Active {
         return Ok(Err(format!("the organization is {}", org.state)));
     }
     if let Err(e) = check_seats(tx, &org, now).await {
@@ -894,7 +894,7 @@ async fn apply_role_mapping(
     let mut events = Vec::new();
     for (org_id, role) in steward_core::sso::granted_roles(groups, mapping) {
         let Some(org) = tx.org(org_id).await? else { continue };
-        if org.state == "purged" {
+        if org.state == steward_core::OrgState::Purged {
             continue;
         }
         let rules = rules_view(tx, &org).await?;
