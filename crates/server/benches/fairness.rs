@@ -17,16 +17,11 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{ADMIN, PASSWORD, Serve};
+use common::{ADMIN, PASSWORD, Serve, me_id, post};
 
 const ROUNDS: usize = 3;
 const WINDOW: Duration = Duration::from_secs(4);
 const OTHERS: &std::net::IpAddr = &std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
-
-async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
-    let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
-    r.json().await.unwrap_or(Value::Null)
-}
 
 /// Logins per second of 8 clients over one window, with or without the other tenant's traffic.
 async fn window(base: &str, scim: &str, b_people: &[String], noisy: bool) -> (f64, u64, u64) {
@@ -124,9 +119,7 @@ async fn main() {
     let base = node.base.clone();
     let client = reqwest::Client::new();
     let admin = common::login(&client, &base, ADMIN).await;
-    let me: Value =
-        client.get(format!("{base}/api/v1/me")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
-    let root = me["user"]["id"].as_str().unwrap().to_owned();
+    let root = me_id(&client, &base, &admin).await;
     for i in 0..8 {
         post(
             &client,
@@ -145,17 +138,7 @@ async fn main() {
         let email = format!("b{i}@b.bench.test");
         let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": email,
             "emails": [{"value": email, "primary": true}]});
-        let created: Value = client
-            .post(format!("{base}/scim/v2/Users"))
-            .bearer_auth(&scim)
-            .header("content-type", "application/scim+json")
-            .body(user.to_string())
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = post(&client, format!("{base}/scim/v2/Users"), &scim, user).await;
         b_people.push(created["id"].as_str().unwrap().to_owned());
     }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 mod common;
 
@@ -30,17 +30,9 @@ async fn main() {
     let base = serve.base.clone();
     let admin = common::login(&client, &base, ADMIN).await;
     let scim = common::scim_token(&client, &base, &admin).await;
-    let org: Value = client
-        .post(format!("{base}/api/v1/orgs"))
-        .bearer_auth(&admin)
-        .json(&json!({"name": "Soak", "owner_id": me(&client, &base, &admin).await}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org = org["id"].as_str().unwrap().to_owned();
+    let owner = common::me_id(&client, &base, &admin).await;
+    let org = common::post(&client, format!("{base}/api/v1/orgs"), &admin, json!({"name": "Soak", "owner_id": owner}));
+    let org = org.await["id"].as_str().unwrap().to_owned();
 
     let stop = Arc::new(AtomicBool::new(false));
     let requests = Arc::new(AtomicU64::new(0));
@@ -100,10 +92,4 @@ async fn main() {
         last - warm,
         if flat { "flat" } else { "GROWS" }
     );
-}
-
-async fn me(client: &reqwest::Client, base: &str, token: &str) -> String {
-    let me: Value =
-        client.get(format!("{base}/api/v1/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    me["user"]["id"].as_str().unwrap().to_owned()
 }

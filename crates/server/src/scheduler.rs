@@ -23,23 +23,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
                 let by = user.deactivate_by;
                 due.push((user, json!({ "scheduled": true, "scheduled_by": by })));
             }
-            Err(why) => {
-                // A schedule its setter could not carry out now is dropped, not kept for later.
-                let by = user.deactivate_by;
-                user.deactivate_at = None;
-                user.deactivate_by = None;
-                user.updated_at = now;
-                tx.update_user(&user).await?;
-                events.push(
-                    steward_core::AuditDraft::new(
-                        "user.schedule_dropped",
-                        Actor::SYSTEM,
-                        steward_core::TargetType::User,
-                        user.id,
-                    )
-                    .detail(json!({ "scheduled_by": by, "reason": why })),
-                );
-            }
+            // A schedule its setter could not carry out now is dropped, not kept for later.
+            Err(why) => events.push(drop_schedule(tx.as_mut(), &mut user, &why, now).await?),
         }
     }
     if let Some(days) = settings.policies.dormant_after_days {
@@ -60,17 +45,8 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         // schedule it refuses is dropped, so that it is not tried again on every tick.
         let action = steward_core::lifecycle::UserAction::Deactivate;
         if let Err(refused) = crate::service::guard_deactivate(tx.as_mut(), &user, Actor::SYSTEM, action).await {
-            if user.deactivate_at.take().is_some() {
-                let by = user.deactivate_by.take();
-                user.updated_at = now;
-                tx.update_user(&user).await?;
-                let dropped = steward_core::AuditDraft::new(
-                    "user.schedule_dropped",
-                    Actor::SYSTEM,
-                    steward_core::TargetType::User,
-                    user.id,
-                );
-                events.push(dropped.detail(json!({ "scheduled_by": by, "reason": refused.problem().detail })));
+            if user.deactivate_at.is_some() {
+                events.push(drop_schedule(tx.as_mut(), &mut user, &refused.problem().detail, now).await?);
             }
             continue;
         }
@@ -103,6 +79,23 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         state.outbox_wake.notify_one();
     }
     Ok(done)
+}
+
+/// Clears a schedule that will not be carried out, and says so in the audit log.
+async fn drop_schedule(
+    tx: &mut dyn steward_store::Tx,
+    user: &mut steward_store::UserRow,
+    reason: &str,
+    now: time::OffsetDateTime,
+) -> steward_store::StoreResult<steward_core::AuditDraft> {
+    let by = user.deactivate_by.take();
+    user.deactivate_at = None;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    let event =
+        steward_core::AuditDraft::new("user.schedule_dropped", Actor::SYSTEM, steward_core::TargetType::User, user.id);
+    Ok(event.detail(json!({ "scheduled_by": by, "reason": reason })))
 }
 
 /// Ok when a due schedule may still be carried out: it runs with the rights of whoever set it,

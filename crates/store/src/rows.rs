@@ -204,6 +204,17 @@ pub(crate) fn token_from_row(row: &impl DbRow) -> StoreResult<ApiTokenRow> {
     })
 }
 
+pub(crate) fn checkpoint_from_row(row: &impl DbRow) -> StoreResult<CheckpointRow> {
+    Ok(CheckpointRow {
+        seq: get(row, "seq")?,
+        kind: get(row, "kind")?,
+        hash: get(row, "hash")?,
+        at: from_micros(get(row, "at")?)?,
+        key_id: get(row, "key_id")?,
+        signature: get(row, "signature")?,
+    })
+}
+
 /// How a token's scopes are kept: space-separated, as OAuth writes them.
 pub(crate) fn scopes_text(scopes: &[steward_core::TokenScope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")

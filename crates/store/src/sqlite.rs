@@ -1388,18 +1388,7 @@ impl Audit for SqliteTx {
                 .fetch_all(self.conn().await?)
                 .await
                 .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(CheckpointRow {
-                    seq: get(r, "seq")?,
-                    kind: get(r, "kind")?,
-                    hash: get(r, "hash")?,
-                    at: from_micros(get(r, "at")?)?,
-                    key_id: get(r, "key_id")?,
-                    signature: get(r, "signature")?,
-                })
-            })
-            .collect()
+        rows.iter().map(checkpoint_from_row).collect()
     }
 
     async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {

@@ -111,3 +111,16 @@ pub async fn scim_token(client: &reqwest::Client, base: &str, admin: &str) -> St
         .unwrap();
     reply["token"].as_str().unwrap().to_owned()
 }
+
+/// POSTs `body` as JSON with `token` and returns the answer's JSON (null when it has none).
+pub async fn post(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
+    let r = client.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    r.json().await.unwrap_or(Value::Null)
+}
+
+/// The id of the user `token` belongs to.
+pub async fn me_id(client: &reqwest::Client, base: &str, token: &str) -> String {
+    let me: Value =
+        client.get(format!("{base}/api/v1/me")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    me["user"]["id"].as_str().unwrap().to_owned()
+}
