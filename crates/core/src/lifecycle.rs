@@ -233,12 +233,165 @@ pub fn plan_deprovision(
     })
 }
 
+/// A change to one membership that a restore makes, in the order it must be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MembershipStep {
+    /// The member's role becomes this one.
+    SetRole(UserId, OrgRole),
+    /// The member leaves: whoever held the org and was not a member before.
+    End(UserId),
+    /// The user joins with this role: the former owner, if they left meanwhile.
+    Add(UserId, OrgRole),
+}
+
+/// What a restore puts back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestorePlan {
+    /// The membership changes, in order: whoever holds the org steps down first, so that it never
+    /// has two owners.
+    pub steps: Vec<MembershipStep>,
+    /// The owner again.
+    pub owner_id: UserId,
+    /// The license again.
+    pub license: License,
+    /// The notification settings to put back, by user.
+    pub notifications: BTreeMap<UserId, BTreeMap<String, bool>>,
+}
+
+/// Plans the restore of a deprovisioned org from the snapshot its deprovisioning kept: the
+/// current `holder` of ownership steps down (to their role before, or out of the org), every
+/// member who was there before gets their role back, and the former owner owns it again. Members
+/// who joined since keep their role.
+pub fn plan_restore(
+    state: crate::org::OrgState,
+    holder: UserId,
+    members: &[(UserId, OrgRole)],
+    snapshot: &Snapshot,
+) -> Result<RestorePlan, DomainError> {
+    if state != crate::org::OrgState::Deprovisioned {
+        return Err(DomainError::InvalidTransition(format!("the organization is {state}, not deprovisioned")));
+    }
+    let owner = snapshot.owner_id;
+    let mut steps = Vec::new();
+    match snapshot.roles.get(&holder) {
+        Some(OrgRole::Owner) => {}
+        Some(role) => steps.push(MembershipStep::SetRole(holder, *role)),
+        None => steps.push(MembershipStep::End(holder)),
+    }
+    for (user, role) in members {
+        if *user == holder || *user == owner {
+            continue;
+        }
+        if let Some(before) = snapshot.roles.get(user)
+            && before != role
+        {
+            steps.push(MembershipStep::SetRole(*user, *before));
+        }
+    }
+    if members.iter().any(|(u, _)| *u == owner) {
+        if holder != owner {
+            steps.push(MembershipStep::SetRole(owner, OrgRole::Owner));
+        }
+    } else {
+        steps.push(MembershipStep::Add(owner, OrgRole::Owner));
+    }
+    Ok(RestorePlan {
+        steps,
+        owner_id: owner,
+        license: snapshot.license.clone(),
+        notifications: snapshot.notifications.clone(),
+    })
+}
+
 fn limit_text(limit: Option<u64>) -> String {
     limit.map_or_else(|| "unlimited".to_owned(), |l| l.to_string())
 }
 
 #[cfg(test)]
 mod tests {
+    mod restore {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::super::{MembershipStep, Snapshot, plan_restore};
+        use crate::license::License;
+        use crate::org::OrgState;
+        use crate::{OrgRole, UserId};
+
+        fn role(i: u8) -> OrgRole {
+            [OrgRole::Admin, OrgRole::Member, OrgRole::Accountant, OrgRole::Viewer][usize::from(i % 4)]
+        }
+
+        proptest! {
+            /// Whatever changed since the deprovisioning, a restore ends with the former owner
+            /// the one owner, every member of before in their role of before, and never passes
+            /// through two owners.
+            #[test]
+            fn a_restore_puts_every_role_back_and_never_makes_two_owners(
+                before in proptest::collection::vec(0u8..4, 1..6),
+                now_roles in proptest::collection::vec(proptest::option::of(0u8..4), 1..6),
+                joined in proptest::collection::vec(0u8..4, 0..3),
+                holder_was_member in any::<bool>(),
+            ) {
+                let users: Vec<UserId> = (0..8).map(|_| UserId::new()).collect();
+                let owner = users[0];
+                let mut roles: BTreeMap<UserId, OrgRole> =
+                    before.iter().enumerate().map(|(i, r)| (users[i + 1], role(*r))).collect();
+                roles.insert(owner, OrgRole::Owner);
+                let holder = if holder_was_member { users[1] } else { users[7] };
+                // Now: some of before left, some changed role, some joined; the holder owns.
+                let mut current: BTreeMap<UserId, OrgRole> = BTreeMap::new();
+                for (i, r) in now_roles.iter().enumerate() {
+                    if let (Some(r), Some(u)) = (r, users.get(i)) && roles.contains_key(u) {
+                        current.insert(*u, role(*r));
+                    }
+                }
+                for (i, r) in joined.iter().enumerate() {
+                    current.entry(users[4 + i]).or_insert(role(*r));
+                }
+                current.insert(holder, OrgRole::Owner);
+                let snapshot = Snapshot {
+                    license: License::default(),
+                    owner_id: owner,
+                    roles: roles.clone(),
+                    notifications: BTreeMap::new(),
+                };
+                let members: Vec<(UserId, OrgRole)> = current.iter().map(|(u, r)| (*u, *r)).collect();
+                let plan = plan_restore(OrgState::Deprovisioned, holder, &members, &snapshot).unwrap();
+                for step in &plan.steps {
+                    match *step {
+                        MembershipStep::SetRole(u, r) | MembershipStep::Add(u, r) => { current.insert(u, r); }
+                        MembershipStep::End(u) => { current.remove(&u); }
+                    }
+                    let owners = current.values().filter(|r| **r == OrgRole::Owner).count();
+                    prop_assert!(owners <= 1, "two owners after {step:?}");
+                }
+                prop_assert_eq!(current.get(&owner), Some(&OrgRole::Owner));
+                for (u, r) in &current {
+                    if let Some(was) = roles.get(u) {
+                        prop_assert_eq!(r, was);
+                    }
+                }
+                prop_assert_eq!(current.contains_key(&holder), roles.contains_key(&holder));
+            }
+        }
+
+        #[test]
+        fn only_a_deprovisioned_org_is_restored() {
+            let owner = UserId::new();
+            let snapshot = Snapshot {
+                license: License::default(),
+                owner_id: owner,
+                roles: BTreeMap::from([(owner, OrgRole::Owner)]),
+                notifications: BTreeMap::new(),
+            };
+            for state in [OrgState::Active, OrgState::Purged] {
+                assert!(plan_restore(state, owner, &[(owner, OrgRole::Owner)], &snapshot).is_err());
+            }
+        }
+    }
+
     #[test]
     fn only_an_active_person_other_than_oneself_is_impersonated_and_admins_only_by_a_system_admin() {
         use crate::user::UserKind;

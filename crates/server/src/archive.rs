@@ -91,8 +91,8 @@ pub async fn archive(store: &dyn Store, cutoff: OffsetDateTime, file: &Path) -> 
     let event = AuditDraft::new("audit.archived", steward_core::Actor::SYSTEM, TargetType::Instance, "audit")
         .detail(json!({ "through_seq": seq, "anchor_hash": hash, "events": dropped }));
     tx.append_audit(vec![event], now).await?;
+    // No credential, status or role changes: nothing kept by a running node goes stale.
     tx.commit().await?;
-    crate::extract::invalidate_principals();
     Ok(Archived { events, through_seq: Some(seq) })
 }
 

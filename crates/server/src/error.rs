@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use steward_core::{DomainError, UserId};
+use steward_ops::OpError;
 use steward_store::{Constraint, StoreError};
 use utoipa::ToSchema;
 
@@ -210,6 +211,22 @@ impl From<DomainError> for ApiError {
                 e.user_id = Some(id);
                 e
             }
+        }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Domain(e) => e.into(),
+            OpError::Store(e) => e.into(),
+            OpError::NotFound(what) => ApiError::not_found(what),
+            OpError::Conflict { code, detail, user_id } => {
+                let mut e = ApiError::conflict(code, detail);
+                e.user_id = user_id;
+                e
+            }
+            OpError::Internal(cause) => ApiError::internal(cause),
         }
     }
 }

@@ -95,8 +95,11 @@ pub struct Principal {
     pub credential_hash: String,
     /// The presented secret itself (never printed), to open what was sealed for it.
     pub secret: crate::config::Secret,
-    /// The change epoch ([`epoch`]) this principal was read under.
+    /// The change epoch ([`steward_ops::Changes::epoch`]) this principal was read under.
     pub epoch: u64,
+    /// Whether a page acts for the user: pages are not an org's API client, so what they read
+    /// is not counted against the org's `api_requests_per_minute`.
+    pub by_page: bool,
 }
 
 impl Principal {
@@ -213,33 +216,6 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
-static EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The change epoch: it moves after every committed change (here, or on another node that
-/// shares the database), which makes whatever was read before it stale.
-pub fn epoch() -> u64 {
-    EPOCH.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Makes every cached principal stale; called after each committed change.
-pub fn invalidate_principals() {
-    EPOCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
-
-static SCIM_TOKEN_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// The SCIM token epoch: a SCIM token's answer depends on its own row alone, so only the
-/// revocation of a SCIM token (or a change on another node) moves it, and the tokens identity
-/// providers present stay kept while users are written.
-pub fn scim_token_epoch() -> u64 {
-    SCIM_TOKEN_EPOCH.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-/// Makes every kept SCIM token stale; called after a SCIM token is revoked.
-pub fn invalidate_scim_tokens() {
-    SCIM_TOKEN_EPOCH.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-}
-
 type CacheEntry = (Principal, Option<OffsetDateTime>, u64, std::time::Instant);
 
 /// Principals by the digest of their credential, each valid while no change was committed since
@@ -251,8 +227,7 @@ pub struct PrincipalCache {
 }
 
 impl PrincipalCache {
-    fn get(&self, hash: &str, now: OffsetDateTime) -> Option<Principal> {
-        let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+    fn get(&self, hash: &str, now: OffsetDateTime, epoch: u64) -> Option<Principal> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let (p, valid_until, at_epoch, at) = map.get(hash)?;
         let expired = valid_until.is_some_and(|v| v <= now);
@@ -278,10 +253,10 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
     let now = OffsetDateTime::now_utc();
     // Where other nodes write too, only their change notifications make a cached entry safe.
     let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != Some(SecretKind::Setup);
-    if cacheable && let Some(p) = state.principals.get(&hash, now) {
+    if cacheable && let Some(p) = state.principals.get(&hash, now, state.changes.epoch()) {
         return Ok(Principal { secret: crate::config::Secret::new(secret), ..p });
     }
-    let epoch = EPOCH.load(std::sync::atomic::Ordering::SeqCst);
+    let epoch = state.changes.epoch();
     let Some(kind) = kind else {
         let (user, issuer, valid_until) = crate::sso::jwt_user(state, secret).await?;
         let tx = state.store.read().await?;
@@ -367,6 +342,7 @@ async fn finish(
         credential_hash: hash.clone(),
         secret: crate::config::Secret::new(secret),
         epoch,
+        by_page: false,
     };
     if cacheable {
         state.principals.put(hash, principal.clone(), valid_until, epoch);
@@ -376,8 +352,7 @@ async fn finish(
 
 /// The built-in roles and the instance's own.
 pub async fn role_book(tx: &mut dyn steward_store::Tx) -> ApiResult<steward_core::RoleBook> {
-    let custom = tx.custom_roles().await?;
-    Ok(steward_core::RoleBook::new(custom.into_iter().map(|r| (r.name, r.permissions.into_iter().collect()))))
+    Ok(steward_ops::governance::role_book(tx).await?)
 }
 
 /// `?limit=&cursor=` of every list.

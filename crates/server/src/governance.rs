@@ -1,82 +1,15 @@
-//! Loads what `steward_core::governance` decides from, for every path that acts on a user: the
-//! API, the pages, SCIM, single sign-on, the scheduler and access reviews call these, never a
-//! copy of the rule. Each surface turns a refusal into its own format.
+//! The governance rule as the surfaces ask it: [`steward_ops::governance`] loads what
+//! `steward_core::governance` decides from; this adds the one question asked with a
+//! [`Principal`].
 
-use std::collections::BTreeSet;
-
-use steward_core::governance::{self, Authority, Reach, StatusSetter, Subject};
-use steward_core::{OrgId, Permission};
+pub use steward_ops::governance::{Held, directory_reach, held, outranked, require_instance_reach};
 use steward_store::{Tx, UserRow};
 
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{Principal, role_book};
-
-/// A user as the governance rule sees them.
-#[derive(Debug, Clone)]
-pub struct Held {
-    has_instance_roles: bool,
-    permissions: BTreeSet<Permission>,
-    orgs: Vec<OrgId>,
-    status_by: Option<StatusSetter>,
-}
-
-impl Held {
-    /// The rule's view of the user.
-    pub fn subject(&self) -> Subject<'_> {
-        Subject {
-            has_instance_roles: self.has_instance_roles,
-            permissions: &self.permissions,
-            orgs: &self.orgs,
-            status_by: self.status_by,
-        }
-    }
-
-    /// How far `authority` reaches into this user.
-    pub fn reach(&self, authority: Authority<'_>) -> Reach {
-        governance::reach(authority, &self.subject())
-    }
-
-    /// The permissions the user's instance roles grant.
-    pub fn permissions(&self) -> &BTreeSet<Permission> {
-        &self.permissions
-    }
-}
-
-/// Reads who holds `user`: their instance roles' permissions and their current orgs.
-pub async fn held(tx: &mut dyn Tx, user: &UserRow) -> ApiResult<Held> {
-    let permissions = if user.instance_roles.is_empty() {
-        BTreeSet::new()
-    } else {
-        role_book(tx).await?.permissions_of(&user.instance_roles)
-    };
-    let orgs = tx.memberships_of(user.id).await?.into_iter().map(|m| m.org_id).collect();
-    Ok(Held { has_instance_roles: !user.instance_roles.is_empty(), permissions, orgs, status_by: user.status_by })
-}
-
-/// How far an org's directory or identity provider reaches into `user`.
-pub async fn directory_reach(tx: &mut dyn Tx, org: OrgId, user: &UserRow) -> ApiResult<Reach> {
-    Ok(held(tx, user).await?.reach(Authority::Directory(org)))
-}
-
-/// Err(403) unless an instance actor holding `permissions` may act on `user`.
-pub async fn require_instance_reach(
-    tx: &mut dyn Tx,
-    permissions: &BTreeSet<Permission>,
-    user: &UserRow,
-) -> ApiResult<()> {
-    if user.instance_roles.is_empty() {
-        return Ok(());
-    }
-    if held(tx, user).await?.reach(Authority::Instance(permissions)).governs() { Ok(()) } else { Err(outranked()) }
-}
+use crate::error::ApiResult;
+use crate::extract::Principal;
 
 /// Err(403) unless the principal may change the credentials, status, sessions, tokens, profile,
 /// schedule or roles of `user`: the principal holds every permission the user's roles grant.
 pub async fn require_governs(tx: &mut dyn Tx, principal: &Principal, user: &UserRow) -> ApiResult<()> {
-    require_instance_reach(tx, &principal.permissions, user).await
-}
-
-/// The refusal of acting on someone whose instance roles grant more than the actor holds.
-pub fn outranked() -> ApiError {
-    ApiError::forbidden("this user's instance roles grant permissions you do not hold")
+    Ok(require_instance_reach(tx, &principal.permissions, user).await?)
 }

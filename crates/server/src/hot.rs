@@ -5,7 +5,7 @@
 //!
 //! An answer is reused only while
 //! - no change was committed since it was read (the epoch that also guards cached principals,
-//!   [`crate::extract::epoch`]), and
+//!   [`steward_ops::Changes::epoch`]), and
 //! - no operation was consumed by its org since (a counter per org, and one for all orgs, that
 //!   every consume on this node moves), and
 //! - it is younger than its age bound ([`ME_MAX_AGE`], [`CHECK_MAX_AGE`]); `/check` decides again
@@ -16,12 +16,13 @@
 //! nodes), consumes elsewhere would not move the counters here, so nothing is kept.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use steward_core::{OrgId, UserId};
+use steward_ops::Changes;
 use steward_store::{CheckFacts, ScimTokenRow};
 use time::OffsetDateTime;
 
@@ -55,13 +56,13 @@ struct Kept<T> {
 }
 
 /// The kept answers of one node.
-#[derive(Default)]
 pub struct HotAnswers {
     me: Mutex<HashMap<String, Kept<Bytes>>>,
     checks: Mutex<HashMap<(UserId, OrgId), Kept<KeptFacts>>>,
     scim_tokens: Mutex<HashMap<String, Kept<ScimTokenRow>>>,
     consumed: AtomicU64,
     consumed_by_org: Mutex<Consumed>,
+    changes: Arc<Changes>,
 }
 
 #[derive(Default)]
@@ -79,6 +80,18 @@ fn put<K: std::hash::Hash + Eq, T>(map: &Mutex<HashMap<K, Kept<T>>>, key: K, val
 }
 
 impl HotAnswers {
+    /// Answers kept while `changes` stands still.
+    pub fn new(changes: Arc<Changes>) -> Self {
+        HotAnswers {
+            me: Mutex::default(),
+            checks: Mutex::default(),
+            scim_tokens: Mutex::default(),
+            consumed: AtomicU64::default(),
+            consumed_by_org: Mutex::default(),
+            changes,
+        }
+    }
+
     /// Records that `org` consumed: its kept answers, and every `/me`, are stale.
     pub fn consumed(&self, org: OrgId) {
         let mut consumed = self.consumed_by_org.lock().unwrap_or_else(|p| p.into_inner());
@@ -101,14 +114,14 @@ impl HotAnswers {
 
     /// The version to read `/check` facts of `org` under (before reading).
     pub fn check_version(&self, org: OrgId) -> Version {
-        let epoch = crate::extract::epoch();
+        let epoch = self.changes.epoch();
         let consumed = self.consumed_by_org.lock().unwrap_or_else(|p| p.into_inner());
         Version { epoch, usage: consumed.by_org.get(&org).copied().unwrap_or(0), era: consumed.era }
     }
 
     /// The kept `/me` body for the credential digest `key`, if still good.
     pub fn me(&self, key: &str) -> Option<Bytes> {
-        let version = self.me_version(crate::extract::epoch());
+        let version = self.me_version(self.changes.epoch());
         let map = self.me.lock().unwrap_or_else(|p| p.into_inner());
         let kept = map.get(key)?;
         (kept.version == version && kept.at.elapsed() < ME_MAX_AGE).then(|| kept.value.clone())
@@ -122,7 +135,7 @@ impl HotAnswers {
     /// The SCIM token whose secret has the digest `hash`, as read since the last revocation of
     /// a SCIM token.
     pub fn scim_token(&self, hash: &str) -> Option<ScimTokenRow> {
-        let epoch = crate::extract::scim_token_epoch();
+        let epoch = self.changes.scim_token_epoch();
         let map = self.scim_tokens.lock().unwrap_or_else(|p| p.into_inner());
         let kept = map.get(hash)?;
         (kept.version.epoch == epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
@@ -172,12 +185,13 @@ mod tests {
 
     #[test]
     fn a_consume_makes_its_orgs_facts_and_every_me_stale_but_not_other_orgs_facts() {
-        let hot = HotAnswers::default();
+        let changes = Arc::new(Changes::default());
+        let hot = HotAnswers::new(changes.clone());
         let (user, a, b) = (UserId::new(), OrgId::new(), OrgId::new());
         let start = OffsetDateTime::UNIX_EPOCH;
         hot.keep_check(user, a, facts(), start, hot.check_version(a));
         hot.keep_check(user, b, facts(), start, hot.check_version(b));
-        hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(crate::extract::epoch()));
+        hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(changes.epoch()));
         assert!(hot.check(user, a).is_some() && hot.check(user, b).is_some() && hot.me("me").is_some());
         hot.consumed(a);
         assert!(hot.check(user, a).is_none(), "the consuming org's facts are stale");
@@ -185,15 +199,16 @@ mod tests {
         assert!(hot.me("me").is_none(), "every /me shows frozen flags");
 
         // An answer built on a principal older than the last change is never reused.
-        let stale = crate::extract::epoch();
-        crate::extract::invalidate_principals();
+        let stale = changes.epoch();
+        changes.changed();
         hot.keep_me("me".into(), Bytes::from_static(b"{}"), hot.me_version(stale));
         assert!(hot.me("me").is_none());
     }
 
     #[test]
     fn a_kept_scim_token_outlives_other_changes_but_not_a_revocation() {
-        let hot = HotAnswers::default();
+        let changes = Arc::new(Changes::default());
+        let hot = HotAnswers::new(changes.clone());
         let token = ScimTokenRow {
             id: uuid::Uuid::now_v7(),
             name: "idp".into(),
@@ -204,22 +219,23 @@ mod tests {
             created_at: OffsetDateTime::UNIX_EPOCH,
             revoked_at: None,
         };
-        hot.keep_scim_token("digest".into(), token.clone(), crate::extract::scim_token_epoch());
-        crate::extract::invalidate_principals();
+        hot.keep_scim_token("digest".into(), token.clone(), changes.scim_token_epoch());
+        changes.changed();
         assert_eq!(hot.scim_token("digest"), Some(token.clone()), "a user written elsewhere leaves the token kept");
-        crate::extract::invalidate_scim_tokens();
+        changes.scim_tokens_changed();
         assert_eq!(hot.scim_token("digest"), None, "a revoked SCIM token is read again");
 
         // A token read before a revocation and kept after it is never reused.
-        let stale = crate::extract::scim_token_epoch();
-        crate::extract::invalidate_scim_tokens();
+        let stale = changes.scim_token_epoch();
+        changes.scim_tokens_changed();
         hot.keep_scim_token("digest".into(), token, stale);
         assert_eq!(hot.scim_token("digest"), None);
     }
 
     #[test]
     fn counters_that_start_again_do_not_meet_an_old_version() {
-        let hot = HotAnswers::default();
+        let changes = Arc::new(Changes::default());
+        let hot = HotAnswers::new(changes.clone());
         let (user, org) = (UserId::new(), OrgId::new());
         let old = hot.check_version(org);
         hot.keep_check(user, org, facts(), OffsetDateTime::UNIX_EPOCH, old);

@@ -5,6 +5,7 @@ pub mod app;
 pub mod archive;
 pub mod auth;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -19,7 +20,6 @@ pub mod routes;
 pub mod scheduler;
 pub mod schema;
 pub mod scim;
-pub mod service;
 pub mod settings;
 pub mod sso;
 pub mod state;
@@ -114,10 +114,11 @@ impl Server {
             }
         });
         let invalidator = self.state.store.changes().map(|mut changes| {
+            let state = self.state.clone();
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {
-                    extract::invalidate_principals();
-                    extract::invalidate_scim_tokens();
+                    state.changes.changed();
+                    state.changes.scim_tokens_changed();
                 }
             })
         });
@@ -179,7 +180,7 @@ impl Server {
 /// Creates the bootstrap system admin from the configuration, or, when there is none and no
 /// system admin exists, makes a one-time setup link.
 async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
-    if service::has_system_admin(state.store.as_ref()).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))? {
+    if steward_ops::users::has_system_admin(state.store.as_ref()).await? {
         return Ok(None);
     }
     let config = &state.config;
@@ -191,9 +192,19 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
             .hash(password.expose())
             .await
             .map_err(|e| anyhow::anyhow!("STEWARD_BOOTSTRAP_ADMIN_PASSWORD: {}", e.problem().detail))?;
-        let user = service::create_system_admin(state.store.as_ref(), &email, &name, hash, Actor::SYSTEM)
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {}", e.problem().detail))?;
+        let role = steward_core::InstanceRole::system_admin();
+        let now = state.clock.now();
+        let user = steward_ops::users::create_admin(
+            state.store.as_ref(),
+            &state.changes,
+            (&email, &name),
+            hash,
+            role,
+            Actor::SYSTEM,
+            now,
+        )
+        .await
+        .context("creating the bootstrap admin")?;
         tracing::info!(user_id = %user.id, "created the bootstrap system admin");
         return Ok(None);
     }

@@ -8,7 +8,7 @@ use serde_json::json;
 use steward_core::governance::StatusSetter;
 use steward_core::{Actor, Permission, UserStatus};
 
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 
 /// Runs one pass; returns how many users were deactivated.
 pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
@@ -44,18 +44,21 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         // The rule every path asks (the last active system admin keeps the instance's way in); a
         // schedule it refuses is dropped, so that it is not tried again on every tick.
         let action = steward_core::lifecycle::UserAction::Deactivate;
-        if let Err(refused) = crate::service::guard_deactivate(tx.as_mut(), &user, Actor::SYSTEM, action).await {
+        if let Err(refused) = steward_ops::users::guard_deactivate(tx.as_mut(), &user, Actor::SYSTEM, action).await {
             if user.deactivate_at.is_some() {
-                events.push(drop_schedule(tx.as_mut(), &mut user, &refused.problem().detail, now).await?);
+                events.push(
+                    drop_schedule(tx.as_mut(), &mut user, &crate::error::ApiError::from(refused).problem().detail, now)
+                        .await?,
+                );
             }
             continue;
         }
         user.deactivate_at = None;
         let by = StatusSetter::Instance;
-        let deactivation = crate::service::Deactivation::by(Actor::SYSTEM, by, why);
-        let drafts = crate::service::deactivate_user(tx.as_mut(), &mut user, deactivation, now)
+        let deactivation = steward_ops::users::Deactivation::by(Actor::SYSTEM, by, why);
+        let drafts = steward_ops::users::deactivate(tx.as_mut(), &mut user, deactivation, now)
             .await
-            .map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+            .map_err(|e| anyhow::anyhow!("{}", crate::error::ApiError::from(e).problem().detail))?;
         events.extend(drafts);
         done += 1;
     }
@@ -75,7 +78,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
     if events.is_empty() {
         tx.rollback().await?;
     } else {
-        commit(tx, events, now).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+        state.commit(tx, events, now).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
         state.outbox_wake.notify_one();
     }
     Ok(done)
@@ -102,7 +105,7 @@ async fn drop_schedule(
 /// so that person must still be active, hold `users.lifecycle`, and govern the user. A schedule
 /// from before setters were recorded reaches only users without instance roles.
 async fn schedule_stands(tx: &mut dyn steward_store::Tx, user: &steward_store::UserRow) -> Result<(), String> {
-    let failed = |e: crate::error::ApiError| e.problem().detail;
+    let failed = |e: steward_ops::OpError| crate::error::ApiError::from(e).problem().detail;
     let Some(setter_id) = user.deactivate_by else {
         return if user.instance_roles.is_empty() {
             Ok(())
@@ -114,7 +117,7 @@ async fn schedule_stands(tx: &mut dyn steward_store::Tx, user: &steward_store::U
     let Some(setter) = setter.filter(|s| s.status.can_sign_in()) else {
         return Err("whoever set the schedule is no longer active".into());
     };
-    let book = crate::extract::role_book(tx).await.map_err(failed)?;
+    let book = steward_ops::governance::role_book(tx).await.map_err(failed)?;
     let rights = book.permissions_of(&setter.instance_roles);
     if !rights.contains(&Permission::UsersLifecycle) {
         return Err("whoever set the schedule no longer holds users.lifecycle".into());

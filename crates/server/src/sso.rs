@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::jwt::{self, JwtError, PublicKey};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 /// Keys and discovery documents are fetched again after this long.
 const DOCUMENT_TTL: Duration = Duration::from_secs(3600);
@@ -364,7 +364,7 @@ pub async fn create_jit_user(
     now: OffsetDateTime,
 ) -> ApiResult<(UserRow, AuditDraft)> {
     let email = id.email.clone().ok_or_else(|| ApiError::unauthenticated("the identity carries no verified email"))?;
-    if crate::service::find_by_email(tx, &email, now).await?.is_some() {
+    if steward_ops::users::find_by_email(tx, &email, now).await?.is_some() {
         return Err(ApiError::unauthenticated("the identity's email belongs to another user"));
     }
     let fallback = email.as_str().split('@').next().unwrap_or("user").to_owned();
@@ -461,7 +461,7 @@ async fn refuse_authentic(
             .personal(json!({ "subject": id.subject }));
         let now = OffsetDateTime::now_utc();
         let written = match state.store.write().await {
-            Ok(tx) => commit(tx, vec![event], now).await,
+            Ok(tx) => state.commit(tx, vec![event], now).await,
             Err(e) => Err(e.into()),
         };
         if let Err(e) = written {
@@ -544,7 +544,7 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
                 let detail = json!({ "method": "jwt", "jwt_issuer_id": issuer.id });
                 let (user, event) =
                     create_jit_user(tx.as_mut(), &id, detail, now).await.map_err(|e| refuse(e.problem().detail))?;
-                commit(tx, vec![event], now).await?;
+                state.commit(tx, vec![event], now).await?;
                 user
             }
         }

@@ -58,6 +58,8 @@ pub struct Inner {
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
     /// Answers of `/me` and `/check` kept between changes.
     pub hot: crate::hot::HotAnswers,
+    /// The change epochs that make kept principals and answers stale.
+    pub changes: Arc<steward_ops::Changes>,
 }
 
 impl AppState {
@@ -189,6 +191,7 @@ impl AppState {
             config.login_failures_per_address,
             Duration::from_secs(config.login_failure_window_secs),
         );
+        let changes = Arc::new(steward_ops::Changes::default());
         AppState(Arc::new(Inner {
             store,
             passwords: PasswordPool::new(config.password_hash_concurrency),
@@ -207,22 +210,18 @@ impl AppState {
             sealing_key: tokio::sync::OnceCell::new(),
             sso: crate::sso::SsoState::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
-            hot: crate::hot::HotAnswers::default(),
+            hot: crate::hot::HotAnswers::new(changes.clone()),
+            changes,
         }))
     }
 }
 
-/// Appends the events and commits, so that the change and its audit trail land together. Any
-/// change may revoke a credential or change a status or role, so it also invalidates the cache of
-/// authenticated principals.
-pub async fn commit(mut tx: Box<dyn Tx>, events: Vec<AuditDraft>, now: OffsetDateTime) -> ApiResult<()> {
-    if !events.is_empty() {
-        crate::webhooks::enqueue(tx.as_mut(), &events, now).await?;
-        tx.append_audit(events, now).await?;
+impl AppState {
+    /// Commits the change with its audit events and webhook deliveries ([`steward_ops::commit`]),
+    /// which makes every kept principal and answer stale.
+    pub async fn commit(&self, tx: Box<dyn Tx>, events: Vec<AuditDraft>, now: OffsetDateTime) -> ApiResult<()> {
+        Ok(steward_ops::commit(&self.changes, tx, events, now).await?)
     }
-    tx.commit().await?;
-    crate::extract::invalidate_principals();
-    Ok(())
 }
 
 /// Reads the instance settings, or their defaults when never written.

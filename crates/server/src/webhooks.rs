@@ -8,104 +8,11 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
-use serde_json::json;
 use sha2::Sha256;
-use steward_core::AuditDraft;
-use steward_store::{DeliveryRow, Tx};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-/// The webhook event type an audit event is published as, if it is published.
-pub fn event_type(kind: &str) -> Option<&'static str> {
-    Some(match kind {
-        "user.created" => "user.created",
-        "user.activated" => "user.activated",
-        "user.deactivated" => "user.deactivated",
-        "user.reactivated" => "user.reactivated",
-        "user.suspended" => "user.suspended",
-        "user.unsuspended" => "user.unsuspended",
-        "user.anonymized" => "user.anonymized",
-        "org.created" => "org.created",
-        "org.deprovisioned" => "org.deprovisioned",
-        "org.restored" => "org.restored",
-        "org.purged" => "org.purged",
-        "org.frozen" => "org.frozen",
-        "org.unfrozen" => "org.unfrozen",
-        "org.ownership_transferred" => "org.ownership_transferred",
-        "org.member_added" => "membership.added",
-        "org.member_role_changed" => "membership.changed",
-        "org.member_removed" => "membership.removed",
-        "org.license_changed" => "license.updated",
-        "usage.threshold_crossed" => "usage.threshold_reached",
-        _ => return None,
-    })
-}
-
-/// Every event type an endpoint may subscribe to.
-pub const EVENT_TYPES: &[&str] = &[
-    "user.created",
-    "user.activated",
-    "user.deactivated",
-    "user.reactivated",
-    "user.suspended",
-    "user.unsuspended",
-    "user.anonymized",
-    "org.created",
-    "org.deprovisioned",
-    "org.restored",
-    "org.purged",
-    "org.frozen",
-    "org.unfrozen",
-    "org.ownership_transferred",
-    "membership.added",
-    "membership.changed",
-    "membership.removed",
-    "license.updated",
-    "usage.threshold_reached",
-];
-
-/// Queues, in the caller's transaction, a delivery of each published event to each endpoint
-/// that subscribed to its type.
-pub async fn enqueue(tx: &mut dyn Tx, events: &[AuditDraft], now: OffsetDateTime) -> ApiResult<()> {
-    let published: Vec<(&'static str, &AuditDraft)> =
-        events.iter().filter_map(|e| event_type(e.kind).map(|t| (t, e))).collect();
-    if published.is_empty() {
-        return Ok(());
-    }
-    let hooks = tx.webhooks().await?;
-    for (kind, event) in published {
-        for hook in hooks.iter().filter(|h| h.events.iter().any(|e| e == "*" || e == kind)) {
-            let mut data = event.detail.clone();
-            if let Some(map) = data.as_object_mut() {
-                map.insert(format!("{}_id", event.target_type.as_str()), json!(event.target_id));
-                map.insert("org_id".into(), json!(event.org_id));
-                map.insert("actor_id".into(), json!(event.actor.user_id));
-                map.insert("impersonator_id".into(), json!(event.actor.impersonator_id));
-            }
-            let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-            let payload = json!({ "type": kind, "timestamp": timestamp, "data": data }).to_string();
-            // Deliveries run on the wall clock, whatever instant the event carries.
-            let sent_from = OffsetDateTime::now_utc();
-            tx.enqueue_delivery(&DeliveryRow {
-                id: uuid::Uuid::now_v7(),
-                webhook_id: hook.id,
-                event_type: kind.to_owned(),
-                payload,
-                created_at: sent_from,
-                attempts: 0,
-                next_attempt_at: sent_from,
-                delivered_at: None,
-                failed_at: None,
-                last_status: None,
-                last_error: None,
-            })
-            .await?;
-        }
-    }
-    Ok(())
-}
 
 /// A new `whsec_` secret: 24 random bytes, base64.
 pub fn new_secret() -> String {

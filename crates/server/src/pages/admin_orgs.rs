@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
@@ -18,12 +17,13 @@ use steward_core::OrgRole;
 use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Page};
-use crate::routes::deprovision::{self as api_dep, DeprovisionRequest};
+use crate::routes::deprovision as api_dep;
 use crate::routes::orgs::{self as api, OrgQuery, TransferRequest};
 use crate::routes::teams as api_teams;
 use crate::routes::usage::{self as api_usage, UsageQuery};
 use crate::state::AppState;
 use crate::views::{MemberView, OrgView};
+use steward_ops::orgs::Deprovision;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -356,21 +356,18 @@ async fn deprovision(
     let demote_to = form.demote_to.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "member".into());
     let notifications_off = form.notifications_off.is_some();
     let dry_run = form.step != "apply";
-    let request = async {
-        let role: OrgRole = demote_to.parse()?;
-        Ok::<_, ApiError>(DeprovisionRequest {
-            reason: form.reason.clone(),
+    let principal = viewer.principal();
+    let result = async {
+        let asked = Deprovision {
+            reason: &form.reason,
+            placeholder_owner: None,
+            demote_to: demote_to.parse()?,
+            notifications_off,
             dry_run,
-            placeholder_owner_id: None,
-            demote_to: Some(role),
-            notifications_off: Some(notifications_off),
-        })
+        };
+        api_dep::deprovision_org(&state, &principal, &id, asked).await
     }
     .await;
-    let result = match request {
-        Ok(r) => api_dep::deprovision(State(state.clone()), viewer.principal(), Path(id.clone()), ApiJson(r)).await,
-        Err(e) => Err(e),
-    };
     if !dry_run {
         return done(&format!("/admin/orgs/{id}"), result, |_| {
             "The organization is deprovisioned: frozen, owned by the placeholder owner, its owner demoted. Restore undoes it."
@@ -379,7 +376,7 @@ async fn deprovision(
     }
     let Json(org) = api::get_org(State(state.clone()), viewer.principal(), Path(id.clone())).await?;
     let (plan, error) = match result {
-        Ok(Json(r)) => (named_steps(&state, &viewer, &id, r.plan).await?, None),
+        Ok(r) => (named_steps(&state, &viewer, &id, r.steps).await?, None),
         Err(e) if e.problem().status < 500 => (vec![], Some(e.problem().detail)),
         Err(e) => return Err(e.into()),
     };
@@ -414,8 +411,8 @@ async fn restore(
     Path(id): Path<String>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_dep::restore(State(state), viewer.principal(), Path(id.clone()), Bytes::new()).await;
-    done(&format!("/admin/orgs/{id}"), result, |Json(o)| {
+    let result = api_dep::restore_org(&state, &viewer.principal(), &id, None).await;
+    done(&format!("/admin/orgs/{id}"), result, |o| {
         format!("{} is restored: license, owner, roles and notification settings are back.", o.name)
     })
 }

@@ -15,8 +15,8 @@ use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
 use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
-use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, Page, Principal};
 use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
@@ -205,9 +205,30 @@ async fn password(
     let result = if form.password != form.confirm {
         Err(ApiError::invalid("password", "and its confirmation differ"))
     } else {
-        crate::service::change_own_password(&state, &viewer.principal, &form.current_password, &form.password).await
+        change_own_password(&state, &viewer.principal, &form.current_password, &form.password).await
     };
     done("/app/security", result, |_| "Your password is changed; your other sessions have ended.".into())
+}
+
+/// Changes the caller's own password once the current one is confirmed (throttled like a
+/// login); their other sessions end. Not in an impersonation session, which cannot change
+/// credentials.
+async fn change_own_password(state: &AppState, principal: &Principal, current: &str, new: &str) -> ApiResult<()> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot change credentials"));
+    }
+    let key = principal.user.email_key.clone();
+    state.throttle.admit(&key, None, None).await?;
+    let mut tx = state.store.read().await?;
+    let stored = tx.user(principal.user.id).await?.and_then(|u| u.password_hash);
+    tx.rollback().await?;
+    if !state.passwords.verify(current, stored.as_deref()).await? {
+        state.throttle.failed(&key, None, None);
+        return Err(ApiError::invalid("current_password", "is not your current password"));
+    }
+    let hash = state.passwords.hash(new).await?;
+    let (actor, keep, now) = (principal.actor(), principal.session_id(), state.clock.now());
+    Ok(steward_ops::users::set_own_password(state.store.as_ref(), &state.changes, actor, keep, hash, now).await?)
 }
 
 async fn end_session(

@@ -184,7 +184,7 @@ pub struct Viewer {
 impl Viewer {
     /// The principal, as the API handlers take it.
     pub fn principal(&self) -> Principal {
-        self.principal.clone()
+        Principal { by_page: true, ..self.principal.clone() }
     }
 }
 
@@ -370,20 +370,16 @@ impl From<ApiError> for PageError {
     }
 }
 
+impl From<steward_ops::OpError> for PageError {
+    fn from(e: steward_ops::OpError) -> Self {
+        PageError::from(ApiError::from(e))
+    }
+}
+
 impl From<askama::Error> for PageError {
     fn from(e: askama::Error) -> Self {
         PageError::from(ApiError::internal(e))
     }
-}
-
-tokio::task_local! {
-    static PAGE_REQUEST: ();
-}
-
-/// Whether the request being served is a page's. Pages are not an org's API client, so their
-/// reads are not counted against the org's `api_requests_per_minute`.
-pub fn serving_a_page() -> bool {
-    PAGE_REQUEST.try_with(|_| ()).is_ok()
 }
 
 /// Marks a response whose body [`error_pages`] renders in the instance's branding.
@@ -431,7 +427,7 @@ struct ErrorPage {
 /// the impersonation banner (5xx pages say nothing of the cause).
 async fn error_pages(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let headers = request.headers().clone();
-    let response = PAGE_REQUEST.scope((), next.run(request)).await;
+    let response = next.run(request).await;
     let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>().cloned() else {
         return response;
     };

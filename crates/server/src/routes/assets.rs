@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
 use crate::routes::orgs::{Need, OrgAccess, org_access};
 use crate::routes::usage::{MAX_AMOUNT, frozen_now};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_assets, create_asset)).routes(routes!(get_asset, patch_asset))
@@ -216,7 +216,7 @@ async fn create_asset(
         .in_org(access.org.id)
         .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }))
         .personal(json!({ "name": asset.name }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(AssetView::from(&asset))))
 }
 
@@ -307,6 +307,6 @@ async fn patch_asset(
     let event = AuditDraft::new("asset.updated", principal.actor(), TargetType::Org, access.org.id)
         .in_org(access.org.id)
         .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(AssetView::from(&asset)))
 }

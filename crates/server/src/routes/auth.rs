@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, CSRF_COOKIE, Page, Principal, SESSION_COOKIE, cookie, paginate, role_book};
 use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::twofactor::{SecondFactor, sealing_key, use_code};
 use crate::views::{SessionList, SessionView, TokenList, TokenView, UserView};
 
@@ -158,7 +158,7 @@ pub(crate) async fn login(
     }
     let (secret, session, event) =
         open_session(tx.as_mut(), &user, ip, &headers, json!({ "method": method }), now).await?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     if factor == Some(SecondFactor::RecoveryCode) {
         state.outbox_wake.notify_one();
     }
@@ -258,7 +258,7 @@ async fn login_failed(
         let event = AuditDraft::new("user.locked", steward_core::Actor::SYSTEM, TargetType::User, user.id).detail(
             json!({ "failures": after.failures, "locked_until": after.locked_until.map(|t| t.unix_timestamp()) }),
         );
-        commit(tx, vec![event], now).await
+        state.commit(tx, vec![event], now).await
     } else {
         tx.commit().await.map_err(ApiError::from)
     }
@@ -364,7 +364,7 @@ pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) 
                 .detail(json!({ "user_id": principal.user.id, "reason": "logout" })),
         );
     }
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     match returned {
         Some((secret, expires_at)) => {
             let body = ReturnedSession { csrf_token: csrf_token(&secret), expires_at, token: secret.clone() };
@@ -399,7 +399,7 @@ pub(crate) async fn put_my_notifications(
     let mut tx = state.store.write().await?;
     let mut user = tx.user(principal.user.id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(NotificationSettings::of(&user)))
 }
 
@@ -620,7 +620,7 @@ pub(crate) async fn create_token(
             "scopes": row.scopes,
         }))
         .personal(json!({ "name": row.name }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -655,7 +655,7 @@ pub(crate) async fn delete_token(
     tx.revoke_api_token(id, now).await?;
     let event = AuditDraft::new("api_token.revoked", principal.actor(), TargetType::ApiToken, id)
         .detail(json!({ "user_id": principal.user.id }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -708,7 +708,7 @@ pub(crate) async fn delete_session(
     tx.revoke_session(id, now).await?;
     let event = AuditDraft::new("session.ended", principal.actor(), TargetType::Session, id)
         .detail(json!({ "user_id": principal.user.id, "reason": "revoked_by_user" }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -24,7 +24,7 @@ use crate::routes::assets::AssetView;
 use crate::routes::audit::AuditEventView;
 use crate::routes::deprovision::DeprovisionRecordView;
 use crate::routes::orgs::{Need, org_access};
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::views::{AuditList, MemberView, OrgView, TeamView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -303,7 +303,7 @@ async fn purge(
             continue;
         }
         if let Some(mut user) = tx.user(m.user_id).await? {
-            events.push(crate::service::anonymize_user(tx.as_mut(), &mut user, principal.actor(), now).await?);
+            events.push(steward_ops::users::anonymize(tx.as_mut(), &mut user, principal.actor(), now).await?);
             anonymized.push(user.id.to_string());
         }
     }
@@ -320,7 +320,7 @@ async fn purge(
             .in_org(org.id)
             .detail(json!({ "rows_erased": erased, "users_anonymized": anonymized })),
     );
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(PurgeResult {
         org_id: org.id.to_string(),
         state: org.state.to_string(),

@@ -14,8 +14,9 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
-use crate::state::{AppState, commit, instance_settings};
-use crate::webhooks::{EVENT_TYPES, check_url, new_secret};
+use crate::state::{AppState, instance_settings};
+use crate::webhooks::{check_url, new_secret};
+use steward_ops::EventType;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -95,10 +96,10 @@ async fn create_webhook(
         return Err(ApiError::invalid("events", "name at least one event type, or *"));
     }
     for e in &req.events {
-        if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
+        if e != "*" && EventType::parse(e).is_none() {
             return Err(ApiError::invalid(
                 "events",
-                format!("{e} is not an event type; use {}", EVENT_TYPES.join(", ")),
+                format!("{e} is not an event type; use {}", EventType::ALL.map(EventType::as_str).join(", ")),
             ));
         }
     }
@@ -118,7 +119,7 @@ async fn create_webhook(
     tx.insert_webhook(&hook).await?;
     let event = AuditDraft::new("webhook.created", principal.actor(), TargetType::Instance, hook.id)
         .detail(json!({ "url": hook.url, "events": hook.events }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedWebhook {
@@ -152,7 +153,7 @@ async fn delete_webhook(
     }
     tx.disable_webhook(id, now).await?;
     let event = AuditDraft::new("webhook.deleted", principal.actor(), TargetType::Instance, id);
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -254,6 +255,6 @@ async fn redeliver(
     let event = AuditDraft::new("webhook.redelivered", principal.actor(), TargetType::Instance, id)
         .detail(json!({ "delivery_id": found.id, "event_type": found.event_type }));
     let again = tx.delivery(found.id).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(DeliveryView::from(&again)))
 }

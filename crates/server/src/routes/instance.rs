@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal, check_if_match};
 use crate::settings::InstanceSettings;
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_instance, patch_instance))
@@ -104,6 +104,6 @@ pub(crate) async fn patch_instance(
     let changed: Vec<&String> = patch.as_object().map(|o| o.keys().collect()).unwrap_or_default();
     let event = AuditDraft::new("instance.updated", principal.actor(), TargetType::Instance, "instance")
         .detail(json!({ "fields": changed, "policies": after.policies, "default_license": after.default_license }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(InstanceView { settings: after, version: version + 1 }))
 }

@@ -22,9 +22,9 @@ use crate::mail::{self, ACCOUNT};
 use crate::routes::ClientIp;
 use crate::routes::orgs::{Need, org_access};
 use crate::routes::users::email_in_use;
-use crate::service::find_by_email;
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::views::UserView;
+use steward_ops::users::find_by_email;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -205,7 +205,7 @@ pub(crate) async fn invite_to_org(
             .in_org(access.org.id)
             .detail(json!({ "invitation_id": row.id, "role": req.role, "team_ids": row.team_ids })),
     );
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     state.outbox_wake.notify_one();
     Ok((
         StatusCode::CREATED,
@@ -328,7 +328,7 @@ pub async fn accept_with_link(
         AuditDraft::new("invitation.accepted", actor, TargetType::User, user.id)
             .detail(json!({ "invitation_id": inv.id })),
     );
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(UserView::from(&user))
 }
 
@@ -419,7 +419,7 @@ async fn mail_reset_link(state: &AppState, email: &Email) -> ApiResult<()> {
     mail::enqueue(tx.as_mut(), &user, ACCOUNT, "Reset your password", body, now).await?;
     let event =
         AuditDraft::new("user.password_reset_requested", steward_core::Actor::SYSTEM, TargetType::User, user.id);
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     Ok(())
 }
@@ -487,6 +487,6 @@ pub async fn reset_with_link(
     let revoked = tx.revoke_all_credentials(user.id, now).await?;
     let event = AuditDraft::new("user.password_reset", steward_core::Actor::user(user.id), TargetType::User, user.id)
         .detail(json!({ "credentials_revoked": revoked, "other_links_voided": voided }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(())
 }

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal};
 use crate::jwt::PublicKey;
 use crate::sso::check_provider_url;
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_issuers, create_issuer)).routes(routes!(delete_issuer))
@@ -202,7 +202,7 @@ async fn create_issuer(
         "subject_claim": row.subject_claim, "email_claim": row.email_claim, "jit": row.jit,
         "domains": row.domains, "allow_instance_roles": row.allow_instance_roles,
     }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(IssuerView::from(&row))))
 }
 
@@ -223,6 +223,6 @@ async fn delete_issuer(
     tx.delete_jwt_issuer(id).await?;
     let event = AuditDraft::new("jwt_issuer.deleted", principal.actor(), TargetType::Instance, id)
         .detail(json!({ "issuer": row.issuer, "audience": row.audience }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }

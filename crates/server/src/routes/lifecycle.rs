@@ -24,7 +24,7 @@ use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::mail;
 use crate::routes::audit::AuditEventView;
 use crate::routes::{ClientIp, user_agent};
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::views::{AuditList, SessionList, SessionView, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -92,7 +92,7 @@ pub(crate) async fn deactivate(
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
-    crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), UserAction::Deactivate).await?;
+    steward_ops::users::guard_deactivate(tx.as_mut(), &user, principal.actor(), UserAction::Deactivate).await?;
     let new_owner = match &req.new_owner_id {
         Some(o) => {
             let o = load_user(tx.as_mut(), o).await.map_err(|_| ApiError::invalid("new_owner_id", "no such user"))?;
@@ -103,10 +103,10 @@ pub(crate) async fn deactivate(
         }
         None => None,
     };
-    let events = crate::service::deactivate_user(
+    let events = steward_ops::users::deactivate(
         tx.as_mut(),
         &mut user,
-        crate::service::Deactivation {
+        steward_ops::users::Deactivation {
             actor: principal.actor(),
             by: StatusSetter::Instance,
             reason: req.reason.as_deref(),
@@ -116,7 +116,7 @@ pub(crate) async fn deactivate(
         now,
     )
     .await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -137,8 +137,8 @@ pub(crate) async fn reactivate(
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
-    let events = crate::service::reactivate_user(tx.as_mut(), &mut user, actor, now).await?;
-    commit(tx, events, now).await?;
+    let events = steward_ops::users::reactivate(tx.as_mut(), &mut user, actor, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -159,7 +159,9 @@ async fn simple_transition(
     }
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     let next = match action {
-        UserAction::Suspend => crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), action).await?,
+        UserAction::Suspend => {
+            steward_ops::users::guard_deactivate(tx.as_mut(), &user, principal.actor(), action).await?
+        }
         _ => transition(user.status, action, user.password_hash.is_some())?,
     };
     if action == UserAction::Suspend {
@@ -175,7 +177,7 @@ async fn simple_transition(
     user.version += 1;
     let event =
         AuditDraft::new(kind, principal.actor(), TargetType::User, user.id).detail(json!({ "from": from, "to": next }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -219,8 +221,8 @@ async fn anonymize(
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
-    let event = crate::service::anonymize_user(tx.as_mut(), &mut user, principal.actor(), now).await?;
-    commit(tx, vec![event], now).await?;
+    let event = steward_ops::users::anonymize(tx.as_mut(), &mut user, principal.actor(), now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(UserView::from(&user)))
 }
 
@@ -314,7 +316,7 @@ pub(crate) async fn impersonate(
     let event = AuditDraft::new("user.impersonation_started", principal.actor(), TargetType::User, target.id)
         .detail(json!({ "session_id": session.id, "expires_at": expires_at.unix_timestamp() }))
         .personal(json!({ "reason": reason }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     let csrf = csrf_token(&secret);
     let mut response =
@@ -375,7 +377,7 @@ pub(crate) async fn revoke_user_sessions(
     }
     let event = AuditDraft::new("user.sessions_revoked", principal.actor(), TargetType::User, user.id)
         .detail(json!({ "revoked": live.len() }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(Revoked { revoked: live.len() as u64 }))
 }
 
@@ -454,7 +456,7 @@ pub(crate) async fn put_user_notifications(
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
     let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(NotificationSettings::of(&user)))
 }
 

@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use steward_core::org::{self, Member, OrgView as Rules, RoleChange};
+use steward_core::org::{self, OrgView as Rules, RoleChange};
 use steward_core::{AuditDraft, License, OrgAction, OrgId, OrgName, OrgRole, Permission, TargetType, UserId};
 use steward_store::{OrgFilter, OrgRow, Tx};
 use time::OffsetDateTime;
@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, encode_
 use crate::routes::usage::org_view;
 use crate::routes::users::check_timezone;
 use crate::schema::LicenseSchema;
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::views::{MemberList, MemberView, OrgList, OrgView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -103,7 +103,7 @@ pub async fn org_access(
             "the organization is frozen or deprovisioned: its members, teams and settings cannot be changed",
         ));
     }
-    if !matches!(need, Need::License | Need::Lifecycle) && !crate::pages::serving_a_page() {
+    if !matches!(need, Need::License | Need::Lifecycle) && !principal.by_page {
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
     Ok(OrgAccess { org, role, _private: () })
@@ -111,13 +111,7 @@ pub async fn org_access(
 
 /// The rules' view of an org's current memberships.
 pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> ApiResult<Rules> {
-    let members = tx
-        .members(org.id)
-        .await?
-        .into_iter()
-        .map(|m| Member { user_id: m.user_id, role: m.role, dormant: m.dormant })
-        .collect();
-    Ok(Rules { id: org.id, owner_id: org.owner_id, members })
+    Ok(steward_ops::orgs::rules_view(tx, org).await?)
 }
 
 /// Filters of the org list.
@@ -250,7 +244,7 @@ async fn create_org(
             .in_org(org.id)
             .detail(json!({ "role": OrgRole::Owner })),
     ];
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     let frozen = org.license.frozen(0, 0, state.clock.now());
     Ok((StatusCode::CREATED, Json(OrgView::new(&org, frozen))))
 }
@@ -340,7 +334,7 @@ async fn patch_org(
             .detail(json!({ "fields": fields, "external_id": org.external_id }))
             .personal(json!({ "name": org.name }));
         let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
-        commit(tx, vec![event], now).await?;
+        state.commit(tx, vec![event], now).await?;
         return Ok(Json(view));
     }
     let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
@@ -416,7 +410,7 @@ pub(crate) async fn put_member(
         .into_iter()
         .find(|m| m.user_id == user_id)
         .ok_or_else(|| ApiError::internal("membership vanished inside its own transaction"))?;
-    commit(tx, event.into_iter().collect(), now).await?;
+    state.commit(tx, event.into_iter().collect(), now).await?;
     Ok(Json(MemberView::from(&member)))
 }
 
@@ -441,7 +435,7 @@ pub(crate) async fn delete_member(
     }
     let event = org::remove_member(&rules, user_id, principal.actor())?;
     tx.end_membership(access.org.id, user_id, now).await?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -487,7 +481,7 @@ pub(crate) async fn transfer_ownership(
     tx.update_org(&org).await?;
     org.version += 1;
     let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(view))
 }
 
@@ -542,7 +536,7 @@ async fn change_license(
                 .detail(json!({ "cause": "license" })),
         );
     }
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(org.license)
 }
 

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -164,7 +164,7 @@ async fn create_review(
     tx.insert_review(&review, &items).await?;
     let event = AuditDraft::new("review.started", principal.actor(), TargetType::Instance, review.id)
         .detail(json!({ "org_id": org, "inactive_days": req.inactive_days, "people": items.len() }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(view(&review, &items))))
 }
 
@@ -280,7 +280,7 @@ async fn decide(
     let event = AuditDraft::new("review.decided", principal.actor(), TargetType::User, user)
         .in_org_opt(review.org_id)
         .detail(json!({ "review_id": id, "decision": req.decision }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(view(&review, &items)))
 }
 
@@ -313,7 +313,9 @@ async fn complete(
                     && crate::governance::require_governs(tx.as_mut(), &principal, &user).await.is_ok();
                 let action = steward_core::lifecycle::UserAction::Deactivate;
                 if !allowed
-                    || crate::service::guard_deactivate(tx.as_mut(), &user, principal.actor(), action).await.is_err()
+                    || steward_ops::users::guard_deactivate(tx.as_mut(), &user, principal.actor(), action)
+                        .await
+                        .is_err()
                 {
                     skipped += 1;
                     continue;
@@ -321,10 +323,10 @@ async fn complete(
                 let why = json!({ "review_id": id });
                 let by = StatusSetter::Instance;
                 events.extend(
-                    crate::service::deactivate_user(
+                    steward_ops::users::deactivate(
                         tx.as_mut(),
                         &mut user,
-                        crate::service::Deactivation::by(principal.actor(), by, why),
+                        steward_ops::users::Deactivation::by(principal.actor(), by, why),
                         now,
                     )
                     .await?,
@@ -355,6 +357,6 @@ async fn complete(
             .detail(json!({ "applied": applied, "skipped": skipped })),
     );
     let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(view(&review, &items)))
 }

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal, check_if_match};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_roles, create_role)).routes(routes!(get_role, patch_role, delete_role))
@@ -183,7 +183,7 @@ async fn create_role(
     tx.insert_custom_role(&row).await?;
     let event = AuditDraft::new("role.created", principal.actor(), TargetType::Role, &row.name)
         .detail(json!({ "permissions": permissions }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(view_of(&row))))
 }
 
@@ -233,7 +233,7 @@ async fn patch_role(
     role.version += 1;
     let event = AuditDraft::new("role.updated", principal.actor(), TargetType::Role, &role.name)
         .detail(json!({ "added": added, "removed": removed }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(view_of(&role)))
 }
 
@@ -264,6 +264,6 @@ async fn delete_role(
     tx.delete_custom_role(&name).await?;
     let event = AuditDraft::new("role.deleted", principal.actor(), TargetType::Role, &name)
         .detail(json!({ "permissions": role.permissions }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use crate::auth::{SecretKind, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(revoke_token))
@@ -148,7 +148,7 @@ async fn create_token(
     if let Some(o) = org_id {
         event = event.in_org(o);
     }
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     let mut view = ScimTokenView::from(&token);
     view.token = Some(secret);
     Ok((StatusCode::CREATED, Json(view)))
@@ -173,7 +173,7 @@ async fn revoke_token(
     }
     let event = AuditDraft::new("scim_token.revoked", principal.actor(), TargetType::User, token.service_user_id)
         .detail(json!({ "scim_token_id": id }));
-    commit(tx, vec![event], now).await?;
-    crate::extract::invalidate_scim_tokens();
+    state.commit(tx, vec![event], now).await?;
+    state.changes.scim_tokens_changed();
     Ok(StatusCode::NO_CONTENT)
 }

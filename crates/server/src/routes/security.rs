@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, Principal};
 use crate::mail;
-use crate::state::{AppState, commit, instance_settings};
+use crate::state::{AppState, instance_settings};
 use crate::twofactor::{new_recovery_codes, new_totp_secret, sealing_key};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -100,7 +100,7 @@ async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiR
     let (settings, _) = instance_settings(tx.as_mut()).await?;
     let issuer = settings.branding.product_name.clone().unwrap_or(settings.name);
     let event = AuditDraft::new("user.totp_enrollment_started", principal.actor(), TargetType::User, user.id);
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     let secret = totp::base32_encode(&secret);
     let otpauth_uri = totp::otpauth_uri(&issuer, &user.email, &secret);
     let qr_svg = qr_svg(&otpauth_uri)?;
@@ -149,7 +149,7 @@ async fn confirm_totp(
     mail::enqueue(tx.as_mut(), user, "security", "Two-factor sign-in is on", body, now).await?;
     let event = AuditDraft::new("user.totp_enabled", principal.actor(), TargetType::User, user.id)
         .detail(json!({ "recovery_codes": codes.len() }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     Ok(Json(RecoveryCodes { recovery_codes: codes }))
 }
@@ -174,7 +174,7 @@ async fn disable_totp(State(state): State<AppState>, principal: Principal) -> Ap
     );
     mail::enqueue(tx.as_mut(), user, "security", "Two-factor sign-in is off", body, now).await?;
     let event = AuditDraft::new("user.totp_disabled", principal.actor(), TargetType::User, user.id);
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -212,7 +212,7 @@ async fn reset_totp(
     );
     mail::enqueue(tx.as_mut(), &target, "security", "Your two-factor sign-in was reset", body, now).await?;
     let event = AuditDraft::new("user.totp_reset", principal.actor(), TargetType::User, id);
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -235,7 +235,7 @@ async fn unlock_user(
     tx.put_lockout(id, &LockoutState::default(), now).await?;
     let event = AuditDraft::new("user.unlocked", principal.actor(), TargetType::User, id)
         .detail(json!({ "was_locked": before.is_locked(now), "failures": before.failures }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     // This node's throttle forgets the account too; other nodes' windows run out on their own.
     state.throttle.succeeded(&target.email_key);
     Ok(StatusCode::NO_CONTENT)

@@ -12,7 +12,6 @@ use subtle::ConstantTimeEq;
 
 use crate::auth::secret_hash;
 use crate::error::ApiError;
-use crate::service::create_system_admin;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -69,7 +68,11 @@ async fn setup_submit(
         let email = Email::parse(&form.email)?;
         let name = PersonName::parse(&form.name)?;
         let hash = state.passwords.hash(&form.password).await?;
-        create_system_admin(state.store.as_ref(), &email, &name, hash, Actor::SYSTEM).await?;
+        let role = steward_core::InstanceRole::system_admin();
+        let who = (&email, &name);
+        let now = state.clock.now();
+        steward_ops::users::create_admin(state.store.as_ref(), &state.changes, who, hash, role, Actor::SYSTEM, now)
+            .await?;
         Ok::<_, ApiError>(())
     }
     .await;

@@ -26,7 +26,7 @@ use crate::extract::{ApiJson, Principal, check_if_match, cookie, nullable};
 use crate::routes::orgs::{check_seats, rules_view};
 use crate::routes::{ClientIp, auth::open_session, auth::set_session_cookies};
 use crate::sso::{ExternalIdentity, Found, check_provider_url, create_jit_user, find_user, validate_id_token};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 /// The cookie that carries the signed sign-in state between start and callback.
 const STATE_COOKIE: &str = "steward_sso";
@@ -341,7 +341,7 @@ async fn create_connection(
     let event = AuditDraft::new("sso_connection.created", principal.actor(), TargetType::Instance, row.id)
         .in_org_opt(row.org_id)
         .detail(described(&row));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(view(&state, &row))))
 }
 
@@ -435,7 +435,7 @@ async fn patch_connection(
     let event = AuditDraft::new("sso_connection.updated", principal.actor(), TargetType::Instance, row.id)
         .in_org_opt(row.org_id)
         .detail(json!({ "changed": changed, "client_secret_changed": secret_changed, "before": old, "after": new }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(Json(view(&state, &row)))
 }
 
@@ -455,7 +455,7 @@ async fn delete_connection(
     let event = AuditDraft::new("sso_connection.deleted", principal.actor(), TargetType::Instance, row.id)
         .in_org_opt(row.org_id)
         .detail(described(&row));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -619,7 +619,7 @@ async fn callback(
             if let Some(email) = &refusal.email {
                 event = event.personal(json!({ "email": email }));
             }
-            commit(tx, vec![event], now).await?;
+            state.commit(tx, vec![event], now).await?;
             let status =
                 if refusal.code == "sso_unavailable" { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
             let wants_page = headers
@@ -854,7 +854,7 @@ async fn sign_in_user(
     let (secret, session, login) =
         open_session(tx.as_mut(), &user, ip, headers, json!({ "method": "sso", "connection_id": c.id }), now).await?;
     events.push(login);
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
     Ok(Ok((user, secret, session.expires_at)))
 }

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, paginate};
 use crate::routes::orgs::{Need, OrgAccess, org_access};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 use crate::views::{TeamList, TeamView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,7 +102,7 @@ pub(crate) async fn create_team(
     let event = AuditDraft::new("team.created", principal.actor(), TargetType::Team, team.id)
         .in_org(team.org_id)
         .personal(json!({ "name": team.name }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(TeamView::new(&team, &[]))))
 }
 
@@ -146,7 +146,7 @@ async fn patch_team(
             .detail(json!({ "fields": ["name"] }))
             .personal(json!({ "name": team.name }));
         let members = tx.team_members(team.id).await?;
-        commit(tx, vec![event], now).await?;
+        state.commit(tx, vec![event], now).await?;
         return Ok(Json(TeamView::new(&team, &members)));
     }
     let members = tx.team_members(team.id).await?;
@@ -198,7 +198,7 @@ pub(crate) async fn put_team_member(
         ]
     };
     let members = tx.team_members(team.id).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(TeamView::new(&team, &members)))
 }
 
@@ -221,6 +221,6 @@ async fn delete_team_member(
     let event = AuditDraft::new("team.member_removed", principal.actor(), TargetType::User, user_id)
         .in_org(team.org_id)
         .detail(json!({ "team_id": team.id, "role": member.role }));
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(StatusCode::NO_CONTENT)
 }

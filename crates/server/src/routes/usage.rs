@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Principal};
 use crate::mail;
 use crate::routes::orgs::{Need, org_access};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_usage, consume)).routes(routes!(check))
@@ -232,7 +232,7 @@ async fn consume(
         let event = AuditDraft::new("org.frozen", Actor::SYSTEM, TargetType::Org, org.id)
             .in_org(org.id)
             .detail(json!({ "cause": "consumable_used_up", "period_start": period.start.unix_timestamp() }));
-        commit(tx, vec![event], now).await?;
+        state.commit(tx, vec![event], now).await?;
     }
     if let Some(l) = request.operations_limit.filter(|l| *l > 0) {
         let after = usage.operations_used;
@@ -314,7 +314,7 @@ async fn alert(
                 .detail(json!({ "threshold": threshold, "limit": limit, "used": used, "period_start": period.start.unix_timestamp() })),
         );
     }
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     state.outbox_wake.notify_one();
     Ok(())
 }

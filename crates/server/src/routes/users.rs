@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate, role_book};
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 use crate::views::{UserList, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -168,7 +168,7 @@ async fn create_user(
     let mut tx = state.store.write().await?;
     let book = role_book(tx.as_mut()).await?;
     check_grantable(&principal, &book, &user.instance_roles)?;
-    if let Some(existing) = crate::service::find_by_email(tx.as_mut(), &req.email, now).await? {
+    if let Some(existing) = steward_ops::users::find_by_email(tx.as_mut(), &req.email, now).await? {
         return Err(email_in_use(&existing));
     }
     tx.insert_user(&user).await?;
@@ -183,7 +183,7 @@ async fn create_user(
         crate::routes::invitations::invite(tx.as_mut(), &state, &user, None, vec![], Some(principal.user.id), now)
             .await?;
     }
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
     Ok((StatusCode::CREATED, Json(UserView::from(&user))))
 }
@@ -378,6 +378,6 @@ async fn patch_user(
             }
         }
     }
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
 }

@@ -21,7 +21,7 @@ use super::{
     Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta, project,
     query_projection, text,
 };
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 /// The store query of a list.
 pub(super) fn query(
@@ -232,7 +232,7 @@ pub(super) async fn create_group(state: &AppState, client: &ScimClient, body: &V
     events.extend(set_members(tx.as_mut(), client, &team, &member_ids(&doc)?, now).await?);
     let g = tx.scim_group(team.id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
     let members = tx.team_members(team.id).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(resource(state, client, &g, &members))
 }
 
@@ -302,7 +302,7 @@ async fn write(
     events.extend(set_members(tx.as_mut(), client, &team, &member_ids(&doc)?, now).await?);
     let g = tx.scim_group(team.id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
     let members = tx.team_members(team.id).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(resource(state, client, &g, &members))
 }
 
@@ -381,6 +381,6 @@ pub(super) async fn delete_group(
     let event = AuditDraft::new("team.archived", client.actor(), TargetType::Team, g.team.id)
         .in_org(g.team.org_id)
         .detail(client.via());
-    commit(tx, vec![event], now).await?;
+    state.commit(tx, vec![event], now).await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `/scim/v2`: the SCIM 2.0 service provider that identity providers drive. Users are Steward
 //! users and Groups are teams; every change goes through the same lifecycle functions as the API
-//! (`service::deactivate_user`, `service::reactivate_user`) and commits with its audit events,
+//! (`steward_ops::users::deactivate`, `steward_ops::users::reactivate`) and commits with its audit events,
 //! attributed to the token's service user. What SCIM means on the wire lives in `steward-scim`.
 
 mod bulk;
@@ -139,6 +139,15 @@ impl From<StoreError> for Failure {
     }
 }
 
+impl From<steward_ops::OpError> for Failure {
+    fn from(e: steward_ops::OpError) -> Self {
+        match e {
+            steward_ops::OpError::Store(e) => Failure::from(e),
+            other => Failure::from(ApiError::from(other)),
+        }
+    }
+}
+
 /// The API's errors in SCIM's terms.
 fn from_api(e: &ApiError) -> ScimError {
     let p = e.problem();
@@ -247,7 +256,7 @@ impl FromRequestParts<AppState> for ScimClient {
         let token = match keep.then(|| state.hot.scim_token(&hash)).flatten() {
             Some(kept) => Some(kept),
             None => {
-                let epoch = crate::extract::scim_token_epoch();
+                let epoch = state.changes.scim_token_epoch();
                 let mut tx = state.store.read().await?;
                 tx.last_read();
                 let token = tx.scim_token_by_hash(&hash).await?;

@@ -2,13 +2,13 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
-use crate::service::Deactivation;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Map, Value, json};
 use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
+use steward_ops::users::Deactivation;
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
 use steward_scim::schema::{USER_ATTRS, USER_SCHEMA};
 use steward_scim::{ScimError, ScimType};
@@ -19,7 +19,7 @@ use super::{
     Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta,
     not_governed, project, query_projection, taken, text,
 };
-use crate::state::{AppState, commit};
+use crate::state::AppState;
 
 type Loaded = (UserRow, Option<ScimUserRow>);
 
@@ -211,7 +211,7 @@ pub(super) async fn create_user(
     let mut tx = state.store.write().await?;
     // The user hidden by DELETE comes back, the same one, when its userName or email returns.
     let name_key = user_name.to_lowercase();
-    let anonymized = crate::service::anonymized_email_key(tx.as_mut(), &email.key(), now).await?;
+    let anonymized = steward_ops::users::anonymized_email_key(tx.as_mut(), &email.key(), now).await?;
     let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
     // When no one holds either, `write` need not look again.
     let claim = if by_name.is_none() && by_email.is_none() { Claim::Free } else { Claim::Unchecked };
@@ -222,12 +222,12 @@ pub(super) async fn create_user(
             && client.reach(tx.as_mut(), &loaded.0).await?.governs()
         {
             let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-            commit(tx, events, now).await?;
+            state.commit(tx, events, now).await?;
             return Ok((StatusCode::CREATED, resource(state, &user)));
         }
     }
     let (user, events) = write(tx.as_mut(), client, None, doc, password, now, claim).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok((StatusCode::CREATED, resource(state, &user)))
 }
 
@@ -251,7 +251,7 @@ pub(super) async fn replace_user(
         doc.insert("active".into(), json!(matches!(loaded.0.status, UserStatus::Active | UserStatus::Invited)));
     }
     let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(resource(state, &user))
 }
 
@@ -291,7 +291,7 @@ pub(super) async fn patch_user(
     apply_patch(&mut doc, &ops, USER_ATTRS, USER_SCHEMA)?;
     doc.remove("password");
     let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(resource(state, &user))
 }
 
@@ -319,7 +319,7 @@ pub(super) async fn delete_user(
         Reach::Governs => {}
         Reach::PlaceInOrg => {
             let event = leave_org(tx.as_mut(), client, &user, now).await?;
-            commit(tx, vec![event], now).await?;
+            state.commit(tx, vec![event], now).await?;
             return Ok(());
         }
         Reach::Nothing => return Err(not_governed().into()),
@@ -327,7 +327,7 @@ pub(super) async fn delete_user(
     let mut events = Vec::new();
     if user.status != UserStatus::Deactivated {
         let by = client.status_setter();
-        events = crate::service::deactivate_user(
+        events = steward_ops::users::deactivate(
             tx.as_mut(),
             &mut user,
             Deactivation::by(client.actor(), by, client.via()),
@@ -347,7 +347,7 @@ pub(super) async fn delete_user(
     row.updated_at = now;
     tx.put_scim_user(&row).await?;
     events.push(AuditDraft::new("user.scim_deleted", client.actor(), TargetType::User, user.id).detail(client.via()));
-    commit(tx, events, now).await?;
+    state.commit(tx, events, now).await?;
     Ok(())
 }
 
@@ -483,7 +483,7 @@ async fn write(
     });
     let check = claim == Claim::Unchecked && !kept;
     if check {
-        let anonymized = crate::service::anonymized_email_key(tx, &email.key(), now).await?;
+        let anonymized = steward_ops::users::anonymized_email_key(tx, &email.key(), now).await?;
         let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
         // The answer names no one: the holder may be someone this client cannot see.
         if [by_name, by_email].into_iter().flatten().any(|other| Some(other.id) != me) {
@@ -585,7 +585,7 @@ async fn write(
     if want_active && user.status == UserStatus::Deactivated {
         tx.update_user(&user).await?;
         user.version += 1;
-        events.extend(crate::service::reactivate_user(tx, &mut user, client.actor(), now).await?);
+        events.extend(steward_ops::users::reactivate(tx, &mut user, client.actor(), now).await?);
         // A SCIM user is active, not invited, whether or not it has a password (API.md).
         if user.status == UserStatus::Invited {
             user.status = UserStatus::Active;
@@ -596,7 +596,7 @@ async fn write(
         // The deactivation writes the whole user, with whatever else the resource changed.
         let by = client.status_setter();
         events.extend(
-            crate::service::deactivate_user(tx, &mut user, Deactivation::by(client.actor(), by, via.clone()), now)
+            steward_ops::users::deactivate(tx, &mut user, Deactivation::by(client.actor(), by, via.clone()), now)
                 .await?,
         );
     } else if me.is_some() {

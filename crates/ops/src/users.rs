@@ -1,36 +1,49 @@
-//! Operations shared by the API, start-up and the CLI.
+//! Changes to users that more than one surface makes: creating an admin, deactivating and
+//! reactivating, erasing, a new password; and the placeholder owner that holds orgs nobody else
+//! may.
 
 use serde_json::json;
 use steward_core::governance::StatusSetter;
-use steward_core::{Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, TargetType, UserId, UserStatus};
-use steward_store::{OrgRow, Store, Tx, UserRow};
+use steward_core::lifecycle::{self, AccessRemoval, UserAction};
+use steward_core::{
+    Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, SessionId, TargetType, UserId, UserKind, UserStatus,
+};
+use steward_store::{HandoverRow, Store, Tx, UserRow};
 use time::OffsetDateTime;
 
-use crate::error::ApiResult;
-use crate::routes::users::email_in_use;
-use crate::state::commit;
+use crate::secrets::{SecretKind, new_secret, secret_hash};
+use crate::{Changes, OpError, OpResult, commit};
 
-/// Creates an active user with the given instance role, for bootstrap, the setup link and the CLI.
-pub async fn create_admin(
-    store: &dyn Store,
-    email: &Email,
-    name: &PersonName,
-    password_hash: String,
-    role: InstanceRole,
-    actor: Actor,
-) -> ApiResult<UserRow> {
-    let now = OffsetDateTime::now_utc();
-    let user = UserRow {
+/// The email of the placeholder owner, which no one can sign in with.
+pub const PLACEHOLDER_EMAIL: &str = "placeholder-owner@steward.invalid";
+
+/// The refusal of an email already held: by a deactivated user (reactivate them instead), by an
+/// erased one (never reused), or by an active one.
+pub fn email_in_use(existing: &UserRow) -> OpError {
+    match existing.status {
+        UserStatus::Deactivated => OpError::Conflict {
+            code: "user_deactivated",
+            detail: format!("this email belongs to deactivated user {}; reactivate that user instead", existing.id),
+            user_id: Some(existing.id),
+        },
+        UserStatus::Anonymized => OpError::conflict("user_deactivated", "this email belonged to an erased user"),
+        _ => OpError::conflict("email_taken", "a user with this email already exists"),
+    }
+}
+
+/// A new user row: active, a person, with nothing else set.
+fn new_user(email: &str, email_key: &str, name: &str, now: OffsetDateTime) -> UserRow {
+    UserRow {
         id: UserId::new(),
-        email: email.as_str().to_owned(),
-        email_key: email.key(),
-        name: name.as_str().to_owned(),
+        email: email.to_owned(),
+        email_key: email_key.to_owned(),
+        name: name.to_owned(),
         status: UserStatus::Active,
-        password_hash: Some(password_hash),
+        password_hash: None,
         locale: None,
         timezone: None,
-        instance_roles: vec![role],
-        kind: steward_core::UserKind::Person,
+        instance_roles: vec![],
+        kind: UserKind::Person,
         notifications: Default::default(),
         created_at: now,
         updated_at: now,
@@ -39,7 +52,22 @@ pub async fn create_admin(
         status_by: None,
         deactivate_by: None,
         version: 1,
-    };
+    }
+}
+
+/// Creates an active user with the given instance role, for bootstrap, the setup link and the CLI.
+pub async fn create_admin(
+    store: &dyn Store,
+    changes: &Changes,
+    (email, name): (&Email, &PersonName),
+    password_hash: String,
+    role: InstanceRole,
+    actor: Actor,
+    now: OffsetDateTime,
+) -> OpResult<UserRow> {
+    let mut user = new_user(email.as_str(), &email.key(), name.as_str(), now);
+    user.password_hash = Some(password_hash);
+    user.instance_roles = vec![role];
     let mut tx = store.write().await?;
     if let Some(existing) = find_by_email(tx.as_mut(), email, now).await? {
         return Err(email_in_use(&existing));
@@ -48,23 +76,12 @@ pub async fn create_admin(
     let event = AuditDraft::new("user.created", actor, TargetType::User, user.id)
         .detail(json!({ "status": user.status, "instance_roles": user.instance_roles }))
         .personal(json!({ "email": user.email, "name": user.name }));
-    commit(tx, vec![event], now).await?;
+    commit(changes, tx, vec![event], now).await?;
     Ok(user)
 }
 
-/// Creates the first (or another) system admin.
-pub async fn create_system_admin(
-    store: &dyn Store,
-    email: &Email,
-    name: &PersonName,
-    password_hash: String,
-    actor: Actor,
-) -> ApiResult<UserRow> {
-    create_admin(store, email, name, password_hash, InstanceRole::system_admin(), actor).await
-}
-
 /// Whether an active system admin exists.
-pub async fn has_system_admin(store: &dyn Store) -> ApiResult<bool> {
+pub async fn has_system_admin(store: &dyn Store) -> OpResult<bool> {
     let mut tx = store.read().await?;
     let n = tx.count_users_with_role(InstanceRole::system_admin().as_str()).await?;
     tx.rollback().await?;
@@ -72,27 +89,29 @@ pub async fn has_system_admin(store: &dyn Store) -> ApiResult<bool> {
 }
 
 /// The keyed hash that stands in for an anonymized user's email and still blocks its reuse.
-pub async fn anonymized_email_key(tx: &mut dyn Tx, email_key: &str, now: OffsetDateTime) -> ApiResult<String> {
-    let fresh = crate::auth::new_secret(crate::auth::SecretKind::Setup);
+pub async fn anonymized_email_key(tx: &mut dyn Tx, email_key: &str, now: OffsetDateTime) -> OpResult<String> {
+    let fresh = new_secret(SecretKind::Setup);
     let key = tx.ensure_instance_secret("email_hash_key", &fresh, now).await?;
-    Ok(format!("anon:{}", crate::auth::secret_hash(&format!("{key}:{email_key}"))))
+    Ok(format!("anon:{}", secret_hash(&format!("{key}:{email_key}"))))
 }
 
 /// The user holding `email`, also when they were anonymized (then only the keyed hash matches).
-pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) -> ApiResult<Option<UserRow>> {
+pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) -> OpResult<Option<UserRow>> {
     let key = email.key();
     let anonymized = anonymized_email_key(tx, &key, now).await?;
     Ok(tx.identity_holders(None, &key, &anonymized).await?.1)
 }
 
-/// The instance's placeholder owner: the one the settings name, or the one created on first use.
+/// The instance's placeholder owner: the one the settings name, or the one created on first use
+/// (and named in the settings from then on).
 pub async fn ensure_placeholder(
     tx: &mut dyn Tx,
     actor: Actor,
     now: OffsetDateTime,
-) -> ApiResult<(UserRow, Vec<AuditDraft>)> {
-    let (settings, version) = crate::state::instance_settings(tx).await?;
-    if let Some(id) = settings.placeholder_owner_id
+) -> OpResult<(UserRow, Vec<AuditDraft>)> {
+    let (doc, version) = tx.instance_doc().await?.unwrap_or((json!({}), 0));
+    let named = doc.get("placeholder_owner_id").and_then(|v| v.as_str()).and_then(|s| s.parse::<UserId>().ok());
+    if let Some(id) = named
         && let Some(u) = tx.user(id).await?
     {
         return Ok((u, vec![]));
@@ -100,78 +119,26 @@ pub async fn ensure_placeholder(
     if let Some(u) = tx.placeholder_user().await? {
         return Ok((u, vec![]));
     }
-    let user = UserRow {
-        id: UserId::new(),
-        email: "placeholder-owner@steward.invalid".into(),
-        email_key: "placeholder-owner@steward.invalid".into(),
-        name: "Placeholder owner".into(),
-        status: UserStatus::Active,
-        password_hash: None,
-        locale: None,
-        timezone: None,
-        instance_roles: vec![],
-        kind: steward_core::UserKind::Placeholder,
-        notifications: steward_core::lifecycle::all_notifications_off(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    };
+    let mut user = new_user(PLACEHOLDER_EMAIL, PLACEHOLDER_EMAIL, "Placeholder owner", now);
+    user.kind = UserKind::Placeholder;
+    user.notifications = lifecycle::all_notifications_off();
     tx.insert_user(&user).await?;
-    let mut settings = settings;
-    settings.placeholder_owner_id = Some(user.id);
-    let doc = serde_json::to_value(&settings).map_err(crate::error::ApiError::internal)?;
+    let mut doc = doc;
+    match doc.as_object_mut() {
+        Some(map) => map.insert("placeholder_owner_id".into(), json!(user.id)),
+        None => return Err(OpError::internal("the instance settings are not a JSON object")),
+    };
     tx.put_instance_doc(&doc, version + 1).await?;
     let event = AuditDraft::new("user.created", actor, TargetType::User, user.id)
         .detail(json!({ "status": user.status, "kind": "placeholder" }));
     Ok((user, vec![event]))
 }
 
-/// Moves ownership of `org` to `to` (who becomes a member if needed); the previous owner keeps
-/// `previous_role`. Returns the event.
-pub async fn move_ownership(
-    tx: &mut dyn Tx,
-    org: &mut OrgRow,
-    to: UserId,
-    previous_role: OrgRole,
-    actor: Actor,
-    why: &str,
-    now: OffsetDateTime,
-) -> ApiResult<AuditDraft> {
-    let from = org.owner_id;
-    tx.set_membership_role(org.id, from, previous_role).await?;
-    let is_member = tx.members(org.id).await?.iter().any(|m| m.user_id == to);
-    if is_member {
-        tx.set_membership_role(org.id, to, OrgRole::Owner).await?;
-    } else {
-        tx.insert_membership(org.id, to, OrgRole::Owner, now).await?;
-    }
-    org.owner_id = to;
-    org.updated_at = now;
-    tx.update_org(org).await?;
-    org.version += 1;
-    Ok(AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
-        .in_org(org.id)
-        .detail(json!({ "from": from, "to": to, "previous_owner_role": previous_role, "reason": why })))
-}
-
 /// Erases a deactivated user's personal data: the email gives way to a keyed hash that still
 /// blocks its reuse, the name and settings go, and the personal parts of the audit events about
 /// them are removed (the chain still verifies). History stays linked to the id.
-pub async fn anonymize_user(
-    tx: &mut dyn Tx,
-    user: &mut UserRow,
-    actor: Actor,
-    now: OffsetDateTime,
-) -> ApiResult<AuditDraft> {
-    let next = steward_core::lifecycle::transition(
-        user.status,
-        steward_core::lifecycle::UserAction::Anonymize,
-        user.password_hash.is_some(),
-    )?;
+pub async fn anonymize(tx: &mut dyn Tx, user: &mut UserRow, actor: Actor, now: OffsetDateTime) -> OpResult<AuditDraft> {
+    let next = lifecycle::transition(user.status, UserAction::Anonymize, user.password_hash.is_some())?;
     user.email_key = anonymized_email_key(tx, &user.email_key, now).await?;
     user.email = format!("anonymized-{}@anonymized.invalid", user.id);
     user.name = "Anonymized user".into();
@@ -212,18 +179,18 @@ impl Deactivation<'_> {
 }
 
 /// The status `action` (deactivate or suspend) leaves `user` in, or why it may not be taken by
-/// `actor`: [`steward_core::lifecycle::guard_deactivate`] with what it needs loaded. Every path
-/// that takes access away asks this, through [`deactivate_user`] or the suspension.
+/// `actor`: [`lifecycle::guard_deactivate`] with what it needs loaded. Every path that takes
+/// access away asks this, through [`deactivate`] or the suspension.
 pub async fn guard_deactivate(
     tx: &mut dyn Tx,
     user: &UserRow,
     actor: Actor,
-    action: steward_core::lifecycle::UserAction,
-) -> ApiResult<UserStatus> {
-    let sysadmin = steward_core::InstanceRole::system_admin();
+    action: UserAction,
+) -> OpResult<UserStatus> {
+    let sysadmin = InstanceRole::system_admin();
     let system_admin = user.instance_roles.contains(&sysadmin);
     let active_system_admins = if system_admin { tx.count_users_with_role(sysadmin.as_str()).await? } else { 0 };
-    let facts = steward_core::lifecycle::AccessRemoval {
+    let facts = AccessRemoval {
         status: user.status,
         kind: user.kind,
         has_password: user.password_hash.is_some(),
@@ -231,21 +198,21 @@ pub async fn guard_deactivate(
         system_admin,
         active_system_admins,
     };
-    Ok(steward_core::lifecycle::guard_deactivate(facts, action)?)
+    Ok(lifecycle::guard_deactivate(facts, action)?)
 }
 
 /// Deactivates a user in the caller's transaction: every session and token revoked, pending
 /// invitations cancelled, memberships dormant, owned orgs handed to `new_owner` or to the
 /// placeholder owner (recorded, so that reactivation can hand them back). Refused, before
 /// anything is written, when [`guard_deactivate`] refuses.
-pub async fn deactivate_user(
+pub async fn deactivate(
     tx: &mut dyn Tx,
     user: &mut UserRow,
     d: Deactivation<'_>,
     now: OffsetDateTime,
-) -> ApiResult<Vec<AuditDraft>> {
+) -> OpResult<Vec<AuditDraft>> {
     let Deactivation { actor, by, reason, new_owner, why } = d;
-    let next = guard_deactivate(tx, user, actor, steward_core::lifecycle::UserAction::Deactivate).await?;
+    let next = guard_deactivate(tx, user, actor, UserAction::Deactivate).await?;
     let mut events = Vec::new();
     let (revoked, cancelled, owned) = tx.deactivation_sweep(user.id, now).await?;
     let mut handed = Vec::new();
@@ -258,8 +225,8 @@ pub async fn deactivate_user(
                 placeholder.id
             }
         };
-        events.push(move_ownership(tx, &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
-        tx.insert_handover(&steward_store::HandoverRow {
+        events.push(crate::orgs::move_ownership(tx, &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
+        tx.insert_handover(&HandoverRow {
             id: uuid::Uuid::now_v7(),
             org_id: org.id,
             from_user_id: user.id,
@@ -299,14 +266,13 @@ pub async fn deactivate_user(
 
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
 /// they were, and orgs the placeholder owner still holds from the deactivation are handed back.
-pub async fn reactivate_user(
+pub async fn reactivate(
     tx: &mut dyn Tx,
     user: &mut UserRow,
     actor: Actor,
     now: OffsetDateTime,
-) -> ApiResult<Vec<AuditDraft>> {
-    use steward_core::lifecycle::{UserAction, transition};
-    let next = transition(user.status, UserAction::Reactivate, user.password_hash.is_some())?;
+) -> OpResult<Vec<AuditDraft>> {
+    let next = lifecycle::transition(user.status, UserAction::Reactivate, user.password_hash.is_some())?;
     tx.set_memberships_dormant(user.id, false).await?;
     let mut events = Vec::new();
     let mut returned = Vec::new();
@@ -345,44 +311,30 @@ pub async fn reactivate_user(
     Ok(events)
 }
 
-/// Changes the caller's own password once the current one is confirmed; their other sessions
-/// end. Not in an impersonation session, which cannot change credentials.
-pub async fn change_own_password(
-    state: &crate::state::AppState,
-    principal: &crate::extract::Principal,
-    current: &str,
-    new: &str,
-) -> ApiResult<()> {
-    if principal.impersonator_id().is_some() {
-        return Err(crate::error::ApiError::forbidden("an impersonation session cannot change credentials"));
-    }
-    let key = principal.user.email_key.clone();
-    state.throttle.admit(&key, None, None).await?;
-    let mut tx = state.store.read().await?;
-    let stored = tx.user(principal.user.id).await?.and_then(|u| u.password_hash);
-    tx.rollback().await?;
-    if !state.passwords.verify(current, stored.as_deref()).await? {
-        state.throttle.failed(&key, None, None);
-        return Err(crate::error::ApiError::invalid("current_password", "is not your current password"));
-    }
-    let hash = state.passwords.hash(new).await?;
-    let now = OffsetDateTime::now_utc();
-    let mut tx = state.store.write().await?;
-    let mut user = tx
-        .user(principal.user.id)
-        .await?
-        .ok_or_else(|| crate::error::ApiError::unauthenticated("the credentials are not valid"))?;
+/// Stores a new password hash for `user`, checked before by the surface, and ends their other
+/// sessions (all but `keep`).
+pub async fn set_own_password(
+    store: &dyn Store,
+    changes: &Changes,
+    actor: Actor,
+    keep: Option<SessionId>,
+    hash: String,
+    now: OffsetDateTime,
+) -> OpResult<()> {
+    let id = actor.user_id.ok_or(OpError::NotFound("user"))?;
+    let mut tx = store.write().await?;
+    let mut user = tx.user(id).await?.ok_or(OpError::NotFound("user"))?;
     user.password_hash = Some(hash);
     user.updated_at = now;
     tx.update_user(&user).await?;
     let mut ended = 0;
     for s in tx.live_sessions(user.id, now).await? {
-        if Some(s.id) != principal.session_id() {
+        if Some(s.id) != keep {
             tx.revoke_session(s.id, now).await?;
             ended += 1;
         }
     }
-    let event = AuditDraft::new("user.password_changed", principal.actor(), TargetType::User, user.id)
+    let event = AuditDraft::new("user.password_changed", actor, TargetType::User, user.id)
         .detail(json!({ "sessions_ended": ended }));
-    commit(tx, vec![event], now).await
+    commit(changes, tx, vec![event], now).await
 }
