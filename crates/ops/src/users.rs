@@ -31,30 +31,6 @@ pub fn email_in_use(existing: &UserRow) -> OpError {
     }
 }
 
-/// A new user row: active, a person, with nothing else set.
-fn new_user(email: &str, email_key: &str, name: &str, now: OffsetDateTime) -> UserRow {
-    UserRow {
-        id: UserId::new(),
-        email: email.to_owned(),
-        email_key: email_key.to_owned(),
-        name: name.to_owned(),
-        status: UserStatus::Active,
-        password_hash: None,
-        locale: None,
-        timezone: None,
-        instance_roles: vec![],
-        kind: UserKind::Person,
-        notifications: Default::default(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    }
-}
-
 /// Creates an active user with the given instance role, for bootstrap, the setup link and the CLI.
 pub async fn create_admin(
     store: &dyn Store,
@@ -65,7 +41,7 @@ pub async fn create_admin(
     actor: Actor,
     now: OffsetDateTime,
 ) -> OpResult<UserRow> {
-    let mut user = new_user(email.as_str(), &email.key(), name.as_str(), now);
+    let mut user = UserRow::new(email.as_str(), email.key(), name.as_str(), UserStatus::Active, now);
     user.password_hash = Some(password_hash);
     user.instance_roles = vec![role];
     let mut tx = store.write().await?;
@@ -119,7 +95,8 @@ pub async fn ensure_placeholder(
     if let Some(u) = tx.placeholder_user().await? {
         return Ok((u, vec![]));
     }
-    let mut user = new_user(PLACEHOLDER_EMAIL, PLACEHOLDER_EMAIL, "Placeholder owner", now);
+    let mut user =
+        UserRow::new(PLACEHOLDER_EMAIL, PLACEHOLDER_EMAIL.into(), "Placeholder owner", UserStatus::Active, now);
     user.kind = UserKind::Placeholder;
     user.notifications = lifecycle::all_notifications_off();
     tx.insert_user(&user).await?;

@@ -80,6 +80,7 @@ impl Modify for Security {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::auth::router())
+        .merge(routes::tokens::router())
         .merge(routes::users::router())
         .merge(routes::orgs::router())
         .merge(routes::teams::router())

@@ -23,6 +23,7 @@ pub mod scim;
 pub mod settings;
 pub mod sso;
 pub mod state;
+pub mod throttle;
 pub mod tls;
 pub mod twofactor;
 pub mod views;

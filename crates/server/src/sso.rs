@@ -16,7 +16,7 @@ use ring::hmac;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use steward_core::{Actor, AuditDraft, Email, PersonName, TargetType, UserId, UserStatus};
+use steward_core::{Actor, AuditDraft, Email, PersonName, TargetType, UserStatus};
 use steward_store::{JwtIssuerRow, Tx, UserRow};
 use time::OffsetDateTime;
 
@@ -374,26 +374,7 @@ pub async fn create_jit_user(
         .and_then(|n| PersonName::parse(n).ok())
         .or_else(|| PersonName::parse(&fallback).ok())
         .ok_or_else(|| ApiError::unauthenticated("the identity's name is not usable"))?;
-    let user = UserRow {
-        id: UserId::new(),
-        email: email.as_str().to_owned(),
-        email_key: email.key(),
-        name: name.as_str().to_owned(),
-        status: UserStatus::Active,
-        password_hash: None,
-        locale: None,
-        timezone: None,
-        instance_roles: vec![],
-        kind: steward_core::UserKind::Person,
-        notifications: Default::default(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    };
+    let user = UserRow::new(email.as_str(), email.key(), name.as_str(), UserStatus::Active, now);
     tx.insert_user(&user).await?;
     tx.link_external_identity(&id.issuer, &id.subject, user.id, now).await?;
     let mut facts = json!({ "status": user.status, "instance_roles": user.instance_roles, "jit": true });

@@ -10,10 +10,11 @@ use steward_core::AuditDraft;
 use steward_store::{Store, Tx};
 use time::OffsetDateTime;
 
-use crate::auth::{LoginThrottle, PasswordPool};
+use crate::auth::PasswordPool;
 use crate::config::Config;
 use crate::error::ApiResult;
 use crate::settings::InstanceSettings;
+use crate::throttle::LoginThrottle;
 
 /// Shared by every request; cheap to clone.
 #[derive(Clone)]

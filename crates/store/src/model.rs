@@ -37,6 +37,33 @@ pub struct UserRow {
     pub version: i64,
 }
 
+impl UserRow {
+    /// A new person in `status`, created at `now`, with nothing else set: no password, roles,
+    /// locale, schedule or notification settings.
+    pub fn new(email: &str, email_key: String, name: &str, status: UserStatus, now: OffsetDateTime) -> Self {
+        UserRow {
+            id: UserId::new(),
+            email: email.to_owned(),
+            email_key,
+            name: name.to_owned(),
+            status,
+            password_hash: None,
+            locale: None,
+            timezone: None,
+            instance_roles: vec![],
+            kind: steward_core::UserKind::Person,
+            notifications: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+            last_login_at: None,
+            deactivate_at: None,
+            status_by: None,
+            deactivate_by: None,
+            version: 1,
+        }
+    }
+}
+
 /// Which users a list returns.
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {

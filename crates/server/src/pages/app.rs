@@ -22,6 +22,7 @@ use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
 use crate::routes::orgs::{self as api_orgs, MemberRole};
 use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
+use crate::routes::tokens as api_tokens;
 use crate::routes::usage::{self as api_usage, UsageQuery, frozen_now};
 use crate::state::AppState;
 use crate::views::MemberView;
@@ -164,8 +165,8 @@ async fn security_page(
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
     let page = || axum::extract::Query(Page { limit: Some(100), cursor: None });
-    let Json(sessions) = api_auth::list_sessions(State(state.clone()), principal.clone(), page()).await?;
-    let Json(tokens) = api_auth::list_tokens(State(state), principal.clone(), page()).await?;
+    let Json(sessions) = api_tokens::list_sessions(State(state.clone()), principal.clone(), page()).await?;
+    let Json(tokens) = api_tokens::list_tokens(State(state), principal.clone(), page()).await?;
     let tokens = tokens
         .items
         .iter()
@@ -236,7 +237,7 @@ async fn end_session(
     Path(id): Path<String>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_auth::delete_session(State(state), viewer.principal(), Path(id)).await;
+    let result = api_tokens::delete_session(State(state), viewer.principal(), Path(id)).await;
     done("/app/security", result, |_| "The session has ended.".into())
 }
 
@@ -250,8 +251,8 @@ async fn create_token(
     State(state): State<AppState>,
     Posted { viewer, form }: Posted<TokenForm>,
 ) -> Result<Response, PageError> {
-    let request = api_auth::NewToken { name: form.name, expires_at: None, scopes: vec![] };
-    match api_auth::create_token(State(state.clone()), viewer.principal(), ApiJson(request)).await {
+    let request = api_tokens::NewToken { name: form.name, expires_at: None, scopes: vec![] };
+    match api_tokens::create_token(State(state.clone()), viewer.principal(), ApiJson(request)).await {
         Ok((_, Json(t))) => {
             let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;
             *r.status_mut() = StatusCode::CREATED;
@@ -266,7 +267,7 @@ async fn revoke_token(
     Path(id): Path<String>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_auth::delete_token(State(state), viewer.principal(), Path(id)).await;
+    let result = api_tokens::delete_token(State(state), viewer.principal(), Path(id)).await;
     done("/app/security", result, |_| "The token is revoked.".into())
 }
 

@@ -47,7 +47,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(admin_users::router())
         .merge(admin_orgs::router())
         .merge(app::router())
-        .merge(crate::routes::sso::browser_router())
+        .merge(crate::routes::sso_sign_in::browser_router())
         .route("/admin/{*rest}", get(not_found))
         .route("/app/{*rest}", get(not_found))
         .layer(CatchPanicLayer::custom(|_| {

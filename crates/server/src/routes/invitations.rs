@@ -158,27 +158,8 @@ pub(crate) async fn invite_to_org(
             u
         }
         None => {
-            let name = req.email.as_str().split('@').next().unwrap_or("user");
-            let user = UserRow {
-                id: UserId::new(),
-                email: req.email.as_str().to_owned(),
-                email_key: req.email.key(),
-                name: PersonName::parse(name).map(|n| n.as_str().to_owned()).unwrap_or_else(|_| "Invited user".into()),
-                status: UserStatus::Invited,
-                password_hash: None,
-                locale: None,
-                timezone: None,
-                instance_roles: vec![],
-                kind: steward_core::UserKind::Person,
-                notifications: Default::default(),
-                created_at: now,
-                updated_at: now,
-                last_login_at: None,
-                deactivate_at: None,
-                status_by: None,
-                deactivate_by: None,
-                version: 1,
-            };
+            let user =
+                UserRow::new(req.email.as_str(), req.email.key(), &invited_name(&req.email), UserStatus::Invited, now);
             tx.insert_user(&user).await?;
             events.push(
                 AuditDraft::new("user.created", principal.actor(), TargetType::User, user.id)
@@ -489,4 +470,11 @@ pub async fn reset_with_link(
         .detail(json!({ "credentials_revoked": revoked, "other_links_voided": voided }));
     state.commit(tx, vec![event], now).await?;
     Ok(())
+}
+
+/// The name an invited user carries until they give their own: the email's local part, when it
+/// is a usable name.
+fn invited_name(email: &steward_core::Email) -> String {
+    let local = email.as_str().split('@').next().unwrap_or("user");
+    PersonName::parse(local).map(|n| n.as_str().to_owned()).unwrap_or_else(|_| "Invited user".into())
 }

@@ -18,7 +18,9 @@ pub mod scim_tokens;
 pub mod security;
 pub mod setup;
 pub mod sso;
+pub mod sso_sign_in;
 pub mod teams;
+pub mod tokens;
 pub mod usage;
 pub mod users;
 

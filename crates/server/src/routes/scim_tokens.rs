@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use steward_core::{AuditDraft, OrgId, Permission, TargetType, UserId, UserStatus};
+use steward_core::{AuditDraft, OrgId, Permission, TargetType, UserStatus};
 use steward_store::{ScimTokenRow, UserRow};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -110,26 +110,10 @@ async fn create_token(
         return Err(ApiError::invalid("org_id", "no such organization"));
     }
     let id = uuid::Uuid::now_v7();
-    let service = UserRow {
-        id: UserId::new(),
-        email: format!("scim-{id}@steward.invalid"),
-        email_key: format!("scim-{id}@steward.invalid"),
-        name: format!("SCIM: {name}"),
-        status: UserStatus::Active,
-        password_hash: None,
-        locale: None,
-        timezone: None,
-        instance_roles: vec![],
-        kind: steward_core::UserKind::Service,
-        notifications: Default::default(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    };
+    let service_email = format!("scim-{id}@steward.invalid");
+    let mut service =
+        UserRow::new(&service_email, service_email.clone(), &format!("SCIM: {name}"), UserStatus::Active, now);
+    service.kind = steward_core::UserKind::Service;
     tx.insert_user(&service).await?;
     let secret = new_secret(SecretKind::Scim);
     let token = ScimTokenRow {

@@ -145,26 +145,10 @@ async fn create_user(
         None => None,
     };
     let now = OffsetDateTime::now_utc();
-    let user = UserRow {
-        id: UserId::new(),
-        email: req.email.as_str().to_owned(),
-        email_key: req.email.key(),
-        name: req.name.as_str().to_owned(),
-        status: if password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited },
-        password_hash,
-        locale: None,
-        timezone: None,
-        instance_roles: roles,
-        kind: steward_core::UserKind::Person,
-        notifications: Default::default(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    };
+    let status = if password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+    let mut user = UserRow::new(req.email.as_str(), req.email.key(), req.name.as_str(), status, now);
+    user.password_hash = password_hash;
+    user.instance_roles = roles;
     let mut tx = state.store.write().await?;
     let book = role_book(tx.as_mut()).await?;
     check_grantable(&principal, &book, &user.instance_roles)?;

@@ -475,75 +475,115 @@ async fn write(
     let external_id = doc.remove(EXTERNAL_ID).and_then(|v| v.as_str().map(str::to_owned));
     doc.remove("userName");
     let me = existing.as_ref().map(|(u, _)| u.id);
-    let name_key = user_name.to_lowercase();
-    // A user keeping the userName and email it holds claims nothing new.
-    let kept = existing.as_ref().is_some_and(|(u, s)| {
-        let held_name = s.as_ref().and_then(|s| s.user_name.as_deref()).map(str::to_lowercase);
-        u.email_key == email.key() && held_name.as_deref().unwrap_or(&u.email_key) == name_key
-    });
-    let check = claim == Claim::Unchecked && !kept;
-    if check {
-        let anonymized = steward_ops::users::anonymized_email_key(tx, &email.key(), now).await?;
-        let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
-        // The answer names no one: the holder may be someone this client cannot see.
-        if [by_name, by_email].into_iter().flatten().any(|other| Some(other.id) != me) {
-            return Err(taken().into());
-        }
-    }
-    if check && tx.retired_email_holder(&email.key(), me).await?.is_some() {
-        return Err(taken().into());
+    if claim == Claim::Unchecked && !keeps_identity(existing.as_ref(), &user_name, &email) {
+        check_free(tx, me, &user_name, &email, now).await?;
     }
     let mut events = Vec::new();
-    let via = client.via();
     let (mut user, scim) = match existing {
         Some(loaded) => loaded,
-        None => {
-            let user = UserRow {
-                id: UserId::new(),
-                email: email.as_str().to_owned(),
-                email_key: email.key(),
-                name: name.as_str().to_owned(),
-                status: UserStatus::Active,
-                password_hash: password.clone(),
-                locale: None,
-                timezone: None,
-                instance_roles: vec![],
-                kind: steward_core::UserKind::Person,
-                notifications: Default::default(),
-                created_at: now,
-                updated_at: now,
-                last_login_at: None,
-                deactivate_at: None,
-                status_by: None,
-                deactivate_by: None,
-                version: 1,
-            };
-            tx.insert_user(&user).await?;
-            events.push(
-                AuditDraft::new("user.created", client.actor(), TargetType::User, user.id)
-                    .detail(json!({ "status": user.status, "via": "scim", "scim_token_id": client.token.id }))
-                    .personal(json!({ "email": user.email, "name": user.name })),
-            );
-            if let Some(org_id) = client.token.org_id {
-                let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
-                crate::routes::orgs::check_seats(tx, &org, now).await?;
-                tx.insert_membership(org_id, user.id, OrgRole::Member, now).await?;
-                events.push(
-                    AuditDraft::new("org.member_added", client.actor(), TargetType::User, user.id)
-                        .in_org(org_id)
-                        .detail(json!({ "role": OrgRole::Member, "via": "scim" })),
-                );
-            }
-            (user, None)
-        }
+        None => (insert_new_user(tx, client, &email, &name, password.clone(), now, &mut events).await?, None),
     };
     let was_hidden = scim.as_ref().is_some_and(|s| s.hidden_at.is_some());
     let same_user_name = scim.as_ref().is_some_and(|s| s.user_name.as_deref() == Some(user_name.as_str()));
+    let changed = apply_identity(tx, &mut user, me.is_some(), (&email, &name), password, now).await?;
+    let row = ScimUserRow {
+        user_id: user.id,
+        user_name: Some(user_name),
+        external_id,
+        attrs: Value::Object(doc),
+        hidden_at: None,
+        updated_at: now,
+    };
+    if same_user_name {
+        tx.put_scim_attrs(&row).await?;
+    } else {
+        tx.put_scim_user(&row).await?;
+    }
+    events.extend(apply_active(tx, client, &mut user, want_active, me.is_some(), now).await?);
+    if me.is_some() {
+        let mut detail = client.via();
+        detail["changed"] = json!(changed);
+        detail["restored_from_delete"] = json!(was_hidden);
+        events.push(AuditDraft::new("user.scim_updated", client.actor(), TargetType::User, user.id).detail(detail));
+    }
+    Ok(((user, Some(row)), events))
+}
+
+/// Whether a user keeps the userName and email it holds, and so claims nothing new.
+fn keeps_identity(existing: Option<&Loaded>, user_name: &str, email: &Email) -> bool {
+    existing.is_some_and(|(u, s)| {
+        let held_name = s.as_ref().and_then(|s| s.user_name.as_deref()).map(str::to_lowercase);
+        u.email_key == email.key() && held_name.as_deref().unwrap_or(&u.email_key) == user_name.to_lowercase()
+    })
+}
+
+/// Err(uniqueness) when another user (`me` aside) holds the userName or the email, now or as an
+/// erased or retired address. The answer names no one: the holder may be someone this client
+/// cannot see.
+async fn check_free(
+    tx: &mut dyn Tx,
+    me: Option<UserId>,
+    user_name: &str,
+    email: &Email,
+    now: OffsetDateTime,
+) -> Result<(), Failure> {
+    let anonymized = steward_ops::users::anonymized_email_key(tx, &email.key(), now).await?;
+    let (by_name, by_email) = tx.identity_holders(Some(&user_name.to_lowercase()), &email.key(), &anonymized).await?;
+    if [by_name, by_email].into_iter().flatten().any(|other| Some(other.id) != me) {
+        return Err(taken().into());
+    }
+    if tx.retired_email_holder(&email.key(), me).await?.is_some() {
+        return Err(taken().into());
+    }
+    Ok(())
+}
+
+/// Creates the user a resource describes, a member of the token's org when it has one.
+async fn insert_new_user(
+    tx: &mut dyn Tx,
+    client: &ScimClient,
+    email: &Email,
+    name: &PersonName,
+    password: Option<String>,
+    now: OffsetDateTime,
+    events: &mut Vec<AuditDraft>,
+) -> Result<UserRow, Failure> {
+    let mut user = UserRow::new(email.as_str(), email.key(), name.as_str(), UserStatus::Active, now);
+    user.password_hash = password;
+    tx.insert_user(&user).await?;
+    events.push(
+        AuditDraft::new("user.created", client.actor(), TargetType::User, user.id)
+            .detail(json!({ "status": user.status, "via": "scim", "scim_token_id": client.token.id }))
+            .personal(json!({ "email": user.email, "name": user.name })),
+    );
+    if let Some(org_id) = client.token.org_id {
+        let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::internal()))?;
+        crate::routes::orgs::check_seats(tx, &org, now).await?;
+        tx.insert_membership(org_id, user.id, OrgRole::Member, now).await?;
+        events.push(
+            AuditDraft::new("org.member_added", client.actor(), TargetType::User, user.id)
+                .in_org(org_id)
+                .detail(json!({ "role": OrgRole::Member, "via": "scim" })),
+        );
+    }
+    Ok(user)
+}
+
+/// Puts the resource's email, name and password on `user`; returns what changed. A new email
+/// retires the old one and voids the links sent to it; a new password ends every credential.
+async fn apply_identity(
+    tx: &mut dyn Tx,
+    user: &mut UserRow,
+    existed: bool,
+    (email, name): (&Email, &PersonName),
+    password: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Vec<&'static str>, Failure> {
     let mut changed = Vec::new();
     if user.email_key != email.key() {
         tx.retire_email(user.id, &user.email_key, now).await?;
         // Links sent to the old address die with it: they were the old mailbox's to use.
-        if me.is_some() {
+        if existed {
             tx.cancel_invitations_of(user.id, now).await?;
             tx.void_resets_of(user.id, now).await?;
         }
@@ -563,51 +603,45 @@ async fn write(
         user.password_hash = Some(hash);
         changed.push("password");
         // A password the directory sets ends every session and API token the user had.
-        if me.is_some() {
+        if existed {
             tx.revoke_all_credentials(user.id, now).await?;
         }
     }
     user.updated_at = now;
-    let row = ScimUserRow {
-        user_id: user.id,
-        user_name: Some(user_name),
-        external_id,
-        attrs: Value::Object(doc),
-        hidden_at: None,
-        updated_at: now,
-    };
-    if same_user_name {
-        tx.put_scim_attrs(&row).await?;
-    } else {
-        tx.put_scim_user(&row).await?;
-    }
+    Ok(changed)
+}
+
+/// Makes the lifecycle change `active` asks for, writing the user with whatever else changed:
+/// a deactivated user is reactivated, an active or suspended one deactivated on the client's
+/// authority.
+async fn apply_active(
+    tx: &mut dyn Tx,
+    client: &ScimClient,
+    user: &mut UserRow,
+    want_active: bool,
+    existed: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<AuditDraft>, Failure> {
     let is_active = matches!(user.status, UserStatus::Active | UserStatus::Invited);
     if want_active && user.status == UserStatus::Deactivated {
-        tx.update_user(&user).await?;
+        tx.update_user(user).await?;
         user.version += 1;
-        events.extend(steward_ops::users::reactivate(tx, &mut user, client.actor(), now).await?);
+        let events = steward_ops::users::reactivate(tx, user, client.actor(), now).await?;
         // A SCIM user is active, not invited, whether or not it has a password (API.md).
         if user.status == UserStatus::Invited {
             user.status = UserStatus::Active;
-            tx.update_user(&user).await?;
+            tx.update_user(user).await?;
             user.version += 1;
         }
-    } else if !want_active && (is_active || user.status == UserStatus::Suspended) {
-        // The deactivation writes the whole user, with whatever else the resource changed.
-        let by = client.status_setter();
-        events.extend(
-            steward_ops::users::deactivate(tx, &mut user, Deactivation::by(client.actor(), by, via.clone()), now)
-                .await?,
-        );
-    } else if me.is_some() {
-        tx.update_user(&user).await?;
+        return Ok(events);
+    }
+    if !want_active && (is_active || user.status == UserStatus::Suspended) {
+        let deactivation = Deactivation::by(client.actor(), client.status_setter(), client.via());
+        return Ok(steward_ops::users::deactivate(tx, user, deactivation, now).await?);
+    }
+    if existed {
+        tx.update_user(user).await?;
         user.version += 1;
     }
-    if me.is_some() {
-        let mut detail = via;
-        detail["changed"] = json!(changed);
-        detail["restored_from_delete"] = json!(was_hidden);
-        events.push(AuditDraft::new("user.scim_updated", client.actor(), TargetType::User, user.id).detail(detail));
-    }
-    Ok(((user, Some(row)), events))
+    Ok(Vec::new())
 }
