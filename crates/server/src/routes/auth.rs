@@ -112,26 +112,16 @@ pub(crate) async fn login(
     let instance_key = sealing_key(&state).await?;
     let sealing = enrolled.then_some(&instance_key);
     let mut tx = state.store.write().await?;
-    let mut factor = None;
-    if sealing.is_none() && tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
-        // Two-factor was confirmed since the read above: ask again.
-        tx.rollback().await?;
-        return Err(ApiError::totp_required());
-    }
-    if let Some(sealing) = sealing {
-        let Some(code) = req.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
+    let factor = match check_factor(tx.as_mut(), sealing, user.id, req.totp_code.as_deref(), now).await? {
+        Factor::Passed(factor) => factor,
+        refused => {
             tx.rollback().await?;
-            return Err(ApiError::totp_required());
-        };
-        match use_code(tx.as_mut(), sealing, user.id, code, now).await? {
-            Some(f) => factor = Some(f),
-            None => {
-                tx.rollback().await?;
+            if refused == Factor::Wrong {
                 login_failed(&state, &key, ip, device, Some(&user), now).await?;
-                return Err(ApiError::totp_required());
             }
+            return Err(ApiError::totp_required());
         }
-    }
+    };
     let (settings, _) = instance_settings(tx.as_mut()).await?;
     if lock.failures > 0 {
         tx.put_lockout(user.id, &LockoutState::default(), now).await?;
@@ -144,13 +134,7 @@ pub(crate) async fn login(
         Some(SecondFactor::RecoveryCode) => "password+recovery_code",
     };
     if factor == Some(SecondFactor::RecoveryCode) {
-        let left = tx.recovery_codes_left(user.id).await?;
-        let body = format!(
-            "Hello {},\n\nA recovery code was used to sign in to your {} account; {left} of them are left. \
-             If this was not you, contact your administrator at once.\n",
-            user.name, settings.name
-        );
-        crate::mail::enqueue(tx.as_mut(), &user, "security", "A recovery code was used", body, now).await?;
+        tell_recovery_code_used(tx.as_mut(), &user, &settings.name, now).await?;
     }
     let (secret, session, event) =
         open_session(tx.as_mut(), &user, ip, &headers, json!({ "method": method }), now).await?;
@@ -169,13 +153,56 @@ pub(crate) async fn login(
         token: secret.clone(),
         totp_enrollment_required,
     };
-    let max_age = session.expires_at - now;
     let mut response = Json(body).into_response();
-    set_session_cookies(&state, response.headers_mut(), &secret, max_age.whole_seconds());
+    set_session_cookies(&state, response.headers_mut(), &secret, (session.expires_at - now).whole_seconds());
     if let Ok(v) = HeaderValue::from_str(&device_cookie(&state, &instance_key, &key, now)) {
         response.headers_mut().append(header::SET_COOKIE, v);
     }
     Ok(response)
+}
+
+/// How a login's second factor stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Factor {
+    /// Passed: none was needed, or this one was used.
+    Passed(Option<SecondFactor>),
+    /// A code is needed and none was sent, or two-factor was confirmed since the password was
+    /// checked: ask for one.
+    Ask,
+    /// The code sent is wrong or used: a failed login.
+    Wrong,
+}
+
+/// Checks the second factor in the login's transaction: with `sealing`, the user was enrolled
+/// when the password was checked and `code` must be a current code or an unused recovery code.
+async fn check_factor(
+    tx: &mut dyn Tx,
+    sealing: Option<&crate::twofactor::SealingKey>,
+    user: steward_core::UserId,
+    code: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<Factor> {
+    let Some(sealing) = sealing else {
+        let enrolled_since = tx.totp(user).await?.is_some_and(|t| t.confirmed_at.is_some());
+        return Ok(if enrolled_since { Factor::Ask } else { Factor::Passed(None) });
+    };
+    let Some(code) = code.filter(|c| !c.trim().is_empty()) else { return Ok(Factor::Ask) };
+    Ok(match use_code(tx, sealing, user, code, now).await? {
+        Some(f) => Factor::Passed(Some(f)),
+        None => Factor::Wrong,
+    })
+}
+
+/// Mails the user that a recovery code was used to sign in, and how many are left.
+async fn tell_recovery_code_used(tx: &mut dyn Tx, user: &UserRow, product: &str, now: OffsetDateTime) -> ApiResult<()> {
+    let left = tx.recovery_codes_left(user.id).await?;
+    let body = format!(
+        "Hello {},\n\nA recovery code was used to sign in to your {product} account; {left} of them are left. \
+         If this was not you, contact your administrator at once.\n",
+        user.name
+    );
+    crate::mail::enqueue(tx, user, "security", "A recovery code was used", body, now).await?;
+    Ok(())
 }
 
 /// The cookie that makes a browser or client a known device of one account. Every password

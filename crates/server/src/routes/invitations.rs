@@ -125,50 +125,9 @@ pub(crate) async fn invite_to_org(
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
-    let mut team_ids = Vec::new();
-    for t in &req.team_ids {
-        let team = match t.parse::<TeamId>() {
-            Ok(tid) => tx.team(tid).await?,
-            Err(_) => None,
-        };
-        match team {
-            Some(team) if team.org_id == access.org.id => team_ids.push(team.id),
-            _ => return Err(ApiError::invalid("team_ids", format!("{t} is not a team of this organization"))),
-        }
-    }
+    let team_ids = teams_of(tx.as_mut(), access.org.id, &req.team_ids).await?;
     let mut events = Vec::new();
-    let user = match find_by_email(tx.as_mut(), &req.email, now).await? {
-        // Only a caller who may read users learns which user holds the address.
-        Some(u) if !u.status.can_receive_roles() && principal.has(Permission::UsersRead) => {
-            return Err(email_in_use(&u));
-        }
-        Some(u) if !u.status.can_receive_roles() => {
-            return Err(ApiError::conflict(
-                "user_deactivated",
-                "this email belongs to a deactivated user; an instance admin can reactivate them",
-            ));
-        }
-        Some(u) => {
-            if tx.members(access.org.id).await?.iter().any(|m| m.user_id == u.id) {
-                return Err(ApiError::conflict(
-                    "invalid_transition",
-                    "this user is already a member of the organization",
-                ));
-            }
-            u
-        }
-        None => {
-            let user =
-                UserRow::new(req.email.as_str(), req.email.key(), &invited_name(&req.email), UserStatus::Invited, now);
-            tx.insert_user(&user).await?;
-            events.push(
-                AuditDraft::new("user.created", principal.actor(), TargetType::User, user.id)
-                    .detail(json!({ "status": user.status, "via": "invitation" }))
-                    .personal(json!({ "email": user.email })),
-            );
-            user
-        }
-    };
+    let user = invitee(tx.as_mut(), &principal, access.org.id, &req.email, now, &mut events).await?;
     crate::routes::orgs::check_seats(tx.as_mut(), &access.org, now).await?;
     let org_name = access.org.name.clone();
     let row = invite(
@@ -188,20 +147,69 @@ pub(crate) async fn invite_to_org(
     );
     state.commit(tx, events, now).await?;
     state.outbox_wake.notify_one();
-    Ok((
-        StatusCode::CREATED,
-        Json(InvitationView {
-            id: row.id.to_string(),
-            org_id: row.org_id.map(|o| o.to_string()),
-            // The same answer whether or not the address had an account, unless the caller may
-            // read users anyway.
-            user_id: principal.has(Permission::UsersRead).then(|| user.id.to_string()),
-            email: user.email,
-            role: row.role.map(|r| r.to_string()),
-            team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
-            expires_at: row.expires_at,
-        }),
-    ))
+    // The same answer whether or not the address had an account, unless the caller may read
+    // users anyway.
+    let user_id = principal.has(Permission::UsersRead).then(|| user.id.to_string());
+    let view = InvitationView {
+        id: row.id.to_string(),
+        org_id: row.org_id.map(|o| o.to_string()),
+        user_id,
+        email: user.email,
+        role: row.role.map(|r| r.to_string()),
+        team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
+        expires_at: row.expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The teams `ids` name, each of which must be a team of `org`.
+async fn teams_of(tx: &mut dyn Tx, org: steward_core::OrgId, ids: &[String]) -> ApiResult<Vec<TeamId>> {
+    let mut team_ids = Vec::new();
+    for t in ids {
+        let team = match t.parse::<TeamId>() {
+            Ok(tid) => tx.team(tid).await?,
+            Err(_) => None,
+        };
+        match team {
+            Some(team) if team.org_id == org => team_ids.push(team.id),
+            _ => return Err(ApiError::invalid("team_ids", format!("{t} is not a team of this organization"))),
+        }
+    }
+    Ok(team_ids)
+}
+
+/// The user an invitation to `org` goes to: the holder of `email`, who must be able to receive
+/// roles and not yet be a member, or a new invited user.
+async fn invitee(
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    org: steward_core::OrgId,
+    email: &Email,
+    now: OffsetDateTime,
+    events: &mut Vec<AuditDraft>,
+) -> ApiResult<UserRow> {
+    match find_by_email(tx, email, now).await? {
+        // Only a caller who may read users learns which user holds the address.
+        Some(u) if !u.status.can_receive_roles() && principal.has(Permission::UsersRead) => Err(email_in_use(&u)),
+        Some(u) if !u.status.can_receive_roles() => Err(ApiError::conflict(
+            "user_deactivated",
+            "this email belongs to a deactivated user; an instance admin can reactivate them",
+        )),
+        Some(u) if tx.members(org).await?.iter().any(|m| m.user_id == u.id) => {
+            Err(ApiError::conflict("invalid_transition", "this user is already a member of the organization"))
+        }
+        Some(u) => Ok(u),
+        None => {
+            let user = UserRow::new(email.as_str(), email.key(), &invited_name(email), UserStatus::Invited, now);
+            tx.insert_user(&user).await?;
+            events.push(
+                AuditDraft::new("user.created", principal.actor(), TargetType::User, user.id)
+                    .detail(json!({ "status": user.status, "via": "invitation" }))
+                    .personal(json!({ "email": user.email })),
+            );
+            Ok(user)
+        }
+    }
 }
 
 /// Accepting an invitation.

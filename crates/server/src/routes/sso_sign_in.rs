@@ -303,59 +303,15 @@ async fn sign_in_user(
     let refuse = |code: &'static str, reason: &str, user: Option<&UserRow>| {
         Ok(Err(Refusal { code, reason: reason.to_owned(), user: user.map(|u| u.id), email: email.clone() }))
     };
-    let in_domains =
-        id.email.as_ref().is_some_and(|e| c.domains.is_empty() || c.domains.iter().any(|d| d == e.domain()));
     let mut tx = state.store.write().await?;
     let mut events = Vec::new();
-    let mut created = false;
-    let user = match find_user(tx.as_mut(), &id).await? {
-        Some((user, Found::Linked)) => {
-            // A link holds only while the connection's domains still take the user's address.
-            let domain = user.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
-            if !c.domains.is_empty() && !domain.is_some_and(|d| c.domains.contains(&d)) {
-                tx.rollback().await?;
-                return refuse("sso_user_unknown", "the user's email is outside the connection's domains", Some(&user));
-            }
-            user
-        }
-        Some((user, Found::ByEmail)) => {
-            if !in_domains {
-                tx.rollback().await?;
-                return refuse("sso_user_unknown", "the email is outside the connection's domains", None);
-            }
-            if user.status.can_sign_in() || user.status == UserStatus::Invited {
-                tx.link_external_identity(&id.issuer, &id.subject, user.id, now).await?;
-                events.push(
-                    AuditDraft::new("user.sso_linked", Actor::SYSTEM, TargetType::User, user.id)
-                        .detail(json!({ "connection_id": c.id, "issuer": id.issuer })),
-                );
-            }
-            user
-        }
-        None if c.jit && in_domains => {
-            let detail = json!({ "method": "sso", "connection_id": c.id });
-            match create_jit_user(tx.as_mut(), &id, detail, now).await {
-                Ok((user, event)) => {
-                    events.push(event);
-                    created = true;
-                    user
-                }
-                Err(e) => {
-                    tx.rollback().await?;
-                    return refuse("sso_user_unknown", &e.problem().detail, None);
-                }
-            }
-        }
-        None => {
+    let (mut user, created) = match identified_user(tx.as_mut(), c, &id, now, &mut events).await? {
+        Ok(found) => found,
+        Err((code, reason, user)) => {
             tx.rollback().await?;
-            return refuse(
-                "sso_user_unknown",
-                "no user has this identity and the connection does not create users",
-                None,
-            );
+            return refuse(code, &reason, user.as_ref());
         }
     };
-    let mut user = user;
     if let Some(org) = c.org_id {
         if created {
             // An org's connection provisions into its org; the role mapping may raise the role.
@@ -377,17 +333,7 @@ async fn sign_in_user(
             );
         }
     }
-    // Signing in through the provider proves the address, as accepting the invitation would.
-    if user.status == UserStatus::Invited && user.kind == steward_core::UserKind::Person {
-        user.status = UserStatus::Active;
-        user.updated_at = now;
-        tx.update_user(&user).await?;
-        user.version += 1;
-        events.push(
-            AuditDraft::new("user.activated", Actor::SYSTEM, TargetType::User, user.id)
-                .detail(json!({ "via": "sso", "connection_id": c.id })),
-        );
-    }
+    events.extend(activate_invited(tx.as_mut(), c, &mut user, now).await?);
     if !user.status.can_sign_in() || user.kind != steward_core::UserKind::Person {
         tx.rollback().await?;
         return refuse("sso_user_inactive", &format!("the user is {}", user.status), Some(&user));
@@ -399,6 +345,77 @@ async fn sign_in_user(
     state.commit(tx, events, now).await?;
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
     Ok(Ok((user, secret, session.expires_at)))
+}
+
+/// Why the identity found no user to sign in: the refusal's code and reason, and the user it
+/// concerns when one is known.
+type NoUser = (&'static str, String, Option<UserRow>);
+
+/// The user the provider's identity stands for: linked before (while the connection's domains
+/// still take their address), found by a verified email in the connection's domains (and linked
+/// now), or created just in time when the connection does. Returns whether it was created.
+async fn identified_user(
+    tx: &mut dyn Tx,
+    c: &SsoConnectionRow,
+    id: &ExternalIdentity,
+    now: OffsetDateTime,
+    events: &mut Vec<AuditDraft>,
+) -> ApiResult<Result<(UserRow, bool), NoUser>> {
+    let unknown = |reason: &str, user: Option<UserRow>| Ok(Err(("sso_user_unknown", reason.to_owned(), user)));
+    let in_domains =
+        id.email.as_ref().is_some_and(|e| c.domains.is_empty() || c.domains.iter().any(|d| d == e.domain()));
+    match find_user(tx, id).await? {
+        Some((user, Found::Linked)) => {
+            let domain = user.email.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase());
+            if !c.domains.is_empty() && !domain.is_some_and(|d| c.domains.contains(&d)) {
+                return unknown("the user's email is outside the connection's domains", Some(user));
+            }
+            Ok(Ok((user, false)))
+        }
+        Some((_, Found::ByEmail)) if !in_domains => unknown("the email is outside the connection's domains", None),
+        Some((user, Found::ByEmail)) => {
+            if user.status.can_sign_in() || user.status == UserStatus::Invited {
+                tx.link_external_identity(&id.issuer, &id.subject, user.id, now).await?;
+                events.push(
+                    AuditDraft::new("user.sso_linked", Actor::SYSTEM, TargetType::User, user.id)
+                        .detail(json!({ "connection_id": c.id, "issuer": id.issuer })),
+                );
+            }
+            Ok(Ok((user, false)))
+        }
+        None if c.jit && in_domains => {
+            let detail = json!({ "method": "sso", "connection_id": c.id });
+            match create_jit_user(tx, id, detail, now).await {
+                Ok((user, event)) => {
+                    events.push(event);
+                    Ok(Ok((user, true)))
+                }
+                Err(e) => unknown(&e.problem().detail, None),
+            }
+        }
+        None => unknown("no user has this identity and the connection does not create users", None),
+    }
+}
+
+/// Signing in through the provider proves the address, as accepting the invitation would: an
+/// invited person becomes active.
+async fn activate_invited(
+    tx: &mut dyn Tx,
+    c: &SsoConnectionRow,
+    user: &mut UserRow,
+    now: OffsetDateTime,
+) -> ApiResult<Option<AuditDraft>> {
+    if user.status != UserStatus::Invited || user.kind != steward_core::UserKind::Person {
+        return Ok(None);
+    }
+    user.status = UserStatus::Active;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    Ok(Some(
+        AuditDraft::new("user.activated", Actor::SYSTEM, TargetType::User, user.id)
+            .detail(json!({ "via": "sso", "connection_id": c.id })),
+    ))
 }
 
 /// Makes a user just created through an org's connection a member of that org, seats permitting;

@@ -10,7 +10,7 @@ use serde_json::json;
 use steward_core::{
     AuditDraft, Email, InstanceRole, OrgId, Permission, PersonName, RoleBook, TargetType, UserId, UserStatus,
 };
-use steward_store::{UserFilter, UserRow};
+use steward_store::{Tx, UserFilter, UserRow};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -120,11 +120,7 @@ fn check_grantable(principal: &Principal, book: &RoleBook, roles: &[InstanceRole
 /// reactivated. An erased (anonymized) holder is never named: their old address must not lead
 /// back to their id.
 pub fn email_in_use(existing: &UserRow) -> ApiError {
-    match existing.status {
-        UserStatus::Deactivated => ApiError::user_deactivated(existing.id),
-        UserStatus::Anonymized => ApiError::conflict("user_deactivated", "this email belonged to an erased user"),
-        _ => ApiError::conflict("email_taken", "a user with this email already exists"),
-    }
+    steward_ops::users::email_in_use(existing).into()
 }
 
 /// Creates a user. An email is never reused: a deactivated user's email answers `user_deactivated`.
@@ -274,21 +270,9 @@ async fn patch_user(
     check_if_match(&headers, before.version)?;
     crate::governance::require_governs(tx.as_mut(), &principal, &before).await?;
     let mut user = before.clone();
-    let mut changed: Vec<&str> = Vec::new();
     let mut events = Vec::new();
     let mut roles_changed = false;
-    if let Some(name) = &patch.name {
-        user.name = name.as_str().to_owned();
-        changed.push("name");
-    }
-    if let Some(locale) = patch.locale {
-        user.locale = locale;
-        changed.push("locale");
-    }
-    if let Some(tz) = patch.timezone {
-        user.timezone = tz;
-        changed.push("timezone");
-    }
+    let mut changed = profile_changes(&mut user, &patch);
     if let Some(at) = patch.deactivate_at {
         if at.is_some_and(|a| a <= state.clock.now()) {
             return Err(ApiError::invalid("deactivate_at", "must be in the future"));
@@ -310,35 +294,11 @@ async fn patch_user(
         user.password_hash = Some(hash);
         changed.push("password");
     }
-    if let Some(roles) = &patch.instance_roles {
-        let mut roles = roles.clone();
-        roles.sort();
-        roles.dedup();
-        let old: BTreeSet<_> = before.instance_roles.iter().cloned().collect();
-        let new: BTreeSet<_> = roles.iter().cloned().collect();
-        let added: Vec<InstanceRole> = new.difference(&old).cloned().collect();
-        let removed: Vec<InstanceRole> = old.difference(&new).cloned().collect();
-        let book = role_book(tx.as_mut()).await?;
-        check_grantable(&principal, &book, &added)?;
-        // A role deleted since is no longer in the book; taking it away needs no permission.
-        let removed_known: Vec<InstanceRole> = removed.iter().filter(|r| book.exists(r)).cloned().collect();
-        check_grantable(&principal, &book, &removed_known)?;
-        let sysadmin = InstanceRole::system_admin();
-        if removed.contains(&sysadmin)
-            && tx.count_users_with_role(sysadmin.as_str()).await? <= 1
-            && before.status == UserStatus::Active
-        {
-            return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot lose that role"));
-        }
-        if !added.is_empty() || !removed.is_empty() {
-            tx.set_instance_roles(user.id, &roles).await?;
-            events.push(
-                AuditDraft::new("user.roles_changed", principal.actor(), TargetType::User, user.id)
-                    .detail(json!({ "added": added, "removed": removed })),
-            );
-            user.instance_roles = roles;
-            roles_changed = true;
-        }
+    if let Some(roles) = &patch.instance_roles
+        && let Some(event) = change_roles(tx.as_mut(), &principal, &mut user, roles).await?
+    {
+        events.push(event);
+        roles_changed = true;
     }
     if !changed.is_empty() || roles_changed {
         user.updated_at = now;
@@ -352,16 +312,85 @@ async fn patch_user(
             );
         }
     }
-    if changed.contains(&"password") && user.id != principal.user.id {
-        // A password set by someone else ends every session and API token the user had.
-        tx.revoke_all_credentials(user.id, now).await?;
-    } else if changed.contains(&"password") {
-        for s in tx.live_sessions(user.id, now).await? {
-            if principal.session_id() != Some(s.id) {
-                tx.revoke_session(s.id, now).await?;
-            }
-        }
+    if changed.contains(&"password") {
+        end_sessions_after_password(tx.as_mut(), &principal, user.id, now).await?;
     }
     state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
+}
+
+/// Puts the patch's name, locale and time zone on `user`; returns the fields changed.
+fn profile_changes(user: &mut UserRow, patch: &UserPatch) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if let Some(name) = &patch.name {
+        user.name = name.as_str().to_owned();
+        changed.push("name");
+    }
+    if let Some(locale) = &patch.locale {
+        user.locale = locale.clone();
+        changed.push("locale");
+    }
+    if let Some(tz) = &patch.timezone {
+        user.timezone = tz.clone();
+        changed.push("timezone");
+    }
+    changed
+}
+
+/// Gives `user` exactly `roles`: the actor must hold what each role added or taken away grants,
+/// and the last active system admin keeps that role. Returns the event, if anything changed.
+async fn change_roles(
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    user: &mut UserRow,
+    roles: &[InstanceRole],
+) -> ApiResult<Option<AuditDraft>> {
+    let mut roles = roles.to_vec();
+    roles.sort();
+    roles.dedup();
+    let old: BTreeSet<_> = user.instance_roles.iter().cloned().collect();
+    let new: BTreeSet<_> = roles.iter().cloned().collect();
+    let added: Vec<InstanceRole> = new.difference(&old).cloned().collect();
+    let removed: Vec<InstanceRole> = old.difference(&new).cloned().collect();
+    let book = role_book(tx).await?;
+    check_grantable(principal, &book, &added)?;
+    // A role deleted since is no longer in the book; taking it away needs no permission.
+    let removed_known: Vec<InstanceRole> = removed.iter().filter(|r| book.exists(r)).cloned().collect();
+    check_grantable(principal, &book, &removed_known)?;
+    let sysadmin = InstanceRole::system_admin();
+    if removed.contains(&sysadmin)
+        && tx.count_users_with_role(sysadmin.as_str()).await? <= 1
+        && user.status == UserStatus::Active
+    {
+        return Err(ApiError::conflict("invalid_transition", "the last active system_admin cannot lose that role"));
+    }
+    if added.is_empty() && removed.is_empty() {
+        return Ok(None);
+    }
+    tx.set_instance_roles(user.id, &roles).await?;
+    user.instance_roles = roles;
+    Ok(Some(
+        AuditDraft::new("user.roles_changed", principal.actor(), TargetType::User, user.id)
+            .detail(json!({ "added": added, "removed": removed })),
+    ))
+}
+
+/// After a new password: set by someone else, it ends every session and API token the user
+/// had; set by the user, it ends their other sessions.
+async fn end_sessions_after_password(
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    user: UserId,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    if user != principal.user.id {
+        tx.revoke_all_credentials(user, now).await?;
+        return Ok(());
+    }
+    for s in tx.live_sessions(user, now).await? {
+        if principal.session_id() != Some(s.id) {
+            tx.revoke_session(s.id, now).await?;
+        }
+    }
+    Ok(())
 }
