@@ -95,86 +95,88 @@ impl Server {
         Ok(Server { state, addr, setup_link, listener, mailer, tls })
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `shutdown` resolves, with the background tasks beside: upkeep, change
+    /// notifications of other nodes, lease returns, the mail and webhook workers, the scheduler
+    /// and the audit checkpoints. They stop with the server; unused leases are given back.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let throttle_state = self.state.clone();
-        let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-            let mut ticks = 0u64;
-            loop {
-                tick.tick().await;
-                // Histograms keep their samples until drained: drained here, every few seconds,
-                // so memory stays flat whether or not anyone scrapes /metrics.
-                if let Some(metrics) = &throttle_state.metrics {
-                    metrics.run_upkeep();
-                }
-                ticks += 1;
-                if ticks.is_multiple_of(12) {
-                    throttle_state.throttle.prune();
-                }
-            }
-        });
-        let invalidator = self.state.store.changes().map(|mut changes| {
-            let state = self.state.clone();
-            tokio::spawn(async move {
-                while changes.changed().await.is_ok() {
-                    state.changes.changed();
-                    state.changes.scim_tokens_changed();
-                }
-            })
-        });
-        let lease_state = self.state.clone();
-        let ttl = std::time::Duration::from_millis(self.state.config.lease_ttl_ms.max(50));
-        let leases = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(ttl / 2);
-            loop {
-                tick.tick().await;
-                state::return_leases(&lease_state, Some(ttl)).await;
-            }
-        });
-        let final_state = self.state.clone();
-        let poll = std::time::Duration::from_millis(self.state.config.outbox_poll_ms.max(10));
-        let worker =
-            tokio::spawn(mail::run_worker(self.state.clone(), self.mailer, self.state.outbox_wake.clone(), poll));
-        let hooks =
-            tokio::spawn(webhooks::run_worker(self.state.clone(), poll.min(std::time::Duration::from_millis(500))));
-        let scheduler = tokio::spawn(scheduler::run(self.state.clone(), std::time::Duration::from_secs(1)));
-        let audit_key = self.state.config.audit_key.as_ref().map(|k| checkpoint::AuditKey::parse(k.expose()));
-        let checkpoints = match audit_key {
-            Some(Ok(key)) => {
-                let every = std::time::Duration::from_secs(self.state.config.audit_checkpoint_secs.max(1));
-                Some(tokio::spawn(checkpoint::run(self.state.store.clone(), key, every)))
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "the audit chain is not signed");
-                None
-            }
-            None => {
-                tracing::warn!(
-                    "no STEWARD_AUDIT_KEY: the audit chain is not signed, so whoever can write the database can \
-                     rewrite its history unseen (steward audit keygen makes a key)"
-                );
-                None
-            }
-        };
+        let state = self.state.clone();
+        let mut tasks = background(&state);
+        let poll = std::time::Duration::from_millis(state.config.outbox_poll_ms.max(10));
+        tasks.push(tokio::spawn(mail::run_worker(state.clone(), self.mailer, state.outbox_wake.clone(), poll)));
+        tasks.push(tokio::spawn(webhooks::run_worker(state.clone(), poll.min(std::time::Duration::from_millis(500)))));
+        tasks.push(tokio::spawn(scheduler::run(state.clone(), std::time::Duration::from_secs(1))));
+        tasks.extend(checkpoints(&state));
         let router = app::router(self.state);
         let result = match self.tls {
             Some(acceptor) => app::serve_tls(tls::TlsListener::new(self.listener, acceptor)?, router, shutdown).await,
             None => app::serve(self.listener, router, shutdown).await,
         };
-        pruner.abort();
-        worker.abort();
-        leases.abort();
-        scheduler.abort();
-        hooks.abort();
-        if let Some(task) = checkpoints {
+        for task in tasks {
             task.abort();
         }
-        state::return_leases(&final_state, None).await;
-        if let Some(task) = invalidator {
-            task.abort();
-        }
+        state::return_leases(&state, None).await;
         result
+    }
+}
+
+/// Upkeep every five seconds (histograms drained, so that memory stays flat whether or not anyone
+/// scrapes /metrics; the throttle pruned every minute), change notifications of other nodes
+/// turned into this node's change epochs, and expired leases given back.
+fn background(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    let upkeep_state = state.clone();
+    let mut tasks = vec![tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        let mut ticks = 0u64;
+        loop {
+            tick.tick().await;
+            if let Some(metrics) = &upkeep_state.metrics {
+                metrics.run_upkeep();
+            }
+            ticks += 1;
+            if ticks.is_multiple_of(12) {
+                upkeep_state.throttle.prune();
+            }
+        }
+    })];
+    if let Some(mut changes) = state.store.changes() {
+        let state = state.clone();
+        tasks.push(tokio::spawn(async move {
+            while changes.changed().await.is_ok() {
+                state.changes.changed();
+                state.changes.scim_tokens_changed();
+            }
+        }));
+    }
+    let lease_state = state.clone();
+    let ttl = std::time::Duration::from_millis(state.config.lease_ttl_ms.max(50));
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(ttl / 2);
+        loop {
+            tick.tick().await;
+            state::return_leases(&lease_state, Some(ttl)).await;
+        }
+    }));
+    tasks
+}
+
+/// The task that signs the audit chain's head, when an audit key is configured.
+fn checkpoints(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
+    match state.config.audit_key.as_ref().map(|k| checkpoint::AuditKey::parse(k.expose())) {
+        Some(Ok(key)) => {
+            let every = std::time::Duration::from_secs(state.config.audit_checkpoint_secs.max(1));
+            Some(tokio::spawn(checkpoint::run(state.store.clone(), key, every)))
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "the audit chain is not signed");
+            None
+        }
+        None => {
+            tracing::warn!(
+                "no STEWARD_AUDIT_KEY: the audit chain is not signed, so whoever can write the database can \
+                 rewrite its history unseen (steward audit keygen makes a key)"
+            );
+            None
+        }
     }
 }
 

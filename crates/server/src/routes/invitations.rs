@@ -272,45 +272,14 @@ pub async fn accept_with_link(
     }
     let mut user = tx.user(inv.user_id).await?.ok_or_else(gone)?;
     let actor = steward_core::Actor::user(user.id);
-    let mut events = Vec::new();
-    match user.status {
-        UserStatus::Invited => {
-            let hash = hash.ok_or_else(|| ApiError::invalid("password", "is required to activate the account"))?;
-            user.password_hash = Some(hash);
-            if let Some(name) = &req.name {
-                user.name = name.as_str().to_owned();
-            }
-            user.status = UserStatus::Active;
-            user.updated_at = now;
-            tx.update_user(&user).await?;
-            user.version += 1;
-            events.push(
-                AuditDraft::new("user.activated", actor, TargetType::User, user.id)
-                    .detail(json!({ "via": "invitation" })),
-            );
-        }
-        UserStatus::Active => {}
+    let mut events = match user.status {
+        UserStatus::Invited => vec![activate(tx.as_mut(), &mut user, hash, req.name.as_ref(), now).await?],
+        UserStatus::Active => Vec::new(),
         _ => return Err(gone()),
-    }
+    };
     if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
         inviter_still_may(tx.as_mut(), state, &inv, org_id).await?;
-        let members = tx.members(org_id).await?;
-        if !members.iter().any(|m| m.user_id == user.id) {
-            tx.insert_membership(org_id, user.id, role, now).await?;
-            events.push(
-                AuditDraft::new("org.member_added", actor, TargetType::User, user.id)
-                    .in_org(org_id)
-                    .detail(json!({ "role": role, "invitation_id": inv.id })),
-            );
-        }
-        for team in &inv.team_ids {
-            tx.put_team_member(*team, user.id, steward_core::TeamRole::TeamMember, now).await?;
-            events.push(
-                AuditDraft::new("team.member_put", actor, TargetType::User, user.id)
-                    .in_org(org_id)
-                    .detail(json!({ "team_id": team, "to": "team_member" })),
-            );
-        }
+        events.extend(join_as_invited(tx.as_mut(), &inv, org_id, role, &user, now).await?);
     }
     tx.accept_invitation(inv.id, now).await?;
     events.push(
@@ -319,6 +288,58 @@ pub async fn accept_with_link(
     );
     state.commit(tx, events, now).await?;
     Ok(UserView::from(&user))
+}
+
+/// Activates an invited user who accepts: their password (required) and, if given, their name.
+async fn activate(
+    tx: &mut dyn steward_store::Tx,
+    user: &mut UserRow,
+    hash: Option<String>,
+    name: Option<&PersonName>,
+    now: OffsetDateTime,
+) -> ApiResult<AuditDraft> {
+    let hash = hash.ok_or_else(|| ApiError::invalid("password", "is required to activate the account"))?;
+    user.password_hash = Some(hash);
+    if let Some(name) = name {
+        user.name = name.as_str().to_owned();
+    }
+    user.status = UserStatus::Active;
+    user.updated_at = now;
+    tx.update_user(user).await?;
+    user.version += 1;
+    Ok(AuditDraft::new("user.activated", steward_core::Actor::user(user.id), TargetType::User, user.id)
+        .detail(json!({ "via": "invitation" })))
+}
+
+/// Makes the user who accepts a member of the invitation's org with its role (unless they are
+/// one already) and of its teams.
+async fn join_as_invited(
+    tx: &mut dyn steward_store::Tx,
+    inv: &InvitationRow,
+    org_id: steward_core::OrgId,
+    role: OrgRole,
+    user: &UserRow,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<AuditDraft>> {
+    let actor = steward_core::Actor::user(user.id);
+    let mut events = Vec::new();
+    if !tx.members(org_id).await?.iter().any(|m| m.user_id == user.id) {
+        tx.insert_membership(org_id, user.id, role, now).await?;
+        events.push(
+            AuditDraft::new("org.member_added", actor, TargetType::User, user.id)
+                .in_org(org_id)
+                .detail(json!({ "role": role, "invitation_id": inv.id })),
+        );
+    }
+    for team in &inv.team_ids {
+        tx.put_team_member(*team, user.id, steward_core::TeamRole::TeamMember, now).await?;
+        events.push(
+            AuditDraft::new("team.member_put", actor, TargetType::User, user.id)
+                .in_org(org_id)
+                .detail(json!({ "team_id": team, "to": "team_member" })),
+        );
+    }
+    Ok(events)
 }
 
 /// Err(409) unless the invitation's org still takes members and whoever sent it could still grant

@@ -278,8 +278,35 @@ pub(crate) async fn impersonate(
         target_has_instance_role: !target.instance_roles.is_empty(),
         actor_is_system_admin: principal.user.instance_roles.contains(&InstanceRole::system_admin()),
     })?;
+    let (secret, session) = impersonation_session(&principal, &target, ip, &headers, now);
+    let expires_at = session.expires_at;
+    tx.insert_session(&session).await?;
+    notify_impersonated(tx.as_mut(), &target, now).await?;
+    let event = AuditDraft::new("user.impersonation_started", principal.actor(), TargetType::User, target.id)
+        .detail(json!({ "session_id": session.id, "expires_at": expires_at.unix_timestamp() }))
+        .personal(json!({ "reason": reason }));
+    state.commit(tx, vec![event], now).await?;
+    state.outbox_wake.notify_one();
+    let csrf = csrf_token(&secret);
+    let mut response =
+        Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
+    let max_age = (expires_at - now).whole_seconds();
+    crate::routes::auth::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
+    Ok(response)
+}
+
+/// The session Login as user opens as `target`: an hour at most, never past the credential that
+/// started it, sealed to return to the admin's own session when it started from one, and
+/// recorded with the token that started it, so that revoking either ends it.
+fn impersonation_session(
+    principal: &Principal,
+    target: &UserRow,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> (String, SessionRow) {
     let parent = match &principal.credential {
-        crate::extract::Credential::Session(s) => Some(s.clone()),
+        crate::extract::Credential::Session(s) => Some(s.id),
         crate::extract::Credential::ApiToken(_) | crate::extract::Credential::Jwt(_) => None,
     };
     let mut expires_at = now + Duration::hours(1);
@@ -292,38 +319,34 @@ pub(crate) async fn impersonate(
         user_id: target.id,
         token_hash: secret_hash(&secret),
         impersonator_id: Some(principal.user.id),
-        parent_id: parent.as_ref().map(|p| p.id),
-        return_sealed: parent.as_ref().map(|_| crate::auth::seal(principal.secret.expose(), &secret)),
+        parent_id: parent,
+        return_sealed: parent.map(|_| crate::auth::seal(principal.secret.expose(), &secret)),
         parent_token_id: principal.api_token().map(|t| t.id),
         created_at: now,
         expires_at,
         revoked_at: None,
         ip: ip.map(|i| i.to_string()),
-        user_agent: user_agent(&headers),
+        user_agent: user_agent(headers),
     };
-    tx.insert_session(&session).await?;
-    let (settings, _) = instance_settings(tx.as_mut()).await?;
-    if settings.policies.impersonation_notice {
-        let body = format!(
-            "Hello {},\n\nAn administrator of {} signed in as you at {} to help with your account.\n\
-             Every action taken in that session is recorded under both your names.\n",
-            target.name,
-            settings.name,
-            now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-        );
-        mail::enqueue(tx.as_mut(), &target, "security", "An administrator signed in as you", body, now).await?;
+    (secret, session)
+}
+
+/// Mails `target` that an administrator signed in as them, when the instance policy
+/// `impersonation_notice` asks for it.
+async fn notify_impersonated(tx: &mut dyn steward_store::Tx, target: &UserRow, now: OffsetDateTime) -> ApiResult<()> {
+    let (settings, _) = instance_settings(tx).await?;
+    if !settings.policies.impersonation_notice {
+        return Ok(());
     }
-    let event = AuditDraft::new("user.impersonation_started", principal.actor(), TargetType::User, target.id)
-        .detail(json!({ "session_id": session.id, "expires_at": expires_at.unix_timestamp() }))
-        .personal(json!({ "reason": reason }));
-    state.commit(tx, vec![event], now).await?;
-    state.outbox_wake.notify_one();
-    let csrf = csrf_token(&secret);
-    let mut response =
-        Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
-    let max_age = (expires_at - now).whole_seconds();
-    crate::routes::auth::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
-    Ok(response)
+    let body = format!(
+        "Hello {},\n\nAn administrator of {} signed in as you at {} to help with your account.\n\
+         Every action taken in that session is recorded under both your names.\n",
+        target.name,
+        settings.name,
+        now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    );
+    mail::enqueue(tx, target, "security", "An administrator signed in as you", body, now).await?;
+    Ok(())
 }
 
 /// A user's live sessions.

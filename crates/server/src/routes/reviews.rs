@@ -125,47 +125,70 @@ async fn create_review(
         completed_at: None,
         completed_by: None,
     };
-    let stale = |u: &steward_store::UserRow| u.last_login_at.unwrap_or(u.created_at) < cutoff;
-    let mut items = Vec::new();
-    match org {
-        Some(org) => {
-            for m in tx.members(org).await? {
-                if m.dormant || m.status != UserStatus::Active {
-                    continue;
-                }
-                let Some(u) = tx.user(m.user_id).await? else { continue };
-                if u.kind != steward_core::UserKind::Person {
-                    continue;
-                }
-                let recommendation = if stale(&u) && m.role != OrgRole::Owner { "remove_from_org" } else { "keep" };
-                items.push(item(&review, &u, vec![m.role.to_string()], recommendation));
-            }
-        }
-        None => {
-            let mut before = None;
-            loop {
-                let filter = UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
-                let page = tx.list_users(&filter).await?;
-                for u in page.iter().filter(|u| u.kind == steward_core::UserKind::Person) {
-                    let mut roles: Vec<String> = u.instance_roles.iter().map(|r| r.to_string()).collect();
-                    for m in tx.memberships_of(u.id).await? {
-                        roles.push(format!("{}:{}", m.org_name, m.role));
-                    }
-                    let recommendation = if stale(u) { "deactivate" } else { "keep" };
-                    items.push(item(&review, u, roles, recommendation));
-                }
-                match page.last() {
-                    Some(last) if page.len() == 500 => before = Some(last.id),
-                    _ => break,
-                }
-            }
-        }
-    }
+    let items = match org {
+        Some(org) => org_items(tx.as_mut(), &review, org, cutoff).await?,
+        None => instance_items(tx.as_mut(), &review, cutoff).await?,
+    };
     tx.insert_review(&review, &items).await?;
     let event = AuditDraft::new("review.started", principal.actor(), TargetType::Instance, review.id)
         .detail(json!({ "org_id": org, "inactive_days": req.inactive_days, "people": items.len() }));
     state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(view(&review, &items))))
+}
+
+/// Whether `u` has not signed in since `cutoff` (or, never having signed in, was created before).
+fn stale(u: &steward_store::UserRow, cutoff: OffsetDateTime) -> bool {
+    u.last_login_at.unwrap_or(u.created_at) < cutoff
+}
+
+/// The items of an org's review: each active person holding a live membership, with their role;
+/// a stale one is recommended for removal, unless they own the org.
+async fn org_items(
+    tx: &mut dyn steward_store::Tx,
+    review: &ReviewRow,
+    org: OrgId,
+    cutoff: OffsetDateTime,
+) -> ApiResult<Vec<ReviewItemRow>> {
+    let mut items = Vec::new();
+    for m in tx.members(org).await? {
+        if m.dormant || m.status != UserStatus::Active {
+            continue;
+        }
+        let Some(u) = tx.user(m.user_id).await? else { continue };
+        if u.kind != steward_core::UserKind::Person {
+            continue;
+        }
+        let recommendation = if stale(&u, cutoff) && m.role != OrgRole::Owner { "remove_from_org" } else { "keep" };
+        items.push(item(review, &u, vec![m.role.to_string()], recommendation));
+    }
+    Ok(items)
+}
+
+/// The items of an instance review: every active person, with their instance roles and their
+/// roles in each org; a stale one is recommended for deactivation. Read 500 at a time.
+async fn instance_items(
+    tx: &mut dyn steward_store::Tx,
+    review: &ReviewRow,
+    cutoff: OffsetDateTime,
+) -> ApiResult<Vec<ReviewItemRow>> {
+    let mut items = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = UserFilter { status: Some(UserStatus::Active), before, limit: 500, ..Default::default() };
+        let page = tx.list_users(&filter).await?;
+        for u in page.iter().filter(|u| u.kind == steward_core::UserKind::Person) {
+            let mut roles: Vec<String> = u.instance_roles.iter().map(|r| r.to_string()).collect();
+            for m in tx.memberships_of(u.id).await? {
+                roles.push(format!("{}:{}", m.org_name, m.role));
+            }
+            let recommendation = if stale(u, cutoff) { "deactivate" } else { "keep" };
+            items.push(item(review, u, roles, recommendation));
+        }
+        match page.last() {
+            Some(last) if page.len() == 500 => before = Some(last.id),
+            _ => return Ok(items),
+        }
+    }
 }
 
 fn item(review: &ReviewRow, u: &steward_store::UserRow, roles: Vec<String>, recommendation: &str) -> ReviewItemRow {
@@ -304,51 +327,13 @@ async fn complete(
     let mut events = Vec::new();
     let (mut applied, mut skipped) = (0, 0);
     for i in &items {
-        match (i.decision.as_deref(), review.org_id) {
-            (Some("deactivate"), None) => {
-                let Some(mut user) = tx.user(i.user_id).await? else { continue };
-                // The decisions are applied with the rights of whoever completes the review, and
-                // under the rule every path asks; what either refuses is skipped.
-                let allowed = principal.has(Permission::UsersLifecycle)
-                    && crate::governance::require_governs(tx.as_mut(), &principal, &user).await.is_ok();
-                let action = steward_core::lifecycle::UserAction::Deactivate;
-                if !allowed
-                    || steward_ops::users::guard_deactivate(tx.as_mut(), &user, principal.actor(), action)
-                        .await
-                        .is_err()
-                {
-                    skipped += 1;
-                    continue;
-                }
-                let why = json!({ "review_id": id });
-                let by = StatusSetter::Instance;
-                events.extend(
-                    steward_ops::users::deactivate(
-                        tx.as_mut(),
-                        &mut user,
-                        steward_ops::users::Deactivation::by(principal.actor(), by, why),
-                        now,
-                    )
-                    .await?,
-                );
+        match apply_decision(tx.as_mut(), &principal, &review, i, now).await? {
+            Decided::Applied(done) => {
+                events.extend(done);
                 applied += 1;
             }
-            (Some("remove_from_org"), Some(org)) => {
-                let member = tx.members(org).await?.into_iter().find(|m| m.user_id == i.user_id);
-                match member {
-                    Some(m) if m.role != OrgRole::Owner && principal.has(Permission::OrgsWrite) => {
-                        tx.end_membership(org, i.user_id, now).await?;
-                        events.push(
-                            AuditDraft::new("org.member_removed", principal.actor(), TargetType::User, i.user_id)
-                                .in_org(org)
-                                .detail(json!({ "role": m.role, "review_id": id })),
-                        );
-                        applied += 1;
-                    }
-                    _ => skipped += 1,
-                }
-            }
-            _ => {}
+            Decided::Skipped => skipped += 1,
+            Decided::Undecided => {}
         }
     }
     tx.complete_review(id, principal.user.id, now).await?;
@@ -359,4 +344,54 @@ async fn complete(
     let (review, items) = tx.review(id).await?.ok_or_else(|| ApiError::not_found("review"))?;
     state.commit(tx, events, now).await?;
     Ok(Json(view(&review, &items)))
+}
+
+/// What completing a review did with one item's decision.
+enum Decided {
+    /// Carried out, with these events.
+    Applied(Vec<AuditDraft>),
+    /// Refused by the completer's rights or by the rule every path asks.
+    Skipped,
+    /// No decision to carry out.
+    Undecided,
+}
+
+/// Carries out one item's decision with the rights of whoever completes the review, under the
+/// rule every path asks (`guard_deactivate`); what either refuses is skipped.
+async fn apply_decision(
+    tx: &mut dyn steward_store::Tx,
+    principal: &Principal,
+    review: &ReviewRow,
+    i: &ReviewItemRow,
+    now: OffsetDateTime,
+) -> ApiResult<Decided> {
+    let why = json!({ "review_id": review.id });
+    match (i.decision.as_deref(), review.org_id) {
+        (Some("deactivate"), None) => {
+            let Some(mut user) = tx.user(i.user_id).await? else { return Ok(Decided::Undecided) };
+            let allowed = principal.has(Permission::UsersLifecycle)
+                && crate::governance::require_governs(tx, principal, &user).await.is_ok();
+            let action = steward_core::lifecycle::UserAction::Deactivate;
+            if !allowed || steward_ops::users::guard_deactivate(tx, &user, principal.actor(), action).await.is_err() {
+                return Ok(Decided::Skipped);
+            }
+            let deactivation = steward_ops::users::Deactivation::by(principal.actor(), StatusSetter::Instance, why);
+            Ok(Decided::Applied(steward_ops::users::deactivate(tx, &mut user, deactivation, now).await?))
+        }
+        (Some("remove_from_org"), Some(org)) => {
+            let member = tx.members(org).await?.into_iter().find(|m| m.user_id == i.user_id);
+            match member {
+                Some(m) if m.role != OrgRole::Owner && principal.has(Permission::OrgsWrite) => {
+                    tx.end_membership(org, i.user_id, now).await?;
+                    Ok(Decided::Applied(vec![
+                        AuditDraft::new("org.member_removed", principal.actor(), TargetType::User, i.user_id)
+                            .in_org(org)
+                            .detail(json!({ "role": m.role, "review_id": review.id })),
+                    ]))
+                }
+                _ => Ok(Decided::Skipped),
+            }
+        }
+        _ => Ok(Decided::Undecided),
+    }
 }

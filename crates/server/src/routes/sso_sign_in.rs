@@ -151,35 +151,42 @@ async fn callback(
             set_session_cookies(&state, response.headers_mut(), &secret, (expires_at - now).whole_seconds());
             response
         }
-        Err(refusal) => {
-            let tx = state.store.write().await?;
-            let target = refusal.user.map_or_else(|| c.id.to_string(), |u| u.to_string());
-            let kind = if refusal.user.is_some() { TargetType::User } else { TargetType::Instance };
-            let mut event = AuditDraft::new("sso.refused", Actor::SYSTEM, kind, target)
-                .in_org_opt(c.org_id)
-                .detail(json!({ "connection_id": c.id, "code": refusal.code, "reason": refusal.reason }));
-            if let Some(email) = &refusal.email {
-                event = event.personal(json!({ "email": email }));
-            }
-            state.commit(tx, vec![event], now).await?;
-            let status =
-                if refusal.code == "sso_unavailable" { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
-            let wants_page = headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
-            if wants_page {
-                // A person's browser gets a page of the instance saying why.
-                let message = format!("Single sign-on refused this sign-in: {}.", refusal.reason);
-                crate::pages::PageError::Status(status, message).into_response()
-            } else {
-                ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason))
-                    .into_response()
-            }
-        }
+        Err(refusal) => refused(&state, &c, refusal, &headers, now).await?,
     };
     response.headers_mut().append(header::SET_COOKIE, state_cookie(&state, "", 0));
     Ok(response)
+}
+
+/// Audits a refused sign-in as `sso.refused` and answers it: a page saying why for a person's
+/// browser, a problem document otherwise.
+async fn refused(
+    state: &AppState,
+    c: &SsoConnectionRow,
+    refusal: Refusal,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> ApiResult<Response> {
+    let tx = state.store.write().await?;
+    let target = refusal.user.map_or_else(|| c.id.to_string(), |u| u.to_string());
+    let kind = if refusal.user.is_some() { TargetType::User } else { TargetType::Instance };
+    let mut event = AuditDraft::new("sso.refused", Actor::SYSTEM, kind, target)
+        .in_org_opt(c.org_id)
+        .detail(json!({ "connection_id": c.id, "code": refusal.code, "reason": refusal.reason }));
+    if let Some(email) = &refusal.email {
+        event = event.personal(json!({ "email": email }));
+    }
+    state.commit(tx, vec![event], now).await?;
+    let status = if refusal.code == "sso_unavailable" { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
+    let wants_page = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
+    if wants_page {
+        // A person's browser gets a page of the instance saying why.
+        let message = format!("Single sign-on refused this sign-in: {}.", refusal.reason);
+        return Ok(crate::pages::PageError::Status(status, message).into_response());
+    }
+    Ok(ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason)).into_response())
 }
 
 /// Trades the code for tokens and reads who the provider says signed in, with their groups.
@@ -204,10 +211,46 @@ async fn exchange(
         tracing::warn!(error = %e, "discovery failed");
         Refusal::new("sso_unavailable", "the provider's discovery document could not be read")
     })?;
-    let secret = {
-        let sealed = &c.client_secret_sealed;
-        key.open(sealed).map_err(|_| Refusal::new("sso_failed", "the client secret cannot be opened"))?
+    let tokens = request_tokens(state, c, key, sign_in, code, &discovery).await?;
+    let id_token =
+        tokens.get("id_token").and_then(Value::as_str).ok_or_else(|| Refusal::new("sso_failed", "no ID token"))?;
+    let kid = crate::jwt::decode(id_token).ok().and_then(|u| u.kid().map(str::to_owned));
+    let keys = state.sso.jwks(&discovery.jwks_uri, kid.as_deref()).await.map_err(|e| {
+        tracing::warn!(error = %e, "JWKS fetch failed");
+        Refusal::new("sso_unavailable", "the provider's keys could not be read")
+    })?;
+    let mut claims = validate_id_token(id_token, &keys, &c.issuer, &c.client_id, &key.nonce(sign_in), now)
+        .map_err(|e| Refusal::new("sso_failed", format!("invalid ID token: {}", e.reason())))?;
+    let wanted = [&c.claims.email, &c.claims.name, &c.claims.groups];
+    if let (Some(userinfo), Some(access)) =
+        (&discovery.userinfo_endpoint, tokens.get("access_token").and_then(Value::as_str))
+        && wanted.iter().any(|w| !claims.contains_key(w.as_str()))
+    {
+        merge_userinfo(state, userinfo, access, &mut claims).await?;
+    }
+    let id = ExternalIdentity::from_claims(&c.issuer, &claims, "sub", Some(&c.claims.email), &c.claims.name)
+        .ok_or_else(|| Refusal::new("sso_failed", "the ID token has no subject"))?;
+    let groups = match claims.get(&c.claims.groups) {
+        Some(Value::Array(list)) => list.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect(),
+        Some(Value::String(g)) => vec![g.clone()],
+        _ => vec![],
     };
+    Ok((id, groups))
+}
+
+/// Redeems the authorization code at the provider's token endpoint (client_secret_basic unless
+/// the provider names only client_secret_post), with the PKCE verifier; answers the tokens.
+async fn request_tokens(
+    state: &AppState,
+    c: &SsoConnectionRow,
+    key: &crate::sso::SsoKey,
+    sign_in: &str,
+    code: &str,
+    discovery: &crate::sso::Discovery,
+) -> Result<Value, Refusal> {
+    let secret = key
+        .open(&c.client_secret_sealed)
+        .map_err(|_| Refusal::new("sso_failed", "the client secret cannot be opened"))?;
     let (verifier, _) = key.pkce(sign_in);
     let redirect = redirect_uri(state);
     let mut form = vec![
@@ -241,30 +284,7 @@ async fn exchange(
         let safe: String = error.chars().filter(|ch| ch.is_ascii_alphanumeric() || *ch == '_').take(64).collect();
         return Err(Refusal::new("sso_failed", format!("the token endpoint answered {status} {safe}")));
     }
-    let id_token =
-        tokens.get("id_token").and_then(Value::as_str).ok_or_else(|| Refusal::new("sso_failed", "no ID token"))?;
-    let kid = crate::jwt::decode(id_token).ok().and_then(|u| u.kid().map(str::to_owned));
-    let keys = state.sso.jwks(&discovery.jwks_uri, kid.as_deref()).await.map_err(|e| {
-        tracing::warn!(error = %e, "JWKS fetch failed");
-        Refusal::new("sso_unavailable", "the provider's keys could not be read")
-    })?;
-    let mut claims = validate_id_token(id_token, &keys, &c.issuer, &c.client_id, &key.nonce(sign_in), now)
-        .map_err(|e| Refusal::new("sso_failed", format!("invalid ID token: {}", e.reason())))?;
-    let wanted = [&c.claims.email, &c.claims.name, &c.claims.groups];
-    if let (Some(userinfo), Some(access)) =
-        (&discovery.userinfo_endpoint, tokens.get("access_token").and_then(Value::as_str))
-        && wanted.iter().any(|w| !claims.contains_key(w.as_str()))
-    {
-        merge_userinfo(state, userinfo, access, &mut claims).await?;
-    }
-    let id = ExternalIdentity::from_claims(&c.issuer, &claims, "sub", Some(&c.claims.email), &c.claims.name)
-        .ok_or_else(|| Refusal::new("sso_failed", "the ID token has no subject"))?;
-    let groups = match claims.get(&c.claims.groups) {
-        Some(Value::Array(list)) => list.iter().filter_map(|g| g.as_str().map(str::to_owned)).collect(),
-        Some(Value::String(g)) => vec![g.clone()],
-        _ => vec![],
-    };
-    Ok((id, groups))
+    Ok(tokens)
 }
 
 /// Adds the UserInfo claims the ID token lacks (RFC: its `sub` must be the ID token's).

@@ -223,9 +223,26 @@ async fn consume(
     };
     state.hot.consumed(org.id);
     metrics::counter!("steward_consume_total", "outcome" => "ok").increment(1);
+    after_consume(&state, &org, period, &request, &usage, now).await?;
+    let mut tx = state.store.read().await?;
+    let view = usage_view(tx.as_mut(), &org, period, now).await?;
+    tx.rollback().await?;
+    Ok(Json(view))
+}
+
+/// What follows a consume that went through: the org is frozen when it used a consumable up, and
+/// the thresholds of the operations budget it crossed are alerted.
+async fn after_consume(
+    state: &AppState,
+    org: &OrgRow,
+    period: Period,
+    request: &Consume,
+    usage: &steward_store::UsageRow,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
     let used_up = |limit: Option<u64>, after: u64, amount: u64| limit.is_some_and(|l| after >= l && after - amount < l);
-    if used_up(request.operations_limit, usage.operations_used, req.operations)
-        || used_up(request.transfer_limit, usage.transfer_used, req.transfer)
+    if used_up(request.operations_limit, usage.operations_used, request.operations)
+        || used_up(request.transfer_limit, usage.transfer_used, request.transfer)
     {
         // This consume used a consumable up: the org is frozen until the period renews.
         let tx = state.store.write().await?;
@@ -236,20 +253,17 @@ async fn consume(
     }
     if let Some(l) = request.operations_limit.filter(|l| *l > 0) {
         let after = usage.operations_used;
-        let before = after - req.operations;
+        let before = after - request.operations;
         let (l128, before, after128) = (u128::from(l), u128::from(before), u128::from(after));
         let crossed: Vec<u64> = THRESHOLDS
             .into_iter()
             .filter(|t| before * 100 < l128 * u128::from(*t) && l128 * u128::from(*t) <= after128 * 100)
             .collect();
         if !crossed.is_empty() {
-            alert(&state, &org, period, crossed, l, after, now).await?;
+            alert(state, org, period, crossed, l, after, now).await?;
         }
     }
-    let mut tx = state.store.read().await?;
-    let view = usage_view(tx.as_mut(), &org, period, now).await?;
-    tx.rollback().await?;
-    Ok(Json(view))
+    Ok(())
 }
 
 /// Serves a consume from this node's lease of the org's budget, taking a new lease while the

@@ -274,22 +274,13 @@ async fn patch_user(
     let mut roles_changed = false;
     let mut changed = profile_changes(&mut user, &patch);
     if let Some(at) = patch.deactivate_at {
-        if at.is_some_and(|a| a <= state.clock.now()) {
-            return Err(ApiError::invalid("deactivate_at", "must be in the future"));
-        }
-        if at.is_some() && !principal.has(Permission::UsersLifecycle) {
-            return Err(ApiError::forbidden("scheduling a deactivation needs the users.lifecycle permission"));
-        }
-        user.deactivate_at = at;
-        user.deactivate_by = at.map(|_| principal.user.id);
+        schedule_deactivation(&mut user, at, &principal, state.clock.now())?;
         changed.push("deactivate_at");
     }
     if let Some(hash) = new_hash {
         if !user.status.can_receive_roles() {
-            return Err(ApiError::conflict(
-                "invalid_transition",
-                format!("a {} user's password cannot be set", user.status),
-            ));
+            let status = user.status;
+            return Err(ApiError::conflict("invalid_transition", format!("a {status} user's password cannot be set")));
         }
         user.password_hash = Some(hash);
         changed.push("password");
@@ -317,6 +308,25 @@ async fn patch_user(
     }
     state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
+}
+
+/// Sets or clears the scheduled deactivation of `user`: a time in the future, set by someone
+/// holding `users.lifecycle`, whose rights the scheduler then acts with.
+fn schedule_deactivation(
+    user: &mut UserRow,
+    at: Option<OffsetDateTime>,
+    principal: &Principal,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    if at.is_some_and(|a| a <= now) {
+        return Err(ApiError::invalid("deactivate_at", "must be in the future"));
+    }
+    if at.is_some() && !principal.has(Permission::UsersLifecycle) {
+        return Err(ApiError::forbidden("scheduling a deactivation needs the users.lifecycle permission"));
+    }
+    user.deactivate_at = at;
+    user.deactivate_by = at.map(|_| principal.user.id);
+    Ok(())
 }
 
 /// Puts the patch's name, locale and time zone on `user`; returns the fields changed.

@@ -106,13 +106,7 @@ pub(super) async fn bulk(
         .into());
     }
     let passwords = ops.iter().filter(|op| sets_password(op.get("data").unwrap_or(&Value::Null))).count();
-    if passwords > MAX_BULK_PASSWORDS {
-        return Err(ScimError::status(
-            413,
-            format!("at most {MAX_BULK_PASSWORDS} operations of a bulk request may set a password ({passwords} do)"),
-        )
-        .into());
-    }
+    check_passwords(passwords)?;
     client.prepay_passwords(&state, passwords)?;
     let fail_on_errors = match &body["failOnErrors"] {
         Value::Null => None,
@@ -129,58 +123,72 @@ pub(super) async fn bulk(
         if fail_on_errors.is_some_and(|limit| errors >= limit) {
             break;
         }
-        let method = op["method"].as_str().unwrap_or("");
-        let bulk_id = op["bulkId"].as_str().map(str::to_owned);
-        let mut path = op["path"].as_str().unwrap_or("").to_owned();
-        let mut data = op.get("data").cloned().unwrap_or(Value::Null);
-        let mut result = json!({ "method": method });
-        if let Some(b) = &bulk_id {
-            result["bulkId"] = json!(b);
-        }
-        if method.eq_ignore_ascii_case("POST") && bulk_id.is_none() {
-            let e = ScimError::invalid_syntax("a POST in a bulk request needs a bulkId");
+        let result = run_operation(&state, &client, op, &mut ids).await;
+        if result.get("response").is_some() {
             errors += 1;
-            result["status"] = json!(e.status.to_string());
-            result["response"] = e.body();
-            results.push(result);
-            continue;
-        }
-        let mut path_value = Value::String(path.clone());
-        let resolved = resolve(&mut data, &ids).and_then(|()| resolve_path(&mut path_value, &ids));
-        if let Value::String(p) = path_value {
-            path = p;
-        }
-        let outcome = match resolved {
-            Err(unknown) => Err(ScimError::new(
-                steward_scim::ScimType::InvalidValue,
-                format!("bulkId {unknown:?} is not created by an earlier operation"),
-            )),
-            Ok(()) => run_one(&state, &client, method, &path, &data, op["version"].as_str()).await,
-        };
-        match outcome {
-            Ok((status, location, version)) => {
-                if let (Some(b), Some(loc)) = (&bulk_id, &location)
-                    && let Some(id) = loc.rsplit('/').next()
-                {
-                    ids.insert(b.clone(), id.to_owned());
-                }
-                result["status"] = json!(status.to_string());
-                if let Some(l) = location {
-                    result["location"] = json!(l);
-                }
-                if let Some(v) = version {
-                    result["version"] = json!(v);
-                }
-            }
-            Err(e) => {
-                errors += 1;
-                result["status"] = json!(e.status.to_string());
-                result["response"] = e.body();
-            }
         }
         results.push(result);
     }
     Ok(Scim::json(StatusCode::OK, json!({ "schemas": [BULK_RESPONSE], "Operations": results })))
+}
+
+/// Err(413) when more operations set a password than a bulk request may.
+fn check_passwords(passwords: usize) -> Result<(), ScimError> {
+    if passwords > MAX_BULK_PASSWORDS {
+        return Err(ScimError::status(
+            413,
+            format!("at most {MAX_BULK_PASSWORDS} operations of a bulk request may set a password ({passwords} do)"),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs one operation of a bulk request, with the `bulkId`s created before it resolved, and
+/// answers its result; a failed one carries its error as `response`.
+async fn run_operation(state: &AppState, client: &ScimClient, op: &Value, ids: &mut HashMap<String, String>) -> Value {
+    let method = op["method"].as_str().unwrap_or("");
+    let bulk_id = op["bulkId"].as_str().map(str::to_owned);
+    let mut data = op.get("data").cloned().unwrap_or(Value::Null);
+    let mut result = json!({ "method": method });
+    if let Some(b) = &bulk_id {
+        result["bulkId"] = json!(b);
+    }
+    let mut path = Value::String(op["path"].as_str().unwrap_or("").to_owned());
+    let outcome = if method.eq_ignore_ascii_case("POST") && bulk_id.is_none() {
+        Err(ScimError::invalid_syntax("a POST in a bulk request needs a bulkId"))
+    } else {
+        match resolve(&mut data, ids).and_then(|()| resolve_path(&mut path, ids)) {
+            Err(unknown) => Err(ScimError::new(
+                steward_scim::ScimType::InvalidValue,
+                format!("bulkId {unknown:?} is not created by an earlier operation"),
+            )),
+            Ok(()) => {
+                let path = path.as_str().unwrap_or("");
+                run_one(state, client, method, path, &data, op["version"].as_str()).await
+            }
+        }
+    };
+    match outcome {
+        Ok((status, location, version)) => {
+            if let (Some(b), Some(loc)) = (&bulk_id, &location)
+                && let Some(id) = loc.rsplit('/').next()
+            {
+                ids.insert(b.clone(), id.to_owned());
+            }
+            result["status"] = json!(status.to_string());
+            if let Some(l) = location {
+                result["location"] = json!(l);
+            }
+            if let Some(v) = version {
+                result["version"] = json!(v);
+            }
+        }
+        Err(e) => {
+            result["status"] = json!(e.status.to_string());
+            result["response"] = e.body();
+        }
+    }
+    result
 }
 
 /// A path like `/Groups/bulkId:x` names the group created as `x`.

@@ -73,24 +73,7 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
         return Err(refuse(JwtError::Issuer));
     }
     let now = OffsetDateTime::now_utc();
-    let mut verified = None;
-    let mut last = JwtError::Issuer;
-    // Several issuers may share an `iss`, told apart by audience (and perhaps by keys).
-    for issuer in issuers {
-        let keys = issuer_keys(state, &issuer, kid.as_deref()).await.map_err(refuse)?;
-        match unverified
-            .clone()
-            .verify(&keys)
-            .and_then(|claims| jwt::check_claims(&claims, &issuer.issuer, &issuer.audience, now).map(|()| claims))
-        {
-            Ok(claims) => {
-                verified = Some((issuer, claims));
-                break;
-            }
-            Err(e) => last = e,
-        }
-    }
-    let Some((issuer, claims)) = verified else { return Err(refuse(last)) };
+    let (issuer, claims) = verify_with(state, issuers, &unverified, kid.as_deref(), now).await?;
     let id = ExternalIdentity::from_claims(
         &issuer.issuer,
         &claims,
@@ -115,20 +98,7 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
         None if issuer.jit && !id.email.as_ref().is_some_and(|e| in_domains(e.as_str())) => {
             return Err(refuse_authentic(state, &issuer, &id, None, "outside_domains").await);
         }
-        None if issuer.jit => {
-            let mut tx = state.store.write().await?;
-            // Another request may have created it meanwhile; writers are serialized.
-            if let Some((user, _)) = find_user(tx.as_mut(), &id).await? {
-                tx.rollback().await?;
-                user
-            } else {
-                let detail = json!({ "method": "jwt", "jwt_issuer_id": issuer.id });
-                let (user, event) =
-                    create_jit_user(tx.as_mut(), &id, detail, now).await.map_err(|e| refuse(e.problem().detail))?;
-                state.commit(tx, vec![event], now).await?;
-                user
-            }
-        }
+        None if issuer.jit => jit_user(state, &issuer, &id, now).await?,
         None => return Err(refuse_authentic(state, &issuer, &id, None, "unknown_user").await),
     };
     if user.kind != steward_core::UserKind::Person {
@@ -146,4 +116,48 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
         return Err(refuse_authentic(state, &issuer, &id, Some(&user), "user_inactive").await);
     }
     Ok((user, issuer.id, exp))
+}
+
+/// The first of the issuers named by the token's `iss` whose keys verify it and whose issuer and
+/// audience its claims match (several issuers may share an `iss`, told apart by audience and
+/// perhaps by keys), with the claims.
+async fn verify_with(
+    state: &AppState,
+    issuers: Vec<JwtIssuerRow>,
+    unverified: &jwt::Unverified,
+    kid: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<(JwtIssuerRow, serde_json::Map<String, Value>)> {
+    let mut last = JwtError::Issuer;
+    for issuer in issuers {
+        let keys = issuer_keys(state, &issuer, kid).await.map_err(refuse)?;
+        match unverified
+            .clone()
+            .verify(&keys)
+            .and_then(|claims| jwt::check_claims(&claims, &issuer.issuer, &issuer.audience, now).map(|()| claims))
+        {
+            Ok(claims) => return Ok((issuer, claims)),
+            Err(e) => last = e,
+        }
+    }
+    Err(refuse(last))
+}
+
+/// The user an issuer that creates users just in time signs in for a new identity: created now,
+/// unless another request created it meanwhile (writers are serialized).
+async fn jit_user(
+    state: &AppState,
+    issuer: &JwtIssuerRow,
+    id: &ExternalIdentity,
+    now: OffsetDateTime,
+) -> ApiResult<UserRow> {
+    let mut tx = state.store.write().await?;
+    if let Some((user, _)) = find_user(tx.as_mut(), id).await? {
+        tx.rollback().await?;
+        return Ok(user);
+    }
+    let detail = json!({ "method": "jwt", "jwt_issuer_id": issuer.id });
+    let (user, event) = create_jit_user(tx.as_mut(), id, detail, now).await.map_err(|e| refuse(e.problem().detail))?;
+    state.commit(tx, vec![event], now).await?;
+    Ok(user)
 }
