@@ -10,21 +10,23 @@ use steward_core::{Actor, Permission, UserStatus};
 
 use crate::state::{AppState, instance_settings};
 
-/// Runs one pass; returns how many users were deactivated.
-pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let (settings, _) = instance_settings(tx.as_mut()).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
-    let mut events = Vec::new();
-    let mut due: Vec<(steward_store::UserRow, serde_json::Value)> = Vec::new();
+/// The users whose deactivation is due, with why: a schedule that still stands (one its setter
+/// could no longer carry out is dropped, with its event), and, under `dormant_after_days`, the
+/// people of the orgs not seen for that long.
+async fn due_deactivations(
+    tx: &mut dyn steward_store::Tx,
+    settings: &crate::settings::InstanceSettings,
+    now: time::OffsetDateTime,
+    events: &mut Vec<steward_core::AuditDraft>,
+) -> anyhow::Result<Vec<(steward_store::UserRow, serde_json::Value)>> {
+    let mut due = Vec::new();
     for mut user in tx.due_deactivations(now, 100).await? {
-        match schedule_stands(tx.as_mut(), &user).await {
+        match schedule_stands(tx, &user).await {
             Ok(()) => {
                 let by = user.deactivate_by;
                 due.push((user, json!({ "scheduled": true, "scheduled_by": by })));
             }
-            // A schedule its setter could not carry out now is dropped, not kept for later.
-            Err(why) => events.push(drop_schedule(tx.as_mut(), &mut user, &why, now).await?),
+            Err(why) => events.push(drop_schedule(tx, &mut user, &why, now).await?),
         }
     }
     if let Some(days) = settings.policies.dormant_after_days {
@@ -33,12 +35,40 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
             // The policy is about people of the orgs; instance admins are not reached by it.
             if u.instance_roles.is_empty()
                 && u.kind == steward_core::UserKind::Person
-                && !due.iter().any(|(d, _)| d.id == u.id)
+                && !due.iter().any(|(d, _): &(steward_store::UserRow, _)| d.id == u.id)
             {
                 due.push((u, json!({ "policy": "dormant_after_days", "days": days })));
             }
         }
     }
+    Ok(due)
+}
+
+/// A license that ran out freezes its org: each expiry is announced once, as `org.frozen`.
+async fn announce_expiries(
+    tx: &mut dyn steward_store::Tx,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<Vec<steward_core::AuditDraft>> {
+    let mut events = Vec::new();
+    for org in tx.newly_expired_orgs(now, 100).await? {
+        let Some(expired) = org.license.expires_at else { continue };
+        tx.announce_expiry(org.id, expired).await?;
+        events.push(
+            steward_core::AuditDraft::new("org.frozen", Actor::SYSTEM, steward_core::TargetType::Org, org.id)
+                .in_org(org.id)
+                .detail(json!({ "cause": "license_expired", "expires_at": expired.unix_timestamp() })),
+        );
+    }
+    Ok(events)
+}
+
+/// Runs one pass; returns how many users were deactivated.
+pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let (settings, _) = instance_settings(tx.as_mut()).await.map_err(|e| anyhow::anyhow!("{}", e.problem().detail))?;
+    let mut events = Vec::new();
+    let due = due_deactivations(tx.as_mut(), &settings, now, &mut events).await?;
     let mut done = 0;
     for (mut user, why) in due {
         // The rule every path asks (the last active system admin keeps the instance's way in); a
@@ -62,16 +92,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<usize> {
         events.extend(drafts);
         done += 1;
     }
-    // A license that ran out freezes its org: announce it once per expiry.
-    for org in tx.newly_expired_orgs(now, 100).await? {
-        let Some(expired) = org.license.expires_at else { continue };
-        tx.announce_expiry(org.id, expired).await?;
-        events.push(
-            steward_core::AuditDraft::new("org.frozen", Actor::SYSTEM, steward_core::TargetType::Org, org.id)
-                .in_org(org.id)
-                .detail(json!({ "cause": "license_expired", "expires_at": expired.unix_timestamp() })),
-        );
-    }
+    events.extend(announce_expiries(tx.as_mut(), now).await?);
     if let Some(days) = settings.policies.review_interval_days {
         events.extend(remind_reviews(tx.as_mut(), &settings, days, now).await?);
     }

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{KeyInit, Mac};
 use sha2::Sha256;
+use steward_store::{DeliveryRow, Tx};
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -115,55 +116,67 @@ pub async fn deliver_due(state: &AppState, clients: &DeliveryClients) -> anyhow:
     let client = if deny_private { &clients.public_only } else { &clients.open };
     for d in &due {
         let now = OffsetDateTime::now_utc();
-        let outcome = match hooks.iter().find(|h| h.id == d.webhook_id) {
-            None => Err((None, "the endpoint was removed".to_owned(), true)),
-            Some(hook) => match check_url(&hook.url, deny_private).await {
-                Err(e) => Err((None, e.problem().detail, true)),
-                Ok(url) => {
-                    let ts = now.unix_timestamp();
-                    let id = d.id.to_string();
-                    let sent = client
-                        .post(url)
-                        .header("content-type", "application/json")
-                        .header("webhook-id", &id)
-                        .header("webhook-timestamp", ts.to_string())
-                        .header("webhook-signature", signature(&hook.secret, &id, ts, &d.payload))
-                        .body(d.payload.clone())
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
-                        Ok(r) => Err((
-                            Some(i64::from(r.status().as_u16())),
-                            format!("the endpoint answered {}", r.status()),
-                            false,
-                        )),
-                        Err(e) => Err((None, e.to_string(), false)),
-                    }
-                }
-            },
-        };
+        let outcome = attempt(client, hooks.iter().find(|h| h.id == d.webhook_id), d, deny_private, now).await;
         let mut tx = state.store.write().await?;
-        match outcome {
-            Ok(status) => {
-                metrics::counter!("steward_webhooks_total", "outcome" => "delivered").increment(1);
-                tx.record_attempt(d.id, Some(status), None, Some(now), None, None).await?;
-            }
-            Err((status, error, permanent)) => {
-                let next = now + time::Duration::seconds(backoff(d.attempts));
-                let expired = next - d.created_at > time::Duration::hours(24);
-                if permanent || expired {
-                    metrics::counter!("steward_webhooks_total", "outcome" => "failed").increment(1);
-                    tx.record_attempt(d.id, status, Some(&error), None, None, Some(now)).await?;
-                } else {
-                    metrics::counter!("steward_webhooks_total", "outcome" => "retry").increment(1);
-                    tx.record_attempt(d.id, status, Some(&error), None, Some(next), None).await?;
-                }
-            }
-        }
+        record(tx.as_mut(), d, outcome, now).await?;
         tx.commit().await?;
     }
     Ok(due.len())
+}
+
+/// How one attempt went: the status answered, or what went wrong, with whether it is for good.
+type Attempt = Result<i64, (Option<i64>, String, bool)>;
+
+/// Posts one delivery, signed, to its endpoint (judged against the outbound policy as it is
+/// connected to); an endpoint removed since fails for good.
+async fn attempt(
+    client: &reqwest::Client,
+    hook: Option<&steward_store::WebhookRow>,
+    d: &DeliveryRow,
+    deny_private: bool,
+    now: OffsetDateTime,
+) -> Attempt {
+    let Some(hook) = hook else { return Err((None, "the endpoint was removed".to_owned(), true)) };
+    let url = check_url(&hook.url, deny_private).await.map_err(|e| (None, e.problem().detail, true))?;
+    let ts = now.unix_timestamp();
+    let id = d.id.to_string();
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", ts.to_string())
+        .header("webhook-signature", signature(&hook.secret, &id, ts, &d.payload))
+        .body(d.payload.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(i64::from(r.status().as_u16())),
+        Ok(r) => Err((Some(i64::from(r.status().as_u16())), format!("the endpoint answered {}", r.status()), false)),
+        Err(e) => Err((None, e.to_string(), false)),
+    }
+}
+
+/// Records an attempt: delivered, failed for good (or after 24 hours of retries), or due again
+/// after its backoff.
+async fn record(tx: &mut dyn Tx, d: &DeliveryRow, outcome: Attempt, now: OffsetDateTime) -> anyhow::Result<()> {
+    match outcome {
+        Ok(status) => {
+            metrics::counter!("steward_webhooks_total", "outcome" => "delivered").increment(1);
+            tx.record_attempt(d.id, Some(status), None, Some(now), None, None).await?;
+        }
+        Err((status, error, permanent)) => {
+            let next = now + time::Duration::seconds(backoff(d.attempts));
+            let expired = next - d.created_at > time::Duration::hours(24);
+            if permanent || expired {
+                metrics::counter!("steward_webhooks_total", "outcome" => "failed").increment(1);
+                tx.record_attempt(d.id, status, Some(&error), None, None, Some(now)).await?;
+            } else {
+                metrics::counter!("steward_webhooks_total", "outcome" => "retry").increment(1);
+                tx.record_attempt(d.id, status, Some(&error), None, Some(next), None).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs the delivery worker, looking for due deliveries every `poll`.

@@ -176,20 +176,7 @@ async fn detail(
     let seats = members.items.iter().filter(|m| !m.dormant).count() as u64;
     bars.push(Bar::count("Members (seats)", seats, org.license.users));
     bars.push(Bar::count("Teams", teams.items.len() as u64, org.license.teams));
-    let member_names: HashMap<_, _> = members.items.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
-    let teams = teams
-        .items
-        .iter()
-        .map(|t| TeamLine {
-            name: t.name.clone(),
-            members: t
-                .members
-                .iter()
-                .filter(|m| !m.dormant)
-                .map(|m| (member_names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()), m.role.clone()))
-                .collect(),
-        })
-        .collect();
+    let teams = team_lines(&teams.items, &members.items);
     let records = records
         .items
         .iter()
@@ -224,6 +211,23 @@ async fn detail(
         org,
     };
     render(&chrome, &page)
+}
+
+/// Each team with its live members, named.
+fn team_lines(teams: &[crate::views::TeamView], members: &[MemberView]) -> Vec<TeamLine> {
+    let member_names: HashMap<_, _> = members.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
+    teams
+        .iter()
+        .map(|t| TeamLine {
+            name: t.name.clone(),
+            members: t
+                .members
+                .iter()
+                .filter(|m| !m.dormant)
+                .map(|m| (member_names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()), m.role.clone()))
+                .collect(),
+        })
+        .collect()
 }
 
 fn clone_member(m: &MemberView) -> MemberView {

@@ -189,28 +189,7 @@ async fn detail(
     };
 
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
-    let member_rows = tx.memberships_of(user_id).await.map_err(ApiError::from)?;
-    let org_names: HashMap<_, _> = member_rows.iter().map(|m| (m.org_id, m.org_name.clone())).collect();
-    let memberships = member_rows
-        .iter()
-        .map(|m| MembershipLine {
-            org_id: m.org_id.to_string(),
-            org_name: m.org_name.clone(),
-            role: m.role.to_string(),
-            dormant: m.dormant,
-        })
-        .collect();
-    let mut teams = Vec::new();
-    for t in tx.teams_of_user(user_id).await.map_err(ApiError::from)? {
-        let team_name = tx.team(t.team_id).await.map_err(ApiError::from)?.map(|t| t.name).unwrap_or_default();
-        teams.push(TeamLine {
-            team_name,
-            org_id: t.org_id.to_string(),
-            org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
-            role: t.role.to_string(),
-            dormant: t.dormant,
-        });
-    }
+    let (memberships, teams) = places(tx.as_mut(), user_id).await?;
     let history = describe(tx.as_mut(), &history).await?;
     tx.rollback().await.map_err(ApiError::from)?;
 
@@ -232,6 +211,36 @@ async fn detail(
         user,
     };
     render(&chrome, &page)
+}
+
+/// The user's memberships and team memberships, with the names of their orgs and teams.
+async fn places(
+    tx: &mut dyn steward_store::Tx,
+    user_id: UserId,
+) -> Result<(Vec<MembershipLine>, Vec<TeamLine>), ApiError> {
+    let member_rows = tx.memberships_of(user_id).await?;
+    let org_names: HashMap<_, _> = member_rows.iter().map(|m| (m.org_id, m.org_name.clone())).collect();
+    let memberships = member_rows
+        .iter()
+        .map(|m| MembershipLine {
+            org_id: m.org_id.to_string(),
+            org_name: m.org_name.clone(),
+            role: m.role.to_string(),
+            dormant: m.dormant,
+        })
+        .collect();
+    let mut teams = Vec::new();
+    for t in tx.teams_of_user(user_id).await? {
+        let team_name = tx.team(t.team_id).await?.map(|t| t.name).unwrap_or_default();
+        teams.push(TeamLine {
+            team_name,
+            org_id: t.org_id.to_string(),
+            org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
+            role: t.role.to_string(),
+            dormant: t.dormant,
+        });
+    }
+    Ok((memberships, teams))
 }
 
 /// Audit events with their people named.

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use axum::Router;
-use axum::body::to_bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
@@ -173,19 +172,13 @@ async fn login(
     }
     let request: api_auth::LoginRequest =
         serde_json::from_value(body).map_err(|e| PageError::from(ApiError::internal(e)))?;
-    match api_auth::login(State(state.clone()), ip, headers.clone(), ApiJson(request)).await {
-        Ok(response) => {
-            let (parts, body) = response.into_parts();
-            let bytes = to_bytes(body, 1 << 20).await.map_err(|e| PageError::from(ApiError::internal(e)))?;
-            let reply: serde_json::Value =
-                serde_json::from_slice(&bytes).map_err(|e| PageError::from(ApiError::internal(e)))?;
-            let roles: Vec<steward_core::InstanceRole> =
-                serde_json::from_value(reply["user"]["instance_roles"].clone()).unwrap_or_default();
-            let admin = !steward_core::roles::permissions_of(&roles).is_empty();
+    match api_auth::password_login(&state, ip.0, &headers, request).await {
+        Ok(signed_in) => {
+            let admin = !steward_core::roles::permissions_of(&signed_in.user.instance_roles).is_empty();
             let landing = if admin { "/admin" } else { "/app" };
             let to = local_path(form.next.as_deref().filter(|n| !n.is_empty() && *n != "/"), landing);
             let mut r = see_other(&to);
-            copy_cookies(&Response::from_parts(parts, axum::body::Body::empty()), &mut r);
+            signed_in.set_cookies(&state, r.headers_mut());
             Ok(r)
         }
         Err(e) => {

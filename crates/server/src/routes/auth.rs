@@ -74,42 +74,61 @@ pub(crate) async fn login(
     headers: HeaderMap,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
+    let signed_in = password_login(&state, ip, &headers, req).await?;
+    let body = LoginResponse {
+        csrf_token: csrf_token(&signed_in.secret),
+        expires_at: signed_in.expires_at,
+        user: UserView::from(&signed_in.user),
+        token: signed_in.secret.clone(),
+        totp_enrollment_required: signed_in.totp_enrollment_required,
+    };
+    let mut response = Json(body).into_response();
+    signed_in.set_cookies(&state, response.headers_mut());
+    Ok(response)
+}
+
+/// A password login that went through.
+pub struct SignedIn {
+    /// Who signed in.
+    pub user: UserRow,
+    secret: String,
+    expires_at: OffsetDateTime,
+    totp_enrollment_required: bool,
+    device_cookie: String,
+    now: OffsetDateTime,
+}
+
+impl SignedIn {
+    /// Sets the session and known-device cookies.
+    pub fn set_cookies(&self, state: &AppState, headers: &mut HeaderMap) {
+        set_session_cookies(state, headers, &self.secret, (self.expires_at - self.now).whole_seconds());
+        if let Ok(v) = HeaderValue::from_str(&self.device_cookie) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// Signs in with an email and password (and a second factor when enrolled), from the JSON API
+/// or the sign-in page: throttled per account, address and known device, refused the same way
+/// whatever the reason, and opening a session with its audit event.
+pub async fn password_login(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    req: LoginRequest,
+) -> ApiResult<SignedIn> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
     let now = OffsetDateTime::now_utc();
-    let device = match cookie(&headers, DEVICE_COOKIE) {
-        Some(presented) => known_device(&sealing_key(&state).await?, &presented, &key, now),
+    let device = match cookie(headers, DEVICE_COOKIE) {
+        Some(presented) => known_device(&sealing_key(state).await?, &presented, &key, now),
         None => None,
     };
     let device = device.as_deref();
     state.throttle.admit(&key, ip, device).await?;
-    crate::sso::password_login_allowed(&state, &email).await?;
-    let mut tx = state.store.read().await?;
-    let user = tx.user_by_email_key(&key).await?;
-    let (lock, enrolled) = match &user {
-        Some(u) => (tx.lockout(u.id).await?, tx.totp(u.id).await?.is_some_and(|t| t.confirmed_at.is_some())),
-        None => (LockoutState::default(), false),
-    };
-    tx.rollback().await?;
-    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
-    let suspect = state.throttle.suspect(&key, ip, device);
-    // A locked account still spends the hash, so that its answer takes as long as any other.
-    let password_ok = state.passwords.verify_as(&req.password, hash, suspect).await?;
-    let user = match user {
-        Some(u)
-            if password_ok
-                && !lock.is_locked(now)
-                && u.status.can_sign_in()
-                && u.kind == steward_core::UserKind::Person =>
-        {
-            u
-        }
-        other => {
-            login_failed(&state, &key, ip, device, other.as_ref(), now).await?;
-            return Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"));
-        }
-    };
-    let instance_key = sealing_key(&state).await?;
+    crate::sso::password_login_allowed(state, &email).await?;
+    let (user, lock, enrolled) = check_password(state, &key, ip, device, &req.password, now).await?;
+    let instance_key = sealing_key(state).await?;
     let sealing = enrolled.then_some(&instance_key);
     let mut tx = state.store.write().await?;
     let factor = match check_factor(tx.as_mut(), sealing, user.id, req.totp_code.as_deref(), now).await? {
@@ -117,7 +136,7 @@ pub(crate) async fn login(
         refused => {
             tx.rollback().await?;
             if refused == Factor::Wrong {
-                login_failed(&state, &key, ip, device, Some(&user), now).await?;
+                login_failed(state, &key, ip, device, Some(&user), now).await?;
             }
             return Err(ApiError::totp_required());
         }
@@ -137,7 +156,7 @@ pub(crate) async fn login(
         tell_recovery_code_used(tx.as_mut(), &user, &settings.name, now).await?;
     }
     let (secret, session, event) =
-        open_session(tx.as_mut(), &user, ip, &headers, json!({ "method": method }), now).await?;
+        open_session(tx.as_mut(), &user, ip, headers, json!({ "method": method }), now).await?;
     state.commit(tx, vec![event], now).await?;
     if factor == Some(SecondFactor::RecoveryCode) {
         state.outbox_wake.notify_one();
@@ -146,19 +165,46 @@ pub(crate) async fn login(
     metrics::counter!("steward_logins_total", "outcome" => "ok").increment(1);
     let mut user = user;
     user.last_login_at = Some(now);
-    let body = LoginResponse {
-        csrf_token: csrf_token(&secret),
-        expires_at: session.expires_at,
-        user: UserView::from(&user),
-        token: secret.clone(),
-        totp_enrollment_required,
+    let device_cookie = device_cookie(state, &instance_key, &key, now);
+    Ok(SignedIn { user, secret, expires_at: session.expires_at, totp_enrollment_required, device_cookie, now })
+}
+
+/// The account `key` names, when `password` is its password and it may sign in now: an active
+/// person, not locked. Otherwise the failure is counted and the answer is the same whatever the
+/// reason; a locked account still spends the hash, so that its answer takes as long as any
+/// other. Answers the user, their lockout state and whether they enrolled in two-factor.
+async fn check_password(
+    state: &AppState,
+    key: &str,
+    ip: Option<std::net::IpAddr>,
+    device: Option<&str>,
+    password: &str,
+    now: OffsetDateTime,
+) -> ApiResult<(UserRow, LockoutState, bool)> {
+    let mut tx = state.store.read().await?;
+    let user = tx.user_by_email_key(key).await?;
+    let (lock, enrolled) = match &user {
+        Some(u) => (tx.lockout(u.id).await?, tx.totp(u.id).await?.is_some_and(|t| t.confirmed_at.is_some())),
+        None => (LockoutState::default(), false),
     };
-    let mut response = Json(body).into_response();
-    set_session_cookies(&state, response.headers_mut(), &secret, (session.expires_at - now).whole_seconds());
-    if let Ok(v) = HeaderValue::from_str(&device_cookie(&state, &instance_key, &key, now)) {
-        response.headers_mut().append(header::SET_COOKIE, v);
+    tx.rollback().await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.as_deref());
+    let suspect = state.throttle.suspect(key, ip, device);
+    let password_ok = state.passwords.verify_as(password, hash, suspect).await?;
+    match user {
+        Some(u)
+            if password_ok
+                && !lock.is_locked(now)
+                && u.status.can_sign_in()
+                && u.kind == steward_core::UserKind::Person =>
+        {
+            Ok((u, lock, enrolled))
+        }
+        other => {
+            login_failed(state, key, ip, device, other.as_ref(), now).await?;
+            Err(ApiError::unauthenticated("the email or password is wrong, or the account is not active"))
+        }
     }
-    Ok(response)
 }
 
 /// How a login's second factor stands.
