@@ -209,6 +209,28 @@ async fn track(request: Request, next: Next) -> Response {
 #[derive(Clone, Default)]
 struct IdempotencyInFlight(Arc<Mutex<HashSet<(String, String)>>>);
 
+/// The digest that tells a repeated request from another one under the same key: its method,
+/// path and body.
+fn request_digest(parts: &axum::http::request::Parts, body: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(body);
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Replies can carry secrets (session and API tokens, two-factor secrets, recovery codes): they
+/// are stored sealed under a key from what only a caller allowed to replay presents again —
+/// their credential, the key and the very request body (which, for a login, holds the password).
+fn reply_seal(credential: &str, key: &str, body: &[u8]) -> crate::twofactor::SealingKey {
+    let mut material = Vec::with_capacity(credential.len() + key.len() + body.len() + 2);
+    for part in [credential.as_bytes(), key.as_bytes(), body] {
+        material.extend_from_slice(part);
+        material.push(0);
+    }
+    crate::twofactor::SealingKey::for_purpose("idempotent-reply", &material)
+}
+
 /// A `POST` with `Idempotency-Key`: a repeat with the same key and body returns the first
 /// response and changes nothing; the same key with another body is refused.
 async fn idempotency(
@@ -245,21 +267,8 @@ async fn idempotency(
     if carries_password(&bytes) {
         return next.run(Request::from_parts(parts, Body::from(bytes))).await;
     }
-    let mut hasher = Sha256::new();
-    hasher.update(parts.method.as_str().as_bytes());
-    hasher.update(parts.uri.path().as_bytes());
-    hasher.update(&bytes);
-    let request_hash: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
-
-    // Replies can carry secrets (session and API tokens, two-factor secrets, recovery codes): they
-    // are stored sealed under a key from what only a caller allowed to replay presents again —
-    // their credential, the key and the very request body (which, for a login, holds the password).
-    let mut material = Vec::with_capacity(credential.len() + key.len() + bytes.len() + 2);
-    for part in [credential.as_bytes(), key.as_bytes(), &bytes[..]] {
-        material.extend_from_slice(part);
-        material.push(0);
-    }
-    let seal = crate::twofactor::SealingKey::for_purpose("idempotent-reply", &material);
+    let request_hash = request_digest(&parts, &bytes);
+    let seal = reply_seal(&credential, &key, &bytes);
     let stored = async {
         let mut tx = state.store.read().await?;
         let found = tx.idempotent_response(&scope, &key).await?;

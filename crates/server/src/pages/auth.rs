@@ -152,18 +152,8 @@ async fn login(
         if let Some(start) = sso_start(&state, &form.email).await {
             return continue_to(&state, &headers, start).await;
         }
-        let (chrome, set) = anonymous_chrome(&state, &headers, "Sign in").await;
-        let page = LoginPage {
-            chrome: chrome.clone(),
-            email: form.email,
-            next: local_path(form.next.as_deref(), ""),
-            error: Some("No single sign-on is set up for this email's domain; sign in with your password.".into()),
-            show_totp: false,
-            connections: offered_connections(&state).await,
-        };
-        let mut r = with_form_cookie(render(&chrome, &page), set)?;
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        return Ok(r);
+        let error = "No single sign-on is set up for this email's domain; sign in with your password.";
+        return login_again(&state, &headers, form, error.into(), false, StatusCode::NOT_FOUND).await;
     }
     // Built as the API's own body, so that fields the API adds keep their defaults.
     let mut body = json!({ "email": form.email.trim(), "password": form.password });
@@ -198,20 +188,34 @@ async fn login(
                 "totp_required" => "Enter the code from your authenticator app.".to_owned(),
                 _ => friendly(&e),
             };
-            let (chrome, set) = anonymous_chrome(&state, &headers, "Sign in").await;
-            let page = LoginPage {
-                chrome: chrome.clone(),
-                email: form.email,
-                next: local_path(form.next.as_deref(), ""),
-                error: Some(message),
-                show_totp: problem.code == "totp_required" || form.totp_code.is_some(),
-                connections: offered_connections(&state).await,
-            };
-            let mut r = with_form_cookie(render(&chrome, &page), set)?;
-            *r.status_mut() = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
-            Ok(r)
+            let show_totp = problem.code == "totp_required" || form.totp_code.is_some();
+            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::UNAUTHORIZED);
+            login_again(&state, &headers, form, message, show_totp, status).await
         }
     }
+}
+
+/// The sign-in page again, with what went wrong and the email kept.
+async fn login_again(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: LoginForm,
+    error: String,
+    show_totp: bool,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let (chrome, set) = anonymous_chrome(state, headers, "Sign in").await;
+    let page = LoginPage {
+        chrome: chrome.clone(),
+        email: form.email,
+        next: local_path(form.next.as_deref(), ""),
+        error: Some(error),
+        show_totp,
+        connections: offered_connections(state).await,
+    };
+    let mut r = with_form_cookie(render(&chrome, &page), set)?;
+    *r.status_mut() = status;
+    Ok(r)
 }
 
 /// Signs out; in a Login as user session, ends it and goes back to the administration page the

@@ -46,6 +46,17 @@ pub struct UsagePeriodView {
     pub transfer_used: u64,
 }
 
+impl From<&steward_store::UsageRow> for UsagePeriodView {
+    fn from(u: &steward_store::UsageRow) -> Self {
+        UsagePeriodView {
+            start: u.period_start,
+            end: u.period_end,
+            operations_used: u.operations_used,
+            transfer_used: u.transfer_used,
+        }
+    }
+}
+
 /// The export bundle (documentation of the streamed body).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExportBundle {
@@ -81,6 +92,66 @@ fn json_line<T: Serialize>(first: bool, item: &T) -> Result<Vec<u8>, std::io::Er
     Ok(out)
 }
 
+/// Writes a whole list as JSON lines, closes it and opens the one named `next`.
+fn whole<'a, T, V: Serialize>(
+    out: &mut Vec<u8>,
+    items: &'a [T],
+    view: impl Fn(&'a T) -> V,
+    next: &str,
+) -> Result<(), std::io::Error> {
+    for (i, item) in items.iter().enumerate() {
+        out.extend(json_line(i == 0, &view(item))?);
+    }
+    out.extend_from_slice(format!("],\n\"{next}\":[\n").as_bytes());
+    Ok(())
+}
+
+/// Writes one page of a list as JSON lines (`first`: the list's first page). A full page answers
+/// the stage reading the one after its last item (`more`); the last page closes the list, opens
+/// the one named `next` (none for the last list) and answers `then`.
+fn paged<'a, T, V: Serialize>(
+    out: &mut Vec<u8>,
+    page: &'a [T],
+    first: bool,
+    view: impl Fn(&'a T) -> V,
+    more: impl FnOnce(&'a T) -> Stage,
+    next: &str,
+    then: Stage,
+) -> Result<Stage, std::io::Error> {
+    for (i, item) in page.iter().enumerate() {
+        out.extend(json_line(first && i == 0, &view(item))?);
+    }
+    match page.last() {
+        Some(last) if page.len() == PAGE as usize => Ok(more(last)),
+        _ => {
+            if !next.is_empty() {
+                out.extend_from_slice(format!("],\n\"{next}\":[\n").as_bytes());
+            }
+            Ok(then)
+        }
+    }
+}
+
+/// The bundle's opening: its format, the time of export and the org, up to the members' list.
+async fn head(tx: &mut dyn steward_store::Tx, org: OrgId, now: OffsetDateTime) -> Result<Vec<u8>, std::io::Error> {
+    let row = tx
+        .org(org)
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
+        .ok_or_else(|| std::io::Error::other("the org vanished"))?;
+    let frozen =
+        crate::routes::usage::frozen_now(tx, &row, now).await.map_err(|e| std::io::Error::other(e.problem().detail))?;
+    let head = json!({
+        "format": "steward-org-export/1",
+        "exported_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "org": OrgView::new(&row, frozen),
+    });
+    let head = serde_json::to_string(&head).map_err(std::io::Error::other)?;
+    let mut out = head.strip_suffix('}').unwrap_or(&head).as_bytes().to_vec();
+    out.extend_from_slice(b",\n\"members\":[\n");
+    Ok(out)
+}
+
 async fn next_chunk(
     store: &dyn Store,
     org: OrgId,
@@ -93,78 +164,44 @@ async fn next_chunk(
     let mut out = Vec::new();
     let next = match stage {
         Stage::Head => {
-            let row = tx.org(org).await.map_err(io)?.ok_or_else(|| std::io::Error::other("the org vanished"))?;
-            let frozen = crate::routes::usage::frozen_now(tx.as_mut(), &row, now)
-                .await
-                .map_err(|e| std::io::Error::other(e.problem().detail))?;
-            let head = json!({
-                "format": "steward-org-export/1",
-                "exported_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-                "org": OrgView::new(&row, frozen),
-            });
-            let head = serde_json::to_string(&head).map_err(std::io::Error::other)?;
-            out.extend_from_slice(head.strip_suffix('}').unwrap_or(&head).as_bytes());
-            out.extend_from_slice(b",\n\"members\":[\n");
+            out.extend(head(tx.as_mut(), org, now).await?);
             Stage::Members(None)
         }
         Stage::Members(after) => {
             let page = tx.members_page(org, after, PAGE).await.map_err(io)?;
-            for (i, m) in page.iter().enumerate() {
-                out.extend(json_line(after.is_none() && i == 0, &MemberView::from(m))?);
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => Stage::Members(Some(last.user_id)),
-                _ => {
-                    out.extend_from_slice(b"],\n\"teams\":[\n");
-                    Stage::Teams(None)
-                }
-            }
+            let more = |last: &steward_store::MemberRow| Stage::Members(Some(last.user_id));
+            paged(&mut out, &page, after.is_none(), MemberView::from, more, "teams", Stage::Teams(None))?
         }
         Stage::Teams(before) => {
             let page = tx.teams_of_org(org, before, PAGE).await.map_err(io)?;
-            for (i, t) in page.iter().enumerate() {
-                let members = tx.team_members(t.id).await.map_err(io)?;
-                out.extend(json_line(before.is_none() && i == 0, &TeamView::new(t, &members))?);
+            let mut views = Vec::with_capacity(page.len());
+            for t in &page {
+                views.push(TeamView::new(t, &tx.team_members(t.id).await.map_err(io)?));
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => Stage::Teams(Some(last.id)),
-                _ => {
-                    out.extend_from_slice(b"],\n\"assets\":[\n");
-                    Stage::Assets(None)
-                }
-            }
+            let next = page.last().map(|last| Stage::Teams(Some(last.id)));
+            paged(
+                &mut out,
+                &views,
+                before.is_none(),
+                |v| v,
+                |_| next.unwrap_or(Stage::Done),
+                "assets",
+                Stage::Assets(None),
+            )?
         }
         Stage::Assets(before) => {
             let page = tx.assets_of_org(org, before, PAGE).await.map_err(io)?;
-            for (i, a) in page.iter().enumerate() {
-                out.extend(json_line(before.is_none() && i == 0, &AssetView::from(a))?);
-            }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => Stage::Assets(Some(last.id)),
-                _ => {
-                    out.extend_from_slice(b"],\n\"usage\":[\n");
-                    Stage::Usage
-                }
-            }
+            let more = |last: &steward_store::AssetRow| Stage::Assets(Some(last.id));
+            paged(&mut out, &page, before.is_none(), AssetView::from, more, "usage", Stage::Usage)?
         }
         Stage::Usage => {
-            for (i, u) in tx.usage_history(org, 10_000).await.map_err(io)?.iter().enumerate() {
-                let view = UsagePeriodView {
-                    start: u.period_start,
-                    end: u.period_end,
-                    operations_used: u.operations_used,
-                    transfer_used: u.transfer_used,
-                };
-                out.extend(json_line(i == 0, &view)?);
-            }
-            out.extend_from_slice(b"],\n\"deprovision_records\":[\n");
+            let rows = tx.usage_history(org, 10_000).await.map_err(io)?;
+            whole(&mut out, &rows, UsagePeriodView::from, "deprovision_records")?;
             Stage::Records
         }
         Stage::Records => {
-            for (i, r) in tx.deprovisions_of(org).await.map_err(io)?.into_iter().enumerate() {
-                out.extend(json_line(i == 0, &DeprovisionRecordView::from(r))?);
-            }
-            out.extend_from_slice(b"],\n\"audit_events\":[\n");
+            let rows = tx.deprovisions_of(org).await.map_err(io)?;
+            whole(&mut out, &rows, |r| DeprovisionRecordView::from(r.clone()), "audit_events")?;
             Stage::Audit(None)
         }
         Stage::Audit(before) => {
@@ -176,16 +213,12 @@ async fn next_chunk(
                 ..Default::default()
             };
             let page = tx.list_audit(&filter).await.map_err(io)?;
-            for (i, e) in page.iter().enumerate() {
-                out.extend(json_line(before.is_none() && i == 0, &AuditEventView::from(e))?);
+            let more = |last: &steward_core::AuditRecord| Stage::Audit(Some(last.seq));
+            let next = paged(&mut out, &page, before.is_none(), AuditEventView::from, more, "", Stage::Done)?;
+            if matches!(next, Stage::Done) {
+                out.extend_from_slice(b"]}\n");
             }
-            match page.last() {
-                Some(last) if page.len() == PAGE as usize => Stage::Audit(Some(last.seq)),
-                _ => {
-                    out.extend_from_slice(b"]}\n");
-                    Stage::Done
-                }
-            }
+            next
         }
         Stage::Done => Stage::Done,
     };
