@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod governance;
 pub mod orgs;
+pub mod ownership;
 pub mod secrets;
 pub mod users;
 

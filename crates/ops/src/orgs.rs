@@ -1,9 +1,10 @@
-//! Changes to orgs that more than one surface makes: handing ownership over, deprovisioning and
-//! restoring.
+//! Changes to orgs that more than one surface makes: deprovisioning and restoring; and whether an
+//! org is frozen now.
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
+use steward_core::license::{Period, period_containing};
 use steward_core::lifecycle::{MembershipStep, Snapshot, all_notifications_off, plan_deprovision, plan_restore};
 use steward_core::org::{Member, OrgView as Rules};
 use steward_core::{Actor, AuditDraft, DomainError, OrgRole, OrgState, TargetType, UserId};
@@ -12,32 +13,17 @@ use time::OffsetDateTime;
 
 use crate::{Changes, OpError, OpResult, commit};
 
-/// Moves ownership of `org` to `to` (who becomes a member if needed); the previous owner keeps
-/// `previous_role`. Returns the event.
-pub async fn move_ownership(
-    tx: &mut dyn Tx,
-    org: &mut OrgRow,
-    to: UserId,
-    previous_role: OrgRole,
-    actor: Actor,
-    why: &str,
-    now: OffsetDateTime,
-) -> OpResult<AuditDraft> {
-    let from = org.owner_id;
-    tx.set_membership_role(org.id, from, previous_role).await?;
-    let is_member = tx.members(org.id).await?.iter().any(|m| m.user_id == to);
-    if is_member {
-        tx.set_membership_role(org.id, to, OrgRole::Owner).await?;
-    } else {
-        tx.insert_membership(org.id, to, OrgRole::Owner, now).await?;
-    }
-    org.owner_id = to;
-    org.updated_at = now;
-    tx.update_org(org).await?;
-    org.version += 1;
-    Ok(AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
-        .in_org(org.id)
-        .detail(json!({ "from": from, "to": to, "previous_owner_role": previous_role, "reason": why })))
+/// The org's usage period containing `now`.
+pub fn period_of(org: &OrgRow, now: OffsetDateTime) -> Period {
+    period_containing(org.created_at, org.license.restart_period, now)
+}
+
+/// Whether the org is frozen now: derived from the license and this period's usage.
+pub async fn frozen_now(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> OpResult<bool> {
+    let period = period_of(org, now);
+    let row = tx.usage(org.id, period.start).await?;
+    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
+    Ok(org.license.frozen(ops, transfer, now))
 }
 
 /// The rules' view of an org's current memberships.
@@ -100,7 +86,7 @@ pub async fn deprovision(
         }
         None if d.dry_run => tx.placeholder_user().await?.map_or(UserId::from_uuid(uuid::Uuid::nil()), |u| u.id),
         None => {
-            let (u, created) = crate::users::ensure_placeholder(tx.as_mut(), actor, now).await?;
+            let (u, created) = crate::ownership::ensure_placeholder(tx.as_mut(), actor, now).await?;
             events.extend(created);
             u.id
         }
@@ -119,7 +105,10 @@ pub async fn deprovision(
         return Ok(Deprovisioned { record_id: None, steps: plan.steps });
     }
     let former_owner = org.owner_id;
-    events.push(move_ownership(tx.as_mut(), &mut org, placeholder, d.demote_to, actor, "deprovisioning", now).await?);
+    events.push(
+        crate::ownership::move_ownership(tx.as_mut(), &mut org, placeholder, d.demote_to, actor, "deprovisioning", now)
+            .await?,
+    );
     org.license = plan.license.clone();
     org.state = OrgState::Deprovisioned;
     org.updated_at = now;

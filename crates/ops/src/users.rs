@@ -1,21 +1,17 @@
 //! Changes to users that more than one surface makes: creating an admin, deactivating and
-//! reactivating, erasing, a new password; and the placeholder owner that holds orgs nobody else
-//! may.
+//! reactivating, erasing, a new password.
 
 use serde_json::json;
 use steward_core::governance::StatusSetter;
 use steward_core::lifecycle::{self, AccessRemoval, UserAction};
 use steward_core::{
-    Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, SessionId, TargetType, UserId, UserKind, UserStatus,
+    Actor, AuditDraft, Email, InstanceRole, OrgRole, PersonName, SessionId, TargetType, UserId, UserStatus,
 };
 use steward_store::{HandoverRow, Store, Tx, UserRow};
 use time::OffsetDateTime;
 
 use crate::secrets::{SecretKind, new_secret, secret_hash};
 use crate::{Changes, OpError, OpResult, commit};
-
-/// The email of the placeholder owner, which no one can sign in with.
-pub const PLACEHOLDER_EMAIL: &str = "placeholder-owner@steward.invalid";
 
 /// The refusal of an email already held: by a deactivated user (reactivate them instead), by an
 /// erased one (never reused), or by an active one.
@@ -76,39 +72,6 @@ pub async fn find_by_email(tx: &mut dyn Tx, email: &Email, now: OffsetDateTime) 
     let key = email.key();
     let anonymized = anonymized_email_key(tx, &key, now).await?;
     Ok(tx.identity_holders(None, &key, &anonymized).await?.1)
-}
-
-/// The instance's placeholder owner: the one the settings name, or the one created on first use
-/// (and named in the settings from then on).
-pub async fn ensure_placeholder(
-    tx: &mut dyn Tx,
-    actor: Actor,
-    now: OffsetDateTime,
-) -> OpResult<(UserRow, Vec<AuditDraft>)> {
-    let (doc, version) = tx.instance_doc().await?.unwrap_or((json!({}), 0));
-    let named = doc.get("placeholder_owner_id").and_then(|v| v.as_str()).and_then(|s| s.parse::<UserId>().ok());
-    if let Some(id) = named
-        && let Some(u) = tx.user(id).await?
-    {
-        return Ok((u, vec![]));
-    }
-    if let Some(u) = tx.placeholder_user().await? {
-        return Ok((u, vec![]));
-    }
-    let mut user =
-        UserRow::new(PLACEHOLDER_EMAIL, PLACEHOLDER_EMAIL.into(), "Placeholder owner", UserStatus::Active, now);
-    user.kind = UserKind::Placeholder;
-    user.notifications = lifecycle::all_notifications_off();
-    tx.insert_user(&user).await?;
-    let mut doc = doc;
-    match doc.as_object_mut() {
-        Some(map) => map.insert("placeholder_owner_id".into(), json!(user.id)),
-        None => return Err(OpError::internal("the instance settings are not a JSON object")),
-    };
-    tx.put_instance_doc(&doc, version + 1).await?;
-    let event = AuditDraft::new("user.created", actor, TargetType::User, user.id)
-        .detail(json!({ "status": user.status, "kind": "placeholder" }));
-    Ok((user, vec![event]))
 }
 
 /// Erases a deactivated user's personal data: the email gives way to a keyed hash that still
@@ -197,12 +160,14 @@ pub async fn deactivate(
         let to = match new_owner {
             Some(o) => o,
             None => {
-                let (placeholder, created) = ensure_placeholder(tx, actor, now).await?;
+                let (placeholder, created) = crate::ownership::ensure_placeholder(tx, actor, now).await?;
                 events.extend(created);
                 placeholder.id
             }
         };
-        events.push(crate::orgs::move_ownership(tx, &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?);
+        events.push(
+            crate::ownership::move_ownership(tx, &mut org, to, OrgRole::Admin, actor, "deactivation", now).await?,
+        );
         tx.insert_handover(&HandoverRow {
             id: uuid::Uuid::now_v7(),
             org_id: org.id,

@@ -179,7 +179,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/scim/v2", crate::scim::router())
         .merge(routes::health::router())
         .merge(routes::setup::router())
-        .merge(crate::pages::router(state.clone()))
+        .merge(crate::pages::router(state.clone(), routes::sso_sign_in::browser_router()))
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))

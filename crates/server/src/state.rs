@@ -47,13 +47,13 @@ pub struct Inner {
     /// Passwords each SCIM token may have hashed, per minute (`scim_passwords_per_minute`).
     pub scim_passwords: Buckets<uuid::Uuid>,
     /// Principals by credential digest, valid until the next committed change.
-    pub principals: crate::extract::PrincipalCache,
+    pub principals: crate::principal::PrincipalCache,
     /// Operations this node leased from orgs' budgets and serves from memory.
     pub leases: Leases,
     /// The key two-factor secrets are sealed with, resolved on first use.
-    pub sealing_key: tokio::sync::OnceCell<crate::twofactor::SealingKey>,
+    pub sealing_key: tokio::sync::OnceCell<crate::sealing::SealingKey>,
     /// Identity providers' keys and documents, and the instance's SSO key.
-    pub sso: crate::sso::SsoState,
+    pub sso: crate::sso::provider::SsoState,
     /// The current usage period of each org seen, so that a decision reads the usage row in the
     /// same query as the rest of its facts.
     periods: Mutex<std::collections::HashMap<steward_core::OrgId, steward_core::license::Period>>,
@@ -206,10 +206,10 @@ impl AppState {
             org_rate: OrgRateLimiter::default(),
             scim_passwords: Buckets::default(),
             reset_requests: Arc::new(tokio::sync::Semaphore::new(RESET_REQUESTS_AT_ONCE)),
-            principals: crate::extract::PrincipalCache::default(),
+            principals: crate::principal::PrincipalCache::default(),
             leases: Leases::default(),
             sealing_key: tokio::sync::OnceCell::new(),
-            sso: crate::sso::SsoState::default(),
+            sso: crate::sso::provider::SsoState::default(),
             periods: Mutex::new(std::collections::HashMap::new()),
             hot: crate::hot::HotAnswers::new(changes.clone()),
             changes,

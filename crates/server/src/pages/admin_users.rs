@@ -18,10 +18,11 @@ use steward_core::{Permission, UserId};
 use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, copy_cookies, done, local_path, render, when};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::routes::ClientIp;
 use crate::routes::lifecycle::{self as api, ImpersonateRequest, NotificationSettings};
 use crate::routes::users::{self as api_users, UserQuery};
-use crate::routes::{ClientIp, audit::AuditEventView};
 use crate::state::AppState;
+use crate::views::AuditEventView;
 use crate::views::{SessionView, UserView};
 
 pub fn router() -> Router<AppState> {

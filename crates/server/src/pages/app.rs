@@ -23,9 +23,10 @@ use crate::routes::lifecycle::NotificationSettings;
 use crate::routes::orgs::{self as api_orgs, MemberRole};
 use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
 use crate::routes::tokens as api_tokens;
-use crate::routes::usage::{self as api_usage, UsageQuery, frozen_now};
+use crate::routes::usage::{self as api_usage, UsageQuery};
 use crate::state::AppState;
 use crate::views::MemberView;
+use steward_ops::orgs::frozen_now;
 
 pub fn router() -> Router<AppState> {
     Router::new()

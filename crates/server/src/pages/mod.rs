@@ -40,7 +40,9 @@ const RETURN_COOKIE: &str = "steward_return";
 mod format;
 pub use format::{Bar, bytes_text, usage_bars, when, when_text};
 
-pub fn router(state: AppState) -> Router<AppState> {
+/// The pages, with `browser` (other routes a browser follows, such as single sign-on's round trip)
+/// under the same error pages.
+pub fn router(state: AppState, browser: Router<AppState>) -> Router<AppState> {
     Router::new()
         .route("/", get(auth::home))
         .route("/static/steward.css", get(stylesheet))
@@ -50,7 +52,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .merge(admin_users::router())
         .merge(admin_orgs::router())
         .merge(app::router())
-        .merge(crate::routes::sso_sign_in::browser_router())
+        .merge(browser)
         .route("/admin/{*rest}", get(not_found))
         .route("/app/{*rest}", get(not_found))
         .layer(CatchPanicLayer::custom(|_| {
@@ -456,10 +458,7 @@ async fn error_pages(State(state): State<AppState>, request: Request, next: Next
     }
 }
 
-/// The cookie attribute that keeps cookies off plain HTTP when Steward is served over HTTPS.
-pub fn secure(state: &AppState) -> &'static str {
-    if state.public_url.starts_with("https://") { "; Secure" } else { "" }
-}
+pub use crate::extract::secure;
 
 /// A 303 to `to`.
 pub fn see_other(to: &str) -> Response {

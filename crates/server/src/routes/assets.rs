@@ -17,8 +17,9 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
 use crate::routes::orgs::{Need, OrgAccess, org_access};
-use crate::routes::usage::{MAX_AMOUNT, frozen_now};
+use crate::routes::usage::MAX_AMOUNT;
 use crate::state::AppState;
+use steward_ops::orgs::frozen_now;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_assets, create_asset)).routes(routes!(get_asset, patch_asset))

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
-use steward_core::{AuditRecord, OrgId, Permission, UserId};
+use steward_core::{OrgId, Permission, UserId};
 use steward_store::AuditFilter;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -14,59 +14,10 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiQuery, Page, Principal, paginate};
 use crate::state::AppState;
-use crate::views::AuditList;
+use crate::views::{AuditEventView, AuditList};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit)).routes(routes!(verify_audit))
-}
-
-/// One event of the audit log.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventView {
-    pub id: String,
-    /// Position in the chain, from 1 without gaps.
-    pub seq: i64,
-    #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
-    pub at: OffsetDateTime,
-    /// Dotted event type such as `org.member_added`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The user in whose name it happened; null for Steward itself.
-    pub actor_id: Option<String>,
-    /// The admin impersonating the actor, if any.
-    pub impersonator_id: Option<String>,
-    pub target_type: String,
-    pub target_id: String,
-    pub org_id: Option<String>,
-    /// Facts without personal data.
-    #[schema(value_type = Object)]
-    pub detail: serde_json::Value,
-    /// Personal data (names, emails, reasons); null when there was none or it was erased.
-    #[schema(value_type = Option<Object>)]
-    pub personal: Option<serde_json::Value>,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-impl From<&AuditRecord> for AuditEventView {
-    fn from(r: &AuditRecord) -> Self {
-        AuditEventView {
-            id: r.id.to_string(),
-            seq: r.seq,
-            at: r.at,
-            kind: r.kind.clone(),
-            actor_id: r.actor_id.map(|a| a.to_string()),
-            impersonator_id: r.impersonator_id.map(|a| a.to_string()),
-            target_type: r.target_type.clone(),
-            target_id: r.target_id.clone(),
-            org_id: r.org_id.map(|o| o.to_string()),
-            detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            personal: r.personal.as_deref().and_then(|p| serde_json::from_str(p).ok()),
-            prev_hash: r.prev_hash.clone(),
-            hash: r.hash.clone(),
-        }
-    }
 }
 
 /// Filters of the audit log.

@@ -16,7 +16,8 @@ use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, CSRF_COOKIE, Principal, SESSION_COOKIE, cookie, role_book};
+use crate::extract::set_session_cookies;
+use crate::extract::{ApiJson, Principal, cookie, role_book};
 use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, instance_settings};
@@ -290,7 +291,7 @@ fn device_cookie(
     now: OffsetDateTime,
 ) -> String {
     let sealed = instance_key.seal_bound(device_context(account).as_bytes(), &now.unix_timestamp().to_be_bytes());
-    let secure = crate::pages::secure(state);
+    let secure = crate::extract::secure(state);
     format!(
         "{DEVICE_COOKIE}={sealed}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         KNOWN_DEVICE.whole_seconds()
@@ -370,19 +371,6 @@ pub async fn open_session(
         .detail(facts)
         .personal(json!({ "ip": session.ip, "user_agent": session.user_agent }));
     Ok((secret, session, event))
-}
-
-/// Sets the session cookie (HttpOnly) and the CSRF cookie (readable by the page's own scripts,
-/// which echo it), both SameSite=Lax, and Secure whenever Steward is reached over https.
-pub fn set_session_cookies(state: &AppState, headers: &mut HeaderMap, secret: &str, max_age: i64) {
-    let secure = crate::pages::secure(state);
-    let session = format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}");
-    let csrf = format!("{CSRF_COOKIE}={}; Path=/; SameSite=Lax; Max-Age={max_age}{secure}", csrf_token(secret));
-    for c in [session, csrf] {
-        if let Ok(v) = HeaderValue::from_str(&c) {
-            headers.append(header::SET_COOKIE, v);
-        }
-    }
 }
 
 /// The admin's own session, given back when an impersonation ends.
@@ -538,7 +526,7 @@ async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Re
             continue;
         }
         let frozen = match tx.org(m.org_id).await? {
-            Some(org) => crate::routes::usage::frozen_now(tx.as_mut(), &org, now).await?,
+            Some(org) => steward_ops::orgs::frozen_now(tx.as_mut(), &org, now).await?,
             None => false,
         };
         memberships.push(MyMembership {

@@ -129,7 +129,7 @@ pub(crate) async fn restore(
     };
     let org = restore_org(&state, &principal, &id, req.record_id.as_deref()).await?;
     let mut tx = state.store.read().await?;
-    let view = crate::routes::usage::org_view(tx.as_mut(), &org, state.clock.now()).await?;
+    let view = crate::views::org_view(tx.as_mut(), &org, state.clock.now()).await?;
     tx.rollback().await?;
     Ok(Json(view))
 }

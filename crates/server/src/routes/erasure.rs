@@ -21,10 +21,10 @@ use utoipa_axum::routes;
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::routes::assets::AssetView;
-use crate::routes::audit::AuditEventView;
 use crate::routes::deprovision::DeprovisionRecordView;
 use crate::routes::orgs::{Need, org_access};
 use crate::state::{AppState, instance_settings};
+use crate::views::AuditEventView;
 use crate::views::{AuditList, MemberView, OrgView, TeamView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -139,8 +139,7 @@ async fn head(tx: &mut dyn steward_store::Tx, org: OrgId, now: OffsetDateTime) -
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))?
         .ok_or_else(|| std::io::Error::other("the org vanished"))?;
-    let frozen =
-        crate::routes::usage::frozen_now(tx, &row, now).await.map_err(|e| std::io::Error::other(e.problem().detail))?;
+    let frozen = steward_ops::orgs::frozen_now(tx, &row, now).await.map_err(std::io::Error::other)?;
     let head = json!({
         "format": "steward-org-export/1",
         "exported_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),

@@ -21,7 +21,6 @@ use crate::extract::{ApiJson, Principal};
 use crate::mail::{self, ACCOUNT};
 use crate::routes::ClientIp;
 use crate::routes::orgs::{Need, org_access};
-use crate::routes::users::email_in_use;
 use crate::state::{AppState, instance_settings};
 use crate::views::UserView;
 use steward_ops::users::find_by_email;
@@ -190,7 +189,9 @@ async fn invitee(
 ) -> ApiResult<UserRow> {
     match find_by_email(tx, email, now).await? {
         // Only a caller who may read users learns which user holds the address.
-        Some(u) if !u.status.can_receive_roles() && principal.has(Permission::UsersRead) => Err(email_in_use(&u)),
+        Some(u) if !u.status.can_receive_roles() && principal.has(Permission::UsersRead) => {
+            Err(steward_ops::users::email_in_use(&u).into())
+        }
         Some(u) if !u.status.can_receive_roles() => Err(ApiError::conflict(
             "user_deactivated",
             "this email belongs to a deactivated user; an instance admin can reactivate them",
@@ -353,8 +354,7 @@ async fn inviter_still_may(
     let refused =
         |why: &str| ApiError::conflict("invalid_transition", format!("this invitation no longer holds: {why}"));
     let org = tx.org(org_id).await?.ok_or_else(|| refused("the organization is gone"))?;
-    if org.state != steward_core::OrgState::Active
-        || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?
+    if org.state != steward_core::OrgState::Active || steward_ops::orgs::frozen_now(tx, &org, state.clock.now()).await?
     {
         return Err(refused("the organization is frozen or deprovisioned"));
     }

@@ -22,9 +22,9 @@ use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::mail;
-use crate::routes::audit::AuditEventView;
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, instance_settings};
+use crate::views::AuditEventView;
 use crate::views::{AuditList, SessionList, SessionView, UserView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -291,7 +291,7 @@ pub(crate) async fn impersonate(
     let mut response =
         Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
     let max_age = (expires_at - now).whole_seconds();
-    crate::routes::auth::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
+    crate::extract::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
     Ok(response)
 }
 

@@ -15,10 +15,9 @@ use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
-use crate::routes::usage::org_view;
-use crate::routes::users::check_timezone;
 use crate::schema::LicenseSchema;
 use crate::state::{AppState, instance_settings};
+use crate::views::org_view;
 use crate::views::{MemberList, MemberView, OrgList, OrgView};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -96,7 +95,7 @@ pub async fn org_access(
     if matches!(need, Need::Manage | Need::Own)
         && !principal.has(Permission::OrgsWrite)
         && (org.state != steward_core::OrgState::Active
-            || crate::routes::usage::frozen_now(tx, &org, state.clock.now()).await?)
+            || steward_ops::orgs::frozen_now(tx, &org, state.clock.now()).await?)
     {
         return Err(ApiError::conflict(
             "org_frozen",
@@ -204,7 +203,7 @@ async fn create_org(
         check_external_id(e)?;
     }
     if let Some(tz) = &req.timezone {
-        check_timezone(tz)?;
+        crate::extract::check_timezone(tz)?;
     }
     if let Some(c) = &req.country {
         check_country(c)?;
@@ -297,7 +296,7 @@ async fn patch_org(
         check_external_id(e)?;
     }
     if let Some(Some(tz)) = &patch.timezone {
-        check_timezone(tz)?;
+        crate::extract::check_timezone(tz)?;
     }
     if let Some(Some(c)) = &patch.country {
         check_country(c)?;
@@ -519,10 +518,10 @@ async fn change_license(
     }
     let clock = state.clock.now();
     let was = OrgRow { license: before.clone(), ..org.clone() };
-    let was_frozen = crate::routes::usage::frozen_now(tx.as_mut(), &was, clock).await?;
+    let was_frozen = steward_ops::orgs::frozen_now(tx.as_mut(), &was, clock).await?;
     org.updated_at = now;
     tx.update_org(&org).await?;
-    let is_frozen = crate::routes::usage::frozen_now(tx.as_mut(), &org, clock).await?;
+    let is_frozen = steward_ops::orgs::frozen_now(tx.as_mut(), &org, clock).await?;
     let mut events = vec![
         AuditDraft::new("org.license_changed", principal.actor(), TargetType::Org, org.id)
             .in_org(org.id)

@@ -18,8 +18,9 @@ use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::cookie;
+use crate::extract::set_session_cookies;
 use crate::routes::orgs::{check_seats, rules_view};
-use crate::routes::{ClientIp, auth::open_session, auth::set_session_cookies};
+use crate::routes::{ClientIp, auth::open_session};
 use crate::sso::{ExternalIdentity, Found, create_jit_user, find_user, validate_id_token};
 use crate::state::AppState;
 
@@ -46,7 +47,7 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 }
 
 fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
-    let secure = crate::pages::secure(state);
+    let secure = crate::extract::secure(state);
     HeaderValue::from_str(&format!(
         "{STATE_COOKIE}={value}; Path=/sso; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}"
     ))

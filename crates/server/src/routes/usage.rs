@@ -28,10 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The largest amount one consume may carry.
 pub const MAX_AMOUNT: u64 = 1 << 50;
 
-/// The org's period containing `now`.
-pub fn period_of(org: &OrgRow, now: OffsetDateTime) -> Period {
-    period_containing(org.created_at, org.license.restart_period, now)
-}
+pub use steward_ops::orgs::period_of;
 
 /// A consumable's state in a period.
 #[derive(Debug, Serialize, ToSchema)]
@@ -96,14 +93,6 @@ pub async fn usage_view(tx: &mut dyn Tx, org: &OrgRow, period: Period, now: Offs
         file_bytes: Capacity { limit: l.file_bytes, used: totals.file_bytes },
         frozen: l.frozen(ops, transfer, now),
     })
-}
-
-/// Whether the org is frozen now: derived from the license and this period's usage.
-pub async fn frozen_now(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> ApiResult<bool> {
-    let period = period_of(org, now);
-    let row = tx.usage(org.id, period.start).await?;
-    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
-    Ok(org.license.frozen(ops, transfer, now))
 }
 
 /// Which period to read.
@@ -447,11 +436,6 @@ async fn check(
         now,
     );
     Ok(Json(CheckResponse { allowed: reason == "ok", reason: reason.to_owned() }))
-}
-
-/// The view of an org with `frozen` derived from this period's usage.
-pub async fn org_view(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> ApiResult<crate::views::OrgView> {
-    Ok(crate::views::OrgView::new(org, frozen_now(tx, org, now).await?))
 }
 
 #[cfg(test)]

@@ -17,7 +17,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate, role_book};
+use crate::extract::{
+    ApiJson, ApiQuery, Page, Principal, check_if_match, check_locale, check_timezone, nullable, paginate, role_book,
+};
 use crate::state::AppState;
 use crate::views::{UserList, UserView};
 
@@ -218,24 +220,6 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     })
     .transpose()
     .map(Some)
-}
-
-fn check_locale(locale: &str) -> ApiResult<()> {
-    let mut parts = locale.split('-');
-    let lang_ok =
-        parts.next().is_some_and(|l| (2..=3).contains(&l.len()) && l.chars().all(|c| c.is_ascii_alphabetic()));
-    let rest_ok = parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
-    if lang_ok && rest_ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("locale", "must be a language tag such as en or pt-BR"))
-    }
-}
-
-pub fn check_timezone(tz: &str) -> ApiResult<()> {
-    let ok = (1..=64).contains(&tz.len())
-        && tz.split('/').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-+".contains(c)));
-    if ok { Ok(()) } else { Err(ApiError::invalid("timezone", "must be an IANA time zone such as Europe/Prague")) }
 }
 
 /// Changes a user. `If-Match: "<version>"` makes it conditional.
