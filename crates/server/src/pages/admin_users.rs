@@ -4,14 +4,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::json;
 use steward_core::lifecycle::NOTIFICATION_CATEGORIES;
 use steward_core::{Permission, UserId};
 
@@ -345,12 +343,9 @@ async fn disable(
     Posted { viewer, form }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
     let reason = form.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    let body = match reason {
-        Some(r) => Bytes::from(json!({ "reason": r }).to_string()),
-        None => Bytes::new(),
-    };
-    let result = api::deactivate(State(state), viewer.principal(), Path(id.clone()), body).await;
-    done(&format!("/admin/users/{id}"), result, |Json(u)| {
+    let request = api::DeactivateRequest { reason, new_owner_id: None };
+    let result = api::deactivate_user(&state, &viewer.principal(), &id, request).await;
+    done(&format!("/admin/users/{id}"), result, |u| {
         format!("{} is disabled: signed out everywhere, memberships kept dormant.", u.name)
     })
 }
@@ -360,10 +355,8 @@ async fn enable(
     Path(id): Path<String>,
     Posted { viewer, form: _ }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
-    let result = api::reactivate(State(state), viewer.principal(), Path(id.clone())).await;
-    done(&format!("/admin/users/{id}"), result, |Json(u)| {
-        format!("{} is enabled again, with every previous role.", u.name)
-    })
+    let result = api::reactivate_user(&state, &viewer.principal(), &id).await;
+    done(&format!("/admin/users/{id}"), result, |u| format!("{} is enabled again, with every previous role.", u.name))
 }
 
 async fn revoke_sessions(

@@ -82,16 +82,29 @@ pub(crate) async fn deactivate(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<UserView>> {
-    principal.require(Permission::UsersLifecycle)?;
-    not_impersonating(&principal)?;
     let req: DeactivateRequest = optional_body(&body)?;
+    let user = deactivate_user(&state, &principal, &id, req).await?;
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Deactivates the user `id` as `principal` asks, from any surface that acts with a principal
+/// (the JSON API, the pages): the permission, the governance rule and the last-admin rule are
+/// checked, then [`steward_ops::users::deactivate`] does it.
+pub async fn deactivate_user(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    req: DeactivateRequest,
+) -> ApiResult<UserRow> {
+    principal.require(Permission::UsersLifecycle)?;
+    not_impersonating(principal)?;
     if req.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
         return Err(ApiError::invalid("reason", "must be at most 1000 characters"));
     }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let mut user = load_user(tx.as_mut(), &id).await?;
-    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
+    let mut user = load_user(tx.as_mut(), id).await?;
+    crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     steward_ops::users::guard_deactivate(tx.as_mut(), &user, principal.actor(), UserAction::Deactivate).await?;
     let new_owner = match &req.new_owner_id {
         Some(o) => {
@@ -117,7 +130,7 @@ pub(crate) async fn deactivate(
     )
     .await?;
     state.commit(tx, events, now).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(user)
 }
 
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
@@ -130,16 +143,21 @@ pub(crate) async fn reactivate(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserView>> {
+    Ok(Json(UserView::from(&reactivate_user(&state, &principal, &id).await?)))
+}
+
+/// Reactivates the user `id` as `principal` asks, from any surface that acts with a principal.
+pub async fn reactivate_user(state: &AppState, principal: &Principal, id: &str) -> ApiResult<UserRow> {
     principal.require(Permission::UsersLifecycle)?;
-    not_impersonating(&principal)?;
+    not_impersonating(principal)?;
     let now = OffsetDateTime::now_utc();
     let actor = principal.actor();
     let mut tx = state.store.write().await?;
-    let mut user = load_user(tx.as_mut(), &id).await?;
-    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
+    let mut user = load_user(tx.as_mut(), id).await?;
+    crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     let events = steward_ops::users::reactivate(tx.as_mut(), &mut user, actor, now).await?;
     state.commit(tx, events, now).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(user)
 }
 
 async fn simple_transition(
