@@ -2803,26 +2803,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store(&dir, false).await;
         let now = OffsetDateTime::now_utc();
-        let mut u = UserRow {
-            id: UserId::new(),
-            email: "waits@x.test".into(),
-            email_key: "waits@x.test".into(),
-            name: "Waits".into(),
-            status: steward_core::UserStatus::Active,
-            password_hash: None,
-            locale: None,
-            timezone: None,
-            instance_roles: vec![],
-            kind: steward_core::UserKind::Person,
-            notifications: Default::default(),
-            created_at: now,
-            updated_at: now,
-            last_login_at: None,
-            deactivate_at: None,
-            status_by: None,
-            deactivate_by: None,
-            version: 1,
-        };
+        let mut u = UserRow::new("waits@x.test", "waits@x.test".into(), "Waits", steward_core::UserStatus::Active, now);
         let mut tx = store.write().await.unwrap();
         tx.insert_user(&u).await.unwrap();
         u.name = "Renamed".into();

@@ -41,26 +41,9 @@ async fn postgres() -> Option<Backend> {
 
 fn user(email: &str) -> UserRow {
     let now = OffsetDateTime::now_utc();
-    UserRow {
-        id: UserId::new(),
-        email: email.to_owned(),
-        email_key: email.to_lowercase(),
-        name: "Someone".into(),
-        status: UserStatus::Active,
-        password_hash: None,
-        locale: None,
-        timezone: None,
-        instance_roles: vec![InstanceRole::parse("viewer").unwrap()],
-        kind: steward_core::UserKind::Person,
-        notifications: Default::default(),
-        created_at: now,
-        updated_at: now,
-        last_login_at: None,
-        deactivate_at: None,
-        status_by: None,
-        deactivate_by: None,
-        version: 1,
-    }
+    let mut user = UserRow::new(email, email.to_lowercase(), "Someone", UserStatus::Active, now);
+    user.instance_roles = vec![InstanceRole::parse("viewer").unwrap()];
+    user
 }
 
 fn org(owner: UserId) -> OrgRow {
