@@ -139,6 +139,9 @@ fn sync_file(path: &std::path::Path) -> StoreResult<()> {
 mod tests {
     use super::*;
 
+    /// How long a test waits for an answer before it fails instead of hanging.
+    const BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
     fn log() -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let wal = dir.path().join("db-wal");
@@ -176,7 +179,9 @@ mod tests {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(!reader.is_finished(), "answered before the commit it saw was written");
         drop(writing);
-        assert_eq!(reader.await.unwrap().unwrap(), 1);
+        let answered =
+            tokio::time::timeout(BOUND, reader).await.expect("the reader was answered once the commit was written");
+        assert_eq!(answered.unwrap().unwrap(), 1);
     }
 
     #[tokio::test]
@@ -193,7 +198,7 @@ mod tests {
             }));
         }
         for w in waiters {
-            w.await.unwrap();
+            tokio::time::timeout(BOUND, w).await.expect("every waiter was answered").unwrap();
         }
         assert_eq!(flush.synced(), 16);
         let flushes = flush.flushes.load(Ordering::SeqCst);
@@ -214,6 +219,9 @@ mod tests {
     async fn a_store_opened_not_durable_never_waits() {
         let flush = Flush::new(None);
         let _unfinished = flush.begin();
-        flush.through(flush.seen()).await.unwrap();
+        let waited = tokio::time::timeout(BOUND, flush.through(flush.seen())).await;
+        assert!(waited.is_ok(), "a store that is not durable waited for a commit under way");
+        waited.unwrap().unwrap();
+        assert_eq!(flush.flushes.load(Ordering::SeqCst), 0, "nothing is flushed");
     }
 }
