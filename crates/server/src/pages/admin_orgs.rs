@@ -305,7 +305,7 @@ async fn transfer(
         None => None,
     };
     let request = TransferRequest { new_owner_id: form.new_owner_id, previous_owner_role: role };
-    let result = api::transfer_ownership(State(state), viewer.principal(), Path(id), ApiJson(request)).await;
+    let result = api::transfer(&state, &viewer.principal(), id, request).await;
     done(&back, result, |_| "Ownership is transferred.".into())
 }
 

@@ -364,10 +364,10 @@ async fn invite(
 ) -> Result<Response, PageError> {
     let result = async {
         let request = NewInvitation { email: Email::parse(&form.email)?, role: form.role.parse()?, team_ids: vec![] };
-        api_inv::invite_to_org(State(state), viewer.principal(), Path(id.clone()), ApiJson(request)).await
+        api_inv::invite_member(&state, &viewer.principal(), id.clone(), request).await
     }
     .await;
-    done(&format!("/app/orgs/{id}"), result, |(_, Json(i))| format!("{} is invited; the email is on its way.", i.email))
+    done(&format!("/app/orgs/{id}"), result, |i| format!("{} is invited; the email is on its way.", i.email))
 }
 
 #[derive(Deserialize)]
@@ -382,10 +382,10 @@ async fn member_role(
 ) -> Result<Response, PageError> {
     let result = async {
         let request = MemberRole { role: form.role.parse()? };
-        api_orgs::put_member(State(state), viewer.principal(), Path((id.clone(), user_id)), ApiJson(request)).await
+        api_orgs::set_member_role(&state, &viewer.principal(), (id.clone(), user_id), request).await
     }
     .await;
-    done(&format!("/app/orgs/{id}"), result, |Json(m)| format!("{} is now {}.", m.name, m.role))
+    done(&format!("/app/orgs/{id}"), result, |m| format!("{} is now {}.", m.name, m.role))
 }
 
 async fn remove_member(
@@ -393,7 +393,7 @@ async fn remove_member(
     Path((id, user_id)): Path<(String, String)>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_orgs::delete_member(State(state), viewer.principal(), Path((id.clone(), user_id))).await;
+    let result = api_orgs::remove_member(&state, &viewer.principal(), (id.clone(), user_id)).await;
     done(&format!("/app/orgs/{id}"), result, |_| "The member is removed; their history stays.".into())
 }
 
@@ -409,10 +409,10 @@ async fn create_team(
 ) -> Result<Response, PageError> {
     let result = async {
         let request = TeamInput { name: TeamName::parse(&form.name)? };
-        api_teams::create_team(State(state), viewer.principal(), Path(id.clone()), ApiJson(request)).await
+        api_teams::add_team(&state, &viewer.principal(), id.clone(), request).await
     }
     .await;
-    done(&format!("/app/orgs/{id}"), result, |(_, Json(t))| format!("The team {} is created.", t.name))
+    done(&format!("/app/orgs/{id}"), result, |t| format!("The team {} is created.", t.name))
 }
 
 #[derive(Deserialize)]
@@ -428,9 +428,8 @@ async fn team_member(
 ) -> Result<Response, PageError> {
     let result = async {
         let request = TeamMemberRole { role: form.role.parse()? };
-        api_teams::put_team_member(State(state), viewer.principal(), Path((team_id, form.user_id)), ApiJson(request))
-            .await
+        api_teams::set_team_member(&state, &viewer.principal(), (team_id, form.user_id), request).await
     }
     .await;
-    done(&format!("/app/orgs/{id}"), result, |Json(t)| format!("The team {} is updated.", t.name))
+    done(&format!("/app/orgs/{id}"), result, |t| format!("The team {} is updated.", t.name))
 }

@@ -118,20 +118,30 @@ pub(crate) async fn invite_to_org(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationView>)> {
+    Ok((StatusCode::CREATED, Json(invite_member(&state, &principal, id, req).await?)))
+}
+
+/// Invites an email to the org `id`, for every surface that acts with a principal.
+pub async fn invite_member(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    req: NewInvitation,
+) -> ApiResult<InvitationView> {
     if req.role == OrgRole::Owner {
         return Err(ApiError::invalid("role", "owner is given only by transferring ownership"));
     }
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let team_ids = teams_of(tx.as_mut(), access.org.id, &req.team_ids).await?;
     let mut events = Vec::new();
-    let user = invitee(tx.as_mut(), &principal, access.org.id, &req.email, now, &mut events).await?;
+    let user = invitee(tx.as_mut(), principal, access.org.id, &req.email, now, &mut events).await?;
     crate::routes::orgs::check_seats(tx.as_mut(), &access.org, now).await?;
     let org_name = access.org.name.clone();
     let row = invite(
         tx.as_mut(),
-        &state,
+        state,
         &user,
         Some((access.org.id, &org_name, req.role)),
         team_ids,
@@ -158,7 +168,7 @@ pub(crate) async fn invite_to_org(
         team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
         expires_at: row.expires_at,
     };
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(view)
 }
 
 /// The teams `ids` name, each of which must be a team of `org`.

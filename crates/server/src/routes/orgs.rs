@@ -383,9 +383,19 @@ pub(crate) async fn put_member(
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<MemberRole>,
 ) -> ApiResult<Json<MemberView>> {
+    Ok(Json(set_member_role(&state, &principal, (id, user_id), req).await?))
+}
+
+/// Gives a member of the org `id` a role, for every surface that acts with a principal.
+pub async fn set_member_role(
+    state: &AppState,
+    principal: &Principal,
+    (id, user_id): (String, String),
+    req: MemberRole,
+) -> ApiResult<MemberView> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
     // An org's admins add existing users by invitation only, accepted by that user; to them an
@@ -410,7 +420,7 @@ pub(crate) async fn put_member(
         .find(|m| m.user_id == user_id)
         .ok_or_else(|| ApiError::internal("membership vanished inside its own transaction"))?;
     state.commit(tx, event.into_iter().collect(), now).await?;
-    Ok(Json(MemberView::from(&member)))
+    Ok(MemberView::from(&member))
 }
 
 /// Ends a membership; the row stays as history. The owner cannot be removed. A member may
@@ -423,11 +433,21 @@ pub(crate) async fn delete_member(
     principal: Principal,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
+    remove_member(&state, &principal, (id, user_id)).await
+}
+
+/// Ends a membership of the org `id` (one's own, or anyone's for those who manage the org), for
+/// every surface that acts with a principal.
+pub async fn remove_member(
+    state: &AppState,
+    principal: &Principal,
+    (id, user_id): (String, String),
+) -> ApiResult<StatusCode> {
     let now = OffsetDateTime::now_utc();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("member"))?;
     let mut tx = state.store.write().await?;
     let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
-    let access = org_access(&state, tx.as_mut(), &principal, &id, need).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, need).await?;
     let rules = rules_view(tx.as_mut(), &access.org).await?;
     if rules.member(user_id).is_none() {
         return Err(ApiError::not_found("member"));
@@ -460,11 +480,16 @@ pub(crate) async fn transfer_ownership(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> ApiResult<Json<OrgView>> {
+    Ok(Json(transfer(&state, &principal, id, req).await?))
+}
+
+/// Hands the org `id` to another active member, for every surface that acts with a principal.
+pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: TransferRequest) -> ApiResult<OrgView> {
     let now = OffsetDateTime::now_utc();
     let new_owner_id: UserId =
         req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
     let mut tx = state.store.write().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Own).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Own).await?;
     let new_owner = tx.user(new_owner_id).await?.ok_or_else(|| {
         ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization")
     })?;
@@ -481,7 +506,7 @@ pub(crate) async fn transfer_ownership(
     org.version += 1;
     let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(view))
+    Ok(view)
 }
 
 /// Reads an organization's license.

@@ -82,9 +82,14 @@ pub(crate) async fn create_team(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TeamInput>,
 ) -> ApiResult<(StatusCode, Json<TeamView>)> {
+    Ok((StatusCode::CREATED, Json(add_team(&state, &principal, id, req).await?)))
+}
+
+/// Creates a team in the org `id`, for every surface that acts with a principal.
+pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: TeamInput) -> ApiResult<TeamView> {
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     if let Some(limit) = access.org.license.teams
         && tx.team_count(access.org.id).await? >= limit
     {
@@ -103,7 +108,7 @@ pub(crate) async fn create_team(
         .in_org(team.org_id)
         .personal(json!({ "name": team.name }));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(TeamView::new(&team, &[]))))
+    Ok(TeamView::new(&team, &[]))
 }
 
 /// Reads a team with its members.
@@ -174,10 +179,20 @@ pub(crate) async fn put_team_member(
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<TeamMemberRole>,
 ) -> ApiResult<Json<TeamView>> {
+    Ok(Json(set_team_member(&state, &principal, (id, user_id), req).await?))
+}
+
+/// Puts a member of the org in a team with a role, for every surface that acts with a principal.
+pub async fn set_team_member(
+    state: &AppState,
+    principal: &Principal,
+    (id, user_id): (String, String),
+    req: TeamMemberRole,
+) -> ApiResult<TeamView> {
     let now = OffsetDateTime::now_utc();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
     let mut tx = state.store.write().await?;
-    let (team, access) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
+    let (team, access) = team_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let user = tx.user(user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     if !user.status.can_receive_roles() {
         return Err(ApiError::user_deactivated(user.id));
@@ -199,7 +214,7 @@ pub(crate) async fn put_team_member(
     };
     let members = tx.team_members(team.id).await?;
     state.commit(tx, events, now).await?;
-    Ok(Json(TeamView::new(&team, &members)))
+    Ok(TeamView::new(&team, &members))
 }
 
 /// Removes a member from the team (kept in history).
