@@ -364,10 +364,8 @@ async fn revoke_sessions(
     Path(id): Path<String>,
     Posted { viewer, form: _ }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
-    let result = api::revoke_user_sessions(State(state), viewer.principal(), Path(id.clone())).await;
-    done(&format!("/admin/users/{id}"), result, |Json(r)| {
-        format!("Logged out everywhere: {} sessions ended.", r.revoked)
-    })
+    let result = api::end_user_sessions(&state, &viewer.principal(), id.clone()).await;
+    done(&format!("/admin/users/{id}"), result, |r| format!("Logged out everywhere: {} sessions ended.", r.revoked))
 }
 
 async fn notifications(
@@ -376,8 +374,7 @@ async fn notifications(
     Posted { viewer, form }: Posted<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
     let settings = settings_from_form(&form);
-    let result =
-        api::put_user_notifications(State(state), viewer.principal(), Path(id.clone()), ApiJson(settings)).await;
+    let result = api::set_user_notifications(&state, &viewer.principal(), id.clone(), settings).await;
     done(&format!("/admin/users/{id}"), result, |_| "Notification settings saved.".into())
 }
 

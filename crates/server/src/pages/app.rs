@@ -238,7 +238,7 @@ async fn end_session(
     Path(id): Path<String>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_tokens::delete_session(State(state), viewer.principal(), Path(id)).await;
+    let result = api_tokens::end_session(&state, &viewer.principal(), id).await;
     done("/app/security", result, |_| "The session has ended.".into())
 }
 
@@ -268,7 +268,7 @@ async fn revoke_token(
     Path(id): Path<String>,
     Posted { viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
-    let result = api_tokens::delete_token(State(state), viewer.principal(), Path(id)).await;
+    let result = api_tokens::revoke_token(&state, &viewer.principal(), id).await;
     done("/app/security", result, |_| "The token is revoked.".into())
 }
 

@@ -407,11 +407,16 @@ pub(crate) async fn revoke_user_sessions(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Revoked>> {
+    Ok(Json(end_user_sessions(&state, &principal, id).await?))
+}
+
+/// Ends every session of the user `id`, for every surface that acts with a principal.
+pub async fn end_user_sessions(state: &AppState, principal: &Principal, id: String) -> ApiResult<Revoked> {
     principal.require(Permission::SessionsRevoke)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let user = load_user(tx.as_mut(), &id).await?;
-    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
+    crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     let live = tx.live_sessions(user.id, now).await?;
     for s in &live {
         tx.revoke_session(s.id, now).await?;
@@ -419,7 +424,7 @@ pub(crate) async fn revoke_user_sessions(
     let event = AuditDraft::new("user.sessions_revoked", principal.actor(), TargetType::User, user.id)
         .detail(json!({ "revoked": live.len() }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(Revoked { revoked: live.len() as u64 }))
+    Ok(Revoked { revoked: live.len() as u64 })
 }
 
 /// Notification settings: a switch per category.
@@ -491,14 +496,24 @@ pub(crate) async fn put_user_notifications(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NotificationSettings>,
 ) -> ApiResult<Json<NotificationSettings>> {
+    Ok(Json(set_user_notifications(&state, &principal, id, req).await?))
+}
+
+/// Sets the notification settings of the user `id`, for every surface that acts with a principal.
+pub async fn set_user_notifications(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    req: NotificationSettings,
+) -> ApiResult<NotificationSettings> {
     principal.require(Permission::UsersWrite)?;
     let now = OffsetDateTime::now_utc();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
-    crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
-    let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
+    crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
+    let event = set_notifications(tx.as_mut(), principal, &mut user, req, now).await?;
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(NotificationSettings::of(&user)))
+    Ok(NotificationSettings::of(&user))
 }
 
 /// The audit events where the user is actor, impersonator or target, newest first.

@@ -163,6 +163,11 @@ pub(crate) async fn delete_token(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    revoke_token(&state, &principal, id).await
+}
+
+/// Revokes one of the caller's API tokens, for every surface that acts with a principal.
+pub async fn revoke_token(state: &AppState, principal: &Principal, id: String) -> ApiResult<StatusCode> {
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
     }
@@ -216,6 +221,11 @@ pub(crate) async fn delete_session(
     principal: Principal,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
+    end_session(&state, &principal, id).await
+}
+
+/// Ends one of the caller's sessions, for every surface that acts with a principal.
+pub async fn end_session(state: &AppState, principal: &Principal, id: String) -> ApiResult<StatusCode> {
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
     }
