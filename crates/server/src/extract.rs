@@ -120,7 +120,7 @@ pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal
     let kind =
         if crate::jwt::looks_like_jwt(secret) { None } else { Some(SecretKind::of(secret).ok_or_else(invalid)?) };
     let hash = secret_hash(secret);
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     // Where other nodes write too, only their change notifications make a cached entry safe.
     let cacheable = (!state.store.shared() || state.store.changes().is_some()) && kind != Some(SecretKind::Setup);
     if cacheable && let Some(p) = state.principals.get(&hash, now, state.changes.epoch()) {

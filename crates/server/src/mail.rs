@@ -112,7 +112,7 @@ const MAX_ATTEMPTS: i64 = 10;
 
 /// Delivers what is due; returns how many messages it handled.
 pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<usize> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let due = tx.claim_due(now, now + time::Duration::minutes(2), 20).await?;
     tx.commit().await?;
@@ -124,7 +124,7 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
         };
         tx.rollback().await?;
         let refused = user.as_ref().and_then(|u| refusal(u, &m.category));
-        let now = OffsetDateTime::now_utc();
+        let now = state.clock.now();
         let mut tx = state.store.write().await?;
         if let Some(why) = refused {
             tx.mark_dropped(m.id, now, why).await?;

@@ -39,7 +39,7 @@ pub async fn sealing_key(state: &AppState) -> ApiResult<SealingKey> {
                     getrandom::fill(&mut bytes).map_err(ApiError::internal)?;
                     let mut tx = state.store.write().await?;
                     let held = tx
-                        .ensure_instance_secret(DB_KEY_NAME, &URL_SAFE_NO_PAD.encode(bytes), OffsetDateTime::now_utc())
+                        .ensure_instance_secret(DB_KEY_NAME, &URL_SAFE_NO_PAD.encode(bytes), state.clock.now())
                         .await?;
                     tx.commit().await?;
                     held

@@ -94,7 +94,7 @@ impl Default for DeliveryClients {
 }
 
 pub async fn deliver_due(state: &AppState, clients: &DeliveryClients) -> anyhow::Result<usize> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let lease = time::Duration::seconds(state.config.webhook_lease_secs.clamp(1, 3600) as i64);
     let due = tx.claim_deliveries(now, now + lease, 20).await?;
@@ -115,7 +115,7 @@ pub async fn deliver_due(state: &AppState, clients: &DeliveryClients) -> anyhow:
     let deny_private = settings.policies.webhook_deny_private;
     let client = if deny_private { &clients.public_only } else { &clients.open };
     for d in &due {
-        let now = OffsetDateTime::now_utc();
+        let now = state.clock.now();
         let outcome = attempt(client, hooks.iter().find(|h| h.id == d.webhook_id), d, deny_private, now).await;
         let mut tx = state.store.write().await?;
         record(tx.as_mut(), d, outcome, now).await?;

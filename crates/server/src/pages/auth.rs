@@ -285,7 +285,7 @@ async fn reset_form(
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let reset = tx.reset_by_hash(&secret_hash(&token)).await.map_err(ApiError::from)?;
     tx.rollback().await.map_err(ApiError::from)?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = state.clock.now();
     if !reset.is_some_and(|r| r.used_at.is_none() && r.expires_at > now) {
         return Err(PageError::Status(
             StatusCode::NOT_FOUND,
@@ -345,7 +345,7 @@ async fn invitation(state: &AppState, token: &str) -> Result<(String, String, St
     let gone = || PageError::Status(StatusCode::NOT_FOUND, "This invitation has expired or was already used.".into());
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let inv = tx.invitation_by_hash(&secret_hash(token)).await.map_err(ApiError::from)?.ok_or_else(gone)?;
-    let now = time::OffsetDateTime::now_utc();
+    let now = state.clock.now();
     if inv.accepted_at.is_some() || inv.cancelled_at.is_some() || inv.expires_at <= now {
         return Err(gone());
     }

@@ -120,7 +120,7 @@ pub async fn password_login(
 ) -> ApiResult<SignedIn> {
     let email = Email::parse(&req.email).map_err(ApiError::from)?;
     let key = email.key();
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let device = match cookie(headers, DEVICE_COOKIE) {
         Some(presented) => known_device(&sealing_key(state).await?, &presented, &key, now),
         None => None,
@@ -388,7 +388,7 @@ pub struct ReturnedSession {
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
         (status = 401, body = Problem)))]
 pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let crate::extract::Credential::Session(session) = &principal.credential else {
         return Err(ApiError::invalid(
             "Authorization",
@@ -452,7 +452,7 @@ pub(crate) async fn put_my_notifications(
     principal: Principal,
     ApiJson(req): ApiJson<NotificationSettings>,
 ) -> ApiResult<Json<NotificationSettings>> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = tx.user(principal.user.id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;

@@ -103,7 +103,7 @@ async fn create_webhook(
             ));
         }
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (settings, _) = instance_settings(tx.as_mut()).await?;
     let url = check_url(&req.url, settings.policies.webhook_deny_private).await?;
@@ -146,7 +146,7 @@ async fn delete_webhook(
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::WebhooksManage)?;
     let id = hook_id(&id)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     if !tx.webhooks().await?.iter().any(|h| h.id == id) {
         return Err(ApiError::not_found("webhook"));
@@ -244,7 +244,7 @@ async fn redeliver(
     principal.require(Permission::WebhooksManage)?;
     let id = hook_id(&id)?;
     let delivery_id: uuid::Uuid = delivery_id.parse().map_err(|_| ApiError::not_found("delivery"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let found = tx
         .delivery(delivery_id)

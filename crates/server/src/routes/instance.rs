@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::json;
 use steward_core::{AuditDraft, Permission, TargetType};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -75,7 +74,7 @@ pub(crate) async fn patch_instance(
     if !patch.is_object() {
         return Err(ApiError::invalid("body", "must be an object"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (before, version) = instance_settings(tx.as_mut()).await?;
     check_if_match(&headers, version)?;

@@ -131,7 +131,7 @@ pub async fn invite_member(
     if req.role == OrgRole::Owner {
         return Err(ApiError::invalid("role", "owner is given only by transferring ownership"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let team_ids = teams_of(tx.as_mut(), access.org.id, &req.team_ids).await?;
@@ -268,14 +268,14 @@ pub async fn accept_with_link(
     let mut tx = state.store.read().await?;
     let found = tx.invitation_by_hash(&token_hash).await?;
     tx.rollback().await?;
-    if !found.is_some_and(|i| open(&i, OffsetDateTime::now_utc())) {
+    if !found.is_some_and(|i| open(&i, state.clock.now())) {
         return Err(gone());
     }
     let hash = match &req.password {
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let inv = tx.invitation_by_hash(&token_hash).await?.ok_or_else(gone)?;
     if !open(&inv, now) {
@@ -414,7 +414,7 @@ pub(crate) async fn request_reset(
 
 /// Makes and mails a reset link when `email` belongs to an active person.
 async fn mail_reset_link(state: &AppState, email: &Email) -> ApiResult<()> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let user = tx.user_by_email_key(&email.key()).await?;
     let Some(user) = user.filter(|u| u.status == UserStatus::Active && u.kind == steward_core::UserKind::Person) else {
@@ -485,11 +485,11 @@ pub async fn reset_with_link(
     let mut tx = state.store.read().await?;
     let found = tx.reset_by_hash(&token_hash).await?;
     tx.rollback().await?;
-    if !found.is_some_and(|r| live(&r, OffsetDateTime::now_utc())) {
+    if !found.is_some_and(|r| live(&r, state.clock.now())) {
         return Err(gone());
     }
     let hash = state.passwords.hash(password).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let reset = tx.reset_by_hash(&token_hash).await?.ok_or_else(gone)?;
     if !live(&reset, now) {

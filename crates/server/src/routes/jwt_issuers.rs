@@ -177,7 +177,7 @@ async fn create_issuer(
     if req.allow_instance_roles && !Permission::ALL.iter().all(|p| principal.has(*p)) {
         return Err(ApiError::forbidden("allowing an issuer to act as instance admins needs every permission"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let row = JwtIssuerRow {
         id: uuid::Uuid::now_v7(),
         issuer: req.issuer.clone(),
@@ -216,7 +216,7 @@ async fn delete_issuer(
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("JWT issuer"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let row =
         tx.jwt_issuers().await?.into_iter().find(|r| r.id == id).ok_or_else(|| ApiError::not_found("JWT issuer"))?;

@@ -101,7 +101,7 @@ pub async fn deactivate_user(
     if req.reason.as_ref().is_some_and(|r| r.chars().count() > 1000) {
         return Err(ApiError::invalid("reason", "must be at most 1000 characters"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), id).await?;
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
@@ -150,7 +150,7 @@ pub(crate) async fn reactivate(
 pub async fn reactivate_user(state: &AppState, principal: &Principal, id: &str) -> ApiResult<UserRow> {
     principal.require(Permission::UsersLifecycle)?;
     not_impersonating(principal)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let actor = principal.actor();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), id).await?;
@@ -169,7 +169,7 @@ async fn simple_transition(
 ) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersLifecycle)?;
     not_impersonating(principal)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), id).await?;
     if user.id == principal.user.id {
@@ -235,7 +235,7 @@ async fn anonymize(
 ) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersLifecycle)?;
     not_impersonating(&principal)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &user).await?;
@@ -285,7 +285,7 @@ pub(crate) async fn impersonate(
     if reason.is_empty() || reason.chars().count() > 1000 {
         return Err(ApiError::invalid("reason", "is required (1 to 1000 characters)"));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let target = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
@@ -382,7 +382,7 @@ pub(crate) async fn user_sessions(
     let mut tx = state.store.read().await?;
     let user = load_user(tx.as_mut(), &id).await?;
     let rows: Vec<_> = tx
-        .live_sessions(user.id, OffsetDateTime::now_utc())
+        .live_sessions(user.id, state.clock.now())
         .await?
         .into_iter()
         .filter(|s| before.is_none_or(|b| s.id < b))
@@ -413,7 +413,7 @@ pub(crate) async fn revoke_user_sessions(
 /// Ends every session of the user `id`, for every surface that acts with a principal.
 pub async fn end_user_sessions(state: &AppState, principal: &Principal, id: String) -> ApiResult<Revoked> {
     principal.require(Permission::SessionsRevoke)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
@@ -507,7 +507,7 @@ pub async fn set_user_notifications(
     req: NotificationSettings,
 ) -> ApiResult<NotificationSettings> {
     principal.require(Permission::UsersWrite)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;

@@ -208,7 +208,7 @@ async fn create_org(
     if let Some(c) = &req.country {
         check_country(c)?;
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (settings, _) = instance_settings(tx.as_mut()).await?;
     let license = match &req.license {
@@ -301,7 +301,7 @@ async fn patch_org(
     if let Some(Some(c)) = &patch.country {
         check_country(c)?;
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     check_if_match(&headers, access.org.version)?;
@@ -393,7 +393,7 @@ pub async fn set_member_role(
     (id, user_id): (String, String),
     req: MemberRole,
 ) -> ApiResult<MemberView> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
@@ -443,7 +443,7 @@ pub async fn remove_member(
     principal: &Principal,
     (id, user_id): (String, String),
 ) -> ApiResult<StatusCode> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("member"))?;
     let mut tx = state.store.write().await?;
     let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
@@ -485,7 +485,7 @@ pub(crate) async fn transfer_ownership(
 
 /// Hands the org `id` to another active member, for every surface that acts with a principal.
 pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: TransferRequest) -> ApiResult<OrgView> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let new_owner_id: UserId =
         req.new_owner_id.parse().map_err(|_| ApiError::invalid("new_owner_id", "is not a user id"))?;
     let mut tx = state.store.write().await?;
@@ -530,7 +530,7 @@ async fn change_license(
     headers: &HeaderMap,
     make: impl FnOnce(&License) -> ApiResult<License>,
 ) -> ApiResult<License> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, id, Need::License).await?;
     check_if_match(headers, access.org.version)?;

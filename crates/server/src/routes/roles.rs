@@ -11,7 +11,6 @@ use serde_json::json;
 use steward_core::roles::BUILTIN_ROLES;
 use steward_core::{AuditDraft, InstanceRole, Permission, TargetType};
 use steward_store::RoleRow;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -171,7 +170,7 @@ async fn create_role(
     }
     let permissions = parse_permissions(&req.permissions)?;
     check_held(&principal, &permissions)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let row = RoleRow {
         name: name.as_str().to_owned(),
         permissions: permissions.iter().copied().collect(),
@@ -206,7 +205,7 @@ async fn patch_role(
         return Err(builtin_refused(&name));
     }
     let permissions = parse_permissions(&patch.permissions)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
     check_if_match(&headers, role.version)?;
@@ -251,7 +250,7 @@ async fn delete_role(
     if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
         return Err(builtin_refused(&name));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
     let holders = tx.role_holders(&name).await?;

@@ -102,7 +102,7 @@ async fn create_token(
         Some(o) => Some(o.parse().map_err(|_| ApiError::invalid("org_id", "no such organization"))?),
         None => None,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     if let Some(o) = org_id
         && tx.org(o).await?.is_none_or(|org| org.state == steward_core::OrgState::Purged)
@@ -148,7 +148,7 @@ async fn revoke_token(
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::ScimManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("SCIM token"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let token =
         tx.scim_tokens().await?.into_iter().find(|t| t.id == id).ok_or_else(|| ApiError::not_found("SCIM token"))?;

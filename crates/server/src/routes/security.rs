@@ -79,7 +79,7 @@ fn qr_svg(data: &str) -> ApiResult<String> {
 async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<TotpEnrolment>> {
     refuse_impersonation(&principal)?;
     let key = sealing_key(&state).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
     if tx.totp(user.id).await?.is_some_and(|t| t.confirmed_at.is_some()) {
@@ -119,7 +119,7 @@ async fn confirm_totp(
 ) -> ApiResult<Json<RecoveryCodes>> {
     refuse_impersonation(&principal)?;
     let key = sealing_key(&state).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
     let pending = match tx.totp(user.id).await? {
@@ -160,7 +160,7 @@ async fn confirm_totp(
         (status = 404, body = Problem)))]
 async fn disable_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
     refuse_impersonation(&principal)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
     if !tx.delete_totp(user.id).await? {
@@ -196,7 +196,7 @@ async fn reset_totp(
     principal.require(Permission::UsersWrite)?;
     refuse_impersonation(&principal)?;
     let id = parse_user(&id)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
@@ -227,7 +227,7 @@ async fn unlock_user(
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersLifecycle)?;
     let id = parse_user(&id)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let target = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
@@ -268,7 +268,7 @@ async fn user_security(
 ) -> ApiResult<Json<UserSecurity>> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user(&id)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.read().await?;
     tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     let totp = tx.totp(id).await?;

@@ -297,7 +297,7 @@ async fn create_connection(
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     principal.require(Permission::InstanceManage)?;
     let secret = text("client_secret", &req.client_secret, 4096)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut row = SsoConnectionRow {
         id: uuid::Uuid::now_v7(),
         name: req.name,
@@ -365,7 +365,7 @@ async fn patch_connection(
     if let Some(issuer) = &req.issuer {
         discoverable(&state, issuer).await?;
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let before = load(tx.as_mut(), &id).await?;
     check_if_match(&headers, before.version)?;
@@ -430,7 +430,7 @@ async fn delete_connection(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let row = load(tx.as_mut(), &id).await?;
     tx.delete_sso_connection(row.id).await?;

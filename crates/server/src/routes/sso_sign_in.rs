@@ -85,7 +85,7 @@ async fn start(
             query.append_pair("login_hint", hint);
         }
     }
-    let expires = OffsetDateTime::now_utc().unix_timestamp() + STATE_SECS;
+    let expires = state.clock.now().unix_timestamp() + STATE_SECS;
     let mut response = StatusCode::SEE_OTHER.into_response();
     let location = HeaderValue::from_str(url.as_str()).map_err(ApiError::internal)?;
     response.headers_mut().insert(header::LOCATION, location);
@@ -132,7 +132,7 @@ async fn callback(
         )
     };
     let sign_in = q.state.clone().ok_or_else(bad_state)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let key = state.sso.key(tx.as_mut()).await?.ok_or_else(bad_state)?;
     let cookie_value = cookie(&headers, STATE_COOKIE).ok_or_else(bad_state)?;

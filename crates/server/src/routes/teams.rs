@@ -7,7 +7,6 @@ use serde::Deserialize;
 use serde_json::json;
 use steward_core::{AuditDraft, TargetType, TeamId, TeamName, TeamRole, UserId};
 use steward_store::{TeamRow, Tx};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -87,7 +86,7 @@ pub(crate) async fn create_team(
 
 /// Creates a team in the org `id`, for every surface that acts with a principal.
 pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: TeamInput) -> ApiResult<TeamView> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     if let Some(limit) = access.org.license.teams
@@ -137,7 +136,7 @@ async fn patch_team(
     headers: HeaderMap,
     ApiJson(req): ApiJson<TeamInput>,
 ) -> ApiResult<Json<TeamView>> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (mut team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     check_if_match(&headers, team.version)?;
@@ -189,7 +188,7 @@ pub async fn set_team_member(
     (id, user_id): (String, String),
     req: TeamMemberRole,
 ) -> ApiResult<TeamView> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
     let mut tx = state.store.write().await?;
     let (team, access) = team_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
@@ -226,7 +225,7 @@ async fn delete_team_member(
     principal: Principal,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("team member"))?;
     let mut tx = state.store.write().await?;
     let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;

@@ -108,7 +108,7 @@ pub(crate) async fn create_token(
         principal.require(scope.permission())?;
         principal.may_mint(Some(*scope))?;
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     if req.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
     }
@@ -172,7 +172,7 @@ pub async fn revoke_token(state: &AppState, principal: &Principal, id: String) -
         return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
     }
     let id: TokenId = id.parse().map_err(|_| ApiError::not_found("token"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let owned = tx.api_tokens_of(principal.user.id).await?.iter().any(|t| t.id == id);
     if !owned {
@@ -195,7 +195,7 @@ pub(crate) async fn list_sessions(
 ) -> ApiResult<Json<SessionList>> {
     let limit = page.limit()?;
     let before: Option<SessionId> = page.cursor()?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let rows: Vec<_> = tx
         .live_sessions(principal.user.id, now)
@@ -230,7 +230,7 @@ pub async fn end_session(state: &AppState, principal: &Principal, id: String) ->
         return Err(ApiError::forbidden("an impersonation session cannot revoke the user's credentials"));
     }
     let id: SessionId = id.parse().map_err(|_| ApiError::not_found("session"))?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     match tx.session(id).await? {
         Some(s) if s.user_id == principal.user.id && s.revoked_at.is_none() => {}

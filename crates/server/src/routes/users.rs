@@ -142,7 +142,7 @@ async fn create_user(
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let status = if password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
     let mut user = UserRow::new(req.email.as_str(), req.email.key(), req.name.as_str(), status, now);
     user.password_hash = password_hash;
@@ -248,7 +248,7 @@ async fn patch_user(
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
     };
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let before = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     check_if_match(&headers, before.version)?;

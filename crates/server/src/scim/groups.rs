@@ -203,7 +203,7 @@ fn member_ids(doc: &Map<String, Value>) -> Result<BTreeSet<UserId>, ScimError> {
 
 pub(super) async fn create_group(state: &AppState, client: &ScimClient, body: &Value) -> Result<Value, Failure> {
     let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let display = text(&doc, "displayName").unwrap_or_default().to_owned();
     let (org_id, name) = place(tx.as_mut(), client, &display).await?;
@@ -244,7 +244,7 @@ pub(super) async fn replace_group(
     headers: &HeaderMap,
 ) -> Result<Value, Failure> {
     let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let g = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, g.team.version)?;
@@ -260,7 +260,7 @@ pub(super) async fn patch_group(
     headers: &HeaderMap,
 ) -> Result<Value, Failure> {
     let ops = parse_patch(body)?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let g = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, g.team.version)?;
@@ -373,7 +373,7 @@ pub(super) async fn delete_group(
     id: &str,
     headers: &HeaderMap,
 ) -> Result<(), Failure> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let g = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, g.team.version)?;

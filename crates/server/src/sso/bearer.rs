@@ -40,7 +40,7 @@ async fn refuse_authentic(
         let event = AuditDraft::new("jwt.refused", Actor::SYSTEM, kind, target)
             .detail(json!({ "jwt_issuer_id": issuer.id, "reason": reason }))
             .personal(json!({ "subject": id.subject }));
-        let now = OffsetDateTime::now_utc();
+        let now = state.clock.now();
         let written = match state.store.write().await {
             Ok(tx) => state.commit(tx, vec![event], now).await,
             Err(e) => Err(e.into()),
@@ -72,7 +72,7 @@ pub async fn jwt_user(state: &AppState, token: &str) -> ApiResult<(UserRow, uuid
     if issuers.is_empty() {
         return Err(refuse(JwtError::Issuer));
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let (issuer, claims) = verify_with(state, issuers, &unverified, kid.as_deref(), now).await?;
     let id = ExternalIdentity::from_claims(
         &issuer.issuer,

@@ -279,8 +279,10 @@ async fn observe(op: String) -> (String, BTreeMap<String, Row>) {
             let mut outcome = reply.status.as_u16().to_string();
             if op.starts_with("SCHEDULER") && reply.status.is_success() {
                 // The scheduler carries the schedule out, with the rights of whoever set it.
+                // Sessions live by the same clock, so it comes back once the pass is run.
                 app.state.clock.advance(time::Duration::days(2));
                 steward::scheduler::run_once(&app.state).await.unwrap();
+                app.state.clock.advance(-time::Duration::days(2));
                 let status = status_of(&app, &id).await;
                 outcome = format!("{outcome} {status}");
                 if status == "deactivated" {

@@ -169,7 +169,7 @@ async fn exporting_an_org_of_100000_members_takes_flat_memory() {
 
 #[tokio::test]
 async fn purge_erases_the_org_and_its_leavers_personal_data_and_the_chain_still_verifies() {
-    let app = spawn_app_with(|_| {}).await;
+    let mut app = spawn_app_with(|_| {}).await;
     let (org, _, member) = populated_org(&app).await;
     let other = app.org("Elsewhere", &app.user("o2@export.test").await).await;
     let stays = app.user("stays@export.test").await;
@@ -191,7 +191,7 @@ async fn purge_erases_the_org_and_its_leavers_personal_data_and_the_chain_still_
     app.post(&purge, &app.admin, json!({"confirm": "exported"})).await.expect_problem(400, "validation_failed");
     app.post(&purge, &app.admin, json!({"confirm": "Exported"})).await.expect_problem(409, "invalid_transition");
     assert_eq!(app.snapshot().await, before_early, "refused purges change nothing");
-    app.state.clock.advance(time::Duration::days(31));
+    app.advance(time::Duration::days(31)).await;
     let done = app.post(&purge, &app.admin, json!({"confirm": "Exported"})).await.expect(200);
     assert_eq!(done["state"], "purged");
     assert_eq!(done["users_anonymized"], json!([member]), "only leavers who belong nowhere else");
@@ -230,7 +230,7 @@ async fn purge_erases_the_org_and_its_leavers_personal_data_and_the_chain_still_
 
 #[tokio::test]
 async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let (org, owner, member) = populated_org(&app).await;
     for id in [&owner, &member] {
         app.patch(&format!("/api/v1/users/{id}"), &app.admin, json!({"password": PASSWORD})).await.expect(200);
@@ -245,7 +245,9 @@ async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
     app.get(&path, &member_token).await.expect_problem(403, "forbidden");
     app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"audit_log_days": 2})).await.expect(200);
     assert!(!app.get(&path, &owner_token).await.expect(200)["items"].as_array().unwrap().is_empty());
-    app.state.clock.advance(time::Duration::days(3));
+    app.advance(time::Duration::days(3)).await;
+    // Sessions live by the same clock: the owner signs in again three days later.
+    let owner_token = app.login("owner@export.test", PASSWORD).await;
     let later = app.get(&path, &owner_token).await.expect(200);
     assert_eq!(later["items"], json!([]), "older events fall outside the license's window");
     assert!(!app.audit(&format!("&org_id={org}")).await.is_empty(), "the instance keeps everything");

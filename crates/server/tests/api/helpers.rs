@@ -147,6 +147,13 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(token), None).await
     }
 
+    /// Moves Steward's clock forward by `by`, and signs the admin in again: sessions live by that
+    /// clock, so the admin's session of before may have ended.
+    pub async fn advance(&mut self, by: time::Duration) {
+        self.state.clock.advance(by);
+        self.admin = self.login(ADMIN_EMAIL, PASSWORD).await;
+    }
+
     /// Logs in and returns the session token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let body = self

@@ -20,7 +20,7 @@ async fn wait_for_status(app: &TestApp, id: &str, status: &str) -> Value {
 
 #[tokio::test]
 async fn a_scheduled_deactivation_happens_within_seconds_of_its_time() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let (id, token) = app.user_with_session("leaving@schedule.test").await;
     let path = format!("/api/v1/users/{id}");
     app.patch(&path, &app.admin, json!({"deactivate_at": "2001-01-01T00:00:00Z"}))
@@ -33,7 +33,7 @@ async fn a_scheduled_deactivation_happens_within_seconds_of_its_time() {
     assert!(scheduled["deactivate_at"].is_string());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     app.get("/api/v1/me", &token).await.expect(200);
-    app.state.clock.advance(time::Duration::days(1) + time::Duration::seconds(1));
+    app.advance(time::Duration::days(1) + time::Duration::seconds(1)).await;
     let user = wait_for_status(&app, &id, "deactivated").await;
     assert!(user["deactivate_at"].is_null());
     app.get("/api/v1/me", &token).await.expect_problem(401, "unauthenticated");
@@ -59,12 +59,12 @@ async fn a_cleared_schedule_does_nothing() {
 
 #[tokio::test]
 async fn the_dormant_policy_deactivates_users_not_seen_for_its_days_but_never_the_last_admin() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let idle = app.user("idle@schedule.test").await;
     app.patch("/api/v1/instance", &app.admin, json!({"policies": {"dormant_after_days": 30}})).await.expect(200);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(app.get(&format!("/api/v1/users/{idle}"), &app.admin).await.expect(200)["status"], "active");
-    app.state.clock.advance(time::Duration::days(31));
+    app.advance(time::Duration::days(31)).await;
     wait_for_status(&app, &idle, "deactivated").await;
     let event =
         app.audit("&type=user.deactivated").await.into_iter().find(|e| e["target_id"] == idle.as_str()).unwrap();

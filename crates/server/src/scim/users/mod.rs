@@ -209,7 +209,7 @@ pub(super) async fn create_user(
 ) -> Result<(StatusCode, Value), Failure> {
     let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
     let password = password_of(state, client, &mut doc).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let (user_name, email) = identity(&doc)?;
     let mut tx = state.store.write().await?;
     // The user hidden by DELETE comes back, the same one, when its userName or email returns.
@@ -246,7 +246,7 @@ pub(super) async fn replace_user(
     let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
     exists_before_hashing(state, client, id).await?;
     let password = password_of(state, client, &mut doc).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let loaded = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, loaded.0.version)?;
@@ -285,7 +285,7 @@ pub(super) async fn patch_user(
             password = password_of(state, client, &mut holder).await?;
         }
     }
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let loaded = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, loaded.0.version)?;
@@ -314,7 +314,7 @@ pub(super) async fn delete_user(
     id: &str,
     headers: &HeaderMap,
 ) -> Result<(), Failure> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
     check_if_match(headers, user.version)?;
