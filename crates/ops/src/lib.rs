@@ -99,8 +99,8 @@ pub async fn enqueue_deliveries(tx: &mut dyn Tx, events: &[AuditDraft], now: Off
             }
             let timestamp = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
             let payload = json!({ "type": kind, "timestamp": timestamp, "data": data }).to_string();
-            // Deliveries run on the wall clock, whatever instant the event carries.
-            let sent_from = OffsetDateTime::now_utc();
+            // Due at once: the worker claims deliveries by the clock `now` was read from.
+            let sent_from = now;
             tx.enqueue_delivery(&DeliveryRow {
                 id: uuid::Uuid::now_v7(),
                 webhook_id: hook.id,
