@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
-use steward_core::org::{self, OrgView as Rules, RoleChange};
+use steward_core::org::{self, RoleChange};
 use steward_core::{AuditDraft, License, OrgAction, OrgId, OrgName, OrgRole, Permission, TargetType, UserId};
 use steward_store::{OrgFilter, OrgRow, Tx};
 use time::OffsetDateTime;
@@ -106,11 +106,6 @@ pub async fn org_access(
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
     Ok(OrgAccess { org, role, _private: () })
-}
-
-/// The rules' view of an org's current memberships.
-pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> ApiResult<Rules> {
-    Ok(steward_ops::orgs::rules_view(tx, org).await?)
 }
 
 /// Filters of the org list.
@@ -397,7 +392,7 @@ pub async fn set_member_role(
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
-    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
     // An org's admins add existing users by invitation only, accepted by that user; to them an
     // unknown id and someone else's user answer alike.
     if rules.member(user_id).is_none() && !principal.has(Permission::OrgsWrite) {
@@ -436,8 +431,7 @@ pub(crate) async fn delete_member(
     remove_member(&state, &principal, (id, user_id)).await
 }
 
-/// Ends a membership of the org `id` (one's own, or anyone's for those who manage the org), for
-/// every surface that acts with a principal.
+/// Ends a membership of the org `id` (one's own, or any for its managers), for every surface.
 pub async fn remove_member(
     state: &AppState,
     principal: &Principal,
@@ -448,7 +442,7 @@ pub async fn remove_member(
     let mut tx = state.store.write().await?;
     let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
     let access = org_access(state, tx.as_mut(), principal, &id, need).await?;
-    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
     if rules.member(user_id).is_none() {
         return Err(ApiError::not_found("member"));
     }
@@ -493,7 +487,7 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
     let new_owner = tx.user(new_owner_id).await?.ok_or_else(|| {
         ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization")
     })?;
-    let rules = rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
     let previous_role = req.previous_owner_role.unwrap_or(OrgRole::Admin);
     let (transfer, event) =
         org::transfer_ownership(&rules, new_owner_id, new_owner.status, previous_role, principal.actor())?;

@@ -19,10 +19,11 @@ use time::OffsetDateTime;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::cookie;
 use crate::extract::set_session_cookies;
-use crate::routes::orgs::{check_seats, rules_view};
+use crate::routes::orgs::check_seats;
 use crate::routes::{ClientIp, auth::open_session};
 use crate::sso::{ExternalIdentity, Found, create_jit_user, find_user, validate_id_token};
 use crate::state::AppState;
+use steward_ops::orgs::rules_view;
 
 use super::sso::{load, redirect_uri};
 
