@@ -122,6 +122,8 @@ pub(crate) async fn restore(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<OrgView>> {
+    // Who acts is checked before what they sent is read (restore_org asks again).
+    principal.require(Permission::OrgsLifecycle)?;
     let req: RestoreRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RestoreRequest::default()
     } else {

@@ -82,6 +82,8 @@ pub(crate) async fn deactivate(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<UserView>> {
+    // Who acts is checked before what they sent is read (deactivate_user asks again).
+    principal.require(Permission::UsersLifecycle)?;
     let req: DeactivateRequest = optional_body(&body)?;
     let user = deactivate_user(&state, &principal, &id, req).await?;
     Ok(Json(UserView::from(&user)))
