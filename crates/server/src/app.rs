@@ -105,18 +105,7 @@ fn api() -> OpenApiRouter<AppState> {
 /// `validation_failed` (a body, query, path or `Idempotency-Key` that does not parse) and, for
 /// operations that need credentials, 401 `unauthenticated`.
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-    let problem = |description: &str| -> RefOr<utoipa::openapi::Response> {
-        RefOr::T(
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/problem+json",
-                    ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
-                )
-                .build(),
-        )
-    };
+    let problem = |description: &str| crate::error::declared::problem(description, false);
     for (path, item) in doc.paths.paths.iter_mut() {
         let public = path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/logout";
         let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];

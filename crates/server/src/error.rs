@@ -230,3 +230,73 @@ impl From<OpError> for ApiError {
         }
     }
 }
+
+/// The refusals an operation declares in the OpenAPI document, each one status answered with a
+/// [`Problem`] as `application/problem+json`: `responses((status = 200, body = X), NotFound)`.
+pub mod declared {
+    use std::collections::BTreeMap;
+
+    use utoipa::IntoResponses;
+    use utoipa::openapi::schema::{Object, Ref, Type};
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, RefOr, Response, ResponseBuilder};
+
+    /// A refusal answered with a [`Problem`]; `retry_after` declares the `Retry-After` header.
+    pub fn problem(description: &str, retry_after: bool) -> RefOr<Response> {
+        let content = ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build();
+        let mut response = ResponseBuilder::new().description(description).content("application/problem+json", content);
+        if retry_after {
+            let seconds = HeaderBuilder::new()
+                .schema(Some(Object::with_type(Type::Integer)))
+                .description(Some("Seconds to wait before trying again."))
+                .build();
+            response = response.header("Retry-After", seconds);
+        }
+        RefOr::T(response.build())
+    }
+
+    macro_rules! refusal {
+        ($(#[$doc:meta])* $name:ident, $status:literal, $description:literal $(, $retry:literal)?) => {
+            $(#[$doc])*
+            pub struct $name;
+
+            impl IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    BTreeMap::from([($status.to_owned(), problem($description, false $(|| $retry)?))])
+                }
+            }
+        };
+    }
+
+    refusal!(
+        /// 400: the request is malformed or does not pass validation.
+        BadRequest, "400", "The request is malformed or does not pass validation (`validation_failed` and others)."
+    );
+    refusal!(
+        /// 401: no valid credentials.
+        Unauthorized, "401", "No valid credentials were presented (`unauthenticated`)."
+    );
+    refusal!(
+        /// 402: the org's budget does not cover the request.
+        PaymentRequired, "402", "The org's remaining budget does not cover the request (`quota_exhausted`)."
+    );
+    refusal!(
+        /// 403: the caller may not do this.
+        Forbidden, "403", "The caller may not do this (`forbidden` and others)."
+    );
+    refusal!(
+        /// 404: no such resource, or not one the caller may see.
+        NotFound, "404", "No such resource, or not one the caller may see (`not_found`)."
+    );
+    refusal!(
+        /// 409: the resource's state does not allow the change.
+        Conflict, "409", "The resource's state does not allow the change."
+    );
+    refusal!(
+        /// 412: `If-Match` names a version that is no longer current.
+        PreconditionFailed, "412", "`If-Match` names a version that is no longer current (`precondition_failed`)."
+    );
+    refusal!(
+        /// 429: too many requests.
+        TooManyRequests, "429", "Too many requests (`rate_limited`); `Retry-After` says when to try again.", true
+    );
+}

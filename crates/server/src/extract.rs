@@ -113,6 +113,23 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// Who acts, in which instance: what nearly every handler of the API begins with.
+pub struct Acting {
+    /// The application state.
+    pub state: AppState,
+    /// Who makes the request.
+    pub principal: Principal,
+}
+
+impl FromRequestParts<AppState> for Acting {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        Ok(Acting { state: state.clone(), principal })
+    }
+}
+
 /// Looks a secret up and checks that it, and its user, are still good at this instant.
 pub async fn authenticate(state: &AppState, secret: &str) -> ApiResult<Principal> {
     let invalid = || ApiError::unauthenticated("the credentials are not valid");

@@ -13,7 +13,7 @@ use steward_core::Permission;
 use super::admin_users::{HistoryLine, describe};
 use super::{Admin, Chrome, PageError, Posted, done, render};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{Acting, ApiJson, ApiQuery};
 use crate::routes::audit::{self as api_audit, AuditQuery};
 use crate::routes::instance as api_instance;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ async fn overview(State(state): State<AppState>, Admin(viewer): Admin) -> Result
             limit: Some(10),
             cursor: None,
         };
-        let Json(list) = api_audit::list_audit(State(state.clone()), principal, ApiQuery(query)).await?;
+        let Json(list) = api_audit::list_audit(Acting { state: state.clone(), principal }, ApiQuery(query)).await?;
         let mut tx = state.store.read().await.map_err(ApiError::from)?;
         let lines = describe(tx.as_mut(), &list.items).await?;
         tx.rollback().await.map_err(ApiError::from)?;
@@ -119,7 +119,9 @@ async fn audit(
         cursor: given(&form.cursor),
     };
     let (events, next, error) =
-        match api_audit::list_audit(State(state.clone()), viewer.principal(), ApiQuery(query)).await {
+        match api_audit::list_audit(Acting { state: state.clone(), principal: viewer.principal() }, ApiQuery(query))
+            .await
+        {
             Ok(Json(list)) => {
                 let mut tx = state.store.read().await.map_err(ApiError::from)?;
                 let lines = describe(tx.as_mut(), &list.items).await?;
@@ -231,6 +233,7 @@ async fn settings(
     if let Some(v) = form.version.and_then(|v| axum::http::HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
         headers.insert(axum::http::header::IF_MATCH, v);
     }
-    let result = api_instance::patch_instance(State(state), viewer.principal(), headers, ApiJson(patch)).await;
+    let result =
+        api_instance::patch_instance(Acting { state, principal: viewer.principal() }, headers, ApiJson(patch)).await;
     done("/admin/settings", result, |_| "The settings are saved; every page now uses them.".into())
 }

@@ -16,7 +16,7 @@ use steward_core::OrgRole;
 
 use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page};
 use crate::routes::deprovision as api_dep;
 use crate::routes::orgs::{self as api, OrgQuery, TransferRequest};
 use crate::routes::teams as api_teams;
@@ -78,7 +78,8 @@ async fn list(
     axum::extract::Query(q): axum::extract::Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let query = OrgQuery { external_id: None, limit: Some(50), cursor: q.cursor.filter(|c| !c.is_empty()) };
-    let Json(list) = api::list_orgs(State(state.clone()), viewer.principal(), ApiQuery(query)).await?;
+    let Json(list) =
+        api::list_orgs(Acting { state: state.clone(), principal: viewer.principal() }, ApiQuery(query)).await?;
     let owners = names(&state, list.items.iter().map(|o| o.owner_id.clone()).collect()).await?;
     let orgs = list
         .items
@@ -160,17 +161,23 @@ async fn detail(
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
     let all = || ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(org) = api::get_org(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let Json(org) =
+        api::get_org(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
     let Json(usage) = api_usage::get_usage(
-        State(state.clone()),
-        principal.clone(),
+        Acting { state: state.clone(), principal: principal.clone() },
         Path(id.clone()),
         ApiQuery(UsageQuery { period: None }),
     )
     .await?;
-    let Json(members) = api::list_members(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
-    let Json(teams) = api_teams::list_teams(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
-    let Json(records) = api_dep::records(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
+    let Json(members) =
+        api::list_members(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
+            .await?;
+    let Json(teams) =
+        api_teams::list_teams(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
+            .await?;
+    let Json(records) =
+        api_dep::records(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
+            .await?;
 
     let mut bars = usage_bars(&usage);
     let seats = members.items.iter().filter(|m| !m.dormant).count() as u64;
@@ -283,7 +290,8 @@ async fn license(
     if let Some(v) = form.get("version").and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
         headers.insert(header::IF_MATCH, v);
     }
-    let result = api::patch_license(State(state), viewer.principal(), Path(id), headers, ApiJson(patch)).await;
+    let result =
+        api::patch_license(Acting { state, principal: viewer.principal() }, Path(id), headers, ApiJson(patch)).await;
     done(&back, result, |_| "The license is saved.".into())
 }
 
@@ -327,7 +335,7 @@ async fn deprovision_form(
     Admin(viewer): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let Json(org) = api::get_org(State(state), viewer.principal(), Path(id)).await?;
+    let Json(org) = api::get_org(Acting { state, principal: viewer.principal() }, Path(id)).await?;
     let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
     let page = DeprovisionPage {
         chrome: chrome.clone(),
@@ -378,7 +386,8 @@ async fn deprovision(
                 .into()
         });
     }
-    let Json(org) = api::get_org(State(state.clone()), viewer.principal(), Path(id.clone())).await?;
+    let Json(org) =
+        api::get_org(Acting { state: state.clone(), principal: viewer.principal() }, Path(id.clone())).await?;
     let (plan, error) = match result {
         Ok(r) => (named_steps(&state, &viewer, &id, r.steps).await?, None),
         Err(e) if e.problem().status < 500 => (vec![], Some(e.problem().detail)),
@@ -398,7 +407,9 @@ async fn named_steps(
     steps: Vec<String>,
 ) -> Result<Vec<String>, PageError> {
     let all = ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(members) = api::list_members(State(state.clone()), viewer.principal(), Path(id.to_owned()), all).await?;
+    let Json(members) =
+        api::list_members(Acting { state: state.clone(), principal: viewer.principal() }, Path(id.to_owned()), all)
+            .await?;
     let mut people: Vec<(String, String)> = members.items.into_iter().map(|m| (m.user_id, m.name)).collect();
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let placeholder = tx.placeholder_user().await.map_err(ApiError::from)?;

@@ -15,7 +15,7 @@ use steward_core::{Permission, UserId};
 
 use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, copy_cookies, done, local_path, render, when};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery, Page};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page};
 use crate::routes::ClientIp;
 use crate::routes::lifecycle::{self as api, ImpersonateRequest, NotificationSettings};
 use crate::routes::users::{self as api_users, UserQuery};
@@ -70,7 +70,7 @@ async fn list(
         limit: Some(50),
         cursor: q.cursor.filter(|c| !c.is_empty()),
     };
-    let Json(list) = api_users::list_users(State(state), viewer.principal(), ApiQuery(query)).await?;
+    let Json(list) = api_users::list_users(Acting { state, principal: viewer.principal() }, ApiQuery(query)).await?;
     let next = list.next_cursor.map(|c| {
         let mut s = form_urlencoded::Serializer::new(String::new());
         s.append_pair("q", &text).append_pair("status", &status).append_pair("cursor", &c);
@@ -164,20 +164,21 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let Json(user) = api_users::get_user(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let Json(user) =
+        api_users::get_user(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
     let user_id: UserId = user.id.parse().map_err(|_| ApiError::not_found("user"))?;
     let Json(sessions) = api::user_sessions(
-        State(state.clone()),
-        principal.clone(),
+        Acting { state: state.clone(), principal: principal.clone() },
         Path(id.clone()),
         ApiQuery(Page { limit: Some(100), cursor: None }),
     )
     .await?;
-    let Json(settings) = api::get_user_notifications(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let Json(settings) =
+        api::get_user_notifications(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()))
+            .await?;
     let history = if principal.has(Permission::AuditRead) {
         let Json(list) = api::user_history(
-            State(state.clone()),
-            principal.clone(),
+            Acting { state: state.clone(), principal: principal.clone() },
             Path(id.clone()),
             ApiQuery(Page { limit: Some(30), cursor: None }),
         )
@@ -310,7 +311,7 @@ struct ConfirmPage {
 }
 
 async fn confirm(state: AppState, viewer: super::Viewer, id: String, enable: bool) -> Result<Response, PageError> {
-    let Json(user) = api_users::get_user(State(state), viewer.principal(), Path(id)).await?;
+    let Json(user) = api_users::get_user(Acting { state, principal: viewer.principal() }, Path(id)).await?;
     let title = if enable { "Enable" } else { "Disable" };
     let chrome = viewer.chrome.titled(format!("{title} {}", user.name));
     render(&chrome, &ConfirmPage { chrome: chrome.clone(), user, enable })
@@ -395,8 +396,14 @@ async fn impersonate(
     let back = format!("/admin/users/{id}");
     let request = ImpersonateRequest { reason: form.reason };
     let secure = super::secure(&state);
-    let result =
-        api::impersonate(State(state), viewer.principal(), ip, headers, Path(id.clone()), ApiJson(request)).await;
+    let result = api::impersonate(
+        Acting { state, principal: viewer.principal() },
+        ip,
+        headers,
+        Path(id.clone()),
+        ApiJson(request),
+    )
+    .await;
     let response = match result {
         Ok(r) => r,
         Err(e) => return done(&back, Err::<(), _>(e), |_| String::new()),

@@ -16,7 +16,7 @@ use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
 use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal};
 use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
@@ -113,8 +113,12 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         let readable = card.role.parse::<OrgRole>().is_ok_and(|r| r.allows(OrgAction::UsageRead));
         if readable {
             let q = ApiQuery(UsageQuery { period: None });
-            if let Ok(Json(u)) =
-                api_usage::get_usage(State(state.clone()), principal.clone(), Path(card.id.clone()), q).await
+            if let Ok(Json(u)) = api_usage::get_usage(
+                Acting { state: state.clone(), principal: principal.clone() },
+                Path(card.id.clone()),
+                q,
+            )
+            .await
             {
                 card.bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
             }
@@ -135,8 +139,11 @@ async fn notifications(
     State(state): State<AppState>,
     Posted { viewer, form }: Posted<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let result =
-        api_auth::put_my_notifications(State(state), viewer.principal(), ApiJson(settings_from_form(&form))).await;
+    let result = api_auth::put_my_notifications(
+        Acting { state, principal: viewer.principal() },
+        ApiJson(settings_from_form(&form)),
+    )
+    .await;
     done("/app", result, |_| "Your notification settings are saved.".into())
 }
 
@@ -166,8 +173,9 @@ async fn security_page(
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
     let page = || axum::extract::Query(Page { limit: Some(100), cursor: None });
-    let Json(sessions) = api_tokens::list_sessions(State(state.clone()), principal.clone(), page()).await?;
-    let Json(tokens) = api_tokens::list_tokens(State(state), principal.clone(), page()).await?;
+    let Json(sessions) =
+        api_tokens::list_sessions(Acting { state: state.clone(), principal: principal.clone() }, page()).await?;
+    let Json(tokens) = api_tokens::list_tokens(Acting { state, principal: principal.clone() }, page()).await?;
     let tokens = tokens
         .items
         .iter()
@@ -253,7 +261,9 @@ async fn create_token(
     Posted { viewer, form }: Posted<TokenForm>,
 ) -> Result<Response, PageError> {
     let request = api_tokens::NewToken { name: form.name, expires_at: None, scopes: vec![] };
-    match api_tokens::create_token(State(state.clone()), viewer.principal(), ApiJson(request)).await {
+    match api_tokens::create_token(Acting { state: state.clone(), principal: viewer.principal() }, ApiJson(request))
+        .await
+    {
         Ok((_, Json(t))) => {
             let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;
             *r.status_mut() = StatusCode::CREATED;
@@ -298,7 +308,8 @@ struct OrgPage {
 async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
     let principal = viewer.principal();
     let all = || ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(org) = api_orgs::get_org(State(state.clone()), principal.clone(), Path(id.clone())).await?;
+    let Json(org) =
+        api_orgs::get_org(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
     let org_id: OrgId = org.id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let role = tx
@@ -310,11 +321,16 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     tx.rollback().await.map_err(ApiError::from)?;
     let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
     let Json(members) =
-        api_orgs::list_members(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
-    let Json(teams) = api_teams::list_teams(State(state.clone()), principal.clone(), Path(id.clone()), all()).await?;
+        api_orgs::list_members(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
+            .await?;
+    let Json(teams) =
+        api_teams::list_teams(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
+            .await?;
     let bars = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let q = ApiQuery(UsageQuery { period: None });
-        let Json(u) = api_usage::get_usage(State(state.clone()), principal.clone(), Path(id.clone()), q).await?;
+        let Json(u) =
+            api_usage::get_usage(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), q)
+                .await?;
         usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect()
     } else {
         vec![]

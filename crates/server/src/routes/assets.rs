@@ -3,7 +3,7 @@
 //! belong to the org, never to a user, so no lifecycle step can orphan them.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
 use crate::routes::orgs::{Need, OrgAccess, org_access};
 use crate::routes::usage::MAX_AMOUNT;
 use crate::state::AppState;
@@ -71,10 +72,9 @@ pub struct AssetList {
 
 /// Lists an org's assets, newest first; frozen orgs too.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path), Page),
-    responses((status = 200, body = AssetList), (status = 404, body = Problem)))]
+    responses((status = 200, body = AssetList), NotFound))]
 async fn list_assets(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<AssetList>> {
@@ -180,12 +180,10 @@ async fn team_of(tx: &mut dyn Tx, org: &OrgRow, team: Option<&str>) -> ApiResult
 }
 
 /// Registers an asset; its count and size are checked against the license.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path)), request_body = NewAsset,
-    responses((status = 201, body = AssetView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path)),
+    request_body = NewAsset, responses((status = 201, body = AssetView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn create_asset(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewAsset>,
 ) -> ApiResult<(StatusCode, Json<AssetView>)> {
@@ -237,12 +235,8 @@ async fn load_asset(
 
 /// Reads an asset (frozen orgs too).
 #[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)),
-    responses((status = 200, body = AssetView), (status = 404, body = Problem)))]
-async fn get_asset(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<AssetView>> {
+    responses((status = 200, body = AssetView), NotFound))]
+async fn get_asset(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<AssetView>> {
     let mut tx = state.store.read().await?;
     let (asset, _) = load_asset(&state, tx.as_mut(), &principal, &id).await?;
     tx.rollback().await?;
@@ -262,12 +256,11 @@ pub struct AssetPatch {
 }
 
 /// Changes an asset; sizes are checked against the license. `If-Match` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)), request_body = AssetPatch,
-    responses((status = 200, body = AssetView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+#[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)),
+    request_body = AssetPatch, responses((status = 200, body = AssetView), BadRequest, Forbidden, NotFound, Conflict,
+    PreconditionFailed))]
 async fn patch_asset(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AssetPatch>,

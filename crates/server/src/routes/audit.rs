@@ -11,8 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiQuery, Page, Principal, paginate};
+use crate::error::declared::{BadRequest, Forbidden};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiQuery, Page, Principal, paginate};
 use crate::state::AppState;
 use crate::views::{AuditEventView, AuditList};
 
@@ -48,10 +49,9 @@ fn parse_time(field: &'static str, value: Option<&str>) -> ApiResult<Option<Offs
 
 /// Reads the audit log, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditList), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = AuditList), BadRequest, Forbidden))]
 pub(crate) async fn list_audit(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
     principal.require(Permission::AuditRead)?;
@@ -97,8 +97,8 @@ pub struct VerifyResult {
 }
 
 /// Recomputes the hash chain over every event.
-#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyResult), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyResult),
+    Forbidden))]
 async fn verify_audit(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<VerifyResult>> {
     principal.require(Permission::AuditRead)?;
     let check = state.store.verify_audit().await?;

@@ -15,9 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
+use crate::error::declared::{BadRequest, TooManyRequests, Unauthorized};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::set_session_cookies;
-use crate::extract::{ApiJson, Principal, cookie, role_book};
+use crate::extract::{Acting, ApiJson, Principal, cookie, role_book};
 use crate::routes::lifecycle::{NotificationSettings, set_notifications};
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, instance_settings};
@@ -67,8 +68,8 @@ pub struct LoginResponse {
 /// (429) nor slows its owner.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
-        (status = 401, body = Problem, description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
-        (status = 429, body = Problem)))]
+    (status = 401, body = Problem, content_type = "application/problem+json", description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
+    TooManyRequests))]
 pub(crate) async fn login(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -386,7 +387,7 @@ pub struct ReturnedSession {
 /// Ends the current session. Ending an impersonation returns the admin's own session.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
-        (status = 401, body = Problem)))]
+    Unauthorized))]
 pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
     let now = state.clock.now();
     let crate::extract::Credential::Session(session) = &principal.credential else {
@@ -439,17 +440,16 @@ pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) 
 
 /// The caller's notification settings.
 #[utoipa::path(get, path = "/api/v1/me/notifications", tag = "auth",
-    responses((status = 200, body = NotificationSettings), (status = 401, body = Problem)))]
+    responses((status = 200, body = NotificationSettings), Unauthorized))]
 async fn get_my_notifications(principal: Principal) -> Json<NotificationSettings> {
     Json(NotificationSettings::of(&principal.user))
 }
 
 /// Sets the caller's notification settings (an admin impersonating the user may too).
 #[utoipa::path(put, path = "/api/v1/me/notifications", tag = "auth", request_body = NotificationSettings,
-    responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, body = NotificationSettings), BadRequest, Unauthorized))]
 pub(crate) async fn put_my_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NotificationSettings>,
 ) -> ApiResult<Json<NotificationSettings>> {
     let now = state.clock.now();
@@ -505,8 +505,7 @@ fn json_body(body: axum::body::Bytes) -> Response {
 }
 
 /// Who the caller is, what they may do, and where they belong.
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth",
-    responses((status = 200, body = Me), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), Unauthorized))]
 async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
     // Only this node writes (SQLite): the answer can be kept between changes (crate::hot).
     let keep = !state.store.shared();

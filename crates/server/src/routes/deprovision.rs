@@ -2,7 +2,7 @@
 //! demote the owner, silence notifications) and restore it exactly as it was.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use steward_core::{OrgRole, Permission};
 use steward_ops::orgs::{Deprovision, Deprovisioned};
@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, encode_cursor};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, encode_cursor};
 use crate::routes::orgs::{Need, org_access};
 use crate::state::AppState;
 use crate::views::OrgView;
@@ -52,12 +53,10 @@ pub struct DeprovisionResult {
 /// Deprovisions an org in one transaction: consumables to 0, ownership to the placeholder owner,
 /// the former owner demoted, the members' notifications off. `dry_run` changes nothing.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", tag = "customer lifecycle", params(("id" = String, Path)),
-    request_body = DeprovisionRequest,
-    responses((status = 200, body = DeprovisionResult), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = DeprovisionRequest, responses((status = 200, body = DeprovisionResult), BadRequest, Forbidden,
+    NotFound, Conflict))]
 pub(crate) async fn deprovision(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<DeprovisionRequest>,
 ) -> ApiResult<Json<DeprovisionResult>> {
@@ -113,12 +112,9 @@ pub struct RestoreRequest {
 /// Restores a deprovisioned org: license, owner, roles and notification settings come back as
 /// they were just before the deprovisioning.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", tag = "customer lifecycle", params(("id" = String, Path)),
-    request_body = RestoreRequest,
-    responses((status = 200, body = OrgView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
+    request_body = RestoreRequest, responses((status = 200, body = OrgView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn restore(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<OrgView>> {
@@ -178,11 +174,10 @@ pub struct DeprovisionRecordList {
 }
 
 /// The history of an org's deprovisionings and restorations, newest first.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", tag = "customer lifecycle", params(("id" = String, Path), Page),
-    responses((status = 200, body = DeprovisionRecordList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", tag = "customer lifecycle",
+    params(("id" = String, Path), Page), responses((status = 200, body = DeprovisionRecordList), Forbidden, NotFound))]
 pub(crate) async fn records(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<DeprovisionRecordList>> {

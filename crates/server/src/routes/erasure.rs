@@ -18,8 +18,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::routes::assets::AssetView;
 use crate::routes::deprovision::DeprovisionRecordView;
 use crate::routes::orgs::{Need, org_access};
@@ -252,7 +253,7 @@ pub fn export_stream(
 /// usage history, deprovision records, its audit events — streamed, for its owner and for
 /// instance admins.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", params(("id" = String, Path)),
-    responses((status = 200, body = ExportBundle), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ExportBundle), Forbidden, NotFound))]
 async fn export(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Response> {
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
@@ -294,12 +295,11 @@ pub struct PurgeResult {
 /// and memberships; its deactivated members who belong nowhere else are anonymized; the org keeps
 /// only its id and the state `purged`; personal data in its audit events is removed while the
 /// chain still verifies. Emits `org.purged`.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", params(("id" = String, Path)), request_body = PurgeRequest,
-    responses((status = 200, body = PurgeResult), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", params(("id" = String, Path)),
+    request_body = PurgeRequest, responses((status = 200, body = PurgeResult), BadRequest, Forbidden, NotFound,
+    Conflict))]
 async fn purge(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PurgeRequest>,
 ) -> ApiResult<Json<PurgeResult>> {
@@ -369,10 +369,9 @@ fn audit_window(org: &steward_store::OrgRow, now: OffsetDateTime) -> Option<Offs
 /// The org's own audit events, newest first, for its owner and admins, limited to the license's
 /// `audit_log_days`.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", tag = "audit", params(("id" = String, Path), Page),
-    responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = AuditList), Forbidden, NotFound))]
 async fn org_audit(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<AuditList>> {

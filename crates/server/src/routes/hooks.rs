@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::error::declared::{BadRequest, Forbidden, NotFound};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::state::{AppState, instance_settings};
 use crate::webhooks::{check_url, new_secret};
 use steward_ops::EventType;
@@ -51,8 +52,8 @@ pub struct WebhookList {
 }
 
 /// Lists the webhook endpoints.
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks",
-    responses((status = 200, body = WebhookList), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList),
+    Forbidden))]
 async fn list_webhooks(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<WebhookList>> {
     principal.require(Permission::WebhooksManage)?;
     let mut tx = state.store.read().await?;
@@ -85,10 +86,9 @@ pub struct CreatedWebhook {
 
 /// Adds a webhook endpoint. Deliveries are signed per Standard Webhooks with the returned secret.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
-    responses((status = 201, body = CreatedWebhook), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = CreatedWebhook), BadRequest, Forbidden))]
 async fn create_webhook(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewWebhook>,
 ) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
     principal.require(Permission::WebhooksManage)?;
@@ -138,12 +138,8 @@ fn hook_id(id: &str) -> ApiResult<uuid::Uuid> {
 
 /// Removes an endpoint; its deliveries stop, its log stays.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_webhook(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Forbidden, NotFound))]
+async fn delete_webhook(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::WebhooksManage)?;
     let id = hook_id(&id)?;
     let now = state.clock.now();
@@ -215,10 +211,9 @@ pub struct DeliveryList {
 
 /// An endpoint's delivery log, newest first.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), Page),
-    responses((status = 200, body = DeliveryList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = DeliveryList), Forbidden, NotFound))]
 async fn list_deliveries(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<DeliveryList>> {
@@ -234,11 +229,10 @@ async fn list_deliveries(
 
 /// Sends a delivery again, now.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
-    params(("id" = String, Path), ("delivery_id" = String, Path)),
-    responses((status = 200, body = DeliveryView), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    params(("id" = String, Path), ("delivery_id" = String, Path)), responses((status = 200, body = DeliveryView),
+    Forbidden, NotFound))]
 async fn redeliver(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path((id, delivery_id)): Path<(String, String)>,
 ) -> ApiResult<Json<DeliveryView>> {
     principal.require(Permission::WebhooksManage)?;

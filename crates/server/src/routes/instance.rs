@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal, check_if_match};
+use crate::error::declared::{BadRequest, Forbidden, PreconditionFailed};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal, check_if_match};
 use crate::settings::InstanceSettings;
 use crate::state::{AppState, instance_settings};
 
@@ -28,8 +29,8 @@ pub struct InstanceView {
 }
 
 /// Reads the instance settings (any instance admin).
-#[utoipa::path(get, path = "/api/v1/instance", tag = "instance",
-    responses((status = 200, body = InstanceView), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/instance", tag = "instance", responses((status = 200, body = InstanceView),
+    Forbidden))]
 pub(crate) async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
     if principal.permissions.is_empty() {
         if !principal.withheld.is_empty() {
@@ -62,11 +63,9 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
 /// Changes the instance settings; nested objects merge (a JSON merge patch where `null` sets a
 /// field to null).
 #[utoipa::path(patch, path = "/api/v1/instance", tag = "instance", request_body = InstanceSettings,
-    responses((status = 200, body = InstanceView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 412, body = Problem)))]
+    responses((status = 200, body = InstanceView), BadRequest, Forbidden, PreconditionFailed))]
 pub(crate) async fn patch_instance(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<InstanceView>> {

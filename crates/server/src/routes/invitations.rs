@@ -16,8 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, TooManyRequests};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal};
 use crate::mail::{self, ACCOUNT};
 use crate::routes::ClientIp;
 use crate::routes::orgs::{Need, org_access};
@@ -109,12 +110,10 @@ pub struct InvitationView {
 /// Invites someone to the org by email. An unknown email becomes an `invited` user; a known
 /// active user gets the membership on acceptance; a deactivated user's email is refused.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", params(("id" = String, Path)),
-    request_body = NewInvitation,
-    responses((status = 201, body = InvitationView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = NewInvitation, responses((status = 201, body = InvitationView), BadRequest, Forbidden, NotFound,
+    Conflict))]
 pub(crate) async fn invite_to_org(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewInvitation>,
 ) -> ApiResult<(StatusCode, Json<InvitationView>)> {
@@ -236,9 +235,7 @@ pub struct AcceptInvitation {
 /// Accepts an invitation: an invited user sets a password and becomes active; an existing user
 /// gets the membership. The link works once.
 #[utoipa::path(post, path = "/api/v1/auth/invitations/{token}/accept", tag = "auth", params(("token" = String, Path)),
-    request_body = AcceptInvitation,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 429, body = Problem)))]
+    request_body = AcceptInvitation, responses((status = 200, body = UserView), BadRequest, NotFound, TooManyRequests))]
 pub(crate) async fn accept_invitation(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -390,7 +387,7 @@ pub struct ResetRequest {
 /// Mails a reset link to an active user; answers 202 whatever the email, so that accounts cannot
 /// be probed.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
-    responses((status = 202), (status = 400, body = Problem)))]
+    responses((status = 202), BadRequest))]
 pub(crate) async fn request_reset(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ResetRequest>,
@@ -453,9 +450,7 @@ pub struct NewPassword {
 
 /// Sets a new password with a reset link; the user's sessions, API tokens and other links end.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
-    request_body = NewPassword,
-    responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 429, body = Problem)))]
+    request_body = NewPassword, responses((status = 204), BadRequest, NotFound, TooManyRequests))]
 pub(crate) async fn complete_reset(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,

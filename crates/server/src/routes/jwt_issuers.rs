@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal};
 use crate::jwt::PublicKey;
 use crate::sso::check_provider_url;
 use crate::state::AppState;
@@ -117,8 +118,8 @@ pub struct IssuerList {
 }
 
 /// Lists the trusted JWT issuers, newest first.
-#[utoipa::path(get, path = "/api/v1/jwt-issuers", tag = "sso",
-    responses((status = 200, body = IssuerList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/jwt-issuers", tag = "sso", responses((status = 200, body = IssuerList),
+    Unauthorized, Forbidden))]
 async fn list_issuers(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<IssuerList>> {
     principal.require(Permission::InstanceManage)?;
     let mut tx = state.store.read().await?;
@@ -137,11 +138,9 @@ fn claim_name(field: &str, value: &str) -> ApiResult<String> {
 
 /// Trusts an issuer: its tokens then authorize requests as the users they map to.
 #[utoipa::path(post, path = "/api/v1/jwt-issuers", tag = "sso", request_body = NewIssuer,
-    responses((status = 201, body = IssuerView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = IssuerView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_issuer(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewIssuer>,
 ) -> ApiResult<(StatusCode, Json<IssuerView>)> {
     principal.require(Permission::InstanceManage)?;
@@ -208,12 +207,8 @@ async fn create_issuer(
 
 /// Stops trusting an issuer: its tokens are refused from the next request on.
 #[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_issuer(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+async fn delete_issuer(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("JWT issuer"))?;
     let now = state.clock.now();

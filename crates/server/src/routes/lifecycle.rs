@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -19,8 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, csrf_token, new_secret, secret_hash};
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::mail;
 use crate::routes::{ClientIp, user_agent};
 use crate::state::{AppState, instance_settings};
@@ -73,12 +74,10 @@ pub struct DeactivateRequest {
 /// invitations are cancelled, memberships become dormant, owned orgs pass to the placeholder
 /// owner (or `new_owner_id`).
 #[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = DeactivateRequest,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = DeactivateRequest, responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound,
+    Conflict))]
 pub(crate) async fn deactivate(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<UserView>> {
@@ -138,11 +137,9 @@ pub async fn deactivate_user(
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
 /// they were, and orgs held by the placeholder owner since the deactivation are handed back.
 #[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
+    responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn reactivate(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<UserView>> {
     Ok(Json(UserView::from(&reactivate_user(&state, &principal, &id).await?)))
@@ -203,38 +200,23 @@ async fn simple_transition(
 
 /// Suspends an active user for a while: sessions end, memberships stay as they are.
 #[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
-async fn suspend(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserView>> {
+    responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
+async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
 }
 
 /// Lifts a suspension.
 #[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
-async fn unsuspend(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserView>> {
+    responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
+async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
 }
 
 /// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of
 /// the email keeps blocking its reuse.
 #[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
-async fn anonymize(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserView>> {
+    responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
+async fn anonymize(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersLifecycle)?;
     not_impersonating(&principal)?;
     let now = state.clock.now();
@@ -267,12 +249,10 @@ pub struct ImpersonationSession {
 /// Login as user: a session (one hour at most) in which the admin acts as the user; every event
 /// in it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session.
 #[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = ImpersonateRequest,
-    responses((status = 200, body = ImpersonationSession), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = ImpersonateRequest, responses((status = 200, body = ImpersonationSession), BadRequest, Forbidden,
+    NotFound, Conflict))]
 pub(crate) async fn impersonate(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -371,10 +351,9 @@ async fn notify_impersonated(tx: &mut dyn steward_store::Tx, target: &UserRow, n
 
 /// A user's live sessions.
 #[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "lifecycle", params(("id" = String, Path), Page),
-    responses((status = 200, body = SessionList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = SessionList), Forbidden, NotFound))]
 pub(crate) async fn user_sessions(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<SessionList>> {
@@ -403,10 +382,9 @@ pub struct Revoked {
 
 /// Logs a user out everywhere.
 #[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = Revoked), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = Revoked), Forbidden, NotFound))]
 pub(crate) async fn revoke_user_sessions(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Revoked>> {
     Ok(Json(end_user_sessions(&state, &principal, id).await?))
@@ -474,10 +452,9 @@ pub async fn set_notifications(
 
 /// Reads another user's notification settings.
 #[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = NotificationSettings), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = NotificationSettings), Forbidden, NotFound))]
 pub(crate) async fn get_user_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationSettings>> {
     principal.require(Permission::UsersRead)?;
@@ -489,12 +466,10 @@ pub(crate) async fn get_user_notifications(
 
 /// Sets another user's notification settings.
 #[utoipa::path(put, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = NotificationSettings,
-    responses((status = 200, body = NotificationSettings), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    request_body = NotificationSettings, responses((status = 200, body = NotificationSettings), BadRequest, Forbidden,
+    NotFound))]
 pub(crate) async fn put_user_notifications(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NotificationSettings>,
 ) -> ApiResult<Json<NotificationSettings>> {
@@ -520,10 +495,9 @@ pub async fn set_user_notifications(
 
 /// The audit events where the user is actor, impersonator or target, newest first.
 #[utoipa::path(get, path = "/api/v1/users/{id}/history", tag = "lifecycle", params(("id" = String, Path), Page),
-    responses((status = 200, body = AuditList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = AuditList), Forbidden, NotFound))]
 pub(crate) async fn user_history(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<AuditList>> {

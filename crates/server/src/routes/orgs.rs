@@ -1,7 +1,7 @@
 //! Organizations, their members, ownership transfer and license.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -13,8 +13,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
 use crate::schema::LicenseSchema;
 use crate::state::{AppState, instance_settings};
 use crate::views::org_view;
@@ -122,11 +123,10 @@ pub struct OrgQuery {
 }
 
 /// Lists orgs: all of them for instance admins, the caller's own for everyone else.
-#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(OrgQuery),
-    responses((status = 200, body = OrgList), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(OrgQuery), responses((status = 200, body = OrgList),
+    Unauthorized))]
 pub(crate) async fn list_orgs(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> ApiResult<Json<OrgList>> {
     let page = Page { limit: q.limit, cursor: q.cursor };
@@ -185,11 +185,9 @@ fn check_country(c: &str) -> ApiResult<()> {
 
 /// Creates an organization with its owner.
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg,
-    responses((status = 201, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = OrgView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn create_org(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewOrg>,
 ) -> ApiResult<(StatusCode, Json<OrgView>)> {
     principal.require(Permission::OrgsWrite)?;
@@ -245,12 +243,8 @@ async fn create_org(
 
 /// Reads an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
-    responses((status = 200, body = OrgView), (status = 404, body = Problem)))]
-pub(crate) async fn get_org(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<OrgView>> {
+    responses((status = 200, body = OrgView), NotFound))]
+pub(crate) async fn get_org(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let view = org_view(tx.as_mut(), &access.org, state.clock.now()).await?;
@@ -278,11 +272,9 @@ pub struct OrgPatch {
 
 /// Changes an organization's profile. `If-Match: "<version>"` makes it conditional.
 #[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = OrgPatch,
-    responses((status = 200, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem)))]
+    responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn patch_org(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<OrgPatch>,
@@ -338,10 +330,9 @@ async fn patch_org(
 
 /// Lists an organization's current members, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", params(("id" = String, Path), Page),
-    responses((status = 200, body = MemberList), (status = 404, body = Problem)))]
+    responses((status = 200, body = MemberList), NotFound))]
 pub(crate) async fn list_members(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<MemberList>> {
@@ -368,13 +359,11 @@ pub struct MemberRole {
 }
 
 /// Adds a member or changes their role.
-#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs",
-    params(("id" = String, Path), ("user_id" = String, Path)), request_body = MemberRole,
-    responses((status = 200, body = MemberView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
+    ("user_id" = String, Path)), request_body = MemberRole, responses((status = 200, body = MemberView), BadRequest,
+    Forbidden, NotFound, Conflict))]
 pub(crate) async fn put_member(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<MemberRole>,
 ) -> ApiResult<Json<MemberView>> {
@@ -420,12 +409,10 @@ pub async fn set_member_role(
 
 /// Ends a membership; the row stays as history. The owner cannot be removed. A member may
 /// remove themselves.
-#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs",
-    params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
+    ("user_id" = String, Path)), responses((status = 204), Forbidden, NotFound, Conflict))]
 pub(crate) async fn delete_member(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     remove_member(&state, &principal, (id, user_id)).await
@@ -465,12 +452,10 @@ pub struct TransferRequest {
 
 /// Hands ownership to another active member; the previous owner stays a member.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", params(("id" = String, Path)),
-    request_body = TransferRequest,
-    responses((status = 200, body = OrgView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = TransferRequest, responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound,
+    Conflict))]
 pub(crate) async fn transfer_ownership(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TransferRequest>,
 ) -> ApiResult<Json<OrgView>> {
@@ -505,12 +490,8 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
 
 /// Reads an organization's license.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
-    responses((status = 200, body = LicenseSchema), (status = 404, body = Problem)))]
-async fn get_license(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<License>> {
+    responses((status = 200, body = LicenseSchema), NotFound))]
+async fn get_license(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<License>> {
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;
@@ -560,12 +541,10 @@ async fn change_license(
 
 /// Replaces an organization's license; absent fields become unlimited.
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
-    request_body = LicenseSchema,
-    responses((status = 200, body = LicenseSchema), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem)))]
+    request_body = LicenseSchema, responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound,
+    PreconditionFailed))]
 async fn put_license(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(license): ApiJson<License>,
@@ -576,12 +555,10 @@ async fn put_license(
 
 /// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
 #[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
-    request_body = LicenseSchema,
-    responses((status = 200, body = LicenseSchema), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 412, body = Problem)))]
+    request_body = LicenseSchema, responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound,
+    PreconditionFailed))]
 pub(crate) async fn patch_license(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,

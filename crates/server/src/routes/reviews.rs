@@ -2,7 +2,7 @@
 //! reviewer's decisions are applied on completion. Also as CSV.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -89,11 +90,9 @@ pub struct NewReview {
 
 /// Starts a review over the active users (or an org's members), with a recommendation each.
 #[utoipa::path(post, path = "/api/v1/access-reviews", tag = "reviews", request_body = NewReview,
-    responses((status = 201, body = ReviewView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 201, body = ReviewView), BadRequest, Forbidden, NotFound))]
 async fn create_review(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewReview>,
 ) -> ApiResult<(StatusCode, Json<ReviewView>)> {
     principal.require(Permission::ReviewsManage)?;
@@ -212,11 +211,10 @@ fn csv_field(value: &str) -> String {
 
 /// Reads a review; as CSV with `Accept: text/csv`.
 #[utoipa::path(get, path = "/api/v1/access-reviews/{id}", tag = "reviews", params(("id" = String, Path)),
-    responses((status = 200, body = ReviewView, description = "JSON, or CSV with `Accept: text/csv`"), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = ReviewView, description = "JSON, or CSV with `Accept: text/csv`"), Forbidden,
+    NotFound))]
 async fn get_review(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
@@ -265,12 +263,9 @@ pub struct Decision {
 
 /// Records a decision (applied when the review is completed).
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", params(("id" = String, Path)),
-    request_body = Decision,
-    responses((status = 200, body = ReviewView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+    request_body = Decision, responses((status = 200, body = ReviewView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn decide(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Decision>,
 ) -> ApiResult<Json<ReviewView>> {
@@ -309,13 +304,8 @@ async fn decide(
 
 /// Completes a review and applies its decisions: deactivations, removals from the org.
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews", params(("id" = String, Path)),
-    responses((status = 200, body = ReviewView), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
-async fn complete(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<ReviewView>> {
+    responses((status = 200, body = ReviewView), Forbidden, NotFound, Conflict))]
+async fn complete(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<ReviewView>> {
     principal.require(Permission::ReviewsManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("review"))?;
     let now = state.clock.now();

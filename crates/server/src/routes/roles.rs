@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::declared::{BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthorized};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal, check_if_match};
+use crate::extract::{Acting, ApiJson, Principal, check_if_match};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -124,8 +125,8 @@ fn require_reader(principal: &Principal) -> ApiResult<()> {
 }
 
 /// Lists the instance roles (any instance admin).
-#[utoipa::path(get, path = "/api/v1/roles", tag = "roles",
-    responses((status = 200, body = RoleList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = RoleList), Unauthorized,
+    Forbidden))]
 async fn list_roles(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<RoleList>> {
     require_reader(&principal)?;
     let mut tx = state.store.read().await?;
@@ -138,12 +139,8 @@ async fn list_roles(State(state): State<AppState>, principal: Principal) -> ApiR
 
 /// Reads one role (any instance admin).
 #[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
-    responses((status = 200, body = RoleView), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn get_role(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(name): Path<String>,
-) -> ApiResult<Json<RoleView>> {
+    responses((status = 200, body = RoleView), Forbidden, NotFound))]
+async fn get_role(Acting { state, principal }: Acting, Path(name): Path<String>) -> ApiResult<Json<RoleView>> {
     require_reader(&principal)?;
     if let Some(view) = builtin_views().into_iter().find(|v| v.name == name) {
         return Ok(Json(view));
@@ -156,11 +153,10 @@ async fn get_role(
 
 /// Defines a role. Needs `roles.manage`, and only permissions the caller holds.
 #[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = NewRole,
-    responses((status = 201, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem, description = "`builtin_role` or `role_exists`")))]
+    responses((status = 201, body = RoleView), BadRequest, Forbidden,
+    (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role` or `role_exists`")))]
 async fn create_role(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewRole>,
 ) -> ApiResult<(StatusCode, Json<RoleView>)> {
     principal.require(Permission::RolesManage)?;
@@ -189,13 +185,11 @@ async fn create_role(
 /// Replaces a role's permissions; its holders have the new set from their next request on.
 /// Needs `roles.manage`; permissions added must be ones the caller holds. `If-Match` honoured.
 #[utoipa::path(patch, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
-    request_body = RolePatch,
-    responses((status = 200, body = RoleView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem, description = "`builtin_role`"),
-        (status = 412, body = Problem)))]
+    request_body = RolePatch, responses((status = 200, body = RoleView), BadRequest, Forbidden, NotFound,
+    (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role`"),
+    PreconditionFailed))]
 async fn patch_role(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<RolePatch>,
@@ -239,13 +233,9 @@ async fn patch_role(
 /// Deletes a role no user holds (409 `role_in_use` otherwise, deactivated users included: they
 /// get their roles back on reactivation). Needs `roles.manage`.
 #[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem, description = "`builtin_role` or `role_in_use`")))]
-async fn delete_role(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Forbidden, NotFound,
+    (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role` or `role_in_use`")))]
+async fn delete_role(Acting { state, principal }: Acting, Path(name): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::RolesManage)?;
     if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
         return Err(builtin_refused(&name));

@@ -15,8 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal};
+use crate::error::declared::{BadRequest, Forbidden, NotFound, Unauthorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -70,8 +71,8 @@ pub struct ScimTokenList {
 }
 
 /// Lists the SCIM tokens that are not revoked, newest first.
-#[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim",
-    responses((status = 200, body = ScimTokenList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim", responses((status = 200, body = ScimTokenList),
+    Unauthorized, Forbidden))]
 async fn list_tokens(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ScimTokenList>> {
     principal.require(Permission::ScimManage)?;
     let mut tx = state.store.read().await?;
@@ -82,11 +83,9 @@ async fn list_tokens(State(state): State<AppState>, principal: Principal) -> Api
 
 /// Creates a SCIM token; its secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "scim", request_body = NewScimToken,
-    responses((status = 201, body = ScimTokenView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem)))]
+    responses((status = 201, body = ScimTokenView), BadRequest, Unauthorized, Forbidden))]
 async fn create_token(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewScimToken>,
 ) -> ApiResult<(StatusCode, Json<ScimTokenView>)> {
     principal.require(Permission::ScimManage)?;
@@ -140,12 +139,8 @@ async fn create_token(
 
 /// Revokes a SCIM token: its next request is refused.
 #[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn revoke_token(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+async fn revoke_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::ScimManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("SCIM token"))?;
     let now = state.clock.now();

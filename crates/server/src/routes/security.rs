@@ -14,8 +14,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
 use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal};
+use crate::extract::{Acting, ApiJson, Principal};
 use crate::mail;
 use crate::state::{AppState, instance_settings};
 use crate::twofactor::{new_recovery_codes, new_totp_secret, sealing_key};
@@ -73,9 +74,9 @@ fn qr_svg(data: &str) -> ApiResult<String> {
 
 /// Starts two-factor enrolment (or starts it over while unconfirmed). Login needs a code only
 /// once the enrolment is confirmed.
-#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth",
-    responses((status = 200, body = TotpEnrolment), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem, description = "two-factor is already on (`invalid_transition`)")))]
+#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", responses((status = 200, body = TotpEnrolment),
+    Unauthorized, Forbidden,
+    (status = 409, body = Problem, content_type = "application/problem+json", description = "two-factor is already on (`invalid_transition`)")))]
 async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<TotpEnrolment>> {
     refuse_impersonation(&principal)?;
     let key = sealing_key(&state).await?;
@@ -110,11 +111,9 @@ async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiR
 /// Confirms the enrolment with a current code; from now on login needs a code. Answers the ten
 /// recovery codes, which are shown this once.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpConfirm,
-    responses((status = 200, body = RecoveryCodes), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = RecoveryCodes), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn confirm_totp(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
     refuse_impersonation(&principal)?;
@@ -155,9 +154,8 @@ async fn confirm_totp(
 }
 
 /// Turns the caller's two-factor off (or drops an unconfirmed enrolment) and their recovery codes.
-#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth",
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
+    NotFound))]
 async fn disable_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
     refuse_impersonation(&principal)?;
     let now = state.clock.now();
@@ -187,12 +185,8 @@ fn parse_user(id: &str) -> ApiResult<UserId> {
 /// they are told by email, and their next login needs only the password. Needs `users.write`
 /// and every permission the user holds.
 #[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn reset_totp(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Forbidden, NotFound))]
+async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersWrite)?;
     refuse_impersonation(&principal)?;
     let id = parse_user(&id)?;
@@ -219,12 +213,8 @@ async fn reset_totp(
 
 /// Unlocks an account that failed logins locked, and clears its count of failures.
 #[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn unlock_user(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Forbidden, NotFound))]
+async fn unlock_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersLifecycle)?;
     let id = parse_user(&id)?;
     let now = state.clock.now();
@@ -260,12 +250,8 @@ pub struct UserSecurity {
 
 /// A user's two-factor and lockout state (`users.read`).
 #[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserSecurity), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn user_security(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserSecurity>> {
+    responses((status = 200, body = UserSecurity), Forbidden, NotFound))]
+async fn user_security(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserSecurity>> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user(&id)?;
     let now = state.clock.now();

@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Principal, check_if_match, nullable};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Principal, check_if_match, nullable};
 use crate::sso::check_provider_url;
 use crate::state::AppState;
 
@@ -276,8 +277,8 @@ fn described(c: &SsoConnectionRow) -> Value {
 }
 
 /// Lists the connections, newest first.
-#[utoipa::path(get, path = "/api/v1/sso/connections", tag = "sso",
-    responses((status = 200, body = ConnectionList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/sso/connections", tag = "sso", responses((status = 200, body = ConnectionList),
+    Unauthorized, Forbidden))]
 async fn list_connections(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ConnectionList>> {
     principal.require(Permission::InstanceManage)?;
     let mut tx = state.store.read().await?;
@@ -288,11 +289,9 @@ async fn list_connections(State(state): State<AppState>, principal: Principal) -
 
 /// Adds an OpenID Connect connection; the provider's discovery document must answer.
 #[utoipa::path(post, path = "/api/v1/sso/connections", tag = "sso", request_body = NewConnection,
-    responses((status = 201, body = ConnectionView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = ConnectionView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_connection(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewConnection>,
 ) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
     principal.require(Permission::InstanceManage)?;
@@ -334,11 +333,9 @@ pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRo
 
 /// One connection.
 #[utoipa::path(get, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectionView), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = ConnectionView), Unauthorized, Forbidden, NotFound))]
 async fn get_connection(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ConnectionView>> {
     principal.require(Permission::InstanceManage)?;
@@ -350,13 +347,10 @@ async fn get_connection(
 
 /// Changes a connection (`If-Match` honoured); a new `client_secret` replaces the stored one.
 #[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    request_body = ConnectionPatch,
-    responses((status = 200, body = ConnectionView), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 412, body = Problem)))]
+    request_body = ConnectionPatch, responses((status = 200, body = ConnectionView), BadRequest, Unauthorized,
+    Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_connection(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ConnectionPatch>,
@@ -423,12 +417,8 @@ async fn patch_connection(
 
 /// Removes a connection; its users keep their accounts and may sign in by password again.
 #[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 204), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
-async fn delete_connection(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+async fn delete_connection(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
@@ -458,7 +448,7 @@ pub struct DiscoverResponse {
 
 /// Finds the SSO connection owning the email's domain; 404 when none does.
 #[utoipa::path(post, path = "/api/v1/auth/sso/discover", tag = "sso", request_body = DiscoverRequest, security(()),
-    responses((status = 200, body = DiscoverResponse), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = DiscoverResponse), BadRequest, NotFound))]
 async fn discover(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<DiscoverRequest>,

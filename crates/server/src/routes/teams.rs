@@ -1,7 +1,7 @@
 //! Teams inside an organization and their members.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Page, Principal, check_if_match, paginate};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, paginate};
 use crate::routes::orgs::{Need, OrgAccess, org_access};
 use crate::state::AppState;
 use crate::views::{TeamList, TeamView};
@@ -42,10 +43,9 @@ async fn team_access(
 
 /// Lists an organization's teams, newest first.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path), Page),
-    responses((status = 200, body = TeamList), (status = 404, body = Problem)))]
+    responses((status = 200, body = TeamList), NotFound))]
 pub(crate) async fn list_teams(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<TeamList>> {
@@ -72,12 +72,10 @@ pub struct TeamInput {
 }
 
 /// Creates a team.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
-    responses((status = 201, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)),
+    request_body = TeamInput, responses((status = 201, body = TeamView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn create_team(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TeamInput>,
 ) -> ApiResult<(StatusCode, Json<TeamView>)> {
@@ -112,12 +110,8 @@ pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: 
 
 /// Reads a team with its members.
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = TeamView), (status = 404, body = Problem)))]
-async fn get_team(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<TeamView>> {
+    responses((status = 200, body = TeamView), NotFound))]
+async fn get_team(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<TeamView>> {
     let mut tx = state.store.read().await?;
     let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let members = tx.team_members(team.id).await?;
@@ -126,12 +120,11 @@ async fn get_team(
 }
 
 /// Renames a team. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)), request_body = TeamInput,
-    responses((status = 200, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
+    request_body = TeamInput, responses((status = 200, body = TeamView), BadRequest, Forbidden, NotFound, Conflict,
+    PreconditionFailed))]
 async fn patch_team(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<TeamInput>,
@@ -168,13 +161,11 @@ pub struct TeamMemberRole {
 }
 
 /// Adds a member of the org to the team, or changes their team role.
-#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
-    params(("id" = String, Path), ("user_id" = String, Path)), request_body = TeamMemberRole,
-    responses((status = 200, body = TeamView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem)))]
+#[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = String, Path),
+    ("user_id" = String, Path)), request_body = TeamMemberRole, responses((status = 200, body = TeamView), BadRequest,
+    Forbidden, NotFound, Conflict))]
 pub(crate) async fn put_team_member(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<TeamMemberRole>,
 ) -> ApiResult<Json<TeamView>> {
@@ -217,12 +208,10 @@ pub async fn set_team_member(
 }
 
 /// Removes a member from the team (kept in history).
-#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams",
-    params(("id" = String, Path), ("user_id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+#[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = String, Path),
+    ("user_id" = String, Path)), responses((status = 204), Forbidden, NotFound))]
 async fn delete_team_member(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let now = state.clock.now();

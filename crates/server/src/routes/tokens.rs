@@ -1,7 +1,7 @@
 //! The caller's own API tokens and sessions (`/api/v1/me/tokens`, `/api/v1/me/sessions`).
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -13,8 +13,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{SecretKind, new_secret, secret_hash};
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, Page, Principal, paginate};
+use crate::error::declared::{BadRequest, Forbidden, NotFound, Unauthorized};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, Page, Principal, paginate};
 use crate::state::AppState;
 use crate::views::{SessionList, SessionView, TokenList, TokenView};
 
@@ -63,11 +64,10 @@ pub struct CreatedToken {
 }
 
 /// The caller's API tokens.
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page),
-    responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page), responses((status = 200, body = TokenList),
+    Unauthorized))]
 pub(crate) async fn list_tokens(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<TokenList>> {
     let limit = page.limit()?;
@@ -87,10 +87,9 @@ pub(crate) async fn list_tokens(
 
 /// Creates an API token for the caller; its secret is in this response only.
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
-    responses((status = 201, body = CreatedToken), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 201, body = CreatedToken), BadRequest, Forbidden))]
 pub(crate) async fn create_token(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     if principal.impersonator_id().is_some() {
@@ -157,12 +156,8 @@ pub(crate) async fn create_token(
 
 /// Revokes one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub(crate) async fn delete_token(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+    responses((status = 204), Forbidden, NotFound))]
+pub(crate) async fn delete_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     revoke_token(&state, &principal, id).await
 }
 
@@ -187,10 +182,9 @@ pub async fn revoke_token(state: &AppState, principal: &Principal, id: String) -
 
 /// The caller's live sessions.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
-    responses((status = 200, body = SessionList), (status = 401, body = Problem)))]
+    responses((status = 200, body = SessionList), Unauthorized))]
 pub(crate) async fn list_sessions(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<SessionList>> {
     let limit = page.limit()?;
@@ -215,10 +209,9 @@ pub(crate) async fn list_sessions(
 
 /// Ends one of the caller's sessions.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_session(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     end_session(&state, &principal, id).await

@@ -2,7 +2,7 @@
 //! and `POST /check`, the permission decision operators ask on every request of their product.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::license::{Period, period_containing};
@@ -15,8 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
-use crate::extract::{ApiJson, ApiQuery, Principal};
+use crate::error::declared::{BadRequest, Forbidden, NotFound, PaymentRequired, TooManyRequests};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Acting, ApiJson, ApiQuery};
 use crate::mail;
 use crate::routes::orgs::{Need, org_access};
 use crate::state::AppState;
@@ -106,11 +107,9 @@ pub struct UsageQuery {
 
 /// An org's usage in the current period, or in the period containing `?period=`.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
-    responses((status = 200, body = UsageView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, body = UsageView), BadRequest, Forbidden, NotFound))]
 pub(crate) async fn get_usage(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> ApiResult<Json<UsageView>> {
@@ -151,12 +150,10 @@ const THRESHOLDS: [u64; 3] = [75, 90, 100];
 /// `quota_exhausted` whenever the budget does not cover the request (nothing is consumed). Send an
 /// `Idempotency-Key` so that a retried consume counts once.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path)),
-    request_body = ConsumeRequest,
-    responses((status = 200, body = UsageView), (status = 400, body = Problem), (status = 402, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 429, body = Problem)))]
+    request_body = ConsumeRequest, responses((status = 200, body = UsageView), BadRequest, PaymentRequired, Forbidden,
+    NotFound, TooManyRequests))]
 async fn consume(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ConsumeRequest>,
 ) -> ApiResult<Json<UsageView>> {
@@ -379,11 +376,9 @@ pub fn decide(
 
 /// May this user do this in this org now? One read, no write.
 #[utoipa::path(post, path = "/api/v1/check", tag = "licenses", request_body = CheckRequest,
-    responses((status = 200, body = CheckResponse), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 429, body = Problem)))]
+    responses((status = 200, body = CheckResponse), BadRequest, Forbidden, NotFound, TooManyRequests))]
 async fn check(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<CheckRequest>,
 ) -> ApiResult<Json<CheckResponse>> {
     principal.require(Permission::OrgsRead)?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
@@ -16,9 +16,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::{ApiError, ApiResult, Problem};
+use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed};
+use crate::error::{ApiError, ApiResult};
 use crate::extract::{
-    ApiJson, ApiQuery, Page, Principal, check_if_match, check_locale, check_timezone, nullable, paginate, role_book,
+    Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, check_locale, check_timezone, nullable, paginate,
+    role_book,
 };
 use crate::state::AppState;
 use crate::views::{UserList, UserView};
@@ -47,11 +49,10 @@ pub struct UserQuery {
 }
 
 /// Lists users, newest first.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery),
-    responses((status = 200, body = UserList), (status = 400, body = Problem), (status = 403, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), responses((status = 200, body = UserList),
+    BadRequest, Forbidden))]
 pub(crate) async fn list_users(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<UserList>> {
     principal.require(Permission::UsersRead)?;
@@ -127,11 +128,9 @@ pub fn email_in_use(existing: &UserRow) -> ApiError {
 
 /// Creates a user. An email is never reused: a deactivated user's email answers `user_deactivated`.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
-    responses((status = 201, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 409, body = Problem)))]
+    responses((status = 201, body = UserView), BadRequest, Forbidden, Conflict))]
 async fn create_user(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     principal.require(Permission::UsersWrite)?;
@@ -176,12 +175,8 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
 
 /// Reads a user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), (status = 403, body = Problem), (status = 404, body = Problem)))]
-pub(crate) async fn get_user(
-    State(state): State<AppState>,
-    principal: Principal,
-    Path(id): Path<String>,
-) -> ApiResult<Json<UserView>> {
+    responses((status = 200, body = UserView), Forbidden, NotFound))]
+pub(crate) async fn get_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user_id(&id)?;
     let mut tx = state.store.read().await?;
@@ -223,12 +218,11 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 }
 
 /// Changes a user. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)), request_body = UserPatch,
-    responses((status = 200, body = UserView), (status = 400, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 412, body = Problem)))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
+    request_body = UserPatch, responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict,
+    PreconditionFailed))]
 async fn patch_user(
-    State(state): State<AppState>,
-    principal: Principal,
+    Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UserPatch>,
