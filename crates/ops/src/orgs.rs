@@ -76,28 +76,9 @@ pub async fn deprovision(
         return Err(DomainError::invalid("reason", "is required (1 to 1000 characters)").into());
     }
     let mut events = Vec::new();
-    let placeholder = match d.placeholder_owner {
-        Some(id) => {
-            let u = tx.user(id).await?.ok_or_else(|| DomainError::invalid("placeholder_owner_id", "no such user"))?;
-            if !u.status.can_sign_in() {
-                return Err(DomainError::invalid("placeholder_owner_id", "must be an active user").into());
-            }
-            u.id
-        }
-        None if d.dry_run => tx.placeholder_user().await?.map_or(UserId::from_uuid(uuid::Uuid::nil()), |u| u.id),
-        None => {
-            let (u, created) = crate::ownership::ensure_placeholder(tx.as_mut(), actor, now).await?;
-            events.extend(created);
-            u.id
-        }
-    };
+    let placeholder = placeholder_owner(tx.as_mut(), &d, actor, now, &mut events).await?;
     let rules = rules_view(tx.as_mut(), &org).await?;
-    let mut settings = BTreeMap::new();
-    for m in &rules.members {
-        if let Some(u) = tx.user(m.user_id).await? {
-            settings.insert(u.id, u.notifications);
-        }
-    }
+    let settings = notification_settings(tx.as_mut(), &rules).await?;
     let plan =
         plan_deprovision(&rules, org.state, &org.license, placeholder, d.demote_to, d.notifications_off, &settings)?;
     if d.dry_run {
@@ -141,6 +122,43 @@ pub async fn deprovision(
     );
     commit(changes, tx, events, now).await?;
     Ok(Deprovisioned { record_id: Some(record.id), steps: plan.steps })
+}
+
+/// The user a deprovisioning hands the org to: the one named, which must be active, or the
+/// instance's placeholder owner, created (with its event) if there is none yet.
+async fn placeholder_owner(
+    tx: &mut dyn Tx,
+    d: &Deprovision<'_>,
+    actor: Actor,
+    now: OffsetDateTime,
+    events: &mut Vec<AuditDraft>,
+) -> OpResult<UserId> {
+    Ok(match d.placeholder_owner {
+        Some(id) => {
+            let u = tx.user(id).await?.ok_or_else(|| DomainError::invalid("placeholder_owner_id", "no such user"))?;
+            if !u.status.can_sign_in() {
+                return Err(DomainError::invalid("placeholder_owner_id", "must be an active user").into());
+            }
+            u.id
+        }
+        None if d.dry_run => tx.placeholder_user().await?.map_or(UserId::from_uuid(uuid::Uuid::nil()), |u| u.id),
+        None => {
+            let (u, created) = crate::ownership::ensure_placeholder(tx, actor, now).await?;
+            events.extend(created);
+            u.id
+        }
+    })
+}
+
+/// Each member's notification settings, as the plan keeps them for a restore.
+async fn notification_settings(tx: &mut dyn Tx, rules: &Rules) -> OpResult<BTreeMap<UserId, BTreeMap<String, bool>>> {
+    let mut settings = BTreeMap::new();
+    for m in &rules.members {
+        if let Some(u) = tx.user(m.user_id).await? {
+            settings.insert(u.id, u.notifications);
+        }
+    }
+    Ok(settings)
 }
 
 async fn set_notifications(

@@ -104,14 +104,7 @@ impl Remote {
                 }
                 (409, Some("email_taken")) => {
                     s.skipped += 1;
-                    let q = form_urlencoded::byte_serialize(address.as_bytes()).collect::<String>();
-                    let (_, found) = self.call(reqwest::Method::GET, &format!("/users?q={q}"), None).await?;
-                    found["items"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(&address)))
-                        .and_then(|u| u["id"].as_str().map(str::to_owned))
+                    self.user_by_email(&address).await?
                 }
                 _ => {
                     eprintln!("\n{address}: {}", created["detail"].as_str().unwrap_or("refused"));
@@ -136,6 +129,18 @@ impl Remote {
             }
         }
         Ok(s)
+    }
+
+    /// The id of the user with this email address, if the instance has one.
+    async fn user_by_email(&self, address: &str) -> anyhow::Result<Option<String>> {
+        let q = form_urlencoded::byte_serialize(address.as_bytes()).collect::<String>();
+        let (_, found) = self.call(reqwest::Method::GET, &format!("/users?q={q}"), None).await?;
+        Ok(found["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["email"].as_str().is_some_and(|e| e.eq_ignore_ascii_case(address)))
+            .and_then(|u| u["id"].as_str().map(str::to_owned)))
     }
 
     /// `users deactivate --inactive-days N`: active users not seen for N days.

@@ -13,7 +13,7 @@ use steward_core::Permission;
 use super::admin_users::{HistoryLine, describe};
 use super::{Admin, Chrome, PageError, Posted, done, render};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiJson, ApiQuery};
+use crate::extract::{Acting, ApiJson};
 use crate::routes::audit::{self as api_audit, AuditQuery};
 use crate::routes::instance as api_instance;
 use crate::state::AppState;
@@ -47,7 +47,7 @@ async fn overview(State(state): State<AppState>, Admin(viewer): Admin) -> Result
             limit: Some(10),
             cursor: None,
         };
-        let Json(list) = api_audit::list_audit(Acting { state: state.clone(), principal }, ApiQuery(query)).await?;
+        let list = api_audit::read_audit(&state, &principal, query).await?;
         let mut tx = state.store.read().await.map_err(ApiError::from)?;
         let lines = describe(tx.as_mut(), &list.items).await?;
         tx.rollback().await.map_err(ApiError::from)?;
@@ -103,6 +103,27 @@ struct AuditLine {
     org_id: String,
 }
 
+impl AuditForm {
+    /// The link to the next page of the same search.
+    fn next_page(&self, cursor: &str) -> String {
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("actor_id", &self.actor_id),
+            ("target_id", &self.target_id),
+            ("org_id", &self.org_id),
+            ("type", &self.kind),
+            ("since", &self.since),
+            ("until", &self.until),
+        ] {
+            if let Some(v) = given(v) {
+                s.append_pair(k, &v);
+            }
+        }
+        s.append_pair("cursor", cursor);
+        format!("/admin/audit?{}", s.finish())
+    }
+}
+
 async fn audit(
     State(state): State<AppState>,
     Admin(viewer): Admin,
@@ -118,42 +139,23 @@ async fn audit(
         limit: Some(50),
         cursor: given(&form.cursor),
     };
-    let (events, next, error) =
-        match api_audit::list_audit(Acting { state: state.clone(), principal: viewer.principal() }, ApiQuery(query))
-            .await
-        {
-            Ok(Json(list)) => {
-                let mut tx = state.store.read().await.map_err(ApiError::from)?;
-                let lines = describe(tx.as_mut(), &list.items).await?;
-                tx.rollback().await.map_err(ApiError::from)?;
-                let events = list
-                    .items
-                    .iter()
-                    .zip(lines)
-                    .map(|(e, line)| AuditLine { seq: e.seq, org_id: e.org_id.clone().unwrap_or_default(), line })
-                    .collect();
-                let next = list.next_cursor.map(|c| {
-                    let mut s = form_urlencoded::Serializer::new(String::new());
-                    for (k, v) in [
-                        ("actor_id", &form.actor_id),
-                        ("target_id", &form.target_id),
-                        ("org_id", &form.org_id),
-                        ("type", &form.kind),
-                        ("since", &form.since),
-                        ("until", &form.until),
-                    ] {
-                        if let Some(v) = given(v) {
-                            s.append_pair(k, &v);
-                        }
-                    }
-                    s.append_pair("cursor", &c);
-                    format!("/admin/audit?{}", s.finish())
-                });
-                (events, next, None)
-            }
-            Err(e) if e.problem().status == 400 => (vec![], None, Some(e.problem().detail)),
-            Err(e) => return Err(e.into()),
-        };
+    let (events, next, error) = match api_audit::read_audit(&state, &viewer.principal(), query).await {
+        Ok(list) => {
+            let mut tx = state.store.read().await.map_err(ApiError::from)?;
+            let lines = describe(tx.as_mut(), &list.items).await?;
+            tx.rollback().await.map_err(ApiError::from)?;
+            let events = list
+                .items
+                .iter()
+                .zip(lines)
+                .map(|(e, line)| AuditLine { seq: e.seq, org_id: e.org_id.clone().unwrap_or_default(), line })
+                .collect();
+            let next = list.next_cursor.map(|c| form.next_page(&c));
+            (events, next, None)
+        }
+        Err(e) if e.problem().status == 400 => (vec![], None, Some(e.problem().detail)),
+        Err(e) => return Err(e.into()),
+    };
     let chrome = viewer.chrome.titled("Audit log");
     let text = |v: &Option<String>| given(v).unwrap_or_default();
     let page = AuditPage {

@@ -154,6 +154,17 @@ struct OrgPage {
     deprovisioned: bool,
 }
 
+impl From<&api_dep::DeprovisionRecordView> for RecordLine {
+    fn from(r: &api_dep::DeprovisionRecordView) -> Self {
+        RecordLine { at: when(&r.created_at), reason: r.reason.clone(), restored: r.restored_at.as_ref().map(when) }
+    }
+}
+
+/// The members ownership can pass to: active, not dormant, not the owner.
+fn owner_candidates(members: &[MemberView], owner_id: &str) -> Vec<MemberView> {
+    members.iter().filter(|m| m.user_id != owner_id && m.status == "active" && !m.dormant).map(clone_member).collect()
+}
+
 async fn detail(
     State(state): State<AppState>,
     Admin(viewer): Admin,
@@ -184,23 +195,10 @@ async fn detail(
     bars.push(Bar::count("Members (seats)", seats, org.license.users));
     bars.push(Bar::count("Teams", teams.items.len() as u64, org.license.teams));
     let teams = team_lines(&teams.items, &members.items);
-    let records = records
-        .items
-        .iter()
-        .map(|r| RecordLine {
-            at: when(&r.created_at),
-            reason: r.reason.clone(),
-            restored: r.restored_at.as_ref().map(when),
-        })
-        .collect();
+    let records = records.items.iter().map(RecordLine::from).collect();
     let owner = names(&state, vec![org.owner_id.clone()]).await?.remove(&org.owner_id).unwrap_or_default();
     let license = serde_json::to_value(&org.license).map_err(ApiError::internal)?;
-    let candidates = members
-        .items
-        .iter()
-        .filter(|m| m.user_id != org.owner_id && m.status == "active" && !m.dormant)
-        .map(clone_member)
-        .collect();
+    let candidates = owner_candidates(&members.items, &org.owner_id);
     let chrome = viewer.chrome.titled(format!("{} — Organizations", org.name));
     let page = OrgPage {
         chrome: chrome.clone(),

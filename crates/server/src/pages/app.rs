@@ -261,10 +261,8 @@ async fn create_token(
     Posted { viewer, form }: Posted<TokenForm>,
 ) -> Result<Response, PageError> {
     let request = api_tokens::NewToken { name: form.name, expires_at: None, scopes: vec![] };
-    match api_tokens::create_token(Acting { state: state.clone(), principal: viewer.principal() }, ApiJson(request))
-        .await
-    {
-        Ok((_, Json(t))) => {
+    match api_tokens::mint_token(&state, &viewer.principal(), request).await {
+        Ok(t) => {
             let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;
             *r.status_mut() = StatusCode::CREATED;
             Ok(r)

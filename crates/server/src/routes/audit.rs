@@ -54,6 +54,12 @@ pub(crate) async fn list_audit(
     Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
+    Ok(Json(read_audit(&state, &principal, q).await?))
+}
+
+/// A page of the audit log under the query's filter, newest first, for every surface that acts
+/// with a principal.
+pub async fn read_audit(state: &AppState, principal: &Principal, q: AuditQuery) -> ApiResult<AuditList> {
     principal.require(Permission::AuditRead)?;
     let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
@@ -82,7 +88,7 @@ pub(crate) async fn list_audit(
     let rows = tx.list_audit(&filter).await?;
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |r| r.seq);
-    Ok(Json(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor }))
+    Ok(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor })
 }
 
 /// The result of checking the chain.

@@ -172,23 +172,7 @@ async fn next_chunk(
             let more = |last: &steward_store::MemberRow| Stage::Members(Some(last.user_id));
             paged(&mut out, &page, after.is_none(), MemberView::from, more, "teams", Stage::Teams(None))?
         }
-        Stage::Teams(before) => {
-            let page = tx.teams_of_org(org, before, PAGE).await.map_err(io)?;
-            let mut views = Vec::with_capacity(page.len());
-            for t in &page {
-                views.push(TeamView::new(t, &tx.team_members(t.id).await.map_err(io)?));
-            }
-            let next = page.last().map(|last| Stage::Teams(Some(last.id)));
-            paged(
-                &mut out,
-                &views,
-                before.is_none(),
-                |v| v,
-                |_| next.unwrap_or(Stage::Done),
-                "assets",
-                Stage::Assets(None),
-            )?
-        }
+        Stage::Teams(before) => teams_chunk(tx.as_mut(), org, before, &mut out).await?,
         Stage::Assets(before) => {
             let page = tx.assets_of_org(org, before, PAGE).await.map_err(io)?;
             let more = |last: &steward_store::AssetRow| Stage::Assets(Some(last.id));
@@ -204,26 +188,47 @@ async fn next_chunk(
             whole(&mut out, &rows, |r| DeprovisionRecordView::from(r.clone()), "audit_events")?;
             Stage::Audit(None)
         }
-        Stage::Audit(before) => {
-            let filter = AuditFilter {
-                org_id: Some(org),
-                since: audit_since,
-                before_seq: before,
-                limit: PAGE,
-                ..Default::default()
-            };
-            let page = tx.list_audit(&filter).await.map_err(io)?;
-            let more = |last: &steward_core::AuditRecord| Stage::Audit(Some(last.seq));
-            let next = paged(&mut out, &page, before.is_none(), AuditEventView::from, more, "", Stage::Done)?;
-            if matches!(next, Stage::Done) {
-                out.extend_from_slice(b"]}\n");
-            }
-            next
-        }
+        Stage::Audit(before) => audit_chunk(tx.as_mut(), org, audit_since, before, &mut out).await?,
         Stage::Done => Stage::Done,
     };
     tx.rollback().await.map_err(io)?;
     Ok((out, next))
+}
+
+/// A page of the org's teams, each with its members.
+async fn teams_chunk(
+    tx: &mut dyn steward_store::Tx,
+    org: OrgId,
+    before: Option<steward_core::TeamId>,
+    out: &mut Vec<u8>,
+) -> Result<Stage, std::io::Error> {
+    let io = |e: steward_store::StoreError| std::io::Error::other(e.to_string());
+    let page = tx.teams_of_org(org, before, PAGE).await.map_err(io)?;
+    let mut views = Vec::with_capacity(page.len());
+    for t in &page {
+        views.push(TeamView::new(t, &tx.team_members(t.id).await.map_err(io)?));
+    }
+    let next = page.last().map(|last| Stage::Teams(Some(last.id)));
+    paged(out, &views, before.is_none(), |v| v, |_| next.unwrap_or(Stage::Done), "assets", Stage::Assets(None))
+}
+
+/// A page of the org's audit events, newest first; the last one closes the bundle.
+async fn audit_chunk(
+    tx: &mut dyn steward_store::Tx,
+    org: OrgId,
+    since: Option<OffsetDateTime>,
+    before: Option<i64>,
+    out: &mut Vec<u8>,
+) -> Result<Stage, std::io::Error> {
+    let io = |e: steward_store::StoreError| std::io::Error::other(e.to_string());
+    let filter = AuditFilter { org_id: Some(org), since, before_seq: before, limit: PAGE, ..Default::default() };
+    let page = tx.list_audit(&filter).await.map_err(io)?;
+    let more = |last: &steward_core::AuditRecord| Stage::Audit(Some(last.seq));
+    let next = paged(out, &page, before.is_none(), AuditEventView::from, more, "", Stage::Done)?;
+    if matches!(next, Stage::Done) {
+        out.extend_from_slice(b"]}\n");
+    }
+    Ok(next)
 }
 
 /// The org's bundle as a stream of JSON chunks, read a page at a time; its audit events only

@@ -149,15 +149,7 @@ async fn create_issuer(
     if audience.is_empty() || audience.len() > 500 {
         return Err(ApiError::invalid("audience", "is required"));
     }
-    match (&req.jwks_url, &req.public_key_pem) {
-        (Some(url), None) => {
-            check_provider_url(url).map_err(|e| ApiError::invalid("jwks_url", e))?;
-        }
-        (None, Some(pem)) => {
-            PublicKey::from_pem(pem).map_err(|e| ApiError::invalid("public_key_pem", e))?;
-        }
-        _ => return Err(ApiError::invalid("jwks_url", "give exactly one of jwks_url and public_key_pem")),
-    }
+    check_key_source(&req)?;
     let claims = req.claims.unwrap_or(IssuerClaims { subject: None, email: None });
     let subject_claim = claim_name("claims.subject", claims.subject.as_deref().unwrap_or("sub"))?;
     let email_claim = match claims.email {
@@ -165,13 +157,7 @@ async fn create_issuer(
         Some(None) => None,
         Some(Some(e)) => Some(claim_name("claims.email", &e)?),
     };
-    let mut domains = Vec::new();
-    for d in &req.domains {
-        let d = steward_core::sso::parse_domain(d).map_err(ApiError::from)?;
-        if !domains.contains(&d) {
-            domains.push(d);
-        }
-    }
+    let domains = distinct_domains(&req.domains)?;
     // Its tokens could act as any admin: only for someone who holds every permission.
     if req.allow_instance_roles && !Permission::ALL.iter().all(|p| principal.has(*p)) {
         return Err(ApiError::forbidden("allowing an issuer to act as instance admins needs every permission"));
@@ -203,6 +189,27 @@ async fn create_issuer(
     }));
     state.commit(tx, vec![event], now).await?;
     Ok((StatusCode::CREATED, Json(IssuerView::from(&row))))
+}
+
+/// An issuer's keys come from exactly one place: a JWKS URL or a PEM public key.
+fn check_key_source(req: &NewIssuer) -> ApiResult<()> {
+    match (&req.jwks_url, &req.public_key_pem) {
+        (Some(url), None) => check_provider_url(url).map(drop).map_err(|e| ApiError::invalid("jwks_url", e)),
+        (None, Some(pem)) => PublicKey::from_pem(pem).map(drop).map_err(|e| ApiError::invalid("public_key_pem", e)),
+        _ => Err(ApiError::invalid("jwks_url", "give exactly one of jwks_url and public_key_pem")),
+    }
+}
+
+/// The email domains, each parsed, each once.
+fn distinct_domains(given: &[String]) -> ApiResult<Vec<String>> {
+    let mut domains = Vec::new();
+    for d in given {
+        let d = steward_core::sso::parse_domain(d).map_err(ApiError::from)?;
+        if !domains.contains(&d) {
+            domains.push(d);
+        }
+    }
+    Ok(domains)
 }
 
 /// Stops trusting an issuer: its tokens are refused from the next request on.

@@ -364,6 +364,31 @@ async fn patch_connection(
     let before = load(tx.as_mut(), &id).await?;
     check_if_match(&headers, before.version)?;
     let mut row = before.clone();
+    let client_secret = patched(&mut row, req)?;
+    check(tx.as_mut(), &mut row).await?;
+    let secret_changed = client_secret.is_some();
+    if let Some(secret) = client_secret {
+        let secret = text("client_secret", &secret, 4096)?;
+        row.client_secret_sealed = state.sso.ensure_key(tx.as_mut(), now).await?.seal(&secret)?;
+    }
+    row.updated_at = now;
+    tx.update_sso_connection(&row).await?;
+    row.version += 1;
+    let (old, new) = (described(&before), described(&row));
+    let changed: Vec<&String> = new
+        .as_object()
+        .map(|n| n.iter().filter(|(k, v)| old.get(k.as_str()) != Some(*v)).map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    let event = AuditDraft::new("sso_connection.updated", principal.actor(), TargetType::Instance, row.id)
+        .in_org_opt(row.org_id)
+        .detail(json!({ "changed": changed, "client_secret_changed": secret_changed, "before": old, "after": new }));
+    state.commit(tx, vec![event], now).await?;
+    Ok(Json(view(&state, &row)))
+}
+
+/// Writes a patch's fields onto `row` and gives back the new client secret, if the patch has
+/// one (it is sealed with the instance's key, which needs the transaction).
+fn patched(row: &mut SsoConnectionRow, req: ConnectionPatch) -> ApiResult<Option<String>> {
     if let Some(v) = req.name {
         row.name = v;
     }
@@ -383,7 +408,7 @@ async fn patch_connection(
         row.domains = v;
     }
     if req.claims.is_some() {
-        row.claims = claims_row(req.claims, Some(&before.claims));
+        row.claims = claims_row(req.claims, Some(&row.claims.clone()));
     }
     if let Some(v) = req.role_mapping {
         row.role_mapping = mapping_rows(v)?;
@@ -394,25 +419,7 @@ async fn patch_connection(
     if let Some(v) = req.enforced {
         row.enforced = v;
     }
-    check(tx.as_mut(), &mut row).await?;
-    let secret_changed = req.client_secret.is_some();
-    if let Some(secret) = req.client_secret {
-        let secret = text("client_secret", &secret, 4096)?;
-        row.client_secret_sealed = state.sso.ensure_key(tx.as_mut(), now).await?.seal(&secret)?;
-    }
-    row.updated_at = now;
-    tx.update_sso_connection(&row).await?;
-    row.version += 1;
-    let (old, new) = (described(&before), described(&row));
-    let changed: Vec<&String> = new
-        .as_object()
-        .map(|n| n.iter().filter(|(k, v)| old.get(k.as_str()) != Some(*v)).map(|(k, _)| k).collect())
-        .unwrap_or_default();
-    let event = AuditDraft::new("sso_connection.updated", principal.actor(), TargetType::Instance, row.id)
-        .in_org_opt(row.org_id)
-        .detail(json!({ "changed": changed, "client_secret_changed": secret_changed, "before": old, "after": new }));
-    state.commit(tx, vec![event], now).await?;
-    Ok(Json(view(&state, &row)))
+    Ok(req.client_secret)
 }
 
 /// Removes a connection; its users keep their accounts and may sign in by password again.

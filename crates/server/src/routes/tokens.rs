@@ -5,7 +5,7 @@ use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use steward_core::{AuditDraft, SessionId, TargetType, TokenId};
+use steward_core::{AuditDraft, SessionId, TargetType, TokenId, TokenScope};
 use steward_store::ApiTokenRow;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -92,6 +92,11 @@ pub(crate) async fn create_token(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    Ok((StatusCode::CREATED, Json(mint_token(&state, &principal, req).await?)))
+}
+
+/// The token's name and its scopes, each of which the caller must hold and may give.
+fn checked_request(principal: &Principal, req: &NewToken) -> ApiResult<(String, Vec<TokenScope>)> {
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create API tokens"));
     }
@@ -100,13 +105,20 @@ pub(crate) async fn create_token(
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
     }
-    let mut scopes = req.scopes;
+    let mut scopes = req.scopes.clone();
     scopes.sort();
     scopes.dedup();
     for scope in &scopes {
         principal.require(scope.permission())?;
         principal.may_mint(Some(*scope))?;
     }
+    Ok((name.to_owned(), scopes))
+}
+
+/// Creates an API token for the caller, for every surface that acts with a principal; the
+/// secret is in the answer only.
+pub async fn mint_token(state: &AppState, principal: &Principal, req: NewToken) -> ApiResult<CreatedToken> {
+    let (name, scopes) = checked_request(principal, &req)?;
     let now = state.clock.now();
     if req.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::invalid("expires_at", "must be in the future"));
@@ -123,7 +135,7 @@ pub(crate) async fn create_token(
     let row = ApiTokenRow {
         id: TokenId::new(),
         user_id: principal.user.id,
-        name: name.to_owned(),
+        name,
         token_hash: secret_hash(&secret),
         created_at: now,
         expires_at,
@@ -141,17 +153,14 @@ pub(crate) async fn create_token(
         }))
         .personal(json!({ "name": row.name }));
     state.commit(tx, vec![event], now).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedToken {
-            id: row.id.to_string(),
-            name: row.name,
-            token: secret,
-            created_at: now,
-            expires_at: row.expires_at,
-            scopes: row.scopes,
-        }),
-    ))
+    Ok(CreatedToken {
+        id: row.id.to_string(),
+        name: row.name,
+        token: secret,
+        created_at: now,
+        expires_at: row.expires_at,
+        scopes: row.scopes,
+    })
 }
 
 /// Revokes one of the caller's API tokens.

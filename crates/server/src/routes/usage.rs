@@ -158,27 +158,14 @@ async fn consume(
     ApiJson(req): ApiJson<ConsumeRequest>,
 ) -> ApiResult<Json<UsageView>> {
     principal.require(Permission::UsageWrite)?;
-    if req.operations == 0 && req.transfer == 0 {
-        return Err(ApiError::invalid("operations", "operations or transfer must be positive"));
-    }
-    if req.operations > MAX_AMOUNT || req.transfer > MAX_AMOUNT {
-        return Err(ApiError::invalid("operations", format!("amounts are limited to {MAX_AMOUNT}")));
-    }
+    check_amounts(req.operations, req.transfer)?;
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;
     let org = access.org;
     if let Some(asset) = &req.asset_id {
-        let mut tx = state.store.read().await?;
-        let found = match asset.parse::<uuid::Uuid>() {
-            Ok(a) => tx.asset(a).await?,
-            Err(_) => None,
-        };
-        tx.rollback().await?;
-        if found.is_none_or(|a| a.org_id != org.id) {
-            return Err(ApiError::invalid("asset_id", "is not an asset of this organization"));
-        }
+        check_asset(&state, &org, asset).await?;
     }
     let period = period_of(&org, now);
     let expired = org.license.expired(now);
@@ -214,6 +201,31 @@ async fn consume(
     let view = usage_view(tx.as_mut(), &org, period, now).await?;
     tx.rollback().await?;
     Ok(Json(view))
+}
+
+/// A consume counts something, and no more than an amount can hold.
+fn check_amounts(operations: u64, transfer: u64) -> ApiResult<()> {
+    if operations == 0 && transfer == 0 {
+        return Err(ApiError::invalid("operations", "operations or transfer must be positive"));
+    }
+    if operations > MAX_AMOUNT || transfer > MAX_AMOUNT {
+        return Err(ApiError::invalid("operations", format!("amounts are limited to {MAX_AMOUNT}")));
+    }
+    Ok(())
+}
+
+/// The asset a consume names must be one of the org's.
+async fn check_asset(state: &AppState, org: &OrgRow, asset: &str) -> ApiResult<()> {
+    let mut tx = state.store.read().await?;
+    let found = match asset.parse::<uuid::Uuid>() {
+        Ok(a) => tx.asset(a).await?,
+        Err(_) => None,
+    };
+    tx.rollback().await?;
+    if found.is_none_or(|a| a.org_id != org.id) {
+        return Err(ApiError::invalid("asset_id", "is not an asset of this organization"));
+    }
+    Ok(())
 }
 
 /// What follows a consume that went through: the org is frozen when it used a consumable up, and

@@ -227,17 +227,8 @@ async fn patch_user(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> ApiResult<Json<UserView>> {
-    principal.require(Permission::UsersWrite)?;
-    if principal.impersonator_id().is_some() {
-        return Err(ApiError::forbidden("an impersonation session cannot change users"));
-    }
+    check_patch(&principal, &patch)?;
     let id = parse_user_id(&id)?;
-    if let Some(Some(l)) = &patch.locale {
-        check_locale(l)?;
-    }
-    if let Some(Some(t)) = &patch.timezone {
-        check_timezone(t)?;
-    }
     let new_hash = match &patch.password {
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
@@ -256,11 +247,7 @@ async fn patch_user(
         changed.push("deactivate_at");
     }
     if let Some(hash) = new_hash {
-        if !user.status.can_receive_roles() {
-            let status = user.status;
-            return Err(ApiError::conflict("invalid_transition", format!("a {status} user's password cannot be set")));
-        }
-        user.password_hash = Some(hash);
+        set_password(&mut user, hash)?;
         changed.push("password");
     }
     if let Some(roles) = &patch.instance_roles
@@ -286,6 +273,32 @@ async fn patch_user(
     }
     state.commit(tx, events, now).await?;
     Ok(Json(UserView::from(&user)))
+}
+
+/// What a patch may be refused for before anything is read: the caller's right, an
+/// impersonation session, a locale or time zone that does not exist.
+fn check_patch(principal: &Principal, patch: &UserPatch) -> ApiResult<()> {
+    principal.require(Permission::UsersWrite)?;
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot change users"));
+    }
+    if let Some(Some(l)) = &patch.locale {
+        check_locale(l)?;
+    }
+    if let Some(Some(t)) = &patch.timezone {
+        check_timezone(t)?;
+    }
+    Ok(())
+}
+
+/// Gives `user` a new password hash; only a user who can hold roles has a password set.
+fn set_password(user: &mut UserRow, hash: String) -> ApiResult<()> {
+    if !user.status.can_receive_roles() {
+        let status = user.status;
+        return Err(ApiError::conflict("invalid_transition", format!("a {status} user's password cannot be set")));
+    }
+    user.password_hash = Some(hash);
+    Ok(())
 }
 
 /// Sets or clears the scheduled deactivation of `user`: a time in the future, set by someone
