@@ -1,11 +1,11 @@
 //! The administration overview, the audit log viewer and the instance settings (branding).
 
 use askama::Template;
+use axum::Router;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use steward_core::Permission;
@@ -13,7 +13,6 @@ use steward_core::Permission;
 use super::admin_users::{HistoryLine, describe};
 use super::{Admin, Chrome, PageError, Posted, done, render};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiJson};
 use crate::routes::audit::{self as api_audit, AuditQuery};
 use crate::routes::instance as api_instance;
 use crate::state::AppState;
@@ -188,7 +187,7 @@ struct SettingsPage {
 
 async fn settings_form(State(state): State<AppState>, Admin(viewer): Admin) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let Json(view) = api_instance::get_instance(State(state), principal.clone()).await?;
+    let view = api_instance::read_instance(&state, &principal).await?;
     let b = &view.settings.branding;
     let chrome = viewer.chrome.titled("Instance settings");
     let page = SettingsPage {
@@ -235,7 +234,6 @@ async fn settings(
     if let Some(v) = form.version.and_then(|v| axum::http::HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
         headers.insert(axum::http::header::IF_MATCH, v);
     }
-    let result =
-        api_instance::patch_instance(Acting { state, principal: viewer.principal() }, headers, ApiJson(patch)).await;
+    let result = api_instance::change_instance(&state, &viewer.principal(), &headers, patch).await;
     done("/admin/settings", result, |_| "The settings are saved; every page now uses them.".into())
 }

@@ -16,7 +16,7 @@ use steward_core::OrgRole;
 
 use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiJson, ApiQuery, Page};
+use crate::extract::{Acting, ApiQuery, Page};
 use crate::routes::deprovision as api_dep;
 use crate::routes::orgs::{self as api, OrgQuery, TransferRequest};
 use crate::routes::teams as api_teams;
@@ -288,8 +288,7 @@ async fn license(
     if let Some(v) = form.get("version").and_then(|v| HeaderValue::from_str(&format!("\"{v}\"")).ok()) {
         headers.insert(header::IF_MATCH, v);
     }
-    let result =
-        api::patch_license(Acting { state, principal: viewer.principal() }, Path(id), headers, ApiJson(patch)).await;
+    let result = api::merge_license(&state, &viewer.principal(), &id, &headers, &patch).await;
     done(&back, result, |_| "The license is saved.".into())
 }
 

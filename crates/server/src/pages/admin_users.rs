@@ -13,9 +13,9 @@ use serde::Deserialize;
 use steward_core::lifecycle::NOTIFICATION_CATEGORIES;
 use steward_core::{Permission, UserId};
 
-use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, copy_cookies, done, local_path, render, when};
+use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, done, local_path, render, when};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiJson, ApiQuery, Page};
+use crate::extract::{Acting, ApiQuery, Page};
 use crate::routes::ClientIp;
 use crate::routes::lifecycle::{self as api, ImpersonateRequest, NotificationSettings};
 use crate::routes::users::{self as api_users, UserQuery};
@@ -396,20 +396,13 @@ async fn impersonate(
     let back = format!("/admin/users/{id}");
     let request = ImpersonateRequest { reason: form.reason };
     let secure = super::secure(&state);
-    let result = api::impersonate(
-        Acting { state, principal: viewer.principal() },
-        ip,
-        headers,
-        Path(id.clone()),
-        ApiJson(request),
-    )
-    .await;
-    let response = match result {
-        Ok(r) => r,
+    let session = match api::start_impersonation(&state, &viewer.principal(), (ip.0, &headers), &id, request).await {
+        Ok(s) => s,
         Err(e) => return done(&back, Err::<(), _>(e), |_| String::new()),
     };
     let mut r = super::see_other("/app");
-    copy_cookies(&response, &mut r);
+    let max_age = (session.expires_at - state.clock.now()).whole_seconds();
+    crate::extract::set_session_cookies(&state, r.headers_mut(), &session.token, max_age);
     let back = local_path(Some(&back), "/admin");
     if let Ok(v) = HeaderValue::from_str(&format!("{RETURN_COOKIE}={back}; Path=/; HttpOnly; SameSite=Lax{secure}")) {
         r.headers_mut().append(header::SET_COOKIE, v);

@@ -16,7 +16,7 @@ use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
 use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal};
+use crate::extract::{Acting, ApiQuery, Page, Principal};
 use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
@@ -139,11 +139,7 @@ async fn notifications(
     State(state): State<AppState>,
     Posted { viewer, form }: Posted<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
-    let result = api_auth::put_my_notifications(
-        Acting { state, principal: viewer.principal() },
-        ApiJson(settings_from_form(&form)),
-    )
-    .await;
+    let result = api_auth::set_my_notifications(&state, &viewer.principal(), settings_from_form(&form)).await;
     done("/app", result, |_| "Your notification settings are saved.".into())
 }
 

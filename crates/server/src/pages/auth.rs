@@ -12,12 +12,12 @@ use serde_json::json;
 use steward_core::PersonName;
 
 use super::{
-    AnonymousPost, Chrome, NoFields, PageError, Posted, RETURN_COOKIE, anonymous_chrome, copy_cookies, done, friendly,
-    local_path, render, see_other,
+    AnonymousPost, Chrome, NoFields, PageError, Posted, RETURN_COOKIE, anonymous_chrome, done, friendly, local_path,
+    render, see_other,
 };
 use crate::auth::secret_hash;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, SESSION_COOKIE, authenticate, cookie};
+use crate::extract::{SESSION_COOKIE, authenticate, cookie};
 use crate::routes::{ClientIp, auth as api_auth, invitations as api_inv};
 use crate::state::AppState;
 
@@ -227,20 +227,20 @@ async fn logout(
 ) -> Result<Response, PageError> {
     let Posted { viewer, form: NoFields {} } = posted;
     let impersonating = viewer.principal.impersonator_id().is_some();
-    let response = api_auth::logout(State(state), viewer.principal()).await?;
-    if impersonating && response.status() == StatusCode::OK {
+    let returned = api_auth::sign_out(&state, &viewer.principal()).await?;
+    if impersonating && returned.is_some() {
         let back = cookie(&headers, RETURN_COOKIE)
             .filter(|p| p.starts_with("/admin"))
             .map_or_else(|| "/admin".to_owned(), |p| local_path(Some(&p), "/admin"));
         let mut r = done(&back, Ok::<_, ApiError>(()), |_| "You are back in your own session.".into())?;
-        copy_cookies(&response, &mut r);
+        api_auth::after_sign_out(&state, r.headers_mut(), returned.as_ref());
         if let Ok(v) = HeaderValue::from_str(&format!("{RETURN_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
         return Ok(r);
     }
     let mut r = done("/login", Ok::<_, ApiError>(()), |_| "You are signed out.".into())?;
-    copy_cookies(&response, &mut r);
+    api_auth::after_sign_out(&state, r.headers_mut(), returned.as_ref());
     Ok(r)
 }
 
@@ -264,8 +264,8 @@ async fn forgot(
     State(state): State<AppState>,
     AnonymousPost(form): AnonymousPost<ForgotForm>,
 ) -> Result<Response, PageError> {
-    let result = api_inv::request_reset(State(state), ApiJson(api_inv::ResetRequest { email: form.email })).await;
-    done("/login", result, |_| {
+    api_inv::ask_for_reset(state, &form.email);
+    done("/login", Ok::<_, ApiError>(()), |_| {
         "If an active account has this email, a link to choose a new password is on its way.".into()
     })
 }

@@ -532,13 +532,6 @@ pub fn render(chrome: &Chrome, page: &impl Template) -> Result<Response, PageErr
     Ok(r)
 }
 
-/// Copies the `Set-Cookie` headers of an API response onto a page response.
-pub fn copy_cookies(from: &Response, to: &mut Response) {
-    for v in from.headers().get_all(header::SET_COOKIE) {
-        to.headers_mut().append(header::SET_COOKIE, v.clone());
-    }
-}
-
 /// A local path to go back to, or `fallback` when `next` could lead off-site. `next` is read
 /// as a browser reads a location (the WHATWG URL rules: tabs and newlines dropped, backslashes
 /// taken as slashes), and only a result on this site's own origin is kept, as that parser

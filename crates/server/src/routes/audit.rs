@@ -1,7 +1,6 @@
 //! The audit log: filtered reading and chain verification.
 
 use axum::Json;
-use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use steward_core::{OrgId, Permission, UserId};
 use steward_store::AuditFilter;
@@ -105,7 +104,7 @@ pub struct VerifyResult {
 /// Recomputes the hash chain over every event.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyResult),
     Forbidden))]
-async fn verify_audit(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<VerifyResult>> {
+async fn verify_audit(Acting { state, principal }: Acting) -> ApiResult<Json<VerifyResult>> {
     principal.require(Permission::AuditRead)?;
     let check = state.store.verify_audit().await?;
     Ok(Json(VerifyResult {

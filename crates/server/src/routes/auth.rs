@@ -388,7 +388,27 @@ pub struct ReturnedSession {
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
     Unauthorized))]
-pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
+pub(crate) async fn logout(Acting { state, principal }: Acting) -> ApiResult<Response> {
+    let returned = sign_out(&state, &principal).await?;
+    let mut response = match &returned {
+        Some(session) => Json(session).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    };
+    after_sign_out(&state, response.headers_mut(), returned.as_ref());
+    Ok(response)
+}
+
+/// Sets the cookies of the session a sign-out leaves: the admin's own, or none.
+pub fn after_sign_out(state: &AppState, headers: &mut HeaderMap, returned: Option<&ReturnedSession>) {
+    match returned {
+        Some(r) => set_session_cookies(state, headers, &r.token, (r.expires_at - state.clock.now()).whole_seconds()),
+        None => set_session_cookies(state, headers, "", 0),
+    }
+}
+
+/// Ends the caller's session, for every surface that acts with a principal. Ending a Login as
+/// user session gives back the admin's own session, when it is still good.
+pub async fn sign_out(state: &AppState, principal: &Principal) -> ApiResult<Option<ReturnedSession>> {
     let now = state.clock.now();
     let crate::extract::Credential::Session(session) = &principal.credential else {
         return Err(ApiError::invalid(
@@ -423,19 +443,11 @@ pub(crate) async fn logout(State(state): State<AppState>, principal: Principal) 
         );
     }
     state.commit(tx, events, now).await?;
-    match returned {
-        Some((secret, expires_at)) => {
-            let body = ReturnedSession { csrf_token: csrf_token(&secret), expires_at, token: secret.clone() };
-            let mut response = Json(body).into_response();
-            set_session_cookies(&state, response.headers_mut(), &secret, (expires_at - now).whole_seconds());
-            Ok(response)
-        }
-        None => {
-            let mut response = StatusCode::NO_CONTENT.into_response();
-            set_session_cookies(&state, response.headers_mut(), "", 0);
-            Ok(response)
-        }
-    }
+    Ok(returned.map(|(secret, expires_at)| ReturnedSession {
+        csrf_token: csrf_token(&secret),
+        expires_at,
+        token: secret,
+    }))
 }
 
 /// The caller's notification settings.
@@ -452,12 +464,21 @@ pub(crate) async fn put_my_notifications(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NotificationSettings>,
 ) -> ApiResult<Json<NotificationSettings>> {
+    Ok(Json(set_my_notifications(&state, &principal, req).await?))
+}
+
+/// Sets the caller's own notification settings, for every surface that acts with a principal.
+pub async fn set_my_notifications(
+    state: &AppState,
+    principal: &Principal,
+    req: NotificationSettings,
+) -> ApiResult<NotificationSettings> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut user = tx.user(principal.user.id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
-    let event = set_notifications(tx.as_mut(), &principal, &mut user, req, now).await?;
+    let event = set_notifications(tx.as_mut(), principal, &mut user, req, now).await?;
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(NotificationSettings::of(&user)))
+    Ok(NotificationSettings::of(&user))
 }
 
 /// The admin behind an impersonation.
@@ -506,7 +527,7 @@ fn json_body(body: axum::body::Bytes) -> Response {
 
 /// Who the caller is, what they may do, and where they belong.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), Unauthorized))]
-async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Response> {
+async fn me(Acting { state, principal }: Acting) -> ApiResult<Response> {
     // Only this node writes (SQLite): the answer can be kept between changes (crate::hot).
     let keep = !state.store.shared();
     if keep && let Some(body) = state.hot.me(&principal.credential_hash) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, paginate};
 use crate::routes::assets::AssetView;
 use crate::routes::deprovision::DeprovisionRecordView;
 use crate::routes::orgs::{Need, org_access};
@@ -259,7 +259,7 @@ pub fn export_stream(
 /// instance admins.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", params(("id" = String, Path)),
     responses((status = 200, body = ExportBundle), Forbidden, NotFound))]
-async fn export(State(state): State<AppState>, principal: Principal, Path(id): Path<String>) -> ApiResult<Response> {
+async fn export(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Response> {
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     tx.rollback().await?;

@@ -1,7 +1,7 @@
 //! `/api/v1/webhooks`: endpoints, their delivery log, and redelivery.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Forbidden, NotFound};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, paginate};
 use crate::state::{AppState, instance_settings};
 use crate::webhooks::{check_url, new_secret};
 use steward_ops::EventType;
@@ -54,7 +54,7 @@ pub struct WebhookList {
 /// Lists the webhook endpoints.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList),
     Forbidden))]
-async fn list_webhooks(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<WebhookList>> {
+async fn list_webhooks(Acting { state, principal }: Acting) -> ApiResult<Json<WebhookList>> {
     principal.require(Permission::WebhooksManage)?;
     let mut tx = state.store.read().await?;
     let hooks = tx.webhooks().await?;

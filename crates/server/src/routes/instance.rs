@@ -1,7 +1,6 @@
 //! The instance settings: name, branding, default license, policies.
 
 use axum::Json;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::json;
@@ -31,7 +30,12 @@ pub struct InstanceView {
 /// Reads the instance settings (any instance admin).
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance", responses((status = 200, body = InstanceView),
     Forbidden))]
-pub(crate) async fn get_instance(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<InstanceView>> {
+pub(crate) async fn get_instance(Acting { state, principal }: Acting) -> ApiResult<Json<InstanceView>> {
+    Ok(Json(read_instance(&state, &principal).await?))
+}
+
+/// The instance's settings and their version, for every surface that acts with an instance admin.
+pub async fn read_instance(state: &AppState, principal: &Principal) -> ApiResult<InstanceView> {
     if principal.permissions.is_empty() {
         if !principal.withheld.is_empty() {
             return Err(ApiError::totp_enrollment_required());
@@ -41,7 +45,7 @@ pub(crate) async fn get_instance(State(state): State<AppState>, principal: Princ
     let mut tx = state.store.read().await?;
     let (settings, version) = instance_settings(tx.as_mut()).await?;
     tx.rollback().await?;
-    Ok(Json(InstanceView { settings, version }))
+    Ok(InstanceView { settings, version })
 }
 
 fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
@@ -69,6 +73,17 @@ pub(crate) async fn patch_instance(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<InstanceView>> {
+    Ok(Json(change_instance(&state, &principal, &headers, patch).await?))
+}
+
+/// Merges `patch` into the instance's settings (`If-Match` in `headers` makes it conditional),
+/// for every surface that acts with a principal.
+pub async fn change_instance(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    patch: serde_json::Value,
+) -> ApiResult<InstanceView> {
     principal.require(Permission::InstanceManage)?;
     if !patch.is_object() {
         return Err(ApiError::invalid("body", "must be an object"));
@@ -76,7 +91,7 @@ pub(crate) async fn patch_instance(
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (before, version) = instance_settings(tx.as_mut()).await?;
-    check_if_match(&headers, version)?;
+    check_if_match(headers, version)?;
     let mut doc = serde_json::to_value(&before).map_err(ApiError::internal)?;
     merge(&mut doc, &patch);
     let after: InstanceSettings = crate::extract::parse_json(doc.to_string().as_bytes())?;
@@ -95,7 +110,7 @@ pub(crate) async fn patch_instance(
     }
     if after == before {
         tx.rollback().await?;
-        return Ok(Json(InstanceView { settings: before, version }));
+        return Ok(InstanceView { settings: before, version });
     }
     let doc = serde_json::to_value(&after).map_err(ApiError::internal)?;
     tx.put_instance_doc(&doc, version + 1).await?;
@@ -103,5 +118,5 @@ pub(crate) async fn patch_instance(
     let event = AuditDraft::new("instance.updated", principal.actor(), TargetType::Instance, "instance")
         .detail(json!({ "fields": changed, "policies": after.policies, "default_license": after.default_license }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(InstanceView { settings: after, version: version + 1 }))
+    Ok(InstanceView { settings: after, version: version + 1 })
 }

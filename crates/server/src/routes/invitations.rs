@@ -392,13 +392,20 @@ pub(crate) async fn request_reset(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ResetRequest>,
 ) -> ApiResult<StatusCode> {
-    let Ok(email) = Email::parse(&req.email) else { return Ok(StatusCode::ACCEPTED) };
+    ask_for_reset(state, &req.email);
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Takes a request for a reset link, for every surface: answered at once, alike whether or not
+/// the address has an account, the link made and mailed meanwhile.
+pub fn ask_for_reset(state: AppState, email: &str) {
+    let Ok(email) = Email::parse(email) else { return };
     // The answer comes before anyone is looked up, so that its timing tells nothing of whether
     // the address has an account; the link is made and mailed meanwhile.
     // The work waiting at once is bounded: past it, a request is answered alike and dropped.
     let Ok(permit) = state.reset_requests.clone().try_acquire_owned() else {
         tracing::warn!("password reset requests arrive faster than they are handled; one was dropped");
-        return Ok(StatusCode::ACCEPTED);
+        return;
     };
     tokio::spawn(async move {
         if let Err(e) = mail_reset_link(&state, &email).await {
@@ -406,7 +413,6 @@ pub(crate) async fn request_reset(
         }
         drop(permit);
     });
-    Ok(StatusCode::ACCEPTED)
 }
 
 /// Makes and mails a reset link when `email` belongs to an active person.

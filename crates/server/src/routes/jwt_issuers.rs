@@ -2,7 +2,7 @@
 //! map to. Verifying the tokens is `sso::jwt_user`'s work; this only keeps the list.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, Unauthorized};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, Principal};
+use crate::extract::{Acting, ApiJson};
 use crate::jwt::PublicKey;
 use crate::sso::check_provider_url;
 use crate::state::AppState;
@@ -120,7 +120,7 @@ pub struct IssuerList {
 /// Lists the trusted JWT issuers, newest first.
 #[utoipa::path(get, path = "/api/v1/jwt-issuers", tag = "sso", responses((status = 200, body = IssuerList),
     Unauthorized, Forbidden))]
-async fn list_issuers(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<IssuerList>> {
+async fn list_issuers(Acting { state, principal }: Acting) -> ApiResult<Json<IssuerList>> {
     principal.require(Permission::InstanceManage)?;
     let mut tx = state.store.read().await?;
     let rows = tx.jwt_issuers().await?;

@@ -258,6 +258,23 @@ pub(crate) async fn impersonate(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ImpersonateRequest>,
 ) -> ApiResult<Response> {
+    let session = start_impersonation(&state, &principal, (ip, &headers), &id, req).await?;
+    let max_age = (session.expires_at - state.clock.now()).whole_seconds();
+    let secret = session.token.clone();
+    let mut response = Json(session).into_response();
+    crate::extract::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
+    Ok(response)
+}
+
+/// Opens a Login as user session as the user `id`, for every surface that acts with a
+/// principal; the caller sets its cookies.
+pub async fn start_impersonation(
+    state: &AppState,
+    principal: &Principal,
+    (ip, headers): (Option<std::net::IpAddr>, &HeaderMap),
+    id: &str,
+    req: ImpersonateRequest,
+) -> ApiResult<ImpersonationSession> {
     principal.require(Permission::UsersImpersonate)?;
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot impersonate"));
@@ -269,8 +286,8 @@ pub(crate) async fn impersonate(
     }
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
-    let target = load_user(tx.as_mut(), &id).await?;
-    crate::governance::require_governs(tx.as_mut(), &principal, &target).await?;
+    let target = load_user(tx.as_mut(), id).await?;
+    crate::governance::require_governs(tx.as_mut(), principal, &target).await?;
     steward_core::lifecycle::may_impersonate(steward_core::lifecycle::Impersonation {
         status: target.status,
         kind: target.kind,
@@ -278,7 +295,7 @@ pub(crate) async fn impersonate(
         target_has_instance_role: !target.instance_roles.is_empty(),
         actor_is_system_admin: principal.user.instance_roles.contains(&InstanceRole::system_admin()),
     })?;
-    let (secret, session) = impersonation_session(&principal, &target, ip, &headers, now);
+    let (secret, session) = impersonation_session(principal, &target, ip, headers, now);
     let expires_at = session.expires_at;
     tx.insert_session(&session).await?;
     notify_impersonated(tx.as_mut(), &target, now).await?;
@@ -287,12 +304,8 @@ pub(crate) async fn impersonate(
         .personal(json!({ "reason": reason }));
     state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
-    let csrf = csrf_token(&secret);
-    let mut response =
-        Json(ImpersonationSession { token: secret.clone(), expires_at, csrf_token: csrf.clone() }).into_response();
-    let max_age = (expires_at - now).whole_seconds();
-    crate::extract::set_session_cookies(&state, response.headers_mut(), &secret, max_age);
-    Ok(response)
+    let csrf_token = csrf_token(&secret);
+    Ok(ImpersonationSession { token: secret, expires_at, csrf_token })
 }
 
 /// The session Login as user opens as `target`: an hour at most, never past the credential that

@@ -563,7 +563,19 @@ pub(crate) async fn patch_license(
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<License>> {
-    change_license(&state, &principal, &id, &headers, |before| Ok(before.merged(&patch)?)).await.map(Json)
+    Ok(Json(merge_license(&state, &principal, &id, &headers, &patch).await?))
+}
+
+/// Merges `patch` into the org's license (`If-Match` in `headers` makes it conditional), for
+/// every surface that acts with a principal.
+pub async fn merge_license(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    headers: &HeaderMap,
+    patch: &serde_json::Value,
+) -> ApiResult<License> {
+    change_license(state, principal, id, headers, |before| Ok(before.merged(patch)?)).await
 }
 
 /// Err(409 `limit_reached`) when the org has no free seat under its license's `users`.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -127,7 +127,7 @@ fn require_reader(principal: &Principal) -> ApiResult<()> {
 /// Lists the instance roles (any instance admin).
 #[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = RoleList), Unauthorized,
     Forbidden))]
-async fn list_roles(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<RoleList>> {
+async fn list_roles(Acting { state, principal }: Acting) -> ApiResult<Json<RoleList>> {
     require_reader(&principal)?;
     let mut tx = state.store.read().await?;
     let custom = tx.custom_roles().await?;

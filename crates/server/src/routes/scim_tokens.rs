@@ -3,7 +3,7 @@
 //! own, so that every SCIM change in the audit log names the token that made it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use crate::auth::{SecretKind, new_secret, secret_hash};
 use crate::error::declared::{BadRequest, Forbidden, NotFound, Unauthorized};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, Principal};
+use crate::extract::{Acting, ApiJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -73,7 +73,7 @@ pub struct ScimTokenList {
 /// Lists the SCIM tokens that are not revoked, newest first.
 #[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim", responses((status = 200, body = ScimTokenList),
     Unauthorized, Forbidden))]
-async fn list_tokens(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ScimTokenList>> {
+async fn list_tokens(Acting { state, principal }: Acting) -> ApiResult<Json<ScimTokenList>> {
     principal.require(Permission::ScimManage)?;
     let mut tx = state.store.read().await?;
     let tokens = tx.scim_tokens().await?;

@@ -2,7 +2,7 @@
 //! a user's two-factor and the unlock of a locked account.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -77,7 +77,7 @@ fn qr_svg(data: &str) -> ApiResult<String> {
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", responses((status = 200, body = TotpEnrolment),
     Unauthorized, Forbidden,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "two-factor is already on (`invalid_transition`)")))]
-async fn start_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<TotpEnrolment>> {
+async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpEnrolment>> {
     refuse_impersonation(&principal)?;
     let key = sealing_key(&state).await?;
     let now = state.clock.now();
@@ -156,7 +156,7 @@ async fn confirm_totp(
 /// Turns the caller's two-factor off (or drops an unconfirmed enrolment) and their recovery codes.
 #[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
     NotFound))]
-async fn disable_totp(State(state): State<AppState>, principal: Principal) -> ApiResult<StatusCode> {
+async fn disable_totp(Acting { state, principal }: Acting) -> ApiResult<StatusCode> {
     refuse_impersonation(&principal)?;
     let now = state.clock.now();
     let user = &principal.user;

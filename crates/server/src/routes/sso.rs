@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, Principal, check_if_match, nullable};
+use crate::extract::{Acting, ApiJson, check_if_match, nullable};
 use crate::sso::check_provider_url;
 use crate::state::AppState;
 
@@ -279,7 +279,7 @@ fn described(c: &SsoConnectionRow) -> Value {
 /// Lists the connections, newest first.
 #[utoipa::path(get, path = "/api/v1/sso/connections", tag = "sso", responses((status = 200, body = ConnectionList),
     Unauthorized, Forbidden))]
-async fn list_connections(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<ConnectionList>> {
+async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json<ConnectionList>> {
     principal.require(Permission::InstanceManage)?;
     let mut tx = state.store.read().await?;
     let rows = tx.sso_connections().await?;
