@@ -11,7 +11,10 @@ use serde_json::{Value, json};
 use steward_scim::ScimError;
 use steward_scim::schema::{BULK_REQUEST, BULK_RESPONSE};
 
-use super::{Failure, MAX_BULK_OPERATIONS, MAX_BULK_PASSWORDS, Scim, ScimClient, ScimResult, body_json, groups, users};
+use super::groups::Groups;
+use super::resource::bulk_one;
+use super::users::Users;
+use super::{MAX_BULK_OPERATIONS, MAX_BULK_PASSWORDS, Scim, ScimClient, ScimResult, body_json};
 use crate::state::AppState;
 
 /// Whether an operation's data sets a password: a resource with one, or a PATCH naming one.
@@ -56,34 +59,15 @@ async fn run_one(
         headers.insert(header::IF_MATCH, v);
     }
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let out = |resource: Value, status: u16| {
-        let location = resource["meta"]["location"].as_str().map(str::to_owned);
-        let version = resource["meta"]["version"].as_str().map(str::to_owned);
-        (status, location, version)
+    let verb = method.to_ascii_uppercase();
+    let done = match segments.as_slice() {
+        ["Users", rest @ ..] => bulk_one::<Users>(state, client, (&verb, rest), data, &headers).await,
+        ["Groups", rest @ ..] => bulk_one::<Groups>(state, client, (&verb, rest), data, &headers).await,
+        _ => None,
     };
-    let unwrap = |r: Result<Value, Failure>| r.map_err(|f| f.0);
-    match (method.to_ascii_uppercase().as_str(), segments.as_slice()) {
-        ("POST", ["Users"]) => users::create_user(state, client, data).await.map(|(_, r)| out(r, 201)).map_err(|f| f.0),
-        ("POST", ["Groups"]) => unwrap(groups::create_group(state, client, data).await).map(|r| out(r, 201)),
-        ("PUT", ["Users", id]) => {
-            unwrap(users::replace_user(state, client, id, data, &headers).await).map(|r| out(r, 200))
-        }
-        ("PUT", ["Groups", id]) => {
-            unwrap(groups::replace_group(state, client, id, data, &headers).await).map(|r| out(r, 200))
-        }
-        ("PATCH", ["Users", id]) => {
-            unwrap(users::patch_user(state, client, id, data, &headers).await).map(|r| out(r, 200))
-        }
-        ("PATCH", ["Groups", id]) => {
-            unwrap(groups::patch_group(state, client, id, data, &headers).await).map(|r| out(r, 200))
-        }
-        ("DELETE", ["Users", id]) => {
-            users::delete_user(state, client, id, &headers).await.map(|()| (204, None, None)).map_err(|f| f.0)
-        }
-        ("DELETE", ["Groups", id]) => {
-            groups::delete_group(state, client, id, &headers).await.map(|()| (204, None, None)).map_err(|f| f.0)
-        }
-        _ => Err(ScimError::invalid_value(format!("{method} {path} is not a bulk operation Steward runs"))),
+    match done {
+        Some(result) => result.map_err(|f| f.0),
+        None => Err(ScimError::invalid_value(format!("{method} {path} is not a bulk operation Steward runs"))),
     }
 }
 

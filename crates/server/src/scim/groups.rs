@@ -6,21 +6,17 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use steward_core::{AuditDraft, OrgId, OrgRole, TargetType, TeamId, TeamName, TeamRole, UserId, UserStatus};
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
-use steward_scim::schema::{GROUP_ATTRS, GROUP_SCHEMA};
+use steward_scim::schema::{Attr, GROUP_ATTRS, GROUP_SCHEMA};
 use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, GroupField, ScimGroupRow, ScimQuery, TeamMemberRow, TeamRow, Tx};
 use time::OffsetDateTime;
 
-use super::{
-    Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta, project,
-    query_projection, text,
-};
+use super::resource::ResourceType;
+use super::{Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, project, text};
 use crate::state::AppState;
 
 /// The store query of a list.
@@ -68,97 +64,91 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<ScimG
     Ok(g)
 }
 
-pub(super) async fn list(State(state): State<AppState>, client: ScimClient, uri: Uri) -> ScimResult {
-    let params = ListParams::from_query(uri.query())?;
-    run_list(&state, &client, params).await
-}
+/// Teams as a SCIM resource type.
+pub(super) struct Groups;
 
-pub(super) async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let params = ListParams::from_search(&body_json(&headers, &body)?)?;
-    run_list(&state, &client, params).await
-}
+impl ResourceType for Groups {
+    const ATTRS: &'static [Attr] = GROUP_ATTRS;
 
-async fn run_list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
-    let scoped = client.token.org_id.is_some();
-    let cond = params.filter()?.as_ref().map(|f| steward_scim::query::group_cond(f, scoped)).transpose()?;
-    let sort = params
-        .sort_by
-        .as_deref()
-        .map(|s| steward_scim::query::group_sort(s, scoped))
-        .transpose()?
-        .map(|f| (f, params.descending));
-    let q = query(client, cond, sort, params.start_index - 1, params.count);
-    let mut tx = state.store.read().await?;
-    let (total, rows) = tx.scim_groups(&q).await?;
-    let mut resources = Vec::with_capacity(rows.len());
-    for g in &rows {
-        let members = tx.team_members(g.team.id).await?;
-        resources.push(project(resource(state, client, g, &members), &params.projection, GROUP_ATTRS));
+    async fn list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
+        let scoped = client.token.org_id.is_some();
+        let cond = params.filter()?.as_ref().map(|f| steward_scim::query::group_cond(f, scoped)).transpose()?;
+        let sort = params
+            .sort_by
+            .as_deref()
+            .map(|s| steward_scim::query::group_sort(s, scoped))
+            .transpose()?
+            .map(|f| (f, params.descending));
+        let q = query(client, cond, sort, params.start_index - 1, params.count);
+        let mut tx = state.store.read().await?;
+        let (total, rows) = tx.scim_groups(&q).await?;
+        let mut resources = Vec::with_capacity(rows.len());
+        for g in &rows {
+            let members = tx.team_members(g.team.id).await?;
+            resources.push(project(resource(state, client, g, &members), &params.projection, GROUP_ATTRS));
+        }
+        tx.rollback().await?;
+        Ok(list_response(total, params.start_index, resources))
     }
-    tx.rollback().await?;
-    Ok(list_response(total, params.start_index, resources))
-}
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> ScimResult {
-    let projection = query_projection(&uri)?;
-    let mut tx = state.store.read().await?;
-    let g = visible(tx.as_mut(), &client, &id).await?;
-    let members = tx.team_members(g.team.id).await?;
-    tx.rollback().await?;
-    Ok(Scim::resource(StatusCode::OK, project(resource(&state, &client, &g, &members), &projection, GROUP_ATTRS)))
-}
+    async fn read(state: &AppState, client: &ScimClient, id: &str) -> Result<Value, Failure> {
+        let mut tx = state.store.read().await?;
+        let g = visible(tx.as_mut(), client, id).await?;
+        let members = tx.team_members(g.team.id).await?;
+        tx.rollback().await?;
+        Ok(resource(state, client, &g, &members))
+    }
 
-pub(super) async fn create(
-    State(state): State<AppState>,
-    client: ScimClient,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    let resource = create_group(&state, &client, &body).await?;
-    Ok(Scim::resource(StatusCode::CREATED, resource))
-}
+    async fn create(state: &AppState, client: &ScimClient, body: &Value) -> Result<(StatusCode, Value), Failure> {
+        Ok((StatusCode::CREATED, create_group(state, client, body).await?))
+    }
 
-pub(super) async fn replace(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    Ok(Scim::resource(StatusCode::OK, replace_group(&state, &client, &id, &body, &headers).await?))
-}
+    async fn replace(
+        state: &AppState,
+        client: &ScimClient,
+        id: &str,
+        body: &Value,
+        headers: &HeaderMap,
+    ) -> Result<Value, Failure> {
+        let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let g = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, g.team.version)?;
+        let value = write(tx, state, client, g, doc, now).await?;
+        Ok(value)
+    }
 
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    Ok(Scim::resource(StatusCode::OK, patch_group(&state, &client, &id, &body, &headers).await?))
-}
+    async fn patch(
+        state: &AppState,
+        client: &ScimClient,
+        id: &str,
+        body: &Value,
+        headers: &HeaderMap,
+    ) -> Result<Value, Failure> {
+        let ops = parse_patch(body)?;
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let g = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, g.team.version)?;
+        let members = tx.team_members(g.team.id).await?;
+        let mut doc = normalize(&resource(state, client, &g, &members), GROUP_ATTRS, GROUP_SCHEMA)?;
+        apply_patch(&mut doc, &ops, GROUP_ATTRS, GROUP_SCHEMA)?;
+        write(tx, state, client, g, doc, now).await
+    }
 
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, Failure> {
-    delete_group(&state, &client, &id, &headers).await?;
-    Ok(StatusCode::NO_CONTENT)
+    async fn delete(state: &AppState, client: &ScimClient, id: &str, headers: &HeaderMap) -> Result<(), Failure> {
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let g = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, g.team.version)?;
+        tx.archive_team(g.team.id, now).await?;
+        let event = AuditDraft::new("team.archived", client.actor(), TargetType::Team, g.team.id)
+            .in_org(g.team.org_id)
+            .detail(client.via());
+        state.commit(tx, vec![event], now).await?;
+        Ok(())
+    }
 }
 
 /// The org and team name a displayName names, for this client.
@@ -234,40 +224,6 @@ pub(super) async fn create_group(state: &AppState, client: &ScimClient, body: &V
     let members = tx.team_members(team.id).await?;
     state.commit(tx, events, now).await?;
     Ok(resource(state, client, &g, &members))
-}
-
-pub(super) async fn replace_group(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    body: &Value,
-    headers: &HeaderMap,
-) -> Result<Value, Failure> {
-    let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let g = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, g.team.version)?;
-    let value = write(tx, state, client, g, doc, now).await?;
-    Ok(value)
-}
-
-pub(super) async fn patch_group(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    body: &Value,
-    headers: &HeaderMap,
-) -> Result<Value, Failure> {
-    let ops = parse_patch(body)?;
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let g = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, g.team.version)?;
-    let members = tx.team_members(g.team.id).await?;
-    let mut doc = normalize(&resource(state, client, &g, &members), GROUP_ATTRS, GROUP_SCHEMA)?;
-    apply_patch(&mut doc, &ops, GROUP_ATTRS, GROUP_SCHEMA)?;
-    write(tx, state, client, g, doc, now).await
 }
 
 /// Writes a whole resource onto a team: its name, external id and members.
@@ -365,22 +321,4 @@ async fn set_members(
         ));
     }
     Ok(events)
-}
-
-pub(super) async fn delete_group(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let g = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, g.team.version)?;
-    tx.archive_team(g.team.id, now).await?;
-    let event = AuditDraft::new("team.archived", client.actor(), TargetType::Team, g.team.id)
-        .in_org(g.team.org_id)
-        .detail(client.via());
-    state.commit(tx, vec![event], now).await?;
-    Ok(())
 }

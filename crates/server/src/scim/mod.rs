@@ -5,6 +5,7 @@
 
 mod bulk;
 mod groups;
+mod resource;
 mod users;
 
 use axum::Router;
@@ -28,6 +29,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::auth::{SecretKind, secret_hash};
 use crate::error::ApiError;
 use crate::state::AppState;
+use groups::Groups;
+use resource::ResourceType;
+use users::Users;
 
 /// The media type of every SCIM body.
 pub const SCIM_JSON: &str = "application/scim+json";
@@ -47,15 +51,25 @@ pub fn router() -> Router<AppState> {
         .route("/Schemas/{id}", get(get_schema))
         .route("/ResourceTypes", get(list_resource_types))
         .route("/ResourceTypes/{id}", get(get_resource_type))
-        .route("/Users", get(users::list).post(users::create))
-        .route("/Users/.search", post(users::search))
-        .route("/Users/{id}", get(users::get).put(users::replace).patch(users::patch).delete(users::delete))
-        .route("/Groups", get(groups::list).post(groups::create))
-        .route("/Groups/.search", post(groups::search))
-        .route("/Groups/{id}", get(groups::get).put(groups::replace).patch(groups::patch).delete(groups::delete))
+        .merge(resource_routes::<Users>("/Users"))
+        .merge(resource_routes::<Groups>("/Groups"))
         .route("/.search", post(root_search))
         .route("/Bulk", post(bulk::bulk))
         .fallback(|| async { Scim::err(ScimError::not_found("SCIM endpoint")) })
+}
+
+/// The routes of one resource type at `base`: its list, search and each resource.
+fn resource_routes<R: ResourceType>(base: &str) -> Router<AppState> {
+    Router::new()
+        .route(base, get(resource::list::<R>).post(resource::create::<R>))
+        .route(&format!("{base}/.search"), post(resource::search::<R>))
+        .route(
+            &format!("{base}/{{id}}"),
+            get(resource::get::<R>)
+                .put(resource::replace::<R>)
+                .patch(resource::patch::<R>)
+                .delete(resource::delete::<R>),
+        )
 }
 
 /// An answer in SCIM's format.

@@ -2,22 +2,21 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
 use steward_ops::users::Deactivation;
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
-use steward_scim::schema::{USER_ATTRS, USER_SCHEMA};
+use steward_scim::schema::{Attr, USER_ATTRS, USER_SCHEMA};
 use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, ScimQuery, ScimUserRow, Tx, UserField, UserRow};
 use time::OffsetDateTime;
 
+use super::resource::ResourceType;
 use super::{
-    Failure, ListParams, Scim, ScimClient, ScimResult, base, body_json, check_if_match, list_response, meta,
-    not_governed, project, query_projection, taken, text,
+    Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, not_governed, project,
+    taken, text,
 };
 use crate::state::AppState;
 
@@ -86,90 +85,168 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<Loade
     Ok(loaded)
 }
 
-pub(super) async fn list(State(state): State<AppState>, client: ScimClient, uri: Uri) -> ScimResult {
-    let params = ListParams::from_query(uri.query())?;
-    run_list(&state, &client, params).await
-}
+/// Users as a SCIM resource type.
+pub(super) struct Users;
 
-pub(super) async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let params = ListParams::from_search(&body_json(&headers, &body)?)?;
-    run_list(&state, &client, params).await
-}
+impl ResourceType for Users {
+    const ATTRS: &'static [Attr] = USER_ATTRS;
 
-async fn run_list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
-    let cond = params.filter()?.as_ref().map(steward_scim::query::user_cond).transpose()?;
-    let sort =
-        params.sort_by.as_deref().map(steward_scim::query::user_sort).transpose()?.map(|f| (f, params.descending));
-    let q = query(client, cond, sort, params.start_index - 1, params.count);
-    let mut tx = state.store.read().await?;
-    tx.last_read();
-    let (total, rows) = tx.scim_users(&q).await?;
-    tx.rollback().await?;
-    let resources = rows.iter().map(|r| project(resource(state, r), &params.projection, USER_ATTRS)).collect();
-    Ok(list_response(total, params.start_index, resources))
-}
+    async fn list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
+        let cond = params.filter()?.as_ref().map(steward_scim::query::user_cond).transpose()?;
+        let sort =
+            params.sort_by.as_deref().map(steward_scim::query::user_sort).transpose()?.map(|f| (f, params.descending));
+        let q = query(client, cond, sort, params.start_index - 1, params.count);
+        let mut tx = state.store.read().await?;
+        tx.last_read();
+        let (total, rows) = tx.scim_users(&q).await?;
+        tx.rollback().await?;
+        let resources = rows.iter().map(|r| project(resource(state, r), &params.projection, USER_ATTRS)).collect();
+        Ok(list_response(total, params.start_index, resources))
+    }
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    uri: Uri,
-) -> ScimResult {
-    let projection = query_projection(&uri)?;
-    let mut tx = state.store.read().await?;
-    let loaded = visible(tx.as_mut(), &client, &id).await?;
-    tx.rollback().await?;
-    Ok(Scim::resource(StatusCode::OK, project(resource(&state, &loaded), &projection, USER_ATTRS)))
-}
+    async fn read(state: &AppState, client: &ScimClient, id: &str) -> Result<Value, Failure> {
+        let mut tx = state.store.read().await?;
+        let loaded = visible(tx.as_mut(), client, id).await?;
+        tx.rollback().await?;
+        Ok(resource(state, &loaded))
+    }
 
-pub(super) async fn create(
-    State(state): State<AppState>,
-    client: ScimClient,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    let (status, resource) = create_user(&state, &client, &body).await?;
-    Ok(Scim::resource(status, resource))
-}
+    /// Creates a user, or brings back the user a `DELETE` hid.
+    async fn create(state: &AppState, client: &ScimClient, body: &Value) -> Result<(StatusCode, Value), Failure> {
+        let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+        let password = password_of(state, client, &mut doc).await?;
+        let now = state.clock.now();
+        let (user_name, email) = identity(&doc)?;
+        let mut tx = state.store.write().await?;
+        // The user hidden by DELETE comes back, the same one, when its userName or email returns.
+        let name_key = user_name.to_lowercase();
+        let anonymized = steward_ops::users::anonymized_email_key(tx.as_mut(), &email.key(), now).await?;
+        let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
+        // When no one holds either, `write` need not look again.
+        let claim = if by_name.is_none() && by_email.is_none() { Claim::Free } else { Claim::Unchecked };
+        for candidate in [by_name, by_email].into_iter().flatten() {
+            if let Some(loaded) = tx.scim_user(candidate.id).await?
+                && loaded.1.as_ref().is_some_and(|s| s.hidden_at.is_some())
+                && candidate.status != UserStatus::Anonymized
+                && client.reach(tx.as_mut(), &loaded.0).await?.governs()
+            {
+                let (user, events) =
+                    write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
+                state.commit(tx, events, now).await?;
+                return Ok((StatusCode::CREATED, resource(state, &user)));
+            }
+        }
+        let (user, events) = write(tx.as_mut(), client, None, doc, password, now, claim).await?;
+        state.commit(tx, events, now).await?;
+        Ok((StatusCode::CREATED, resource(state, &user)))
+    }
 
-pub(super) async fn replace(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    let resource = replace_user(&state, &client, &id, &body, &headers).await?;
-    Ok(Scim::resource(StatusCode::OK, resource))
-}
+    /// `PUT /Users/{id}`.
+    async fn replace(
+        state: &AppState,
+        client: &ScimClient,
+        id: &str,
+        body: &Value,
+        headers: &HeaderMap,
+    ) -> Result<Value, Failure> {
+        let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
+        let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+        exists_before_hashing(state, client, id).await?;
+        let password = password_of(state, client, &mut doc).await?;
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let loaded = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, loaded.0.version)?;
+        if !explicit {
+            doc.insert("active".into(), json!(matches!(loaded.0.status, UserStatus::Active | UserStatus::Invited)));
+        }
+        let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
+        state.commit(tx, events, now).await?;
+        Ok(resource(state, &user))
+    }
 
-pub(super) async fn patch(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    let body = body_json(&headers, &body)?;
-    let resource = patch_user(&state, &client, &id, &body, &headers).await?;
-    Ok(Scim::resource(StatusCode::OK, resource))
-}
+    /// `PATCH /Users/{id}`.
+    async fn patch(
+        state: &AppState,
+        client: &ScimClient,
+        id: &str,
+        body: &Value,
+        headers: &HeaderMap,
+    ) -> Result<Value, Failure> {
+        let ops = parse_patch(body)?;
+        exists_before_hashing(state, client, id).await?;
+        // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
+        let mut password = None;
+        for op in &ops {
+            let sets_password = op.path.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("password"));
+            let value = if sets_password {
+                op.value.clone()
+            } else if op.path.is_none() {
+                op.value.as_ref().and_then(|v| v.get("password")).cloned()
+            } else {
+                None
+            };
+            if let Some(v) = value {
+                let mut holder = Map::new();
+                holder.insert("password".into(), v);
+                password = password_of(state, client, &mut holder).await?;
+            }
+        }
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let loaded = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, loaded.0.version)?;
+        let current = resource(state, &loaded);
+        let mut doc = normalize(&current, USER_ATTRS, USER_SCHEMA)?;
+        apply_patch(&mut doc, &ops, USER_ATTRS, USER_SCHEMA)?;
+        doc.remove("password");
+        let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
+        state.commit(tx, events, now).await?;
+        Ok(resource(state, &user))
+    }
 
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<StatusCode, Failure> {
-    delete_user(&state, &client, &id, &headers).await?;
-    Ok(StatusCode::NO_CONTENT)
+    /// `DELETE /Users/{id}`: deactivation, and the user is no longer seen through SCIM.
+    async fn delete(state: &AppState, client: &ScimClient, id: &str, headers: &HeaderMap) -> Result<(), Failure> {
+        let now = state.clock.now();
+        let mut tx = state.store.write().await?;
+        let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
+        check_if_match(headers, user.version)?;
+        match client.reach(tx.as_mut(), &user).await? {
+            Reach::Governs => {}
+            Reach::PlaceInOrg => {
+                let event = leave_org(tx.as_mut(), client, &user, now).await?;
+                state.commit(tx, vec![event], now).await?;
+                return Ok(());
+            }
+            Reach::Nothing => return Err(not_governed().into()),
+        }
+        let mut events = Vec::new();
+        if user.status != UserStatus::Deactivated {
+            let by = client.status_setter();
+            events = steward_ops::users::deactivate(
+                tx.as_mut(),
+                &mut user,
+                Deactivation::by(client.actor(), by, client.via()),
+                now,
+            )
+            .await?;
+        }
+        let mut row = scim.unwrap_or_else(|| ScimUserRow {
+            user_id: user.id,
+            user_name: None,
+            external_id: None,
+            attrs: Value::Object(default_attrs(&user)),
+            hidden_at: None,
+            updated_at: now,
+        });
+        row.hidden_at = Some(now);
+        row.updated_at = now;
+        tx.put_scim_user(&row).await?;
+        events
+            .push(AuditDraft::new("user.scim_deleted", client.actor(), TargetType::User, user.id).detail(client.via()));
+        state.commit(tx, events, now).await?;
+        Ok(())
+    }
 }
 
 /// The password a resource sets, hashed before any transaction opens, within the token's budget.
@@ -190,7 +267,6 @@ async fn password_of(
     }
 }
 
-/// `POST /Users`: creates a user, or brings back the user a `DELETE` hid.
 /// The resource with `active` as given, or `default` when left out (identity providers often do).
 fn with_active(body: &Value, default: bool) -> Value {
     let mut body = body.clone();
@@ -202,102 +278,6 @@ fn with_active(body: &Value, default: bool) -> Value {
     body
 }
 
-pub(super) async fn create_user(
-    state: &AppState,
-    client: &ScimClient,
-    body: &Value,
-) -> Result<(StatusCode, Value), Failure> {
-    let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
-    let password = password_of(state, client, &mut doc).await?;
-    let now = state.clock.now();
-    let (user_name, email) = identity(&doc)?;
-    let mut tx = state.store.write().await?;
-    // The user hidden by DELETE comes back, the same one, when its userName or email returns.
-    let name_key = user_name.to_lowercase();
-    let anonymized = steward_ops::users::anonymized_email_key(tx.as_mut(), &email.key(), now).await?;
-    let (by_name, by_email) = tx.identity_holders(Some(&name_key), &email.key(), &anonymized).await?;
-    // When no one holds either, `write` need not look again.
-    let claim = if by_name.is_none() && by_email.is_none() { Claim::Free } else { Claim::Unchecked };
-    for candidate in [by_name, by_email].into_iter().flatten() {
-        if let Some(loaded) = tx.scim_user(candidate.id).await?
-            && loaded.1.as_ref().is_some_and(|s| s.hidden_at.is_some())
-            && candidate.status != UserStatus::Anonymized
-            && client.reach(tx.as_mut(), &loaded.0).await?.governs()
-        {
-            let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-            state.commit(tx, events, now).await?;
-            return Ok((StatusCode::CREATED, resource(state, &user)));
-        }
-    }
-    let (user, events) = write(tx.as_mut(), client, None, doc, password, now, claim).await?;
-    state.commit(tx, events, now).await?;
-    Ok((StatusCode::CREATED, resource(state, &user)))
-}
-
-/// `PUT /Users/{id}`.
-pub(super) async fn replace_user(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    body: &Value,
-    headers: &HeaderMap,
-) -> Result<Value, Failure> {
-    let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
-    let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
-    exists_before_hashing(state, client, id).await?;
-    let password = password_of(state, client, &mut doc).await?;
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let loaded = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, loaded.0.version)?;
-    if !explicit {
-        doc.insert("active".into(), json!(matches!(loaded.0.status, UserStatus::Active | UserStatus::Invited)));
-    }
-    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-    state.commit(tx, events, now).await?;
-    Ok(resource(state, &user))
-}
-
-/// `PATCH /Users/{id}`.
-pub(super) async fn patch_user(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    body: &Value,
-    headers: &HeaderMap,
-) -> Result<Value, Failure> {
-    let ops = parse_patch(body)?;
-    exists_before_hashing(state, client, id).await?;
-    // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
-    let mut password = None;
-    for op in &ops {
-        let sets_password = op.path.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("password"));
-        let value = if sets_password {
-            op.value.clone()
-        } else if op.path.is_none() {
-            op.value.as_ref().and_then(|v| v.get("password")).cloned()
-        } else {
-            None
-        };
-        if let Some(v) = value {
-            let mut holder = Map::new();
-            holder.insert("password".into(), v);
-            password = password_of(state, client, &mut holder).await?;
-        }
-    }
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let loaded = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, loaded.0.version)?;
-    let current = resource(state, &loaded);
-    let mut doc = normalize(&current, USER_ATTRS, USER_SCHEMA)?;
-    apply_patch(&mut doc, &ops, USER_ATTRS, USER_SCHEMA)?;
-    doc.remove("password");
-    let (user, events) = write(tx.as_mut(), client, Some(loaded), doc, password, now, Claim::Unchecked).await?;
-    state.commit(tx, events, now).await?;
-    Ok(resource(state, &user))
-}
-
 /// Err(404) unless the client sees a user under `id`: checked before any password is hashed, so
 /// that made-up ids cost no hashing.
 async fn exists_before_hashing(state: &AppState, client: &ScimClient, id: &str) -> Result<(), Failure> {
@@ -305,51 +285,4 @@ async fn exists_before_hashing(state: &AppState, client: &ScimClient, id: &str) 
     let found = visible(tx.as_mut(), client, id).await.map(|_| ());
     tx.rollback().await?;
     found
-}
-
-/// `DELETE /Users/{id}`: deactivation, and the user is no longer seen through SCIM.
-pub(super) async fn delete_user(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    let now = state.clock.now();
-    let mut tx = state.store.write().await?;
-    let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
-    check_if_match(headers, user.version)?;
-    match client.reach(tx.as_mut(), &user).await? {
-        Reach::Governs => {}
-        Reach::PlaceInOrg => {
-            let event = leave_org(tx.as_mut(), client, &user, now).await?;
-            state.commit(tx, vec![event], now).await?;
-            return Ok(());
-        }
-        Reach::Nothing => return Err(not_governed().into()),
-    }
-    let mut events = Vec::new();
-    if user.status != UserStatus::Deactivated {
-        let by = client.status_setter();
-        events = steward_ops::users::deactivate(
-            tx.as_mut(),
-            &mut user,
-            Deactivation::by(client.actor(), by, client.via()),
-            now,
-        )
-        .await?;
-    }
-    let mut row = scim.unwrap_or_else(|| ScimUserRow {
-        user_id: user.id,
-        user_name: None,
-        external_id: None,
-        attrs: Value::Object(default_attrs(&user)),
-        hidden_at: None,
-        updated_at: now,
-    });
-    row.hidden_at = Some(now);
-    row.updated_at = now;
-    tx.put_scim_user(&row).await?;
-    events.push(AuditDraft::new("user.scim_deleted", client.actor(), TargetType::User, user.id).detail(client.via()));
-    state.commit(tx, events, now).await?;
-    Ok(())
 }
