@@ -20,17 +20,13 @@ pub struct UserView {
     /// Names of the user's instance roles.
     pub instance_roles: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<OffsetDateTime>,
     /// A scheduled deactivation, if any.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub deactivate_at: Option<OffsetDateTime>,
     pub version: i64,
 }
@@ -70,10 +66,8 @@ pub struct OrgView {
     #[schema(value_type = LicenseSchema)]
     pub license: steward_core::License,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     pub version: i64,
 }
@@ -111,7 +105,6 @@ pub struct MemberView {
     /// Kept while the user is deactivated, and restored on reactivation.
     pub dormant: bool,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -152,7 +145,6 @@ pub struct TeamView {
     pub name: String,
     pub members: Vec<TeamMemberView>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     pub version: i64,
 }
@@ -179,10 +171,8 @@ pub struct SessionView {
     /// The admin signed in as this user, for an impersonation session.
     pub impersonator_id: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -212,10 +202,8 @@ pub struct TokenView {
     pub id: String,
     pub name: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     /// What it may do beyond acting as its user.
     #[schema(value_type = Vec<String>)]
@@ -253,7 +241,6 @@ pub struct AuditEventView {
     /// Position in the chain, from 1 without gaps.
     pub seq: i64,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
     /// Dotted event type such as `org.member_added`.
     #[serde(rename = "type")]

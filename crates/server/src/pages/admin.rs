@@ -213,10 +213,7 @@ struct SettingsForm {
     version: Option<String>,
 }
 
-async fn settings(
-    State(state): State<AppState>,
-    Posted { viewer, form }: Posted<SettingsForm>,
-) -> Result<Response, PageError> {
+async fn settings(Posted { state, viewer, form }: Posted<SettingsForm>) -> Result<Response, PageError> {
     let optional = |s: &str| {
         let s = s.trim();
         if s.is_empty() { Value::Null } else { json!(s) }

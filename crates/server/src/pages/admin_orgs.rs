@@ -5,18 +5,18 @@
 use std::collections::HashMap;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use steward_core::OrgRole;
 
 use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiQuery, Page};
+use crate::extract::Page;
 use crate::routes::deprovision as api_dep;
 use crate::routes::orgs::{self as api, OrgQuery, TransferRequest};
 use crate::routes::teams as api_teams;
@@ -78,8 +78,7 @@ async fn list(
     axum::extract::Query(q): axum::extract::Query<ListQuery>,
 ) -> Result<Response, PageError> {
     let query = OrgQuery { external_id: None, limit: Some(50), cursor: q.cursor.filter(|c| !c.is_empty()) };
-    let Json(list) =
-        api::list_orgs(Acting { state: state.clone(), principal: viewer.principal() }, ApiQuery(query)).await?;
+    let list = api::read_orgs(&state, &viewer.principal(), query).await?;
     let owners = names(&state, list.items.iter().map(|o| o.owner_id.clone()).collect()).await?;
     let orgs = list
         .items
@@ -171,24 +170,12 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let all = || ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(org) =
-        api::get_org(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
-    let Json(usage) = api_usage::get_usage(
-        Acting { state: state.clone(), principal: principal.clone() },
-        Path(id.clone()),
-        ApiQuery(UsageQuery { period: None }),
-    )
-    .await?;
-    let Json(members) =
-        api::list_members(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
-            .await?;
-    let Json(teams) =
-        api_teams::list_teams(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
-            .await?;
-    let Json(records) =
-        api_dep::records(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
-            .await?;
+    let all = || Page { limit: Some(500), cursor: None };
+    let org = api::read_org(&state, &principal, id.clone()).await?;
+    let usage = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
+    let members = api::read_members(&state, &principal, id.clone(), all()).await?;
+    let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
+    let records = api_dep::read_records(&state, &principal, id.clone(), all()).await?;
 
     let mut bars = usage_bars(&usage);
     let seats = members.items.iter().filter(|m| !m.dormant).count() as u64;
@@ -275,9 +262,8 @@ fn license_patch(form: &HashMap<String, String>) -> Result<Value, ApiError> {
 }
 
 async fn license(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<HashMap<String, String>>,
+    Posted { state, viewer, form }: Posted<HashMap<String, String>>,
 ) -> Result<Response, PageError> {
     let back = format!("/admin/orgs/{id}");
     let patch = match license_patch(&form) {
@@ -299,9 +285,8 @@ struct TransferForm {
 }
 
 async fn transfer(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<TransferForm>,
+    Posted { state, viewer, form }: Posted<TransferForm>,
 ) -> Result<Response, PageError> {
     let back = format!("/admin/orgs/{id}");
     let role = match form.previous_owner_role.as_deref().filter(|r| !r.is_empty()).map(str::parse::<OrgRole>) {
@@ -332,7 +317,7 @@ async fn deprovision_form(
     Admin(viewer): Admin,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let Json(org) = api::get_org(Acting { state, principal: viewer.principal() }, Path(id)).await?;
+    let org = api::read_org(&state, &viewer.principal(), id).await?;
     let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
     let page = DeprovisionPage {
         chrome: chrome.clone(),
@@ -358,9 +343,8 @@ struct DeprovisionForm {
 /// The wizard: `plan` shows what a deprovisioning would do (a dry run, nothing changes) with
 /// the button that applies exactly those choices; `apply` does it.
 async fn deprovision(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<DeprovisionForm>,
+    Posted { state, viewer, form }: Posted<DeprovisionForm>,
 ) -> Result<Response, PageError> {
     let demote_to = form.demote_to.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "member".into());
     let notifications_off = form.notifications_off.is_some();
@@ -383,8 +367,7 @@ async fn deprovision(
                 .into()
         });
     }
-    let Json(org) =
-        api::get_org(Acting { state: state.clone(), principal: viewer.principal() }, Path(id.clone())).await?;
+    let org = api::read_org(&state, &viewer.principal(), id.clone()).await?;
     let (plan, error) = match result {
         Ok(r) => (named_steps(&state, &viewer, &id, r.steps).await?, None),
         Err(e) if e.problem().status < 500 => (vec![], Some(e.problem().detail)),
@@ -403,10 +386,8 @@ async fn named_steps(
     id: &str,
     steps: Vec<String>,
 ) -> Result<Vec<String>, PageError> {
-    let all = ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(members) =
-        api::list_members(Acting { state: state.clone(), principal: viewer.principal() }, Path(id.to_owned()), all)
-            .await?;
+    let all = Page { limit: Some(500), cursor: None };
+    let members = api::read_members(state, &viewer.principal(), id.to_owned(), all).await?;
     let mut people: Vec<(String, String)> = members.items.into_iter().map(|m| (m.user_id, m.name)).collect();
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let placeholder = tx.placeholder_user().await.map_err(ApiError::from)?;
@@ -419,9 +400,8 @@ async fn named_steps(
 }
 
 async fn restore(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_dep::restore_org(&state, &viewer.principal(), &id, None).await;
     done(&format!("/admin/orgs/{id}"), result, |o| {

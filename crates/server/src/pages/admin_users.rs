@@ -4,18 +4,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use steward_core::lifecycle::NOTIFICATION_CATEGORIES;
 use steward_core::{Permission, UserId};
 
 use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, done, local_path, render, when};
 use crate::error::ApiError;
-use crate::extract::{Acting, ApiQuery, Page};
+use crate::extract::Page;
 use crate::routes::ClientIp;
 use crate::routes::lifecycle::{self as api, ImpersonateRequest, NotificationSettings};
 use crate::routes::users::{self as api_users, UserQuery};
@@ -70,7 +70,7 @@ async fn list(
         limit: Some(50),
         cursor: q.cursor.filter(|c| !c.is_empty()),
     };
-    let Json(list) = api_users::list_users(Acting { state, principal: viewer.principal() }, ApiQuery(query)).await?;
+    let list = api_users::read_users(&state, &viewer.principal(), query).await?;
     let next = list.next_cursor.map(|c| {
         let mut s = form_urlencoded::Serializer::new(String::new());
         s.append_pair("q", &text).append_pair("status", &status).append_pair("cursor", &c);
@@ -164,25 +164,14 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let Json(user) =
-        api_users::get_user(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
+    let user = api_users::read_user(&state, &principal, id.clone()).await?;
     let user_id: UserId = user.id.parse().map_err(|_| ApiError::not_found("user"))?;
-    let Json(sessions) = api::user_sessions(
-        Acting { state: state.clone(), principal: principal.clone() },
-        Path(id.clone()),
-        ApiQuery(Page { limit: Some(100), cursor: None }),
-    )
-    .await?;
-    let Json(settings) =
-        api::get_user_notifications(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()))
-            .await?;
+    let sessions =
+        api::read_user_sessions(&state, &principal, id.clone(), Page { limit: Some(100), cursor: None }).await?;
+    let settings = api::read_user_notifications(&state, &principal, id.clone()).await?;
     let history = if principal.has(Permission::AuditRead) {
-        let Json(list) = api::user_history(
-            Acting { state: state.clone(), principal: principal.clone() },
-            Path(id.clone()),
-            ApiQuery(Page { limit: Some(30), cursor: None }),
-        )
-        .await?;
+        let list =
+            api::read_user_history(&state, &principal, id.clone(), Page { limit: Some(30), cursor: None }).await?;
         list.items
     } else {
         vec![]
@@ -311,7 +300,7 @@ struct ConfirmPage {
 }
 
 async fn confirm(state: AppState, viewer: super::Viewer, id: String, enable: bool) -> Result<Response, PageError> {
-    let Json(user) = api_users::get_user(Acting { state, principal: viewer.principal() }, Path(id)).await?;
+    let user = api_users::read_user(&state, &viewer.principal(), id).await?;
     let title = if enable { "Enable" } else { "Disable" };
     let chrome = viewer.chrome.titled(format!("{title} {}", user.name));
     render(&chrome, &ConfirmPage { chrome: chrome.clone(), user, enable })
@@ -339,9 +328,8 @@ struct ReasonForm {
 }
 
 async fn disable(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<ReasonForm>,
+    Posted { state, viewer, form }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
     let reason = form.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
     let request = api::DeactivateRequest { reason, new_owner_id: None };
@@ -352,27 +340,24 @@ async fn disable(
 }
 
 async fn enable(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: _ }: Posted<ReasonForm>,
+    Posted { state, viewer, form: _ }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
     let result = api::reactivate_user(&state, &viewer.principal(), &id).await;
     done(&format!("/admin/users/{id}"), result, |u| format!("{} is enabled again, with every previous role.", u.name))
 }
 
 async fn revoke_sessions(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: _ }: Posted<ReasonForm>,
+    Posted { state, viewer, form: _ }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
     let result = api::end_user_sessions(&state, &viewer.principal(), id.clone()).await;
     done(&format!("/admin/users/{id}"), result, |r| format!("Logged out everywhere: {} sessions ended.", r.revoked))
 }
 
 async fn notifications(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<BTreeMap<String, String>>,
+    Posted { state, viewer, form }: Posted<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
     let settings = settings_from_form(&form);
     let result = api::set_user_notifications(&state, &viewer.principal(), id.clone(), settings).await;
@@ -387,11 +372,10 @@ struct ImpersonateForm {
 /// Login as user: the API starts the session and sets its cookies; the page where the admin
 /// pressed the button is remembered for "Return to administration".
 async fn impersonate(
-    State(state): State<AppState>,
     ip: ClientIp,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<ImpersonateForm>,
+    Posted { state, viewer, form }: Posted<ImpersonateForm>,
 ) -> Result<Response, PageError> {
     let back = format!("/admin/users/{id}");
     let request = ImpersonateRequest { reason: form.reason };

@@ -5,18 +5,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
 use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiQuery, Page, Principal};
+use crate::extract::{Page, Principal};
 use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
@@ -112,14 +112,8 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
     for card in cards.iter_mut() {
         let readable = card.role.parse::<OrgRole>().is_ok_and(|r| r.allows(OrgAction::UsageRead));
         if readable {
-            let q = ApiQuery(UsageQuery { period: None });
-            if let Ok(Json(u)) = api_usage::get_usage(
-                Acting { state: state.clone(), principal: principal.clone() },
-                Path(card.id.clone()),
-                q,
-            )
-            .await
-            {
+            let q = UsageQuery { period: None };
+            if let Ok(u) = api_usage::read_usage(&state, &principal, card.id.clone(), q).await {
                 card.bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
             }
         }
@@ -136,8 +130,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
 }
 
 async fn notifications(
-    State(state): State<AppState>,
-    Posted { viewer, form }: Posted<BTreeMap<String, String>>,
+    Posted { state, viewer, form }: Posted<BTreeMap<String, String>>,
 ) -> Result<Response, PageError> {
     let result = api_auth::set_my_notifications(&state, &viewer.principal(), settings_from_form(&form)).await;
     done("/app", result, |_| "Your notification settings are saved.".into())
@@ -168,10 +161,9 @@ async fn security_page(
     created: Option<(String, String)>,
 ) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let page = || axum::extract::Query(Page { limit: Some(100), cursor: None });
-    let Json(sessions) =
-        api_tokens::list_sessions(Acting { state: state.clone(), principal: principal.clone() }, page()).await?;
-    let Json(tokens) = api_tokens::list_tokens(Acting { state, principal: principal.clone() }, page()).await?;
+    let page = || Page { limit: Some(100), cursor: None };
+    let sessions = api_tokens::read_sessions(&state, &principal, page()).await?;
+    let tokens = api_tokens::read_tokens(&state, &principal, page()).await?;
     let tokens = tokens
         .items
         .iter()
@@ -204,10 +196,7 @@ struct PasswordForm {
     confirm: String,
 }
 
-async fn password(
-    State(state): State<AppState>,
-    Posted { viewer, form }: Posted<PasswordForm>,
-) -> Result<Response, PageError> {
+async fn password(Posted { state, viewer, form }: Posted<PasswordForm>) -> Result<Response, PageError> {
     let result = if form.password != form.confirm {
         Err(ApiError::invalid("password", "and its confirmation differ"))
     } else {
@@ -238,9 +227,8 @@ async fn change_own_password(state: &AppState, principal: &Principal, current: &
 }
 
 async fn end_session(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_tokens::end_session(&state, &viewer.principal(), id).await;
     done("/app/security", result, |_| "The session has ended.".into())
@@ -252,10 +240,7 @@ struct TokenForm {
 }
 
 /// Creates an API token and shows its secret on this response only (it is never stored).
-async fn create_token(
-    State(state): State<AppState>,
-    Posted { viewer, form }: Posted<TokenForm>,
-) -> Result<Response, PageError> {
+async fn create_token(Posted { state, viewer, form }: Posted<TokenForm>) -> Result<Response, PageError> {
     let request = api_tokens::NewToken { name: form.name, expires_at: None, scopes: vec![] };
     match api_tokens::mint_token(&state, &viewer.principal(), request).await {
         Ok(t) => {
@@ -268,9 +253,8 @@ async fn create_token(
 }
 
 async fn revoke_token(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_tokens::revoke_token(&state, &viewer.principal(), id).await;
     done("/app/security", result, |_| "The token is revoked.".into())
@@ -301,9 +285,8 @@ struct OrgPage {
 
 async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let all = || ApiQuery(Page { limit: Some(500), cursor: None });
-    let Json(org) =
-        api_orgs::get_org(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone())).await?;
+    let all = || Page { limit: Some(500), cursor: None };
+    let org = api_orgs::read_org(&state, &principal, id.clone()).await?;
     let org_id: OrgId = org.id.parse().map_err(|_| ApiError::not_found("organization"))?;
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let role = tx
@@ -314,17 +297,10 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         .map(|m| m.role);
     tx.rollback().await.map_err(ApiError::from)?;
     let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
-    let Json(members) =
-        api_orgs::list_members(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
-            .await?;
-    let Json(teams) =
-        api_teams::list_teams(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), all())
-            .await?;
+    let members = api_orgs::read_members(&state, &principal, id.clone(), all()).await?;
+    let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
     let bars = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
-        let q = ApiQuery(UsageQuery { period: None });
-        let Json(u) =
-            api_usage::get_usage(Acting { state: state.clone(), principal: principal.clone() }, Path(id.clone()), q)
-                .await?;
+        let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
         usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect()
     } else {
         vec![]
@@ -368,9 +344,8 @@ struct InviteForm {
 }
 
 async fn invite(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<InviteForm>,
+    Posted { state, viewer, form }: Posted<InviteForm>,
 ) -> Result<Response, PageError> {
     let result = async {
         let request = NewInvitation { email: Email::parse(&form.email)?, role: form.role.parse()?, team_ids: vec![] };
@@ -386,9 +361,8 @@ struct RoleForm {
 }
 
 async fn member_role(
-    State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
-    Posted { viewer, form }: Posted<RoleForm>,
+    Posted { state, viewer, form }: Posted<RoleForm>,
 ) -> Result<Response, PageError> {
     let result = async {
         let request = MemberRole { role: form.role.parse()? };
@@ -399,9 +373,8 @@ async fn member_role(
 }
 
 async fn remove_member(
-    State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
-    Posted { viewer, form: NoFields {} }: Posted<NoFields>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
 ) -> Result<Response, PageError> {
     let result = api_orgs::remove_member(&state, &viewer.principal(), (id.clone(), user_id)).await;
     done(&format!("/app/orgs/{id}"), result, |_| "The member is removed; their history stays.".into())
@@ -413,9 +386,8 @@ struct TeamForm {
 }
 
 async fn create_team(
-    State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, form }: Posted<TeamForm>,
+    Posted { state, viewer, form }: Posted<TeamForm>,
 ) -> Result<Response, PageError> {
     let result = async {
         let request = TeamInput { name: TeamName::parse(&form.name)? };
@@ -432,9 +404,8 @@ struct TeamMemberForm {
 }
 
 async fn team_member(
-    State(state): State<AppState>,
     Path((id, team_id)): Path<(String, String)>,
-    Posted { viewer, form }: Posted<TeamMemberForm>,
+    Posted { state, viewer, form }: Posted<TeamMemberForm>,
 ) -> Result<Response, PageError> {
     let result = async {
         let request = TeamMemberRole { role: form.role.parse()? };

@@ -220,12 +220,8 @@ async fn login_again(
 
 /// Signs out; in a Login as user session, ends it and goes back to the administration page the
 /// admin came from, in the admin's own session.
-async fn logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    posted: Posted<NoFields>,
-) -> Result<Response, PageError> {
-    let Posted { viewer, form: NoFields {} } = posted;
+async fn logout(headers: HeaderMap, posted: Posted<NoFields>) -> Result<Response, PageError> {
+    let Posted { state, viewer, form: NoFields {} } = posted;
     let impersonating = viewer.principal.impersonator_id().is_some();
     let returned = api_auth::sign_out(&state, &viewer.principal()).await?;
     if impersonating && returned.is_some() {

@@ -266,6 +266,8 @@ impl FromRequestParts<AppState> for Admin {
 /// A form posted by a signed-in user, accepted only with the CSRF token of their session (compared
 /// in constant time). Handlers that change anything take this, so no form can skip the check.
 pub struct Posted<T> {
+    /// The application state.
+    pub state: AppState,
     /// Who posted it.
     pub viewer: Viewer,
     /// The form's other fields.
@@ -298,7 +300,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Posted<T> {
         if !same(&sent, &viewer.chrome.csrf) {
             return Err(PageError::Csrf);
         }
-        Ok(Posted { form: parse_form(&bytes)?, viewer })
+        Ok(Posted { form: parse_form(&bytes)?, viewer, state: state.clone() })
     }
 }
 

@@ -38,10 +38,8 @@ pub struct AssetView {
     pub size_bytes: u64,
     pub created_by: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     pub version: i64,
 }
@@ -180,8 +178,8 @@ async fn team_of(tx: &mut dyn Tx, org: &OrgRow, team: Option<&str>) -> ApiResult
 }
 
 /// Registers an asset; its count and size are checked against the license.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path)),
-    request_body = NewAsset, responses((status = 201, body = AssetView), BadRequest, Forbidden, NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", request_body = NewAsset,
+    responses((status = 201, body = AssetView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn create_asset(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -234,8 +232,8 @@ async fn load_asset(
 }
 
 /// Reads an asset (frozen orgs too).
-#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)),
-    responses((status = 200, body = AssetView), NotFound))]
+#[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", responses((status = 200, body = AssetView),
+    NotFound))]
 async fn get_asset(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<AssetView>> {
     let mut tx = state.store.read().await?;
     let (asset, _) = load_asset(&state, tx.as_mut(), &principal, &id).await?;
@@ -256,9 +254,8 @@ pub struct AssetPatch {
 }
 
 /// Changes an asset; sizes are checked against the license. `If-Match` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", params(("id" = String, Path)),
-    request_body = AssetPatch, responses((status = 200, body = AssetView), BadRequest, Forbidden, NotFound, Conflict,
-    PreconditionFailed))]
+#[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", request_body = AssetPatch,
+    responses((status = 200, body = AssetView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_asset(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

@@ -49,7 +49,6 @@ pub struct LoginResponse {
     /// The session secret; send it as `Authorization: Bearer …`.
     pub token: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     /// Echo as `X-CSRF-Token` on unsafe requests that authenticate with the cookie.
     pub csrf_token: String,
@@ -379,7 +378,6 @@ pub async fn open_session(
 pub struct ReturnedSession {
     pub token: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     pub csrf_token: String,
 }

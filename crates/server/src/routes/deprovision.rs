@@ -52,7 +52,7 @@ pub struct DeprovisionResult {
 
 /// Deprovisions an org in one transaction: consumables to 0, ownership to the placeholder owner,
 /// the former owner demoted, the members' notifications off. `dry_run` changes nothing.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", tag = "customer lifecycle", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", tag = "customer lifecycle",
     request_body = DeprovisionRequest, responses((status = 200, body = DeprovisionResult), BadRequest, Forbidden,
     NotFound, Conflict))]
 pub(crate) async fn deprovision(
@@ -111,8 +111,8 @@ pub struct RestoreRequest {
 
 /// Restores a deprovisioned org: license, owner, roles and notification settings come back as
 /// they were just before the deprovisioning.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", tag = "customer lifecycle", params(("id" = String, Path)),
-    request_body = RestoreRequest, responses((status = 200, body = OrgView), Forbidden, NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", tag = "customer lifecycle", request_body = RestoreRequest,
+    responses((status = 200, body = OrgView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn restore(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -142,11 +142,9 @@ pub struct DeprovisionRecordView {
     #[schema(value_type = Object)]
     pub snapshot: serde_json::Value,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     pub created_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub restored_at: Option<OffsetDateTime>,
     pub restored_by: Option<String>,
 }
@@ -181,14 +179,24 @@ pub(crate) async fn records(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<DeprovisionRecordList>> {
+    Ok(Json(read_records(&state, &principal, id, page).await?))
+}
+
+/// The org's deprovisioning records, newest first, for every surface that acts with a principal.
+pub async fn read_records(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    page: Page,
+) -> ApiResult<DeprovisionRecordList> {
     principal.require(Permission::OrgsRead)?;
     let limit = page.limit()? as usize;
     let offset: usize = page.cursor()?.unwrap_or(0);
     let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
     let rows = tx.deprovisions_of(access.org.id).await?;
     tx.rollback().await?;
     let next_cursor = (offset + limit < rows.len()).then(|| encode_cursor(offset + limit));
     let items = rows.into_iter().skip(offset).take(limit).map(DeprovisionRecordView::from).collect();
-    Ok(Json(DeprovisionRecordList { items, next_cursor }))
+    Ok(DeprovisionRecordList { items, next_cursor })
 }

@@ -38,10 +38,8 @@ const PAGE: u32 = 500;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsagePeriodView {
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub start: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub end: OffsetDateTime,
     pub operations_used: u64,
     pub transfer_used: u64,
@@ -63,7 +61,7 @@ impl From<&steward_store::UsageRow> for UsagePeriodView {
 pub struct ExportBundle {
     /// `steward-org-export/1`.
     pub format: String,
-    #[schema(value_type = String, format = DateTime)]
+    #[schema(format = DateTime)]
     pub exported_at: String,
     pub org: OrgView,
     pub members: Vec<MemberView>,
@@ -257,8 +255,8 @@ pub fn export_stream(
 /// Exports the org as one JSON bundle — profile, license, members and teams with roles, assets,
 /// usage history, deprovision records, its audit events — streamed, for its owner and for
 /// instance admins.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", params(("id" = String, Path)),
-    responses((status = 200, body = ExportBundle), Forbidden, NotFound))]
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", responses((status = 200, body = ExportBundle),
+    Forbidden, NotFound))]
 async fn export(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Response> {
     let mut tx = state.store.read().await?;
     let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
@@ -300,9 +298,8 @@ pub struct PurgeResult {
 /// and memberships; its deactivated members who belong nowhere else are anonymized; the org keeps
 /// only its id and the state `purged`; personal data in its audit events is removed while the
 /// chain still verifies. Emits `org.purged`.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", params(("id" = String, Path)),
-    request_body = PurgeRequest, responses((status = 200, body = PurgeResult), BadRequest, Forbidden, NotFound,
-    Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", request_body = PurgeRequest,
+    responses((status = 200, body = PurgeResult), BadRequest, Forbidden, NotFound, Conflict))]
 async fn purge(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

@@ -34,7 +34,6 @@ pub struct WebhookView {
     pub url: String,
     pub events: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -80,7 +79,6 @@ pub struct CreatedWebhook {
     /// `whsec_…`: verify `webhook-signature` with it (Standard Webhooks).
     pub secret: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -137,8 +135,8 @@ fn hook_id(id: &str) -> ApiResult<uuid::Uuid> {
 }
 
 /// Removes an endpoint; its deliveries stop, its log stays.
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
-    responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", responses((status = 204), Forbidden,
+    NotFound))]
 async fn delete_webhook(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::WebhooksManage)?;
     let id = hook_id(&id)?;
@@ -165,13 +163,10 @@ pub struct DeliveryView {
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<OffsetDateTime>,
     /// The body as sent.
     #[schema(value_type = Object)]

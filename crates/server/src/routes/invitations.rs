@@ -103,15 +103,13 @@ pub struct InvitationView {
     pub role: Option<String>,
     pub team_ids: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
 }
 
 /// Invites someone to the org by email. An unknown email becomes an `invited` user; a known
 /// active user gets the membership on acceptance; a deactivated user's email is refused.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", params(("id" = String, Path)),
-    request_body = NewInvitation, responses((status = 201, body = InvitationView), BadRequest, Forbidden, NotFound,
-    Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", request_body = NewInvitation,
+    responses((status = 201, body = InvitationView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn invite_to_org(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

@@ -84,7 +84,6 @@ pub struct IssuerView {
     pub domains: Vec<String>,
     pub allow_instance_roles: bool,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
 }
 
@@ -213,8 +212,8 @@ fn distinct_domains(given: &[String]) -> ApiResult<Vec<String>> {
 }
 
 /// Stops trusting an issuer: its tokens are refused from the next request on.
-#[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", tag = "sso", responses((status = 204), Unauthorized,
+    Forbidden, NotFound))]
 async fn delete_issuer(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("JWT issuer"))?;

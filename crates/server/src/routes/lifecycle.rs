@@ -73,9 +73,8 @@ pub struct DeactivateRequest {
 /// Deactivates a user: every session and token is revoked before the response, pending
 /// invitations are cancelled, memberships become dormant, owned orgs pass to the placeholder
 /// owner (or `new_owner_id`).
-#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = DeactivateRequest, responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound,
-    Conflict))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", request_body = DeactivateRequest,
+    responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn deactivate(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -136,7 +135,7 @@ pub async fn deactivate_user(
 
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
 /// they were, and orgs held by the placeholder owner since the deactivation are handed back.
-#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn reactivate(
     Acting { state, principal }: Acting,
@@ -199,14 +198,14 @@ async fn simple_transition(
 }
 
 /// Suspends an active user for a while: sessions end, memberships stay as they are.
-#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", responses((status = 200, body = UserView),
+    Forbidden, NotFound, Conflict))]
 async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
 }
 
 /// Lifts a suspension.
-#[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
@@ -214,7 +213,7 @@ async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) 
 
 /// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of
 /// the email keeps blocking its reuse.
-#[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn anonymize(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersLifecycle)?;
@@ -241,16 +240,14 @@ pub struct ImpersonateRequest {
 pub struct ImpersonationSession {
     pub token: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub expires_at: OffsetDateTime,
     pub csrf_token: String,
 }
 
 /// Login as user: a session (one hour at most) in which the admin acts as the user; every event
 /// in it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session.
-#[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = ImpersonateRequest, responses((status = 200, body = ImpersonationSession), BadRequest, Forbidden,
-    NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", request_body = ImpersonateRequest,
+    responses((status = 200, body = ImpersonationSession), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn impersonate(
     Acting { state, principal }: Acting,
     ClientIp(ip): ClientIp,
@@ -370,6 +367,16 @@ pub(crate) async fn user_sessions(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<SessionList>> {
+    Ok(Json(read_user_sessions(&state, &principal, id, page).await?))
+}
+
+/// A page of a user's live sessions, for every surface that acts with a principal.
+pub async fn read_user_sessions(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    page: Page,
+) -> ApiResult<SessionList> {
     principal.require(Permission::UsersRead)?;
     let limit = page.limit()?;
     let before: Option<SessionId> = page.cursor()?;
@@ -384,7 +391,7 @@ pub(crate) async fn user_sessions(
         .collect();
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |s| s.id);
-    Ok(Json(SessionList { items: rows.iter().map(|s| SessionView::new(s, false)).collect(), next_cursor }))
+    Ok(SessionList { items: rows.iter().map(|s| SessionView::new(s, false)).collect(), next_cursor })
 }
 
 /// How many sessions ended.
@@ -394,7 +401,7 @@ pub struct Revoked {
 }
 
 /// Logs a user out everywhere.
-#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle",
     responses((status = 200, body = Revoked), Forbidden, NotFound))]
 pub(crate) async fn revoke_user_sessions(
     Acting { state, principal }: Acting,
@@ -464,23 +471,31 @@ pub async fn set_notifications(
 }
 
 /// Reads another user's notification settings.
-#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle",
     responses((status = 200, body = NotificationSettings), Forbidden, NotFound))]
 pub(crate) async fn get_user_notifications(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
 ) -> ApiResult<Json<NotificationSettings>> {
+    Ok(Json(read_user_notifications(&state, &principal, id).await?))
+}
+
+/// A user's notification settings, for every surface that acts with a principal.
+pub async fn read_user_notifications(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+) -> ApiResult<NotificationSettings> {
     principal.require(Permission::UsersRead)?;
     let mut tx = state.store.read().await?;
     let user = load_user(tx.as_mut(), &id).await?;
     tx.rollback().await?;
-    Ok(Json(NotificationSettings::of(&user)))
+    Ok(NotificationSettings::of(&user))
 }
 
 /// Sets another user's notification settings.
-#[utoipa::path(put, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", params(("id" = String, Path)),
-    request_body = NotificationSettings, responses((status = 200, body = NotificationSettings), BadRequest, Forbidden,
-    NotFound))]
+#[utoipa::path(put, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", request_body = NotificationSettings,
+    responses((status = 200, body = NotificationSettings), BadRequest, Forbidden, NotFound))]
 pub(crate) async fn put_user_notifications(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -514,6 +529,16 @@ pub(crate) async fn user_history(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<AuditList>> {
+    Ok(Json(read_user_history(&state, &principal, id, page).await?))
+}
+
+/// A page of the audit events about a user, newest first, for every surface that acts with a principal.
+pub async fn read_user_history(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    page: Page,
+) -> ApiResult<AuditList> {
     principal.require(Permission::UsersRead)?;
     principal.require(Permission::AuditRead)?;
     let limit = page.limit()?;
@@ -524,5 +549,5 @@ pub(crate) async fn user_history(
     let rows = tx.list_audit(&filter).await?;
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |r| r.seq);
-    Ok(Json(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor }))
+    Ok(AuditList { items: rows.iter().map(AuditEventView::from).collect(), next_cursor })
 }

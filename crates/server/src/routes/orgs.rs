@@ -129,6 +129,11 @@ pub(crate) async fn list_orgs(
     Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<OrgQuery>,
 ) -> ApiResult<Json<OrgList>> {
+    Ok(Json(read_orgs(&state, &principal, q).await?))
+}
+
+/// A page of the orgs the caller may see, under the query's filter, for every surface that acts with a principal.
+pub async fn read_orgs(state: &AppState, principal: &Principal, q: OrgQuery) -> ApiResult<OrgList> {
     let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
     let filter = OrgFilter {
@@ -146,7 +151,7 @@ pub(crate) async fn list_orgs(
         items.push(org_view(tx.as_mut(), o, now).await?);
     }
     tx.rollback().await?;
-    Ok(Json(OrgList { items, next_cursor }))
+    Ok(OrgList { items, next_cursor })
 }
 
 /// A new organization.
@@ -242,14 +247,18 @@ async fn create_org(
 }
 
 /// Reads an organization.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)),
-    responses((status = 200, body = OrgView), NotFound))]
+#[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", responses((status = 200, body = OrgView), NotFound))]
 pub(crate) async fn get_org(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
+    Ok(Json(read_org(&state, &principal, id).await?))
+}
+
+/// The org `id` as its admins see it, for every surface that acts with a principal.
+pub async fn read_org(state: &AppState, principal: &Principal, id: String) -> ApiResult<OrgView> {
     let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
     let view = org_view(tx.as_mut(), &access.org, state.clock.now()).await?;
     tx.rollback().await?;
-    Ok(Json(view))
+    Ok(view)
 }
 
 /// Changes to an organization's profile.
@@ -271,7 +280,7 @@ pub struct OrgPatch {
 }
 
 /// Changes an organization's profile. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "orgs", params(("id" = String, Path)), request_body = OrgPatch,
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "orgs", request_body = OrgPatch,
     responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn patch_org(
     Acting { state, principal }: Acting,
@@ -336,17 +345,22 @@ pub(crate) async fn list_members(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<MemberList>> {
+    Ok(Json(read_members(&state, &principal, id, page).await?))
+}
+
+/// A page of the org's members, for every surface that acts with a principal.
+pub async fn read_members(state: &AppState, principal: &Principal, id: String, page: Page) -> ApiResult<MemberList> {
     let limit = page.limit()? as usize;
     let offset: usize = page.cursor()?.unwrap_or(0);
     let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
     let mut members = tx.members(access.org.id).await?;
     tx.rollback().await?;
     members.reverse();
     let total = members.len();
     let items: Vec<MemberView> = members.iter().skip(offset).take(limit).map(MemberView::from).collect();
     let next_cursor = (offset + limit < total).then(|| encode_cursor(offset + limit));
-    Ok(Json(MemberList { items, next_cursor }))
+    Ok(MemberList { items, next_cursor })
 }
 
 /// A role to put on a member.
@@ -451,9 +465,8 @@ pub struct TransferRequest {
 }
 
 /// Hands ownership to another active member; the previous owner stays a member.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", params(("id" = String, Path)),
-    request_body = TransferRequest, responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound,
-    Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", request_body = TransferRequest,
+    responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn transfer_ownership(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -489,7 +502,7 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
 }
 
 /// Reads an organization's license.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses",
     responses((status = 200, body = LicenseSchema), NotFound))]
 async fn get_license(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<License>> {
     let mut tx = state.store.read().await?;
@@ -540,9 +553,8 @@ async fn change_license(
 }
 
 /// Replaces an organization's license; absent fields become unlimited.
-#[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
-    request_body = LicenseSchema, responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound,
-    PreconditionFailed))]
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = LicenseSchema,
+    responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn put_license(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -554,9 +566,8 @@ async fn put_license(
 }
 
 /// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
-#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", params(("id" = String, Path)),
-    request_body = LicenseSchema, responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound,
-    PreconditionFailed))]
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = LicenseSchema,
+    responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 pub(crate) async fn patch_license(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

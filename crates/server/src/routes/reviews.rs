@@ -34,7 +34,6 @@ pub struct ReviewItemView {
     pub user_id: String,
     pub email: String,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_login_at: Option<OffsetDateTime>,
     pub roles: Vec<String>,
     /// `keep`, `deactivate` or `remove_from_org`.
@@ -49,10 +48,8 @@ pub struct ReviewView {
     pub org_id: Option<String>,
     pub inactive_days: i64,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<OffsetDateTime>,
     pub items: Vec<ReviewItemView>,
 }
@@ -210,7 +207,7 @@ fn csv_field(value: &str) -> String {
 }
 
 /// Reads a review; as CSV with `Accept: text/csv`.
-#[utoipa::path(get, path = "/api/v1/access-reviews/{id}", tag = "reviews", params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/access-reviews/{id}", tag = "reviews",
     responses((status = 200, body = ReviewView, description = "JSON, or CSV with `Accept: text/csv`"), Forbidden,
     NotFound))]
 async fn get_review(
@@ -262,8 +259,8 @@ pub struct Decision {
 }
 
 /// Records a decision (applied when the review is completed).
-#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", params(("id" = String, Path)),
-    request_body = Decision, responses((status = 200, body = ReviewView), BadRequest, Forbidden, NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", request_body = Decision,
+    responses((status = 200, body = ReviewView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn decide(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -303,7 +300,7 @@ async fn decide(
 }
 
 /// Completes a review and applies its decisions: deactivations, removals from the org.
-#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews",
     responses((status = 200, body = ReviewView), Forbidden, NotFound, Conflict))]
 async fn complete(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<ReviewView>> {
     principal.require(Permission::ReviewsManage)?;

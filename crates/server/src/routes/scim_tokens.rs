@@ -44,7 +44,6 @@ pub struct ScimTokenView {
     /// The service user SCIM changes are attributed to.
     pub service_user_id: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     /// The bearer secret; present only in the answer to its creation.
     pub token: Option<String>,
@@ -138,8 +137,8 @@ async fn create_token(
 }
 
 /// Revokes a SCIM token: its next request is refused.
-#[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", params(("id" = String, Path)),
-    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", responses((status = 204), Unauthorized,
+    Forbidden, NotFound))]
 async fn revoke_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::ScimManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("SCIM token"))?;

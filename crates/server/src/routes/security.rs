@@ -184,8 +184,7 @@ fn parse_user(id: &str) -> ApiResult<UserId> {
 /// Resets a user's two-factor (a lost phone): their enrolment and recovery codes are removed,
 /// they are told by email, and their next login needs only the password. Needs `users.write`
 /// and every permission the user holds.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", responses((status = 204), Forbidden, NotFound))]
 async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersWrite)?;
     refuse_impersonation(&principal)?;
@@ -212,8 +211,7 @@ async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>)
 }
 
 /// Unlocks an account that failed logins locked, and clears its count of failures.
-#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = String, Path)),
-    responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", responses((status = 204), Forbidden, NotFound))]
 async fn unlock_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersLifecycle)?;
     let id = parse_user(&id)?;
@@ -244,13 +242,12 @@ pub struct UserSecurity {
     pub failed_logins: u32,
     /// Until when the account is locked; null when it is not.
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub locked_until: Option<OffsetDateTime>,
 }
 
 /// A user's two-factor and lockout state (`users.read`).
-#[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserSecurity), Forbidden, NotFound))]
+#[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", responses((status = 200, body = UserSecurity),
+    Forbidden, NotFound))]
 async fn user_security(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserSecurity>> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user(&id)?;

@@ -125,10 +125,8 @@ pub struct ConnectionView {
     /// Where a browser starts signing in.
     pub start_url: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     pub version: i64,
 }
@@ -332,8 +330,8 @@ pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRo
 }
 
 /// One connection.
-#[utoipa::path(get, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 200, body = ConnectionView), Unauthorized, Forbidden, NotFound))]
+#[utoipa::path(get, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 200, body = ConnectionView),
+    Unauthorized, Forbidden, NotFound))]
 async fn get_connection(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -346,9 +344,9 @@ async fn get_connection(
 }
 
 /// Changes a connection (`If-Match` honoured); a new `client_secret` replaces the stored one.
-#[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    request_body = ConnectionPatch, responses((status = 200, body = ConnectionView), BadRequest, Unauthorized,
-    Forbidden, NotFound, Conflict, PreconditionFailed))]
+#[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
+    responses((status = 200, body = ConnectionView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
+    PreconditionFailed))]
 async fn patch_connection(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -423,8 +421,8 @@ fn patched(row: &mut SsoConnectionRow, req: ConnectionPatch) -> ApiResult<Option
 }
 
 /// Removes a connection; its users keep their accounts and may sign in by password again.
-#[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", tag = "sso", params(("id" = String, Path)),
-    responses((status = 204), Unauthorized, Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 204), Unauthorized,
+    Forbidden, NotFound))]
 async fn delete_connection(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
     let now = state.clock.now();

@@ -49,9 +49,14 @@ pub(crate) async fn list_teams(
     Path(id): Path<String>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<TeamList>> {
+    Ok(Json(read_teams(&state, &principal, id, page).await?))
+}
+
+/// A page of the org's teams with their members, for every surface that acts with a principal.
+pub async fn read_teams(state: &AppState, principal: &Principal, id: String, page: Page) -> ApiResult<TeamList> {
     let limit = page.limit()?;
     let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
     let rows = tx.teams_of_org(access.org.id, page.cursor()?, limit + 1).await?;
     let (rows, next_cursor) = paginate(rows, limit, |t| t.id);
     let mut items = Vec::with_capacity(rows.len());
@@ -59,7 +64,7 @@ pub(crate) async fn list_teams(
         items.push(TeamView::new(t, &tx.team_members(t.id).await?));
     }
     tx.rollback().await?;
-    Ok(Json(TeamList { items, next_cursor }))
+    Ok(TeamList { items, next_cursor })
 }
 
 /// A new team, or a team's new name.
@@ -72,8 +77,8 @@ pub struct TeamInput {
 }
 
 /// Creates a team.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path)),
-    request_body = TeamInput, responses((status = 201, body = TeamView), BadRequest, Forbidden, NotFound, Conflict))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", request_body = TeamInput,
+    responses((status = 201, body = TeamView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn create_team(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
@@ -109,8 +114,7 @@ pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: 
 }
 
 /// Reads a team with its members.
-#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    responses((status = 200, body = TeamView), NotFound))]
+#[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamView), NotFound))]
 async fn get_team(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<TeamView>> {
     let mut tx = state.store.read().await?;
     let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
@@ -120,9 +124,8 @@ async fn get_team(Acting { state, principal }: Acting, Path(id): Path<String>) -
 }
 
 /// Renames a team. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", params(("id" = String, Path)),
-    request_body = TeamInput, responses((status = 200, body = TeamView), BadRequest, Forbidden, NotFound, Conflict,
-    PreconditionFailed))]
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamInput,
+    responses((status = 200, body = TeamView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_team(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

@@ -35,7 +35,6 @@ pub struct NewToken {
     pub name: String,
     /// When it stops working; null: never.
     #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     /// What the token may do beyond acting as its user: `users.impersonate` (start Login as
     /// user) and `scim_tokens.create`. Each needs its permission; a token made with a token gets
@@ -53,10 +52,8 @@ pub struct CreatedToken {
     /// The secret; store it now, it is not shown again.
     pub token: String,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<OffsetDateTime>,
     /// What it may do beyond acting as its user.
     #[schema(value_type = Vec<String>)]
@@ -70,6 +67,11 @@ pub(crate) async fn list_tokens(
     Acting { state, principal }: Acting,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<TokenList>> {
+    Ok(Json(read_tokens(&state, &principal, page).await?))
+}
+
+/// A page of the caller's own API tokens, for every surface that acts with a principal.
+pub async fn read_tokens(state: &AppState, principal: &Principal, page: Page) -> ApiResult<TokenList> {
     let limit = page.limit()?;
     let before: Option<TokenId> = page.cursor()?;
     let mut tx = state.store.read().await?;
@@ -82,7 +84,7 @@ pub(crate) async fn list_tokens(
         .collect();
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |t| t.id);
-    Ok(Json(TokenList { items: rows.iter().map(TokenView::from).collect(), next_cursor }))
+    Ok(TokenList { items: rows.iter().map(TokenView::from).collect(), next_cursor })
 }
 
 /// Creates an API token for the caller; its secret is in this response only.
@@ -164,8 +166,7 @@ pub async fn mint_token(state: &AppState, principal: &Principal, req: NewToken) 
 }
 
 /// Revokes one of the caller's API tokens.
-#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     revoke_token(&state, &principal, id).await
 }
@@ -196,6 +197,11 @@ pub(crate) async fn list_sessions(
     Acting { state, principal }: Acting,
     Query(page): Query<Page>,
 ) -> ApiResult<Json<SessionList>> {
+    Ok(Json(read_sessions(&state, &principal, page).await?))
+}
+
+/// A page of the caller's own sessions, for every surface that acts with a principal.
+pub async fn read_sessions(state: &AppState, principal: &Principal, page: Page) -> ApiResult<SessionList> {
     let limit = page.limit()?;
     let before: Option<SessionId> = page.cursor()?;
     let now = state.clock.now();
@@ -210,15 +216,11 @@ pub(crate) async fn list_sessions(
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |s| s.id);
     let current = principal.session_id();
-    Ok(Json(SessionList {
-        items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(),
-        next_cursor,
-    }))
+    Ok(SessionList { items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(), next_cursor })
 }
 
 /// Ends one of the caller's sessions.
-#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", params(("id" = String, Path)),
-    responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_session(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

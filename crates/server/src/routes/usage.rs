@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Forbidden, NotFound, PaymentRequired, TooManyRequests};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, ApiQuery};
+use crate::extract::{Acting, ApiJson, ApiQuery, Principal};
 use crate::mail;
 use crate::routes::orgs::{Need, org_access};
 use crate::state::AppState;
@@ -52,10 +52,8 @@ pub struct Capacity {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PeriodView {
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub start: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
-    #[schema(value_type = String, format = DateTime)]
     pub end: OffsetDateTime,
 }
 
@@ -113,6 +111,11 @@ pub(crate) async fn get_usage(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<UsageQuery>,
 ) -> ApiResult<Json<UsageView>> {
+    Ok(Json(read_usage(&state, &principal, id, q).await?))
+}
+
+/// The org's usage in a period against its license, for every surface that acts with a principal.
+pub async fn read_usage(state: &AppState, principal: &Principal, id: String, q: UsageQuery) -> ApiResult<UsageView> {
     let now = state.clock.now();
     let at = match &q.period {
         Some(p) => {
@@ -121,14 +124,14 @@ pub(crate) async fn get_usage(
         None => now,
     };
     let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
     let allowed = principal.has(Permission::OrgsRead) || access.role.is_some_and(|r| r.allows(OrgAction::UsageRead));
     if !allowed {
         return Err(ApiError::forbidden("reading usage needs the owner, admin or accountant role"));
     }
     let view = usage_view(tx.as_mut(), &access.org, period_of(&access.org, at), now).await?;
     tx.rollback().await?;
-    Ok(Json(view))
+    Ok(view)
 }
 
 /// What to consume.
@@ -149,9 +152,8 @@ const THRESHOLDS: [u64; 3] = [75, 90, 100];
 /// Consumes from the org's current budget: all or nothing, exact under any concurrency. 402
 /// `quota_exhausted` whenever the budget does not cover the request (nothing is consumed). Send an
 /// `Idempotency-Key` so that a retried consume counts once.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path)),
-    request_body = ConsumeRequest, responses((status = 200, body = UsageView), BadRequest, PaymentRequired, Forbidden,
-    NotFound, TooManyRequests))]
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", request_body = ConsumeRequest,
+    responses((status = 200, body = UsageView), BadRequest, PaymentRequired, Forbidden, NotFound, TooManyRequests))]
 async fn consume(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

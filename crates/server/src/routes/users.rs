@@ -55,6 +55,11 @@ pub(crate) async fn list_users(
     Acting { state, principal }: Acting,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> ApiResult<Json<UserList>> {
+    Ok(Json(read_users(&state, &principal, q).await?))
+}
+
+/// A page of the users the caller may see, under the query's filter, for every surface that acts with a principal.
+pub async fn read_users(state: &AppState, principal: &Principal, q: UserQuery) -> ApiResult<UserList> {
     principal.require(Permission::UsersRead)?;
     let page = Page { limit: q.limit, cursor: q.cursor };
     let limit = page.limit()?;
@@ -84,7 +89,7 @@ pub(crate) async fn list_users(
     let rows = tx.list_users(&filter).await?;
     tx.rollback().await?;
     let (rows, next_cursor) = paginate(rows, limit, |u| u.id);
-    Ok(Json(UserList { items: rows.iter().map(UserView::from).collect(), next_cursor }))
+    Ok(UserList { items: rows.iter().map(UserView::from).collect(), next_cursor })
 }
 
 /// A new user.
@@ -174,15 +179,20 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
 }
 
 /// Reads a user.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    responses((status = 200, body = UserView), Forbidden, NotFound))]
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserView), Forbidden,
+    NotFound))]
 pub(crate) async fn get_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
+    Ok(Json(read_user(&state, &principal, id).await?))
+}
+
+/// The user `id`, for every surface that acts with a principal.
+pub async fn read_user(state: &AppState, principal: &Principal, id: String) -> ApiResult<UserView> {
     principal.require(Permission::UsersRead)?;
     let id = parse_user_id(&id)?;
     let mut tx = state.store.read().await?;
     let user = tx.user(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
     tx.rollback().await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(UserView::from(&user))
 }
 
 /// Changes to a user; absent fields stay, `null` clears `locale` and `timezone`.
@@ -204,7 +214,6 @@ pub struct UserPatch {
     pub password: Option<String>,
     /// Schedules a deactivation (RFC 3339, in the future); null clears it.
     #[serde(default, deserialize_with = "nullable_time")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub deactivate_at: Option<Option<OffsetDateTime>>,
 }
 
@@ -218,9 +227,8 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
 }
 
 /// Changes a user. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = String, Path)),
-    request_body = UserPatch, responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict,
-    PreconditionFailed))]
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
+    responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_user(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

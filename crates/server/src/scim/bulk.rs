@@ -12,7 +12,7 @@ use steward_scim::ScimError;
 use steward_scim::schema::{BULK_REQUEST, BULK_RESPONSE};
 
 use super::groups::Groups;
-use super::resource::bulk_one;
+use super::resource::{Call, bulk_one};
 use super::users::Users;
 use super::{MAX_BULK_OPERATIONS, MAX_BULK_PASSWORDS, Scim, ScimClient, ScimResult, body_json};
 use crate::state::AppState;
@@ -61,8 +61,10 @@ async fn run_one(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let verb = method.to_ascii_uppercase();
     let done = match segments.as_slice() {
-        ["Users", rest @ ..] => bulk_one::<Users>(state, client, (&verb, rest), data, &headers).await,
-        ["Groups", rest @ ..] => bulk_one::<Groups>(state, client, (&verb, rest), data, &headers).await,
+        ["Users", rest @ ..] => bulk_one::<Users>(Call { state, client, headers: &headers }, (&verb, rest), data).await,
+        ["Groups", rest @ ..] => {
+            bulk_one::<Groups>(Call { state, client, headers: &headers }, (&verb, rest), data).await
+        }
         _ => None,
     };
     match done {

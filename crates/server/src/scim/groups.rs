@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use steward_core::{AuditDraft, OrgId, OrgRole, TargetType, TeamId, TeamName, TeamRole, UserId, UserStatus};
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
@@ -15,7 +15,7 @@ use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, GroupField, ScimGroupRow, ScimQuery, TeamMemberRow, TeamRow, Tx};
 use time::OffsetDateTime;
 
-use super::resource::ResourceType;
+use super::resource::{Call, ResourceType};
 use super::{Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, project, text};
 use crate::state::AppState;
 
@@ -70,7 +70,8 @@ pub(super) struct Groups;
 impl ResourceType for Groups {
     const ATTRS: &'static [Attr] = GROUP_ATTRS;
 
-    async fn list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
+    async fn list(cx: Call<'_>, params: ListParams) -> ScimResult {
+        let Call { state, client, .. } = cx;
         let scoped = client.token.org_id.is_some();
         let cond = params.filter()?.as_ref().map(|f| steward_scim::query::group_cond(f, scoped)).transpose()?;
         let sort = params
@@ -91,7 +92,8 @@ impl ResourceType for Groups {
         Ok(list_response(total, params.start_index, resources))
     }
 
-    async fn read(state: &AppState, client: &ScimClient, id: &str) -> Result<Value, Failure> {
+    async fn read(cx: Call<'_>, id: &str) -> Result<Value, Failure> {
+        let Call { state, client, .. } = cx;
         let mut tx = state.store.read().await?;
         let g = visible(tx.as_mut(), client, id).await?;
         let members = tx.team_members(g.team.id).await?;
@@ -99,17 +101,13 @@ impl ResourceType for Groups {
         Ok(resource(state, client, &g, &members))
     }
 
-    async fn create(state: &AppState, client: &ScimClient, body: &Value) -> Result<(StatusCode, Value), Failure> {
+    async fn create(cx: Call<'_>, body: &Value) -> Result<(StatusCode, Value), Failure> {
+        let Call { state, client, .. } = cx;
         Ok((StatusCode::CREATED, create_group(state, client, body).await?))
     }
 
-    async fn replace(
-        state: &AppState,
-        client: &ScimClient,
-        id: &str,
-        body: &Value,
-        headers: &HeaderMap,
-    ) -> Result<Value, Failure> {
+    async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
+        let Call { state, client, headers } = cx;
         let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
@@ -119,13 +117,8 @@ impl ResourceType for Groups {
         Ok(value)
     }
 
-    async fn patch(
-        state: &AppState,
-        client: &ScimClient,
-        id: &str,
-        body: &Value,
-        headers: &HeaderMap,
-    ) -> Result<Value, Failure> {
+    async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
+        let Call { state, client, headers } = cx;
         let ops = parse_patch(body)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
@@ -137,7 +130,8 @@ impl ResourceType for Groups {
         write(tx, state, client, g, doc, now).await
     }
 
-    async fn delete(state: &AppState, client: &ScimClient, id: &str, headers: &HeaderMap) -> Result<(), Failure> {
+    async fn delete(cx: Call<'_>, id: &str) -> Result<(), Failure> {
+        let Call { state, client, headers } = cx;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
         let g = visible(tx.as_mut(), client, id).await?;

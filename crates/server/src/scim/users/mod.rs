@@ -2,7 +2,7 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
@@ -13,7 +13,7 @@ use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, ScimQuery, ScimUserRow, Tx, UserField, UserRow};
 use time::OffsetDateTime;
 
-use super::resource::ResourceType;
+use super::resource::{Call, ResourceType};
 use super::{
     Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, not_governed, project,
     taken, text,
@@ -91,7 +91,8 @@ pub(super) struct Users;
 impl ResourceType for Users {
     const ATTRS: &'static [Attr] = USER_ATTRS;
 
-    async fn list(state: &AppState, client: &ScimClient, params: ListParams) -> ScimResult {
+    async fn list(cx: Call<'_>, params: ListParams) -> ScimResult {
+        let Call { state, client, .. } = cx;
         let cond = params.filter()?.as_ref().map(steward_scim::query::user_cond).transpose()?;
         let sort =
             params.sort_by.as_deref().map(steward_scim::query::user_sort).transpose()?.map(|f| (f, params.descending));
@@ -104,7 +105,8 @@ impl ResourceType for Users {
         Ok(list_response(total, params.start_index, resources))
     }
 
-    async fn read(state: &AppState, client: &ScimClient, id: &str) -> Result<Value, Failure> {
+    async fn read(cx: Call<'_>, id: &str) -> Result<Value, Failure> {
+        let Call { state, client, .. } = cx;
         let mut tx = state.store.read().await?;
         let loaded = visible(tx.as_mut(), client, id).await?;
         tx.rollback().await?;
@@ -112,7 +114,8 @@ impl ResourceType for Users {
     }
 
     /// Creates a user, or brings back the user a `DELETE` hid.
-    async fn create(state: &AppState, client: &ScimClient, body: &Value) -> Result<(StatusCode, Value), Failure> {
+    async fn create(cx: Call<'_>, body: &Value) -> Result<(StatusCode, Value), Failure> {
+        let Call { state, client, .. } = cx;
         let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
         let password = password_of(state, client, &mut doc).await?;
         let now = state.clock.now();
@@ -142,13 +145,8 @@ impl ResourceType for Users {
     }
 
     /// `PUT /Users/{id}`.
-    async fn replace(
-        state: &AppState,
-        client: &ScimClient,
-        id: &str,
-        body: &Value,
-        headers: &HeaderMap,
-    ) -> Result<Value, Failure> {
+    async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
+        let Call { state, client, headers } = cx;
         let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
         let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
         exists_before_hashing(state, client, id).await?;
@@ -166,13 +164,8 @@ impl ResourceType for Users {
     }
 
     /// `PATCH /Users/{id}`.
-    async fn patch(
-        state: &AppState,
-        client: &ScimClient,
-        id: &str,
-        body: &Value,
-        headers: &HeaderMap,
-    ) -> Result<Value, Failure> {
+    async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
+        let Call { state, client, headers } = cx;
         let ops = parse_patch(body)?;
         exists_before_hashing(state, client, id).await?;
         // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
@@ -206,7 +199,8 @@ impl ResourceType for Users {
     }
 
     /// `DELETE /Users/{id}`: deactivation, and the user is no longer seen through SCIM.
-    async fn delete(state: &AppState, client: &ScimClient, id: &str, headers: &HeaderMap) -> Result<(), Failure> {
+    async fn delete(cx: Call<'_>, id: &str) -> Result<(), Failure> {
+        let Call { state, client, headers } = cx;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
         let (mut user, scim) = visible(tx.as_mut(), client, id).await?;
