@@ -23,8 +23,6 @@ use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 use uuid::Uuid;
 
-mod security;
-
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A PostgreSQL database (or one that speaks its protocol and SQL).
@@ -242,6 +240,47 @@ fn numbered(sql: &str) -> String {
         }
     }
     out
+}
+
+/// The parameters of a statement of [`crate::sql`], each with its type, NULLs too.
+fn pg_args(args: Vec<sql::stmt::Arg>) -> StoreResult<sqlx::postgres::PgArguments> {
+    use sql::stmt::{Arg, Kind};
+    use sqlx::Arguments;
+    let mut out = sqlx::postgres::PgArguments::default();
+    for arg in args {
+        let bound = match arg {
+            Arg::Null(Kind::Int) => out.add(Option::<i64>::None),
+            Arg::Null(Kind::Real) => out.add(Option::<f64>::None),
+            Arg::Null(Kind::Bool) => out.add(Option::<bool>::None),
+            Arg::Null(Kind::Text) => out.add(Option::<String>::None),
+            Arg::Int(v) => out.add(v),
+            Arg::Real(v) => out.add(v),
+            Arg::Bool(v) => out.add(v),
+            Arg::Text(v) => out.add(v),
+        };
+        bound.map_err(|e| StoreError::Backend(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// A statement of [`crate::sql`] runs at once, its placeholders numbered.
+#[async_trait]
+impl sql::Exec for PgTx {
+    type Row = sqlx::postgres::PgRow;
+
+    async fn fetch(&mut self, stmt: sql::Stmt) -> StoreResult<Vec<Self::Row>> {
+        let query = sqlx::query_with(AssertSqlSafe(numbered(&stmt.sql)), pg_args(stmt.args)?);
+        query.fetch_all(&mut *self.tx).await.map_err(|e| (stmt.map)(backend(e)))
+    }
+
+    async fn run(&mut self, stmt: sql::Stmt) -> StoreResult<u64> {
+        let query = sqlx::query_with(AssertSqlSafe(numbered(&stmt.sql)), pg_args(stmt.args)?);
+        let changed = query.execute(&mut *self.tx).await.map_err(|e| (stmt.map)(backend(e)))?.rows_affected();
+        if stmt.expect_one && changed != 1 {
+            return Err((stmt.map)(StoreError::Conflict(Constraint::VersionMismatch)));
+        }
+        Ok(changed)
+    }
 }
 
 #[async_trait]

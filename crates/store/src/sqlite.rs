@@ -25,9 +25,9 @@ use uuid::Uuid;
 mod batch;
 mod flush;
 mod pool;
-mod security;
 
-use batch::{Outcome, Stmt};
+use crate::sql::Stmt;
+use batch::Outcome;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -517,6 +517,20 @@ fn backend(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Backend(e.to_string())
+}
+
+/// A statement of [`crate::sql`] runs with the transaction's next trip, after what waits.
+#[async_trait]
+impl sql::Exec for SqliteTx {
+    type Row = sqlx::sqlite::SqliteRow;
+
+    async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>> {
+        SqliteTx::fetch(self, stmt).await
+    }
+
+    async fn run(&mut self, stmt: Stmt) -> StoreResult<u64> {
+        Ok(self.trip(vec![stmt]).await?.pop().map_or(0, |o| o.changes))
+    }
 }
 
 #[async_trait]

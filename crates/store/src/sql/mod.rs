@@ -1,4 +1,38 @@
-//! Statements both databases accept, written once with `?` placeholders (the PostgreSQL backend
-//! numbers them). Each module holds the statements of one aggregate.
+//! Statements both databases accept, written once with `?` placeholders, and the one interface
+//! through which each backend runs them ([`Exec`]). Each module holds the statements of one
+//! aggregate; where a store trait is written over [`Exec`] it has one implementation, and the
+//! backends supply only how a statement runs.
 
 pub(crate) mod credentials;
+pub(crate) mod security;
+pub(crate) mod stmt;
+
+use async_trait::async_trait;
+
+use crate::StoreResult;
+use crate::rows::{Col, DbRow, get};
+pub(crate) use stmt::Stmt;
+
+/// How a backend runs a statement written once.
+#[async_trait]
+pub(crate) trait Exec: Send {
+    /// A result row of this backend.
+    type Row: DbRow + Send + Sync;
+
+    /// Runs `stmt` now and answers its rows.
+    async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>>;
+
+    /// Runs `stmt` now and answers how many rows it changed.
+    async fn run(&mut self, stmt: Stmt) -> StoreResult<u64>;
+
+    /// The first row of `stmt`, if any.
+    async fn fetch_one(&mut self, stmt: Stmt) -> StoreResult<Option<Self::Row>> {
+        Ok(self.fetch(stmt).await?.into_iter().next())
+    }
+
+    /// The column `col` of the first row of `stmt` (a `COUNT(*) AS n`, say).
+    async fn scalar<T: Col + Send>(&mut self, stmt: Stmt, col: &str) -> StoreResult<T> {
+        let row = self.fetch_one(stmt).await?.ok_or_else(|| crate::StoreError::Corrupt(format!("no row for {col}")))?;
+        get(&row, col)
+    }
+}

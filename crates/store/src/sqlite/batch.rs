@@ -12,70 +12,12 @@
 //! otherwise ([`EXPECT_ONE`]): the failure stops the statements after it, so a `COMMIT` may go in
 //! the same trip as the statements it must not commit unless they did what they should.
 
-use std::borrow::Cow;
-
 use futures_util::TryStreamExt;
 use sqlx::sqlite::{SqliteArguments, SqliteQueryResult, SqliteRow};
 use sqlx::{Arguments, AssertSqlSafe, Either, Executor, SqliteConnection};
 
+use crate::sql::stmt::{Arg, Stmt};
 use crate::{StoreError, StoreResult};
-
-/// A parameter of a [`Stmt`], kept as plain data so statements can be joined before binding.
-#[derive(Debug, Clone)]
-pub(super) enum Arg {
-    Null,
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
-}
-
-impl From<bool> for Arg {
-    fn from(v: bool) -> Self {
-        Arg::Int(i64::from(v))
-    }
-}
-
-impl From<f64> for Arg {
-    fn from(v: f64) -> Self {
-        Arg::Real(v)
-    }
-}
-
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(v)
-    }
-}
-
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Text(v.clone())
-    }
-}
-
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(v.to_owned())
-    }
-}
-
-impl<T: Into<Arg>> From<Option<T>> for Arg {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Arg::Null, Into::into)
-    }
-}
-
-impl From<&Option<String>> for Arg {
-    fn from(v: &Option<String>) -> Self {
-        v.as_deref().map_or(Arg::Null, Arg::from)
-    }
-}
 
 /// Made on each writer connection when it opens (temporary, so the database file never holds
 /// it): inserting into `expect_one` the count of rows the statement before changed fails, with
@@ -84,55 +26,11 @@ pub(super) const EXPECT_ONE_SETUP: &str = "CREATE TEMP VIEW IF NOT EXISTS expect
      CREATE TEMP TRIGGER IF NOT EXISTS expect_one_check INSTEAD OF INSERT ON expect_one \
      BEGIN SELECT RAISE(ABORT, 'steward: expected to change one row') WHERE NEW.changed IS NOT 1; END";
 
-/// The check [`Stmt::expect_one`] adds after its statement: it changes nothing itself.
+/// The check [`Stmt::expect_one`] adds after its statement on SQLite: it changes nothing itself.
 const EXPECT_ONE: &str = "INSERT INTO temp.expect_one VALUES (changes())";
 
 /// The error of a failed [`EXPECT_ONE`]: someone else changed the row first.
 pub(super) const EXPECT_ONE_FAILED: &str = "steward: expected to change one row";
-
-/// One statement, or a few written as one piece (`;`-separated), with its parameters in order.
-#[derive(Debug, Clone)]
-pub(super) struct Stmt {
-    sql: Cow<'static, str>,
-    args: Vec<Arg>,
-    /// How many SQL statements `sql` holds: each sends back its own result.
-    statements: usize,
-    /// What an error of this piece means.
-    map: fn(StoreError) -> StoreError,
-}
-
-impl Stmt {
-    /// A piece of one statement.
-    pub(super) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
-        Self { sql: sql.into(), args: Vec::new(), statements: 1, map: std::convert::identity }
-    }
-
-    /// A piece of `n` `;`-separated statements.
-    pub(super) fn statements(mut self, n: usize) -> Self {
-        self.statements = n;
-        self
-    }
-
-    /// Binds the next `?`.
-    pub(super) fn bind(mut self, v: impl Into<Arg>) -> Self {
-        self.args.push(v.into());
-        self
-    }
-
-    /// The piece (its last statement) must change exactly one row, else it fails with
-    /// [`crate::Constraint::VersionMismatch`] and nothing after it runs. Needs [`EXPECT_ONE_SETUP`].
-    pub(super) fn expect_one(mut self) -> Self {
-        self.sql = format!("{}; {EXPECT_ONE}", self.sql).into();
-        self.statements += 1;
-        self
-    }
-
-    /// Maps this piece's errors (after [`super::backend`]).
-    pub(super) fn map_err(mut self, map: fn(StoreError) -> StoreError) -> Self {
-        self.map = map;
-        self
-    }
-}
 
 /// What one piece sent back: its rows, and the rows its statements changed.
 #[derive(Debug, Default)]
@@ -154,11 +52,16 @@ pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> 
             sql.push_str(";\n");
         }
         sql.push_str(&piece.sql);
+        if piece.expect_one {
+            sql.push_str("; ");
+            sql.push_str(EXPECT_ONE);
+        }
         // The parameters move into the query: a user's attributes are not copied again.
         for arg in piece.args.drain(..) {
             let bound = match arg {
-                Arg::Null => args.add(Option::<i64>::None),
+                Arg::Null(_) => args.add(Option::<i64>::None),
                 Arg::Int(v) => args.add(v),
+                Arg::Bool(v) => args.add(i64::from(v)),
                 Arg::Real(v) => args.add(v),
                 Arg::Text(v) => args.add(v),
             };
@@ -178,7 +81,7 @@ pub(super) async fn send(conn: &mut SqliteConnection, mut pieces: Vec<Stmt>) -> 
             Ok(Some(Either::Left(done))) => {
                 outcomes[at].changes += SqliteQueryResult::rows_affected(&done);
                 finished += 1;
-                if finished == pieces[at].statements {
+                if finished == pieces[at].statements + usize::from(pieces[at].expect_one) {
                     piece += 1;
                     finished = 0;
                 }

@@ -1,0 +1,149 @@
+//! A statement written once for both databases: SQL text with `?` placeholders and its
+//! parameters, kept as plain data so that SQLite can join statements into one trip and
+//! PostgreSQL can number the placeholders.
+
+use std::borrow::Cow;
+
+use crate::StoreError;
+
+/// The type of a parameter, which a NULL keeps: PostgreSQL types each parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Int,
+    Real,
+    Bool,
+    Text,
+}
+
+/// A parameter of a [`Stmt`].
+#[derive(Debug, Clone)]
+pub(crate) enum Arg {
+    Null(Kind),
+    Int(i64),
+    Real(f64),
+    Bool(bool),
+    Text(String),
+}
+
+/// A Rust type a statement binds, and the kind of its NULL.
+pub(crate) trait Bind: Into<Arg> {
+    const KIND: Kind;
+}
+
+impl Bind for i64 {
+    const KIND: Kind = Kind::Int;
+}
+
+impl Bind for f64 {
+    const KIND: Kind = Kind::Real;
+}
+
+impl Bind for bool {
+    const KIND: Kind = Kind::Bool;
+}
+
+impl Bind for String {
+    const KIND: Kind = Kind::Text;
+}
+
+impl Bind for &str {
+    const KIND: Kind = Kind::Text;
+}
+
+impl Bind for &String {
+    const KIND: Kind = Kind::Text;
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Self {
+        Arg::Int(v)
+    }
+}
+
+impl From<bool> for Arg {
+    fn from(v: bool) -> Self {
+        Arg::Bool(v)
+    }
+}
+
+impl From<f64> for Arg {
+    fn from(v: f64) -> Self {
+        Arg::Real(v)
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Self {
+        Arg::Text(v)
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Self {
+        Arg::Text(v.clone())
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Self {
+        Arg::Text(v.to_owned())
+    }
+}
+
+impl<T: Bind> From<Option<T>> for Arg {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Arg::Null(T::KIND), Into::into)
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Self {
+        v.as_deref().map_or(Arg::Null(Kind::Text), Arg::from)
+    }
+}
+
+/// One statement, or a few written as one piece (`;`-separated), with its parameters in order.
+#[derive(Debug, Clone)]
+pub(crate) struct Stmt {
+    pub(crate) sql: Cow<'static, str>,
+    pub(crate) args: Vec<Arg>,
+    /// How many SQL statements `sql` holds: each sends back its own result (SQLite only).
+    pub(crate) statements: usize,
+    /// The statement must change exactly one row ([`Stmt::expect_one`]).
+    pub(crate) expect_one: bool,
+    /// What an error of this piece means.
+    pub(crate) map: fn(StoreError) -> StoreError,
+}
+
+impl Stmt {
+    /// A piece of one statement.
+    pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
+        Self { sql: sql.into(), args: Vec::new(), statements: 1, expect_one: false, map: std::convert::identity }
+    }
+
+    /// A piece of `n` `;`-separated statements.
+    pub(crate) fn statements(mut self, n: usize) -> Self {
+        self.statements = n;
+        self
+    }
+
+    /// Binds the next `?`.
+    pub(crate) fn bind(mut self, v: impl Into<Arg>) -> Self {
+        self.args.push(v.into());
+        self
+    }
+
+    /// The piece (its last statement) must change exactly one row, else it fails with
+    /// [`crate::Constraint::VersionMismatch`] and nothing after it runs: on SQLite a check in
+    /// the same trip, on PostgreSQL the count of rows changed.
+    pub(crate) fn expect_one(mut self) -> Self {
+        self.expect_one = true;
+        self
+    }
+
+    /// Maps this piece's errors (after the backend's own mapping).
+    pub(crate) fn map_err(mut self, map: fn(StoreError) -> StoreError) -> Self {
+        self.map = map;
+        self
+    }
+}
