@@ -74,12 +74,12 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub(crate) struct KnownSecrets(std::sync::Arc<std::sync::RwLock<std::collections::HashMap<String, String>>>);
 
 impl KnownSecrets {
-    fn get(&self, name: &str) -> Option<String> {
+    pub(crate) fn get(&self, name: &str) -> Option<String> {
         self.0.read().ok()?.get(name).cloned()
     }
 
     /// Keeps `value`, which the caller read as committed (not written by its own transaction).
-    fn learn(&self, name: &str, value: &str) {
+    pub(crate) fn learn(&self, name: &str, value: &str) {
         if let Ok(mut known) = self.0.write() {
             known.insert(name.to_owned(), value.to_owned());
         }

@@ -1,4 +1,15 @@
-//! Sessions and API tokens: a credential made with another is revoked with it.
+//! Sessions and API tokens: one implementation of [`Credentials`] for both databases; a credential
+//! made with another is revoked with it.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+
+use super::{Exec, Stmt};
+use crate::StoreResult;
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
 
 /// The tokens a token made, and the tokens those made, down to the last: `kin` holds the first
 /// token's id and every descendant's. Binds: the token id.
@@ -32,3 +43,95 @@ pub(crate) const REVOKE_ALL_OF_USER: [&str; 3] = [
     "UPDATE api_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
     "UPDATE sessions SET revoked_at = ? WHERE impersonator_id = ? AND revoked_at IS NULL",
 ];
+
+#[async_trait]
+impl<E: Exec> Credentials for E {
+    async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
+        self.run(
+            Stmt::new(
+                "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
+             expires_at, revoked_at, ip, user_agent, parent_token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.id.to_string())
+            .bind(s.user_id.to_string())
+            .bind(&s.token_hash)
+            .bind(s.impersonator_id.map(|i| i.to_string()))
+            .bind(s.parent_id.map(|i| i.to_string()))
+            .bind(&s.return_sealed)
+            .bind(micros(s.created_at))
+            .bind(micros(s.expires_at))
+            .bind(s.revoked_at.map(micros))
+            .bind(&s.ip)
+            .bind(&s.user_agent)
+            .bind(s.parent_token_id.map(|i| i.to_string())),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE token_hash = ?").bind(token_hash)).await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE id = ?").bind(id.to_string())).await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>> {
+        let rows = self.fetch(Stmt::new(
+            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC",
+        )
+        .bind(user.to_string())
+        .bind(micros(now))).await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
+        self.run(Stmt::new(REVOKE_SESSION).bind(micros(at)).bind(id.to_string()).bind(id.to_string())).await?;
+        Ok(())
+    }
+
+    async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
+        self.run(
+            Stmt::new(
+                "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at, \
+             parent_token_id, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(t.id.to_string())
+            .bind(t.user_id.to_string())
+            .bind(&t.name)
+            .bind(&t.token_hash)
+            .bind(micros(t.created_at))
+            .bind(t.expires_at.map(micros))
+            .bind(t.revoked_at.map(micros))
+            .bind(t.parent_token_id.map(|i| i.to_string()))
+            .bind(crate::rows::scopes_text(&t.scopes)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash)).await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
+        let rows = self
+            .fetch(
+                Stmt::new("SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC")
+                    .bind(user.to_string()),
+            )
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {
+        for statement in [revoke_token_tree(), end_sessions_of_token_tree()] {
+            self.run(Stmt::new(statement).bind(id.to_string()).bind(micros(at))).await?;
+        }
+        Ok(())
+    }
+}

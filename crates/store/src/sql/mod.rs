@@ -4,8 +4,14 @@
 //! backends supply only how a statement runs.
 
 pub(crate) mod credentials;
+pub(crate) mod invitations;
+pub(crate) mod metering;
+pub(crate) mod orgs;
+pub(crate) mod reviews;
 pub(crate) mod security;
+pub(crate) mod settings;
 pub(crate) mod stmt;
+pub(crate) mod teams;
 
 use async_trait::async_trait;
 
@@ -19,6 +25,9 @@ pub(crate) trait Exec: Send {
     /// A result row of this backend.
     type Row: DbRow + Send + Sync;
 
+    /// The instance secrets this store has read as committed.
+    fn secrets(&self) -> &crate::KnownSecrets;
+
     /// Runs `stmt` now and answers its rows.
     async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>>;
 
@@ -28,6 +37,11 @@ pub(crate) trait Exec: Send {
     /// The first row of `stmt`, if any.
     async fn fetch_one(&mut self, stmt: Stmt) -> StoreResult<Option<Self::Row>> {
         Ok(self.fetch(stmt).await?.into_iter().next())
+    }
+
+    /// The first row of `stmt`, which must have one.
+    async fn fetch_one_required(&mut self, stmt: Stmt) -> StoreResult<Self::Row> {
+        self.fetch_one(stmt).await?.ok_or_else(|| crate::StoreError::Corrupt("a statement answered no row".into()))
     }
 
     /// The column `col` of the first row of `stmt` (a `COUNT(*) AS n`, say).

@@ -1,0 +1,99 @@
+//! Invitations and password resets: one implementation of [`Invitations`] for both databases.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Exec, Stmt};
+use crate::StoreResult;
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+
+#[async_trait]
+impl<E: Exec> Invitations for E {
+    async fn insert_invitation(&mut self, i: &InvitationRow) -> StoreResult<()> {
+        let teams: Vec<String> = i.team_ids.iter().map(|t| t.to_string()).collect();
+        self.run(Stmt::new(
+            "INSERT INTO invitations (id, user_id, org_id, role, team_ids, token_hash, invited_by, created_at, expires_at, \
+             accepted_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(i.id.to_string())
+        .bind(i.user_id.to_string())
+        .bind(i.org_id.map(|o| o.to_string()))
+        .bind(i.role.map(|r| r.as_str()))
+        .bind(json_text(&teams)?)
+        .bind(&i.token_hash)
+        .bind(i.invited_by.map(|u| u.to_string()))
+        .bind(micros(i.created_at))
+        .bind(micros(i.expires_at))
+        .bind(i.accepted_at.map(micros))
+        .bind(i.cancelled_at.map(micros))).await?;
+        Ok(())
+    }
+
+    async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE token_hash = ?").bind(token_hash)).await?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = self.run(Stmt::new(
+            "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id.to_string())).await?;
+        expect_one(result)
+    }
+
+    async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let result = self.run(Stmt::new(
+            "UPDATE invitations SET cancelled_at = ? WHERE user_id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(user.to_string())).await?;
+        Ok(result)
+    }
+
+    async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
+        self.run(Stmt::new(
+            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(r.user_id.to_string())
+        .bind(&r.token_hash)
+        .bind(micros(r.created_at))
+        .bind(micros(r.expires_at))
+        .bind(r.used_at.map(micros))).await?;
+        Ok(())
+    }
+
+    async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
+        let row =
+            self.fetch_one(Stmt::new("SELECT * FROM password_resets WHERE token_hash = ?").bind(token_hash)).await?;
+        row.as_ref().map(reset_from_row).transpose()
+    }
+
+    async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = self
+            .run(
+                Stmt::new("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
+                    .bind(micros(at))
+                    .bind(id.to_string()),
+            )
+            .await?;
+        expect_one(result)
+    }
+
+    async fn void_resets_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
+        let result = self
+            .run(
+                Stmt::new("UPDATE password_resets SET used_at = ? WHERE user_id = ? AND used_at IS NULL")
+                    .bind(micros(at))
+                    .bind(user.to_string()),
+            )
+            .await?;
+        Ok(result)
+    }
+}

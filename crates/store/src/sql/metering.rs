@@ -1,0 +1,164 @@
+//! Usage periods, assets and what the license checks read: one implementation of [`Metering`] for both databases.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Exec, Stmt};
+use crate::StoreResult;
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+
+#[async_trait]
+impl<E: Exec> Metering for E {
+    async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>> {
+        let row = self
+            .fetch_one(
+                Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?")
+                    .bind(org.to_string())
+                    .bind(micros(period_start)),
+            )
+            .await?;
+        row.as_ref().map(usage_from_row).transpose()
+    }
+
+    async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>> {
+        let rows = self
+            .fetch(
+                Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? ORDER BY period_start DESC LIMIT ?")
+                    .bind(org.to_string())
+                    .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(usage_from_row).collect()
+    }
+
+    async fn claim_usage_alert(
+        &mut self,
+        org: OrgId,
+        period_start: OffsetDateTime,
+        threshold: u64,
+        at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let result = self.run(Stmt::new(
+            "INSERT INTO usage_alerts (org_id, period_start, threshold, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(org.to_string())
+        .bind(micros(period_start))
+        .bind(amount(threshold))
+        .bind(micros(at))).await?;
+        Ok(result == 1)
+    }
+
+    async fn insert_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
+        self.run(Stmt::new(
+            "INSERT INTO assets (id, org_id, kind, name, team_id, size_bytes, created_by, created_at, updated_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.id.to_string())
+        .bind(a.org_id.to_string())
+        .bind(&a.kind)
+        .bind(&a.name)
+        .bind(a.team_id.map(|t| t.to_string()))
+        .bind(amount(a.size_bytes))
+        .bind(a.created_by.map(|u| u.to_string()))
+        .bind(micros(a.created_at))
+        .bind(micros(a.updated_at))
+        .bind(a.version)).await?;
+        Ok(())
+    }
+
+    async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM assets WHERE id = ?").bind(id.to_string())).await?;
+        row.as_ref().map(asset_from_row).transpose()
+    }
+
+    async fn assets_of_org(&mut self, org: OrgId, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AssetRow>> {
+        let rows = self
+            .fetch(
+                Stmt::new("SELECT * FROM assets WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+                    .bind(org.to_string())
+                    .bind(before.map(|b| b.to_string()))
+                    .bind(before.map(|b| b.to_string()))
+                    .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(asset_from_row).collect()
+    }
+
+    async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
+        let result = self.run(Stmt::new(
+            "UPDATE assets SET kind = ?, name = ?, team_id = ?, size_bytes = ?, updated_at = ?, version = version + 1 \
+             WHERE id = ? AND version = ?",
+        )
+        .bind(&a.kind)
+        .bind(&a.name)
+        .bind(a.team_id.map(|t| t.to_string()))
+        .bind(amount(a.size_bytes))
+        .bind(micros(a.updated_at))
+        .bind(a.id.to_string())
+        .bind(a.version)).await?;
+        expect_one(result)
+    }
+
+    async fn asset_totals(&mut self, org: OrgId) -> StoreResult<AssetTotals> {
+        let row = self.fetch_one_required(Stmt::new(
+            "SELECT \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'data_store' THEN 1 ELSE 0 END), 0) AS BIGINT) AS data_stores, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'data_store' THEN size_bytes ELSE 0 END), 0) AS BIGINT) AS data_store_bytes, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'scenario' THEN 1 ELSE 0 END), 0) AS BIGINT) AS scenarios, \
+               CAST(COALESCE(SUM(CASE WHEN kind = 'file' THEN size_bytes ELSE 0 END), 0) AS BIGINT) AS file_bytes \
+             FROM assets WHERE org_id = ?",
+        )
+        .bind(org.to_string())).await?;
+        Ok(AssetTotals {
+            data_stores: count(get(&row, "data_stores")?),
+            data_store_bytes: count(get(&row, "data_store_bytes")?),
+            scenarios: count(get(&row, "scenarios")?),
+            file_bytes: count(get(&row, "file_bytes")?),
+        })
+    }
+
+    async fn seats_in_use(&mut self, org: OrgId, now: OffsetDateTime) -> StoreResult<u64> {
+        let seats = Stmt::new(
+            "SELECT (SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
+                     WHERE m.org_id = ? AND m.ended_at IS NULL AND u.kind = 'person') + \
+                    (SELECT COUNT(*) FROM invitations i WHERE i.org_id = ? AND i.accepted_at IS NULL \
+                     AND i.cancelled_at IS NULL AND i.expires_at > ?) AS n",
+        );
+        let n: i64 = self.scalar(seats.bind(org.to_string()).bind(org.to_string()).bind(micros(now)), "n").await?;
+        Ok(count(n))
+    }
+
+    async fn team_count(&mut self, org: OrgId) -> StoreResult<u64> {
+        let teams = Stmt::new("SELECT COUNT(*) AS n FROM teams WHERE org_id = ? AND archived_at IS NULL");
+        let n: i64 = self.scalar(teams.bind(org.to_string()), "n").await?;
+        Ok(count(n))
+    }
+
+    async fn check_facts(
+        &mut self,
+        user: UserId,
+        org: OrgId,
+        period_start: OffsetDateTime,
+    ) -> StoreResult<Option<CheckFacts>> {
+        let row = self
+            .fetch_one(
+                Stmt::new(
+                    "SELECT u.status, m.role, m.dormant, o.license, o.created_at AS org_created_at, \
+                    p.operations_used, p.transfer_used \
+             FROM users u CROSS JOIN orgs o \
+             LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = u.id AND m.ended_at IS NULL \
+             LEFT JOIN usage_periods p ON p.org_id = o.id AND p.period_start = ? \
+             WHERE u.id = ? AND o.id = ?",
+                )
+                .bind(micros(period_start))
+                .bind(user.to_string())
+                .bind(org.to_string()),
+            )
+            .await?;
+        row.as_ref().map(check_facts_from_row).transpose()
+    }
+}

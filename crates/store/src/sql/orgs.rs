@@ -1,0 +1,218 @@
+//! Organizations and their memberships: one implementation of [`Orgs`] for both databases.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+
+use super::{Exec, Stmt};
+use crate::StoreResult;
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+
+#[async_trait]
+impl<E: Exec> Orgs for E {
+    async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        self.run(
+            Stmt::new(
+                "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
+             updated_at, version, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(o.id.to_string())
+            .bind(&o.name)
+            .bind(&o.external_id)
+            .bind(o.owner_id.to_string())
+            .bind(o.state.as_str())
+            .bind(&o.timezone)
+            .bind(&o.country)
+            .bind(license_to(&o.license)?)
+            .bind(micros(o.created_at))
+            .bind(micros(o.updated_at))
+            .bind(o.version)
+            .bind(o.license.expires_at.map(micros)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM orgs WHERE id = ?").bind(id.to_string())).await?;
+        row.as_ref().map(org_from_row).transpose()
+    }
+
+    async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
+        let mut sql = String::from("SELECT o.* FROM orgs o WHERE 1 = 1");
+        if f.member.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = ? \
+                 AND m.ended_at IS NULL AND NOT m.dormant)",
+            );
+        }
+        if f.external_id.is_some() {
+            sql.push_str(" AND o.external_id = ?");
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND o.id < ?");
+        }
+        sql.push_str(" ORDER BY o.id DESC LIMIT ?");
+        let mut query = Stmt::new(sql);
+        if let Some(m) = f.member {
+            query = query.bind(m.to_string());
+        }
+        if let Some(e) = &f.external_id {
+            query = query.bind(e.clone());
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
+        let result = self
+            .run(
+                Stmt::new(
+                    "UPDATE orgs SET name = ?, external_id = ?, owner_id = ?, state = ?, timezone = ?, country = ?, \
+             license = ?, updated_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+                )
+                .bind(&o.name)
+                .bind(&o.external_id)
+                .bind(o.owner_id.to_string())
+                .bind(o.state.as_str())
+                .bind(&o.timezone)
+                .bind(&o.country)
+                .bind(license_to(&o.license)?)
+                .bind(micros(o.updated_at))
+                .bind(o.license.expires_at.map(micros))
+                .bind(o.id.to_string())
+                .bind(o.version),
+            )
+            .await?;
+        expect_one(result)
+    }
+
+    async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
+        let rows = self.fetch(Stmt::new(
+            "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= ? AND o.state <> 'purged' \
+             AND NOT EXISTS (SELECT 1 FROM expiry_announcements a WHERE a.org_id = o.id AND a.expires_at = o.expires_at) \
+             ORDER BY o.expires_at LIMIT ?",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))).await?;
+        rows.iter().map(org_from_row).collect()
+    }
+
+    async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
+        self.run(
+            Stmt::new(
+                "INSERT INTO expiry_announcements (org_id, expires_at) VALUES (?, ?) \
+             ON CONFLICT (org_id) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .bind(org.to_string())
+            .bind(micros(expires_at)),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
+        let rows = self
+            .fetch(
+                Stmt::new(
+                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
+                )
+                .bind(org.to_string()),
+            )
+            .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
+        let rows = self
+            .fetch(
+                Stmt::new(
+                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = ? AND m.ended_at IS NULL AND (? IS NULL OR m.user_id > ?) ORDER BY m.user_id LIMIT ?",
+                )
+                .bind(org.to_string())
+                .bind(after.map(|a| a.to_string()))
+                .bind(after.map(|a| a.to_string()))
+                .bind(i64::from(limit)),
+            )
+            .await?;
+        rows.iter().map(member_from_row).collect()
+    }
+
+    async fn insert_membership(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.run(Stmt::new(
+            "INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
+        )
+        .bind(uuid::Uuid::now_v7().to_string())
+        .bind(org.to_string())
+        .bind(user.to_string())
+        .bind(role.as_str())
+        .bind(micros(at))).await?;
+        Ok(())
+    }
+
+    async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
+        let result = self
+            .run(
+                Stmt::new("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                    .bind(role.as_str())
+                    .bind(org.to_string())
+                    .bind(user.to_string()),
+            )
+            .await?;
+        expect_one(result)
+    }
+
+    async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = self
+            .run(
+                Stmt::new("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                    .bind(micros(at))
+                    .bind(org.to_string())
+                    .bind(user.to_string()),
+            )
+            .await?;
+        expect_one(result)?;
+        self.run(
+            Stmt::new(
+                "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
+             AND team_id IN (SELECT id FROM teams WHERE org_id = ?)",
+            )
+            .bind(micros(at))
+            .bind(user.to_string())
+            .bind(org.to_string()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
+        let rows = self.fetch(Stmt::new(
+            "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+             WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
+        )
+        .bind(user.to_string())).await?;
+        rows.iter().map(membership_of_user_from_row).collect()
+    }
+
+    async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
+        let sql = "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
+                   WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
+        let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
+        rows.first().map(membership_of_user_from_row).transpose()
+    }
+}

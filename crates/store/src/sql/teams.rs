@@ -1,0 +1,118 @@
+//! Teams and their members: one implementation of [`Teams`] for both databases.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+
+use super::{Exec, Stmt};
+use crate::StoreResult;
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+
+/// The columns of a team member, with its team's org.
+const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";
+
+#[async_trait]
+impl<E: Exec> Teams for E {
+    async fn insert_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        self.run(Stmt::new("INSERT INTO teams (id, org_id, name, name_key, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(t.id.to_string())
+            .bind(t.org_id.to_string())
+            .bind(&t.name)
+            .bind(t.name.to_lowercase())
+            .bind(micros(t.created_at))
+            .bind(micros(t.updated_at))
+            .bind(t.version)).await?;
+        Ok(())
+    }
+
+    async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
+        let row = self
+            .fetch_one(Stmt::new("SELECT * FROM teams WHERE id = ? AND archived_at IS NULL").bind(id.to_string()))
+            .await?;
+        row.as_ref().map(team_from_row).transpose()
+    }
+
+    async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
+        let rows =
+            self.fetch(Stmt::new("SELECT * FROM teams WHERE org_id = ? AND archived_at IS NULL AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+                .bind(org.to_string())
+                .bind(before.map(|b| b.to_string()))
+                .bind(before.map(|b| b.to_string()))
+                .bind(i64::from(limit))).await?;
+        rows.iter().map(team_from_row).collect()
+    }
+
+    async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
+        let result = self.run(Stmt::new(
+            "UPDATE teams SET name = ?, name_key = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&t.name)
+        .bind(t.name.to_lowercase())
+        .bind(micros(t.updated_at))
+        .bind(t.id.to_string())
+        .bind(t.version)).await?;
+        expect_one(result)
+    }
+
+    async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
+        );
+        let rows = self.fetch(Stmt::new(sql).bind(team.to_string())).await?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+
+    async fn put_team_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        role: TeamRole,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let updated = self
+            .run(
+                Stmt::new("UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
+                    .bind(role.as_str())
+                    .bind(team.to_string())
+                    .bind(user.to_string()),
+            )
+            .await?;
+        if updated == 0 {
+            self.run(Stmt::new(
+                "INSERT INTO team_members (id, team_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(team.to_string())
+            .bind(user.to_string())
+            .bind(role.as_str())
+            .bind(micros(at))).await?;
+        }
+        Ok(())
+    }
+
+    async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        let result = self
+            .run(
+                Stmt::new(
+                    "UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL",
+                )
+                .bind(micros(at))
+                .bind(team.to_string())
+                .bind(user.to_string()),
+            )
+            .await?;
+        expect_one(result)
+    }
+
+    async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {
+        let sql = format!(
+            "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+             WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
+        );
+        let rows = self.fetch(Stmt::new(sql).bind(user.to_string())).await?;
+        rows.iter().map(team_member_from_row).collect()
+    }
+}
