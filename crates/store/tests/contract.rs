@@ -8,9 +8,13 @@ use steward_core::lockout::LockoutState;
 use steward_core::{
     Actor, AuditDraft, ChainCheck, InstanceRole, License, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus,
 };
+use steward_core::{TeamId, TeamRole};
 use steward_store::{
     ApiTokenRow, Constraint, InvitationRow, OrgRow, PgStore, RoleMappingRow, RoleRow, ScimUserRow, SessionRow,
     SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, StoreResult, TotpRow, UserFilter, UserRow,
+};
+use steward_store::{
+    AssetRow, IdempotentResponse, OrgFilter, ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow,
 };
 use time::OffsetDateTime;
 
@@ -104,6 +108,12 @@ contract!(
     a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned,
     membership_in_answers_for_one_org_as_memberships_of_does,
     a_credential_is_revoked_with_the_credential_that_made_it,
+    teams_keep_their_members_and_change_only_at_their_version,
+    invitations_and_reset_links_are_used_once,
+    settings_keep_one_document_first_secrets_and_one_answer_per_key,
+    a_review_keeps_its_items_and_each_decision,
+    assets_count_toward_their_org_and_change_only_at_their_version,
+    orgs_list_page_and_change_only_at_their_version,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -729,4 +739,215 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
     let (revoked, cancelled, _) = tx.deactivation_sweep(other.id, now).await.unwrap();
     assert_eq!((revoked, cancelled), (2, 1));
     tx.rollback().await.unwrap();
+}
+
+/// A user and an org it owns, stored; the org is `Acme` with the default license.
+async fn owned_org(tx: &mut Box<dyn steward_store::Tx>, email: &str) -> (UserRow, OrgRow) {
+    let now = OffsetDateTime::now_utc();
+    let owner = user(email);
+    tx.insert_user(&owner).await.unwrap();
+    let o = org(owner.id);
+    tx.insert_org(&o).await.unwrap();
+    tx.insert_membership(o.id, owner.id, OrgRole::Owner, now).await.unwrap();
+    (owner, o)
+}
+
+/// Stored times keep microseconds: a whole second compares equal after the round trip.
+fn second() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+async fn teams_keep_their_members_and_change_only_at_their_version(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "team-owner@example.com").await;
+    let team =
+        TeamRow { id: TeamId::new(), org_id: o.id, name: "Ops".into(), created_at: now, updated_at: now, version: 1 };
+    tx.insert_team(&team).await.unwrap();
+    assert_eq!(tx.team(team.id).await.unwrap(), Some(team.clone()));
+    assert_eq!(tx.teams_of_org(o.id, None, 10).await.unwrap(), vec![team.clone()]);
+    assert_eq!(tx.team_count(o.id).await.unwrap(), 1);
+    let renamed = TeamRow { name: "Operations".into(), ..team.clone() };
+    tx.update_team(&renamed).await.unwrap();
+    let err = tx.update_team(&renamed).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)), "{err:?}");
+    assert_eq!(tx.team(team.id).await.unwrap().map(|t| (t.name, t.version)), Some(("Operations".into(), 2)));
+    tx.put_team_member(team.id, owner.id, TeamRole::TeamAdmin, now).await.unwrap();
+    tx.put_team_member(team.id, owner.id, TeamRole::TeamViewer, now).await.unwrap();
+    let expected =
+        TeamMemberRow { team_id: team.id, org_id: o.id, user_id: owner.id, role: TeamRole::TeamViewer, dormant: false };
+    assert_eq!(tx.team_members(team.id).await.unwrap(), vec![expected.clone()]);
+    assert_eq!(tx.teams_of_user(owner.id).await.unwrap(), vec![expected]);
+    tx.end_team_member(team.id, owner.id, now).await.unwrap();
+    assert!(tx.team_members(team.id).await.unwrap().is_empty());
+    assert!(tx.teams_of_user(owner.id).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
+async fn invitations_and_reset_links_are_used_once(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "inviter@example.com").await;
+    let invited = user("invited@example.com");
+    tx.insert_user(&invited).await.unwrap();
+    let invitation = |hash: &str| InvitationRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: invited.id,
+        org_id: Some(o.id),
+        role: Some(OrgRole::Member),
+        team_ids: vec![],
+        token_hash: hash.into(),
+        invited_by: Some(owner.id),
+        created_at: now,
+        expires_at: now + time::Duration::days(7),
+        accepted_at: None,
+        cancelled_at: None,
+    };
+    let (first, second_one) = (invitation("hash-1"), invitation("hash-2"));
+    tx.insert_invitation(&first).await.unwrap();
+    tx.insert_invitation(&second_one).await.unwrap();
+    assert_eq!(tx.invitation_by_hash("hash-1").await.unwrap(), Some(first.clone()));
+    assert_eq!(tx.invitation_by_hash("nobody").await.unwrap(), None);
+    tx.accept_invitation(first.id, now).await.unwrap();
+    assert!(tx.accept_invitation(first.id, now).await.is_err(), "an invitation is accepted once");
+    assert_eq!(tx.invitation_by_hash("hash-1").await.unwrap().and_then(|i| i.accepted_at), Some(now));
+    assert_eq!(tx.cancel_invitations_of(invited.id, now).await.unwrap(), 1, "only the open one is cancelled");
+    assert_eq!(tx.invitation_by_hash("hash-2").await.unwrap().and_then(|i| i.cancelled_at), Some(now));
+    let reset = |hash: &str| ResetRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: invited.id,
+        token_hash: hash.into(),
+        created_at: now,
+        expires_at: now + time::Duration::hours(1),
+        used_at: None,
+    };
+    let (used, left) = (reset("reset-1"), reset("reset-2"));
+    tx.insert_reset(&used).await.unwrap();
+    tx.insert_reset(&left).await.unwrap();
+    assert_eq!(tx.reset_by_hash("reset-1").await.unwrap(), Some(used.clone()));
+    tx.use_reset(used.id, now).await.unwrap();
+    assert!(tx.use_reset(used.id, now).await.is_err(), "a reset link is used once");
+    assert_eq!(tx.void_resets_of(invited.id, now).await.unwrap(), 1, "only the unused one is voided");
+    assert!(tx.reset_by_hash("reset-2").await.unwrap().and_then(|r| r.used_at).is_some());
+    tx.commit().await.unwrap();
+}
+
+async fn settings_keep_one_document_first_secrets_and_one_answer_per_key(store: Arc<dyn Store>) {
+    let now = OffsetDateTime::now_utc();
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.instance_doc().await.unwrap(), None);
+    tx.put_instance_doc(&json!({"name": "Steward"}), 1).await.unwrap();
+    tx.put_instance_doc(&json!({"name": "Acme Cloud"}), 2).await.unwrap();
+    assert_eq!(tx.instance_doc().await.unwrap(), Some((json!({"name": "Acme Cloud"}), 2)));
+    assert_eq!(tx.instance_secret("signing").await.unwrap(), None);
+    assert_eq!(tx.ensure_instance_secret("signing", "first", now).await.unwrap(), "first");
+    assert_eq!(tx.ensure_instance_secret("signing", "second", now).await.unwrap(), "first", "the first one stays");
+    assert_eq!(tx.instance_secret("signing").await.unwrap(), Some("first".into()));
+    assert_eq!(tx.idempotent_response("org-1", "key").await.unwrap(), None);
+    let answer = IdempotentResponse { request_hash: "h".into(), status: 201, body: "{}".into() };
+    tx.save_idempotent_response("org-1", "key", &answer, now).await.unwrap();
+    assert_eq!(tx.idempotent_response("org-1", "key").await.unwrap(), Some(answer.clone()));
+    assert_eq!(tx.idempotent_response("org-2", "key").await.unwrap(), None, "keys are per scope");
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    let err = tx.save_idempotent_response("org-1", "key", &answer, now).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::IdempotencyKey)), "{err:?}");
+    tx.rollback().await.unwrap();
+}
+
+async fn a_review_keeps_its_items_and_each_decision(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "reviewer@example.com").await;
+    let review = ReviewRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: Some(o.id),
+        inactive_days: 90,
+        created_at: now,
+        created_by: Some(owner.id),
+        completed_at: None,
+        completed_by: None,
+    };
+    let item = ReviewItemRow {
+        review_id: review.id,
+        user_id: owner.id,
+        email: owner.email.clone(),
+        last_login_at: None,
+        roles: vec!["owner".into()],
+        recommendation: "keep".into(),
+        decision: None,
+    };
+    tx.insert_review(&review, std::slice::from_ref(&item)).await.unwrap();
+    assert_eq!(tx.review(review.id).await.unwrap(), Some((review.clone(), vec![item.clone()])));
+    tx.decide(review.id, owner.id, "keep").await.unwrap();
+    assert!(tx.decide(review.id, UserId::new(), "keep").await.is_err(), "no item for that user");
+    tx.complete_review(review.id, owner.id, now).await.unwrap();
+    assert!(tx.complete_review(review.id, owner.id, now).await.is_err(), "a review completes once");
+    let (done, items) = tx.review(review.id).await.unwrap().unwrap();
+    assert_eq!((done.completed_at, done.completed_by), (Some(now), Some(owner.id)));
+    assert_eq!(items[0].decision.as_deref(), Some("keep"));
+    assert_eq!(tx.review(uuid::Uuid::now_v7()).await.unwrap(), None);
+    tx.commit().await.unwrap();
+}
+
+async fn assets_count_toward_their_org_and_change_only_at_their_version(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "assets@example.com").await;
+    let asset = |kind: &str, size: u64| AssetRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: o.id,
+        kind: kind.into(),
+        name: kind.into(),
+        team_id: None,
+        size_bytes: size,
+        created_by: Some(owner.id),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let (store_a, scenario, file) = (asset("data_store", 100), asset("scenario", 0), asset("file", 7));
+    for a in [&store_a, &scenario, &file] {
+        tx.insert_asset(a).await.unwrap();
+    }
+    assert_eq!(tx.asset(scenario.id).await.unwrap(), Some(scenario.clone()));
+    let newest_first: Vec<_> = tx.assets_of_org(o.id, None, 10).await.unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(newest_first, vec![file.id, scenario.id, store_a.id]);
+    let after: Vec<_> = tx.assets_of_org(o.id, Some(file.id), 1).await.unwrap().into_iter().map(|a| a.id).collect();
+    assert_eq!(after, vec![scenario.id]);
+    let grown = AssetRow { size_bytes: 300, ..store_a.clone() };
+    tx.update_asset(&grown).await.unwrap();
+    let err = tx.update_asset(&grown).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)), "{err:?}");
+    let totals = tx.asset_totals(o.id).await.unwrap();
+    assert_eq!((totals.data_stores, totals.data_store_bytes, totals.scenarios, totals.file_bytes), (1, 300, 1, 7));
+    assert_eq!(tx.seats_in_use(o.id, now).await.unwrap(), 1, "the owner holds the one seat");
+    tx.commit().await.unwrap();
+}
+
+async fn orgs_list_page_and_change_only_at_their_version(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "lister@example.com").await;
+    let member = user("member@example.com");
+    tx.insert_user(&member).await.unwrap();
+    tx.insert_membership(o.id, member.id, OrgRole::Member, now).await.unwrap();
+    tx.set_membership_role(o.id, member.id, OrgRole::Admin).await.unwrap();
+    let page = tx.members_page(o.id, None, 10).await.unwrap();
+    let mut ids = vec![owner.id, member.id];
+    ids.sort_by_key(|id| id.to_string());
+    assert_eq!(page.iter().map(|m| m.user_id).collect::<Vec<_>>(), ids, "in user id order");
+    assert_eq!(page.iter().find(|m| m.user_id == member.id).map(|m| m.role), Some(OrgRole::Admin));
+    let rest = tx.members_page(o.id, Some(ids[0]), 10).await.unwrap();
+    assert_eq!(rest.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![ids[1]]);
+    assert_eq!(tx.org(o.id).await.unwrap().map(|x| x.name), Some("Acme".into()));
+    let renamed = OrgRow { name: "Acme Corp".into(), ..o.clone() };
+    tx.update_org(&renamed).await.unwrap();
+    let err = tx.update_org(&renamed).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(Constraint::VersionMismatch)), "{err:?}");
+    let mine = tx.list_orgs(&OrgFilter { member: Some(member.id), limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(mine.iter().map(|x| (x.id, x.name.clone())).collect::<Vec<_>>(), vec![(o.id, "Acme Corp".into())]);
+    let stranger = tx.list_orgs(&OrgFilter { member: Some(UserId::new()), limit: 10, ..Default::default() }).await;
+    assert!(stranger.unwrap().is_empty());
+    tx.commit().await.unwrap();
 }
