@@ -10,6 +10,7 @@ pub(crate) mod orgs;
 pub(crate) mod reviews;
 pub(crate) mod security;
 pub(crate) mod settings;
+pub(crate) mod sso;
 pub(crate) mod stmt;
 pub(crate) mod teams;
 

@@ -1,0 +1,163 @@
+//! Single sign-on connections, their domains, external identities and trusted JWT issuers: one implementation of [`Sso`] for both databases.
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Exec, Stmt};
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+use crate::{Constraint, StoreError, StoreResult};
+
+#[async_trait]
+impl<E: Exec> Sso for E {
+    async fn insert_jwt_issuer(&mut self, r: &JwtIssuerRow) -> StoreResult<()> {
+        self.run(Stmt::new(
+            "INSERT INTO jwt_issuers (id, issuer, audience, jwks_url, public_key_pem, subject_claim, email_claim, jit, \
+             created_by, created_at, domains, allow_instance_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.issuer)
+        .bind(&r.audience)
+        .bind(&r.jwks_url)
+        .bind(&r.public_key_pem)
+        .bind(&r.subject_claim)
+        .bind(&r.email_claim)
+        .bind(r.jit)
+        .bind(r.created_by.map(|u| u.to_string()))
+        .bind(micros(r.created_at))
+        .bind(json_text(&r.domains)?)
+        .bind(r.allow_instance_roles)).await?;
+        Ok(())
+    }
+
+    async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
+        let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers ORDER BY id DESC")).await?;
+        rows.iter().map(jwt_issuer_from_row).collect()
+    }
+
+    async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>> {
+        let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id").bind(issuer)).await?;
+        rows.iter().map(jwt_issuer_from_row).collect()
+    }
+
+    async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
+        let done = self.run(Stmt::new("DELETE FROM jwt_issuers WHERE id = ?").bind(id.to_string())).await?;
+        Ok(done > 0)
+    }
+
+    async fn insert_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
+        self.run(Stmt::new(
+            "INSERT INTO sso_connections (id, name, org_id, issuer, client_id, client_secret_sealed, scopes, domains, \
+             claims, role_mapping, jit, enforced, created_at, updated_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.id.to_string())
+        .bind(&r.name)
+        .bind(r.org_id.map(|o| o.to_string()))
+        .bind(&r.issuer)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_sealed)
+        .bind(json_text(&r.scopes)?)
+        .bind(json_text(&r.domains)?)
+        .bind(json_text(&r.claims)?)
+        .bind(json_text(&r.role_mapping)?)
+        .bind(r.jit)
+        .bind(r.enforced)
+        .bind(micros(r.created_at))
+        .bind(micros(r.updated_at))
+        .bind(r.version)).await?;
+        put_sso_domains(self, r).await
+    }
+
+    async fn update_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
+        let result = self.run(Stmt::new(
+            "UPDATE sso_connections SET name = ?, org_id = ?, issuer = ?, client_id = ?, client_secret_sealed = ?, \
+             scopes = ?, domains = ?, claims = ?, role_mapping = ?, jit = ?, enforced = ?, updated_at = ?, \
+             version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&r.name)
+        .bind(r.org_id.map(|o| o.to_string()))
+        .bind(&r.issuer)
+        .bind(&r.client_id)
+        .bind(&r.client_secret_sealed)
+        .bind(json_text(&r.scopes)?)
+        .bind(json_text(&r.domains)?)
+        .bind(json_text(&r.claims)?)
+        .bind(json_text(&r.role_mapping)?)
+        .bind(r.jit)
+        .bind(r.enforced)
+        .bind(micros(r.updated_at))
+        .bind(r.id.to_string())
+        .bind(r.version)).await?;
+        expect_one(result)?;
+        put_sso_domains(self, r).await
+    }
+
+    async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM sso_connections WHERE id = ?").bind(id.to_string())).await?;
+        row.as_ref().map(sso_connection_from_row).transpose()
+    }
+
+    async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>> {
+        let rows = self.fetch(Stmt::new("SELECT * FROM sso_connections ORDER BY id DESC")).await?;
+        rows.iter().map(sso_connection_from_row).collect()
+    }
+
+    async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>> {
+        let row = self
+            .fetch_one(
+                Stmt::new(
+                    "SELECT c.* FROM sso_connections c JOIN sso_domains d ON d.connection_id = c.id WHERE d.domain = ?",
+                )
+                .bind(domain),
+            )
+            .await?;
+        row.as_ref().map(sso_connection_from_row).transpose()
+    }
+
+    async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
+        self.run(Stmt::new("DELETE FROM sso_domains WHERE connection_id = ?").bind(id.to_string())).await?;
+        let done = self.run(Stmt::new("DELETE FROM sso_connections WHERE id = ?").bind(id.to_string())).await?;
+        Ok(done > 0)
+    }
+
+    async fn external_identity(&mut self, issuer: &str, subject: &str) -> StoreResult<Option<UserId>> {
+        let linked = Stmt::new("SELECT user_id FROM external_identities WHERE issuer = ? AND subject = ?");
+        let row = self.fetch_one(linked.bind(issuer).bind(subject)).await?;
+        row.map(|r| parse(&get::<String>(&r, "user_id")?, "user id")).transpose()
+    }
+
+    async fn link_external_identity(
+        &mut self,
+        issuer: &str,
+        subject: &str,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        self.run(
+            Stmt::new(
+                "INSERT INTO external_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT DO NOTHING",
+            )
+            .bind(issuer)
+            .bind(subject)
+            .bind(user.to_string())
+            .bind(micros(at)),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Makes the connection's domains exactly those of `r`.
+async fn put_sso_domains(tx: &mut impl Exec, r: &SsoConnectionRow) -> StoreResult<()> {
+    tx.run(Stmt::new("DELETE FROM sso_domains WHERE connection_id = ?").bind(r.id.to_string())).await?;
+    for domain in &r.domains {
+        let insert = Stmt::new("INSERT INTO sso_domains (domain, connection_id) VALUES (?, ?)");
+        tx.run(insert.bind(domain).bind(r.id.to_string())).await?;
+    }
+    Ok(())
+}
