@@ -519,6 +519,9 @@ fn backend(e: sqlx::Error) -> StoreError {
 /// A statement of [`crate::sql`] runs with the transaction's next trip, after what waits.
 #[async_trait]
 impl sql::Exec for SqliteTx {
+    const CLAIM_LOCK: &'static str = "";
+    const USER_COLUMNS: &'static str = USER_COLUMNS;
+
     fn secrets(&self) -> &KnownSecrets {
         &self.secrets
     }
@@ -531,6 +534,10 @@ impl sql::Exec for SqliteTx {
 
     async fn run(&mut self, stmt: Stmt) -> StoreResult<u64> {
         Ok(self.trip(vec![stmt]).await?.pop().map_or(0, |o| o.changes))
+    }
+
+    async fn run_all(&mut self, statements: Vec<Stmt>) -> StoreResult<u64> {
+        Ok(self.trip(statements).await?.iter().map(|o| o.changes).sum())
     }
 }
 
@@ -983,256 +990,6 @@ impl Audit for SqliteTx {
             .await
             .map_err(backend)?;
         rows.iter().map(audit_from_row).collect()
-    }
-}
-
-#[async_trait]
-impl Lifecycle for SqliteTx {
-    async fn set_memberships_dormant(&mut self, user: UserId, dormant: bool) -> StoreResult<()> {
-        // Both tables in one trip to the connection's thread.
-        let id = user.to_string();
-        sqlx::query(
-            "UPDATE memberships SET dormant = ? WHERE user_id = ? AND ended_at IS NULL; \
-             UPDATE team_members SET dormant = ? WHERE user_id = ? AND ended_at IS NULL",
-        )
-        .bind(dormant)
-        .bind(&id)
-        .bind(dormant)
-        .bind(&id)
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn revoke_all_credentials(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
-        // One trip for every statement; the rows affected are summed over them.
-        let id = user.to_string();
-        let mut query = sqlx::query(AssertSqlSafe(sql::credentials::REVOKE_ALL_OF_USER.join("; ")));
-        for _ in sql::credentials::REVOKE_ALL_OF_USER {
-            query = query.bind(micros(at)).bind(id.clone());
-        }
-        let done = query.execute(self.conn().await?).await.map_err(backend)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
-        let rows = sqlx::query("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id")
-            .bind(user.to_string())
-            .fetch_all(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(org_from_row).collect()
-    }
-
-    async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO ownership_handovers (id, org_id, from_user_id, to_user_id, returnable, created_at, closed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(h.id.to_string())
-        .bind(h.org_id.to_string())
-        .bind(h.from_user_id.to_string())
-        .bind(h.to_user_id.to_string())
-        .bind(h.returnable)
-        .bind(micros(h.created_at))
-        .bind(h.closed_at.map(micros))
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM ownership_handovers WHERE from_user_id = ? AND closed_at IS NULL ORDER BY id")
-                .bind(user.to_string())
-                .fetch_all(self.conn().await?)
-                .await
-                .map_err(backend)?;
-        rows.iter().map(handover_from_row).collect()
-    }
-
-    async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE ownership_handovers SET closed_at = ? WHERE id = ?")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1");
-        let row = sqlx::query(AssertSqlSafe(sql)).fetch_optional(self.conn().await?).await.map_err(backend)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO deprovision_records (id, org_id, reason, snapshot, created_at, created_by, restored_at, restored_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.org_id.to_string())
-        .bind(&r.reason)
-        .bind(r.snapshot.to_string())
-        .bind(micros(r.created_at))
-        .bind(r.created_by.map(|u| u.to_string()))
-        .bind(r.restored_at.map(micros))
-        .bind(r.restored_by.map(|u| u.to_string()))
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
-        let rows = sqlx::query("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC")
-            .bind(org.to_string())
-            .fetch_all(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(deprovision_from_row).collect()
-    }
-
-    async fn purge_org_data(&mut self, org: OrgId, owner: UserId) -> StoreResult<u64> {
-        let mut erased = 0;
-        for sql in [
-            "DELETE FROM team_members WHERE team_id IN (SELECT id FROM teams WHERE org_id = ?)",
-            "DELETE FROM scim_groups WHERE team_id IN (SELECT id FROM teams WHERE org_id = ?)",
-            "DELETE FROM assets WHERE org_id = ?",
-            "DELETE FROM teams WHERE org_id = ?",
-            "DELETE FROM invitations WHERE org_id = ?",
-            "DELETE FROM usage_alerts WHERE org_id = ?",
-            "DELETE FROM usage_periods WHERE org_id = ?",
-            "DELETE FROM deprovision_records WHERE org_id = ?",
-            "DELETE FROM ownership_handovers WHERE org_id = ?",
-            "UPDATE audit_events SET personal = NULL WHERE org_id = ? AND personal IS NOT NULL",
-        ] {
-            erased += sqlx::query(AssertSqlSafe(sql))
-                .bind(org.to_string())
-                .execute(self.conn().await?)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
-        erased += sqlx::query(
-            "DELETE FROM memberships WHERE org_id = ? AND NOT (user_id = ? AND role = 'owner' AND ended_at IS NULL)",
-        )
-        .bind(org.to_string())
-        .bind(owner.to_string())
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        Ok(erased)
-    }
-
-    async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {
-        let result = sqlx::query(
-            "UPDATE deprovision_records SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
-        )
-        .bind(micros(at))
-        .bind(by.map(|u| u.to_string()))
-        .bind(id.to_string())
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        expect_one(result.rows_affected())
-    }
-}
-
-#[async_trait]
-impl Outbox for SqliteTx {
-    async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO outbox (id, user_id, recipient, category, subject, body, created_at, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(m.id.to_string())
-        .bind(m.user_id.map(|u| u.to_string()))
-        .bind(&m.recipient)
-        .bind(&m.category)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(micros(m.created_at))
-        .bind(m.attempts)
-        .bind(micros(m.next_attempt_at))
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn claim_due(
-        &mut self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> StoreResult<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL AND next_attempt_at <= ? \
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?",
-        )
-        .bind(micros(now))
-        .bind(micros(now))
-        .bind(i64::from(limit))
-        .fetch_all(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        let claimed: Vec<OutboxRow> = rows.iter().map(outbox_from_row).collect::<StoreResult<_>>()?;
-        for m in &claimed {
-            sqlx::query("UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
-                .bind(micros(lease_until))
-                .bind(m.id.to_string())
-                .execute(self.conn().await?)
-                .await
-                .map_err(backend)?;
-        }
-        Ok(claimed)
-    }
-
-    async fn mark_sent(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET sent_at = ?, locked_until = NULL WHERE id = ?")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn mark_dropped(&mut self, id: Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET dropped_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
-            .bind(micros(at))
-            .bind(why)
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn mark_retry(&mut self, id: Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE outbox SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
-            .bind(micros(next_attempt_at))
-            .bind(error)
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC")
-            .bind(recipient)
-            .fetch_all(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(outbox_from_row).collect()
     }
 }
 

@@ -5,8 +5,10 @@
 
 pub(crate) mod credentials;
 pub(crate) mod invitations;
+pub(crate) mod lifecycle;
 pub(crate) mod metering;
 pub(crate) mod orgs;
+pub(crate) mod outbox;
 pub(crate) mod reviews;
 pub(crate) mod security;
 pub(crate) mod settings;
@@ -26,6 +28,15 @@ pub(crate) trait Exec: Send {
     /// A result row of this backend.
     type Row: DbRow + Send + Sync;
 
+    /// The columns of a user row (alias `u`) with its instance roles joined by commas: the one
+    /// place the databases' SQL differs in a user read (`group_concat` and `string_agg`).
+    const USER_COLUMNS: &'static str;
+
+    /// What a claim of due rows adds to its `SELECT` so that two claimers never take the same
+    /// row: nothing on SQLite, whose one writer claims alone; `FOR UPDATE SKIP LOCKED` on
+    /// PostgreSQL, where nodes claim at once.
+    const CLAIM_LOCK: &'static str;
+
     /// The instance secrets this store has read as committed.
     fn secrets(&self) -> &crate::KnownSecrets;
 
@@ -34,6 +45,16 @@ pub(crate) trait Exec: Send {
 
     /// Runs `stmt` now and answers how many rows it changed.
     async fn run(&mut self, stmt: Stmt) -> StoreResult<u64>;
+
+    /// Runs `statements` in order and answers how many rows they changed together. SQLite sends
+    /// them in one trip; PostgreSQL runs them one by one.
+    async fn run_all(&mut self, statements: Vec<Stmt>) -> StoreResult<u64> {
+        let mut changed = 0;
+        for stmt in statements {
+            changed += self.run(stmt).await?;
+        }
+        Ok(changed)
+    }
 
     /// The first row of `stmt`, if any.
     async fn fetch_one(&mut self, stmt: Stmt) -> StoreResult<Option<Self::Row>> {

@@ -3,13 +3,12 @@
 use async_trait::async_trait;
 use steward_core::*;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use super::{Exec, Stmt};
+use crate::StoreResult;
 use crate::model::*;
 use crate::rows::*;
 use crate::traits::*;
-use crate::{Constraint, StoreError, StoreResult};
 
 #[async_trait]
 impl<E: Exec> Sso for E {
