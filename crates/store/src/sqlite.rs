@@ -17,7 +17,6 @@ use crate::rows::*;
 use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
-use uuid::Uuid;
 
 mod batch;
 mod flush;
@@ -310,15 +309,6 @@ impl SqliteTx {
         self.memo.as_ref().map(|m| m.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Drops the webhooks the writer knows, before this transaction writes one: until it ends
-    /// neither it nor (after a rollback) the memo holds anything but what is stored.
-    fn forget_webhooks(&mut self) {
-        self.webhooks_changed = true;
-        if let Some(mut m) = self.memo() {
-            m.webhooks = None;
-        }
-    }
-
     /// Queues `stmt` for the next trip: for a statement whose result nobody reads at once.
     fn later(&mut self, stmt: Stmt) {
         self.pending.push(stmt);
@@ -538,6 +528,31 @@ impl sql::Exec for SqliteTx {
 
     async fn run_all(&mut self, statements: Vec<Stmt>) -> StoreResult<u64> {
         Ok(self.trip(statements).await?.iter().map(|o| o.changes).sum())
+    }
+
+    /// The writer reads them once; a transaction that wrote one reads what it wrote.
+    fn remembered_webhooks(&self) -> Option<Vec<WebhookRow>> {
+        if self.webhooks_changed {
+            return None;
+        }
+        self.memo().and_then(|m| m.webhooks.clone())
+    }
+
+    fn remember_webhooks(&mut self, hooks: &[WebhookRow]) {
+        if !self.webhooks_changed
+            && let Some(mut m) = self.memo()
+        {
+            m.webhooks = Some(hooks.to_vec());
+        }
+    }
+
+    /// Until the transaction ends neither it nor (after a rollback) the memo holds anything but
+    /// what is stored.
+    fn forget_webhooks(&mut self) {
+        self.webhooks_changed = true;
+        if let Some(mut m) = self.memo() {
+            m.webhooks = None;
+        }
     }
 }
 
@@ -993,162 +1008,6 @@ impl Audit for SqliteTx {
     }
 }
 
-#[async_trait]
-impl Webhooks for SqliteTx {
-    async fn insert_webhook(&mut self, h: &WebhookRow) -> StoreResult<()> {
-        self.forget_webhooks();
-        sqlx::query(
-            "INSERT INTO webhooks (id, url, events, secret, created_at, created_by, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(h.id.to_string())
-        .bind(&h.url)
-        .bind(json_text(&h.events)?)
-        .bind(&h.secret)
-        .bind(micros(h.created_at))
-        .bind(h.created_by.map(|u| u.to_string()))
-        .bind(h.disabled_at.map(micros))
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>> {
-        // The writer reads them once; every write transaction fans its events out to them.
-        let memo = !self.webhooks_changed;
-        if memo && let Some(known) = self.memo().and_then(|m| m.webhooks.clone()) {
-            return Ok(known);
-        }
-        let rows = sqlx::query("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")
-            .fetch_all(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        let hooks = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
-        if memo && let Some(mut m) = self.memo() {
-            m.webhooks = Some(hooks.clone());
-        }
-        Ok(hooks)
-    }
-
-    async fn disable_webhook(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.forget_webhooks();
-        let result = sqlx::query("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        expect_one(result.rows_affected())
-    }
-
-    async fn enqueue_delivery(&mut self, d: &DeliveryRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, created_at, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(d.id.to_string())
-        .bind(d.webhook_id.to_string())
-        .bind(&d.event_type)
-        .bind(&d.payload)
-        .bind(micros(d.created_at))
-        .bind(d.attempts)
-        .bind(micros(d.next_attempt_at))
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn claim_deliveries(
-        &mut self,
-        now: OffsetDateTime,
-        lease_until: OffsetDateTime,
-        limit: u32,
-    ) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?",
-        )
-        .bind(micros(now))
-        .bind(micros(now))
-        .bind(i64::from(limit))
-        .fetch_all(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        let claimed: Vec<DeliveryRow> = rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?;
-        for d in &claimed {
-            sqlx::query("UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
-                .bind(micros(lease_until))
-                .bind(d.id.to_string())
-                .execute(self.conn().await?)
-                .await
-                .map_err(backend)?;
-        }
-        Ok(claimed)
-    }
-
-    async fn record_attempt(
-        &mut self,
-        id: Uuid,
-        status: Option<i64>,
-        error: Option<&str>,
-        delivered: Option<OffsetDateTime>,
-        next: Option<OffsetDateTime>,
-        failed: Option<OffsetDateTime>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE webhook_deliveries SET last_status = ?, last_error = ?, delivered_at = ?, \
-             next_attempt_at = COALESCE(?, next_attempt_at), failed_at = ?, locked_until = NULL WHERE id = ?",
-        )
-        .bind(status)
-        .bind(error)
-        .bind(delivered.map(micros))
-        .bind(next.map(micros))
-        .bind(failed.map(micros))
-        .bind(id.to_string())
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn deliveries_of(&mut self, hook: Uuid, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-        )
-        .bind(hook.to_string())
-        .bind(before.map(|b| b.to_string()))
-        .bind(before.map(|b| b.to_string()))
-        .bind(i64::from(limit))
-        .fetch_all(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        rows.iter().map(delivery_from_row).collect()
-    }
-
-    async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
-        let row = sqlx::query("SELECT * FROM webhook_deliveries WHERE id = ?")
-            .bind(id.to_string())
-            .fetch_optional(self.conn().await?)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(delivery_from_row).transpose()
-    }
-
-    async fn redeliver(&mut self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
-        let result = sqlx::query(
-            "UPDATE webhook_deliveries SET delivered_at = NULL, failed_at = NULL, locked_until = NULL, next_attempt_at = ? \
-             WHERE id = ?",
-        )
-        .bind(micros(now))
-        .bind(id.to_string())
-        .execute(self.conn().await?)
-        .await
-        .map_err(backend)?;
-        expect_one(result.rows_affected())
-    }
-}
-
 /// Writes what SCIM keeps of a user beside its `userName`, binding the user's id, external id,
 /// attributes, hidden and updated instants.
 const SCIM_ATTRS_UPSERT: &str = "INSERT INTO scim_users (user_id, external_id, attrs, hidden_at, updated_at) \
@@ -1357,6 +1216,7 @@ impl Scim for SqliteTx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     async fn store(dir: &tempfile::TempDir, durable: bool) -> SqliteStore {
         let url = format!("sqlite://{}", dir.path().join("steward.db").display());

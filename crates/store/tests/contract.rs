@@ -14,7 +14,8 @@ use steward_store::{
     SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, StoreResult, TotpRow, UserFilter, UserRow,
 };
 use steward_store::{
-    AssetRow, IdempotentResponse, OrgFilter, ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow,
+    AssetRow, DeliveryRow, IdempotentResponse, OrgFilter, ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow,
+    WebhookRow,
 };
 use time::OffsetDateTime;
 
@@ -114,6 +115,7 @@ contract!(
     a_review_keeps_its_items_and_each_decision,
     assets_count_toward_their_org_and_change_only_at_their_version,
     orgs_list_page_and_change_only_at_their_version,
+    webhooks_deliver_once_claimed_and_are_remembered_only_until_changed,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -950,4 +952,60 @@ async fn orgs_list_page_and_change_only_at_their_version(store: Arc<dyn Store>) 
     let stranger = tx.list_orgs(&OrgFilter { member: Some(UserId::new()), limit: 10, ..Default::default() }).await;
     assert!(stranger.unwrap().is_empty());
     tx.commit().await.unwrap();
+}
+
+async fn webhooks_deliver_once_claimed_and_are_remembered_only_until_changed(store: Arc<dyn Store>) {
+    let now = second();
+    let hook = WebhookRow {
+        id: uuid::Uuid::now_v7(),
+        url: "https://hooks.example.com/steward".into(),
+        events: vec!["*".into()],
+        secret: "whsec_x".into(),
+        created_at: now,
+        created_by: None,
+        disabled_at: None,
+    };
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.webhooks().await.unwrap().is_empty());
+    tx.insert_webhook(&hook).await.unwrap();
+    assert_eq!(tx.webhooks().await.unwrap(), vec![hook.clone()], "a transaction reads the webhook it wrote");
+    let delivery = DeliveryRow {
+        id: uuid::Uuid::now_v7(),
+        webhook_id: hook.id,
+        event_type: "user.created".into(),
+        payload: "{}".into(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        delivered_at: None,
+        failed_at: None,
+        last_status: None,
+        last_error: None,
+    };
+    tx.enqueue_delivery(&delivery).await.unwrap();
+    tx.commit().await.unwrap();
+    // Read twice from fresh transactions: kept or not, the answer is what is stored.
+    for _ in 0..2 {
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(tx.webhooks().await.unwrap(), vec![hook.clone()]);
+        tx.rollback().await.unwrap();
+    }
+    let lease = now + time::Duration::minutes(1);
+    let mut tx = store.write().await.unwrap();
+    let claimed = tx.claim_deliveries(now, lease, 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![delivery.id]);
+    assert!(tx.claim_deliveries(now, lease, 10).await.unwrap().is_empty(), "a claimed delivery is leased");
+    tx.record_attempt(delivery.id, Some(200), None, Some(now), None, None).await.unwrap();
+    let done = tx.delivery(delivery.id).await.unwrap().unwrap();
+    assert_eq!((done.delivered_at, done.last_status, done.attempts), (Some(now), Some(200), 1));
+    assert_eq!(tx.deliveries_of(hook.id, None, 10).await.unwrap(), vec![done]);
+    tx.redeliver(delivery.id, now).await.unwrap();
+    assert_eq!(tx.claim_deliveries(lease, lease + time::Duration::minutes(1), 10).await.unwrap().len(), 1);
+    tx.disable_webhook(hook.id, now).await.unwrap();
+    assert!(tx.disable_webhook(hook.id, now).await.is_err(), "a webhook is disabled once");
+    assert!(tx.webhooks().await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.webhooks().await.unwrap().is_empty(), "the disabled webhook is not remembered");
+    tx.rollback().await.unwrap();
 }

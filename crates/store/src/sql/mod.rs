@@ -15,6 +15,7 @@ pub(crate) mod settings;
 pub(crate) mod sso;
 pub(crate) mod stmt;
 pub(crate) mod teams;
+pub(crate) mod webhooks;
 
 use async_trait::async_trait;
 
@@ -39,6 +40,18 @@ pub(crate) trait Exec: Send {
 
     /// The instance secrets this store has read as committed.
     fn secrets(&self) -> &crate::KnownSecrets;
+
+    /// The enabled webhooks as the backend keeps them between transactions, when it does and
+    /// this transaction has not changed them.
+    fn remembered_webhooks(&self) -> Option<Vec<crate::WebhookRow>> {
+        None
+    }
+
+    /// Keeps the enabled webhooks just read, when the backend keeps them.
+    fn remember_webhooks(&mut self, _hooks: &[crate::WebhookRow]) {}
+
+    /// Drops what the backend keeps of the webhooks, before this transaction writes one.
+    fn forget_webhooks(&mut self) {}
 
     /// Runs `stmt` now and answers its rows.
     async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>>;
