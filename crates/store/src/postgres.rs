@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use steward_core::audit::GENESIS_HASH;
-use steward_core::{AuditDraft, AuditRecord, InstanceRole, OrgId, TeamId, UserId};
+use steward_core::{AuditDraft, AuditRecord, OrgId, TeamId, UserId};
 use time::OffsetDateTime;
 
 use crate::model::*;
@@ -196,14 +196,6 @@ struct PgTx {
     secrets: KnownSecrets,
 }
 
-/// A new user's address colliding with anyone's email or userName is a taken email.
-fn email_collision(e: StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict(Constraint::UserNameTaken) => StoreError::Conflict(Constraint::EmailTaken),
-        other => other,
-    }
-}
-
 fn backend(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e
         && db.code().as_deref() == Some("23505")
@@ -299,190 +291,6 @@ impl Tx for PgTx {
 
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
         self.tx.rollback().await.map_err(backend)
-    }
-}
-
-#[async_trait]
-impl Users for PgTx {
-    async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
-             notifications, created_at, updated_at, last_login_at, version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(u.id.to_string())
-        .bind(&u.email)
-        .bind(&u.email_key)
-        .bind(&u.name)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(&u.locale)
-        .bind(&u.timezone)
-        .bind(u.kind.as_str())
-        .bind(json_text(&u.notifications)?)
-        .bind(micros(u.created_at))
-        .bind(micros(u.updated_at))
-        .bind(u.last_login_at.map(micros))
-        .bind(u.version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)
-        .map_err(email_collision)?;
-        // A new user has no roles to replace.
-        if u.instance_roles.is_empty() {
-            return Ok(());
-        }
-        self.set_instance_roles(u.id, &u.instance_roles).await
-    }
-
-    async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
-        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.email_key = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(key).fetch_optional(&mut *self.tx).await.map_err(backend)?;
-        row.as_ref().map(user_from_row).transpose()
-    }
-
-    async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
-        let mut sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE 1 = 1");
-        if f.q.is_some() {
-            sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
-        }
-        if f.status.is_some() {
-            sql.push_str(" AND u.status = ?");
-        }
-        if f.org_id.is_some() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)",
-            );
-        }
-        if f.inactive_since.is_some() {
-            sql.push_str(" AND COALESCE(u.last_login_at, u.created_at) < ?");
-        }
-        if f.before.is_some() {
-            sql.push_str(" AND u.id < ?");
-        }
-        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
-        let mut query = sqlx::query(AssertSqlSafe(numbered(&sql)));
-        if let Some(q) = &f.q {
-            let p = like_pattern(q);
-            query = query.bind(p.clone()).bind(p);
-        }
-        if let Some(s) = f.status {
-            query = query.bind(s.as_str());
-        }
-        if let Some(o) = f.org_id {
-            query = query.bind(o.to_string());
-        }
-        if let Some(t) = f.inactive_since {
-            query = query.bind(micros(t));
-        }
-        if let Some(b) = f.before {
-            query = query.bind(b.to_string());
-        }
-        let rows = query.bind(i64::from(f.limit)).fetch_all(&mut *self.tx).await.map_err(backend)?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
-        let result = sqlx::query(
-            "UPDATE users SET email = $1, email_key = $2, name = $3, status = $4, password_hash = $5, locale = $6, \
-             timezone = $7, notifications = $8, updated_at = $9, last_login_at = $10, deactivate_at = $11, \
-             status_by = $12, deactivate_by = $13, version = version + 1 WHERE id = $14 AND version = $15",
-        )
-        .bind(&u.email)
-        .bind(&u.email_key)
-        .bind(&u.name)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(&u.locale)
-        .bind(&u.timezone)
-        .bind(json_text(&u.notifications)?)
-        .bind(micros(u.updated_at))
-        .bind(u.last_login_at.map(micros))
-        .bind(u.deactivate_at.map(micros))
-        .bind(u.status_by.map(|b| b.to_string()))
-        .bind(u.deactivate_by.map(|b| b.to_string()))
-        .bind(u.id.to_string())
-        .bind(u.version)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(backend)?;
-        expect_one(result.rows_affected())
-    }
-
-    async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
-        sqlx::query("DELETE FROM user_instance_roles WHERE user_id = $1")
-            .bind(id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        for role in roles {
-            sqlx::query("INSERT INTO user_instance_roles (user_id, role) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(id.to_string())
-                .bind(role.as_str())
-                .execute(&mut *self.tx)
-                .await
-                .map_err(backend)?;
-        }
-        Ok(())
-    }
-
-    async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM user_instance_roles r JOIN users u ON u.id = r.user_id \
-             WHERE r.role = $1 AND u.status = 'active'",
-        )
-        .bind(role)
-        .fetch_one(&mut *self.tx)
-        .await
-        .map_err(backend)
-    }
-
-    async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.deactivate_at IS NOT NULL AND u.deactivate_at <= ? \
-             AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
-        );
-        let rows = sqlx::query(AssertSqlSafe(numbered(&sql)))
-            .bind(micros(now))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
-        let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users u WHERE u.status = 'active' AND u.kind = 'person' \
-             AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
-        );
-        let rows = sqlx::query(AssertSqlSafe(numbered(&sql)))
-            .bind(micros(before))
-            .bind(i64::from(limit))
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(user_from_row).collect()
-    }
-
-    async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET last_login_at = $1 WHERE id = $2")
-            .bind(micros(at))
-            .bind(id.to_string())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(backend)?;
-        Ok(())
     }
 }
 

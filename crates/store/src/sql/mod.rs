@@ -15,6 +15,7 @@ pub(crate) mod settings;
 pub(crate) mod sso;
 pub(crate) mod stmt;
 pub(crate) mod teams;
+pub(crate) mod users;
 pub(crate) mod webhooks;
 
 use async_trait::async_trait;
@@ -52,6 +53,18 @@ pub(crate) trait Exec: Send {
 
     /// Drops what the backend keeps of the webhooks, before this transaction writes one.
     fn forget_webhooks(&mut self) {}
+
+    /// A condition that narrows a user search for `q` through an index, with the value it
+    /// binds, when the backend has one and it is selective (SQLite's trigram index).
+    async fn search_index(&mut self, _q: &str) -> StoreResult<Option<(&'static str, String)>> {
+        Ok(None)
+    }
+
+    /// Runs `stmt`, whose result nobody reads at once: SQLite sends it with the transaction's
+    /// next trip (an error then fails that trip, before anything commits); PostgreSQL runs it now.
+    async fn later(&mut self, stmt: Stmt) -> StoreResult<()> {
+        self.run(stmt).await.map(drop)
+    }
 
     /// Runs `stmt` now and answers its rows.
     async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>>;

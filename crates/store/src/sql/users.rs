@@ -1,0 +1,191 @@
+//! Users and their instance roles: one implementation of [`Users`] for both databases; SQLite narrows a search through its full-text index ([`Exec::search_index`]).
+
+use async_trait::async_trait;
+use steward_core::*;
+use time::OffsetDateTime;
+
+use super::{Exec, Stmt};
+use crate::model::*;
+use crate::rows::*;
+use crate::traits::*;
+use crate::{Constraint, StoreError, StoreResult};
+
+#[async_trait]
+impl<E: Exec> Users for E {
+    async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        let insert = Stmt::new(
+            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
+             notifications, created_at, updated_at, last_login_at, version) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(u.kind.as_str())
+        .bind(json_text(&u.notifications)?)
+        .bind(micros(u.created_at))
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.version)
+        .map_err(email_collision);
+        self.later(insert).await?;
+        // A new user has no roles to replace.
+        if u.instance_roles.is_empty() {
+            return Ok(());
+        }
+        self.set_instance_roles(u.id, &u.instance_roles).await
+    }
+
+    async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
+        let columns = Self::USER_COLUMNS;
+        let sql = format!("SELECT {columns} FROM users u WHERE u.id = ?");
+        let rows = self.fetch(Stmt::new(sql).bind(id.to_string())).await?;
+        rows.first().map(user_from_row).transpose()
+    }
+
+    async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
+        let columns = Self::USER_COLUMNS;
+        let sql = format!("SELECT {columns} FROM users u WHERE u.email_key = ?");
+        let row = self.fetch_one(Stmt::new(sql).bind(key)).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
+        let columns = Self::USER_COLUMNS;
+        let mut sql = format!("SELECT {columns} FROM users u WHERE 1 = 1");
+        let indexed = match &f.q {
+            Some(q) => self.search_index(q).await?,
+            None => None,
+        };
+        if let Some((clause, _)) = &indexed {
+            sql.push_str(clause);
+        }
+        if f.q.is_some() {
+            sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
+        }
+        if f.status.is_some() {
+            sql.push_str(" AND u.status = ?");
+        }
+        if f.org_id.is_some() {
+            sql.push_str(
+                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)",
+            );
+        }
+        if f.inactive_since.is_some() {
+            sql.push_str(" AND COALESCE(u.last_login_at, u.created_at) < ?");
+        }
+        if f.before.is_some() {
+            sql.push_str(" AND u.id < ?");
+        }
+        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
+        let mut query = Stmt::new(sql);
+        if let Some((_, phrase)) = indexed {
+            query = query.bind(phrase);
+        }
+        if let Some(q) = &f.q {
+            let p = like_pattern(q);
+            query = query.bind(p.clone()).bind(p);
+        }
+        if let Some(s) = f.status {
+            query = query.bind(s.as_str());
+        }
+        if let Some(o) = f.org_id {
+            query = query.bind(o.to_string());
+        }
+        if let Some(t) = f.inactive_since {
+            query = query.bind(micros(t));
+        }
+        if let Some(b) = f.before {
+            query = query.bind(b.to_string());
+        }
+        let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
+        // Its row count is checked when it has run, before anything is committed.
+        let update = Stmt::new(
+            "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
+             timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, deactivate_at = ?, \
+             status_by = ?, deactivate_by = ?, version = version + 1 WHERE id = ? AND version = ?",
+        )
+        .bind(&u.email)
+        .bind(&u.email_key)
+        .bind(&u.name)
+        .bind(u.status.as_str())
+        .bind(&u.password_hash)
+        .bind(&u.locale)
+        .bind(&u.timezone)
+        .bind(json_text(&u.notifications)?)
+        .bind(micros(u.updated_at))
+        .bind(u.last_login_at.map(micros))
+        .bind(u.deactivate_at.map(micros))
+        .bind(u.status_by.map(|b| b.to_string()))
+        .bind(u.deactivate_by.map(|b| b.to_string()))
+        .bind(u.id.to_string())
+        .bind(u.version)
+        .expect_one();
+        self.later(update).await?;
+        Ok(())
+    }
+
+    async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
+        self.run(Stmt::new("DELETE FROM user_instance_roles WHERE user_id = ?").bind(id.to_string())).await?;
+        for role in roles {
+            self.run(
+                Stmt::new("INSERT INTO user_instance_roles (user_id, role) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(id.to_string())
+                    .bind(role.as_str()),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64> {
+        let holders = Stmt::new(
+            "SELECT COUNT(*) AS n FROM user_instance_roles r JOIN users u ON u.id = r.user_id \
+             WHERE r.role = ? AND u.status = 'active'",
+        );
+        self.scalar(holders.bind(role), "n").await
+    }
+
+    async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let columns = Self::USER_COLUMNS;
+        let sql = format!(
+            "SELECT {columns} FROM users u WHERE u.deactivate_at IS NOT NULL AND u.deactivate_at <= ? \
+             AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
+        );
+        let rows = self.fetch(Stmt::new(sql).bind(micros(now)).bind(i64::from(limit))).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
+        let columns = Self::USER_COLUMNS;
+        let sql = format!(
+            "SELECT {columns} FROM users u WHERE u.status = 'active' AND u.kind = 'person' \
+             AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
+        );
+        let rows = self.fetch(Stmt::new(sql).bind(micros(before)).bind(i64::from(limit))).await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
+        self.run(Stmt::new("UPDATE users SET last_login_at = ? WHERE id = ?").bind(micros(at)).bind(id.to_string()))
+            .await?;
+        Ok(())
+    }
+}
+
+/// A new user's address colliding with anyone's email or userName is a taken email.
+fn email_collision(e: StoreError) -> StoreError {
+    match e {
+        StoreError::Conflict(Constraint::UserNameTaken) => StoreError::Conflict(Constraint::EmailTaken),
+        other => other,
+    }
+}
