@@ -20,6 +20,7 @@ use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 
 mod audit;
 mod batch;
+mod exec;
 mod flush;
 mod pool;
 mod scim;
@@ -498,66 +499,6 @@ fn backend(e: sqlx::Error) -> StoreError {
         }
     }
     StoreError::Backend(e.to_string())
-}
-
-/// A statement of [`crate::sql`] runs with the transaction's next trip, after what waits.
-#[async_trait]
-impl sql::Exec for SqliteTx {
-    const CLAIM_LOCK: &'static str = "";
-    const USER_COLUMNS: &'static str = USER_COLUMNS;
-
-    fn secrets(&self) -> &KnownSecrets {
-        &self.secrets
-    }
-
-    type Row = sqlx::sqlite::SqliteRow;
-
-    async fn fetch(&mut self, stmt: Stmt) -> StoreResult<Vec<Self::Row>> {
-        SqliteTx::fetch(self, stmt).await
-    }
-
-    async fn run(&mut self, stmt: Stmt) -> StoreResult<u64> {
-        Ok(self.trip(vec![stmt]).await?.pop().map_or(0, |o| o.changes))
-    }
-
-    async fn run_all(&mut self, statements: Vec<Stmt>) -> StoreResult<u64> {
-        Ok(self.trip(statements).await?.iter().map(|o| o.changes).sum())
-    }
-
-    async fn later(&mut self, stmt: Stmt) -> StoreResult<()> {
-        SqliteTx::later(self, stmt);
-        Ok(())
-    }
-
-    async fn search_index(&mut self, q: &str) -> StoreResult<Option<(&'static str, String)>> {
-        const CLAUSE: &str = " AND u.search_key IN (SELECT rowid FROM users_search WHERE users_search MATCH ?)";
-        Ok(self.search_is_selective(q).await?.map(|phrase| (CLAUSE, phrase)))
-    }
-
-    /// The writer reads them once; a transaction that wrote one reads what it wrote.
-    fn remembered_webhooks(&self) -> Option<Vec<WebhookRow>> {
-        if self.webhooks_changed {
-            return None;
-        }
-        self.memo().and_then(|m| m.webhooks.clone())
-    }
-
-    fn remember_webhooks(&mut self, hooks: &[WebhookRow]) {
-        if !self.webhooks_changed
-            && let Some(mut m) = self.memo()
-        {
-            m.webhooks = Some(hooks.to_vec());
-        }
-    }
-
-    /// Until the transaction ends neither it nor (after a rollback) the memo holds anything but
-    /// what is stored.
-    fn forget_webhooks(&mut self) {
-        self.webhooks_changed = true;
-        if let Some(mut m) = self.memo() {
-            m.webhooks = None;
-        }
-    }
 }
 
 #[async_trait]
