@@ -103,7 +103,8 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// Adds the answers every operation can give, so that no handler has to list them: 400
 /// `validation_failed` (a body, query, path or `Idempotency-Key` that does not parse) and, for
-/// operations that need credentials, 401 `unauthenticated`.
+/// operations that need credentials, 401 `unauthenticated`; and describes each success that has
+/// no description of its own.
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     let problem = |description: &str| crate::error::declared::problem(description, false);
     for (path, item) in doc.paths.paths.iter_mut() {
@@ -115,7 +116,28 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
             if !public {
                 responses.entry("401".into()).or_insert_with(|| problem("`unauthenticated`: no valid credentials"));
             }
+            // OpenAPI requires a description of every response: a success without one of its own
+            // is described by its status.
+            for (status, response) in responses.iter_mut() {
+                if let utoipa::openapi::RefOr::T(r) = response
+                    && r.description.is_empty()
+                {
+                    r.description = success_description(status).to_owned();
+                }
+            }
         }
+    }
+}
+
+/// What a success status means, for a response declared without a description.
+fn success_description(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "202" => "Accepted: the work goes on after the answer",
+        "204" => "Done; no content",
+        "304" => "Not modified",
+        _ => "The answer",
     }
 }
 

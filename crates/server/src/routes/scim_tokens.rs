@@ -21,7 +21,7 @@ use crate::extract::{Acting, ApiJson};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_tokens, create_token)).routes(routes!(revoke_token))
+    OpenApiRouter::new().routes(routes!(list_scim_tokens, create_scim_token)).routes(routes!(revoke_scim_token))
 }
 
 /// A new SCIM token.
@@ -72,7 +72,7 @@ pub struct ScimTokenList {
 /// Lists the SCIM tokens that are not revoked, newest first.
 #[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim", responses((status = 200, body = ScimTokenList),
     Unauthorized, Forbidden))]
-async fn list_tokens(Acting { state, principal }: Acting) -> ApiResult<Json<ScimTokenList>> {
+async fn list_scim_tokens(Acting { state, principal }: Acting) -> ApiResult<Json<ScimTokenList>> {
     principal.require(Permission::ScimManage)?;
     let mut tx = state.store.read().await?;
     let tokens = tx.scim_tokens().await?;
@@ -83,7 +83,7 @@ async fn list_tokens(Acting { state, principal }: Acting) -> ApiResult<Json<Scim
 /// Creates a SCIM token; its secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "scim", request_body = NewScimToken,
     responses((status = 201, body = ScimTokenView), BadRequest, Unauthorized, Forbidden))]
-async fn create_token(
+async fn create_scim_token(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewScimToken>,
 ) -> ApiResult<(StatusCode, Json<ScimTokenView>)> {
@@ -139,7 +139,7 @@ async fn create_token(
 /// Revokes a SCIM token: its next request is refused.
 #[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
-async fn revoke_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
+async fn revoke_scim_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::ScimManage)?;
     let id: uuid::Uuid = id.parse().map_err(|_| ApiError::not_found("SCIM token"))?;
     let now = state.clock.now();
