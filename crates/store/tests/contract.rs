@@ -14,8 +14,8 @@ use steward_store::{
     SqliteStore, SsoClaims, SsoConnectionRow, Store, StoreError, StoreResult, TotpRow, UserFilter, UserRow,
 };
 use steward_store::{
-    AssetRow, DeliveryRow, IdempotentResponse, OrgFilter, ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow,
-    WebhookRow,
+    AssetRow, DeliveryRow, DeprovisionRow, HandoverRow, IdempotentResponse, JwtIssuerRow, OrgFilter, OutboxRow,
+    ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow, WebhookRow,
 };
 use time::OffsetDateTime;
 
@@ -116,6 +116,10 @@ contract!(
     assets_count_toward_their_org_and_change_only_at_their_version,
     orgs_list_page_and_change_only_at_their_version,
     webhooks_deliver_once_claimed_and_are_remembered_only_until_changed,
+    the_outbox_hands_each_message_to_one_worker_and_keeps_its_fate,
+    handovers_and_deprovision_records_open_and_close_once,
+    trusted_issuers_are_listed_by_name_and_removed_once,
+    scheduled_and_dormant_users_are_found_and_admins_counted,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -1008,4 +1012,144 @@ async fn webhooks_deliver_once_claimed_and_are_remembered_only_until_changed(sto
     let mut tx = store.write().await.unwrap();
     assert!(tx.webhooks().await.unwrap().is_empty(), "the disabled webhook is not remembered");
     tx.rollback().await.unwrap();
+}
+
+async fn the_outbox_hands_each_message_to_one_worker_and_keeps_its_fate(store: Arc<dyn Store>) {
+    let now = second();
+    let message = |to: &str| OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: None,
+        recipient: to.into(),
+        category: "security".into(),
+        subject: "Subject".into(),
+        body: "Body".into(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        sent_at: None,
+        dropped_at: None,
+        last_error: None,
+    };
+    let (sent, dropped, retried) = (message("a@example.com"), message("b@example.com"), message("c@example.com"));
+    let mut tx = store.write().await.unwrap();
+    for m in [&sent, &dropped, &retried] {
+        tx.enqueue(m).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let lease = now + time::Duration::minutes(1);
+    let mut tx = store.write().await.unwrap();
+    let mut claimed: Vec<_> = tx.claim_due(now, lease, 10).await.unwrap().into_iter().map(|m| m.id).collect();
+    claimed.sort();
+    assert_eq!(claimed, vec![sent.id, dropped.id, retried.id]);
+    assert!(tx.claim_due(now, lease, 10).await.unwrap().is_empty(), "a claimed message is leased");
+    tx.mark_sent(sent.id, now).await.unwrap();
+    tx.mark_dropped(dropped.id, now, "the recipient is deactivated").await.unwrap();
+    let later = now + time::Duration::minutes(5);
+    tx.mark_retry(retried.id, later, "connection refused").await.unwrap();
+    let a = tx.outbox_for("a@example.com").await.unwrap();
+    assert_eq!((a.len(), a[0].sent_at, a[0].attempts), (1, Some(now), 1));
+    let b = tx.outbox_for("b@example.com").await.unwrap();
+    assert_eq!((b[0].dropped_at, b[0].last_error.as_deref()), (Some(now), Some("the recipient is deactivated")));
+    let c = tx.outbox_for("c@example.com").await.unwrap();
+    assert_eq!((c[0].next_attempt_at, c[0].last_error.as_deref()), (later, Some("connection refused")));
+    assert!(tx.claim_due(now, lease, 10).await.unwrap().is_empty(), "the retry is not due yet");
+    let again = tx.claim_due(later, later + time::Duration::minutes(1), 10).await.unwrap();
+    assert_eq!((again.len(), again[0].id, again[0].attempts), (1, retried.id, 1), "only the retry, once due");
+    tx.commit().await.unwrap();
+}
+
+async fn handovers_and_deprovision_records_open_and_close_once(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.placeholder_user().await.unwrap(), None);
+    let (owner, o) = owned_org(&mut tx, "handing@example.com").await;
+    let mut placeholder = user("placeholder-owner@steward.invalid");
+    placeholder.kind = steward_core::UserKind::Placeholder;
+    tx.insert_user(&placeholder).await.unwrap();
+    assert_eq!(tx.placeholder_user().await.unwrap().map(|u| u.id), Some(placeholder.id));
+    assert_eq!(tx.orgs_owned_by(owner.id).await.unwrap().iter().map(|x| x.id).collect::<Vec<_>>(), vec![o.id]);
+    let handover = HandoverRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: o.id,
+        from_user_id: owner.id,
+        to_user_id: placeholder.id,
+        returnable: true,
+        created_at: now,
+        closed_at: None,
+    };
+    tx.insert_handover(&handover).await.unwrap();
+    assert_eq!(tx.open_handovers_from(owner.id).await.unwrap(), vec![handover.clone()]);
+    tx.close_handover(handover.id, now).await.unwrap();
+    assert!(tx.open_handovers_from(owner.id).await.unwrap().is_empty());
+    let record = DeprovisionRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: o.id,
+        reason: "contract ended".into(),
+        snapshot: json!({"members": 1}),
+        created_at: now,
+        created_by: Some(owner.id),
+        restored_at: None,
+        restored_by: None,
+    };
+    tx.insert_deprovision(&record).await.unwrap();
+    assert_eq!(tx.deprovisions_of(o.id).await.unwrap(), vec![record.clone()]);
+    tx.close_deprovision(record.id, now, Some(owner.id)).await.unwrap();
+    let closed = tx.deprovisions_of(o.id).await.unwrap();
+    assert_eq!((closed[0].restored_at, closed[0].restored_by), (Some(now), Some(owner.id)));
+    tx.commit().await.unwrap();
+}
+
+async fn trusted_issuers_are_listed_by_name_and_removed_once(store: Arc<dyn Store>) {
+    let now = second();
+    let issuer = |audience: &str| JwtIssuerRow {
+        id: uuid::Uuid::now_v7(),
+        issuer: "https://id.example.com".into(),
+        audience: audience.into(),
+        jwks_url: Some("https://id.example.com/jwks".into()),
+        public_key_pem: None,
+        subject_claim: "sub".into(),
+        email_claim: None,
+        jit: true,
+        created_by: None,
+        created_at: now,
+        domains: vec!["example.com".into()],
+        allow_instance_roles: false,
+    };
+    let (app, api) = (issuer("app"), issuer("api"));
+    let mut tx = store.write().await.unwrap();
+    tx.insert_jwt_issuer(&app).await.unwrap();
+    tx.insert_jwt_issuer(&api).await.unwrap();
+    assert_eq!(tx.jwt_issuers().await.unwrap(), vec![api.clone(), app.clone()], "newest first");
+    assert_eq!(tx.jwt_issuers_named("https://id.example.com").await.unwrap(), vec![app.clone(), api.clone()]);
+    assert!(tx.jwt_issuers_named("https://other.example.com").await.unwrap().is_empty());
+    assert!(tx.delete_jwt_issuer(app.id).await.unwrap());
+    assert!(!tx.delete_jwt_issuer(app.id).await.unwrap(), "removed once");
+    assert_eq!(tx.jwt_issuers().await.unwrap(), vec![api]);
+    tx.commit().await.unwrap();
+}
+
+async fn scheduled_and_dormant_users_are_found_and_admins_counted(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let mut scheduled = user("scheduled@example.com");
+    let mut admin = user("admin@example.com");
+    admin.instance_roles = vec![InstanceRole::system_admin()];
+    let mut idle = user("idle@example.com");
+    idle.created_at = now - time::Duration::days(400);
+    for u in [&scheduled, &admin, &idle] {
+        tx.insert_user(u).await.unwrap();
+    }
+    // A new user has no schedule; one is set by a change.
+    assert!(tx.due_deactivations(now, 10).await.unwrap().is_empty());
+    scheduled.deactivate_at = Some(now - time::Duration::minutes(1));
+    tx.update_user(&scheduled).await.unwrap();
+    let due = tx.due_deactivations(now, 10).await.unwrap();
+    assert_eq!(due.iter().map(|u| u.id).collect::<Vec<_>>(), vec![scheduled.id]);
+    assert_eq!(tx.count_users_with_role("system_admin").await.unwrap(), 1);
+    let cutoff = now - time::Duration::days(90);
+    assert_eq!(tx.dormant_users(cutoff, 10).await.unwrap().iter().map(|u| u.id).collect::<Vec<_>>(), vec![idle.id]);
+    tx.record_login(idle.id, now).await.unwrap();
+    assert!(tx.dormant_users(cutoff, 10).await.unwrap().is_empty(), "a sign-in wakes a dormant user");
+    assert_eq!(tx.user(idle.id).await.unwrap().and_then(|u| u.last_login_at), Some(now));
+    tx.commit().await.unwrap();
 }
