@@ -115,7 +115,9 @@ pub const USER_ATTRS: &[Attr] = &[
         ..attr(
             "emails",
             Type::Complex,
-            "Email addresses; Steward keeps the primary one (or the first) as the user's email.",
+            "Email addresses; Steward keeps the primary one (or the first) as the user's email. A request \
+             without any whose userName is an email address (as Entra ID sends a user without a mail \
+             attribute) is taken as having that one.",
         )
     },
     Attr {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use steward_core::{AuditDraft, OrgId, OrgRole, TargetType, TeamId, TeamName, TeamRole, UserId, UserStatus};
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
@@ -64,6 +64,22 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<ScimG
     Ok(g)
 }
 
+/// The group `id` is one this client sees, and `If-Match` (when sent) names its current
+/// version: judged before the body is read, so that a stale version answers 412 whatever the
+/// body holds. The write checks the version again under the write lock.
+async fn judge_before_body(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
+    let mut tx = state.store.read().await?;
+    let found = visible(tx.as_mut(), client, id).await;
+    tx.rollback().await?;
+    check_if_match(headers, found?.team.version)?;
+    Ok(())
+}
+
 /// Teams as a SCIM resource type.
 pub(super) struct Groups;
 
@@ -108,6 +124,7 @@ impl ResourceType for Groups {
 
     async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
+        judge_before_body(state, client, id, headers).await?;
         let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
@@ -119,6 +136,7 @@ impl ResourceType for Groups {
 
     async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
+        judge_before_body(state, client, id, headers).await?;
         let ops = parse_patch(body)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;

@@ -594,3 +594,69 @@ async fn every_write_answers_the_user_as_the_token_now_sees_them() {
     assert_eq!(app.patch(&path, &token, revive).await.status, 403);
     assert_eq!(app.get(&path, &token).await.expect(200), seen, "the refused write changed nothing");
 }
+
+/// Entra ID provisions a user without a `mail` attribute with its email-shaped userName and no
+/// `emails`: the userName is then the email. A userName that is not an address still needs one.
+#[tokio::test]
+async fn a_user_without_emails_takes_an_email_shaped_user_name_as_its_email() {
+    let app = spawn_app().await;
+    let token = scim_token(&app, None).await;
+    let entra = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "Grace.Hopper@acme.test",
+        "displayName": "Grace Hopper",
+        "active": true
+    });
+    let created = app.post("/scim/v2/Users", &token, entra).await.expect(201);
+    assert_eq!(created["userName"], "Grace.Hopper@acme.test");
+    let id = created["id"].as_str().unwrap();
+    let user = app.get(&format!("/api/v1/users/{id}"), &app.admin).await.expect(200);
+    assert_eq!(user["email"], "Grace.Hopper@acme.test");
+    let no_address = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "ghopper",
+        "active": true
+    });
+    let refused = app.post("/scim/v2/Users", &token, no_address).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body["scimType"], "invalidValue");
+    let users = app.get("/api/v1/users?limit=100", &app.admin).await.expect(200);
+    let names: Vec<&str> = users["items"].as_array().unwrap().iter().filter_map(|u| u["name"].as_str()).collect();
+    assert!(
+        names.contains(&"Grace Hopper") && !names.contains(&"ghopper"),
+        "the refused one created nobody: {names:?}"
+    );
+}
+
+/// `If-Match` is judged before the body: a stale version answers 412 even when the body would
+/// be refused, for a PUT or a PATCH of a user or a group, and nothing changes.
+#[tokio::test]
+async fn a_stale_version_answers_412_whatever_the_body() {
+    let app = spawn_app().await;
+    let token = scim_token(&app, None).await;
+    let user = app.post("/scim/v2/Users", &token, new_user("judge", "judge@acme.test")).await.expect(201);
+    app.org("Judges", user["id"].as_str().unwrap()).await;
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+        "displayName": "Judges/Bench", "members": []});
+    let group = app.post("/scim/v2/Groups", &token, group).await.expect(201);
+    let incomplete = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"]});
+    for (kind, resource) in [("Users", &user), ("Groups", &group)] {
+        let path = format!("/scim/v2/{kind}/{}", resource["id"].as_str().unwrap());
+        let url = format!("{}{path}", app.base);
+        for method in ["PUT", "PATCH"] {
+            let sent = app
+                .client
+                .request(method.parse().unwrap(), &url)
+                .bearer_auth(&token)
+                .header("If-Match", "W/\"999\"")
+                .header("Content-Type", "application/scim+json")
+                .body(incomplete.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sent.status(), 412, "{method} {url}");
+        }
+        let now = app.get(&path, &token).await.expect(200);
+        assert_eq!(now["meta"]["version"], resource["meta"]["version"], "nothing changed");
+    }
+}

@@ -2,7 +2,7 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Map, Value, json};
 use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
@@ -116,7 +116,7 @@ impl ResourceType for Users {
     /// Creates a user, or brings back the user a `DELETE` hid.
     async fn create(cx: Call<'_>, body: &Value) -> Result<(StatusCode, Value), Failure> {
         let Call { state, client, .. } = cx;
-        let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
+        let mut doc = normalize(&with_defaults(body, true), USER_ATTRS, USER_SCHEMA)?;
         let password = password_of(state, client, &mut doc).await?;
         let now = state.clock.now();
         let (user_name, email) = identity(&doc)?;
@@ -147,9 +147,9 @@ impl ResourceType for Users {
     /// `PUT /Users/{id}`.
     async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
+        judge_before_body(state, client, id, headers).await?;
         let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
-        let mut doc = normalize(&with_active(body, true), USER_ATTRS, USER_SCHEMA)?;
-        exists_before_hashing(state, client, id).await?;
+        let mut doc = normalize(&with_defaults(body, true), USER_ATTRS, USER_SCHEMA)?;
         let password = password_of(state, client, &mut doc).await?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
@@ -166,8 +166,8 @@ impl ResourceType for Users {
     /// `PATCH /Users/{id}`.
     async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
+        judge_before_body(state, client, id, headers).await?;
         let ops = parse_patch(body)?;
-        exists_before_hashing(state, client, id).await?;
         // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
         let mut password = None;
         for op in &ops {
@@ -261,22 +261,43 @@ async fn password_of(
     }
 }
 
-/// The resource with `active` as given, or `default` when left out (identity providers often do).
-fn with_active(body: &Value, default: bool) -> Value {
+/// The resource with what identity providers often leave out filled in: `active` as given, or
+/// `default`; and, when it has no `emails` and its userName is an email address (Entra ID sends
+/// a user without a mail attribute so), that address as its one email.
+fn with_defaults(body: &Value, default: bool) -> Value {
     let mut body = body.clone();
-    if let Some(obj) = body.as_object_mut()
-        && !obj.keys().any(|k| k.eq_ignore_ascii_case("active"))
-    {
+    let Some(obj) = body.as_object_mut() else { return body };
+    if !obj.keys().any(|k| k.eq_ignore_ascii_case("active")) {
         obj.insert("active".into(), Value::Bool(default));
+    }
+    let has_emails =
+        obj.iter().any(|(k, v)| k.eq_ignore_ascii_case("emails") && v.as_array().is_some_and(|a| !a.is_empty()));
+    let address = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("userName"))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::trim)
+        .filter(|u| u.contains('@'))
+        .map(str::to_owned);
+    if !has_emails && let Some(address) = address {
+        obj.retain(|k, _| !k.eq_ignore_ascii_case("emails"));
+        obj.insert("emails".into(), json!([{"value": address, "primary": true}]));
     }
     body
 }
 
-/// Err(404) unless the client sees a user under `id`: checked before any password is hashed, so
-/// that made-up ids cost no hashing.
-async fn exists_before_hashing(state: &AppState, client: &ScimClient, id: &str) -> Result<(), Failure> {
+/// The user `id` is one this client sees, and `If-Match` (when sent) names its current version:
+/// judged before the body is read or a password hashed, so that a stale version answers 412
+/// whatever the body holds. The write checks the version again under the write lock.
+async fn judge_before_body(
+    state: &AppState,
+    client: &ScimClient,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<(), Failure> {
     let mut tx = state.store.read().await?;
-    let found = visible(tx.as_mut(), client, id).await.map(|_| ());
+    let found = visible(tx.as_mut(), client, id).await;
     tx.rollback().await?;
-    found
+    check_if_match(headers, found?.0.version)?;
+    Ok(())
 }
