@@ -191,6 +191,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::setup::router())
         .merge(crate::pages::router(state.clone(), routes::sso_sign_in::browser_router()))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(track))
@@ -198,6 +199,16 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(middleware::from_fn_with_state(tls, security_headers))
         .with_state(state)
+}
+
+/// A method a path does not take: a problem document under `/api`, as every other refusal
+/// there; elsewhere the bare status, as before.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        let detail = format!("{} does not take {method}", uri.path());
+        return ApiError::other(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", detail).into_response();
+    }
+    StatusCode::METHOD_NOT_ALLOWED.into_response()
 }
 
 /// Counts requests and their latency per route, and logs each one.

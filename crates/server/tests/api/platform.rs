@@ -47,6 +47,21 @@ async fn unknown_api_paths_answer_a_problem() {
     app.get("/api/v1/nothing-here", &app.admin).await.expect_problem(404, "not_found");
 }
 
+/// A method a path does not take answers 405 with a problem document, which names the path,
+/// and keeps the `Allow` header; the instance settings are unchanged.
+#[tokio::test]
+async fn a_method_an_api_path_does_not_take_answers_a_problem() {
+    let app = spawn_app().await;
+    let refused = app.request(reqwest::Method::DELETE, "/api/v1/instance", Some(&app.admin), None).await;
+    assert_eq!(refused.headers["content-type"], "application/problem+json");
+    let allow = refused.headers.get("allow").map(|v| v.to_str().unwrap().to_owned());
+    let problem = refused.expect_problem(405, "method_not_allowed");
+    assert!(problem["detail"].as_str().unwrap().contains("/api/v1/instance"), "{problem}");
+    let allow = allow.expect("405 names the methods the path takes");
+    assert!(allow.contains("GET") && allow.contains("PATCH"), "{allow}");
+    app.get("/api/v1/instance", &app.admin).await.expect(200);
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_refused_and_change_nothing() {
     let app = spawn_app().await;
