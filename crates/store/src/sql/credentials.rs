@@ -2,7 +2,7 @@
 //! made with another is revoked with it.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{SessionId, TokenId, UserId};
 use time::OffsetDateTime;
 
 use super::{Exec, Stmt};

@@ -1,7 +1,7 @@
 //! Invitations and password resets: one implementation of [`Invitations`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

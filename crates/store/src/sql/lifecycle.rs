@@ -1,7 +1,7 @@
 //! Handing orgs over, deprovisioning records, dormant memberships, revoking a user's credentials and purging an org's data: one implementation of [`Lifecycle`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

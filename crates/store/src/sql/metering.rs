@@ -1,7 +1,7 @@
 //! Usage periods, assets and what the license checks read: one implementation of [`Metering`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 

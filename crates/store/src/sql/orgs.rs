@@ -1,7 +1,7 @@
 //! Organizations and their memberships: one implementation of [`Orgs`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{OrgId, OrgRole, UserId};
 use time::OffsetDateTime;
 
 use super::{Exec, Stmt};

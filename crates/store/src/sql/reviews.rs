@@ -1,7 +1,7 @@
 //! Access reviews and their items: one implementation of [`Reviews`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 

@@ -1,7 +1,7 @@
 //! Single sign-on connections, their domains, external identities and trusted JWT issuers: one implementation of [`Sso`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::UserId;
 use time::OffsetDateTime;
 
 use super::{Exec, Stmt};

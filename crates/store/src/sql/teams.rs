@@ -1,7 +1,7 @@
 //! Teams and their members: one implementation of [`Teams`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{OrgId, TeamId, TeamRole, UserId};
 use time::OffsetDateTime;
 
 use super::{Exec, Stmt};

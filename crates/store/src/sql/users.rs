@@ -1,7 +1,7 @@
 //! Users and their instance roles: one implementation of [`Users`] for both databases; SQLite narrows a search through its full-text index ([`Exec::search_index`]).
 
 use async_trait::async_trait;
-use steward_core::*;
+use steward_core::{InstanceRole, UserId};
 use time::OffsetDateTime;
 
 use super::{Exec, Stmt};
