@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use steward_core::{AuditDraft, OrgId, OrgRole, TargetType, TeamId, TeamName, TeamRole, UserId, UserStatus};
 use steward_scim::resource::{EXTERNAL_ID, apply_patch, normalize, parse_patch};
@@ -15,7 +15,7 @@ use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, GroupField, ScimGroupRow, ScimQuery, TeamMemberRow, TeamRow, Tx};
 use time::OffsetDateTime;
 
-use super::resource::{Call, ResourceType};
+use super::resource::{Call, ResourceType, judge_before_body};
 use super::{Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, project, text};
 use crate::state::AppState;
 
@@ -64,27 +64,19 @@ async fn visible(tx: &mut dyn Tx, client: &ScimClient, id: &str) -> Result<ScimG
     Ok(g)
 }
 
-/// The group `id` is one this client sees, and `If-Match` (when sent) names its current
-/// version: judged before the body is read, so that a stale version answers 412 whatever the
-/// body holds. The write checks the version again under the write lock.
-async fn judge_before_body(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    let mut tx = state.store.read().await?;
-    let found = visible(tx.as_mut(), client, id).await;
-    tx.rollback().await?;
-    check_if_match(headers, found?.team.version)?;
-    Ok(())
-}
-
 /// Teams as a SCIM resource type.
 pub(super) struct Groups;
 
 impl ResourceType for Groups {
     const ATTRS: &'static [Attr] = GROUP_ATTRS;
+
+    /// Read apart from any write, to judge `If-Match` before the body.
+    async fn version(cx: Call<'_>, id: &str) -> Result<i64, Failure> {
+        let mut tx = cx.state.store.read().await?;
+        let found = visible(tx.as_mut(), cx.client, id).await;
+        tx.rollback().await?;
+        Ok(found?.team.version)
+    }
 
     async fn list(cx: Call<'_>, params: ListParams) -> ScimResult {
         let Call { state, client, .. } = cx;
@@ -124,7 +116,7 @@ impl ResourceType for Groups {
 
     async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
-        judge_before_body(state, client, id, headers).await?;
+        judge_before_body::<Self>(cx, id).await?;
         let doc = normalize(body, GROUP_ATTRS, GROUP_SCHEMA)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
@@ -136,7 +128,7 @@ impl ResourceType for Groups {
 
     async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
-        judge_before_body(state, client, id, headers).await?;
+        judge_before_body::<Self>(cx, id).await?;
         let ops = parse_patch(body)?;
         let now = state.clock.now();
         let mut tx = state.store.write().await?;

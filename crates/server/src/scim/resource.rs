@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::Value;
 use steward_scim::schema::Attr;
 
-use super::{Failure, ListParams, Scim, ScimClient, ScimResult, body_json, project, query_projection};
+use super::{Failure, ListParams, Scim, ScimClient, ScimResult, body_json, check_if_match, project, query_projection};
 use crate::state::AppState;
 
 /// One SCIM request: the instance it reaches, the client that sent it, and its headers (where
@@ -27,6 +27,9 @@ pub(super) struct Call<'a> {
 pub(super) trait ResourceType: Send + Sync + 'static {
     /// The attributes of its schema, for projecting answers.
     const ATTRS: &'static [Attr];
+
+    /// The current version of the resource `id`, when the client may see it.
+    fn version(cx: Call<'_>, id: &str) -> impl Future<Output = Result<i64, Failure>> + Send;
 
     /// The resources `params` asks for, as a list response.
     fn list(cx: Call<'_>, params: ListParams) -> impl Future<Output = ScimResult> + Send;
@@ -45,6 +48,14 @@ pub(super) trait ResourceType: Send + Sync + 'static {
 
     /// Deletes the resource `id`, as the type defines deleting.
     fn delete(cx: Call<'_>, id: &str) -> impl Future<Output = Result<(), Failure>> + Send;
+}
+
+/// `If-Match` (when sent) names the current version of the resource `id`, which the client may
+/// see: judged before the body is read or a password hashed, so that a stale version answers
+/// 412 whatever the body holds. The write checks the version again under the write lock.
+pub(super) async fn judge_before_body<R: ResourceType>(cx: Call<'_>, id: &str) -> Result<(), Failure> {
+    check_if_match(cx.headers, R::version(cx, id).await?)?;
+    Ok(())
 }
 
 /// A SCIM request as the handlers receive it: the state, the client that sent it (authenticated

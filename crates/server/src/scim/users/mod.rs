@@ -2,7 +2,7 @@
 //! `DELETE` deactivates and hides the user from SCIM, and a later `POST` of the same `userName` or
 //! email brings that same user back.
 
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 use steward_core::governance::Reach;
 use steward_core::{AuditDraft, Email, OrgRole, PersonName, TargetType, UserId, UserStatus};
@@ -13,7 +13,7 @@ use steward_scim::{ScimError, ScimType};
 use steward_store::{Cond, ScimQuery, ScimUserRow, Tx, UserField, UserRow};
 use time::OffsetDateTime;
 
-use super::resource::{Call, ResourceType};
+use super::resource::{Call, ResourceType, judge_before_body};
 use super::{
     Failure, ListParams, ScimClient, ScimResult, base, check_if_match, list_response, meta, not_governed, project,
     taken, text,
@@ -91,6 +91,14 @@ pub(super) struct Users;
 impl ResourceType for Users {
     const ATTRS: &'static [Attr] = USER_ATTRS;
 
+    /// Read apart from any write, to judge `If-Match` before the body.
+    async fn version(cx: Call<'_>, id: &str) -> Result<i64, Failure> {
+        let mut tx = cx.state.store.read().await?;
+        let found = visible(tx.as_mut(), cx.client, id).await;
+        tx.rollback().await?;
+        Ok(found?.0.version)
+    }
+
     async fn list(cx: Call<'_>, params: ListParams) -> ScimResult {
         let Call { state, client, .. } = cx;
         let cond = params.filter()?.as_ref().map(steward_scim::query::user_cond).transpose()?;
@@ -147,7 +155,7 @@ impl ResourceType for Users {
     /// `PUT /Users/{id}`.
     async fn replace(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
-        judge_before_body(state, client, id, headers).await?;
+        judge_before_body::<Self>(cx, id).await?;
         let explicit = body.as_object().is_some_and(|o| o.keys().any(|k| k.eq_ignore_ascii_case("active")));
         let mut doc = normalize(&with_defaults(body, true), USER_ATTRS, USER_SCHEMA)?;
         let password = password_of(state, client, &mut doc).await?;
@@ -166,7 +174,7 @@ impl ResourceType for Users {
     /// `PATCH /Users/{id}`.
     async fn patch(cx: Call<'_>, id: &str, body: &Value) -> Result<Value, Failure> {
         let Call { state, client, headers } = cx;
-        judge_before_body(state, client, id, headers).await?;
+        judge_before_body::<Self>(cx, id).await?;
         let ops = parse_patch(body)?;
         // A password in a PATCH is hashed before the write transaction, like in POST and PUT.
         let mut password = None;
@@ -284,20 +292,4 @@ fn with_defaults(body: &Value, default: bool) -> Value {
         obj.insert("emails".into(), json!([{"value": address, "primary": true}]));
     }
     body
-}
-
-/// The user `id` is one this client sees, and `If-Match` (when sent) names its current version:
-/// judged before the body is read or a password hashed, so that a stale version answers 412
-/// whatever the body holds. The write checks the version again under the write lock.
-async fn judge_before_body(
-    state: &AppState,
-    client: &ScimClient,
-    id: &str,
-    headers: &HeaderMap,
-) -> Result<(), Failure> {
-    let mut tx = state.store.read().await?;
-    let found = visible(tx.as_mut(), client, id).await;
-    tx.rollback().await?;
-    check_if_match(headers, found?.0.version)?;
-    Ok(())
 }
