@@ -8,19 +8,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
-use steward_core::audit::GENESIS_HASH;
-use steward_core::{AuditDraft, AuditRecord, OrgId, TeamId, UserId};
+use steward_core::OrgId;
 use time::OffsetDateTime;
 
 use crate::model::*;
-use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
 use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
-
-mod audit;
-mod scim;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

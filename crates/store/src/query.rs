@@ -355,20 +355,19 @@ fn finish<F: Field>(q: &ScimQuery<F>, cond: Sql, columns: &str, id: &str) -> (Sq
     (page, count)
 }
 
-/// Binds rendered values to a query, in order.
-macro_rules! bind_all {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
-        for b in $binds {
-            query = match b {
-                $crate::query::Bind::Text(s) => query.bind(s.clone()),
-                $crate::query::Bind::Int(i) => query.bind(*i),
+impl From<Sql> for crate::sql::Stmt {
+    /// The statement of rendered SQL, its values bound in order.
+    fn from(sql: Sql) -> Self {
+        let mut stmt = crate::sql::Stmt::new(sql.text);
+        for b in sql.binds {
+            stmt = match b {
+                Bind::Text(s) => stmt.bind(s),
+                Bind::Int(i) => stmt.bind(i),
             };
         }
-        query
-    }};
+        stmt
+    }
 }
-pub(crate) use bind_all;
 
 /// The columns of what SCIM keeps beside a user, for a query joining `scim_users s`.
 pub(crate) const SCIM_USER_COLUMNS: &str = "u.scim_user_name AS scim_user_name, s.user_id AS s_user_id, \

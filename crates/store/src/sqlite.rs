@@ -6,24 +6,20 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{AssertSqlSafe, Connection, Executor, SqliteConnection};
-use steward_core::audit::GENESIS_HASH;
-use steward_core::{AuditDraft, AuditRecord, OrgId, TeamId, UserId};
+use sqlx::{Connection, Executor, SqliteConnection};
+use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 
 use crate::model::*;
-use crate::query::{GroupField, SCIM_GROUP_COLUMNS, SCIM_USER_COLUMNS, ScimQuery, UserField, bind_all};
 use crate::rows::*;
 use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 
-mod audit;
 mod batch;
 mod exec;
 mod flush;
 mod pool;
-mod scim;
 
 use crate::sql::Stmt;
 use batch::Outcome;
@@ -116,9 +112,6 @@ impl SqliteStore {
     }
 }
 
-/// Audit events written by one `INSERT` at most (14 parameters each, well under SQLite's limit).
-const AUDIT_ROWS_PER_INSERT: usize = 200;
-
 /// How much of the database file a reader maps (SQLite's `mmap_size`).
 const MMAP_BYTES: u64 = 1 << 30;
 
@@ -127,22 +120,6 @@ const MMAP_BYTES: u64 = 1 << 30;
 const SEARCH_INDEX_MAX_MATCHES: i64 = 2_000;
 
 impl SqliteTx {
-    /// A count and a page of the same query, in one trip.
-    async fn count_and_page(
-        &mut self,
-        count: crate::query::Sql,
-        page: crate::query::Sql,
-    ) -> StoreResult<(i64, Vec<sqlx::sqlite::SqliteRow>)> {
-        let count = bind_all!(Stmt::new(count.text), &count.binds);
-        let page = bind_all!(Stmt::new(page.text), &page.binds);
-        let mut outcomes = self.trip(vec![count, page]).await?.into_iter();
-        let total = match outcomes.next().as_ref().and_then(|o| o.rows.first()) {
-            Some(row) => sqlx::Row::try_get::<i64, _>(row, 0).map_err(backend)?,
-            None => 0,
-        };
-        Ok((total, outcomes.next().map(|o| o.rows).unwrap_or_default()))
-    }
-
     /// The trigram phrase for `q` when the index narrows the search to few users: `q` has at
     /// least three characters (a trigram) and matches fewer than [`SEARCH_INDEX_MAX_MATCHES`].
     async fn search_is_selective(&mut self, q: &str) -> StoreResult<Option<String>> {
@@ -272,23 +249,6 @@ struct SqliteTx {
     webhooks_changed: bool,
 }
 
-/// The head of the audit chain as stored: its last event, else the anchor archiving left
-/// (`pick` 1), else none (the chain starts from the genesis hash).
-const AUDIT_HEAD: &str = "SELECT 0 AS pick, seq, hash FROM (SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1) \
-     UNION ALL SELECT 1, seq, hash FROM audit_anchor WHERE id = 1";
-
-/// Reads the head from the rows of [`AUDIT_HEAD`].
-fn audit_head(rows: &[sqlx::sqlite::SqliteRow]) -> StoreResult<(i64, String)> {
-    let mut best: Option<(i64, i64, String)> = None;
-    for row in rows {
-        let pick = get::<i64>(row, "pick")?;
-        if best.as_ref().is_none_or(|(p, _, _)| pick < *p) {
-            best = Some((pick, get(row, "seq")?, get(row, "hash")?));
-        }
-    }
-    Ok(best.map_or((0, GENESIS_HASH.to_owned()), |(_, seq, hash)| (seq, hash)))
-}
-
 impl SqliteTx {
     fn new(conn: pool::Lease, writes: bool, store: &SqliteStore) -> Self {
         SqliteTx {
@@ -328,7 +288,7 @@ impl SqliteTx {
         let ends = std::mem::take(&mut self.closing);
         if begins && self.writes {
             pieces.push(Stmt::new("BEGIN IMMEDIATE"));
-            pieces.push(Stmt::new(AUDIT_HEAD));
+            pieces.push(Stmt::new(sql::audit::HEAD));
         } else if begins {
             pieces.push(Stmt::new("BEGIN"));
         }
@@ -345,7 +305,7 @@ impl SqliteTx {
         match batch::send(conn, pieces).await {
             Ok(mut outcomes) => {
                 if begins && self.writes {
-                    self.head = Some(audit_head(&outcomes[1].rows)?);
+                    self.head = Some(sql::audit::head_of(&outcomes[1].rows)?);
                 }
                 if ends {
                     self.begun = false;
@@ -399,56 +359,6 @@ impl SqliteTx {
     fn release(&mut self) {
         self.begun = false;
         drop(self.conn.take());
-    }
-
-    /// The head of the audit chain in this transaction.
-    async fn chain_head(&mut self) -> StoreResult<(i64, String)> {
-        if self.head.is_none() {
-            let rows = self.fetch(Stmt::new(AUDIT_HEAD)).await?;
-            self.head = Some(audit_head(&rows)?);
-        }
-        self.head.clone().ok_or_else(ended)
-    }
-
-    /// Seals `drafts` after the chain's head and queues their inserts.
-    async fn insert_audit(&mut self, drafts: Vec<AuditDraft>, at: OffsetDateTime) -> StoreResult<Vec<AuditRecord>> {
-        let (mut seq, mut prev) = self.chain_head().await?;
-        let mut sealed = Vec::with_capacity(drafts.len());
-        for draft in drafts {
-            seq += 1;
-            let r = draft.seal(seq, at, &prev);
-            prev = r.hash.clone();
-            sealed.push(r);
-        }
-        self.head = Some((seq, prev));
-        // One statement per chunk of events, not per event, sent with the next trip.
-        for chunk in sealed.chunks(AUDIT_ROWS_PER_INSERT) {
-            let mut sql = String::from(
-                "INSERT INTO audit_events (seq, id, at, kind, actor_id, impersonator_id, target_type, target_id, \
-                 org_id, detail, personal, personal_digest, prev_hash, hash) VALUES ",
-            );
-            sql.push_str(&vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-            let mut insert = Stmt::new(sql);
-            for r in chunk {
-                insert = insert
-                    .bind(r.seq)
-                    .bind(r.id.to_string())
-                    .bind(micros(r.at))
-                    .bind(&r.kind)
-                    .bind(r.actor_id.map(|i| i.to_string()))
-                    .bind(r.impersonator_id.map(|i| i.to_string()))
-                    .bind(&r.target_type)
-                    .bind(&r.target_id)
-                    .bind(r.org_id.map(|i| i.to_string()))
-                    .bind(&r.detail)
-                    .bind(&r.personal)
-                    .bind(&r.personal_digest)
-                    .bind(&r.prev_hash)
-                    .bind(&r.hash);
-            }
-            self.later(insert);
-        }
-        Ok(sealed)
     }
 }
 

@@ -17,6 +17,7 @@ use steward_store::{
     AssetRow, DeliveryRow, DeprovisionRow, HandoverRow, IdempotentResponse, JwtIssuerRow, OrgFilter, OutboxRow,
     ResetRow, ReviewItemRow, ReviewRow, TeamMemberRow, TeamRow, WebhookRow,
 };
+use steward_store::{AuditFilter, CheckpointRow, Cond, Consume, Lit, Op, ScimQuery, ScimTokenRow, UsageRow, UserField};
 use time::OffsetDateTime;
 
 struct Backend {
@@ -120,6 +121,13 @@ contract!(
     handovers_and_deprovision_records_open_and_close_once,
     trusted_issuers_are_listed_by_name_and_removed_once,
     scheduled_and_dormant_users_are_found_and_admins_counted,
+    the_audit_log_filters_archives_from_its_anchor_and_forgets_the_personal,
+    scim_keeps_names_groups_and_tokens_beside_the_rows,
+    usage_is_taken_within_its_budget_given_back_and_kept_per_period,
+    sessions_and_tokens_are_found_by_digest_and_listed_while_live,
+    expiry_is_announced_once_and_a_purge_keeps_only_the_owner,
+    roles_held_beside_a_role_are_those_of_its_holders,
+    a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -1151,5 +1159,447 @@ async fn scheduled_and_dormant_users_are_found_and_admins_counted(store: Arc<dyn
     tx.record_login(idle.id, now).await.unwrap();
     assert!(tx.dormant_users(cutoff, 10).await.unwrap().is_empty(), "a sign-in wakes a dormant user");
     assert_eq!(tx.user(idle.id).await.unwrap().and_then(|u| u.last_login_at), Some(now));
+    tx.commit().await.unwrap();
+}
+
+/// Filters pick exactly their events; a checkpoint is kept once per (seq, kind); archiving
+/// leaves an anchor the chain goes on from, in the same transaction and in the next, even when
+/// nothing is left; erasing a person's data keeps the chain whole.
+async fn the_audit_log_filters_archives_from_its_anchor_and_forgets_the_personal(store: Arc<dyn Store>) {
+    let now = second();
+    let at = |s: i64| now + time::Duration::seconds(s);
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "audited@example.com").await;
+    let other = user("other-actor@example.com");
+    tx.insert_user(&other).await.unwrap();
+    let impersonated = Actor { user_id: Some(other.id), impersonator_id: Some(owner.id) };
+    let drafts = [
+        AuditDraft::new("user.login", Actor::user(owner.id), TargetType::User, owner.id).personal(json!({"ip": "x"})),
+        AuditDraft::new("org.updated", Actor::user(owner.id), TargetType::Org, o.id).in_org(o.id),
+        AuditDraft::new("user.updated", impersonated, TargetType::User, other.id).personal(json!({"email": "o"})),
+        AuditDraft::new("user.updated", Actor::SYSTEM, TargetType::User, owner.id).personal(json!({"email": "a"})),
+    ];
+    for (i, draft) in drafts.into_iter().enumerate() {
+        tx.append_audit(vec![draft], at(i as i64)).await.unwrap();
+    }
+    let filter = AuditFilter { limit: 10, ..AuditFilter::default() };
+    let cases = [
+        (AuditFilter { actor_id: Some(owner.id), ..filter.clone() }, vec![2, 1]),
+        (AuditFilter { involving: Some(owner.id), ..filter.clone() }, vec![4, 3, 2, 1]),
+        (AuditFilter { involving: Some(other.id), ..filter.clone() }, vec![3]),
+        (AuditFilter { org_id: Some(o.id), ..filter.clone() }, vec![2]),
+        (AuditFilter { target_id: Some(other.id.to_string()), ..filter.clone() }, vec![3]),
+        (AuditFilter { kind: Some("user.updated".into()), ..filter.clone() }, vec![4, 3]),
+        (AuditFilter { since: Some(at(1)), until: Some(at(3)), ..filter.clone() }, vec![3, 2]),
+        (AuditFilter { before_seq: Some(3), ..filter.clone() }, vec![2, 1]),
+        (AuditFilter { kind: Some("user.updated".into()), limit: 1, ..filter.clone() }, vec![4]),
+    ];
+    for (f, seqs) in cases {
+        let found: Vec<i64> = tx.list_audit(&f).await.unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(found, seqs, "{f:?}");
+    }
+
+    let checkpoint = |kind: &str, signature: &str| CheckpointRow {
+        seq: 2,
+        kind: kind.into(),
+        hash: "h".into(),
+        at: now,
+        key_id: "k".into(),
+        signature: signature.into(),
+    };
+    tx.insert_audit_checkpoint(&checkpoint("head", "first")).await.unwrap();
+    tx.insert_audit_checkpoint(&checkpoint("head", "second")).await.unwrap();
+    tx.insert_audit_checkpoint(&checkpoint("anchor", "first")).await.unwrap();
+    assert_eq!(tx.audit_checkpoints().await.unwrap(), vec![checkpoint("anchor", "first"), checkpoint("head", "first")]);
+
+    let message = OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: Some(owner.id),
+        recipient: "audited@example.com".into(),
+        category: "security".into(),
+        subject: "New sign-in".into(),
+        body: "From 192.0.2.1".into(),
+        created_at: now,
+        attempts: 0,
+        next_attempt_at: now,
+        sent_at: None,
+        dropped_at: None,
+        last_error: None,
+    };
+    tx.enqueue(&message).await.unwrap();
+    let session = SessionRow {
+        id: steward_core::SessionId::new(),
+        user_id: owner.id,
+        token_hash: "redacted-session".into(),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        parent_token_id: None,
+        created_at: now,
+        expires_at: at(3600),
+        revoked_at: None,
+        ip: Some("192.0.2.1".into()),
+        user_agent: Some("Firefox".into()),
+    };
+    tx.insert_session(&session).await.unwrap();
+    assert_eq!(tx.redact_personal(owner.id).await.unwrap(), 2, "the login and the event about them");
+    let personal: Vec<bool> = tx.audit_chain(0, 10).await.unwrap().iter().map(|e| e.personal.is_some()).collect();
+    assert_eq!(personal, [false, false, true, false]);
+    assert!(tx.outbox_for("audited@example.com").await.unwrap().is_empty());
+    let erased = tx.outbox_for("erased@anonymized.invalid").await.unwrap();
+    assert_eq!((erased.len(), erased[0].subject.as_str(), erased[0].body.as_str()), (1, "", ""));
+    let kept = tx.session(session.id).await.unwrap().unwrap();
+    assert_eq!((kept.ip, kept.user_agent), (None, None));
+    tx.commit().await.unwrap();
+    assert_eq!(store.verify_audit().await.unwrap().first_bad_seq(), None, "erasing keeps the chain whole");
+
+    let mut tx = store.write().await.unwrap();
+    let chain = tx.audit_chain(0, 10).await.unwrap();
+    assert_eq!(tx.audit_anchor().await.unwrap(), None);
+    assert_eq!(tx.drop_archived_audit(2, &chain[1].hash, now).await.unwrap(), 2);
+    assert_eq!(tx.audit_anchor().await.unwrap(), Some((2, chain[1].hash.clone())));
+    let next = AuditDraft::new("test.after_archive", Actor::SYSTEM, TargetType::User, "x");
+    let sealed = tx.append_audit(vec![next], now).await.unwrap();
+    assert_eq!((sealed[0].seq, sealed[0].prev_hash.as_str()), (5, chain[3].hash.as_str()));
+    tx.commit().await.unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.drop_archived_audit(5, &sealed[0].hash, now).await.unwrap(), 3);
+    tx.commit().await.unwrap();
+    let mut tx = store.write().await.unwrap();
+    let last = AuditDraft::new("test.after_all", Actor::SYSTEM, TargetType::User, "x");
+    let resumed = tx.append_audit(vec![last], now).await.unwrap();
+    assert_eq!((resumed[0].seq, resumed[0].prev_hash.as_str()), (6, sealed[0].hash.as_str()), "from the anchor");
+    tx.commit().await.unwrap();
+    let check = store.verify_audit().await.unwrap();
+    assert_eq!((check.checked(), check.first_bad_seq()), (1, None));
+}
+
+/// What SCIM keeps beside users and teams: a userName looked up without case, external ids
+/// filtered on, a hidden user left out of lists, a retired email given back only to its
+/// holder, an archived group gone with its members, tokens found by digest and revoked once.
+async fn scim_keeps_names_groups_and_tokens_beside_the_rows(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "scim-owner@example.com").await;
+    let ada = user("ada@example.com");
+    tx.insert_user(&ada).await.unwrap();
+    tx.insert_membership(o.id, ada.id, OrgRole::Member, now).await.unwrap();
+    let kept = ScimUserRow {
+        user_id: ada.id,
+        user_name: Some("Ada.L".into()),
+        external_id: Some("ext-ada".into()),
+        attrs: json!({"displayName": "Ada"}),
+        hidden_at: None,
+        updated_at: now,
+    };
+    tx.put_scim_user(&kept).await.unwrap();
+    assert_eq!(tx.scim_user(ada.id).await.unwrap().map(|(u, s)| (u.id, s)), Some((ada.id, Some(kept.clone()))));
+    assert_eq!(tx.scim_user(owner.id).await.unwrap().map(|(u, s)| (u.id, s)), Some((owner.id, None)));
+    assert_eq!(tx.user_by_user_name_key("ada.l").await.unwrap().map(|u| u.id), Some(ada.id));
+    assert_eq!(tx.user_by_user_name_key("scim-owner@example.com").await.unwrap().map(|u| u.id), Some(owner.id));
+    assert_eq!(tx.user_by_user_name_key("ada@example.com").await.unwrap(), None, "the userName stands for the email");
+
+    let query = |cond: Cond<UserField>| ScimQuery { cond, sort: None, offset: 0, limit: 10, org: Some(o.id) };
+    let ids = |found: (u64, Vec<(UserRow, Option<ScimUserRow>)>)| {
+        (found.0, found.1.into_iter().map(|(u, _)| u.id).collect::<Vec<_>>())
+    };
+    let mut both = vec![owner.id, ada.id];
+    both.sort();
+    assert_eq!(ids(tx.scim_users(&query(Cond::Const(true))).await.unwrap()), (2, both));
+    let by_name = Cond::Cmp(UserField::UserName, Op::Eq, Lit::Text("ADA.L".into()));
+    assert_eq!(ids(tx.scim_users(&query(by_name)).await.unwrap()), (1, vec![ada.id]));
+    let by_external = Cond::Cmp(UserField::ExternalId, Op::Eq, Lit::Text("ext-ada".into()));
+    assert_eq!(ids(tx.scim_users(&query(by_external)).await.unwrap()), (1, vec![ada.id]));
+    let paged = ScimQuery { offset: 1, limit: 1, ..query(Cond::Const(true)) };
+    assert_eq!(tx.scim_users(&paged).await.unwrap().0, 2, "the total counts past the page");
+    let hidden = ScimUserRow { hidden_at: Some(now), attrs: json!({}), ..kept.clone() };
+    tx.put_scim_attrs(&hidden).await.unwrap();
+    assert_eq!(ids(tx.scim_users(&query(Cond::Const(true))).await.unwrap()), (1, vec![owner.id]));
+    assert_eq!(tx.scim_user(ada.id).await.unwrap().and_then(|(_, s)| s), Some(hidden));
+
+    tx.retire_email(ada.id, "old@example.com", now).await.unwrap();
+    assert_eq!(tx.retired_email_holder("old@example.com", None).await.unwrap(), Some(ada.id));
+    assert_eq!(tx.retired_email_holder("old@example.com", Some(owner.id)).await.unwrap(), Some(ada.id));
+    assert_eq!(tx.retired_email_holder("old@example.com", Some(ada.id)).await.unwrap(), None, "given back");
+    assert_eq!(tx.retired_email_holder("old@example.com", None).await.unwrap(), None);
+
+    let team =
+        TeamRow { id: TeamId::new(), org_id: o.id, name: "Ops".into(), created_at: now, updated_at: now, version: 1 };
+    tx.insert_team(&team).await.unwrap();
+    tx.put_team_member(team.id, ada.id, TeamRole::TeamMember, now).await.unwrap();
+    tx.put_scim_group(team.id, Some("ext-team"), now).await.unwrap();
+    let group = tx.scim_group(team.id).await.unwrap().unwrap();
+    assert_eq!(
+        (group.team, group.org_name.as_str(), group.external_id.as_deref()),
+        (team.clone(), "Acme", Some("ext-team"))
+    );
+    let groups = ScimQuery { cond: Cond::Const(true), sort: None, offset: 0, limit: 10, org: Some(o.id) };
+    assert_eq!(tx.scim_groups(&groups).await.unwrap().0, 1);
+    tx.archive_team(team.id, now).await.unwrap();
+    assert_eq!(tx.scim_group(team.id).await.unwrap(), None);
+    assert_eq!(tx.scim_groups(&groups).await.unwrap(), (0, vec![]));
+    assert!(tx.team_members(team.id).await.unwrap().is_empty());
+
+    let named: Vec<_> = tx.orgs_named("ACME").await.unwrap().into_iter().map(|n| n.id).collect();
+    assert_eq!(named, vec![o.id]);
+    let twin = OrgRow { id: OrgId::new(), name: "acme".into(), ..o.clone() };
+    tx.insert_org(&twin).await.unwrap();
+    assert_eq!(tx.orgs_named("Acme").await.unwrap().len(), 2);
+
+    let token = |hash: &str| ScimTokenRow {
+        id: uuid::Uuid::now_v7(),
+        name: "Entra ID".into(),
+        token_hash: hash.into(),
+        org_id: Some(o.id),
+        service_user_id: ada.id,
+        created_by: Some(owner.id),
+        created_at: now,
+        revoked_at: None,
+    };
+    let (first, second) = (token("digest-1"), token("digest-2"));
+    tx.insert_scim_token(&first).await.unwrap();
+    tx.insert_scim_token(&second).await.unwrap();
+    assert_eq!(tx.scim_token_by_hash("digest-1").await.unwrap(), Some(first.clone()));
+    assert_eq!(tx.scim_token_by_hash("digest-3").await.unwrap(), None);
+    assert_eq!(tx.scim_tokens().await.unwrap(), vec![second.clone(), first.clone()]);
+    assert!(tx.revoke_scim_token(first.id, now).await.unwrap());
+    assert!(!tx.revoke_scim_token(first.id, now).await.unwrap(), "revoked once");
+    assert_eq!(tx.scim_tokens().await.unwrap(), vec![second]);
+    assert_eq!(tx.scim_token_by_hash("digest-1").await.unwrap().and_then(|t| t.revoked_at), Some(now));
+    tx.commit().await.unwrap();
+}
+
+/// A consume is all or nothing against its budget and leaves no trace when refused; what is
+/// given back never takes usage below zero; each period keeps its own row; an alert is claimed
+/// once per threshold; a decision's facts are read at once.
+async fn usage_is_taken_within_its_budget_given_back_and_kept_per_period(store: Arc<dyn Store>) {
+    let start = second();
+    let end = start + time::Duration::days(30);
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "metered@example.com").await;
+    let stranger = user("stranger@example.com");
+    tx.insert_user(&stranger).await.unwrap();
+    tx.commit().await.unwrap();
+    let take = |operations: u64, period_start: OffsetDateTime| Consume {
+        org: o.id,
+        period_start,
+        period_end: period_start + time::Duration::days(30),
+        operations,
+        transfer: 5,
+        operations_limit: Some(100),
+        transfer_limit: None,
+    };
+    let used = |u: Option<UsageRow>| u.map(|u| (u.operations_used, u.transfer_used));
+    assert_eq!(used(store.consume(&take(60, start)).await.unwrap()), Some((60, 5)));
+    assert_eq!(used(store.consume(&take(60, start)).await.unwrap()), None, "60 more is over 100");
+    assert_eq!(used(store.consume(&take(40, start)).await.unwrap()), Some((100, 10)), "exactly the budget");
+    let earlier = start - time::Duration::days(30);
+    assert_eq!(used(store.consume(&take(101, earlier)).await.unwrap()), None);
+    store.give_back(o.id, start, 30).await.unwrap();
+    let mut tx = store.read().await.unwrap();
+    assert_eq!(used(tx.usage(o.id, start).await.unwrap()), Some((70, 10)));
+    assert_eq!(tx.usage(o.id, earlier).await.unwrap(), None, "a refused consume leaves no period behind");
+    tx.rollback().await.unwrap();
+    store.give_back(o.id, start, 500).await.unwrap();
+    assert_eq!(used(store.consume(&take(1, end)).await.unwrap()), Some((1, 5)));
+
+    let mut tx = store.write().await.unwrap();
+    let history = tx.usage_history(o.id, 10).await.unwrap();
+    let periods: Vec<_> = history.iter().map(|u| (u.period_start, u.period_end, u.operations_used)).collect();
+    assert_eq!(periods, vec![(end, end + time::Duration::days(30), 1), (start, end, 0)], "never below zero");
+    assert_eq!(tx.usage_history(o.id, 1).await.unwrap().len(), 1);
+    assert!(tx.claim_usage_alert(o.id, start, 80, start).await.unwrap());
+    assert!(!tx.claim_usage_alert(o.id, start, 80, start).await.unwrap(), "claimed once");
+    assert!(tx.claim_usage_alert(o.id, start, 100, start).await.unwrap());
+    assert!(tx.claim_usage_alert(o.id, end, 80, end).await.unwrap(), "each period its own");
+    let facts = tx.check_facts(owner.id, o.id, end).await.unwrap().unwrap();
+    let created = tx.org(o.id).await.unwrap().unwrap().created_at;
+    assert_eq!(
+        (facts.status, facts.membership, facts.operations_used, facts.transfer_used, facts.org_created_at),
+        (UserStatus::Active, Some((OrgRole::Owner, false)), 1, 5, created)
+    );
+    let outside = tx.check_facts(stranger.id, o.id, earlier).await.unwrap().unwrap();
+    assert_eq!((outside.membership, outside.operations_used), (None, 0));
+    assert_eq!(tx.check_facts(UserId::new(), o.id, start).await.unwrap(), None);
+    assert_eq!(tx.check_facts(owner.id, OrgId::new(), start).await.unwrap(), None);
+    tx.commit().await.unwrap();
+}
+
+/// A session is found by its digest; only the unexpired, unrevoked ones are live, newest
+/// first; a user's tokens are the unrevoked ones, newest first.
+async fn sessions_and_tokens_are_found_by_digest_and_listed_while_live(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (ada, bob) = (user("ada@sessions.test"), user("bob@sessions.test"));
+    for u in [&ada, &bob] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let session = |u: &UserRow, hash: &str, expires_in: i64| SessionRow {
+        id: steward_core::SessionId::new(),
+        user_id: u.id,
+        token_hash: hash.into(),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        parent_token_id: None,
+        created_at: now,
+        expires_at: now + time::Duration::seconds(expires_in),
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
+    };
+    let (old, expired, revoked, newest, bobs) = (
+        session(&ada, "s-old", 60),
+        session(&ada, "s-expired", 0),
+        session(&ada, "s-revoked", 60),
+        session(&ada, "s-newest", 60),
+        session(&bob, "s-bob", 60),
+    );
+    for s in [&old, &expired, &revoked, &newest, &bobs] {
+        tx.insert_session(s).await.unwrap();
+    }
+    tx.revoke_session(revoked.id, now).await.unwrap();
+    assert_eq!(tx.session_by_hash("s-old").await.unwrap(), Some(old.clone()));
+    assert_eq!(tx.session_by_hash("s-unknown").await.unwrap(), None);
+    let live: Vec<_> = tx.live_sessions(ada.id, now).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(live, vec![newest.id, old.id]);
+
+    let token = |u: &UserRow, hash: &str| ApiTokenRow {
+        id: steward_core::TokenId::new(),
+        user_id: u.id,
+        name: hash.into(),
+        token_hash: hash.into(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        parent_token_id: None,
+        scopes: vec![],
+    };
+    let (first, gone, last, bobs) = (token(&ada, "t-1"), token(&ada, "t-2"), token(&ada, "t-3"), token(&bob, "t-4"));
+    for t in [&first, &gone, &last, &bobs] {
+        tx.insert_api_token(t).await.unwrap();
+    }
+    tx.revoke_api_token(gone.id, now).await.unwrap();
+    assert_eq!(tx.api_tokens_of(ada.id).await.unwrap(), vec![last, first]);
+    tx.commit().await.unwrap();
+}
+
+/// An expired license is announced once per expiry; purging an org erases what it holds and
+/// keeps its owner's membership, and leaves other orgs alone.
+async fn expiry_is_announced_once_and_a_purge_keeps_only_the_owner(store: Arc<dyn Store>) {
+    let now = second();
+    let mut tx = store.write().await.unwrap();
+    let (owner, mut o) = owned_org(&mut tx, "purged-owner@example.com").await;
+    let (_, mut renewed) = owned_org(&mut tx, "renewed-owner@example.com").await;
+    let expired_at = now - time::Duration::days(1);
+    o.license.expires_at = Some(expired_at);
+    tx.update_org(&o).await.unwrap();
+    o.version += 1;
+    renewed.license.expires_at = Some(now + time::Duration::days(1));
+    tx.update_org(&renewed).await.unwrap();
+    renewed.version += 1;
+    let expired: Vec<_> = tx.newly_expired_orgs(now, 10).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(expired, vec![o.id]);
+    tx.announce_expiry(o.id, expired_at).await.unwrap();
+    assert!(tx.newly_expired_orgs(now, 10).await.unwrap().is_empty(), "announced once");
+    let later = now + time::Duration::days(2);
+    let expired: Vec<_> = tx.newly_expired_orgs(later, 10).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(expired, vec![renewed.id]);
+    o.license.expires_at = Some(now - time::Duration::hours(1));
+    tx.update_org(&o).await.unwrap();
+    let again: Vec<_> = tx.newly_expired_orgs(now, 10).await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(again, vec![o.id], "a new expiry is announced again");
+
+    let member = user("purged-member@example.com");
+    tx.insert_user(&member).await.unwrap();
+    tx.insert_membership(o.id, member.id, OrgRole::Member, now).await.unwrap();
+    tx.insert_membership(renewed.id, member.id, OrgRole::Member, now).await.unwrap();
+    let team =
+        TeamRow { id: TeamId::new(), org_id: o.id, name: "Ops".into(), created_at: now, updated_at: now, version: 1 };
+    tx.insert_team(&team).await.unwrap();
+    tx.put_team_member(team.id, member.id, TeamRole::TeamMember, now).await.unwrap();
+    tx.insert_deprovision(&DeprovisionRow {
+        id: uuid::Uuid::now_v7(),
+        org_id: o.id,
+        reason: "contract ended".into(),
+        snapshot: json!({}),
+        created_at: now,
+        created_by: Some(owner.id),
+        restored_at: None,
+        restored_by: None,
+    })
+    .await
+    .unwrap();
+    let event = AuditDraft::new("org.member_added", Actor::user(owner.id), TargetType::User, member.id)
+        .in_org(o.id)
+        .personal(json!({"email": "purged-member@example.com"}));
+    tx.append_audit(vec![event], now).await.unwrap();
+    tx.commit().await.unwrap();
+    let take = Consume {
+        org: o.id,
+        period_start: now,
+        period_end: later,
+        operations: 1,
+        transfer: 0,
+        operations_limit: None,
+        transfer_limit: None,
+    };
+    store.consume(&take).await.unwrap().unwrap();
+
+    let mut tx = store.write().await.unwrap();
+    assert!(tx.purge_org_data(o.id, owner.id).await.unwrap() >= 6);
+    let members: Vec<_> = tx.members(o.id).await.unwrap().into_iter().map(|m| m.user_id).collect();
+    assert_eq!(members, vec![owner.id]);
+    assert!(tx.teams_of_org(o.id, None, 10).await.unwrap().is_empty());
+    assert!(tx.usage_history(o.id, 10).await.unwrap().is_empty());
+    assert!(tx.deprovisions_of(o.id).await.unwrap().is_empty());
+    let events = tx.list_audit(&AuditFilter { org_id: Some(o.id), limit: 10, ..AuditFilter::default() }).await.unwrap();
+    assert_eq!((events.len(), events[0].personal.clone()), (1, None), "the event stays, its personal part goes");
+    assert_eq!(tx.members(renewed.id).await.unwrap().len(), 2, "the other org keeps its member");
+    tx.commit().await.unwrap();
+}
+
+/// The roles held beside a role are every role of its holders, whatever their status.
+async fn roles_held_beside_a_role_are_those_of_its_holders(store: Arc<dyn Store>) {
+    let mut tx = store.write().await.unwrap();
+    let holder = |email: &str, roles: &[&str]| {
+        let mut u = user(email);
+        u.instance_roles = roles.iter().map(|r| InstanceRole::parse(r).unwrap()).collect();
+        u
+    };
+    let mut away = holder("away@roles.test", &["support", "viewer"]);
+    away.status = UserStatus::Deactivated;
+    for u in [&away, &holder("here@roles.test", &["support", "auditor"]), &holder("other@roles.test", &["admin"])] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let mut beside = tx.roles_held_beside("support").await.unwrap();
+    beside.sort();
+    assert_eq!(beside, ["auditor", "support", "viewer"]);
+    assert!(tx.roles_held_beside("billing").await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
+/// A store is ready once migrated; one shared with other nodes tells of each commit; a read
+/// told that its next call is its last still answers that call, and a call after it.
+async fn a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last(store: Arc<dyn Store>) {
+    assert!(store.ready().await.unwrap());
+    let mut changes = store.changes();
+    assert_eq!(store.shared(), changes.is_some(), "a shared store tells of changes, and only it");
+    if let Some(rx) = changes.as_mut() {
+        rx.borrow_and_update();
+    }
+    let u = user("last-read@example.com");
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&u).await.unwrap();
+    tx.commit().await.unwrap();
+    if let Some(rx) = changes.as_mut() {
+        let told = tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed()).await;
+        assert!(matches!(told, Ok(Ok(()))), "a commit is told within 10 s");
+    }
+    let mut tx = store.read().await.unwrap();
+    tx.last_read();
+    assert_eq!(tx.user(u.id).await.unwrap().map(|r| r.email), Some(u.email.clone()));
+    assert_eq!(tx.user(u.id).await.unwrap().map(|r| r.id), Some(u.id), "a call after the last still answers");
     tx.commit().await.unwrap();
 }

@@ -3,6 +3,7 @@
 //! aggregate; where a store trait is written over [`Exec`] it has one implementation, and the
 //! backends supply only how a statement runs.
 
+pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod invitations;
 pub(crate) mod lifecycle;
@@ -10,6 +11,7 @@ pub(crate) mod metering;
 pub(crate) mod orgs;
 pub(crate) mod outbox;
 pub(crate) mod reviews;
+pub(crate) mod scim;
 pub(crate) mod security;
 pub(crate) mod settings;
 pub(crate) mod sso;
@@ -58,6 +60,25 @@ pub(crate) trait Exec: Send {
     /// binds, when the backend has one and it is selective (SQLite's trigram index).
     async fn search_index(&mut self, _q: &str) -> StoreResult<Option<(&'static str, String)>> {
         Ok(None)
+    }
+
+    /// The audit chain's head as this transaction already knows it: SQLite's writer reads it
+    /// with its `BEGIN IMMEDIATE`, under the lock no other writer passes, and moves it with each
+    /// append. `None`: read it ([`audit::HEAD`]) — on PostgreSQL under the row lock on
+    /// `write_lock` that each write transaction takes first.
+    fn known_head(&self) -> Option<(i64, String)> {
+        None
+    }
+
+    /// Keeps the head after this transaction's appends, or forgets it (`None`) when archiving
+    /// moved the anchor.
+    fn keep_head(&mut self, _head: Option<(i64, String)>) {}
+
+    /// The total of `count` (a `COUNT(*)`) and the rows of `page`: SQLite answers both in one
+    /// trip.
+    async fn count_and_page(&mut self, count: Stmt, page: Stmt) -> StoreResult<(i64, Vec<Self::Row>)> {
+        let total = self.fetch_one(count).await?.map(|r| get::<i64>(&r, "n")).transpose()?.unwrap_or(0);
+        Ok((total, self.fetch(page).await?))
     }
 
     /// Runs `stmt`, whose result nobody reads at once: SQLite sends it with the transaction's

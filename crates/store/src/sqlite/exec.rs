@@ -27,6 +27,25 @@ impl sql::Exec for SqliteTx {
         Ok(self.trip(statements).await?.iter().map(|o| o.changes).sum())
     }
 
+    /// Read with `BEGIN IMMEDIATE`, under the lock no other writer passes.
+    fn known_head(&self) -> Option<(i64, String)> {
+        self.head.clone()
+    }
+
+    fn keep_head(&mut self, head: Option<(i64, String)>) {
+        self.head = head;
+    }
+
+    /// Both in one trip to the connection's thread.
+    async fn count_and_page(&mut self, count: Stmt, page: Stmt) -> StoreResult<(i64, Vec<Self::Row>)> {
+        let mut outcomes = self.trip(vec![count, page]).await?.into_iter();
+        let total = match outcomes.next().as_ref().and_then(|o| o.rows.first()) {
+            Some(row) => get::<i64>(row, "n")?,
+            None => 0,
+        };
+        Ok((total, outcomes.next().map(|o| o.rows).unwrap_or_default()))
+    }
+
     async fn later(&mut self, stmt: Stmt) -> StoreResult<()> {
         SqliteTx::later(self, stmt);
         Ok(())

@@ -2,6 +2,9 @@
 //! reads that end themselves, a chain shared with another process and the writer's memo.
 
 use super::*;
+use crate::query::{SCIM_USER_COLUMNS, ScimQuery};
+use sqlx::AssertSqlSafe;
+use steward_core::AuditDraft;
 use uuid::Uuid;
 
 async fn store(dir: &tempfile::TempDir, durable: bool) -> SqliteStore {
@@ -135,10 +138,14 @@ async fn waiting_writes_are_read_back_in_order_and_a_failed_one_keeps_the_rest_o
 /// The query plan of `sql` (with its binds), one step per line.
 async fn plan(store: &SqliteStore, sql: &crate::query::Sql) -> String {
     let text = format!("EXPLAIN QUERY PLAN {}", sql.text);
-    let rows = bind_all!(sqlx::query(AssertSqlSafe(text)), &sql.binds)
-        .fetch_all(&mut *store.readers.acquire().await.unwrap())
-        .await
-        .unwrap();
+    let mut query = sqlx::query(AssertSqlSafe(text));
+    for b in &sql.binds {
+        query = match b {
+            crate::query::Bind::Text(s) => query.bind(s.clone()),
+            crate::query::Bind::Int(i) => query.bind(*i),
+        };
+    }
+    let rows = query.fetch_all(&mut *store.readers.acquire().await.unwrap()).await.unwrap();
     rows.iter().map(|r| get::<String>(r, "detail").unwrap()).collect::<Vec<_>>().join("\n")
 }
 
