@@ -128,49 +128,18 @@ impl Store for PgStore {
     }
 
     async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > $1 THEN operations_used - $2 ELSE 0 END \
-             WHERE org_id = $3 AND period_start = $4",
-        )
-        .bind(amount(operations))
-        .bind(amount(operations))
-        .bind(org.to_string())
-        .bind(micros(period_start))
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        pg_query(sql::metering::give_back(org, period_start, operations))?
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
+        let [open, take] = sql::metering::consume(c);
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        )
-        .bind(c.org.to_string())
-        .bind(micros(c.period_start))
-        .bind(micros(c.period_end))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let row = sqlx::query(
-            "UPDATE usage_periods SET operations_used = operations_used + $1, transfer_used = transfer_used + $2 \
-             WHERE org_id = $3 AND period_start = $4 \
-             AND ($5 IS NULL OR operations_used + $6 <= $7) AND ($8 IS NULL OR transfer_used + $9 <= $10) RETURNING *",
-        )
-        .bind(amount(c.operations))
-        .bind(amount(c.transfer))
-        .bind(c.org.to_string())
-        .bind(micros(c.period_start))
-        .bind(c.operations_limit.map(amount))
-        .bind(amount(c.operations))
-        .bind(c.operations_limit.map(amount))
-        .bind(c.transfer_limit.map(amount))
-        .bind(amount(c.transfer))
-        .bind(c.transfer_limit.map(amount))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
+        pg_query(open)?.execute(&mut *tx).await.map_err(backend)?;
+        let row = pg_query(take)?.fetch_optional(&mut *tx).await.map_err(backend)?;
         let usage = row.as_ref().map(usage_from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
@@ -182,10 +151,8 @@ impl Store for PgStore {
     }
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
-     u.status_by, u.deactivate_by, \
-     (SELECT string_agg(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
+/// The columns of a user row; the roles are joined with `string_agg`.
+const USER_COLUMNS: &str = sql::users::user_columns_of!("string_agg");
 
 struct PgTx {
     tx: Transaction<'static, Postgres>,
@@ -249,6 +216,11 @@ fn pg_args(args: Vec<sql::stmt::Arg>) -> StoreResult<sqlx::postgres::PgArguments
     Ok(out)
 }
 
+/// The query of a statement of [`crate::sql`], its placeholders numbered.
+fn pg_query(stmt: sql::Stmt) -> StoreResult<sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments>> {
+    Ok(sqlx::query_with(AssertSqlSafe(numbered(&stmt.sql)), pg_args(stmt.args)?))
+}
+
 /// A statement of [`crate::sql`] runs at once, its placeholders numbered.
 #[async_trait]
 impl sql::Exec for PgTx {
@@ -262,15 +234,15 @@ impl sql::Exec for PgTx {
     type Row = sqlx::postgres::PgRow;
 
     async fn fetch(&mut self, stmt: sql::Stmt) -> StoreResult<Vec<Self::Row>> {
-        let query = sqlx::query_with(AssertSqlSafe(numbered(&stmt.sql)), pg_args(stmt.args)?);
-        query.fetch_all(&mut *self.tx).await.map_err(|e| (stmt.map)(backend(e)))
+        let map = stmt.map;
+        pg_query(stmt)?.fetch_all(&mut *self.tx).await.map_err(|e| map(backend(e)))
     }
 
     async fn run(&mut self, stmt: sql::Stmt) -> StoreResult<u64> {
-        let query = sqlx::query_with(AssertSqlSafe(numbered(&stmt.sql)), pg_args(stmt.args)?);
-        let changed = query.execute(&mut *self.tx).await.map_err(|e| (stmt.map)(backend(e)))?.rows_affected();
-        if stmt.expect_one && changed != 1 {
-            return Err((stmt.map)(StoreError::Conflict(Constraint::VersionMismatch)));
+        let (map, expect_one) = (stmt.map, stmt.expect_one);
+        let changed = pg_query(stmt)?.execute(&mut *self.tx).await.map_err(|e| map(backend(e)))?.rows_affected();
+        if expect_one && changed != 1 {
+            return Err(map(StoreError::Conflict(Constraint::VersionMismatch)));
         }
         Ok(changed)
     }

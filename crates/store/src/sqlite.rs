@@ -160,51 +160,16 @@ impl Store for SqliteStore {
 
     async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
         let committing = self.flush.begin();
-        sqlx::query(
-            "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
-             WHERE org_id = ? AND period_start = ?",
-        )
-        .bind(amount(operations))
-        .bind(amount(operations))
-        .bind(org.to_string())
-        .bind(micros(period_start))
-        .execute(&mut *self.writer.acquire().await?)
-        .await
-        .map_err(backend)?;
+        let give = sql::metering::give_back(org, period_start, operations);
+        batch::send(&mut *self.writer.acquire().await?, vec![give]).await?;
         self.flush.through(committing.done()).await
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        sqlx::query(
-            "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(c.org.to_string())
-        .bind(micros(c.period_start))
-        .bind(micros(c.period_end))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let row = sqlx::query(
-            "UPDATE usage_periods SET operations_used = operations_used + ?, transfer_used = transfer_used + ? \
-             WHERE org_id = ? AND period_start = ? \
-             AND (? IS NULL OR operations_used + ? <= ?) AND (? IS NULL OR transfer_used + ? <= ?) RETURNING *",
-        )
-        .bind(amount(c.operations))
-        .bind(amount(c.transfer))
-        .bind(c.org.to_string())
-        .bind(micros(c.period_start))
-        .bind(c.operations_limit.map(amount))
-        .bind(amount(c.operations))
-        .bind(c.operations_limit.map(amount))
-        .bind(c.transfer_limit.map(amount))
-        .bind(amount(c.transfer))
-        .bind(c.transfer_limit.map(amount))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let usage = row.as_ref().map(usage_from_row).transpose()?;
+        let mut outcomes = batch::send(&mut tx, sql::metering::consume(c).into()).await?;
+        let usage = outcomes.pop().and_then(|o| o.rows.into_iter().next()).as_ref().map(usage_from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
             let committing = self.flush.begin();
@@ -217,10 +182,8 @@ impl Store for SqliteStore {
     }
 }
 
-const USER_COLUMNS: &str = "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, \
-     u.kind, u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, \
-     u.status_by, u.deactivate_by, \
-     (SELECT group_concat(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles";
+/// The columns of a user row; the roles are joined with `group_concat`.
+const USER_COLUMNS: &str = sql::users::user_columns_of!("group_concat");
 
 struct SqliteTx {
     /// The pooled connection; taken when the transaction ends.

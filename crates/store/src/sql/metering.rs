@@ -5,11 +5,62 @@ use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
 use crate::rows::*;
 use crate::traits::*;
+
+/// A consume's statements ([`crate::Store::consume`]): the period's row, made if missing,
+/// then the update that takes the amounts only where the limits cover them and answers the
+/// period's new usage (no row: refused).
+pub(crate) fn consume(c: &Consume) -> [Stmt; 2] {
+    let open = Stmt::new(
+        "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(c.org.to_string())
+    .bind(micros(c.period_start))
+    .bind(micros(c.period_end));
+    let take = Stmt::new(
+        "UPDATE usage_periods SET operations_used = operations_used + ?, transfer_used = transfer_used + ? \
+         WHERE org_id = ? AND period_start = ? \
+         AND (? IS NULL OR operations_used + ? <= ?) AND (? IS NULL OR transfer_used + ? <= ?) RETURNING *",
+    )
+    .bind(amount(c.operations))
+    .bind(amount(c.transfer))
+    .bind(c.org.to_string())
+    .bind(micros(c.period_start))
+    .bind(c.operations_limit.map(amount))
+    .bind(amount(c.operations))
+    .bind(c.operations_limit.map(amount))
+    .bind(c.transfer_limit.map(amount))
+    .bind(amount(c.transfer))
+    .bind(c.transfer_limit.map(amount));
+    [open, take]
+}
+
+/// Gives back `operations` taken in the period ([`crate::Store::give_back`]), never below zero.
+pub(crate) fn give_back(org: OrgId, period_start: OffsetDateTime, operations: u64) -> Stmt {
+    Stmt::new(
+        "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
+         WHERE org_id = ? AND period_start = ?",
+    )
+    .bind(amount(operations))
+    .bind(amount(operations))
+    .bind(org.to_string())
+    .bind(micros(period_start))
+}
+
+/// What an asset's insert and update both write.
+fn asset_columns(a: &AssetRow) -> Columns {
+    Columns::default()
+        .set("kind", &a.kind)
+        .set("name", &a.name)
+        .set("team_id", a.team_id.map(|t| t.to_string()))
+        .set("size_bytes", amount(a.size_bytes))
+        .set("updated_at", micros(a.updated_at))
+}
 
 #[async_trait]
 impl<E: Exec> Metering for E {
@@ -53,21 +104,10 @@ impl<E: Exec> Metering for E {
     }
 
     async fn insert_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
-        self.run(Stmt::new(
-            "INSERT INTO assets (id, org_id, kind, name, team_id, size_bytes, created_by, created_at, updated_at, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.id.to_string())
-        .bind(a.org_id.to_string())
-        .bind(&a.kind)
-        .bind(&a.name)
-        .bind(a.team_id.map(|t| t.to_string()))
-        .bind(amount(a.size_bytes))
-        .bind(a.created_by.map(|u| u.to_string()))
-        .bind(micros(a.created_at))
-        .bind(micros(a.updated_at))
-        .bind(a.version)).await?;
-        Ok(())
+        let columns = asset_columns(a).set("id", a.id.to_string()).set("org_id", a.org_id.to_string());
+        let columns =
+            columns.set("created_by", a.created_by.map(|u| u.to_string())).set("created_at", micros(a.created_at));
+        self.run(columns.set("version", a.version).insert("assets")).await.map(drop)
     }
 
     async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
@@ -89,18 +129,7 @@ impl<E: Exec> Metering for E {
     }
 
     async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE assets SET kind = ?, name = ?, team_id = ?, size_bytes = ?, updated_at = ?, version = version + 1 \
-             WHERE id = ? AND version = ?",
-        )
-        .bind(&a.kind)
-        .bind(&a.name)
-        .bind(a.team_id.map(|t| t.to_string()))
-        .bind(amount(a.size_bytes))
-        .bind(micros(a.updated_at))
-        .bind(a.id.to_string())
-        .bind(a.version)).await?;
-        expect_one(result)
+        expect_one(self.run(asset_columns(a).update_versioned("assets", a.id.to_string(), a.version)).await?)
     }
 
     async fn asset_totals(&mut self, org: OrgId) -> StoreResult<AssetTotals> {

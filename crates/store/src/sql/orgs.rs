@@ -4,35 +4,32 @@ use async_trait::async_trait;
 use steward_core::{OrgId, OrgRole, UserId};
 use time::OffsetDateTime;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
 use crate::rows::*;
 use crate::traits::*;
 
+/// What an org's insert and update both write.
+fn org_columns(o: &OrgRow) -> StoreResult<Columns> {
+    Ok(Columns::default()
+        .set("name", &o.name)
+        .set("external_id", &o.external_id)
+        .set("owner_id", o.owner_id.to_string())
+        .set("state", o.state.as_str())
+        .set("timezone", &o.timezone)
+        .set("country", &o.country)
+        .set("license", license_to(&o.license)?)
+        .set("expires_at", o.license.expires_at.map(micros))
+        .set("updated_at", micros(o.updated_at)))
+}
+
 #[async_trait]
 impl<E: Exec> Orgs for E {
     async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
-        self.run(
-            Stmt::new(
-                "INSERT INTO orgs (id, name, external_id, owner_id, state, timezone, country, license, created_at, \
-             updated_at, version, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(o.id.to_string())
-            .bind(&o.name)
-            .bind(&o.external_id)
-            .bind(o.owner_id.to_string())
-            .bind(o.state.as_str())
-            .bind(&o.timezone)
-            .bind(&o.country)
-            .bind(license_to(&o.license)?)
-            .bind(micros(o.created_at))
-            .bind(micros(o.updated_at))
-            .bind(o.version)
-            .bind(o.license.expires_at.map(micros)),
-        )
-        .await?;
-        Ok(())
+        let columns = org_columns(o)?.set("id", o.id.to_string()).set("created_at", micros(o.created_at));
+        self.run(columns.set("version", o.version).insert("orgs")).await.map(drop)
     }
 
     async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
@@ -70,26 +67,7 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new(
-                    "UPDATE orgs SET name = ?, external_id = ?, owner_id = ?, state = ?, timezone = ?, country = ?, \
-             license = ?, updated_at = ?, expires_at = ?, version = version + 1 WHERE id = ? AND version = ?",
-                )
-                .bind(&o.name)
-                .bind(&o.external_id)
-                .bind(o.owner_id.to_string())
-                .bind(o.state.as_str())
-                .bind(&o.timezone)
-                .bind(&o.country)
-                .bind(license_to(&o.license)?)
-                .bind(micros(o.updated_at))
-                .bind(o.license.expires_at.map(micros))
-                .bind(o.id.to_string())
-                .bind(o.version),
-            )
-            .await?;
-        expect_one(result)
+        expect_one(self.run(org_columns(o)?.update_versioned("orgs", o.id.to_string(), o.version)).await?)
     }
 
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {

@@ -4,11 +4,29 @@ use async_trait::async_trait;
 use steward_core::UserId;
 use time::OffsetDateTime;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
 use crate::rows::*;
 use crate::traits::*;
+
+/// What a connection's insert and update both write (its domains are rows of their own too).
+fn sso_columns(r: &SsoConnectionRow) -> StoreResult<Columns> {
+    Ok(Columns::default()
+        .set("name", &r.name)
+        .set("org_id", r.org_id.map(|o| o.to_string()))
+        .set("issuer", &r.issuer)
+        .set("client_id", &r.client_id)
+        .set("client_secret_sealed", &r.client_secret_sealed)
+        .set("scopes", json_text(&r.scopes)?)
+        .set("domains", json_text(&r.domains)?)
+        .set("claims", json_text(&r.claims)?)
+        .set("role_mapping", json_text(&r.role_mapping)?)
+        .set("jit", r.jit)
+        .set("enforced", r.enforced)
+        .set("updated_at", micros(r.updated_at)))
+}
 
 #[async_trait]
 impl<E: Exec> Sso for E {
@@ -48,50 +66,13 @@ impl<E: Exec> Sso for E {
     }
 
     async fn insert_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
-        self.run(Stmt::new(
-            "INSERT INTO sso_connections (id, name, org_id, issuer, client_id, client_secret_sealed, scopes, domains, \
-             claims, role_mapping, jit, enforced, created_at, updated_at, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(&r.name)
-        .bind(r.org_id.map(|o| o.to_string()))
-        .bind(&r.issuer)
-        .bind(&r.client_id)
-        .bind(&r.client_secret_sealed)
-        .bind(json_text(&r.scopes)?)
-        .bind(json_text(&r.domains)?)
-        .bind(json_text(&r.claims)?)
-        .bind(json_text(&r.role_mapping)?)
-        .bind(r.jit)
-        .bind(r.enforced)
-        .bind(micros(r.created_at))
-        .bind(micros(r.updated_at))
-        .bind(r.version)).await?;
+        let columns = sso_columns(r)?.set("id", r.id.to_string()).set("created_at", micros(r.created_at));
+        self.run(columns.set("version", r.version).insert("sso_connections")).await?;
         put_sso_domains(self, r).await
     }
 
     async fn update_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE sso_connections SET name = ?, org_id = ?, issuer = ?, client_id = ?, client_secret_sealed = ?, \
-             scopes = ?, domains = ?, claims = ?, role_mapping = ?, jit = ?, enforced = ?, updated_at = ?, \
-             version = version + 1 WHERE id = ? AND version = ?",
-        )
-        .bind(&r.name)
-        .bind(r.org_id.map(|o| o.to_string()))
-        .bind(&r.issuer)
-        .bind(&r.client_id)
-        .bind(&r.client_secret_sealed)
-        .bind(json_text(&r.scopes)?)
-        .bind(json_text(&r.domains)?)
-        .bind(json_text(&r.claims)?)
-        .bind(json_text(&r.role_mapping)?)
-        .bind(r.jit)
-        .bind(r.enforced)
-        .bind(micros(r.updated_at))
-        .bind(r.id.to_string())
-        .bind(r.version)).await?;
-        expect_one(result)?;
+        expect_one(self.run(sso_columns(r)?.update_versioned("sso_connections", r.id.to_string(), r.version)).await?)?;
         put_sso_domains(self, r).await
     }
 

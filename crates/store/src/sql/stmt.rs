@@ -147,3 +147,40 @@ impl Stmt {
         self
     }
 }
+
+/// The columns a row's insert and its update both write, each with its value: one list, so
+/// that a column added to a table is written by both or by neither.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Columns {
+    names: Vec<&'static str>,
+    args: Vec<Arg>,
+}
+
+impl Columns {
+    /// Writes `value` to the column `name`.
+    pub(crate) fn set(mut self, name: &'static str, value: impl Into<Arg>) -> Self {
+        self.names.push(name);
+        self.args.push(value.into());
+        self
+    }
+
+    /// `INSERT INTO table (…) VALUES (?, …)` of these columns.
+    pub(crate) fn insert(self, table: &str) -> Stmt {
+        let marks = vec!["?"; self.names.len()].join(", ");
+        let mut stmt = Stmt::new(format!("INSERT INTO {table} ({}) VALUES ({marks})", self.names.join(", ")));
+        stmt.args = self.args;
+        stmt
+    }
+
+    /// `UPDATE table SET … , version = version + 1` of the row `id` while it is at `version`:
+    /// it changes no row when someone else changed it first.
+    pub(crate) fn update_versioned(self, table: &str, id: String, version: i64) -> Stmt {
+        let set: Vec<String> = self.names.iter().map(|n| format!("{n} = ?")).collect();
+        let mut stmt = Stmt::new(format!(
+            "UPDATE {table} SET {}, version = version + 1 WHERE id = ? AND version = ?",
+            set.join(", ")
+        ));
+        stmt.args = self.args;
+        stmt.bind(id).bind(version)
+    }
+}

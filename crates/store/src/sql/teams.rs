@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use steward_core::{OrgId, TeamId, TeamRole, UserId};
 use time::OffsetDateTime;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -13,18 +14,21 @@ use crate::traits::*;
 /// The columns of a team member, with its team's org.
 const TEAM_MEMBER_COLUMNS: &str = "tm.team_id, t.org_id, tm.user_id, tm.role, tm.dormant";
 
+/// What a team's insert and update both write.
+fn team_columns(t: &TeamRow) -> Columns {
+    Columns::default()
+        .set("name", &t.name)
+        .set("name_key", t.name.to_lowercase())
+        .set("updated_at", micros(t.updated_at))
+}
+
 #[async_trait]
 impl<E: Exec> Teams for E {
     async fn insert_team(&mut self, t: &TeamRow) -> StoreResult<()> {
-        self.run(Stmt::new("INSERT INTO teams (id, org_id, name, name_key, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(t.id.to_string())
-            .bind(t.org_id.to_string())
-            .bind(&t.name)
-            .bind(t.name.to_lowercase())
-            .bind(micros(t.created_at))
-            .bind(micros(t.updated_at))
-            .bind(t.version)).await?;
-        Ok(())
+        let columns = team_columns(t).set("id", t.id.to_string()).set("org_id", t.org_id.to_string());
+        self.run(columns.set("created_at", micros(t.created_at)).set("version", t.version).insert("teams"))
+            .await
+            .map(drop)
     }
 
     async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
@@ -45,15 +49,7 @@ impl<E: Exec> Teams for E {
     }
 
     async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE teams SET name = ?, name_key = ?, updated_at = ?, version = version + 1 WHERE id = ? AND version = ?",
-        )
-        .bind(&t.name)
-        .bind(t.name.to_lowercase())
-        .bind(micros(t.updated_at))
-        .bind(t.id.to_string())
-        .bind(t.version)).await?;
-        expect_one(result)
+        expect_one(self.run(team_columns(t).update_versioned("teams", t.id.to_string(), t.version)).await?)
     }
 
     async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {

@@ -4,35 +4,56 @@ use async_trait::async_trait;
 use steward_core::{InstanceRole, UserId};
 use time::OffsetDateTime;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::model::*;
 use crate::rows::*;
 use crate::traits::*;
 use crate::{Constraint, StoreError, StoreResult};
 
+/// The columns of a user row (alias `u`) with its instance roles joined by commas through the
+/// database's aggregate `$agg` (`group_concat` on SQLite, `string_agg` on PostgreSQL): the one
+/// place a user read differs ([`super::Exec::USER_COLUMNS`]).
+macro_rules! user_columns_of {
+    ($agg:literal) => {
+        concat!(
+            "u.id, u.email, u.email_key, u.name, u.status, u.password_hash, u.locale, u.timezone, u.kind, ",
+            "u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, ",
+            "u.status_by, u.deactivate_by, (SELECT ",
+            $agg,
+            "(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles"
+        )
+    };
+}
+pub(crate) use user_columns_of;
+
+/// What a user's insert and update both write (its instance roles are rows of their own).
+fn user_columns(u: &UserRow) -> StoreResult<Columns> {
+    Ok(Columns::default()
+        .set("email", &u.email)
+        .set("email_key", &u.email_key)
+        .set("name", &u.name)
+        .set("status", u.status.as_str())
+        .set("password_hash", &u.password_hash)
+        .set("locale", &u.locale)
+        .set("timezone", &u.timezone)
+        .set("notifications", json_text(&u.notifications)?)
+        .set("updated_at", micros(u.updated_at))
+        .set("last_login_at", u.last_login_at.map(micros))
+        .set("deactivate_at", u.deactivate_at.map(micros))
+        .set("status_by", u.status_by.map(|b| b.to_string()))
+        .set("deactivate_by", u.deactivate_by.map(|b| b.to_string())))
+}
+
 #[async_trait]
 impl<E: Exec> Users for E {
     async fn insert_user(&mut self, u: &UserRow) -> StoreResult<()> {
-        let insert = Stmt::new(
-            "INSERT INTO users (id, email, email_key, name, status, password_hash, locale, timezone, kind, \
-             notifications, created_at, updated_at, last_login_at, version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(u.id.to_string())
-        .bind(&u.email)
-        .bind(&u.email_key)
-        .bind(&u.name)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(&u.locale)
-        .bind(&u.timezone)
-        .bind(u.kind.as_str())
-        .bind(json_text(&u.notifications)?)
-        .bind(micros(u.created_at))
-        .bind(micros(u.updated_at))
-        .bind(u.last_login_at.map(micros))
-        .bind(u.version)
-        .map_err(email_collision);
+        let columns = user_columns(u)?.set("id", u.id.to_string()).set("kind", u.kind.as_str());
+        let insert = columns
+            .set("created_at", micros(u.created_at))
+            .set("version", u.version)
+            .insert("users")
+            .map_err(email_collision);
         self.later(insert).await?;
         // A new user has no roles to replace.
         if u.instance_roles.is_empty() {
@@ -109,29 +130,7 @@ impl<E: Exec> Users for E {
 
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
         // Its row count is checked when it has run, before anything is committed.
-        let update = Stmt::new(
-            "UPDATE users SET email = ?, email_key = ?, name = ?, status = ?, password_hash = ?, locale = ?, \
-             timezone = ?, notifications = ?, updated_at = ?, last_login_at = ?, deactivate_at = ?, \
-             status_by = ?, deactivate_by = ?, version = version + 1 WHERE id = ? AND version = ?",
-        )
-        .bind(&u.email)
-        .bind(&u.email_key)
-        .bind(&u.name)
-        .bind(u.status.as_str())
-        .bind(&u.password_hash)
-        .bind(&u.locale)
-        .bind(&u.timezone)
-        .bind(json_text(&u.notifications)?)
-        .bind(micros(u.updated_at))
-        .bind(u.last_login_at.map(micros))
-        .bind(u.deactivate_at.map(micros))
-        .bind(u.status_by.map(|b| b.to_string()))
-        .bind(u.deactivate_by.map(|b| b.to_string()))
-        .bind(u.id.to_string())
-        .bind(u.version)
-        .expect_one();
-        self.later(update).await?;
-        Ok(())
+        self.later(user_columns(u)?.update_versioned("users", u.id.to_string(), u.version).expect_one()).await
     }
 
     async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()> {
