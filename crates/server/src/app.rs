@@ -107,6 +107,15 @@ fn api() -> OpenApiRouter<AppState> {
 /// no description of its own.
 fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
     let problem = |description: &str| crate::error::declared::problem(description, false);
+    let versioned = versioned_schemas(doc);
+    if let Some(components) = doc.components.as_mut() {
+        let id = utoipa::openapi::HeaderBuilder::new()
+            .schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::String)))
+            .description(Some(
+                "The request's id: the caller's `X-Request-Id` when 1 to 128 visible characters, else a new one.",
+            ));
+        components.headers.insert("X-Request-Id".into(), utoipa::openapi::RefOr::T(id.build()));
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         let public = path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/logout";
         let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
@@ -125,6 +134,83 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
                     r.description = success_description(status).to_owned();
                 }
             }
+        }
+        if let Some(get) = item.get.as_mut()
+            && answers_versioned(get, &versioned)
+        {
+            declare_conditional_get(get);
+        }
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            let tagged = answers_versioned(op, &versioned);
+            declare_answer_headers(op, tagged);
+        }
+    }
+}
+
+/// The schemas of versioned resources: those with a `version` property.
+fn versioned_schemas(doc: &utoipa::openapi::OpenApi) -> HashSet<String> {
+    use utoipa::openapi::{RefOr, schema::Schema};
+    let has_version = |schema: &RefOr<Schema>| match schema {
+        RefOr::T(Schema::Object(o)) => o.properties.contains_key("version"),
+        RefOr::T(Schema::AllOf(all)) => all
+            .items
+            .iter()
+            .any(|part| matches!(part, RefOr::T(Schema::Object(o)) if o.properties.contains_key("version"))),
+        _ => false,
+    };
+    let schemas = doc.components.as_ref().map(|c| &c.schemas);
+    schemas.into_iter().flatten().filter(|(_, s)| has_version(s)).map(|(name, _)| name.clone()).collect()
+}
+
+/// Whether the operation's 200 is a versioned resource (a [`crate::answer::Tagged`] answer).
+fn answers_versioned(op: &utoipa::openapi::path::Operation, versioned: &HashSet<String>) -> bool {
+    use utoipa::openapi::RefOr;
+    let Some(RefOr::T(ok)) = op.responses.responses.get("200") else { return false };
+    let schema = match ok.content.get("application/json") {
+        Some(RefOr::T(content)) => content.schema.as_ref(),
+        _ => None,
+    };
+    matches!(schema, Some(RefOr::Ref(r)) if versioned.contains(r.ref_location.trim_start_matches("#/components/schemas/")))
+}
+
+/// A `GET` of a versioned resource takes `If-None-Match` and answers 304 when it names the
+/// resource's `ETag`.
+fn declare_conditional_get(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{Object, Type};
+    use utoipa::openapi::{Required, ResponseBuilder};
+    let if_none_match = ParameterBuilder::new()
+        .name("If-None-Match")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some("The `ETag` of the copy the caller holds: 304 while it is current."))
+        .schema(Some(Object::with_type(Type::String)))
+        .build();
+    op.parameters.get_or_insert_with(Vec::new).push(utoipa::openapi::RefOr::T(if_none_match));
+    let unchanged = ResponseBuilder::new().description("Not modified: the copy named by `If-None-Match` is current");
+    op.responses.responses.insert("304".into(), utoipa::openapi::RefOr::T(unchanged.build()));
+}
+
+/// The headers every answer carries (`X-Request-Id`), a created resource's `Location` and a
+/// versioned resource's `ETag`.
+fn declare_answer_headers(op: &mut utoipa::openapi::path::Operation, tagged: bool) {
+    use utoipa::openapi::schema::{Object, Type};
+    use utoipa::openapi::{HeaderBuilder, RefOr};
+    let header = |description: &str| {
+        RefOr::T(
+            HeaderBuilder::new().schema(Some(Object::with_type(Type::String))).description(Some(description)).build(),
+        )
+    };
+    for (status, response) in op.responses.responses.iter_mut() {
+        let RefOr::T(r) = response else { continue };
+        r.headers
+            .insert("X-Request-Id".into(), RefOr::Ref(utoipa::openapi::Ref::new("#/components/headers/X-Request-Id")));
+        if status == "201" {
+            r.headers.insert("Location".into(), header("Where the created resource is."));
+        }
+        if tagged && (status == "200" || status == "304") {
+            r.headers.insert("ETag".into(), header("The resource's version, quoted: `\"<version>\"`."));
         }
     }
 }
@@ -198,6 +284,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response()))
         .layer(middleware::from_fn_with_state(tls, security_headers))
+        .layer(middleware::from_fn(crate::answer::around))
         .with_state(state)
 }
 

@@ -38,6 +38,9 @@ pub struct Problem {
     /// The existing user, for `user_deactivated`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// The request's id, as in its `X-Request-Id` header: what to quote when asking about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// An error a handler returns.
@@ -155,6 +158,7 @@ impl ApiError {
             code: self.code.to_owned(),
             errors: self.errors.clone(),
             user_id: self.user_id.map(|u| u.to_string()),
+            request_id: crate::answer::request_id(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The Steward server: configuration, start-up, the HTTP API, and the CLI's operations. The
 //! binary in `main.rs` only parses arguments and calls in here.
 
+pub mod answer;
 pub mod app;
 pub mod archive;
 pub mod auth;

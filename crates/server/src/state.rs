@@ -129,7 +129,7 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
 
     /// Takes `n` from the key's bucket of `per_minute`, all or nothing; otherwise the seconds
     /// until they are there (`None`: never, `n` is over the whole allowance).
-    pub fn take(&self, key: K, n: u64, per_minute: u64) -> Result<(), Option<u64>> {
+    pub fn take(&self, key: K, n: u64, per_minute: u64) -> Result<Level, Option<u64>> {
         let capacity = per_minute as f64;
         if n as f64 > capacity {
             return Err(None);
@@ -148,7 +148,7 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
         *at = now;
         if *tokens >= n as f64 {
             *tokens -= n as f64;
-            Ok(())
+            Ok(Level { remaining: *tokens as u64, full_in_secs: ((capacity - *tokens) / rate).ceil() as u64 })
         } else {
             Err(Some(((n as f64 - *tokens) / rate).ceil() as u64))
         }
@@ -165,15 +165,37 @@ impl<K: std::hash::Hash + Eq> Buckets<K> {
     }
 }
 
+/// Where a bucket stands after a take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// Whole requests left.
+    pub remaining: u64,
+    /// Seconds until the bucket is full again.
+    pub full_in_secs: u64,
+}
+
 /// Token buckets per org: `api_requests_per_minute` requests, refilled evenly over the minute.
 #[derive(Default)]
 pub struct OrgRateLimiter(Buckets<steward_core::OrgId>);
 
 impl OrgRateLimiter {
-    /// Takes one request from the org's bucket, or says how long to wait.
+    /// Takes one request from the org's bucket, or says how long to wait; the answer says where
+    /// the bucket stands either way (`RateLimit`, `RateLimit-Policy`).
     pub fn take(&self, org: steward_core::OrgId, per_minute: Option<u64>) -> ApiResult<()> {
         let Some(limit) = per_minute else { return Ok(()) };
-        self.0.take(org, 1, limit).map_err(|wait| crate::error::ApiError::rate_limited(wait.unwrap_or(60)))
+        let counted =
+            |remaining, reset_secs| crate::answer::Counted { quota: limit, window_secs: 60, remaining, reset_secs };
+        match self.0.take(org, 1, limit) {
+            Ok(level) => {
+                crate::answer::counted(counted(level.remaining, level.full_in_secs));
+                Ok(())
+            }
+            Err(wait) => {
+                let wait = wait.unwrap_or(60);
+                crate::answer::counted(counted(0, wait));
+                Err(crate::error::ApiError::rate_limited(wait))
+            }
+        }
     }
 }
 
@@ -310,11 +332,13 @@ mod tests {
     #[test]
     fn a_bucket_gives_a_minutes_allowance_all_or_nothing() {
         let buckets = Buckets::default();
-        assert_eq!(buckets.take("a", 2, 3), Ok(()));
+        let left = |taken: Result<super::Level, Option<u64>>| taken.map(|level| level.remaining);
+        assert_eq!(left(buckets.take("a", 2, 3)), Ok(1));
         assert!(matches!(buckets.take("a", 2, 3), Err(Some(wait)) if (1..=40).contains(&wait)));
-        assert_eq!(buckets.take("a", 1, 3), Ok(()), "the refused take spent nothing");
+        assert_eq!(left(buckets.take("a", 1, 3)), Ok(0), "the refused take spent nothing");
         assert_eq!(buckets.take("a", 4, 3), Err(None), "more than a minute's allowance never fits");
-        assert_eq!(buckets.take("b", 3, 3), Ok(()), "each key has its own");
+        let fresh = buckets.take("b", 3, 3).unwrap();
+        assert_eq!((fresh.remaining, fresh.full_in_secs), (0, 60), "each key has its own; empty, full in a minute");
     }
 
     #[test]

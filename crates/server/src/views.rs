@@ -31,6 +31,12 @@ pub struct UserView {
     pub version: i64,
 }
 
+impl crate::answer::Versioned for UserView {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 impl From<&UserRow> for UserView {
     fn from(u: &UserRow) -> Self {
         UserView {
@@ -70,6 +76,12 @@ pub struct OrgView {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub version: i64,
+}
+
+impl crate::answer::Versioned for OrgView {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 impl OrgView {
@@ -147,6 +159,12 @@ pub struct TeamView {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub version: i64,
+}
+
+impl crate::answer::Versioned for TeamView {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 impl TeamView {

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::{AuditDraft, License, OrgAction, Permission, TargetType, TeamId};
@@ -42,6 +42,12 @@ pub struct AssetView {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub version: i64,
+}
+
+impl crate::answer::Versioned for AssetView {
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 impl From<&AssetRow> for AssetView {
@@ -184,7 +190,7 @@ async fn create_asset(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewAsset>,
-) -> ApiResult<(StatusCode, Json<AssetView>)> {
+) -> ApiResult<crate::answer::Created<AssetView>> {
     check_kind(&req.kind)?;
     let name = check_name(&req.name)?;
     if req.size_bytes > MAX_AMOUNT {
@@ -214,7 +220,7 @@ async fn create_asset(
         .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }))
         .personal(json!({ "name": asset.name }));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(AssetView::from(&asset))))
+    Ok(crate::answer::Created::at(format!("/api/v1/assets/{}", asset.id), AssetView::from(&asset)))
 }
 
 async fn load_asset(
@@ -234,11 +240,14 @@ async fn load_asset(
 /// Reads an asset (frozen orgs too).
 #[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", responses((status = 200, body = AssetView),
     NotFound))]
-async fn get_asset(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<AssetView>> {
+async fn get_asset(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<crate::answer::Tagged<AssetView>> {
     let mut tx = state.store.read().await?;
     let (asset, _) = load_asset(&state, tx.as_mut(), &principal, &id).await?;
     tx.rollback().await?;
-    Ok(Json(AssetView::from(&asset)))
+    Ok(crate::answer::Tagged(AssetView::from(&asset)))
 }
 
 /// Changes to an asset.
@@ -261,7 +270,7 @@ async fn patch_asset(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<AssetPatch>,
-) -> ApiResult<Json<AssetView>> {
+) -> ApiResult<crate::answer::Tagged<AssetView>> {
     if let Some(k) = &patch.kind {
         check_kind(k)?;
     }
@@ -288,7 +297,7 @@ async fn patch_asset(
     }
     if asset == before {
         tx.rollback().await?;
-        return Ok(Json(AssetView::from(&asset)));
+        return Ok(crate::answer::Tagged(AssetView::from(&asset)));
     }
     let totals = tx.asset_totals(access.org.id).await?;
     within_license(&access.org.license, &totals, &totals_after(totals, Some(&before), &asset))?;
@@ -299,5 +308,5 @@ async fn patch_asset(
         .in_org(access.org.id)
         .detail(json!({ "asset_id": asset.id, "kind": asset.kind, "size_bytes": asset.size_bytes }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(AssetView::from(&asset)))
+    Ok(crate::answer::Tagged(AssetView::from(&asset)))
 }

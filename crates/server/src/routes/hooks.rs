@@ -88,7 +88,7 @@ pub struct CreatedWebhook {
 async fn create_webhook(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewWebhook>,
-) -> ApiResult<(StatusCode, Json<CreatedWebhook>)> {
+) -> ApiResult<crate::answer::Created<CreatedWebhook>> {
     principal.require(Permission::WebhooksManage)?;
     if req.events.is_empty() {
         return Err(ApiError::invalid("events", "name at least one event type, or *"));
@@ -118,16 +118,14 @@ async fn create_webhook(
     let event = AuditDraft::new("webhook.created", principal.actor(), TargetType::Instance, hook.id)
         .detail(json!({ "url": hook.url, "events": hook.events }));
     state.commit(tx, vec![event], now).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedWebhook {
-            id: hook.id.to_string(),
-            url: hook.url,
-            events: hook.events,
-            secret: hook.secret,
-            created_at: now,
-        }),
-    ))
+    let created = CreatedWebhook {
+        id: hook.id.to_string(),
+        url: hook.url,
+        events: hook.events,
+        secret: hook.secret,
+        created_at: now,
+    };
+    Ok(crate::answer::Created::at(format!("/api/v1/webhooks/{}", hook.id), created))
 }
 
 fn hook_id(id: &str) -> ApiResult<uuid::Uuid> {

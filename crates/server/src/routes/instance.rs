@@ -1,6 +1,5 @@
 //! The instance settings: name, branding, default license, policies.
 
-use axum::Json;
 use axum::http::HeaderMap;
 use serde::Serialize;
 use serde_json::json;
@@ -27,11 +26,19 @@ pub struct InstanceView {
     pub version: i64,
 }
 
+impl crate::answer::Versioned for InstanceView {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 /// Reads the instance settings (any instance admin).
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance", responses((status = 200, body = InstanceView),
     Forbidden))]
-pub(crate) async fn get_instance(Acting { state, principal }: Acting) -> ApiResult<Json<InstanceView>> {
-    Ok(Json(read_instance(&state, &principal).await?))
+pub(crate) async fn get_instance(
+    Acting { state, principal }: Acting,
+) -> ApiResult<crate::answer::Tagged<InstanceView>> {
+    Ok(crate::answer::Tagged(read_instance(&state, &principal).await?))
 }
 
 /// The instance's settings and their version, for every surface that acts with an instance admin.
@@ -72,8 +79,8 @@ pub(crate) async fn patch_instance(
     Acting { state, principal }: Acting,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<serde_json::Value>,
-) -> ApiResult<Json<InstanceView>> {
-    Ok(Json(change_instance(&state, &principal, &headers, patch).await?))
+) -> ApiResult<crate::answer::Tagged<InstanceView>> {
+    Ok(crate::answer::Tagged(change_instance(&state, &principal, &headers, patch).await?))
 }
 
 /// Merges `patch` into the instance's settings (`If-Match` in `headers` makes it conditional),

@@ -141,7 +141,7 @@ fn claim_name(field: &str, value: &str) -> ApiResult<String> {
 async fn create_issuer(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewIssuer>,
-) -> ApiResult<(StatusCode, Json<IssuerView>)> {
+) -> ApiResult<crate::answer::Created<IssuerView>> {
     principal.require(Permission::InstanceManage)?;
     check_provider_url(&req.issuer).map_err(|e| ApiError::invalid("issuer", e))?;
     let audience = req.audience.trim();
@@ -187,7 +187,7 @@ async fn create_issuer(
         "domains": row.domains, "allow_instance_roles": row.allow_instance_roles,
     }));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(IssuerView::from(&row))))
+    Ok(crate::answer::Created::at(format!("/api/v1/jwt-issuers/{}", row.id), IssuerView::from(&row)))
 }
 
 /// An issuer's keys come from exactly one place: a JWKS URL or a PEM public key.

@@ -194,7 +194,7 @@ fn check_country(c: &str) -> ApiResult<()> {
 async fn create_org(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewOrg>,
-) -> ApiResult<(StatusCode, Json<OrgView>)> {
+) -> ApiResult<crate::answer::Created<OrgView>> {
     principal.require(Permission::OrgsWrite)?;
     let owner_id: UserId = req.owner_id.parse().map_err(|_| ApiError::invalid("owner_id", "is not a user id"))?;
     if let Some(e) = &req.external_id {
@@ -243,13 +243,16 @@ async fn create_org(
     ];
     state.commit(tx, events, now).await?;
     let frozen = org.license.frozen(0, 0, state.clock.now());
-    Ok((StatusCode::CREATED, Json(OrgView::new(&org, frozen))))
+    Ok(crate::answer::Created::at(format!("/api/v1/orgs/{}", org.id), OrgView::new(&org, frozen)))
 }
 
 /// Reads an organization.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", responses((status = 200, body = OrgView), NotFound))]
-pub(crate) async fn get_org(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<OrgView>> {
-    Ok(Json(read_org(&state, &principal, id).await?))
+pub(crate) async fn get_org(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<crate::answer::Tagged<OrgView>> {
+    Ok(crate::answer::Tagged(read_org(&state, &principal, id).await?))
 }
 
 /// The org `id` as its admins see it, for every surface that acts with a principal.
@@ -287,7 +290,7 @@ async fn patch_org(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<OrgPatch>,
-) -> ApiResult<Json<OrgView>> {
+) -> ApiResult<crate::answer::Tagged<OrgView>> {
     if let Some(Some(e)) = &patch.external_id {
         check_external_id(e)?;
     }
@@ -330,11 +333,11 @@ async fn patch_org(
             .personal(json!({ "name": org.name }));
         let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
         state.commit(tx, vec![event], now).await?;
-        return Ok(Json(view));
+        return Ok(crate::answer::Tagged(view));
     }
     let view = org_view(tx.as_mut(), &org, state.clock.now()).await?;
     tx.rollback().await?;
-    Ok(Json(view))
+    Ok(crate::answer::Tagged(view))
 }
 
 /// Lists an organization's current members, newest first.

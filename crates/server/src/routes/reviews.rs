@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -91,7 +91,7 @@ pub struct NewReview {
 async fn create_review(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewReview>,
-) -> ApiResult<(StatusCode, Json<ReviewView>)> {
+) -> ApiResult<crate::answer::Created<ReviewView>> {
     principal.require(Permission::ReviewsManage)?;
     // A review lists people, their emails and roles: only for someone who may read them.
     principal.require(Permission::UsersRead)?;
@@ -129,7 +129,7 @@ async fn create_review(
     let event = AuditDraft::new("review.started", principal.actor(), TargetType::Instance, review.id)
         .detail(json!({ "org_id": org, "inactive_days": req.inactive_days, "people": items.len() }));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(view(&review, &items))))
+    Ok(crate::answer::Created::at(format!("/api/v1/access-reviews/{}", review.id), view(&review, &items)))
 }
 
 /// Whether `u` has not signed in since `cutoff` (or, never having signed in, was created before).

@@ -36,6 +36,12 @@ pub struct RoleView {
     pub version: i64,
 }
 
+impl crate::answer::Versioned for RoleView {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 /// Every role: the built-in ones first, then the instance's own by name.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RoleList {
@@ -140,15 +146,18 @@ async fn list_roles(Acting { state, principal }: Acting) -> ApiResult<Json<RoleL
 /// Reads one role (any instance admin).
 #[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
     responses((status = 200, body = RoleView), Forbidden, NotFound))]
-async fn get_role(Acting { state, principal }: Acting, Path(name): Path<String>) -> ApiResult<Json<RoleView>> {
+async fn get_role(
+    Acting { state, principal }: Acting,
+    Path(name): Path<String>,
+) -> ApiResult<crate::answer::Tagged<RoleView>> {
     require_reader(&principal)?;
     if let Some(view) = builtin_views().into_iter().find(|v| v.name == name) {
-        return Ok(Json(view));
+        return Ok(crate::answer::Tagged(view));
     }
     let mut tx = state.store.read().await?;
     let role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
     tx.rollback().await?;
-    Ok(Json(view_of(&role)))
+    Ok(crate::answer::Tagged(view_of(&role)))
 }
 
 /// Defines a role. Needs `roles.manage`, and only permissions the caller holds.
@@ -158,7 +167,7 @@ async fn get_role(Acting { state, principal }: Acting, Path(name): Path<String>)
 async fn create_role(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewRole>,
-) -> ApiResult<(StatusCode, Json<RoleView>)> {
+) -> ApiResult<crate::answer::Created<RoleView>> {
     principal.require(Permission::RolesManage)?;
     let name = InstanceRole::parse(&req.name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
     if name.is_builtin() {
@@ -179,7 +188,7 @@ async fn create_role(
     let event = AuditDraft::new("role.created", principal.actor(), TargetType::Role, &row.name)
         .detail(json!({ "permissions": permissions }));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(view_of(&row))))
+    Ok(crate::answer::Created::at(format!("/api/v1/roles/{}", row.name), view_of(&row)))
 }
 
 /// Replaces a role's permissions; its holders have the new set from their next request on.
@@ -193,7 +202,7 @@ async fn patch_role(
     Path(name): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<RolePatch>,
-) -> ApiResult<Json<RoleView>> {
+) -> ApiResult<crate::answer::Tagged<RoleView>> {
     principal.require(Permission::RolesManage)?;
     if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
         return Err(builtin_refused(&name));
@@ -218,7 +227,7 @@ async fn patch_role(
     }
     if added.is_empty() && removed.is_empty() {
         tx.rollback().await?;
-        return Ok(Json(view_of(&role)));
+        return Ok(crate::answer::Tagged(view_of(&role)));
     }
     role.permissions = permissions.iter().copied().collect();
     role.updated_at = now;
@@ -227,7 +236,7 @@ async fn patch_role(
     let event = AuditDraft::new("role.updated", principal.actor(), TargetType::Role, &role.name)
         .detail(json!({ "added": added, "removed": removed }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(view_of(&role)))
+    Ok(crate::answer::Tagged(view_of(&role)))
 }
 
 /// Deletes a role no user holds (409 `role_in_use` otherwise, deactivated users included: they

@@ -86,7 +86,7 @@ async fn list_scim_tokens(Acting { state, principal }: Acting) -> ApiResult<Json
 async fn create_scim_token(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewScimToken>,
-) -> ApiResult<(StatusCode, Json<ScimTokenView>)> {
+) -> ApiResult<crate::answer::Created<ScimTokenView>> {
     principal.require(Permission::ScimManage)?;
     if principal.impersonator_id().is_some() {
         return Err(ApiError::forbidden("an impersonation session cannot create tokens"));
@@ -133,7 +133,7 @@ async fn create_scim_token(
     state.commit(tx, vec![event], now).await?;
     let mut view = ScimTokenView::from(&token);
     view.token = Some(secret);
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(crate::answer::Created::at(format!("/api/v1/scim-tokens/{}", view.id), view))
 }
 
 /// Revokes a SCIM token: its next request is refused.

@@ -131,6 +131,12 @@ pub struct ConnectionView {
     pub version: i64,
 }
 
+impl crate::answer::Versioned for ConnectionView {
+    fn version(&self) -> i64 {
+        self.version
+    }
+}
+
 fn view(state: &AppState, c: &SsoConnectionRow) -> ConnectionView {
     ConnectionView {
         id: c.id.to_string(),
@@ -291,7 +297,7 @@ async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json
 async fn create_connection(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewConnection>,
-) -> ApiResult<(StatusCode, Json<ConnectionView>)> {
+) -> ApiResult<crate::answer::Created<ConnectionView>> {
     principal.require(Permission::InstanceManage)?;
     let secret = text("client_secret", &req.client_secret, 4096)?;
     let now = state.clock.now();
@@ -321,7 +327,7 @@ async fn create_connection(
         .in_org_opt(row.org_id)
         .detail(described(&row));
     state.commit(tx, vec![event], now).await?;
-    Ok((StatusCode::CREATED, Json(view(&state, &row))))
+    Ok(crate::answer::Created::at(format!("/api/v1/sso/connections/{}", row.id), view(&state, &row)))
 }
 
 pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRow> {
@@ -335,12 +341,12 @@ pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRo
 async fn get_connection(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
-) -> ApiResult<Json<ConnectionView>> {
+) -> ApiResult<crate::answer::Tagged<ConnectionView>> {
     principal.require(Permission::InstanceManage)?;
     let mut tx = state.store.read().await?;
     let row = load(tx.as_mut(), &id).await?;
     tx.rollback().await?;
-    Ok(Json(view(&state, &row)))
+    Ok(crate::answer::Tagged(view(&state, &row)))
 }
 
 /// Changes a connection (`If-Match` honoured); a new `client_secret` replaces the stored one.
@@ -352,7 +358,7 @@ async fn patch_connection(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<ConnectionPatch>,
-) -> ApiResult<Json<ConnectionView>> {
+) -> ApiResult<crate::answer::Tagged<ConnectionView>> {
     principal.require(Permission::InstanceManage)?;
     if let Some(issuer) = &req.issuer {
         discoverable(&state, issuer).await?;
@@ -381,7 +387,7 @@ async fn patch_connection(
         .in_org_opt(row.org_id)
         .detail(json!({ "changed": changed, "client_secret_changed": secret_changed, "before": old, "after": new }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(view(&state, &row)))
+    Ok(crate::answer::Tagged(view(&state, &row)))
 }
 
 /// Writes a patch's fields onto `row` and gives back the new client secret, if the patch has

@@ -83,8 +83,9 @@ pub(crate) async fn create_team(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<TeamInput>,
-) -> ApiResult<(StatusCode, Json<TeamView>)> {
-    Ok((StatusCode::CREATED, Json(add_team(&state, &principal, id, req).await?)))
+) -> ApiResult<crate::answer::Created<TeamView>> {
+    let team = add_team(&state, &principal, id, req).await?;
+    Ok(crate::answer::Created::at(format!("/api/v1/teams/{}", team.id), team))
 }
 
 /// Creates a team in the org `id`, for every surface that acts with a principal.
@@ -115,12 +116,15 @@ pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: 
 
 /// Reads a team with its members.
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamView), NotFound))]
-async fn get_team(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<TeamView>> {
+async fn get_team(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<crate::answer::Tagged<TeamView>> {
     let mut tx = state.store.read().await?;
     let (team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
     let members = tx.team_members(team.id).await?;
     tx.rollback().await?;
-    Ok(Json(TeamView::new(&team, &members)))
+    Ok(crate::answer::Tagged(TeamView::new(&team, &members)))
 }
 
 /// Renames a team. `If-Match: "<version>"` makes it conditional.
@@ -131,7 +135,7 @@ async fn patch_team(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(req): ApiJson<TeamInput>,
-) -> ApiResult<Json<TeamView>> {
+) -> ApiResult<crate::answer::Tagged<TeamView>> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (mut team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
@@ -147,11 +151,11 @@ async fn patch_team(
             .personal(json!({ "name": team.name }));
         let members = tx.team_members(team.id).await?;
         state.commit(tx, vec![event], now).await?;
-        return Ok(Json(TeamView::new(&team, &members)));
+        return Ok(crate::answer::Tagged(TeamView::new(&team, &members)));
     }
     let members = tx.team_members(team.id).await?;
     tx.rollback().await?;
-    Ok(Json(TeamView::new(&team, &members)))
+    Ok(crate::answer::Tagged(TeamView::new(&team, &members)))
 }
 
 /// A team role.

@@ -93,8 +93,9 @@ pub async fn read_tokens(state: &AppState, principal: &Principal, page: Page) ->
 pub(crate) async fn create_token(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewToken>,
-) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
-    Ok((StatusCode::CREATED, Json(mint_token(&state, &principal, req).await?)))
+) -> ApiResult<crate::answer::Created<CreatedToken>> {
+    let token = mint_token(&state, &principal, req).await?;
+    Ok(crate::answer::Created::at(format!("/api/v1/me/tokens/{}", token.id), token))
 }
 
 /// The token's name and its scopes, each of which the caller must hold and may give.

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::Path;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 use steward_core::{
@@ -137,7 +137,7 @@ pub fn email_in_use(existing: &UserRow) -> ApiError {
 async fn create_user(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<NewUser>,
-) -> ApiResult<(StatusCode, Json<UserView>)> {
+) -> ApiResult<crate::answer::Created<UserView>> {
     principal.require(Permission::UsersWrite)?;
     let mut roles = req.instance_roles.clone();
     roles.sort();
@@ -171,7 +171,7 @@ async fn create_user(
     }
     state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
-    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+    Ok(crate::answer::Created::at(format!("/api/v1/users/{}", user.id), UserView::from(&user)))
 }
 
 fn parse_user_id(id: &str) -> ApiResult<UserId> {
@@ -181,8 +181,11 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
 /// Reads a user.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserView), Forbidden,
     NotFound))]
-pub(crate) async fn get_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
-    Ok(Json(read_user(&state, &principal, id).await?))
+pub(crate) async fn get_user(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<crate::answer::Tagged<UserView>> {
+    Ok(crate::answer::Tagged(read_user(&state, &principal, id).await?))
 }
 
 /// The user `id`, for every surface that acts with a principal.
@@ -234,7 +237,7 @@ async fn patch_user(
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<UserPatch>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<crate::answer::Tagged<UserView>> {
     check_patch(&principal, &patch)?;
     let id = parse_user_id(&id)?;
     let new_hash = match &patch.password {
@@ -280,7 +283,7 @@ async fn patch_user(
         end_sessions_after_password(tx.as_mut(), &principal, user.id, now).await?;
     }
     state.commit(tx, events, now).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(crate::answer::Tagged(UserView::from(&user)))
 }
 
 /// What a patch may be refused for before anything is read: the caller's right, an

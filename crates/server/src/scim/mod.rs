@@ -201,7 +201,7 @@ impl ScimClient {
             return Ok(());
         }
         let per_minute = state.config.scim_passwords_per_minute;
-        state.scim_passwords.take(self.token.id, n as u64, per_minute).map_err(|wait| {
+        state.scim_passwords.take(self.token.id, n as u64, per_minute).map(drop).map_err(|wait| {
             let detail = format!("this token may set {per_minute} passwords a minute");
             Failure(ScimError::too_many_requests(detail, wait.unwrap_or(60)))
         })

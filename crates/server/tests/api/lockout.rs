@@ -5,11 +5,13 @@ use serde_json::json;
 
 use crate::helpers::{ADMIN_EMAIL, PASSWORD, TestApp, spawn_app_with};
 
-/// Status, content type and the raw body bytes of a login attempt.
+/// Status, content type and the raw body bytes of a login attempt. Each attempt sends the same
+/// `X-Request-Id`, which its problem document names: the bytes differ in nothing else.
 async fn raw_login(app: &TestApp, email: &str, password: &str) -> (u16, String, Vec<u8>) {
     let resp = app
         .client
         .post(format!("{}/api/v1/auth/login", app.base))
+        .header("x-request-id", "login-probe")
         .json(&json!({"email": email, "password": password}))
         .send()
         .await

@@ -19,6 +19,7 @@ mod governance;
 mod hardening;
 mod helpers;
 mod hot;
+mod http;
 mod idempotency;
 mod impersonation;
 mod isolation;

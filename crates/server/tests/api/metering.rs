@@ -315,13 +315,21 @@ async fn api_requests_per_minute_is_a_token_bucket_per_org() {
     let app = spawn_app().await;
     let (org, _) = org_with(&app, json!({"api_requests_per_minute": 3})).await;
     let (other, _) = org_with(&app, json!({"api_requests_per_minute": 3})).await;
-    for _ in 0..3 {
-        app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
+    let told = |r: &crate::helpers::Reply, name: &str| r.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    for left in [2, 1, 0] {
+        let r = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await;
+        assert_eq!(told(&r, "ratelimit-policy").as_deref(), Some("\"org\";q=3;w=60"));
+        let state = told(&r, "ratelimit").unwrap();
+        assert!(state.starts_with(&format!("\"org\";r={left};t=")), "{state}");
+        r.expect(200);
     }
     let r = app.get(&format!("/api/v1/orgs/{org}/members"), &app.admin).await;
     let wait: u64 = r.headers.get("retry-after").unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&wait), "{wait}");
+    assert_eq!(told(&r, "ratelimit").unwrap(), format!("\"org\";r=0;t={wait}"));
     r.expect_problem(429, "rate_limited");
+    let unlimited = app.get("/api/v1/me", &app.admin).await;
+    assert_eq!(told(&unlimited, "ratelimit"), None, "a route no limit counts says nothing of one");
     app.get(&format!("/api/v1/orgs/{other}"), &app.admin).await.expect(200);
     // The operator can always change the license, and 0 shuts the org's API.
     app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"api_requests_per_minute": 0}))
