@@ -122,7 +122,10 @@ fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
         for op in ops.into_iter().flatten() {
             let responses = &mut op.responses.responses;
             responses.entry("400".into()).or_insert_with(|| problem("`validation_failed`: the request does not parse"));
-            if !public {
+            if public {
+                // Signing in, resets and invitations are for callers without credentials.
+                op.security = Some(Vec::new());
+            } else {
                 responses.entry("401".into()).or_insert_with(|| problem("`unauthenticated`: no valid credentials"));
             }
             // OpenAPI requires a description of every response: a success without one of its own

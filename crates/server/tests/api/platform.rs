@@ -41,6 +41,42 @@ async fn the_served_openapi_document_is_the_committed_one() {
     }
 }
 
+/// What the document calls public (`security: []`) answers without credentials; every other
+/// operation refuses a caller without them with 401 `unauthenticated`.
+#[tokio::test]
+async fn the_documents_public_operations_are_public_and_no_other() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = serde_json::from_str(&steward::app::openapi_json()).unwrap();
+    let mut public = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Ok(method) = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()) else { continue };
+            let concrete =
+                path.split('/').map(|s| if s.starts_with('{') { "0192f0c4-0000-7000-8000-000000000000" } else { s });
+            let concrete = concrete.collect::<Vec<_>>().join("/");
+            let body = (method != reqwest::Method::GET).then(|| json!({}));
+            let reply = app.request(method.clone(), &concrete, None, body).await;
+            if op["security"] == json!([]) {
+                assert_ne!(reply.status, 401, "{method} {path} is documented public: {:#}", reply.body);
+                public.push(path.clone());
+            } else {
+                reply.expect_problem(401, "unauthenticated");
+            }
+        }
+    }
+    public.sort();
+    assert_eq!(
+        public,
+        [
+            "/api/v1/auth/invitations/{token}/accept",
+            "/api/v1/auth/login",
+            "/api/v1/auth/password-reset",
+            "/api/v1/auth/password-reset/{token}",
+            "/api/v1/auth/sso/discover"
+        ]
+    );
+}
+
 #[tokio::test]
 async fn unknown_api_paths_answer_a_problem() {
     let app = spawn_app().await;
