@@ -13,9 +13,8 @@ pub struct LicenseSchema {
     operations: Option<u64>,
     /// Data transfer per period, in bytes.
     transfer: Option<u64>,
-    /// `monthly` or `annual`.
-    #[schema(example = "monthly")]
-    restart_period: String,
+    /// When the consumables start again from zero.
+    restart_period: RestartPeriodSchema,
     /// Members (seats).
     users: Option<u64>,
     /// Teams.
@@ -34,6 +33,53 @@ pub struct LicenseSchema {
     api_requests_per_minute: Option<u64>,
     /// Named feature switches.
     features: BTreeMap<String, bool>,
+    /// Days of audit history the org sees.
+    audit_log_days: Option<u64>,
+    /// After this instant every consumable counts as 0.
+    #[schema(format = DateTime)]
+    expires_at: Option<String>,
+}
+
+/// When an org's consumables start again from zero: each calendar month, or each year from the
+/// org's creation.
+#[derive(ToSchema)]
+#[schema(as = RestartPeriod, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RestartPeriodSchema {
+    Monthly,
+    Annual,
+}
+
+/// A merge patch of an org's license (RFC 7396): a field sent replaces its value, `null` makes a
+/// limit unlimited, a field left out stays as it is.
+#[derive(ToSchema)]
+#[schema(as = LicensePatch)]
+#[allow(dead_code)]
+pub struct LicensePatchSchema {
+    /// Operations per period.
+    operations: Option<u64>,
+    /// Data transfer per period, in bytes.
+    transfer: Option<u64>,
+    /// When the consumables start again from zero.
+    restart_period: Option<RestartPeriodSchema>,
+    /// Members (seats).
+    users: Option<u64>,
+    /// Teams.
+    teams: Option<u64>,
+    /// Data stores.
+    data_stores: Option<u64>,
+    /// Total bytes across data stores.
+    data_store_bytes: Option<u64>,
+    /// Total bytes of files.
+    file_bytes: Option<u64>,
+    /// Scenarios.
+    scenarios: Option<u64>,
+    /// The shortest schedule interval.
+    min_interval_minutes: Option<u64>,
+    /// API requests per minute; 0 disables the org's API access.
+    api_requests_per_minute: Option<u64>,
+    /// Named feature switches, merged: a switch set to `null` is removed.
+    features: Option<BTreeMap<String, Option<bool>>>,
     /// Days of audit history the org sees.
     audit_log_days: Option<u64>,
     /// After this instant every consumable counts as 0.

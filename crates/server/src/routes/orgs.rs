@@ -569,7 +569,7 @@ async fn put_license(
 }
 
 /// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
-#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = LicenseSchema,
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = crate::schema::LicensePatchSchema,
     responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 pub(crate) async fn patch_license(
     Acting { state, principal }: Acting,

@@ -64,8 +64,9 @@ pub struct NewRole {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolePatch {
-    /// The role's new permission set, replacing the old one.
-    pub permissions: Vec<String>,
+    /// The role's new permission set, replacing the old one; left out, the set stays.
+    #[serde(default)]
+    pub permissions: Option<Vec<String>>,
 }
 
 fn view_of(row: &RoleRow) -> RoleView {
@@ -207,12 +208,15 @@ async fn patch_role(
     if InstanceRole::parse(&name).is_ok_and(|r| r.is_builtin()) {
         return Err(builtin_refused(&name));
     }
-    let permissions = parse_permissions(&patch.permissions)?;
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let mut role = tx.custom_role(&name).await?.ok_or_else(|| ApiError::not_found("role"))?;
     check_if_match(&headers, role.version)?;
     let before: BTreeSet<Permission> = role.permissions.iter().copied().collect();
+    let permissions = match &patch.permissions {
+        Some(sent) => parse_permissions(sent)?,
+        None => before.clone(),
+    };
     let added: BTreeSet<Permission> = permissions.difference(&before).copied().collect();
     let removed: BTreeSet<Permission> = before.difference(&permissions).copied().collect();
     check_held(&principal, &added)?;

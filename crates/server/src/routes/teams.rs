@@ -76,6 +76,16 @@ pub struct TeamInput {
     pub name: TeamName,
 }
 
+/// A merge patch of a team: a field left out stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamPatch {
+    /// Unique within the org, ignoring case.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub name: Option<TeamName>,
+}
+
 /// Creates a team.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", request_body = TeamInput,
     responses((status = 201, body = TeamView), BadRequest, Forbidden, NotFound, Conflict))]
@@ -128,20 +138,20 @@ async fn get_team(
 }
 
 /// Renames a team. `If-Match: "<version>"` makes it conditional.
-#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamInput,
+#[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamPatch,
     responses((status = 200, body = TeamView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_team(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
     headers: HeaderMap,
-    ApiJson(req): ApiJson<TeamInput>,
+    ApiJson(req): ApiJson<TeamPatch>,
 ) -> ApiResult<crate::answer::Tagged<TeamView>> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let (mut team, _) = team_access(&state, tx.as_mut(), &principal, &id, Need::Manage).await?;
     check_if_match(&headers, team.version)?;
-    if team.name != req.name.as_str() {
-        team.name = req.name.as_str().to_owned();
+    if let Some(name) = req.name.filter(|n| team.name != n.as_str()) {
+        team.name = name.as_str().to_owned();
         team.updated_at = now;
         tx.update_team(&team).await?;
         team.version += 1;

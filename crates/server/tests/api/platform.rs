@@ -77,6 +77,37 @@ async fn the_documents_public_operations_are_public_and_no_other() {
     );
 }
 
+/// A `PATCH` is a merge patch: its body's schema requires nothing, so that a generated client
+/// can send one field. The license patch takes `{"users": 10}` alone.
+#[tokio::test]
+async fn merge_patch_schemas_require_no_field() {
+    let doc: serde_json::Value = serde_json::from_str(&steward::app::openapi_json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let mut patched = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let Some(body) = item.get("patch").map(|op| &op["requestBody"]["content"]["application/json"]["schema"]) else {
+            continue;
+        };
+        let name = body["$ref"].as_str().unwrap_or_else(|| panic!("PATCH {path} names no schema")).rsplit('/').next();
+        let schema = &schemas[name.unwrap()];
+        assert!(schema["required"].as_array().is_none_or(|r| r.is_empty()), "PATCH {path}: {schema:#}");
+        patched += 1;
+    }
+    assert!(patched >= 8, "{patched} PATCH operations");
+    let app = spawn_app().await;
+    let owner = app.user("owner@patch.test").await;
+    let org = app.org("Patched", &owner).await;
+    let license = app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"users": 10})).await.expect(200);
+    assert_eq!((license["users"].as_u64(), license["restart_period"].as_str()), (Some(10), Some("monthly")));
+    let team = app.post(&format!("/api/v1/orgs/{org}/teams"), &app.admin, json!({"name": "Ops"})).await.expect(201);
+    let same = app.patch(&format!("/api/v1/teams/{}", team["id"].as_str().unwrap()), &app.admin, json!({})).await;
+    let same = same.expect(200);
+    assert_eq!((&same["name"], &same["version"]), (&team["name"], &team["version"]), "an empty patch changes nothing");
+    app.post("/api/v1/roles", &app.admin, json!({"name": "helpdesk", "permissions": ["users.read"]})).await.expect(201);
+    let role = app.patch("/api/v1/roles/helpdesk", &app.admin, json!({})).await.expect(200);
+    assert_eq!((role["permissions"].clone(), role["version"].as_i64()), (json!(["users.read"]), Some(1)));
+}
+
 #[tokio::test]
 async fn unknown_api_paths_answer_a_problem() {
     let app = spawn_app().await;
