@@ -35,8 +35,9 @@ use crate::state::AppState;
     info(
         title = "Steward",
         description = "The control plane for a multi-tenant SaaS: users, organizations, teams, licenses, audit.",
-        license(name = "Apache-2.0")
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
     ),
+    servers((url = "/", description = "The Steward that serves this document; every path carries its /api/v1 prefix")),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&Security),
     security(("bearer" = []), ("cookie" = [])),
