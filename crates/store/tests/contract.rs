@@ -70,6 +70,57 @@ fn org(owner: UserId) -> OrgRow {
     }
 }
 
+/// A live session of `user`, made at `at` for `lives`, with nothing else set.
+fn session_of(user: UserId, token_hash: &str, at: OffsetDateTime, lives: time::Duration) -> SessionRow {
+    SessionRow {
+        id: steward_core::SessionId::new(),
+        user_id: user,
+        token_hash: token_hash.into(),
+        impersonator_id: None,
+        parent_id: None,
+        return_sealed: None,
+        parent_token_id: None,
+        created_at: at,
+        expires_at: at + lives,
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+/// An API token of `user`, made at `at`, without expiry or scopes.
+fn token_of(user: UserId, token_hash: &str, at: OffsetDateTime) -> ApiTokenRow {
+    ApiTokenRow {
+        id: steward_core::TokenId::new(),
+        user_id: user,
+        name: token_hash.into(),
+        token_hash: token_hash.into(),
+        created_at: at,
+        expires_at: None,
+        revoked_at: None,
+        parent_token_id: None,
+        scopes: vec![],
+    }
+}
+
+/// A security message to `to`, due at `at`.
+fn message_to(to: &str, at: OffsetDateTime) -> OutboxRow {
+    OutboxRow {
+        id: uuid::Uuid::now_v7(),
+        user_id: None,
+        recipient: to.into(),
+        category: "security".into(),
+        subject: "Subject".into(),
+        body: "Body".into(),
+        created_at: at,
+        attempts: 0,
+        next_attempt_at: at,
+        sent_at: None,
+        dropped_at: None,
+        last_error: None,
+    }
+}
+
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
         mod on_sqlite {
@@ -142,29 +193,15 @@ async fn a_credential_is_revoked_with_the_credential_that_made_it(store: Arc<dyn
         tx.insert_user(u).await.unwrap();
     }
     let token = |parent: Option<&ApiTokenRow>| ApiTokenRow {
-        id: steward_core::TokenId::new(),
-        user_id: admin.id,
-        name: "t".into(),
-        token_hash: uuid::Uuid::now_v7().to_string(),
-        created_at: now,
-        expires_at: None,
-        revoked_at: None,
         parent_token_id: parent.map(|p| p.id),
         scopes: vec![steward_core::TokenScope::Impersonate],
+        ..token_of(admin.id, &uuid::Uuid::now_v7().to_string(), now)
     };
     let session = |user: &UserRow, parent: Option<&SessionRow>, token: Option<&ApiTokenRow>| SessionRow {
-        id: steward_core::SessionId::new(),
-        user_id: user.id,
-        token_hash: uuid::Uuid::now_v7().to_string(),
         impersonator_id: (parent.is_some() || token.is_some()).then_some(admin.id),
         parent_id: parent.map(|p| p.id),
-        return_sealed: None,
         parent_token_id: token.map(|t| t.id),
-        created_at: now,
-        expires_at: later,
-        revoked_at: None,
-        ip: None,
-        user_agent: None,
+        ..session_of(user.id, &uuid::Uuid::now_v7().to_string(), now, later - now)
     };
     let root = token(None);
     let child = token(Some(&root));
@@ -694,30 +731,10 @@ async fn a_deactivation_sweep_revokes_cancels_and_finds_the_orgs_owned(store: Ar
     tx.insert_membership(owned.id, other.id, OrgRole::Member, now).await.unwrap();
     tx.insert_org(&org(other.id)).await.unwrap();
     let session = |u: &UserRow, revoked: Option<OffsetDateTime>| SessionRow {
-        id: steward_core::SessionId::new(),
-        user_id: u.id,
-        token_hash: uuid::Uuid::now_v7().to_string(),
-        impersonator_id: None,
-        parent_id: None,
-        return_sealed: None,
-        parent_token_id: None,
-        created_at: now,
-        expires_at: later,
         revoked_at: revoked,
-        ip: None,
-        user_agent: None,
+        ..session_of(u.id, &uuid::Uuid::now_v7().to_string(), now, later - now)
     };
-    let token = |u: &UserRow| ApiTokenRow {
-        id: steward_core::TokenId::new(),
-        user_id: u.id,
-        name: "ci".into(),
-        token_hash: uuid::Uuid::now_v7().to_string(),
-        created_at: now,
-        expires_at: None,
-        revoked_at: None,
-        parent_token_id: None,
-        scopes: vec![],
-    };
+    let token = |u: &UserRow| token_of(u.id, &uuid::Uuid::now_v7().to_string(), now);
     let invitation = |u: &UserRow, accepted: Option<OffsetDateTime>| InvitationRow {
         id: uuid::Uuid::now_v7(),
         user_id: u.id,
@@ -1024,20 +1041,7 @@ async fn webhooks_deliver_once_claimed_and_are_remembered_only_until_changed(sto
 
 async fn the_outbox_hands_each_message_to_one_worker_and_keeps_its_fate(store: Arc<dyn Store>) {
     let now = second();
-    let message = |to: &str| OutboxRow {
-        id: uuid::Uuid::now_v7(),
-        user_id: None,
-        recipient: to.into(),
-        category: "security".into(),
-        subject: "Subject".into(),
-        body: "Body".into(),
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        sent_at: None,
-        dropped_at: None,
-        last_error: None,
-    };
+    let message = |to: &str| message_to(to, now);
     let (sent, dropped, retried) = (message("a@example.com"), message("b@example.com"), message("c@example.com"));
     let mut tx = store.write().await.unwrap();
     for m in [&sent, &dropped, &retried] {
@@ -1213,33 +1217,16 @@ async fn the_audit_log_filters_archives_from_its_anchor_and_forgets_the_personal
     assert_eq!(tx.audit_checkpoints().await.unwrap(), vec![checkpoint("anchor", "first"), checkpoint("head", "first")]);
 
     let message = OutboxRow {
-        id: uuid::Uuid::now_v7(),
         user_id: Some(owner.id),
-        recipient: "audited@example.com".into(),
-        category: "security".into(),
         subject: "New sign-in".into(),
         body: "From 192.0.2.1".into(),
-        created_at: now,
-        attempts: 0,
-        next_attempt_at: now,
-        sent_at: None,
-        dropped_at: None,
-        last_error: None,
+        ..message_to("audited@example.com", now)
     };
     tx.enqueue(&message).await.unwrap();
     let session = SessionRow {
-        id: steward_core::SessionId::new(),
-        user_id: owner.id,
-        token_hash: "redacted-session".into(),
-        impersonator_id: None,
-        parent_id: None,
-        return_sealed: None,
-        parent_token_id: None,
-        created_at: now,
-        expires_at: at(3600),
-        revoked_at: None,
         ip: Some("192.0.2.1".into()),
         user_agent: Some("Firefox".into()),
+        ..session_of(owner.id, "redacted-session", now, time::Duration::hours(1))
     };
     tx.insert_session(&session).await.unwrap();
     assert_eq!(tx.redact_personal(owner.id).await.unwrap(), 2, "the login and the event about them");
@@ -1435,20 +1422,8 @@ async fn sessions_and_tokens_are_found_by_digest_and_listed_while_live(store: Ar
     for u in [&ada, &bob] {
         tx.insert_user(u).await.unwrap();
     }
-    let session = |u: &UserRow, hash: &str, expires_in: i64| SessionRow {
-        id: steward_core::SessionId::new(),
-        user_id: u.id,
-        token_hash: hash.into(),
-        impersonator_id: None,
-        parent_id: None,
-        return_sealed: None,
-        parent_token_id: None,
-        created_at: now,
-        expires_at: now + time::Duration::seconds(expires_in),
-        revoked_at: None,
-        ip: None,
-        user_agent: None,
-    };
+    let session =
+        |u: &UserRow, hash: &str, expires_in: i64| session_of(u.id, hash, now, time::Duration::seconds(expires_in));
     let (old, expired, revoked, newest, bobs) = (
         session(&ada, "s-old", 60),
         session(&ada, "s-expired", 0),
@@ -1465,17 +1440,7 @@ async fn sessions_and_tokens_are_found_by_digest_and_listed_while_live(store: Ar
     let live: Vec<_> = tx.live_sessions(ada.id, now).await.unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(live, vec![newest.id, old.id]);
 
-    let token = |u: &UserRow, hash: &str| ApiTokenRow {
-        id: steward_core::TokenId::new(),
-        user_id: u.id,
-        name: hash.into(),
-        token_hash: hash.into(),
-        created_at: now,
-        expires_at: None,
-        revoked_at: None,
-        parent_token_id: None,
-        scopes: vec![],
-    };
+    let token = |u: &UserRow, hash: &str| token_of(u.id, hash, now);
     let (first, gone, last, bobs) = (token(&ada, "t-1"), token(&ada, "t-2"), token(&ada, "t-3"), token(&bob, "t-4"));
     for t in [&first, &gone, &last, &bobs] {
         tx.insert_api_token(t).await.unwrap();
