@@ -122,7 +122,7 @@ test('once deactivated, the same person is refused and not created again', async
   assert.equal(new URL(page.url()).pathname, '/sso/callback');
   // A person is told on a page of the instance, not with a JSON document.
   assert.match(await page.locator('h1').innerText(), /Unauthorized \(401\)/);
-  assert.match(await page.locator('body').innerText(), /Single sign-on refused this sign-in: the user is deactivated/);
+  assert.match(await page.locator('body').innerText(), /Single sign-on cannot sign you in here: the user is deactivated\. Ask your administrator/);
   const again = await api('GET', '/users?q=grace%40sso.example');
   assert.equal(again.body.items.length, 1);
   assert.equal(again.body.items[0].status, 'deactivated');

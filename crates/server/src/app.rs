@@ -1,5 +1,5 @@
-//! Start-up: the router with its layers, the OpenAPI document, and serving on a listener that the
-//! caller binds (so that tests bind port 0).
+//! Start-up: the router with its layers, serving the OpenAPI document (`crate::document`), and
+//! serving on a listener that the caller binds (so that tests bind port 0).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -20,230 +20,13 @@ use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
-use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::secret_hash;
+pub use crate::document::openapi_json;
 use crate::error::ApiError;
 use crate::extract::{SESSION_COOKIE, cookie};
 use crate::routes;
 use crate::state::AppState;
-
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "Steward",
-        description = "The control plane for a multi-tenant SaaS: users, organizations, teams, licenses, audit.",
-        license(name = "Apache-2.0", identifier = "Apache-2.0")
-    ),
-    servers((url = "/", description = "The Steward that serves this document; every path carries its /api/v1 prefix")),
-    components(schemas(crate::error::Problem, crate::error::FieldError)),
-    modifiers(&Security),
-    security(("bearer" = []), ("cookie" = [])),
-    tags(
-        (name = "auth", description = "Login, the current principal, own sessions and API tokens"),
-        (name = "users", description = "Users, for instance admins"),
-        (name = "orgs", description = "Organizations, members and ownership"),
-        (name = "teams", description = "Teams inside organizations"),
-        (name = "licenses", description = "Organization licenses"),
-        (name = "audit", description = "The hash-chained audit log"),
-        (name = "instance", description = "Instance settings"),
-        (name = "lifecycle", description = "Deactivation, reactivation, suspension, anonymization, Login as user"),
-        (name = "customer lifecycle", description = "Deprovisioning and restoring organizations"),
-        (name = "assets", description = "What the product keeps for an org, held to its license"),
-        (name = "data", description = "Export of an org and erasure"),
-        (name = "webhooks", description = "Signed notifications of every change to the operator's product"),
-        (name = "reviews", description = "Access reviews"),
-        (name = "scim", description = "Tokens of the SCIM 2.0 service provider at /scim/v2"),
-        (name = "roles", description = "Instance roles: built-in and custom permission sets"),
-        (name = "sso", description = "Single sign-on with OpenID Connect, and JWTs from trusted issuers")
-    )
-)]
-struct ApiDoc;
-
-struct Security;
-
-impl Modify for Security {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("A session or API token")).build(),
-            ),
-        );
-        components
-            .add_security_scheme("cookie", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(SESSION_COOKIE))));
-    }
-}
-
-fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(routes::auth::router())
-        .merge(routes::tokens::router())
-        .merge(routes::users::router())
-        .merge(routes::orgs::router())
-        .merge(routes::teams::router())
-        .merge(routes::audit::router())
-        .merge(routes::instance::router())
-        .merge(routes::lifecycle::router())
-        .merge(routes::invitations::router())
-        .merge(routes::deprovision::router())
-        .merge(routes::usage::router())
-        .merge(routes::assets::router())
-        .merge(routes::erasure::router())
-        .merge(routes::hooks::router())
-        .merge(routes::reviews::router())
-        .merge(routes::scim_tokens::router())
-        .merge(routes::security::router())
-        .merge(routes::roles::router())
-        .merge(routes::jwt_issuers::router())
-        .merge(routes::sso::router())
-}
-
-/// Adds the answers every operation can give, so that no handler has to list them: 400
-/// `validation_failed` (a body, query, path or `Idempotency-Key` that does not parse) and, for
-/// operations that need credentials, 401 `unauthenticated`; and describes each success that has
-/// no description of its own.
-fn add_common_responses(doc: &mut utoipa::openapi::OpenApi) {
-    let problem = |description: &str| crate::error::declared::problem(description, false);
-    let versioned = versioned_schemas(doc);
-    if let Some(components) = doc.components.as_mut() {
-        let id = utoipa::openapi::HeaderBuilder::new()
-            .schema(Some(utoipa::openapi::schema::Object::with_type(utoipa::openapi::schema::Type::String)))
-            .description(Some(
-                "The request's id: the caller's `X-Request-Id` when 1 to 128 visible characters, else a new one.",
-            ));
-        components.headers.insert("X-Request-Id".into(), utoipa::openapi::RefOr::T(id.build()));
-    }
-    for (path, item) in doc.paths.paths.iter_mut() {
-        let public = path.starts_with("/api/v1/auth/") && path != "/api/v1/auth/logout";
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-        for op in ops.into_iter().flatten() {
-            let responses = &mut op.responses.responses;
-            responses.entry("400".into()).or_insert_with(|| problem("`validation_failed`: the request does not parse"));
-            if public {
-                // Signing in, resets and invitations are for callers without credentials.
-                op.security = Some(Vec::new());
-            } else {
-                responses.entry("401".into()).or_insert_with(|| problem("`unauthenticated`: no valid credentials"));
-            }
-            // OpenAPI requires a description of every response: a success without one of its own
-            // is described by its status.
-            for (status, response) in responses.iter_mut() {
-                if let utoipa::openapi::RefOr::T(r) = response
-                    && r.description.is_empty()
-                {
-                    r.description = success_description(status).to_owned();
-                }
-            }
-        }
-        if let Some(get) = item.get.as_mut()
-            && answers_versioned(get, &versioned)
-        {
-            declare_conditional_get(get);
-        }
-        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
-        for op in ops.into_iter().flatten() {
-            let tagged = answers_versioned(op, &versioned);
-            declare_answer_headers(op, tagged);
-        }
-    }
-}
-
-/// The schemas of versioned resources: those with a `version` property.
-fn versioned_schemas(doc: &utoipa::openapi::OpenApi) -> HashSet<String> {
-    use utoipa::openapi::{RefOr, schema::Schema};
-    let has_version = |schema: &RefOr<Schema>| match schema {
-        RefOr::T(Schema::Object(o)) => o.properties.contains_key("version"),
-        RefOr::T(Schema::AllOf(all)) => all
-            .items
-            .iter()
-            .any(|part| matches!(part, RefOr::T(Schema::Object(o)) if o.properties.contains_key("version"))),
-        _ => false,
-    };
-    let schemas = doc.components.as_ref().map(|c| &c.schemas);
-    schemas.into_iter().flatten().filter(|(_, s)| has_version(s)).map(|(name, _)| name.clone()).collect()
-}
-
-/// Whether the operation's 200 is a versioned resource (a [`crate::answer::Tagged`] answer).
-fn answers_versioned(op: &utoipa::openapi::path::Operation, versioned: &HashSet<String>) -> bool {
-    use utoipa::openapi::RefOr;
-    let Some(RefOr::T(ok)) = op.responses.responses.get("200") else { return false };
-    let schema = match ok.content.get("application/json") {
-        Some(RefOr::T(content)) => content.schema.as_ref(),
-        _ => None,
-    };
-    matches!(schema, Some(RefOr::Ref(r)) if versioned.contains(r.ref_location.trim_start_matches("#/components/schemas/")))
-}
-
-/// A `GET` of a versioned resource takes `If-None-Match` and answers 304 when it names the
-/// resource's `ETag`.
-fn declare_conditional_get(op: &mut utoipa::openapi::path::Operation) {
-    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-    use utoipa::openapi::schema::{Object, Type};
-    use utoipa::openapi::{Required, ResponseBuilder};
-    let if_none_match = ParameterBuilder::new()
-        .name("If-None-Match")
-        .parameter_in(ParameterIn::Header)
-        .required(Required::False)
-        .description(Some("The `ETag` of the copy the caller holds: 304 while it is current."))
-        .schema(Some(Object::with_type(Type::String)))
-        .build();
-    op.parameters.get_or_insert_with(Vec::new).push(utoipa::openapi::RefOr::T(if_none_match));
-    let unchanged = ResponseBuilder::new().description("Not modified: the copy named by `If-None-Match` is current");
-    op.responses.responses.insert("304".into(), utoipa::openapi::RefOr::T(unchanged.build()));
-}
-
-/// The headers every answer carries (`X-Request-Id`), a created resource's `Location` and a
-/// versioned resource's `ETag`.
-fn declare_answer_headers(op: &mut utoipa::openapi::path::Operation, tagged: bool) {
-    use utoipa::openapi::schema::{Object, Type};
-    use utoipa::openapi::{HeaderBuilder, RefOr};
-    let header = |description: &str| {
-        RefOr::T(
-            HeaderBuilder::new().schema(Some(Object::with_type(Type::String))).description(Some(description)).build(),
-        )
-    };
-    for (status, response) in op.responses.responses.iter_mut() {
-        let RefOr::T(r) = response else { continue };
-        r.headers
-            .insert("X-Request-Id".into(), RefOr::Ref(utoipa::openapi::Ref::new("#/components/headers/X-Request-Id")));
-        if status == "201" {
-            r.headers.insert("Location".into(), header("Where the created resource is."));
-        }
-        if tagged && (status == "200" || status == "304") {
-            r.headers.insert("ETag".into(), header("The resource's version, quoted: `\"<version>\"`."));
-        }
-    }
-}
-
-/// What a success status means, for a response declared without a description.
-fn success_description(status: &str) -> &'static str {
-    match status {
-        "200" => "OK",
-        "201" => "Created",
-        "202" => "Accepted: the work goes on after the answer",
-        "204" => "Done; no content",
-        "304" => "Not modified",
-        _ => "The answer",
-    }
-}
-
-fn api_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = api().split_for_parts();
-    add_common_responses(&mut doc);
-    (router, doc)
-}
-
-/// The OpenAPI document, as served and as committed in `openapi.json`.
-pub fn openapi_json() -> String {
-    let (_, doc) = api_doc();
-    let mut text = doc.to_pretty_json().expect("the OpenAPI document serializes");
-    text.push('\n');
-    text
-}
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in the process).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
@@ -261,7 +44,7 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 
 /// The whole HTTP surface with its layers.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api_doc();
+    let (api, doc) = crate::document::api_doc();
     let doc_json = Arc::new(doc.to_pretty_json().expect("the OpenAPI document serializes") + "\n");
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let body_limit = state.config.max_body_bytes;
@@ -279,7 +62,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/{*rest}", axum::routing::any(|| async { ApiError::not_found("resource") }))
         .nest("/scim/v2", crate::scim::router())
         .merge(routes::health::router())
-        .merge(routes::setup::router())
         .merge(crate::pages::router(state.clone(), routes::sso_sign_in::browser_router()))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state((state.clone(), in_flight), idempotency))

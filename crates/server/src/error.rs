@@ -20,6 +20,7 @@ pub struct FieldError {
 
 /// The problem document every error answers with.
 #[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(example = json!({"type": "https://steward.dev/problems/quota-exhausted", "title": "Payment Required", "status": 402, "detail": "the period's operations do not cover 60 more", "code": "quota_exhausted", "request_id": "01936f0ea3b47d0e8f1a2b3c4d5e6f70"}))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod document;
 pub mod error;
 pub mod extract;
 pub mod governance;

@@ -86,3 +86,58 @@ pub struct LicensePatchSchema {
     #[schema(format = DateTime)]
     expires_at: Option<String>,
 }
+
+/// Where a user stands in its lifecycle.
+#[derive(ToSchema)]
+#[schema(as = UserStatus, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum UserStatusSchema {
+    Invited,
+    Active,
+    Suspended,
+    Deactivated,
+    Anonymized,
+}
+
+/// Where an org stands in its lifecycle (frozen is derived, see `frozen`).
+#[derive(ToSchema)]
+#[schema(as = OrgState, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OrgStateSchema {
+    Active,
+    Deprovisioned,
+    Purged,
+}
+
+/// A role in an org.
+#[derive(ToSchema)]
+#[schema(as = OrgRole, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum OrgRoleSchema {
+    Owner,
+    Admin,
+    Member,
+    Accountant,
+    Viewer,
+}
+
+/// A role in a team.
+#[derive(ToSchema)]
+#[schema(as = TeamRole, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TeamRoleSchema {
+    TeamAdmin,
+    TeamMember,
+    TeamOperator,
+    TeamViewer,
+}
+
+/// What an access review recommends, or decides, for one person.
+#[derive(ToSchema)]
+#[schema(as = ReviewDecision, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ReviewDecisionSchema {
+    Keep,
+    Deactivate,
+    RemoveFromOrg,
+}

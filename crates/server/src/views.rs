@@ -9,11 +9,12 @@ use crate::schema::LicenseSchema;
 
 /// A user.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "email": "ada@acme.example", "name": "Ada Lovelace", "status": "active", "locale": "en-GB", "timezone": "Europe/London", "instance_roles": [], "created_at": "2026-11-02T09:14:07Z", "updated_at": "2026-12-01T16:40:12Z", "last_login_at": "2026-12-07T08:02:51Z", "deactivate_at": null, "version": 4}))]
 pub struct UserView {
     pub id: String,
     pub email: String,
     pub name: String,
-    /// `invited`, `active`, `suspended`, `deactivated` or `anonymized`.
+    #[schema(value_type = crate::schema::UserStatusSchema)]
     pub status: String,
     pub locale: Option<String>,
     pub timezone: Option<String>,
@@ -58,12 +59,13 @@ impl From<&UserRow> for UserView {
 
 /// An organization.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"id": "01936f0e-9a21-7c33-8b0d-1e2f3a4b5c6d", "name": "Acme", "external_id": "crm-4711", "owner_id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "state": "active", "frozen": false, "timezone": "Europe/Berlin", "country": "DE", "license": {"operations": 100000, "transfer": null, "restart_period": "monthly", "users": 25, "teams": null, "data_stores": null, "data_store_bytes": null, "file_bytes": null, "scenarios": null, "min_interval_minutes": null, "api_requests_per_minute": 600, "features": {"sso": true}, "audit_log_days": 90, "expires_at": null}, "created_at": "2026-11-02T09:20:00Z", "updated_at": "2026-11-30T12:00:00Z", "version": 3}))]
 pub struct OrgView {
     pub id: String,
     pub name: String,
     pub external_id: Option<String>,
     pub owner_id: String,
-    /// `active`, `deprovisioned` or `purged`.
+    #[schema(value_type = crate::schema::OrgStateSchema)]
     pub state: String,
     /// Derived from the license and usage, never stored.
     pub frozen: bool,
@@ -106,13 +108,15 @@ impl OrgView {
 
 /// A member of an org.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"user_id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "email": "ada@acme.example", "name": "Ada Lovelace", "role": "admin", "status": "active", "dormant": false, "created_at": "2026-11-02T09:20:00Z"}))]
 pub struct MemberView {
     pub user_id: String,
     pub email: String,
     pub name: String,
-    /// `owner`, `admin`, `member`, `accountant` or `viewer`.
+    #[schema(value_type = crate::schema::OrgRoleSchema)]
     pub role: String,
     /// The user's status.
+    #[schema(value_type = crate::schema::UserStatusSchema)]
     pub status: String,
     /// Kept while the user is deactivated, and restored on reactivation.
     pub dormant: bool,
@@ -138,7 +142,7 @@ impl From<&MemberRow> for MemberView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamMemberView {
     pub user_id: String,
-    /// `team_admin`, `team_member`, `team_operator` or `team_viewer`.
+    #[schema(value_type = crate::schema::TeamRoleSchema)]
     pub role: String,
     pub dormant: bool,
 }

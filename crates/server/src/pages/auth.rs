@@ -123,7 +123,10 @@ async fn login_form(
     with_form_cookie(render(&chrome, &page), set)
 }
 
-fn with_form_cookie(page: Result<Response, PageError>, set: Option<HeaderValue>) -> Result<Response, PageError> {
+pub(super) fn with_form_cookie(
+    page: Result<Response, PageError>,
+    set: Option<HeaderValue>,
+) -> Result<Response, PageError> {
     let mut page = page?;
     if let Some(v) = set {
         page.headers_mut().append(header::SET_COOKIE, v);

@@ -8,6 +8,7 @@ mod admin_orgs;
 mod admin_users;
 mod app;
 mod auth;
+mod setup;
 
 use askama::Template;
 use axum::Router;
@@ -48,6 +49,7 @@ pub fn router(state: AppState, browser: Router<AppState>) -> Router<AppState> {
         .route("/static/steward.css", get(stylesheet))
         .route("/static/brand.css", get(brand_stylesheet))
         .merge(auth::router())
+        .merge(setup::router())
         .merge(admin::router())
         .merge(admin_users::router())
         .merge(admin_orgs::router())
@@ -55,6 +57,8 @@ pub fn router(state: AppState, browser: Router<AppState>) -> Router<AppState> {
         .merge(browser)
         .route("/admin/{*rest}", get(not_found))
         .route("/app/{*rest}", get(not_found))
+        // Any other path a browser may ask for (the API and SCIM answer their own).
+        .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
             PageError::Status(StatusCode::INTERNAL_SERVER_ERROR, String::new()).into_response()
         }))

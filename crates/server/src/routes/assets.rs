@@ -74,7 +74,10 @@ pub struct AssetList {
     pub next_cursor: Option<String>,
 }
 
-/// Lists an org's assets, newest first; frozen orgs too.
+/// List an org's assets
+///
+/// Lists an org's assets, newest first; frozen orgs too. Pages with `limit` (at most 500) and
+/// `cursor`: the answer's `next_cursor` reads the next page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/assets", tag = "assets", params(("id" = String, Path), Page),
     responses((status = 200, body = AssetList), NotFound))]
 async fn list_assets(
@@ -183,7 +186,10 @@ async fn team_of(tx: &mut dyn Tx, org: &OrgRow, team: Option<&str>) -> ApiResult
     }
 }
 
-/// Registers an asset; its count and size are checked against the license.
+/// Register an asset
+///
+/// Registers an asset; its count and size are checked against the license. Answers 201 with
+/// `Location`; 409 `limit_reached` past the license's capacity, 409 `org_frozen` for a frozen org.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/assets", tag = "assets", request_body = NewAsset,
     responses((status = 201, body = AssetView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn create_asset(
@@ -237,7 +243,10 @@ async fn load_asset(
     Ok((asset, access))
 }
 
-/// Reads an asset (frozen orgs too).
+/// Get an asset
+///
+/// Reads an asset (frozen orgs too). Answers `ETag: "<version>"`; a `GET` with `If-None-Match`
+/// naming it answers 304 while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/assets/{id}", tag = "assets", responses((status = 200, body = AssetView),
     NotFound))]
 async fn get_asset(
@@ -262,7 +271,11 @@ pub struct AssetPatch {
     pub size_bytes: Option<u64>,
 }
 
+/// Update an asset
+///
 /// Changes an asset; sizes are checked against the license. `If-Match` makes it conditional.
+/// Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304 while the
+/// resource is unchanged.
 #[utoipa::path(patch, path = "/api/v1/assets/{id}", tag = "assets", request_body = AssetPatch,
     responses((status = 200, body = AssetView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_asset(

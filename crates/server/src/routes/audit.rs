@@ -46,7 +46,11 @@ fn parse_time(field: &'static str, value: Option<&str>) -> ApiResult<Option<Offs
         .transpose()
 }
 
-/// Reads the audit log, newest first.
+/// List audit events
+///
+/// Reads the audit log, newest first. Needs `audit.read`. Filters by actor, target, org, type and
+/// time. Pages with `limit` (at most 500) and `cursor`: the answer's `next_cursor` reads the next
+/// page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = AuditList), BadRequest, Forbidden))]
 pub(crate) async fn list_audit(
@@ -101,7 +105,10 @@ pub struct VerifyResult {
     pub first_bad_seq: Option<i64>,
 }
 
-/// Recomputes the hash chain over every event.
+/// Verify the audit chain
+///
+/// Recomputes the hash chain over every event. Needs `audit.read`. Reads the chain from the archive
+/// anchor, if any, and names the first event whose hash does not follow.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", responses((status = 200, body = VerifyResult),
     Forbidden))]
 async fn verify_audit(Acting { state, principal }: Acting) -> ApiResult<Json<VerifyResult>> {

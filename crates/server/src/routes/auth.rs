@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Credentials for a password login.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ada@acme.example", "password": "correct horse battery staple"}))]
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
@@ -58,11 +59,13 @@ pub struct LoginResponse {
     pub totp_enrollment_required: bool,
 }
 
+/// Sign in
+///
 /// Signs in with email and password, and the two-factor code once two-factor is on. Wrong
 /// credentials, inactive users and locked accounts get the same 401 `unauthenticated`; a right
-/// password with a missing or wrong code gets 401 `totp_required`; an email whose domain belongs
-/// to an enforced SSO connection gets 401 `sso_required`. A success sets the session cookie and
-/// the device cookie `steward_device`: a login that sends it back is judged by that device's own
+/// password with a missing or wrong code gets 401 `totp_required`; an email whose domain belongs to
+/// an enforced SSO connection gets 401 `sso_required`. A success sets the session cookie and the
+/// device cookie `steward_device`: a login that sends it back is judged by that device's own
 /// failures only, so that an attacker failing the account or sharing the address neither refuses
 /// (429) nor slows its owner.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
@@ -382,7 +385,10 @@ pub struct ReturnedSession {
     pub csrf_token: String,
 }
 
-/// Ends the current session. Ending an impersonation returns the admin's own session.
+/// Sign out
+///
+/// Ends the current session. Ending an impersonation returns the admin's own session. Answers the
+/// admin's own session when it ends a Login as user, else 204.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
     Unauthorized))]
@@ -448,14 +454,19 @@ pub async fn sign_out(state: &AppState, principal: &Principal) -> ApiResult<Opti
     }))
 }
 
-/// The caller's notification settings.
+/// Get my notification settings
+///
+/// The caller's notification settings. A category left out is on.
 #[utoipa::path(get, path = "/api/v1/me/notifications", tag = "auth",
     responses((status = 200, body = NotificationSettings), Unauthorized))]
 async fn get_my_notifications(principal: Principal) -> Json<NotificationSettings> {
     Json(NotificationSettings::of(&principal.user))
 }
 
-/// Sets the caller's notification settings (an admin impersonating the user may too).
+/// Set my notification settings
+///
+/// Sets the caller's notification settings (an admin impersonating the user may too). A category
+/// not listed is on.
 #[utoipa::path(put, path = "/api/v1/me/notifications", tag = "auth", request_body = NotificationSettings,
     responses((status = 200, body = NotificationSettings), BadRequest, Unauthorized))]
 pub(crate) async fn put_my_notifications(
@@ -491,6 +502,7 @@ pub struct Impersonator {
 pub struct MyMembership {
     pub org_id: String,
     pub org_name: String,
+    #[schema(value_type = crate::schema::OrgRoleSchema)]
     pub role: String,
     pub frozen: bool,
 }
@@ -500,6 +512,7 @@ pub struct MyMembership {
 pub struct MyTeam {
     pub team_id: String,
     pub org_id: String,
+    #[schema(value_type = crate::schema::TeamRoleSchema)]
     pub role: String,
 }
 
@@ -523,7 +536,10 @@ fn json_body(body: axum::body::Bytes) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Who the caller is, what they may do, and where they belong.
+/// Get the current principal
+///
+/// Who the caller is, what they may do, and where they belong. The user, an impersonator if any,
+/// the instance roles and permissions, memberships and teams.
 #[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), Unauthorized))]
 async fn me(Acting { state, principal }: Acting) -> ApiResult<Response> {
     // Only this node writes (SQLite): the answer can be kept between changes (crate::hot).

@@ -50,8 +50,11 @@ pub struct DeprovisionResult {
     pub applied: bool,
 }
 
+/// Deprovision an org
+///
 /// Deprovisions an org in one transaction: consumables to 0, ownership to the placeholder owner,
-/// the former owner demoted, the members' notifications off. `dry_run` changes nothing.
+/// the former owner demoted, the members' notifications off. `dry_run` changes nothing. Needs
+/// `orgs.lifecycle`. The members keep their accounts and history; a restore puts everything back.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", tag = "customer lifecycle",
     request_body = DeprovisionRequest, responses((status = 200, body = DeprovisionResult), BadRequest, Forbidden,
     NotFound, Conflict))]
@@ -109,8 +112,10 @@ pub struct RestoreRequest {
     pub record_id: Option<String>,
 }
 
-/// Restores a deprovisioned org: license, owner, roles and notification settings come back as
-/// they were just before the deprovisioning.
+/// Restore a deprovisioned org
+///
+/// Restores a deprovisioned org: license, owner, roles and notification settings come back as they
+/// were just before the deprovisioning. Needs `orgs.lifecycle`.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", tag = "customer lifecycle", request_body = RestoreRequest,
     responses((status = 200, body = OrgView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn restore(
@@ -171,7 +176,9 @@ pub struct DeprovisionRecordList {
     pub next_cursor: Option<String>,
 }
 
-/// The history of an org's deprovisionings and restorations, newest first.
+/// List deprovision records
+///
+/// The history of an org's deprovisionings and restorations, newest first. Needs `orgs.read`.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", tag = "customer lifecycle",
     params(("id" = String, Path), Page), responses((status = 200, body = DeprovisionRecordList), Forbidden, NotFound))]
 pub(crate) async fn records(

@@ -252,9 +252,11 @@ pub fn export_stream(
     })
 }
 
+/// Export an org
+///
 /// Exports the org as one JSON bundle — profile, license, members and teams with roles, assets,
-/// usage history, deprovision records, its audit events — streamed, for its owner and for
-/// instance admins.
+/// usage history, deprovision records, its audit events — streamed, for its owner and for instance
+/// admins. The bundle is JSON, streamed as it is read.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", responses((status = 200, body = ExportBundle),
     Forbidden, NotFound))]
 async fn export(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Response> {
@@ -294,10 +296,12 @@ pub struct PurgeResult {
     pub users_anonymized: Vec<String>,
 }
 
-/// Erases an org deprovisioned longer than the instance's `purge_after_days`: its assets, teams
-/// and memberships; its deactivated members who belong nowhere else are anonymized; the org keeps
-/// only its id and the state `purged`; personal data in its audit events is removed while the
-/// chain still verifies. Emits `org.purged`.
+/// Purge an org's data
+///
+/// Erases an org deprovisioned longer than the instance's `purge_after_days`: its assets, teams and
+/// memberships; its deactivated members who belong nowhere else are anonymized; the org keeps only
+/// its id and the state `purged`; personal data in its audit events is removed while the chain
+/// still verifies. Emits `org.purged`. Needs `orgs.lifecycle`. Irreversible.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", request_body = PurgeRequest,
     responses((status = 200, body = PurgeResult), BadRequest, Forbidden, NotFound, Conflict))]
 async fn purge(
@@ -368,8 +372,11 @@ fn audit_window(org: &steward_store::OrgRow, now: OffsetDateTime) -> Option<Offs
     org.license.audit_log_days.map(|d| now - time::Duration::days(d.min(36_500) as i64))
 }
 
+/// List an org's audit events
+///
 /// The org's own audit events, newest first, for its owner and admins, limited to the license's
-/// `audit_log_days`.
+/// `audit_log_days`. Pages with `limit` (at most 500) and `cursor`: the answer's `next_cursor`
+/// reads the next page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", tag = "audit", params(("id" = String, Path), Page),
     responses((status = 200, body = AuditList), Forbidden, NotFound))]
 async fn org_audit(

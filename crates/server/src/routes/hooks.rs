@@ -50,7 +50,9 @@ pub struct WebhookList {
     pub next_cursor: Option<String>,
 }
 
-/// Lists the webhook endpoints.
+/// List webhook endpoints
+///
+/// Lists the webhook endpoints. Needs `webhooks.manage`.
 #[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", responses((status = 200, body = WebhookList),
     Forbidden))]
 async fn list_webhooks(Acting { state, principal }: Acting) -> ApiResult<Json<WebhookList>> {
@@ -82,7 +84,10 @@ pub struct CreatedWebhook {
     pub created_at: OffsetDateTime,
 }
 
+/// Add a webhook endpoint
+///
 /// Adds a webhook endpoint. Deliveries are signed per Standard Webhooks with the returned secret.
+/// Needs `webhooks.manage`. The secret is in this answer only.
 #[utoipa::path(post, path = "/api/v1/webhooks", tag = "webhooks", request_body = NewWebhook,
     responses((status = 201, body = CreatedWebhook), BadRequest, Forbidden))]
 async fn create_webhook(
@@ -132,7 +137,9 @@ fn hook_id(id: &str) -> ApiResult<uuid::Uuid> {
     id.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 
-/// Removes an endpoint; its deliveries stop, its log stays.
+/// Remove a webhook endpoint
+///
+/// Removes an endpoint; its deliveries stop, its log stays. Needs `webhooks.manage`.
 #[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", responses((status = 204), Forbidden,
     NotFound))]
 async fn delete_webhook(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -202,7 +209,10 @@ pub struct DeliveryList {
     pub next_cursor: Option<String>,
 }
 
-/// An endpoint's delivery log, newest first.
+/// List an endpoint's deliveries
+///
+/// An endpoint's delivery log, newest first. Needs `webhooks.manage`. Pages with `limit` (at most
+/// 500) and `cursor`: the answer's `next_cursor` reads the next page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), Page),
     responses((status = 200, body = DeliveryList), Forbidden, NotFound))]
 async fn list_deliveries(
@@ -220,7 +230,9 @@ async fn list_deliveries(
     Ok(Json(DeliveryList { items: rows.iter().map(DeliveryView::from).collect(), next_cursor }))
 }
 
-/// Sends a delivery again, now.
+/// Redeliver a webhook event
+///
+/// Sends a delivery again, now. Needs `webhooks.manage`.
 #[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
     params(("id" = String, Path), ("delivery_id" = String, Path)), responses((status = 200, body = DeliveryView),
     Forbidden, NotFound))]

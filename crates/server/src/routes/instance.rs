@@ -32,7 +32,10 @@ impl crate::answer::Versioned for InstanceView {
     }
 }
 
-/// Reads the instance settings (any instance admin).
+/// Get the instance settings
+///
+/// Reads the instance settings (any instance admin). Answers `ETag: "<version>"`; a `GET` with
+/// `If-None-Match` naming it answers 304 while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/instance", tag = "instance", responses((status = 200, body = InstanceView),
     Forbidden))]
 pub(crate) async fn get_instance(
@@ -71,8 +74,11 @@ fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
     }
 }
 
+/// Update the instance settings
+///
 /// Changes the instance settings; nested objects merge (a JSON merge patch where `null` sets a
-/// field to null).
+/// field to null). Needs `instance.manage`. Answers `ETag: "<version>"`; a `GET` with
+/// `If-None-Match` naming it answers 304 while the resource is unchanged.
 #[utoipa::path(patch, path = "/api/v1/instance", tag = "instance", request_body = InstanceSettings,
     responses((status = 200, body = InstanceView), BadRequest, Forbidden, PreconditionFailed))]
 pub(crate) async fn patch_instance(

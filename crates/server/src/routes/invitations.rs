@@ -84,8 +84,8 @@ pub async fn invite(
 pub struct NewInvitation {
     #[schema(value_type = String, format = Email)]
     pub email: Email,
-    /// `admin`, `member`, `accountant` or `viewer`.
-    #[schema(value_type = String)]
+    /// Any role but `owner`.
+    #[schema(value_type = crate::schema::OrgRoleSchema)]
     pub role: OrgRole,
     /// Teams of the org to join on acceptance.
     #[serde(default)]
@@ -100,14 +100,18 @@ pub struct InvitationView {
     /// The invited user, for callers who may read users; null otherwise.
     pub user_id: Option<String>,
     pub email: String,
+    #[schema(value_type = Option<crate::schema::OrgRoleSchema>)]
     pub role: Option<String>,
     pub team_ids: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
 }
 
-/// Invites someone to the org by email. An unknown email becomes an `invited` user; a known
-/// active user gets the membership on acceptance; a deactivated user's email is refused.
+/// Invite someone to an org
+///
+/// Invites someone to the org by email. An unknown email becomes an `invited` user; a known active
+/// user gets the membership on acceptance; a deactivated user's email is refused. The invitation is
+/// mailed with a link that works once.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", request_body = NewInvitation,
     responses((status = 201, body = InvitationView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn invite_to_org(
@@ -230,8 +234,10 @@ pub struct AcceptInvitation {
     pub name: Option<PersonName>,
 }
 
-/// Accepts an invitation: an invited user sets a password and becomes active; an existing user
-/// gets the membership. The link works once.
+/// Accept an invitation
+///
+/// Accepts an invitation: an invited user sets a password and becomes active; an existing user gets
+/// the membership. The link works once. Needs no credentials: the link's token is the credential.
 #[utoipa::path(post, path = "/api/v1/auth/invitations/{token}/accept", tag = "auth", params(("token" = String, Path)),
     request_body = AcceptInvitation, responses((status = 200, body = UserView), BadRequest, NotFound, TooManyRequests))]
 pub(crate) async fn accept_invitation(
@@ -382,8 +388,10 @@ pub struct ResetRequest {
     pub email: String,
 }
 
-/// Mails a reset link to an active user; answers 202 whatever the email, so that accounts cannot
-/// be probed.
+/// Ask for a password reset link
+///
+/// Mails a reset link to an active user; answers 202 whatever the email, so that accounts cannot be
+/// probed. Needs no credentials.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), BadRequest))]
 pub(crate) async fn request_reset(
@@ -452,7 +460,10 @@ pub struct NewPassword {
     pub password: String,
 }
 
+/// Set a password with a reset link
+///
 /// Sets a new password with a reset link; the user's sessions, API tokens and other links end.
+/// Needs no credentials: the link's token is the credential, and it works once.
 #[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
     request_body = NewPassword, responses((status = 204), BadRequest, NotFound, TooManyRequests))]
 pub(crate) async fn complete_reset(

@@ -116,7 +116,9 @@ pub struct IssuerList {
     pub next_cursor: Option<String>,
 }
 
-/// Lists the trusted JWT issuers, newest first.
+/// List trusted JWT issuers
+///
+/// Lists the trusted JWT issuers, newest first. Needs `instance.manage`.
 #[utoipa::path(get, path = "/api/v1/jwt-issuers", tag = "sso", responses((status = 200, body = IssuerList),
     Unauthorized, Forbidden))]
 async fn list_issuers(Acting { state, principal }: Acting) -> ApiResult<Json<IssuerList>> {
@@ -135,7 +137,10 @@ fn claim_name(field: &str, value: &str) -> ApiResult<String> {
     Ok(v.to_owned())
 }
 
-/// Trusts an issuer: its tokens then authorize requests as the users they map to.
+/// Trust a JWT issuer
+///
+/// Trusts an issuer: its tokens then authorize requests as the users they map to. Needs
+/// `instance.manage`. Answers 201 with `Location`.
 #[utoipa::path(post, path = "/api/v1/jwt-issuers", tag = "sso", request_body = NewIssuer,
     responses((status = 201, body = IssuerView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_issuer(
@@ -211,7 +216,10 @@ fn distinct_domains(given: &[String]) -> ApiResult<Vec<String>> {
     Ok(domains)
 }
 
-/// Stops trusting an issuer: its tokens are refused from the next request on.
+/// Stop trusting a JWT issuer
+///
+/// Stops trusting an issuer: its tokens are refused from the next request on. Needs
+/// `instance.manage`.
 #[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", tag = "sso", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
 async fn delete_issuer(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {

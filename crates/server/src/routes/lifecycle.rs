@@ -70,9 +70,12 @@ pub struct DeactivateRequest {
     pub new_owner_id: Option<String>,
 }
 
-/// Deactivates a user: every session and token is revoked before the response, pending
-/// invitations are cancelled, memberships become dormant, owned orgs pass to the placeholder
-/// owner (or `new_owner_id`).
+/// Deactivate a user
+///
+/// Deactivates a user: every session and token is revoked before the response, pending invitations
+/// are cancelled, memberships become dormant, owned orgs pass to the placeholder owner (or
+/// `new_owner_id`). Needs `users.lifecycle`. The user keeps every role and all history, and gets
+/// them back on reactivation.
 #[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", request_body = DeactivateRequest,
     responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn deactivate(
@@ -133,8 +136,11 @@ pub async fn deactivate_user(
     Ok(user)
 }
 
+/// Reactivate a user
+///
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
-/// they were, and orgs held by the placeholder owner since the deactivation are handed back.
+/// they were, and orgs held by the placeholder owner since the deactivation are handed back. Needs
+/// `users.lifecycle`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn reactivate(
@@ -197,22 +203,29 @@ async fn simple_transition(
     Ok(Json(UserView::from(&user)))
 }
 
-/// Suspends an active user for a while: sessions end, memberships stay as they are.
+/// Suspend a user
+///
+/// Suspends an active user for a while: sessions end, memberships stay as they are. Needs
+/// `users.lifecycle`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", responses((status = 200, body = UserView),
     Forbidden, NotFound, Conflict))]
 async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
 }
 
-/// Lifts a suspension.
+/// Lift a suspension
+///
+/// Lifts a suspension. Needs `users.lifecycle`. The user signs in again as before.
 #[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
 }
 
-/// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of
-/// the email keeps blocking its reuse.
+/// Anonymize a deactivated user
+///
+/// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of the
+/// email keeps blocking its reuse. Needs `users.lifecycle`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn anonymize(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
@@ -244,8 +257,12 @@ pub struct ImpersonationSession {
     pub csrf_token: String,
 }
 
-/// Login as user: a session (one hour at most) in which the admin acts as the user; every event
-/// in it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session.
+/// Log in as a user
+///
+/// Login as user: a session (one hour at most) in which the admin acts as the user; every event in
+/// it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session. Needs
+/// `users.impersonate` (an API token needs the `users.impersonate` scope). The reason is required
+/// and recorded.
 #[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", request_body = ImpersonateRequest,
     responses((status = 200, body = ImpersonationSession), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn impersonate(
@@ -359,7 +376,9 @@ async fn notify_impersonated(tx: &mut dyn steward_store::Tx, target: &UserRow, n
     Ok(())
 }
 
-/// A user's live sessions.
+/// List a user's sessions
+///
+/// A user's live sessions. Needs `users.read`.
 #[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = SessionList), Forbidden, NotFound))]
 pub(crate) async fn user_sessions(
@@ -400,7 +419,10 @@ pub struct Revoked {
     pub revoked: u64,
 }
 
-/// Logs a user out everywhere.
+/// Sign a user out everywhere
+///
+/// Logs a user out everywhere. Needs `sessions.revoke`. Every session of the user ends before the
+/// answer.
 #[utoipa::path(post, path = "/api/v1/users/{id}/sessions/revoke", tag = "lifecycle",
     responses((status = 200, body = Revoked), Forbidden, NotFound))]
 pub(crate) async fn revoke_user_sessions(
@@ -470,7 +492,9 @@ pub async fn set_notifications(
         .detail(json!({ "categories": settings.categories })))
 }
 
-/// Reads another user's notification settings.
+/// Get a user's notification settings
+///
+/// Reads another user's notification settings. Needs `users.read`. A category left out is on.
 #[utoipa::path(get, path = "/api/v1/users/{id}/notifications", tag = "lifecycle",
     responses((status = 200, body = NotificationSettings), Forbidden, NotFound))]
 pub(crate) async fn get_user_notifications(
@@ -493,7 +517,9 @@ pub async fn read_user_notifications(
     Ok(NotificationSettings::of(&user))
 }
 
-/// Sets another user's notification settings.
+/// Set a user's notification settings
+///
+/// Sets another user's notification settings. Needs `users.write`. A category not listed is on.
 #[utoipa::path(put, path = "/api/v1/users/{id}/notifications", tag = "lifecycle", request_body = NotificationSettings,
     responses((status = 200, body = NotificationSettings), BadRequest, Forbidden, NotFound))]
 pub(crate) async fn put_user_notifications(
@@ -521,7 +547,11 @@ pub async fn set_user_notifications(
     Ok(NotificationSettings::of(&user))
 }
 
-/// The audit events where the user is actor, impersonator or target, newest first.
+/// Get a user's history
+///
+/// The audit events where the user is actor, impersonator or target, newest first. Pages with
+/// `limit` (at most 500) and `cursor`: the answer's `next_cursor` reads the next page, `null` at
+/// the end.
 #[utoipa::path(get, path = "/api/v1/users/{id}/history", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = AuditList), Forbidden, NotFound))]
 pub(crate) async fn user_history(

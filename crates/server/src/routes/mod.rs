@@ -16,7 +16,6 @@ pub mod reviews;
 pub mod roles;
 pub mod scim_tokens;
 pub mod security;
-pub mod setup;
 pub mod sso;
 pub mod sso_sign_in;
 pub mod teams;

@@ -122,7 +122,11 @@ pub struct OrgQuery {
     pub cursor: Option<String>,
 }
 
-/// Lists orgs: all of them for instance admins, the caller's own for everyone else.
+/// List orgs
+///
+/// Lists orgs: all of them for instance admins, the caller's own for everyone else. Pages with
+/// `limit` (at most 500) and `cursor`: the answer's `next_cursor` reads the next page, `null` at
+/// the end.
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs", params(OrgQuery), responses((status = 200, body = OrgList),
     Unauthorized))]
 pub(crate) async fn list_orgs(
@@ -157,6 +161,7 @@ pub async fn read_orgs(state: &AppState, principal: &Principal, q: OrgQuery) -> 
 /// A new organization.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme", "owner_id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "external_id": "crm-4711", "license": {"operations": 100000, "users": 25}}))]
 pub struct NewOrg {
     #[schema(value_type = String)]
     pub name: OrgName,
@@ -168,7 +173,7 @@ pub struct NewOrg {
     /// ISO 3166-1 alpha-2.
     pub country: Option<String>,
     /// License fields; missing ones come from the instance default license.
-    #[schema(value_type = Option<LicenseSchema>)]
+    #[schema(value_type = Option<crate::schema::LicensePatchSchema>)]
     pub license: Option<serde_json::Value>,
 }
 
@@ -188,7 +193,9 @@ fn check_country(c: &str) -> ApiResult<()> {
     }
 }
 
-/// Creates an organization with its owner.
+/// Create an org
+///
+/// Creates an organization with its owner. Needs `orgs.write`. Answers 201 with `Location`.
 #[utoipa::path(post, path = "/api/v1/orgs", tag = "orgs", request_body = NewOrg,
     responses((status = 201, body = OrgView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn create_org(
@@ -246,7 +253,10 @@ async fn create_org(
     Ok(crate::answer::Created::at(format!("/api/v1/orgs/{}", org.id), OrgView::new(&org, frozen)))
 }
 
-/// Reads an organization.
+/// Get an org
+///
+/// Reads an organization. Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it
+/// answers 304 while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}", tag = "orgs", responses((status = 200, body = OrgView), NotFound))]
 pub(crate) async fn get_org(
     Acting { state, principal }: Acting,
@@ -282,7 +292,11 @@ pub struct OrgPatch {
     pub country: Option<Option<String>>,
 }
 
-/// Changes an organization's profile. `If-Match: "<version>"` makes it conditional.
+/// Update an org
+///
+/// Changes an organization's profile. `If-Match: "<version>"` makes it conditional. Answers `ETag:
+/// "<version>"`; a `GET` with `If-None-Match` naming it answers 304 while the resource is
+/// unchanged.
 #[utoipa::path(patch, path = "/api/v1/orgs/{id}", tag = "orgs", request_body = OrgPatch,
     responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn patch_org(
@@ -340,7 +354,10 @@ async fn patch_org(
     Ok(crate::answer::Tagged(view))
 }
 
-/// Lists an organization's current members, newest first.
+/// List an org's members
+///
+/// Lists an organization's current members, newest first. Pages with `limit` (at most 500) and
+/// `cursor`: the answer's `next_cursor` reads the next page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", params(("id" = String, Path), Page),
     responses((status = 200, body = MemberList), NotFound))]
 pub(crate) async fn list_members(
@@ -371,11 +388,13 @@ pub async fn read_members(state: &AppState, principal: &Principal, id: String, p
 #[serde(deny_unknown_fields)]
 pub struct MemberRole {
     /// `admin`, `member`, `accountant` or `viewer`; never `owner` (transfer ownership instead).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::OrgRoleSchema)]
     pub role: OrgRole,
 }
 
-/// Adds a member or changes their role.
+/// Add a member or change their role
+///
+/// Adds a member or changes their role. A member's role is replaced by the one sent.
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
     ("user_id" = String, Path)), request_body = MemberRole, responses((status = 200, body = MemberView), BadRequest,
     Forbidden, NotFound, Conflict))]
@@ -424,8 +443,10 @@ pub async fn set_member_role(
     Ok(MemberView::from(&member))
 }
 
-/// Ends a membership; the row stays as history. The owner cannot be removed. A member may
-/// remove themselves.
+/// Remove a member
+///
+/// Ends a membership; the row stays as history. The owner cannot be removed. A member may remove
+/// themselves. The member's teams in the org end with the membership.
 #[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
     ("user_id" = String, Path)), responses((status = 204), Forbidden, NotFound, Conflict))]
 pub(crate) async fn delete_member(
@@ -467,7 +488,10 @@ pub struct TransferRequest {
     pub previous_owner_role: Option<OrgRole>,
 }
 
-/// Hands ownership to another active member; the previous owner stays a member.
+/// Transfer an org's ownership
+///
+/// Hands ownership to another active member; the previous owner stays a member. There is one owner
+/// at any time.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", request_body = TransferRequest,
     responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn transfer_ownership(
@@ -504,7 +528,9 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
     Ok(view)
 }
 
-/// Reads an organization's license.
+/// Get an org's license
+///
+/// Reads an organization's license. Absent or null limits are unlimited.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses",
     responses((status = 200, body = LicenseSchema), NotFound))]
 async fn get_license(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<License>> {
@@ -555,7 +581,11 @@ async fn change_license(
     Ok(org.license)
 }
 
-/// Replaces an organization's license; absent fields become unlimited.
+/// Replace an org's license
+///
+/// Replaces an organization's license; absent fields become unlimited. Needs `licenses.write`.
+/// `If-Match: "<version>"` makes the change conditional (412 `precondition_failed` when the
+/// resource moved on).
 #[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = LicenseSchema,
     responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn put_license(
@@ -568,7 +598,11 @@ async fn put_license(
     change_license(&state, &principal, &id, &headers, |_| Ok(license)).await.map(Json)
 }
 
+/// Update an org's license
+///
 /// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
+/// Needs `licenses.write`. A field left out stays as it is. `If-Match: "<version>"` makes the
+/// change conditional (412 `precondition_failed` when the resource moved on).
 #[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = crate::schema::LicensePatchSchema,
     responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 pub(crate) async fn patch_license(

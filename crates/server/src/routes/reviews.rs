@@ -36,8 +36,9 @@ pub struct ReviewItemView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login_at: Option<OffsetDateTime>,
     pub roles: Vec<String>,
-    /// `keep`, `deactivate` or `remove_from_org`.
+    #[schema(value_type = crate::schema::ReviewDecisionSchema)]
     pub recommendation: String,
+    #[schema(value_type = Option<crate::schema::ReviewDecisionSchema>)]
     pub decision: Option<String>,
 }
 
@@ -85,7 +86,10 @@ pub struct NewReview {
     pub inactive_days: u32,
 }
 
-/// Starts a review over the active users (or an org's members), with a recommendation each.
+/// Start an access review
+///
+/// Starts a review over the active users (or an org's members), with a recommendation each. Needs
+/// `reviews.manage`. Answers 201 with `Location`.
 #[utoipa::path(post, path = "/api/v1/access-reviews", tag = "reviews", request_body = NewReview,
     responses((status = 201, body = ReviewView), BadRequest, Forbidden, NotFound))]
 async fn create_review(
@@ -206,7 +210,9 @@ fn csv_field(value: &str) -> String {
     if value.contains([',', '"', '\n', '\r']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
-/// Reads a review; as CSV with `Accept: text/csv`.
+/// Get an access review
+///
+/// Reads a review; as CSV with `Accept: text/csv`. Needs `reviews.manage`.
 #[utoipa::path(get, path = "/api/v1/access-reviews/{id}", tag = "reviews",
     responses((status = 200, body = ReviewView, description = "JSON, or CSV with `Accept: text/csv`"), Forbidden,
     NotFound))]
@@ -254,11 +260,15 @@ async fn get_review(
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     pub user_id: String,
-    /// `keep`, `deactivate` or `remove_from_org` (org reviews).
+    /// `remove_from_org` in org reviews only.
+    #[schema(value_type = crate::schema::ReviewDecisionSchema)]
     pub decision: String,
 }
 
-/// Records a decision (applied when the review is completed).
+/// Decide on a person in a review
+///
+/// Records a decision (applied when the review is completed). Needs `reviews.manage`: `keep`,
+/// `deactivate` or `remove_from_org`.
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", request_body = Decision,
     responses((status = 200, body = ReviewView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn decide(
@@ -299,7 +309,10 @@ async fn decide(
     Ok(Json(view(&review, &items)))
 }
 
-/// Completes a review and applies its decisions: deactivations, removals from the org.
+/// Complete an access review
+///
+/// Completes a review and applies its decisions: deactivations, removals from the org. Needs
+/// `reviews.manage`.
 #[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews",
     responses((status = 200, body = ReviewView), Forbidden, NotFound, Conflict))]
 async fn complete(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<ReviewView>> {

@@ -131,7 +131,10 @@ fn require_reader(principal: &Principal) -> ApiResult<()> {
     }
 }
 
-/// Lists the instance roles (any instance admin).
+/// List instance roles
+///
+/// Lists the instance roles (any instance admin). Built-in and operator-defined roles, with their
+/// permissions.
 #[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = RoleList), Unauthorized,
     Forbidden))]
 async fn list_roles(Acting { state, principal }: Acting) -> ApiResult<Json<RoleList>> {
@@ -144,7 +147,10 @@ async fn list_roles(Acting { state, principal }: Acting) -> ApiResult<Json<RoleL
     Ok(Json(RoleList { items, next_cursor: None }))
 }
 
-/// Reads one role (any instance admin).
+/// Get an instance role
+///
+/// Reads one role (any instance admin). Answers `ETag: "<version>"`; a `GET` with `If-None-Match`
+/// naming it answers 304 while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
     responses((status = 200, body = RoleView), Forbidden, NotFound))]
 async fn get_role(
@@ -161,7 +167,10 @@ async fn get_role(
     Ok(crate::answer::Tagged(view_of(&role)))
 }
 
-/// Defines a role. Needs `roles.manage`, and only permissions the caller holds.
+/// Define an instance role
+///
+/// Defines a role. Needs `roles.manage`, and only permissions the caller holds. Answers 201 with
+/// `Location`.
 #[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = NewRole,
     responses((status = 201, body = RoleView), BadRequest, Forbidden,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role` or `role_exists`")))]
@@ -192,8 +201,12 @@ async fn create_role(
     Ok(crate::answer::Created::at(format!("/api/v1/roles/{}", row.name), view_of(&row)))
 }
 
-/// Replaces a role's permissions; its holders have the new set from their next request on.
-/// Needs `roles.manage`; permissions added must be ones the caller holds. `If-Match` honoured.
+/// Update an instance role
+///
+/// Replaces a role's permissions; its holders have the new set from their next request on. Needs
+/// `roles.manage`; permissions added must be ones the caller holds. `If-Match` honoured. Answers
+/// `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304 while the resource is
+/// unchanged.
 #[utoipa::path(patch, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
     request_body = RolePatch, responses((status = 200, body = RoleView), BadRequest, Forbidden, NotFound,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role`"),
@@ -243,8 +256,11 @@ async fn patch_role(
     Ok(crate::answer::Tagged(view_of(&role)))
 }
 
-/// Deletes a role no user holds (409 `role_in_use` otherwise, deactivated users included: they
-/// get their roles back on reactivation). Needs `roles.manage`.
+/// Delete an instance role
+///
+/// Deletes a role no user holds (409 `role_in_use` otherwise, deactivated users included: they get
+/// their roles back on reactivation). Needs `roles.manage`. Built-in roles cannot be deleted (409
+/// `builtin_role`).
 #[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path)),
     responses((status = 204), Forbidden, NotFound,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "`builtin_role` or `role_in_use`")))]

@@ -69,7 +69,10 @@ pub struct ScimTokenList {
     pub next_cursor: Option<String>,
 }
 
-/// Lists the SCIM tokens that are not revoked, newest first.
+/// List SCIM tokens
+///
+/// Lists the SCIM tokens that are not revoked, newest first. Needs `scim.manage`. Secrets are never
+/// listed.
 #[utoipa::path(get, path = "/api/v1/scim-tokens", tag = "scim", responses((status = 200, body = ScimTokenList),
     Unauthorized, Forbidden))]
 async fn list_scim_tokens(Acting { state, principal }: Acting) -> ApiResult<Json<ScimTokenList>> {
@@ -80,7 +83,10 @@ async fn list_scim_tokens(Acting { state, principal }: Acting) -> ApiResult<Json
     Ok(Json(ScimTokenList { items: tokens.iter().map(ScimTokenView::from).collect(), next_cursor: None }))
 }
 
-/// Creates a SCIM token; its secret is in this answer only.
+/// Create a SCIM token
+///
+/// Creates a SCIM token; its secret is in this answer only. Needs `scim.manage`. A token bound to
+/// an org provisions that org's members and teams only.
 #[utoipa::path(post, path = "/api/v1/scim-tokens", tag = "scim", request_body = NewScimToken,
     responses((status = 201, body = ScimTokenView), BadRequest, Unauthorized, Forbidden))]
 async fn create_scim_token(
@@ -136,7 +142,9 @@ async fn create_scim_token(
     Ok(crate::answer::Created::at(format!("/api/v1/scim-tokens/{}", view.id), view))
 }
 
-/// Revokes a SCIM token: its next request is refused.
+/// Revoke a SCIM token
+///
+/// Revokes a SCIM token: its next request is refused. Needs `scim.manage`.
 #[utoipa::path(delete, path = "/api/v1/scim-tokens/{id}", tag = "scim", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
 async fn revoke_scim_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {

@@ -72,8 +72,10 @@ fn qr_svg(data: &str) -> ApiResult<String> {
         .build())
 }
 
-/// Starts two-factor enrolment (or starts it over while unconfirmed). Login needs a code only
-/// once the enrolment is confirmed.
+/// Start two-factor enrolment
+///
+/// Starts two-factor enrolment (or starts it over while unconfirmed). Login needs a code only once
+/// the enrolment is confirmed. Answers what an authenticator app needs to make codes.
 #[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", responses((status = 200, body = TotpEnrolment),
     Unauthorized, Forbidden,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "two-factor is already on (`invalid_transition`)")))]
@@ -108,8 +110,10 @@ async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpE
     Ok(Json(TotpEnrolment { secret, otpauth_uri, qr_svg }))
 }
 
+/// Confirm two-factor enrolment
+///
 /// Confirms the enrolment with a current code; from now on login needs a code. Answers the ten
-/// recovery codes, which are shown this once.
+/// recovery codes, which are shown this once. Recovery codes each work once.
 #[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpConfirm,
     responses((status = 200, body = RecoveryCodes), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn confirm_totp(
@@ -153,7 +157,10 @@ async fn confirm_totp(
     Ok(Json(RecoveryCodes { recovery_codes: codes }))
 }
 
+/// Turn my two-factor off
+///
 /// Turns the caller's two-factor off (or drops an unconfirmed enrolment) and their recovery codes.
+/// Login then needs the password only.
 #[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
     NotFound))]
 async fn disable_totp(Acting { state, principal }: Acting) -> ApiResult<StatusCode> {
@@ -181,9 +188,11 @@ fn parse_user(id: &str) -> ApiResult<UserId> {
     id.parse().map_err(|_| ApiError::not_found("user"))
 }
 
-/// Resets a user's two-factor (a lost phone): their enrolment and recovery codes are removed,
-/// they are told by email, and their next login needs only the password. Needs `users.write`
-/// and every permission the user holds.
+/// Reset a user's two-factor
+///
+/// Resets a user's two-factor (a lost phone): their enrolment and recovery codes are removed, they
+/// are told by email, and their next login needs only the password. Needs `users.write` and every
+/// permission the user holds. The user is told by email.
 #[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", responses((status = 204), Forbidden, NotFound))]
 async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersWrite)?;
@@ -210,7 +219,10 @@ async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>)
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Unlocks an account that failed logins locked, and clears its count of failures.
+/// Unlock a user
+///
+/// Unlocks an account that failed logins locked, and clears its count of failures. Needs
+/// `users.lifecycle`.
 #[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", responses((status = 204), Forbidden, NotFound))]
 async fn unlock_user(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersLifecycle)?;
@@ -245,7 +257,10 @@ pub struct UserSecurity {
     pub locked_until: Option<OffsetDateTime>,
 }
 
-/// A user's two-factor and lockout state (`users.read`).
+/// Get a user's security state
+///
+/// A user's two-factor and lockout state (`users.read`). Whether two-factor is on, and whether the
+/// account is locked and until when.
 #[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", responses((status = 200, body = UserSecurity),
     Forbidden, NotFound))]
 async fn user_security(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserSecurity>> {

@@ -45,7 +45,7 @@ pub struct ClaimNames {
 pub struct RoleMapping {
     pub group: String,
     pub org_id: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::OrgRoleSchema)]
     pub role: OrgRole,
 }
 
@@ -280,7 +280,9 @@ fn described(c: &SsoConnectionRow) -> Value {
     })
 }
 
-/// Lists the connections, newest first.
+/// List SSO connections
+///
+/// Lists the connections, newest first. Needs `instance.manage`.
 #[utoipa::path(get, path = "/api/v1/sso/connections", tag = "sso", responses((status = 200, body = ConnectionList),
     Unauthorized, Forbidden))]
 async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json<ConnectionList>> {
@@ -291,7 +293,10 @@ async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json
     Ok(Json(ConnectionList { items: rows.iter().map(|c| view(&state, c)).collect(), next_cursor: None }))
 }
 
-/// Adds an OpenID Connect connection; the provider's discovery document must answer.
+/// Add an SSO connection
+///
+/// Adds an OpenID Connect connection; the provider's discovery document must answer. Needs
+/// `instance.manage`. Answers 201 with `Location`.
 #[utoipa::path(post, path = "/api/v1/sso/connections", tag = "sso", request_body = NewConnection,
     responses((status = 201, body = ConnectionView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_connection(
@@ -335,7 +340,10 @@ pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRo
     tx.sso_connection(id).await?.ok_or_else(|| ApiError::not_found("SSO connection"))
 }
 
-/// One connection.
+/// Get an SSO connection
+///
+/// One connection. Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304
+/// while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 200, body = ConnectionView),
     Unauthorized, Forbidden, NotFound))]
 async fn get_connection(
@@ -349,7 +357,11 @@ async fn get_connection(
     Ok(crate::answer::Tagged(view(&state, &row)))
 }
 
+/// Update an SSO connection
+///
 /// Changes a connection (`If-Match` honoured); a new `client_secret` replaces the stored one.
+/// Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304 while the
+/// resource is unchanged.
 #[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
     responses((status = 200, body = ConnectionView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     PreconditionFailed))]
@@ -426,7 +438,10 @@ fn patched(row: &mut SsoConnectionRow, req: ConnectionPatch) -> ApiResult<Option
     Ok(req.client_secret)
 }
 
-/// Removes a connection; its users keep their accounts and may sign in by password again.
+/// Remove an SSO connection
+///
+/// Removes a connection; its users keep their accounts and may sign in by password again. Needs
+/// `instance.manage`.
 #[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
 async fn delete_connection(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
@@ -457,7 +472,10 @@ pub struct DiscoverResponse {
     pub start_url: String,
 }
 
-/// Finds the SSO connection owning the email's domain; 404 when none does.
+/// Find the SSO connection for an email
+///
+/// Finds the SSO connection owning the email's domain; 404 when none does. Needs no credentials;
+/// answers the connection and where sign-in through it starts.
 #[utoipa::path(post, path = "/api/v1/auth/sso/discover", tag = "sso", request_body = DiscoverRequest, security(()),
     responses((status = 200, body = DiscoverResponse), BadRequest, NotFound))]
 async fn discover(

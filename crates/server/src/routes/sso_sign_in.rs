@@ -124,6 +124,60 @@ async fn callback(
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
+) -> Response {
+    let wants_page = wants_page(&headers);
+    let mut response = match complete_sign_in(&state, ip, &headers, q).await {
+        Ok(response) => response,
+        // The provider sent a person's browser here: it gets a page of the instance.
+        Err(e) if wants_page => {
+            let problem = e.problem();
+            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
+            crate::pages::PageError::Status(status, refusal_sentence(&problem.code, &problem.detail)).into_response()
+        }
+        Err(e) => e.into_response(),
+    };
+    // The sign-in is over either way.
+    response.headers_mut().append(header::SET_COOKIE, state_cookie(&state, "", 0));
+    response
+}
+
+/// Whether the caller is a browser that asked for a page.
+fn wants_page(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"))
+}
+
+/// What a person reads when single sign-on refuses them: what happened and what to do.
+fn refusal_sentence(code: &str, detail: &str) -> String {
+    let reason = detail.trim_start_matches("single sign-on refused: ");
+    match code {
+        "sso_state_invalid" => {
+            "This sign-in was not started here, or it took too long. Start again from the sign-in page.".into()
+        }
+        "sso_unavailable" => {
+            "The identity provider could not be reached. Try again in a few minutes; if it keeps failing, tell your \
+             administrator."
+                .into()
+        }
+        "sso_user_inactive" => {
+            format!(
+                "Single sign-on cannot sign you in here: {reason}. Ask your administrator to reactivate your account."
+            )
+        }
+        _ => format!(
+            "Single sign-on refused this sign-in: {reason}. Start again from the sign-in page, or ask your administrator."
+        ),
+    }
+}
+
+/// The callback's work: the provider's answer checked, the person signed in or refused.
+async fn complete_sign_in(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+    q: CallbackQuery,
 ) -> ApiResult<Response> {
     let bad_state = || {
         ApiError::other(
@@ -136,38 +190,30 @@ async fn callback(
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
     let key = state.sso.key(tx.as_mut()).await?.ok_or_else(bad_state)?;
-    let cookie_value = cookie(&headers, STATE_COOKIE).ok_or_else(bad_state)?;
+    let cookie_value = cookie(headers, STATE_COOKIE).ok_or_else(bad_state)?;
     let connection_id = key.verify_state(&cookie_value, &sign_in, now.unix_timestamp()).ok_or_else(bad_state)?;
     let c = tx.sso_connection(connection_id).await?.ok_or_else(bad_state)?;
     tx.rollback().await?;
 
-    let outcome = match exchange(&state, &c, &key, &sign_in, &q, now).await {
-        Ok((id, groups)) => sign_in_user(&state, &c, id, &groups, ip, &headers, now).await?,
+    let outcome = match exchange(state, &c, &key, &sign_in, &q, now).await {
+        Ok((id, groups)) => sign_in_user(state, &c, id, &groups, ip, headers, now).await?,
         Err(refusal) => Err(refusal),
     };
-    let mut response = match outcome {
+    match outcome {
         Ok((user, secret, expires_at)) => {
             let target = if user.instance_roles.is_empty() { "/app" } else { "/admin" };
             let mut response = StatusCode::SEE_OTHER.into_response();
             response.headers_mut().insert(header::LOCATION, HeaderValue::from_static(target));
-            set_session_cookies(&state, response.headers_mut(), &secret, (expires_at - now).whole_seconds());
-            response
+            set_session_cookies(state, response.headers_mut(), &secret, (expires_at - now).whole_seconds());
+            Ok(response)
         }
-        Err(refusal) => refused(&state, &c, refusal, &headers, now).await?,
-    };
-    response.headers_mut().append(header::SET_COOKIE, state_cookie(&state, "", 0));
-    Ok(response)
+        Err(refusal) => Err(refused(state, &c, refusal, now).await?),
+    }
 }
 
-/// Audits a refused sign-in as `sso.refused` and answers it: a page saying why for a person's
-/// browser, a problem document otherwise.
-async fn refused(
-    state: &AppState,
-    c: &SsoConnectionRow,
-    refusal: Refusal,
-    headers: &HeaderMap,
-    now: OffsetDateTime,
-) -> ApiResult<Response> {
+/// Audits a refused sign-in as `sso.refused` and gives the refusal to answer (a page for a
+/// person's browser, see [`callback`]).
+async fn refused(state: &AppState, c: &SsoConnectionRow, refusal: Refusal, now: OffsetDateTime) -> ApiResult<ApiError> {
     let tx = state.store.write().await?;
     let target = refusal.user.map_or_else(|| c.id.to_string(), |u| u.to_string());
     let kind = if refusal.user.is_some() { TargetType::User } else { TargetType::Instance };
@@ -179,16 +225,7 @@ async fn refused(
     }
     state.commit(tx, vec![event], now).await?;
     let status = if refusal.code == "sso_unavailable" { StatusCode::BAD_GATEWAY } else { StatusCode::UNAUTHORIZED };
-    let wants_page = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.to_ascii_lowercase().contains("text/html"));
-    if wants_page {
-        // A person's browser gets a page of the instance saying why.
-        let message = format!("Single sign-on refused this sign-in: {}.", refusal.reason);
-        return Ok(crate::pages::PageError::Status(status, message).into_response());
-    }
-    Ok(ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason)).into_response())
+    Ok(ApiError::other(status, refusal.code, format!("single sign-on refused: {}", refusal.reason)))
 }
 
 /// Trades the code for tokens and reads who the provider says signed in, with their groups.

@@ -41,7 +41,10 @@ async fn team_access(
     Ok((team, access))
 }
 
-/// Lists an organization's teams, newest first.
+/// List an org's teams
+///
+/// Lists an organization's teams, newest first. Pages with `limit` (at most 500) and `cursor`: the
+/// answer's `next_cursor` reads the next page, `null` at the end.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/teams", tag = "teams", params(("id" = String, Path), Page),
     responses((status = 200, body = TeamList), NotFound))]
 pub(crate) async fn list_teams(
@@ -86,7 +89,10 @@ pub struct TeamPatch {
     pub name: Option<TeamName>,
 }
 
-/// Creates a team.
+/// Create a team
+///
+/// Creates a team. Team names are unique within the org, ignoring case. Answers 201 with
+/// `Location`.
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/teams", tag = "teams", request_body = TeamInput,
     responses((status = 201, body = TeamView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn create_team(
@@ -124,7 +130,10 @@ pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: 
     Ok(TeamView::new(&team, &[]))
 }
 
-/// Reads a team with its members.
+/// Get a team
+///
+/// Reads a team with its members. Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming
+/// it answers 304 while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/teams/{id}", tag = "teams", responses((status = 200, body = TeamView), NotFound))]
 async fn get_team(
     Acting { state, principal }: Acting,
@@ -137,7 +146,10 @@ async fn get_team(
     Ok(crate::answer::Tagged(TeamView::new(&team, &members)))
 }
 
-/// Renames a team. `If-Match: "<version>"` makes it conditional.
+/// Rename a team
+///
+/// Renames a team. `If-Match: "<version>"` makes it conditional. Answers `ETag: "<version>"`; a
+/// `GET` with `If-None-Match` naming it answers 304 while the resource is unchanged.
 #[utoipa::path(patch, path = "/api/v1/teams/{id}", tag = "teams", request_body = TeamPatch,
     responses((status = 200, body = TeamView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_team(
@@ -173,11 +185,14 @@ async fn patch_team(
 #[serde(deny_unknown_fields)]
 pub struct TeamMemberRole {
     /// `team_admin`, `team_member`, `team_operator` or `team_viewer`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schema::TeamRoleSchema)]
     pub role: TeamRole,
 }
 
-/// Adds a member of the org to the team, or changes their team role.
+/// Add a team member or change their role
+///
+/// Adds a member of the org to the team, or changes their team role. Only members of the team's org
+/// can join it.
 #[utoipa::path(put, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = String, Path),
     ("user_id" = String, Path)), request_body = TeamMemberRole, responses((status = 200, body = TeamView), BadRequest,
     Forbidden, NotFound, Conflict))]
@@ -224,7 +239,9 @@ pub async fn set_team_member(
     Ok(TeamView::new(&team, &members))
 }
 
-/// Removes a member from the team (kept in history).
+/// Remove a team member
+///
+/// Removes a member from the team (kept in history). The org membership stays.
 #[utoipa::path(delete, path = "/api/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = String, Path),
     ("user_id" = String, Path)), responses((status = 204), Forbidden, NotFound))]
 async fn delete_team_member(

@@ -60,7 +60,9 @@ pub struct CreatedToken {
     pub scopes: Vec<steward_core::TokenScope>,
 }
 
-/// The caller's API tokens.
+/// List my API tokens
+///
+/// The caller's API tokens. Tokens not revoked, newest first; secrets are never listed.
 #[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page), responses((status = 200, body = TokenList),
     Unauthorized))]
 pub(crate) async fn list_tokens(
@@ -87,7 +89,10 @@ pub async fn read_tokens(state: &AppState, principal: &Principal, page: Page) ->
     Ok(TokenList { items: rows.iter().map(TokenView::from).collect(), next_cursor })
 }
 
-/// Creates an API token for the caller; its secret is in this response only.
+/// Create an API token
+///
+/// Creates an API token for the caller; its secret is in this response only. Answers 201 with
+/// `Location`. A token may carry scopes beyond acting as its user, and an expiry.
 #[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
     responses((status = 201, body = CreatedToken), BadRequest, Forbidden))]
 pub(crate) async fn create_token(
@@ -166,7 +171,10 @@ pub async fn mint_token(state: &AppState, principal: &Principal, req: NewToken) 
     })
 }
 
-/// Revokes one of the caller's API tokens.
+/// Revoke an API token
+///
+/// Revokes one of the caller's API tokens. Tokens created with it are revoked too, and
+/// impersonations started with it end.
 #[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     revoke_token(&state, &principal, id).await
@@ -191,7 +199,9 @@ pub async fn revoke_token(state: &AppState, principal: &Principal, id: String) -
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The caller's live sessions.
+/// List my sessions
+///
+/// The caller's live sessions. Newest first, each with its address and user agent.
 #[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
     responses((status = 200, body = SessionList), Unauthorized))]
 pub(crate) async fn list_sessions(
@@ -220,7 +230,9 @@ pub async fn read_sessions(state: &AppState, principal: &Principal, page: Page) 
     Ok(SessionList { items: rows.iter().map(|s| SessionView::new(s, Some(s.id) == current)).collect(), next_cursor })
 }
 
-/// Ends one of the caller's sessions.
+/// End one of my sessions
+///
+/// Ends one of the caller's sessions. Impersonations started from it end too.
 #[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_session(
     Acting { state, principal }: Acting,

@@ -103,7 +103,10 @@ pub struct UsageQuery {
     pub period: Option<String>,
 }
 
-/// An org's usage in the current period, or in the period containing `?period=`.
+/// Get an org's usage
+///
+/// An org's usage in the current period, or in the period containing `?period=`. Each consumable's
+/// limit, use and what is left in the period, and whether the org is frozen.
 #[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
     responses((status = 200, body = UsageView), BadRequest, Forbidden, NotFound))]
 pub(crate) async fn get_usage(
@@ -137,6 +140,7 @@ pub async fn read_usage(state: &AppState, principal: &Principal, id: String, q: 
 /// What to consume.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"operations": 60, "transfer": 1048576}))]
 pub struct ConsumeRequest {
     #[serde(default)]
     pub operations: u64,
@@ -149,9 +153,12 @@ pub struct ConsumeRequest {
 
 const THRESHOLDS: [u64; 3] = [75, 90, 100];
 
+/// Consume from an org's budget
+///
 /// Consumes from the org's current budget: all or nothing, exact under any concurrency. 402
 /// `quota_exhausted` whenever the budget does not cover the request (nothing is consumed). Send an
-/// `Idempotency-Key` so that a retried consume counts once.
+/// `Idempotency-Key` so that a retried consume counts once. Counted against the org's
+/// `api_requests_per_minute` like every org-scoped request (429 with `Retry-After`).
 #[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", request_body = ConsumeRequest,
     responses((status = 200, body = UsageView), BadRequest, PaymentRequired, Forbidden, NotFound, TooManyRequests))]
 async fn consume(
@@ -388,7 +395,10 @@ pub fn decide(
     "ok"
 }
 
-/// May this user do this in this org now? One read, no write.
+/// Check a decision
+///
+/// May this user do this in this org now? One read, no write. Answers whether the action is allowed
+/// and, when not, the documented reason.
 #[utoipa::path(post, path = "/api/v1/check", tag = "licenses", request_body = CheckRequest,
     responses((status = 200, body = CheckResponse), BadRequest, Forbidden, NotFound, TooManyRequests))]
 async fn check(

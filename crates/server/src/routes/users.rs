@@ -48,7 +48,11 @@ pub struct UserQuery {
     pub cursor: Option<String>,
 }
 
-/// Lists users, newest first.
+/// List users
+///
+/// Lists users, newest first. Needs `users.read`. Filters by text, status, org and inactivity.
+/// Pages with `limit` (at most 500) and `cursor`: the answer's `next_cursor` reads the next page,
+/// `null` at the end.
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserQuery), responses((status = 200, body = UserList),
     BadRequest, Forbidden))]
 pub(crate) async fn list_users(
@@ -95,6 +99,7 @@ pub async fn read_users(state: &AppState, principal: &Principal, q: UserQuery) -
 /// A new user.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "grace@acme.example", "name": "Grace Hopper", "instance_roles": []}))]
 pub struct NewUser {
     #[schema(value_type = String, format = Email)]
     pub email: Email,
@@ -131,7 +136,10 @@ pub fn email_in_use(existing: &UserRow) -> ApiError {
     steward_ops::users::email_in_use(existing).into()
 }
 
+/// Create a user
+///
 /// Creates a user. An email is never reused: a deactivated user's email answers `user_deactivated`.
+/// Needs `users.write`. Without a password the user is `invited`. Answers 201 with `Location`.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), BadRequest, Forbidden, Conflict))]
 async fn create_user(
@@ -178,7 +186,10 @@ fn parse_user_id(id: &str) -> ApiResult<UserId> {
     id.parse().map_err(|_| ApiError::not_found("user"))
 }
 
-/// Reads a user.
+/// Get a user
+///
+/// Reads a user. Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304
+/// while the resource is unchanged.
 #[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", responses((status = 200, body = UserView), Forbidden,
     NotFound))]
 pub(crate) async fn get_user(
@@ -229,7 +240,10 @@ fn nullable_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option
     .map(Some)
 }
 
-/// Changes a user. `If-Match: "<version>"` makes it conditional.
+/// Update a user
+///
+/// Changes a user. `If-Match: "<version>"` makes it conditional. Answers `ETag: "<version>"`; a
+/// `GET` with `If-None-Match` naming it answers 304 while the resource is unchanged.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", request_body = UserPatch,
     responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict, PreconditionFailed))]
 async fn patch_user(

@@ -231,7 +231,7 @@ async fn refusals_and_missing_things_are_html_pages() {
     assert!(r.body.contains("user not found"));
     assert!(r.body.contains("<h1>Administration</h1>") || r.body.contains("Not Found"));
     assert!(!r.body.contains("\"code\""), "not a problem document");
-    for path in ["/admin/nothing/here", "/app/nothing"] {
+    for path in ["/admin/nothing/here", "/app/nothing", "/nothing/here"] {
         let r = get(&app, path, &cookie).await;
         assert_eq!(r.status, 404, "{path}");
         assert!(r.content_type.starts_with("text/html") && r.body.contains("There is no such page."));
@@ -753,4 +753,54 @@ async fn a_next_parameter_that_a_browser_would_read_as_another_site_goes_home() 
     }
     let r = get(&app, "/login?next=/admin/users%3Fq%3Dada", &cookie).await;
     assert_eq!(r.location, "/admin/users?q=ada");
+}
+
+/// The setup link's page is a page of the instance, in its layout, with a CSRF-checked form; a
+/// mistake shows the form again with what to fix; a success goes to the sign-in page with a
+/// notice, and the link is spent; an unknown or spent link is an HTML page that says what to do.
+#[tokio::test]
+async fn the_setup_link_is_a_branded_page_with_a_checked_form_that_works_once() {
+    let app = spawn_app().await;
+    let secret = "stw_setup_the_test_link_secret";
+    *app.state.setup_secret_hash.lock().unwrap() = Some(steward::auth::secret_hash(secret));
+    let path = format!("/setup/{secret}");
+    let form = get(&app, &path, "").await;
+    assert_eq!(form.status, 200);
+    assert!(form.content_type.starts_with("text/html"));
+    assert!(form.body.contains("/static/steward.css") && form.body.contains("Create the first system administrator"));
+    let token = form.cookie("steward_form").expect("the setup form sets its token cookie");
+    assert_eq!(form.csrf(), token);
+    let cookie = format!("steward_form={token}");
+    let fields = |password: &'static str| {
+        [
+            ("csrf", token.clone()),
+            ("email", "first@setup.test".into()),
+            ("name", "First Admin".into()),
+            ("password", password.into()),
+        ]
+    };
+    let forged =
+        post(&app, &path, &cookie, &[("email", "first@setup.test"), ("name", "X"), ("password", PASSWORD)]).await;
+    assert_eq!(forged.status, 403, "a form without its token is refused");
+    let short: Vec<(&str, String)> = fields("short").to_vec();
+    let short: Vec<(&str, &str)> = short.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let again = post(&app, &path, &cookie, &short).await;
+    assert_eq!(again.status, 400);
+    assert!(
+        again.body.contains("role=\"alert\"") && again.body.contains("value=\"first@setup.test\""),
+        "{}",
+        again.body
+    );
+    let good: Vec<(&str, String)> = fields(PASSWORD).to_vec();
+    let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let made = post(&app, &path, &cookie, &good).await;
+    assert_eq!((made.status.as_u16(), made.location.as_str()), (303, "/login"));
+    assert!(made.cookie("steward_flash").is_some(), "the sign-in page says the administrator is created");
+    app.login("first@setup.test", PASSWORD).await;
+    for spent in [path.as_str(), "/setup/stw_setup_unknown"] {
+        let r = get(&app, spent, "").await;
+        assert_eq!(r.status, 404, "{spent}");
+        assert!(r.content_type.starts_with("text/html") && r.body.contains("does not work any more"), "{}", r.body);
+        assert!(r.body.contains("/static/steward.css"), "the refusal is a page of the instance");
+    }
 }

@@ -77,6 +77,21 @@ async fn the_documents_public_operations_are_public_and_no_other() {
     );
 }
 
+/// Every operation has a short summary and a description, and an operationId of its own.
+#[test]
+fn every_operation_is_summarized_and_described() {
+    let doc: serde_json::Value = serde_json::from_str(&steward::app::openapi_json()).unwrap();
+    let mut ids = std::collections::HashSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!((3..=60).contains(&summary.len()) && !summary.contains('\n'), "{method} {path}: {summary:?}");
+            assert!(op["description"].as_str().is_some_and(|d| d.len() > summary.len()), "{method} {path}");
+            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{method} {path}: operationId twice");
+        }
+    }
+}
+
 /// A `PATCH` is a merge patch: its body's schema requires nothing, so that a generated client
 /// can send one field. The license patch takes `{"users": 10}` alone.
 #[tokio::test]

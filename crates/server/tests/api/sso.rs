@@ -345,6 +345,13 @@ async fn sso_refuses_deactivated_unknown_and_outside_users_and_enforced_domains_
     // A callback that Steward did not start is refused before anything else.
     let forged = app.request(Method::GET, "/sso/callback?code=x&state=y", None, None).await;
     assert_eq!((forged.status.as_u16(), forged.code()), (400, "sso_state_invalid"));
+    // A browser that lands there is told on a page what to do.
+    let browser = app.client.get(format!("{}/sso/callback?code=x&state=y", app.base)).header("accept", "text/html");
+    let page = browser.send().await.unwrap();
+    assert_eq!(page.status(), 400);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let text = page.text().await.unwrap();
+    assert!(text.contains("Start again from the sign-in page") && text.contains("/static/steward.css"), "{text}");
 
     // Enforcing the connection ends password login for its domain only.
     app.post("/api/v1/auth/login", "", json!({"email": "dan@acme.test", "password": PASSWORD})).await.expect(200);
