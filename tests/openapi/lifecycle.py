@@ -19,11 +19,11 @@ sys.path.insert(0, client_dir)
 
 from steward_client import AuthenticatedClient, Client  # noqa: E402
 from steward_client.api.audit import list_audit  # noqa: E402
-from steward_client.api.auth import create_token, login, me  # noqa: E402
-from steward_client.api.customer_lifecycle import deprovision, records, restore  # noqa: E402
-from steward_client.api.licenses import consume, get_usage, patch_license  # noqa: E402
-from steward_client.api.lifecycle import deactivate, impersonate, reactivate  # noqa: E402
-from steward_client.api.orgs import create_org, get_org, list_members  # noqa: E402
+from steward_client.api.auth import create_my_token, get_me, log_in  # noqa: E402
+from steward_client.api.customer_lifecycle import deprovision_org, list_deprovision_records, restore_org  # noqa: E402
+from steward_client.api.licenses import consume_usage, get_org_usage, patch_org_license  # noqa: E402
+from steward_client.api.lifecycle import deactivate_user, impersonate_user, reactivate_user  # noqa: E402
+from steward_client.api.orgs import create_org, get_org, list_org_members  # noqa: E402
 from steward_client.api.users import create_user, get_user, list_users  # noqa: E402
 from steward_client.models import (  # noqa: E402
     ConsumeRequest,
@@ -103,12 +103,12 @@ def ok(reply, status: int):
 
 suffix = uuid.uuid4().hex[:8]
 anonymous = client()
-session = ok(login.sync_detailed(client=anonymous, body=LoginRequest(email=admin_email, password=admin_password)), 200)
+session = ok(log_in.sync_detailed(client=anonymous, body=LoginRequest(email=admin_email, password=admin_password)), 200)
 admin = client(session.token)
 # An API token acts through the rest of the run; signing in is what the session was for.
-token = ok(create_token.sync_detailed(client=admin, body=NewToken.from_dict({"name": f"lifecycle {suffix}", "scopes": ["users.impersonate"]})), 201)
+token = ok(create_my_token.sync_detailed(client=admin, body=NewToken.from_dict({"name": f"lifecycle {suffix}", "scopes": ["users.impersonate"]})), 201)
 admin = client(token.token)
-ok(me.sync_detailed(client=admin), 200)
+ok(get_me.sync_detailed(client=admin), 200)
 
 owner = ok(
     create_user.sync_detailed(
@@ -131,38 +131,38 @@ org = ok(
     201,
 )
 ok(get_org.sync_detailed(org.id, client=admin), 200)
-ok(list_members.sync_detailed(org.id, client=admin), 200)
-ok(patch_license.sync_detailed(org.id, client=admin, body=LicensePatch.from_dict({"users": 10})), 200)
+ok(list_org_members.sync_detailed(org.id, client=admin), 200)
+ok(patch_org_license.sync_detailed(org.id, client=admin, body=LicensePatch.from_dict({"users": 10})), 200)
 
-usage = ok(consume.sync_detailed(org.id, client=admin, body=ConsumeRequest.from_dict({"operations": 60})), 200)
+usage = ok(consume_usage.sync_detailed(org.id, client=admin, body=ConsumeRequest.from_dict({"operations": 60})), 200)
 assert usage.operations.used == 60, usage
-ok(consume.sync_detailed(org.id, client=admin, body=ConsumeRequest.from_dict({"operations": 60})), 402)
-ok(get_usage.sync_detailed(org.id, client=admin), 200)
+ok(consume_usage.sync_detailed(org.id, client=admin, body=ConsumeRequest.from_dict({"operations": 60})), 402)
+ok(get_org_usage.sync_detailed(org.id, client=admin), 200)
 
 reason = {"reason": "left the company"}
-ok(deactivate.sync_detailed(member.id, client=admin, body=DeactivateRequest.from_dict(reason)), 200)
-ok(reactivate.sync_detailed(member.id, client=admin), 200)
+ok(deactivate_user.sync_detailed(member.id, client=admin, body=DeactivateRequest.from_dict(reason)), 200)
+ok(reactivate_user.sync_detailed(member.id, client=admin), 200)
 ok(get_user.sync_detailed(member.id, client=admin), 200)
 
 plan = {"reason": "contract ended", "dry_run": True}
-ok(deprovision.sync_detailed(org.id, client=admin, body=DeprovisionRequest.from_dict(plan)), 200)
-ok(deprovision.sync_detailed(org.id, client=admin, body=DeprovisionRequest.from_dict({**plan, "dry_run": False})), 200)
-ok(records.sync_detailed(org.id, client=admin), 200)
-ok(restore.sync_detailed(org.id, client=admin, body=RestoreRequest.from_dict({})), 200)
+ok(deprovision_org.sync_detailed(org.id, client=admin, body=DeprovisionRequest.from_dict(plan)), 200)
+ok(deprovision_org.sync_detailed(org.id, client=admin, body=DeprovisionRequest.from_dict({**plan, "dry_run": False})), 200)
+ok(list_deprovision_records.sync_detailed(org.id, client=admin), 200)
+ok(restore_org.sync_detailed(org.id, client=admin, body=RestoreRequest.from_dict({})), 200)
 
 visit = ok(
-    impersonate.sync_detailed(
+    impersonate_user.sync_detailed(
         owner.id, client=admin, body=ImpersonateRequest.from_dict({"reason": "ticket 4711"})
     ),
     200,
 )
-ok(me.sync_detailed(client=client(visit.token)), 200)
+ok(get_me.sync_detailed(client=client(visit.token)), 200)
 
 page = ok(list_audit.sync_detailed(client=admin, limit=3), 200)
 assert page.next_cursor, "three events leave more to read"
 ok(list_audit.sync_detailed(client=admin, limit=3, cursor=page.next_cursor), 200)
 ok(get_user.sync_detailed(str(uuid.uuid4()), client=admin), 404)
-ok(me.sync_detailed(client=client()), 401)
+ok(get_me.sync_detailed(client=client()), 401)
 
 print(f"{len(answered)} answers held to the document")
 if differences:

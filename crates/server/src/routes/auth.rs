@@ -68,7 +68,7 @@ pub struct LoginResponse {
 /// device cookie `steward_device`: a login that sends it back is judged by that device's own
 /// failures only, so that an attacker failing the account or sharing the address neither refuses
 /// (429) nor slows its owner.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login", operation_id = "log_in", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = LoginResponse),
     (status = 401, body = Problem, content_type = "application/problem+json", description = "`unauthenticated`, or `totp_required` when a two-factor code is needed"),
     TooManyRequests))]
@@ -389,7 +389,7 @@ pub struct ReturnedSession {
 ///
 /// Ends the current session. Ending an impersonation returns the admin's own session. Answers the
 /// admin's own session when it ends a Login as user, else 204.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/logout", operation_id = "log_out", tag = "auth",
     responses((status = 200, body = ReturnedSession, description = "the impersonation ended"), (status = 204),
     Unauthorized))]
 pub(crate) async fn logout(Acting { state, principal }: Acting) -> ApiResult<Response> {
@@ -540,7 +540,7 @@ fn json_body(body: axum::body::Bytes) -> Response {
 ///
 /// Who the caller is, what they may do, and where they belong. The user, an impersonator if any,
 /// the instance roles and permissions, memberships and teams.
-#[utoipa::path(get, path = "/api/v1/me", tag = "auth", responses((status = 200, body = Me), Unauthorized))]
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "get_me", tag = "auth", responses((status = 200, body = Me), Unauthorized))]
 async fn me(Acting { state, principal }: Acting) -> ApiResult<Response> {
     // Only this node writes (SQLite): the answer can be kept between changes (crate::hot).
     let keep = !state.store.shared();

@@ -55,7 +55,7 @@ pub struct DeprovisionResult {
 /// Deprovisions an org in one transaction: consumables to 0, ownership to the placeholder owner,
 /// the former owner demoted, the members' notifications off. `dry_run` changes nothing. Needs
 /// `orgs.lifecycle`. The members keep their accounts and history; a restore puts everything back.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", tag = "customer lifecycle",
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/deprovision", operation_id = "deprovision_org", tag = "customer lifecycle",
     request_body = DeprovisionRequest, responses((status = 200, body = DeprovisionResult), BadRequest, Forbidden,
     NotFound, Conflict))]
 pub(crate) async fn deprovision(
@@ -116,7 +116,7 @@ pub struct RestoreRequest {
 ///
 /// Restores a deprovisioned org: license, owner, roles and notification settings come back as they
 /// were just before the deprovisioning. Needs `orgs.lifecycle`.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", tag = "customer lifecycle", request_body = RestoreRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/restore", operation_id = "restore_org", tag = "customer lifecycle", request_body = RestoreRequest,
     responses((status = 200, body = OrgView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn restore(
     Acting { state, principal }: Acting,
@@ -179,7 +179,7 @@ pub struct DeprovisionRecordList {
 /// List deprovision records
 ///
 /// The history of an org's deprovisionings and restorations, newest first. Needs `orgs.read`.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", tag = "customer lifecycle",
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/deprovision-records", operation_id = "list_deprovision_records", tag = "customer lifecycle",
     params(("id" = String, Path), Page), responses((status = 200, body = DeprovisionRecordList), Forbidden, NotFound))]
 pub(crate) async fn records(
     Acting { state, principal }: Acting,

@@ -257,7 +257,7 @@ pub fn export_stream(
 /// Exports the org as one JSON bundle — profile, license, members and teams with roles, assets,
 /// usage history, deprovision records, its audit events — streamed, for its owner and for instance
 /// admins. The bundle is JSON, streamed as it is read.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/export", tag = "data", responses((status = 200, body = ExportBundle),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/export", operation_id = "export_org", tag = "data", responses((status = 200, body = ExportBundle),
     Forbidden, NotFound))]
 async fn export(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Response> {
     let mut tx = state.store.read().await?;
@@ -302,7 +302,7 @@ pub struct PurgeResult {
 /// memberships; its deactivated members who belong nowhere else are anonymized; the org keeps only
 /// its id and the state `purged`; personal data in its audit events is removed while the chain
 /// still verifies. Emits `org.purged`. Needs `orgs.lifecycle`. Irreversible.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", tag = "data", request_body = PurgeRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/purge", operation_id = "purge_org", tag = "data", request_body = PurgeRequest,
     responses((status = 200, body = PurgeResult), BadRequest, Forbidden, NotFound, Conflict))]
 async fn purge(
     Acting { state, principal }: Acting,
@@ -377,7 +377,7 @@ fn audit_window(org: &steward_store::OrgRow, now: OffsetDateTime) -> Option<Offs
 /// The org's own audit events, newest first, for its owner and admins, limited to the license's
 /// `audit_log_days`. Pages with `limit` (at most 500) and `cursor`: the answer's `next_cursor`
 /// reads the next page, `null` at the end.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", tag = "audit", params(("id" = String, Path), Page),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/audit", operation_id = "list_org_audit", tag = "audit", params(("id" = String, Path), Page),
     responses((status = 200, body = AuditList), Forbidden, NotFound))]
 async fn org_audit(
     Acting { state, principal }: Acting,

@@ -213,7 +213,7 @@ pub struct DeliveryList {
 ///
 /// An endpoint's delivery log, newest first. Needs `webhooks.manage`. Pages with `limit` (at most
 /// 500) and `cursor`: the answer's `next_cursor` reads the next page, `null` at the end.
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = String, Path), Page),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "list_webhook_deliveries", tag = "webhooks", params(("id" = String, Path), Page),
     responses((status = 200, body = DeliveryList), Forbidden, NotFound))]
 async fn list_deliveries(
     Acting { state, principal }: Acting,
@@ -233,7 +233,7 @@ async fn list_deliveries(
 /// Redeliver a webhook event
 ///
 /// Sends a delivery again, now. Needs `webhooks.manage`.
-#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks",
+#[utoipa::path(post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", operation_id = "redeliver_webhook_delivery", tag = "webhooks",
     params(("id" = String, Path), ("delivery_id" = String, Path)), responses((status = 200, body = DeliveryView),
     Forbidden, NotFound))]
 async fn redeliver(

@@ -112,7 +112,7 @@ pub struct InvitationView {
 /// Invites someone to the org by email. An unknown email becomes an `invited` user; a known active
 /// user gets the membership on acceptance; a deactivated user's email is refused. The invitation is
 /// mailed with a link that works once.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", tag = "orgs", request_body = NewInvitation,
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/invitations", operation_id = "invite_org_member", tag = "orgs", request_body = NewInvitation,
     responses((status = 201, body = InvitationView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn invite_to_org(
     Acting { state, principal }: Acting,
@@ -392,7 +392,7 @@ pub struct ResetRequest {
 ///
 /// Mails a reset link to an active user; answers 202 whatever the email, so that accounts cannot be
 /// probed. Needs no credentials.
-#[utoipa::path(post, path = "/api/v1/auth/password-reset", tag = "auth", request_body = ResetRequest,
+#[utoipa::path(post, path = "/api/v1/auth/password-reset", operation_id = "request_password_reset", tag = "auth", request_body = ResetRequest,
     responses((status = 202), BadRequest))]
 pub(crate) async fn request_reset(
     State(state): State<AppState>,
@@ -464,7 +464,7 @@ pub struct NewPassword {
 ///
 /// Sets a new password with a reset link; the user's sessions, API tokens and other links end.
 /// Needs no credentials: the link's token is the credential, and it works once.
-#[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", tag = "auth", params(("token" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/auth/password-reset/{token}", operation_id = "complete_password_reset", tag = "auth", params(("token" = String, Path)),
     request_body = NewPassword, responses((status = 204), BadRequest, NotFound, TooManyRequests))]
 pub(crate) async fn complete_reset(
     State(state): State<AppState>,

@@ -119,7 +119,7 @@ pub struct IssuerList {
 /// List trusted JWT issuers
 ///
 /// Lists the trusted JWT issuers, newest first. Needs `instance.manage`.
-#[utoipa::path(get, path = "/api/v1/jwt-issuers", tag = "sso", responses((status = 200, body = IssuerList),
+#[utoipa::path(get, path = "/api/v1/jwt-issuers", operation_id = "list_jwt_issuers", tag = "sso", responses((status = 200, body = IssuerList),
     Unauthorized, Forbidden))]
 async fn list_issuers(Acting { state, principal }: Acting) -> ApiResult<Json<IssuerList>> {
     principal.require(Permission::InstanceManage)?;
@@ -141,7 +141,7 @@ fn claim_name(field: &str, value: &str) -> ApiResult<String> {
 ///
 /// Trusts an issuer: its tokens then authorize requests as the users they map to. Needs
 /// `instance.manage`. Answers 201 with `Location`.
-#[utoipa::path(post, path = "/api/v1/jwt-issuers", tag = "sso", request_body = NewIssuer,
+#[utoipa::path(post, path = "/api/v1/jwt-issuers", operation_id = "create_jwt_issuer", tag = "sso", request_body = NewIssuer,
     responses((status = 201, body = IssuerView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_issuer(
     Acting { state, principal }: Acting,
@@ -220,7 +220,7 @@ fn distinct_domains(given: &[String]) -> ApiResult<Vec<String>> {
 ///
 /// Stops trusting an issuer: its tokens are refused from the next request on. Needs
 /// `instance.manage`.
-#[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", tag = "sso", responses((status = 204), Unauthorized,
+#[utoipa::path(delete, path = "/api/v1/jwt-issuers/{id}", operation_id = "delete_jwt_issuer", tag = "sso", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
 async fn delete_issuer(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;

@@ -76,7 +76,7 @@ pub struct DeactivateRequest {
 /// are cancelled, memberships become dormant, owned orgs pass to the placeholder owner (or
 /// `new_owner_id`). Needs `users.lifecycle`. The user keeps every role and all history, and gets
 /// them back on reactivation.
-#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "lifecycle", request_body = DeactivateRequest,
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", operation_id = "deactivate_user", tag = "lifecycle", request_body = DeactivateRequest,
     responses((status = 200, body = UserView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn deactivate(
     Acting { state, principal }: Acting,
@@ -141,7 +141,7 @@ pub async fn deactivate_user(
 /// Reactivates a deactivated user: memberships, team memberships and instance roles come back as
 /// they were, and orgs held by the placeholder owner since the deactivation are handed back. Needs
 /// `users.lifecycle`.
-#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", tag = "lifecycle",
+#[utoipa::path(post, path = "/api/v1/users/{id}/reactivate", operation_id = "reactivate_user", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 pub(crate) async fn reactivate(
     Acting { state, principal }: Acting,
@@ -207,7 +207,7 @@ async fn simple_transition(
 ///
 /// Suspends an active user for a while: sessions end, memberships stay as they are. Needs
 /// `users.lifecycle`.
-#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", tag = "lifecycle", responses((status = 200, body = UserView),
+#[utoipa::path(post, path = "/api/v1/users/{id}/suspend", operation_id = "suspend_user", tag = "lifecycle", responses((status = 200, body = UserView),
     Forbidden, NotFound, Conflict))]
 async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
@@ -216,7 +216,7 @@ async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) ->
 /// Lift a suspension
 ///
 /// Lifts a suspension. Needs `users.lifecycle`. The user signs in again as before.
-#[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", tag = "lifecycle",
+#[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", operation_id = "unsuspend_user", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
@@ -226,7 +226,7 @@ async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) 
 ///
 /// Erases a deactivated user's personal data, irreversibly; history stays, and a keyed hash of the
 /// email keeps blocking its reuse. Needs `users.lifecycle`.
-#[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", tag = "lifecycle",
+#[utoipa::path(post, path = "/api/v1/users/{id}/anonymize", operation_id = "anonymize_user", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn anonymize(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
     principal.require(Permission::UsersLifecycle)?;
@@ -263,7 +263,7 @@ pub struct ImpersonationSession {
 /// it names both. `POST /api/v1/auth/logout` ends it and returns the admin's own session. Needs
 /// `users.impersonate` (an API token needs the `users.impersonate` scope). The reason is required
 /// and recorded.
-#[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", tag = "lifecycle", request_body = ImpersonateRequest,
+#[utoipa::path(post, path = "/api/v1/users/{id}/impersonate", operation_id = "impersonate_user", tag = "lifecycle", request_body = ImpersonateRequest,
     responses((status = 200, body = ImpersonationSession), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn impersonate(
     Acting { state, principal }: Acting,
@@ -379,7 +379,7 @@ async fn notify_impersonated(tx: &mut dyn steward_store::Tx, target: &UserRow, n
 /// List a user's sessions
 ///
 /// A user's live sessions. Needs `users.read`.
-#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "lifecycle", params(("id" = String, Path), Page),
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", operation_id = "list_user_sessions", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = SessionList), Forbidden, NotFound))]
 pub(crate) async fn user_sessions(
     Acting { state, principal }: Acting,
@@ -552,7 +552,7 @@ pub async fn set_user_notifications(
 /// The audit events where the user is actor, impersonator or target, newest first. Pages with
 /// `limit` (at most 500) and `cursor`: the answer's `next_cursor` reads the next page, `null` at
 /// the end.
-#[utoipa::path(get, path = "/api/v1/users/{id}/history", tag = "lifecycle", params(("id" = String, Path), Page),
+#[utoipa::path(get, path = "/api/v1/users/{id}/history", operation_id = "get_user_history", tag = "lifecycle", params(("id" = String, Path), Page),
     responses((status = 200, body = AuditList), Forbidden, NotFound))]
 pub(crate) async fn user_history(
     Acting { state, principal }: Acting,

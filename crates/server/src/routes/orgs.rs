@@ -358,7 +358,7 @@ async fn patch_org(
 ///
 /// Lists an organization's current members, newest first. Pages with `limit` (at most 500) and
 /// `cursor`: the answer's `next_cursor` reads the next page, `null` at the end.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/members", tag = "orgs", params(("id" = String, Path), Page),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/members", operation_id = "list_org_members", tag = "orgs", params(("id" = String, Path), Page),
     responses((status = 200, body = MemberList), NotFound))]
 pub(crate) async fn list_members(
     Acting { state, principal }: Acting,
@@ -395,7 +395,7 @@ pub struct MemberRole {
 /// Add a member or change their role
 ///
 /// Adds a member or changes their role. A member's role is replaced by the one sent.
-#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/members/{user_id}", operation_id = "put_org_member", tag = "orgs", params(("id" = String, Path),
     ("user_id" = String, Path)), request_body = MemberRole, responses((status = 200, body = MemberView), BadRequest,
     Forbidden, NotFound, Conflict))]
 pub(crate) async fn put_member(
@@ -447,7 +447,7 @@ pub async fn set_member_role(
 ///
 /// Ends a membership; the row stays as history. The owner cannot be removed. A member may remove
 /// themselves. The member's teams in the org end with the membership.
-#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", tag = "orgs", params(("id" = String, Path),
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/members/{user_id}", operation_id = "remove_org_member", tag = "orgs", params(("id" = String, Path),
     ("user_id" = String, Path)), responses((status = 204), Forbidden, NotFound, Conflict))]
 pub(crate) async fn delete_member(
     Acting { state, principal }: Acting,
@@ -492,7 +492,7 @@ pub struct TransferRequest {
 ///
 /// Hands ownership to another active member; the previous owner stays a member. There is one owner
 /// at any time.
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", tag = "orgs", request_body = TransferRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/transfer-ownership", operation_id = "transfer_org_ownership", tag = "orgs", request_body = TransferRequest,
     responses((status = 200, body = OrgView), BadRequest, Forbidden, NotFound, Conflict))]
 pub(crate) async fn transfer_ownership(
     Acting { state, principal }: Acting,
@@ -531,7 +531,7 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
 /// Get an org's license
 ///
 /// Reads an organization's license. Absent or null limits are unlimited.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/license", tag = "licenses",
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/license", operation_id = "get_org_license", tag = "licenses",
     responses((status = 200, body = LicenseSchema), NotFound))]
 async fn get_license(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<License>> {
     let mut tx = state.store.read().await?;
@@ -586,7 +586,7 @@ async fn change_license(
 /// Replaces an organization's license; absent fields become unlimited. Needs `licenses.write`.
 /// `If-Match: "<version>"` makes the change conditional (412 `precondition_failed` when the
 /// resource moved on).
-#[utoipa::path(put, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = LicenseSchema,
+#[utoipa::path(put, path = "/api/v1/orgs/{id}/license", operation_id = "put_org_license", tag = "licenses", request_body = LicenseSchema,
     responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 async fn put_license(
     Acting { state, principal }: Acting,
@@ -603,7 +603,7 @@ async fn put_license(
 /// Merges fields into an organization's license (JSON merge patch; null makes a limit unlimited).
 /// Needs `licenses.write`. A field left out stays as it is. `If-Match: "<version>"` makes the
 /// change conditional (412 `precondition_failed` when the resource moved on).
-#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", tag = "licenses", request_body = crate::schema::LicensePatchSchema,
+#[utoipa::path(patch, path = "/api/v1/orgs/{id}/license", operation_id = "patch_org_license", tag = "licenses", request_body = crate::schema::LicensePatchSchema,
     responses((status = 200, body = LicenseSchema), BadRequest, Forbidden, NotFound, PreconditionFailed))]
 pub(crate) async fn patch_license(
     Acting { state, principal }: Acting,

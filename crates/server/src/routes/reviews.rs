@@ -269,7 +269,7 @@ pub struct Decision {
 ///
 /// Records a decision (applied when the review is completed). Needs `reviews.manage`: `keep`,
 /// `deactivate` or `remove_from_org`.
-#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", tag = "reviews", request_body = Decision,
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/decisions", operation_id = "decide_review_item", tag = "reviews", request_body = Decision,
     responses((status = 200, body = ReviewView), BadRequest, Forbidden, NotFound, Conflict))]
 async fn decide(
     Acting { state, principal }: Acting,
@@ -313,7 +313,7 @@ async fn decide(
 ///
 /// Completes a review and applies its decisions: deactivations, removals from the org. Needs
 /// `reviews.manage`.
-#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", tag = "reviews",
+#[utoipa::path(post, path = "/api/v1/access-reviews/{id}/complete", operation_id = "complete_review", tag = "reviews",
     responses((status = 200, body = ReviewView), Forbidden, NotFound, Conflict))]
 async fn complete(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<ReviewView>> {
     principal.require(Permission::ReviewsManage)?;

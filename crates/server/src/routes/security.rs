@@ -76,7 +76,7 @@ fn qr_svg(data: &str) -> ApiResult<String> {
 ///
 /// Starts two-factor enrolment (or starts it over while unconfirmed). Login needs a code only once
 /// the enrolment is confirmed. Answers what an authenticator app needs to make codes.
-#[utoipa::path(post, path = "/api/v1/me/totp", tag = "auth", responses((status = 200, body = TotpEnrolment),
+#[utoipa::path(post, path = "/api/v1/me/totp", operation_id = "start_my_totp", tag = "auth", responses((status = 200, body = TotpEnrolment),
     Unauthorized, Forbidden,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "two-factor is already on (`invalid_transition`)")))]
 async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpEnrolment>> {
@@ -114,7 +114,7 @@ async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpE
 ///
 /// Confirms the enrolment with a current code; from now on login needs a code. Answers the ten
 /// recovery codes, which are shown this once. Recovery codes each work once.
-#[utoipa::path(post, path = "/api/v1/me/totp/confirm", tag = "auth", request_body = TotpConfirm,
+#[utoipa::path(post, path = "/api/v1/me/totp/confirm", operation_id = "confirm_my_totp", tag = "auth", request_body = TotpConfirm,
     responses((status = 200, body = RecoveryCodes), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn confirm_totp(
     Acting { state, principal }: Acting,
@@ -161,7 +161,7 @@ async fn confirm_totp(
 ///
 /// Turns the caller's two-factor off (or drops an unconfirmed enrolment) and their recovery codes.
 /// Login then needs the password only.
-#[utoipa::path(delete, path = "/api/v1/me/totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
+#[utoipa::path(delete, path = "/api/v1/me/totp", operation_id = "disable_my_totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
     NotFound))]
 async fn disable_totp(Acting { state, principal }: Acting) -> ApiResult<StatusCode> {
     refuse_impersonation(&principal)?;
@@ -193,7 +193,7 @@ fn parse_user(id: &str) -> ApiResult<UserId> {
 /// Resets a user's two-factor (a lost phone): their enrolment and recovery codes are removed, they
 /// are told by email, and their next login needs only the password. Needs `users.write` and every
 /// permission the user holds. The user is told by email.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/totp", tag = "users", responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/users/{id}/totp", operation_id = "reset_user_totp", tag = "users", responses((status = 204), Forbidden, NotFound))]
 async fn reset_totp(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::UsersWrite)?;
     refuse_impersonation(&principal)?;
@@ -261,7 +261,7 @@ pub struct UserSecurity {
 ///
 /// A user's two-factor and lockout state (`users.read`). Whether two-factor is on, and whether the
 /// account is locked and until when.
-#[utoipa::path(get, path = "/api/v1/users/{id}/security", tag = "users", responses((status = 200, body = UserSecurity),
+#[utoipa::path(get, path = "/api/v1/users/{id}/security", operation_id = "get_user_security", tag = "users", responses((status = 200, body = UserSecurity),
     Forbidden, NotFound))]
 async fn user_security(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserSecurity>> {
     principal.require(Permission::UsersRead)?;

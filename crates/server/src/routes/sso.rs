@@ -283,7 +283,7 @@ fn described(c: &SsoConnectionRow) -> Value {
 /// List SSO connections
 ///
 /// Lists the connections, newest first. Needs `instance.manage`.
-#[utoipa::path(get, path = "/api/v1/sso/connections", tag = "sso", responses((status = 200, body = ConnectionList),
+#[utoipa::path(get, path = "/api/v1/sso/connections", operation_id = "list_sso_connections", tag = "sso", responses((status = 200, body = ConnectionList),
     Unauthorized, Forbidden))]
 async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json<ConnectionList>> {
     principal.require(Permission::InstanceManage)?;
@@ -297,7 +297,7 @@ async fn list_connections(Acting { state, principal }: Acting) -> ApiResult<Json
 ///
 /// Adds an OpenID Connect connection; the provider's discovery document must answer. Needs
 /// `instance.manage`. Answers 201 with `Location`.
-#[utoipa::path(post, path = "/api/v1/sso/connections", tag = "sso", request_body = NewConnection,
+#[utoipa::path(post, path = "/api/v1/sso/connections", operation_id = "create_sso_connection", tag = "sso", request_body = NewConnection,
     responses((status = 201, body = ConnectionView), BadRequest, Unauthorized, Forbidden, Conflict))]
 async fn create_connection(
     Acting { state, principal }: Acting,
@@ -344,7 +344,7 @@ pub(crate) async fn load(tx: &mut dyn Tx, id: &str) -> ApiResult<SsoConnectionRo
 ///
 /// One connection. Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304
 /// while the resource is unchanged.
-#[utoipa::path(get, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 200, body = ConnectionView),
+#[utoipa::path(get, path = "/api/v1/sso/connections/{id}", operation_id = "get_sso_connection", tag = "sso", responses((status = 200, body = ConnectionView),
     Unauthorized, Forbidden, NotFound))]
 async fn get_connection(
     Acting { state, principal }: Acting,
@@ -362,7 +362,7 @@ async fn get_connection(
 /// Changes a connection (`If-Match` honoured); a new `client_secret` replaces the stored one.
 /// Answers `ETag: "<version>"`; a `GET` with `If-None-Match` naming it answers 304 while the
 /// resource is unchanged.
-#[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", tag = "sso", request_body = ConnectionPatch,
+#[utoipa::path(patch, path = "/api/v1/sso/connections/{id}", operation_id = "patch_sso_connection", tag = "sso", request_body = ConnectionPatch,
     responses((status = 200, body = ConnectionView), BadRequest, Unauthorized, Forbidden, NotFound, Conflict,
     PreconditionFailed))]
 async fn patch_connection(
@@ -442,7 +442,7 @@ fn patched(row: &mut SsoConnectionRow, req: ConnectionPatch) -> ApiResult<Option
 ///
 /// Removes a connection; its users keep their accounts and may sign in by password again. Needs
 /// `instance.manage`.
-#[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", tag = "sso", responses((status = 204), Unauthorized,
+#[utoipa::path(delete, path = "/api/v1/sso/connections/{id}", operation_id = "delete_sso_connection", tag = "sso", responses((status = 204), Unauthorized,
     Forbidden, NotFound))]
 async fn delete_connection(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     principal.require(Permission::InstanceManage)?;
@@ -476,7 +476,7 @@ pub struct DiscoverResponse {
 ///
 /// Finds the SSO connection owning the email's domain; 404 when none does. Needs no credentials;
 /// answers the connection and where sign-in through it starts.
-#[utoipa::path(post, path = "/api/v1/auth/sso/discover", tag = "sso", request_body = DiscoverRequest, security(()),
+#[utoipa::path(post, path = "/api/v1/auth/sso/discover", operation_id = "discover_sso_connection", tag = "sso", request_body = DiscoverRequest, security(()),
     responses((status = 200, body = DiscoverResponse), BadRequest, NotFound))]
 async fn discover(
     State(state): State<AppState>,

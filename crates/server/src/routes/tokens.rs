@@ -63,7 +63,7 @@ pub struct CreatedToken {
 /// List my API tokens
 ///
 /// The caller's API tokens. Tokens not revoked, newest first; secrets are never listed.
-#[utoipa::path(get, path = "/api/v1/me/tokens", tag = "auth", params(Page), responses((status = 200, body = TokenList),
+#[utoipa::path(get, path = "/api/v1/me/tokens", operation_id = "list_my_tokens", tag = "auth", params(Page), responses((status = 200, body = TokenList),
     Unauthorized))]
 pub(crate) async fn list_tokens(
     Acting { state, principal }: Acting,
@@ -93,7 +93,7 @@ pub async fn read_tokens(state: &AppState, principal: &Principal, page: Page) ->
 ///
 /// Creates an API token for the caller; its secret is in this response only. Answers 201 with
 /// `Location`. A token may carry scopes beyond acting as its user, and an expiry.
-#[utoipa::path(post, path = "/api/v1/me/tokens", tag = "auth", request_body = NewToken,
+#[utoipa::path(post, path = "/api/v1/me/tokens", operation_id = "create_my_token", tag = "auth", request_body = NewToken,
     responses((status = 201, body = CreatedToken), BadRequest, Forbidden))]
 pub(crate) async fn create_token(
     Acting { state, principal }: Acting,
@@ -175,7 +175,7 @@ pub async fn mint_token(state: &AppState, principal: &Principal, req: NewToken) 
 ///
 /// Revokes one of the caller's API tokens. Tokens created with it are revoked too, and
 /// impersonations started with it end.
-#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/me/tokens/{id}", operation_id = "revoke_my_token", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_token(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<StatusCode> {
     revoke_token(&state, &principal, id).await
 }
@@ -202,7 +202,7 @@ pub async fn revoke_token(state: &AppState, principal: &Principal, id: String) -
 /// List my sessions
 ///
 /// The caller's live sessions. Newest first, each with its address and user agent.
-#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", params(Page),
+#[utoipa::path(get, path = "/api/v1/me/sessions", operation_id = "list_my_sessions", tag = "auth", params(Page),
     responses((status = 200, body = SessionList), Unauthorized))]
 pub(crate) async fn list_sessions(
     Acting { state, principal }: Acting,
@@ -233,7 +233,7 @@ pub async fn read_sessions(state: &AppState, principal: &Principal, page: Page) 
 /// End one of my sessions
 ///
 /// Ends one of the caller's sessions. Impersonations started from it end too.
-#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", tag = "auth", responses((status = 204), Forbidden, NotFound))]
+#[utoipa::path(delete, path = "/api/v1/me/sessions/{id}", operation_id = "end_my_session", tag = "auth", responses((status = 204), Forbidden, NotFound))]
 pub(crate) async fn delete_session(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,

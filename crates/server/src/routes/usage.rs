@@ -107,7 +107,7 @@ pub struct UsageQuery {
 ///
 /// An org's usage in the current period, or in the period containing `?period=`. Each consumable's
 /// limit, use and what is left in the period, and whether the org is frozen.
-#[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/usage", operation_id = "get_org_usage", tag = "licenses", params(("id" = String, Path), UsageQuery),
     responses((status = 200, body = UsageView), BadRequest, Forbidden, NotFound))]
 pub(crate) async fn get_usage(
     Acting { state, principal }: Acting,
@@ -159,7 +159,7 @@ const THRESHOLDS: [u64; 3] = [75, 90, 100];
 /// `quota_exhausted` whenever the budget does not cover the request (nothing is consumed). Send an
 /// `Idempotency-Key` so that a retried consume counts once. Counted against the org's
 /// `api_requests_per_minute` like every org-scoped request (429 with `Retry-After`).
-#[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", tag = "licenses", request_body = ConsumeRequest,
+#[utoipa::path(post, path = "/api/v1/orgs/{id}/usage", operation_id = "consume_usage", tag = "licenses", request_body = ConsumeRequest,
     responses((status = 200, body = UsageView), BadRequest, PaymentRequired, Forbidden, NotFound, TooManyRequests))]
 async fn consume(
     Acting { state, principal }: Acting,
@@ -399,7 +399,7 @@ pub fn decide(
 ///
 /// May this user do this in this org now? One read, no write. Answers whether the action is allowed
 /// and, when not, the documented reason.
-#[utoipa::path(post, path = "/api/v1/check", tag = "licenses", request_body = CheckRequest,
+#[utoipa::path(post, path = "/api/v1/check", operation_id = "check_permission", tag = "licenses", request_body = CheckRequest,
     responses((status = 200, body = CheckResponse), BadRequest, Forbidden, NotFound, TooManyRequests))]
 async fn check(
     Acting { state, principal }: Acting,

@@ -77,7 +77,8 @@ async fn the_documents_public_operations_are_public_and_no_other() {
     );
 }
 
-/// Every operation has a short summary and a description, and an operationId of its own.
+/// Every operation has a short summary and a description, and an operationId of its own that
+/// reads as a verb on its object (`deactivate_user`, `list_scim_tokens`).
 #[test]
 fn every_operation_is_summarized_and_described() {
     let doc: serde_json::Value = serde_json::from_str(&steward::app::openapi_json()).unwrap();
@@ -87,7 +88,9 @@ fn every_operation_is_summarized_and_described() {
             let summary = op["summary"].as_str().unwrap_or_default();
             assert!((3..=60).contains(&summary.len()) && !summary.contains('\n'), "{method} {path}: {summary:?}");
             assert!(op["description"].as_str().is_some_and(|d| d.len() > summary.len()), "{method} {path}");
-            assert!(ids.insert(op["operationId"].as_str().unwrap().to_owned()), "{method} {path}: operationId twice");
+            let id = op["operationId"].as_str().unwrap().to_owned();
+            assert!(id.contains('_'), "{method} {path}: {id} should read as a verb on its object");
+            assert!(ids.insert(id), "{method} {path}: operationId twice");
         }
     }
 }
