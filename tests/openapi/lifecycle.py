@@ -21,7 +21,7 @@ from steward_client import AuthenticatedClient, Client  # noqa: E402
 from steward_client.api.audit import list_audit  # noqa: E402
 from steward_client.api.auth import create_my_token, get_me, log_in  # noqa: E402
 from steward_client.api.customer_lifecycle import deprovision_org, list_deprovision_records, restore_org  # noqa: E402
-from steward_client.api.licenses import consume_usage, get_org_usage, patch_org_license  # noqa: E402
+from steward_client.api.licenses import consume_usage, get_org_usage, list_org_usage_days, patch_org_license  # noqa: E402
 from steward_client.api.lifecycle import deactivate_user, impersonate_user, reactivate_user  # noqa: E402
 from steward_client.api.orgs import create_org, get_org, list_org_members  # noqa: E402
 from steward_client.api.users import create_user, get_user, list_users  # noqa: E402
@@ -138,6 +138,8 @@ usage = ok(consume_usage.sync_detailed(org.id, client=admin, body=ConsumeRequest
 assert usage.operations.used == 60, usage
 ok(consume_usage.sync_detailed(org.id, client=admin, body=ConsumeRequest.from_dict({"operations": 60})), 402)
 ok(get_org_usage.sync_detailed(org.id, client=admin), 200)
+days = ok(list_org_usage_days.sync_detailed(org.id, client=admin), 200)
+assert sum(d.operations for d in days.days) == 60, days
 
 reason = {"reason": "left the company"}
 ok(deactivate_user.sync_detailed(member.id, client=admin, body=DeactivateRequest.from_dict(reason)), 200)

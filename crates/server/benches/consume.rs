@@ -110,6 +110,7 @@ async fn run(durable: bool) -> Vec<(String, f64)> {
         org: org_uuid,
         period_start: now,
         period_end: now + time::Duration::days(30),
+        at: now,
         operations: 1,
         transfer: 0,
         operations_limit: Some(u64::MAX >> 14),

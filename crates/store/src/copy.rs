@@ -28,6 +28,7 @@ const TABLES: &[&str] = &[
     "deprovision_records",
     "usage_periods",
     "usage_alerts",
+    "usage_days",
     "assets",
     "webhooks",
     "webhook_deliveries",

@@ -303,6 +303,15 @@ pub struct UsageRow {
     pub transfer_used: u64,
 }
 
+/// What an org consumed on one UTC day.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageDayRow {
+    /// The day's first instant (UTC).
+    pub day: OffsetDateTime,
+    pub operations_used: u64,
+    pub transfer_used: u64,
+}
+
 /// An asset the operator's product keeps for an org.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AssetRow {

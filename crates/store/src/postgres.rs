@@ -52,6 +52,9 @@ async fn listen(pool: PgPool, tick: tokio::sync::watch::Sender<u64>) {
             tokio::time::sleep(Duration::from_millis(500)).await;
             continue;
         }
+        // Commits made before the listener was heard (at start, or while it reconnected) were
+        // not told: count them as a change.
+        tick.send_modify(|n| *n += 1);
         loop {
             // The store is gone once nobody watches: stop, and let the pool close.
             let received = tokio::select! {
@@ -128,21 +131,22 @@ impl Store for PgStore {
     }
 
     async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
-        pg_query(sql::metering::give_back(org, period_start, operations))?
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        for give in sql::metering::give_back(org, period_start, operations) {
+            pg_query(give)?.execute(&mut *tx).await.map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
-        let [open, take] = sql::metering::consume(c);
+        let [open, take, day] = sql::metering::consume(c);
         let mut tx = self.pool.begin().await.map_err(backend)?;
         pg_query(open)?.execute(&mut *tx).await.map_err(backend)?;
         let row = pg_query(take)?.fetch_optional(&mut *tx).await.map_err(backend)?;
         let usage = row.as_ref().map(usage_from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
+            pg_query(day)?.execute(&mut *tx).await.map_err(backend)?;
             tx.commit().await.map_err(backend)?;
         } else {
             tx.rollback().await.map_err(backend)?;

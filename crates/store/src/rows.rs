@@ -362,6 +362,14 @@ pub(crate) fn usage_from_row(row: &impl DbRow) -> StoreResult<UsageRow> {
     })
 }
 
+pub(crate) fn usage_day_from_row(row: &impl DbRow) -> StoreResult<UsageDayRow> {
+    Ok(UsageDayRow {
+        day: from_micros(get(row, "day")?)?,
+        operations_used: count(get(row, "operations_used")?),
+        transfer_used: count(get(row, "transfer_used")?),
+    })
+}
+
 pub(crate) fn asset_from_row(row: &impl DbRow) -> StoreResult<AssetRow> {
     Ok(AssetRow {
         id: uuid_of(row, "id")?,

@@ -161,15 +161,18 @@ impl Store for SqliteStore {
     async fn give_back(&self, org: OrgId, period_start: OffsetDateTime, operations: u64) -> StoreResult<()> {
         let committing = self.flush.begin();
         let give = sql::metering::give_back(org, period_start, operations);
-        batch::send(&mut *self.writer.acquire().await?, vec![give]).await?;
+        batch::send(&mut *self.writer.acquire().await?, give.into()).await?;
         self.flush.through(committing.done()).await
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
         let mut writer = self.writer.acquire().await?;
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        let mut outcomes = batch::send(&mut tx, sql::metering::consume(c).into()).await?;
-        let usage = outcomes.pop().and_then(|o| o.rows.into_iter().next()).as_ref().map(usage_from_row).transpose()?;
+        // The period's row, the conditional update and the day's count in one trip; the update
+        // answers the usage.
+        let outcomes = batch::send(&mut tx, sql::metering::consume(c).into()).await?;
+        let answer = outcomes.into_iter().nth(1).and_then(|o| o.rows.into_iter().next());
+        let usage = answer.as_ref().map(usage_from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
             let committing = self.flush.begin();

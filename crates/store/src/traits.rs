@@ -334,6 +334,8 @@ pub struct Consume {
     pub org: OrgId,
     pub period_start: OffsetDateTime,
     pub period_end: OffsetDateTime,
+    /// When it happens: its UTC day counts it in the org's usage per day.
+    pub at: OffsetDateTime,
     pub operations: u64,
     pub transfer: u64,
     pub operations_limit: Option<u64>,
@@ -347,6 +349,14 @@ pub trait Metering {
     async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>>;
     /// The org's periods, newest first.
     async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>>;
+    /// What the org consumed on each UTC day from `since` up to `until`, oldest first; days
+    /// without a consume are left out.
+    async fn usage_days(
+        &mut self,
+        org: OrgId,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Vec<UsageDayRow>>;
     /// Records that `threshold` (percent) was crossed in the period; true for the first caller only.
     async fn claim_usage_alert(
         &mut self,

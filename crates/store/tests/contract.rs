@@ -1372,6 +1372,7 @@ async fn usage_is_taken_within_its_budget_given_back_and_kept_per_period(store: 
         org: o.id,
         period_start,
         period_end: period_start + time::Duration::days(30),
+        at: period_start,
         operations,
         transfer: 5,
         operations_limit: Some(100),
@@ -1396,6 +1397,20 @@ async fn usage_is_taken_within_its_budget_given_back_and_kept_per_period(store: 
     let periods: Vec<_> = history.iter().map(|u| (u.period_start, u.period_end, u.operations_used)).collect();
     assert_eq!(periods, vec![(end, end + time::Duration::days(30), 1), (start, end, 0)], "never below zero");
     assert_eq!(tx.usage_history(o.id, 1).await.unwrap().len(), 1);
+    let day = |at: OffsetDateTime| at.replace_time(time::Time::MIDNIGHT);
+    let days: Vec<_> = tx
+        .usage_days(o.id, earlier, end + time::Duration::days(30))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.day, d.operations_used, d.transfer_used))
+        .collect();
+    assert_eq!(
+        days,
+        vec![(day(start), 0, 10), (day(end), 1, 5)],
+        "each day counts what it took; refusals count nowhere; what is given back comes off the latest day"
+    );
+    assert!(tx.usage_days(o.id, earlier, day(start)).await.unwrap().is_empty(), "until is exclusive");
     assert!(tx.claim_usage_alert(o.id, start, 80, start).await.unwrap());
     assert!(!tx.claim_usage_alert(o.id, start, 80, start).await.unwrap(), "claimed once");
     assert!(tx.claim_usage_alert(o.id, start, 100, start).await.unwrap());
@@ -1505,6 +1520,7 @@ async fn expiry_is_announced_once_and_a_purge_keeps_only_the_owner(store: Arc<dy
         org: o.id,
         period_start: now,
         period_end: later,
+        at: now,
         operations: 1,
         transfer: 0,
         operations_limit: None,
@@ -1518,6 +1534,7 @@ async fn expiry_is_announced_once_and_a_purge_keeps_only_the_owner(store: Arc<dy
     assert_eq!(members, vec![owner.id]);
     assert!(tx.teams_of_org(o.id, None, 10).await.unwrap().is_empty());
     assert!(tx.usage_history(o.id, 10).await.unwrap().is_empty());
+    assert!(tx.usage_days(o.id, now - time::Duration::days(1), later).await.unwrap().is_empty());
     assert!(tx.deprovisions_of(o.id).await.unwrap().is_empty());
     let events = tx.list_audit(&AuditFilter { org_id: Some(o.id), limit: 10, ..AuditFilter::default() }).await.unwrap();
     assert_eq!((events.len(), events[0].personal.clone()), (1, None), "the event stays, its personal part goes");
@@ -1551,17 +1568,31 @@ async fn a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last(sto
     assert!(store.ready().await.unwrap());
     let mut changes = store.changes();
     assert_eq!(store.shared(), changes.is_some(), "a shared store tells of changes, and only it");
+    let commit = |email: &'static str| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.write().await.unwrap();
+            tx.insert_user(&user(email)).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    };
+    let told = |rx: &mut tokio::sync::watch::Receiver<u64>| {
+        let mut rx = rx.clone();
+        async move { tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed()).await.is_ok() }
+    };
     if let Some(rx) = changes.as_mut() {
+        // Once a first change is told, the store listens (it tells of its start too); from then
+        // on each commit is told.
+        commit("first-commit@example.com").await;
+        assert!(told(rx).await, "the store tells of a change within 10 s");
         rx.borrow_and_update();
+        commit("second-commit@example.com").await;
+        assert!(told(rx).await, "a commit is told within 10 s");
     }
     let u = user("last-read@example.com");
     let mut tx = store.write().await.unwrap();
     tx.insert_user(&u).await.unwrap();
     tx.commit().await.unwrap();
-    if let Some(rx) = changes.as_mut() {
-        let told = tokio::time::timeout(std::time::Duration::from_secs(10), rx.changed()).await;
-        assert!(matches!(told, Ok(Ok(()))), "a commit is told within 10 s");
-    }
     let mut tx = store.read().await.unwrap();
     tx.last_read();
     assert_eq!(tx.user(u.id).await.unwrap().map(|r| r.email), Some(u.email.clone()));

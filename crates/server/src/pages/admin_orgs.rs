@@ -142,6 +142,7 @@ struct OrgPage {
     org: OrgView,
     owner: String,
     bars: Vec<Bar>,
+    charts: Vec<super::chart::DayChart>,
     period: String,
     limits: Vec<LimitField>,
     restart_period: String,
@@ -173,6 +174,7 @@ async fn detail(
     let all = || Page { limit: Some(500), cursor: None };
     let org = api::read_org(&state, &principal, id.clone()).await?;
     let usage = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
+    let charts = super::chart::usage_charts(&api_usage::read_usage_days(&state, &principal, id.clone()).await?);
     let members = api::read_members(&state, &principal, id.clone(), all()).await?;
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
     let records = api_dep::read_records(&state, &principal, id.clone(), all()).await?;
@@ -191,6 +193,7 @@ async fn detail(
         chrome: chrome.clone(),
         owner,
         bars,
+        charts,
         period: format!("{} to {}", when(&usage.period.start), when(&usage.period.end)),
         limits: limit_fields(&license),
         restart_period: license["restart_period"].as_str().unwrap_or("monthly").to_owned(),

@@ -277,6 +277,7 @@ struct OrgPage {
     frozen: bool,
     manage: bool,
     bars: Vec<Bar>,
+    charts: Vec<super::chart::DayChart>,
     members: Vec<MemberView>,
     teams: Vec<TeamLine>,
     roles: Vec<&'static str>,
@@ -299,11 +300,13 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
     let members = api_orgs::read_members(&state, &principal, id.clone(), all()).await?;
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
-    let bars = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
+    let (bars, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
-        usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect()
+        let days = api_usage::read_usage_days(&state, &principal, id.clone()).await?;
+        let bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
+        (bars, super::chart::usage_charts(&days))
     } else {
-        vec![]
+        (vec![], vec![])
     };
     let names: HashMap<_, _> = members.items.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
     let teams = teams
@@ -329,6 +332,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         frozen: org.frozen,
         manage,
         bars,
+        charts,
         members: members.items,
         teams,
         roles: OrgRole::ALL.iter().filter(|r| **r != OrgRole::Owner).map(|r| r.as_str()).collect(),

@@ -8,6 +8,7 @@ mod admin_orgs;
 mod admin_users;
 mod app;
 mod auth;
+mod chart;
 mod setup;
 
 use askama::Template;

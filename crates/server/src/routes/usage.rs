@@ -23,7 +23,7 @@ use crate::routes::orgs::{Need, org_access};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_usage, consume)).routes(routes!(check))
+    OpenApiRouter::new().routes(routes!(get_usage, consume)).routes(routes!(usage_days)).routes(routes!(check))
 }
 
 /// The largest amount one consume may carry.
@@ -127,14 +127,77 @@ pub async fn read_usage(state: &AppState, principal: &Principal, id: String, q: 
         None => now,
     };
     let mut tx = state.store.read().await?;
-    let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
+    let org = usage_access(state, tx.as_mut(), principal, &id).await?;
+    let view = usage_view(tx.as_mut(), &org, period_of(&org, at), now).await?;
+    tx.rollback().await?;
+    Ok(view)
+}
+
+/// The org whose usage `principal` asks for, when they may read it: an instance admin who reads
+/// orgs, or its owner, an admin or an accountant.
+async fn usage_access(state: &AppState, tx: &mut dyn Tx, principal: &Principal, id: &str) -> ApiResult<OrgRow> {
+    let access = org_access(state, tx, principal, id, Need::Read).await?;
     let allowed = principal.has(Permission::OrgsRead) || access.role.is_some_and(|r| r.allows(OrgAction::UsageRead));
     if !allowed {
         return Err(ApiError::forbidden("reading usage needs the owner, admin or accountant role"));
     }
-    let view = usage_view(tx.as_mut(), &access.org, period_of(&access.org, at), now).await?;
+    Ok(access.org)
+}
+
+/// What an org consumed per day, from the start of the previous period to now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDays {
+    /// The previous period's start: the first day listed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Where the current period starts.
+    #[serde(with = "time::serde::rfc3339")]
+    pub period_start: OffsetDateTime,
+    /// Now: the days listed end before it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
+    /// The days with consumption, oldest first; a day not listed consumed nothing.
+    pub days: Vec<UsageDay>,
+}
+
+/// One UTC day's consumption.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageDay {
+    /// The day's first instant (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub day: OffsetDateTime,
+    pub operations: u64,
+    /// Bytes.
+    pub transfer: u64,
+}
+
+/// List an org's usage per day
+///
+/// What the org consumed on each UTC day of the previous period and of the current one up to
+/// now, as its pages chart it. Days without consumption are left out.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/usage/days", operation_id = "list_org_usage_days", tag = "licenses",
+    params(("id" = String, Path)), responses((status = 200, body = UsageDays), Forbidden, NotFound))]
+pub(crate) async fn usage_days(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<Json<UsageDays>> {
+    Ok(Json(read_usage_days(&state, &principal, id).await?))
+}
+
+/// An org's usage per day since the previous period began, for every surface that reads it.
+pub async fn read_usage_days(state: &AppState, principal: &Principal, id: String) -> ApiResult<UsageDays> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let org = usage_access(state, tx.as_mut(), principal, &id).await?;
+    let current = period_of(&org, now);
+    let since = period_of(&org, current.start - time::Duration::seconds(1)).start;
+    let rows = tx.usage_days(org.id, since, now).await?;
     tx.rollback().await?;
-    Ok(view)
+    let days = rows
+        .into_iter()
+        .map(|d| UsageDay { day: d.day, operations: d.operations_used, transfer: d.transfer_used })
+        .collect();
+    Ok(UsageDays { since, period_start: current.start, until: now, days })
 }
 
 /// What to consume.
@@ -183,6 +246,7 @@ async fn consume(
         org: org.id,
         period_start: period.start,
         period_end: period.end,
+        at: now,
         operations: req.operations,
         transfer: req.transfer,
         operations_limit: limit(org.license.operations),

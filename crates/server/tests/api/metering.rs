@@ -424,3 +424,43 @@ async fn a_held_lease_is_already_counted_so_a_dying_node_cannot_overspend() {
     // node died now, no other node could spend them: at most one slice is lost.
     assert_eq!(used(&app, &org).await, 10);
 }
+
+/// Consumption is kept per day by the consumes themselves: what went through counts on its day,
+/// a refused consume nowhere. The API lists the days since the previous period began, for those
+/// who may read usage; the org's page charts them as SVG, with the numbers in a table.
+#[tokio::test]
+async fn usage_is_kept_per_day_and_charted_on_the_orgs_page() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 100})).await;
+    let usage = format!("/api/v1/orgs/{org}/usage");
+    app.post(&usage, &app.admin, json!({"operations": 30, "transfer": 2048})).await.expect(200);
+    app.post(&usage, &app.admin, json!({"operations": 20})).await.expect(200);
+    app.post(&usage, &app.admin, json!({"operations": 60})).await.expect_problem(402, "quota_exhausted");
+    let days = app.get(&format!("{usage}/days"), &app.admin).await.expect(200);
+    let today = time::OffsetDateTime::now_utc().date();
+    let listed = days["days"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{days:#}");
+    assert!(listed[0]["day"].as_str().unwrap().starts_with(&today.to_string()), "{days:#}");
+    assert_eq!((listed[0]["operations"].as_u64(), listed[0]["transfer"].as_u64()), (Some(50), Some(2048)));
+    assert!(days["since"].as_str().unwrap() < days["period_start"].as_str().unwrap(), "from the previous period");
+
+    let member = app.user("viewer@days.test").await;
+    app.add_member(&org, &member, "viewer").await;
+    let viewer = app.login("viewer@days.test", crate::helpers::PASSWORD).await;
+    app.get(&format!("{usage}/days"), &viewer).await.expect_problem(403, "forbidden");
+
+    let page = app
+        .client
+        .get(format!("{}/admin/orgs/{org}", app.base))
+        .header("cookie", format!("steward_session={}", app.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("<svg role=\"img\" aria-labelledby=\"operations-per-day-t\""), "{page}");
+    assert!(page.contains("Operations per day since") && page.contains("Data transfer per day since"));
+    assert!(page.contains("50 in all"), "the chart's description says the total");
+    assert!(page.contains("<th scope=\"col\">Day</th>"), "the numbers are in a table");
+}

@@ -14,8 +14,9 @@ use crate::traits::*;
 
 /// A consume's statements ([`crate::Store::consume`]): the period's row, made if missing,
 /// then the update that takes the amounts only where the limits cover them and answers the
-/// period's new usage (no row: refused).
-pub(crate) fn consume(c: &Consume) -> [Stmt; 2] {
+/// period's new usage (no row: refused), then the day's count. A refused consume rolls all three
+/// back.
+pub(crate) fn consume(c: &Consume) -> [Stmt; 3] {
     let open = Stmt::new(
         "INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
     )
@@ -37,19 +38,43 @@ pub(crate) fn consume(c: &Consume) -> [Stmt; 2] {
     .bind(c.transfer_limit.map(amount))
     .bind(amount(c.transfer))
     .bind(c.transfer_limit.map(amount));
-    [open, take]
+    let day = Stmt::new(
+        "INSERT INTO usage_days (org_id, day, operations_used, transfer_used) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (org_id, day) DO UPDATE SET operations_used = usage_days.operations_used + excluded.operations_used, \
+         transfer_used = usage_days.transfer_used + excluded.transfer_used",
+    )
+    .bind(c.org.to_string())
+    .bind(micros(day_of(c.at)))
+    .bind(amount(c.operations))
+    .bind(amount(c.transfer));
+    [open, take, day]
 }
 
-/// Gives back `operations` taken in the period ([`crate::Store::give_back`]), never below zero.
-pub(crate) fn give_back(org: OrgId, period_start: OffsetDateTime, operations: u64) -> Stmt {
-    Stmt::new(
+/// The first instant of `at`'s UTC day.
+pub(crate) fn day_of(at: OffsetDateTime) -> OffsetDateTime {
+    at.to_offset(time::UtcOffset::UTC).replace_time(time::Time::MIDNIGHT)
+}
+
+/// Gives back `operations` taken in the period ([`crate::Store::give_back`]), never below zero:
+/// from the period, and from the org's latest day, when the lease they come from was taken.
+pub(crate) fn give_back(org: OrgId, period_start: OffsetDateTime, operations: u64) -> [Stmt; 2] {
+    let period = Stmt::new(
         "UPDATE usage_periods SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
          WHERE org_id = ? AND period_start = ?",
     )
     .bind(amount(operations))
     .bind(amount(operations))
     .bind(org.to_string())
-    .bind(micros(period_start))
+    .bind(micros(period_start));
+    let day = Stmt::new(
+        "UPDATE usage_days SET operations_used = CASE WHEN operations_used > ? THEN operations_used - ? ELSE 0 END \
+         WHERE org_id = ? AND day = (SELECT MAX(day) FROM usage_days WHERE org_id = ?)",
+    )
+    .bind(amount(operations))
+    .bind(amount(operations))
+    .bind(org.to_string())
+    .bind(org.to_string());
+    [period, day]
 }
 
 /// What an asset's insert and update both write.
@@ -73,6 +98,19 @@ impl<E: Exec> Metering for E {
             )
             .await?;
         row.as_ref().map(usage_from_row).transpose()
+    }
+
+    async fn usage_days(
+        &mut self,
+        org: OrgId,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<Vec<UsageDayRow>> {
+        let days = Stmt::new("SELECT * FROM usage_days WHERE org_id = ? AND day >= ? AND day < ? ORDER BY day")
+            .bind(org.to_string())
+            .bind(micros(day_of(since)))
+            .bind(micros(until));
+        self.fetch(days).await?.iter().map(usage_day_from_row).collect()
     }
 
     async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>> {
