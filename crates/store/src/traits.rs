@@ -158,6 +158,8 @@ pub trait Users {
     async fn update_user(&mut self, user: &UserRow) -> StoreResult<()>;
     async fn set_instance_roles(&mut self, id: UserId, roles: &[InstanceRole]) -> StoreResult<()>;
     async fn count_users_with_role(&mut self, role: &str) -> StoreResult<i64>;
+    /// How many people are in each status (statuses nobody is in are left out).
+    async fn people_by_status(&mut self) -> StoreResult<Vec<(steward_core::UserStatus, u64)>>;
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()>;
     /// Users whose scheduled deactivation is due and who are not deactivated yet.
     async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>>;
@@ -176,6 +178,8 @@ pub trait Orgs {
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
     /// Orgs whose license expired by `now` and whose expiry was not announced yet.
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>>;
+    /// How many orgs are in each state (states no org is in are left out).
+    async fn orgs_by_state(&mut self) -> StoreResult<Vec<(steward_core::OrgState, u64)>>;
     /// Records that the expiry at `expires_at` was announced.
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()>;
     /// A page of current members in user id order, after `after`.
@@ -249,6 +253,9 @@ pub trait Audit {
     async fn insert_audit_checkpoint(&mut self, checkpoint: &CheckpointRow) -> StoreResult<()>;
     /// Every kept checkpoint, by seq.
     async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>>;
+    /// Sign-ins (`user.login` events still in the log) per UTC day since `since`, oldest first;
+    /// days without any are left out.
+    async fn sign_ins_per_day(&mut self, since: OffsetDateTime) -> StoreResult<Vec<(OffsetDateTime, u64)>>;
 }
 
 /// Instance settings and idempotent replies.

@@ -179,6 +179,7 @@ contract!(
     expiry_is_announced_once_and_a_purge_keeps_only_the_owner,
     roles_held_beside_a_role_are_those_of_its_holders,
     a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last,
+    the_instance_is_counted_by_status_state_and_sign_ins_per_day,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -1597,5 +1598,40 @@ async fn a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last(sto
     tx.last_read();
     assert_eq!(tx.user(u.id).await.unwrap().map(|r| r.email), Some(u.email.clone()));
     assert_eq!(tx.user(u.id).await.unwrap().map(|r| r.id), Some(u.id), "a call after the last still answers");
+    tx.commit().await.unwrap();
+}
+
+/// The instance at a glance: people by status (service and placeholder users are not people),
+/// orgs by state, and sign-ins per UTC day from the audit log.
+async fn the_instance_is_counted_by_status_state_and_sign_ins_per_day(store: Arc<dyn Store>) {
+    let day = |d: u8| {
+        OffsetDateTime::new_utc(
+            time::Date::from_calendar_date(2026, time::Month::December, d).unwrap(),
+            time::Time::MIDNIGHT,
+        )
+    };
+    let mut tx = store.write().await.unwrap();
+    let (owner, o) = owned_org(&mut tx, "counted-owner@example.com").await;
+    let mut away = user("counted-away@example.com");
+    away.status = UserStatus::Deactivated;
+    let mut service = user("counted-service@example.com");
+    service.kind = steward_core::UserKind::Service;
+    for u in [&away, &service] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let gone = OrgRow { id: OrgId::new(), state: steward_core::OrgState::Deprovisioned, ..o.clone() };
+    tx.insert_org(&gone).await.unwrap();
+    let login = || AuditDraft::new("user.login", Actor::user(owner.id), TargetType::User, owner.id);
+    let other = AuditDraft::new("user.updated", Actor::user(owner.id), TargetType::User, owner.id);
+    tx.append_audit(vec![login(), login()], day(2) + time::Duration::hours(9)).await.unwrap();
+    tx.append_audit(vec![other], day(3)).await.unwrap();
+    tx.append_audit(vec![login()], day(4) + time::Duration::hours(23)).await.unwrap();
+    tx.append_audit(vec![login()], day(1)).await.unwrap();
+    assert_eq!(tx.people_by_status().await.unwrap(), vec![(UserStatus::Active, 1), (UserStatus::Deactivated, 1)]);
+    assert_eq!(
+        tx.orgs_by_state().await.unwrap(),
+        vec![(steward_core::OrgState::Active, 1), (steward_core::OrgState::Deprovisioned, 1)]
+    );
+    assert_eq!(tx.sign_ins_per_day(day(2)).await.unwrap(), vec![(day(2), 2), (day(4), 1)]);
     tx.commit().await.unwrap();
 }

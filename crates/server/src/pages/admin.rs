@@ -30,6 +30,40 @@ struct OverviewPage {
     chrome: Chrome,
     recent: Vec<HistoryLine>,
     can_audit: bool,
+    /// The instance at a glance, each figure for those allowed to read it.
+    glance: Glance,
+}
+
+/// How many people and orgs there are, by status and state, and the sign-ins of the last 30 days.
+#[derive(Debug, Default)]
+struct Glance {
+    people: Vec<(String, u64)>,
+    orgs: Vec<(String, u64)>,
+    sign_ins: Option<super::chart::DayChart>,
+}
+
+/// Reads the figures of the overview that `principal` may read.
+async fn glance(state: &AppState, principal: &crate::extract::Principal) -> Result<Glance, ApiError> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let mut glance = Glance::default();
+    if principal.has(Permission::UsersRead) {
+        glance.people = tx.people_by_status().await?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+    }
+    if principal.has(Permission::OrgsRead) {
+        glance.orgs = tx.orgs_by_state().await?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+    }
+    if principal.has(Permission::AuditRead) {
+        let since = (now - time::Duration::days(29)).replace_time(time::Time::MIDNIGHT);
+        let days = tx.sign_ins_per_day(since).await?;
+        let title = "Sign-ins per day, the last 30 days";
+        let through_today = now + time::Duration::days(1);
+        let chart =
+            super::chart::DayChart::new("sign-ins-per-day", title, since, through_today, &days, |n| n.to_string());
+        glance.sign_ins = Some(chart);
+    }
+    tx.rollback().await?;
+    Ok(glance)
 }
 
 async fn overview(State(state): State<AppState>, Admin(viewer): Admin) -> Result<Response, PageError> {
@@ -54,8 +88,9 @@ async fn overview(State(state): State<AppState>, Admin(viewer): Admin) -> Result
     } else {
         vec![]
     };
+    let glance = glance(&state, &principal).await?;
     let chrome = viewer.chrome.titled("Administration");
-    render(&chrome, &OverviewPage { chrome: chrome.clone(), recent, can_audit })
+    render(&chrome, &OverviewPage { chrome: chrome.clone(), recent, can_audit, glance })
 }
 
 /// The audit filters as the form sends them (empty fields mean no filter).

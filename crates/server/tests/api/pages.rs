@@ -804,3 +804,21 @@ async fn the_setup_link_is_a_branded_page_with_a_checked_form_that_works_once() 
         assert!(r.body.contains("/static/steward.css"), "the refusal is a page of the instance");
     }
 }
+
+/// Administration's overview shows the instance at a glance: people by status, organizations by
+/// state, and the sign-ins of the last 30 days as a chart with its numbers.
+#[tokio::test]
+async fn the_overview_counts_people_orgs_and_sign_ins() {
+    let app = spawn_app().await;
+    let owner = app.user("glance-owner@example.com").await;
+    app.org("Glance", &owner).await;
+    app.login(ADMIN_EMAIL, PASSWORD).await;
+    let (cookie, _) = session(&app.admin);
+    let page = get(&app, "/admin", &cookie).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("At a glance"), "{}", page.body);
+    assert!(page.body.contains("<dt>People active</dt><dd>2</dd>"), "the admin and the owner");
+    assert!(page.body.contains("<dt>Organizations active</dt><dd>1</dd>"));
+    assert!(page.body.contains("aria-labelledby=\"sign-ins-per-day-t\""));
+    assert!(page.body.contains("30 days from") && page.body.contains("2 in all"), "the admin signed in twice today");
+}

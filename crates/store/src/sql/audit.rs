@@ -199,6 +199,16 @@ impl<E: Exec> Audit for E {
         self.run(Stmt::new("DELETE FROM audit_events WHERE seq <= ?").bind(seq)).await
     }
 
+    async fn sign_ins_per_day(&mut self, since: OffsetDateTime) -> StoreResult<Vec<(OffsetDateTime, u64)>> {
+        // `at` is in microseconds: integer division finds its UTC day on both databases.
+        let per_day = Stmt::new(
+            "SELECT (at / 86400000000) * 86400000000 AS day, COUNT(*) AS n FROM audit_events \
+             WHERE kind = 'user.login' AND at >= ? GROUP BY (at / 86400000000) ORDER BY 1",
+        );
+        let rows = self.fetch(per_day.bind(micros(since))).await?;
+        rows.iter().map(|r| Ok((from_micros(get(r, "day")?)?, count(get(r, "n")?)))).collect()
+    }
+
     async fn audit_chain(&mut self, after: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         let stmt = Stmt::new("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)

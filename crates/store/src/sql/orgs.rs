@@ -70,6 +70,11 @@ impl<E: Exec> Orgs for E {
         expect_one(self.run(org_columns(o)?.update_versioned("orgs", o.id.to_string(), o.version)).await?)
     }
 
+    async fn orgs_by_state(&mut self) -> StoreResult<Vec<(steward_core::OrgState, u64)>> {
+        let rows = self.fetch(Stmt::new("SELECT state, COUNT(*) AS n FROM orgs GROUP BY state ORDER BY state")).await?;
+        rows.iter().map(|r| Ok((parse(&get::<String>(r, "state")?, "org state")?, count(get(r, "n")?)))).collect()
+    }
+
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
         let rows = self.fetch(Stmt::new(
             "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= ? AND o.state <> 'purged' \

@@ -154,6 +154,13 @@ impl<E: Exec> Users for E {
         self.scalar(holders.bind(role), "n").await
     }
 
+    async fn people_by_status(&mut self) -> StoreResult<Vec<(steward_core::UserStatus, u64)>> {
+        let counts =
+            Stmt::new("SELECT status, COUNT(*) AS n FROM users WHERE kind = 'person' GROUP BY status ORDER BY status");
+        let rows = self.fetch(counts).await?;
+        rows.iter().map(|r| Ok((parse(&get::<String>(r, "status")?, "user status")?, count(get(r, "n")?)))).collect()
+    }
+
     async fn due_deactivations(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
         let columns = Self::USER_COLUMNS;
         let sql = format!(
