@@ -143,6 +143,11 @@ test('an instance admin signs in and lands on Administration', async () => {
   assert.equal(new URL(page.url()).pathname, '/admin');
   assert.equal(await heading(), 'Administration');
   assert.ok(await page.getByRole('navigation', { name: 'Administration' }).isVisible());
+  // The instance at a glance: the sign-ins chart is an image with a name, its numbers a table.
+  const chart = page.getByRole('img', { name: /Sign-ins per day/ });
+  assert.ok(await chart.isVisible());
+  assert.match(await chart.getAttribute('aria-describedby'), /sign-ins-per-day-d/);
+  await shot('admin-overview');
 });
 
 test('branding set in the settings is on every page', async () => {
