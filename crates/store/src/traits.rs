@@ -178,6 +178,11 @@ pub trait Orgs {
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>>;
     /// Orgs whose license expired by `now` and whose expiry was not announced yet.
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>>;
+    /// Every membership the org's people have held, ended ones too: who, from when, until when.
+    async fn membership_spans(
+        &mut self,
+        org: OrgId,
+    ) -> StoreResult<Vec<(UserId, OffsetDateTime, Option<OffsetDateTime>)>>;
     /// How many orgs are in each state (states no org is in are left out).
     async fn orgs_by_state(&mut self) -> StoreResult<Vec<(steward_core::OrgState, u64)>>;
     /// Records that the expiry at `expires_at` was announced.

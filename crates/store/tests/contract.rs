@@ -1633,5 +1633,15 @@ async fn the_instance_is_counted_by_status_state_and_sign_ins_per_day(store: Arc
         vec![(steward_core::OrgState::Active, 1), (steward_core::OrgState::Deprovisioned, 1)]
     );
     assert_eq!(tx.sign_ins_per_day(day(2)).await.unwrap(), vec![(day(2), 2), (day(4), 1)]);
+
+    // Seats over time: every membership of a person, ended ones too; a service user holds none.
+    let left = user("counted-left@example.com");
+    tx.insert_user(&left).await.unwrap();
+    tx.insert_membership(o.id, left.id, OrgRole::Member, day(2)).await.unwrap();
+    tx.end_membership(o.id, left.id, day(3)).await.unwrap();
+    tx.insert_membership(o.id, service.id, OrgRole::Member, day(2)).await.unwrap();
+    let spans: Vec<_> = tx.membership_spans(o.id).await.unwrap().into_iter().map(|(u, _, until)| (u, until)).collect();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+    assert!(spans.contains(&(owner.id, None)) && spans.contains(&(left.id, Some(day(3)))), "{spans:?}");
     tx.commit().await.unwrap();
 }

@@ -78,6 +78,30 @@ impl DayChart {
         };
         DayChart { id: id.into(), title: title.into(), summary, bars, width: count * slot, height: HEIGHT }
     }
+
+    /// A chart of a level (how many there were each day) rather than of amounts that add up:
+    /// its description names the last day's level and the highest, not a total.
+    pub fn levels(
+        id: &str,
+        title: &str,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        days: &[(OffsetDateTime, u64)],
+    ) -> DayChart {
+        let mut chart = DayChart::new(id, title, from, until, days, |n| n.to_string());
+        let last = days.iter().max_by_key(|(at, _)| *at).map_or(0, |(_, n)| *n);
+        let highest = days.iter().max_by_key(|(_, n)| *n).filter(|(_, n)| *n > 0);
+        chart.summary = match highest {
+            Some((at, n)) => format!(
+                "{} days from {}: {last} on the last day; the most, {n}, on {}.",
+                chart.bars.len(),
+                from.date(),
+                at.date()
+            ),
+            None => format!("{} days from {}: none.", chart.bars.len(), from.date()),
+        };
+        chart
+    }
 }
 
 /// An org's operations and data transfer per day, from the start of the previous period
@@ -103,6 +127,13 @@ pub fn usage_charts(u: &crate::routes::usage::UsageDays) -> Vec<DayChart> {
             through_today,
             &transfer,
             super::bytes_text,
+        ),
+        DayChart::levels(
+            "seats-per-day",
+            &format!("Seats at the end of each day since {since}"),
+            u.since,
+            through_today,
+            &u.seats.iter().map(|s| (s.day, s.seats)).collect::<Vec<_>>(),
         ),
     ]
 }

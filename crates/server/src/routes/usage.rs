@@ -158,6 +158,40 @@ pub struct UsageDays {
     pub until: OffsetDateTime,
     /// The days with consumption, oldest first; a day not listed consumed nothing.
     pub days: Vec<UsageDay>,
+    /// The seats held at the end of every day listed, from `since` through today, oldest first:
+    /// the people who were members then.
+    pub seats: Vec<SeatDay>,
+}
+
+/// The seats held at the end of one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatDay {
+    /// The day's first instant (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub day: OffsetDateTime,
+    pub seats: u64,
+}
+
+/// The people who held a membership at the end of each day from `since`'s day through `now`'s.
+fn seats_per_day(
+    spans: &[(UserId, OffsetDateTime, Option<OffsetDateTime>)],
+    since: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Vec<SeatDay> {
+    let first = since.to_offset(time::UtcOffset::UTC).replace_time(time::Time::MIDNIGHT);
+    let days = (now.to_offset(time::UtcOffset::UTC).date() - first.date()).whole_days().clamp(0, 400);
+    (0..=days)
+        .map(|i| {
+            let day = first + time::Duration::days(i);
+            let end = day + time::Duration::days(1);
+            let held: std::collections::BTreeSet<&UserId> = spans
+                .iter()
+                .filter(|(_, from, until)| *from < end && until.is_none_or(|u| u >= end))
+                .map(|(user, _, _)| user)
+                .collect();
+            SeatDay { day, seats: held.len() as u64 }
+        })
+        .collect()
 }
 
 /// One UTC day's consumption.
@@ -192,12 +226,13 @@ pub async fn read_usage_days(state: &AppState, principal: &Principal, id: String
     let current = period_of(&org, now);
     let since = period_of(&org, current.start - time::Duration::seconds(1)).start;
     let rows = tx.usage_days(org.id, since, now).await?;
+    let spans = tx.membership_spans(org.id).await?;
     tx.rollback().await?;
     let days = rows
         .into_iter()
         .map(|d| UsageDay { day: d.day, operations: d.operations_used, transfer: d.transfer_used })
         .collect();
-    Ok(UsageDays { since, period_start: current.start, until: now, days })
+    Ok(UsageDays { since, period_start: current.start, until: now, days, seats: seats_per_day(&spans, since, now) })
 }
 
 /// What to consume.

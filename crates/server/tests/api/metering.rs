@@ -443,6 +443,9 @@ async fn usage_is_kept_per_day_and_charted_on_the_orgs_page() {
     assert!(listed[0]["day"].as_str().unwrap().starts_with(&today.to_string()), "{days:#}");
     assert_eq!((listed[0]["operations"].as_u64(), listed[0]["transfer"].as_u64()), (Some(50), Some(2048)));
     assert!(days["since"].as_str().unwrap() < days["period_start"].as_str().unwrap(), "from the previous period");
+    let seats = days["seats"].as_array().unwrap();
+    assert_eq!(seats.last().unwrap()["seats"], 1, "the owner holds the one seat today");
+    assert_eq!(seats.first().unwrap()["seats"], 0, "nobody before the org existed");
 
     let member = app.user("viewer@days.test").await;
     app.add_member(&org, &member, "viewer").await;
@@ -463,4 +466,5 @@ async fn usage_is_kept_per_day_and_charted_on_the_orgs_page() {
     assert!(page.contains("Operations per day since") && page.contains("Data transfer per day since"));
     assert!(page.contains("50 in all"), "the chart's description says the total");
     assert!(page.contains("<th scope=\"col\">Day</th>"), "the numbers are in a table");
+    assert!(page.contains("Seats at the end of each day since") && page.contains("2 on the last day"), "{page}");
 }

@@ -70,6 +70,23 @@ impl<E: Exec> Orgs for E {
         expect_one(self.run(org_columns(o)?.update_versioned("orgs", o.id.to_string(), o.version)).await?)
     }
 
+    async fn membership_spans(
+        &mut self,
+        org: OrgId,
+    ) -> StoreResult<Vec<(UserId, OffsetDateTime, Option<OffsetDateTime>)>> {
+        let spans = Stmt::new(
+            "SELECT m.user_id, m.created_at, m.ended_at FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = ? AND u.kind = 'person' ORDER BY m.created_at",
+        );
+        let rows = self.fetch(spans.bind(org.to_string())).await?;
+        rows.iter()
+            .map(|r| {
+                let user = parse(&get::<String>(r, "user_id")?, "user id")?;
+                Ok((user, from_micros(get(r, "created_at")?)?, opt_micros(get(r, "ended_at")?)?))
+            })
+            .collect()
+    }
+
     async fn orgs_by_state(&mut self) -> StoreResult<Vec<(steward_core::OrgState, u64)>> {
         let rows = self.fetch(Stmt::new("SELECT state, COUNT(*) AS n FROM orgs GROUP BY state ORDER BY state")).await?;
         rows.iter().map(|r| Ok((parse(&get::<String>(r, "state")?, "org state")?, count(get(r, "n")?)))).collect()
