@@ -124,27 +124,31 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
         };
         tx.rollback().await?;
         let refused = user.as_ref().and_then(|u| refusal(u, &m.category));
+        // The message is sent before the writer is taken: no write of the instance waits for a
+        // mail server (the claim's lease keeps other workers off the message meanwhile).
+        let sent = match refused {
+            Some(_) => None,
+            None => Some(mailer.send(m).await),
+        };
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
-        if let Some(why) = refused {
-            tx.mark_dropped(m.id, now, why).await?;
-        } else {
-            match mailer.send(m).await {
-                Ok(()) => {
-                    metrics::counter!("steward_emails_total", "outcome" => "sent").increment(1);
-                    tx.mark_sent(m.id, now).await?;
-                }
-                Err(e) if m.attempts >= MAX_ATTEMPTS => {
-                    tracing::warn!(id = %m.id, error = %e, "giving up on an email");
-                    tx.mark_dropped(m.id, now, &format!("gave up after {} attempts: {e}", m.attempts)).await?;
-                }
-                Err(e) => {
-                    metrics::counter!("steward_emails_total", "outcome" => "retry").increment(1);
-                    let backoff = 5i64.saturating_mul(1 << m.attempts.clamp(0, 10)).min(3600);
-                    tracing::info!(id = %m.id, error = %e, backoff, "email delivery failed; will retry");
-                    tx.mark_retry(m.id, now + time::Duration::seconds(backoff), &e).await?;
-                }
+        match (refused, sent) {
+            (Some(why), _) => tx.mark_dropped(m.id, now, why).await?,
+            (None, Some(Ok(()))) => {
+                metrics::counter!("steward_emails_total", "outcome" => "sent").increment(1);
+                tx.mark_sent(m.id, now).await?;
             }
+            (None, Some(Err(e))) if m.attempts >= MAX_ATTEMPTS => {
+                tracing::warn!(id = %m.id, error = %e, "giving up on an email");
+                tx.mark_dropped(m.id, now, &format!("gave up after {} attempts: {e}", m.attempts)).await?;
+            }
+            (None, Some(Err(e))) => {
+                metrics::counter!("steward_emails_total", "outcome" => "retry").increment(1);
+                let backoff = 5i64.saturating_mul(1 << m.attempts.clamp(0, 10)).min(3600);
+                tracing::info!(id = %m.id, error = %e, backoff, "email delivery failed; will retry");
+                tx.mark_retry(m.id, now + time::Duration::seconds(backoff), &e).await?;
+            }
+            (None, None) => {}
         }
         tx.commit().await?;
     }
