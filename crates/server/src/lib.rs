@@ -184,6 +184,28 @@ fn checkpoints(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
     }
 }
 
+/// Makes a system administrator in the system's name, for the instance's first start: from
+/// the environment (`bootstrap`) or through the setup link (`pages::setup`).
+pub async fn create_system_admin(
+    state: &AppState,
+    email: &Email,
+    name: &PersonName,
+    password_hash: String,
+) -> Result<steward_store::UserRow, steward_ops::OpError> {
+    let role = steward_core::InstanceRole::system_admin();
+    let now = state.clock.now();
+    steward_ops::users::create_admin(
+        state.store.as_ref(),
+        &state.changes,
+        (email, name),
+        password_hash,
+        role,
+        Actor::SYSTEM,
+        now,
+    )
+    .await
+}
+
 /// Creates the bootstrap system admin from the configuration, or, when there is none and no
 /// system admin exists, makes a one-time setup link.
 async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
@@ -199,19 +221,7 @@ async fn bootstrap(state: &AppState) -> anyhow::Result<Option<String>> {
             .hash(password.expose())
             .await
             .map_err(|e| anyhow::anyhow!("STEWARD_BOOTSTRAP_ADMIN_PASSWORD: {}", e.problem().detail))?;
-        let role = steward_core::InstanceRole::system_admin();
-        let now = state.clock.now();
-        let user = steward_ops::users::create_admin(
-            state.store.as_ref(),
-            &state.changes,
-            (&email, &name),
-            hash,
-            role,
-            Actor::SYSTEM,
-            now,
-        )
-        .await
-        .context("creating the bootstrap admin")?;
+        let user = create_system_admin(state, &email, &name, hash).await.context("creating the bootstrap admin")?;
         tracing::info!(user_id = %user.id, "created the bootstrap system admin");
         return Ok(None);
     }

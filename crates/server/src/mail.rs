@@ -127,28 +127,27 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
         // The message is sent before the writer is taken: no write of the instance waits for a
         // mail server (the claim's lease keeps other workers off the message meanwhile).
         let sent = match refused {
-            Some(_) => None,
-            None => Some(mailer.send(m).await),
+            Some(why) => Err(why),
+            None => Ok(mailer.send(m).await),
         };
         let now = state.clock.now();
         let mut tx = state.store.write().await?;
-        match (refused, sent) {
-            (Some(why), _) => tx.mark_dropped(m.id, now, why).await?,
-            (None, Some(Ok(()))) => {
+        match sent {
+            Err(why) => tx.mark_dropped(m.id, now, why).await?,
+            Ok(Ok(())) => {
                 metrics::counter!("steward_emails_total", "outcome" => "sent").increment(1);
                 tx.mark_sent(m.id, now).await?;
             }
-            (None, Some(Err(e))) if m.attempts >= MAX_ATTEMPTS => {
+            Ok(Err(e)) if m.attempts >= MAX_ATTEMPTS => {
                 tracing::warn!(id = %m.id, error = %e, "giving up on an email");
                 tx.mark_dropped(m.id, now, &format!("gave up after {} attempts: {e}", m.attempts)).await?;
             }
-            (None, Some(Err(e))) => {
+            Ok(Err(e)) => {
                 metrics::counter!("steward_emails_total", "outcome" => "retry").increment(1);
                 let backoff = 5i64.saturating_mul(1 << m.attempts.clamp(0, 10)).min(3600);
                 tracing::info!(id = %m.id, error = %e, backoff, "email delivery failed; will retry");
                 tx.mark_retry(m.id, now + time::Duration::seconds(backoff), &e).await?;
             }
-            (None, None) => {}
         }
         tx.commit().await?;
     }

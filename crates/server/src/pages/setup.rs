@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
-use steward_core::{Actor, Email, PersonName};
+use steward_core::{Email, PersonName};
 use subtle::ConstantTimeEq;
 
 use super::auth::with_form_cookie;
@@ -101,17 +101,6 @@ async fn create_first_admin(state: &AppState, form: &SetupForm) -> Result<(), Ap
     let email = Email::parse(&form.email)?;
     let name = PersonName::parse(&form.name)?;
     let hash = state.passwords.hash(&form.password).await?;
-    let role = steward_core::InstanceRole::system_admin();
-    let now = state.clock.now();
-    steward_ops::users::create_admin(
-        state.store.as_ref(),
-        &state.changes,
-        (&email, &name),
-        hash,
-        role,
-        Actor::SYSTEM,
-        now,
-    )
-    .await?;
+    crate::create_system_admin(state, &email, &name, hash).await?;
     Ok(())
 }
