@@ -9,6 +9,9 @@ use steward_core::AuditRecord;
 
 use crate::helpers::*;
 
+/// Waits for the command on the test's thread: the tests of this file run on a multi-threaded
+/// runtime, so that the Steward they serve keeps answering (and committing) meanwhile; on one
+/// thread a transaction the server had begun would wait for the command, and the command for it.
 fn cli(app: &TestApp, key: Option<&str>, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
     cmd.args(args).env("STEWARD_DATABASE_URL", &app.db_url).current_dir(app.dir.path());
@@ -87,7 +90,7 @@ fn chain_intact(out: &str) -> bool {
     out.contains("audit chain intact")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_rewritten_and_rehashed_event_is_caught() {
     let (app, key, file) = signed_app().await;
     let db = app.db().await;
@@ -100,7 +103,7 @@ async fn a_rewritten_and_rehashed_event_is_caught() {
     assert!(out.contains("rewritten"), "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn deleted_newest_events_are_caught() {
     let (app, key, file) = signed_app().await;
     let db = app.db().await;
@@ -114,7 +117,7 @@ async fn deleted_newest_events_are_caught() {
     assert!(out.contains("events were deleted"), "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn renumbered_history_is_caught() {
     let (app, key, file) = signed_app().await;
     let db = app.db().await;
@@ -128,7 +131,7 @@ async fn renumbered_history_is_caught() {
     assert_eq!(code, 1, "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn a_forged_archive_anchor_is_caught_and_an_archiving_signs_its_own() {
     let (app, key, file) = signed_app().await;
     let db = app.db().await;
@@ -161,7 +164,7 @@ async fn a_forged_archive_anchor_is_caught_and_an_archiving_signs_its_own() {
     assert!(out.contains("anchor"), "{out}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn without_a_key_steward_says_the_chain_is_not_signed() {
     let app = spawn_app().await;
     let (code, out) = cli(&app, None, &["audit", "verify"]);

@@ -71,7 +71,7 @@ async fn populated_org(app: &TestApp) -> (String, String, String) {
     (org, owner, member)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_export_bundle_holds_everything_of_the_org_and_only_for_owner_and_admins() {
     let app = spawn_app().await;
     let (org, owner, member) = populated_org(&app).await;
@@ -146,7 +146,7 @@ async fn add_generated_members(db: &Db, org: &str, from: u64, to: u64) {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn exporting_an_org_of_100000_members_takes_flat_memory() {
     let app = spawn_app().await;
     let owner = app.user("owner@big.test").await;
@@ -167,7 +167,7 @@ async fn exporting_an_org_of_100000_members_takes_flat_memory() {
     assert!(big_peak < medium_peak + grown / 3, "memory grew with the org: {medium_peak} -> {big_peak} KiB");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn purge_erases_the_org_and_its_leavers_personal_data_and_the_chain_still_verifies() {
     let mut app = spawn_app_with(|_| {}).await;
     let (org, _, member) = populated_org(&app).await;
@@ -228,7 +228,7 @@ async fn purge_erases_the_org_and_its_leavers_personal_data_and_the_chain_still_
     assert_eq!(verify["first_bad_seq"], seq);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
     let mut app = spawn_app().await;
     let (org, owner, member) = populated_org(&app).await;
@@ -257,6 +257,9 @@ async fn the_orgs_audit_view_is_for_owner_and_admins_within_audit_log_days() {
     assert_eq!(bundle["audit_events"], json!([]), "{bundle:#}");
 }
 
+/// Waits for the command on the test's thread: the tests of this file run on a multi-threaded
+/// runtime, so that the Steward they serve keeps answering (and committing) meanwhile; on one
+/// thread a transaction the server had begun would wait for the command, and the command for it.
 fn steward_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_steward"))
         .args(args)
@@ -266,7 +269,7 @@ fn steward_cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn archiving_moves_old_events_to_a_file_and_verification_continues_from_the_anchor() {
     let app = spawn_app().await;
     app.user("a@archive.test").await;
