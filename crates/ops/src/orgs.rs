@@ -26,6 +26,25 @@ pub async fn frozen_now(tx: &mut dyn Tx, org: &OrgRow, now: OffsetDateTime) -> O
     Ok(org.license.frozen(ops, transfer, now))
 }
 
+/// How many active orgs are frozen now, by the same rule as [`frozen_now`]; read a page at a time.
+pub async fn count_frozen(tx: &mut dyn Tx, now: OffsetDateTime) -> OpResult<u64> {
+    const PAGE: u32 = 500;
+    let (mut frozen, mut after) = (0, None);
+    loop {
+        let page = tx.active_orgs_with_usage(now, after, PAGE).await?;
+        for (org, usage) in &page {
+            let period = period_of(org, now);
+            let used = usage.as_ref().filter(|u| u.period_start == period.start);
+            let (ops, transfer) = used.map_or((0, 0), |u| (u.operations_used, u.transfer_used));
+            frozen += u64::from(org.license.frozen(ops, transfer, now));
+        }
+        match page.last() {
+            Some((org, _)) if page.len() == PAGE as usize => after = Some(org.id),
+            _ => return Ok(frozen),
+        }
+    }
+}
+
 /// The rules' view of an org's current memberships.
 pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> OpResult<Rules> {
     let members = tx

@@ -185,6 +185,14 @@ pub trait Orgs {
     ) -> StoreResult<Vec<(UserId, OffsetDateTime, Option<OffsetDateTime>)>>;
     /// How many orgs are in each state (states no org is in are left out).
     async fn orgs_by_state(&mut self) -> StoreResult<Vec<(steward_core::OrgState, u64)>>;
+    /// A page of active orgs in id order after `after`, each with its usage row of a period that
+    /// contains `at`, if one was kept.
+    async fn active_orgs_with_usage(
+        &mut self,
+        at: OffsetDateTime,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgRow, Option<UsageRow>)>>;
     /// Records that the expiry at `expires_at` was announced.
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()>;
     /// A page of current members in user id order, after `after`.

@@ -1643,5 +1643,34 @@ async fn the_instance_is_counted_by_status_state_and_sign_ins_per_day(store: Arc
     let spans: Vec<_> = tx.membership_spans(o.id).await.unwrap().into_iter().map(|(u, _, until)| (u, until)).collect();
     assert_eq!(spans.len(), 2, "{spans:?}");
     assert!(spans.contains(&(owner.id, None)) && spans.contains(&(left.id, Some(day(3)))), "{spans:?}");
+    let idle = OrgRow { id: OrgId::new(), ..o.clone() };
+    tx.insert_org(&idle).await.unwrap();
     tx.commit().await.unwrap();
+
+    // Active orgs a page at a time, each with the usage of the period that holds the instant asked.
+    let take = Consume {
+        org: o.id,
+        period_start: day(1),
+        period_end: day(8),
+        at: day(2),
+        operations: 7,
+        transfer: 3,
+        operations_limit: None,
+        transfer_limit: None,
+    };
+    store.consume(&take).await.unwrap().expect("no limit");
+    let mut tx = store.read().await.unwrap();
+    let used = |page: Vec<(OrgRow, Option<UsageRow>)>| {
+        page.into_iter().map(|(org, u)| (org.id, u.map(|u| (u.period_start, u.operations_used)))).collect::<Vec<_>>()
+    };
+    let (first, second) = if o.id < idle.id { (o.id, idle.id) } else { (idle.id, o.id) };
+    let usage_of = |id: OrgId| if id == o.id { Some((day(1), 7)) } else { None };
+    let all = used(tx.active_orgs_with_usage(day(3), None, 10).await.unwrap());
+    assert_eq!(all, vec![(first, usage_of(first)), (second, usage_of(second))], "the deprovisioned org is left out");
+    assert_eq!(used(tx.active_orgs_with_usage(day(3), None, 1).await.unwrap()), vec![(first, usage_of(first))]);
+    let rest = used(tx.active_orgs_with_usage(day(3), Some(first), 10).await.unwrap());
+    assert_eq!(rest, vec![(second, usage_of(second))]);
+    let later = used(tx.active_orgs_with_usage(day(8), None, 10).await.unwrap());
+    assert_eq!(later, vec![(first, None), (second, None)], "a period that has ended is not the one at that time");
+    tx.rollback().await.unwrap();
 }

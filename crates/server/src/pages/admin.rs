@@ -39,6 +39,8 @@ struct OverviewPage {
 struct Glance {
     people: Vec<(String, u64)>,
     orgs: Vec<(String, u64)>,
+    /// Active orgs frozen now (a consumable used up or the license expired).
+    frozen: Option<u64>,
     sign_ins: Option<super::chart::DayChart>,
 }
 
@@ -52,6 +54,7 @@ async fn glance(state: &AppState, principal: &crate::extract::Principal) -> Resu
     }
     if principal.has(Permission::OrgsRead) {
         glance.orgs = tx.orgs_by_state().await?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
+        glance.frozen = Some(steward_ops::orgs::count_frozen(tx.as_mut(), now).await?);
     }
     if principal.has(Permission::AuditRead) {
         let since = (now - time::Duration::days(29)).replace_time(time::Time::MIDNIGHT);

@@ -806,19 +806,30 @@ async fn the_setup_link_is_a_branded_page_with_a_checked_form_that_works_once() 
 }
 
 /// Administration's overview shows the instance at a glance: people by status, organizations by
-/// state, and the sign-ins of the last 30 days as a chart with its numbers.
+/// state and how many of the active ones are frozen (used up, or expired), and the sign-ins of the
+/// last 30 days as a chart with its numbers.
 #[tokio::test]
 async fn the_overview_counts_people_orgs_and_sign_ins() {
     let app = spawn_app().await;
     let owner = app.user("glance-owner@example.com").await;
     app.org("Glance", &owner).await;
+    let used_up = app.org("Used up", &owner).await;
+    app.patch(&format!("/api/v1/orgs/{used_up}/license"), &app.admin, json!({"operations": 3})).await.expect(200);
+    app.post(&format!("/api/v1/orgs/{used_up}/usage"), &app.admin, json!({"operations": 3})).await.expect(200);
+    let expired = app.org("Expired", &owner).await;
+    let past = json!({"expires_at": "2001-01-01T00:00:00Z"});
+    app.patch(&format!("/api/v1/orgs/{expired}/license"), &app.admin, past).await.expect(200);
+    let room = app.org("Room left", &owner).await;
+    app.patch(&format!("/api/v1/orgs/{room}/license"), &app.admin, json!({"operations": 3})).await.expect(200);
+    app.post(&format!("/api/v1/orgs/{room}/usage"), &app.admin, json!({"operations": 2})).await.expect(200);
     app.login(ADMIN_EMAIL, PASSWORD).await;
     let (cookie, _) = session(&app.admin);
     let page = get(&app, "/admin", &cookie).await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("At a glance"), "{}", page.body);
     assert!(page.body.contains("<dt>People active</dt><dd>2</dd>"), "the admin and the owner");
-    assert!(page.body.contains("<dt>Organizations active</dt><dd>1</dd>"));
+    assert!(page.body.contains("<dt>Organizations active</dt><dd>4</dd>"), "{}", page.body);
+    assert!(page.body.contains("<dt>Active organizations frozen</dt><dd>2</dd>"), "used up and expired, not room left");
     assert!(page.body.contains("aria-labelledby=\"sign-ins-per-day-t\""));
     assert!(page.body.contains("30 days from") && page.body.contains("2 in all"), "the admin signed in twice today");
 }

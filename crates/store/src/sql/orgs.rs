@@ -92,6 +92,41 @@ impl<E: Exec> Orgs for E {
         rows.iter().map(|r| Ok((parse(&get::<String>(r, "state")?, "org state")?, count(get(r, "n")?)))).collect()
     }
 
+    async fn active_orgs_with_usage(
+        &mut self,
+        at: OffsetDateTime,
+        after: Option<OrgId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(OrgRow, Option<UsageRow>)>> {
+        let page = Stmt::new(
+            "SELECT o.*, u.period_start AS usage_start, u.period_end AS usage_end, \
+             u.operations_used AS usage_operations, u.transfer_used AS usage_transfer \
+             FROM orgs o LEFT JOIN usage_periods u ON u.org_id = o.id AND u.period_start <= ? AND u.period_end > ? \
+             WHERE o.state = 'active' AND o.id > ? ORDER BY o.id LIMIT ?",
+        )
+        .bind(micros(at))
+        .bind(micros(at))
+        .bind(after.map_or_else(String::new, |id| id.to_string()))
+        .bind(i64::from(limit));
+        let rows = self.fetch(page).await?;
+        rows.iter()
+            .map(|r| {
+                let org = org_from_row(r)?;
+                let usage = match get::<Option<i64>>(r, "usage_start")? {
+                    Some(start) => Some(UsageRow {
+                        org_id: org.id,
+                        period_start: from_micros(start)?,
+                        period_end: from_micros(get(r, "usage_end")?)?,
+                        operations_used: count(get(r, "usage_operations")?),
+                        transfer_used: count(get(r, "usage_transfer")?),
+                    }),
+                    None => None,
+                };
+                Ok((org, usage))
+            })
+            .collect()
+    }
+
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
         let rows = self.fetch(Stmt::new(
             "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= ? AND o.state <> 'purged' \
