@@ -109,6 +109,17 @@ pub enum OrgStateSchema {
     Purged,
 }
 
+/// What became of an invitation.
+#[derive(ToSchema)]
+#[schema(as = InvitationStatus, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum InvitationStatusSchema {
+    Pending,
+    Accepted,
+    Revoked,
+    Expired,
+}
+
 /// A role in an org.
 #[derive(ToSchema)]
 #[schema(as = OrgRole, rename_all = "lowercase")]

@@ -304,6 +304,59 @@ impl From<&steward_core::AuditRecord> for AuditEventView {
     }
 }
 
+/// An invitation to an org, and what became of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationView {
+    pub id: String,
+    pub org_id: Option<String>,
+    /// The org's name (empty for an invitation to the instance).
+    pub org_name: String,
+    /// The invited user, for callers who may read users and for the invited user; null otherwise.
+    pub user_id: Option<String>,
+    pub email: String,
+    #[schema(value_type = Option<crate::schema::OrgRoleSchema>)]
+    pub role: Option<String>,
+    pub team_ids: Vec<String>,
+    /// `pending` until it is accepted, revoked or expires.
+    #[schema(value_type = crate::schema::InvitationStatusSchema)]
+    pub status: &'static str,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl InvitationView {
+    /// The view of `row` at `now`, to `email` (shown with `user_id` only to those who may see it).
+    pub fn new(
+        row: &steward_store::InvitationRow,
+        user_id: Option<String>,
+        email: &str,
+        org_name: &str,
+        now: OffsetDateTime,
+    ) -> Self {
+        let status = match row {
+            r if r.accepted_at.is_some() => "accepted",
+            r if r.cancelled_at.is_some() => "revoked",
+            r if r.expires_at <= now => "expired",
+            _ => "pending",
+        };
+        InvitationView {
+            id: row.id.to_string(),
+            org_id: row.org_id.map(|o| o.to_string()),
+            org_name: org_name.to_owned(),
+            user_id,
+            email: email.to_owned(),
+            role: row.role.map(|r| r.to_string()),
+            team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
+            status,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+        }
+    }
+}
+
+list_type!(InvitationList, InvitationView);
 list_type!(UserList, UserView);
 list_type!(OrgList, OrgView);
 list_type!(MemberList, MemberView);

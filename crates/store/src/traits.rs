@@ -323,6 +323,19 @@ pub trait Invitations {
     async fn accept_invitation(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
     /// Cancels the user's pending invitations; returns how many.
     async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64>;
+    async fn invitation(&mut self, id: uuid::Uuid) -> StoreResult<Option<InvitationRow>>;
+    /// Invitations to orgs neither accepted, cancelled nor expired at `now`, newest first: to `org`
+    /// or to `user`, whichever is given; older than `before`, when given.
+    async fn open_invitations(
+        &mut self,
+        org: Option<OrgId>,
+        user: Option<UserId>,
+        now: OffsetDateTime,
+        before: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvitationRow>>;
+    /// Cancels one open invitation; Err(NotFound) when it is not open.
+    async fn cancel_invitation(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;
     async fn insert_reset(&mut self, reset: &ResetRow) -> StoreResult<()>;
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>>;
     async fn use_reset(&mut self, id: uuid::Uuid, at: OffsetDateTime) -> StoreResult<()>;

@@ -840,10 +840,36 @@ async fn invitations_and_reset_links_are_used_once(store: Arc<dyn Store>) {
     tx.insert_invitation(&second_one).await.unwrap();
     assert_eq!(tx.invitation_by_hash("hash-1").await.unwrap(), Some(first.clone()));
     assert_eq!(tx.invitation_by_hash("nobody").await.unwrap(), None);
+    let other_org = OrgRow { id: OrgId::new(), ..o.clone() };
+    tx.insert_org(&other_org).await.unwrap();
+    let elsewhere = InvitationRow { org_id: Some(other_org.id), ..invitation("hash-3") };
+    let lapsed = InvitationRow { expires_at: now, ..invitation("hash-4") };
+    let to_instance = InvitationRow { org_id: None, role: None, ..invitation("hash-5") };
+    for i in [&elsewhere, &lapsed, &to_instance] {
+        tx.insert_invitation(i).await.unwrap();
+    }
+    let ids = |list: Vec<InvitationRow>| list.into_iter().map(|i| i.id).collect::<Vec<_>>();
+    let of_org = ids(tx.open_invitations(Some(o.id), None, now, None, 10).await.unwrap());
+    assert_eq!(of_org, vec![second_one.id, first.id], "open ones, newest first; not lapsed, not another org's");
+    let of_user = ids(tx.open_invitations(None, Some(invited.id), now, None, 10).await.unwrap());
+    assert_eq!(of_user, vec![elsewhere.id, second_one.id, first.id], "to orgs only");
+    assert_eq!(
+        ids(tx.open_invitations(Some(o.id), Some(owner.id), now, None, 10).await.unwrap()),
+        Vec::<uuid::Uuid>::new()
+    );
+    assert_eq!(ids(tx.open_invitations(None, Some(invited.id), now, None, 1).await.unwrap()), vec![elsewhere.id]);
+    let older = ids(tx.open_invitations(None, Some(invited.id), now, Some(elsewhere.id), 10).await.unwrap());
+    assert_eq!(older, vec![second_one.id, first.id], "the next page");
+    assert_eq!(tx.invitation(elsewhere.id).await.unwrap(), Some(elsewhere.clone()));
+    assert_eq!(tx.invitation(uuid::Uuid::now_v7()).await.unwrap(), None);
+    tx.cancel_invitation(elsewhere.id, now).await.unwrap();
+    assert!(tx.cancel_invitation(elsewhere.id, now).await.is_err(), "cancelled once");
+    assert_eq!(tx.invitation(elsewhere.id).await.unwrap().and_then(|i| i.cancelled_at), Some(now));
     tx.accept_invitation(first.id, now).await.unwrap();
     assert!(tx.accept_invitation(first.id, now).await.is_err(), "an invitation is accepted once");
+    assert!(tx.cancel_invitation(first.id, now).await.is_err(), "an accepted invitation is not cancelled");
     assert_eq!(tx.invitation_by_hash("hash-1").await.unwrap().and_then(|i| i.accepted_at), Some(now));
-    assert_eq!(tx.cancel_invitations_of(invited.id, now).await.unwrap(), 1, "only the open one is cancelled");
+    assert_eq!(tx.cancel_invitations_of(invited.id, now).await.unwrap(), 3, "only the open ones are cancelled");
     assert_eq!(tx.invitation_by_hash("hash-2").await.unwrap().and_then(|i| i.cancelled_at), Some(now));
     let reset = |hash: &str| ResetRow {
         id: uuid::Uuid::now_v7(),

@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use steward_core::{
     AuditDraft, Email, OrgAction, OrgRole, Permission, PersonName, TargetType, TeamId, UserId, UserStatus,
@@ -15,20 +15,24 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::answer::Created;
 use crate::auth::{SecretKind, new_secret, secret_hash};
 use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, TooManyRequests};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, Principal};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, paginate};
 use crate::mail::{self, ACCOUNT};
 use crate::routes::ClientIp;
 use crate::routes::orgs::{Need, org_access};
 use crate::state::{AppState, instance_settings};
-use crate::views::UserView;
+use crate::views::{InvitationList, InvitationView, UserView};
 use steward_ops::users::find_by_email;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(invite_to_org))
+        .routes(routes!(invite_to_org, list_org_invitations))
+        .routes(routes!(get_org_invitation, revoke_org_invitation))
+        .routes(routes!(list_my_invitations))
+        .routes(routes!(accept_my_invitation))
         .routes(routes!(accept_invitation))
         .routes(routes!(request_reset))
         .routes(routes!(complete_reset))
@@ -92,21 +96,6 @@ pub struct NewInvitation {
     pub team_ids: Vec<String>,
 }
 
-/// An invitation as created.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationView {
-    pub id: String,
-    pub org_id: Option<String>,
-    /// The invited user, for callers who may read users; null otherwise.
-    pub user_id: Option<String>,
-    pub email: String,
-    #[schema(value_type = Option<crate::schema::OrgRoleSchema>)]
-    pub role: Option<String>,
-    pub team_ids: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires_at: OffsetDateTime,
-}
-
 /// Invite someone to an org
 ///
 /// Invites someone to the org by email. An unknown email becomes an `invited` user; a known active
@@ -118,8 +107,10 @@ pub(crate) async fn invite_to_org(
     Acting { state, principal }: Acting,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<NewInvitation>,
-) -> ApiResult<(StatusCode, Json<InvitationView>)> {
-    Ok((StatusCode::CREATED, Json(invite_member(&state, &principal, id, req).await?)))
+) -> ApiResult<Created<InvitationView>> {
+    let view = invite_member(&state, &principal, id, req).await?;
+    let org = view.org_id.clone().unwrap_or_default();
+    Ok(Created::at(format!("/api/v1/orgs/{org}/invitations/{}", view.id), view))
 }
 
 /// Invites an email to the org `id`, for every surface that acts with a principal.
@@ -157,19 +148,229 @@ pub async fn invite_member(
     );
     state.commit(tx, events, now).await?;
     state.outbox_wake.notify_one();
-    // The same answer whether or not the address had an account, unless the caller may read
-    // users anyway.
-    let user_id = principal.has(Permission::UsersRead).then(|| user.id.to_string());
-    let view = InvitationView {
-        id: row.id.to_string(),
-        org_id: row.org_id.map(|o| o.to_string()),
-        user_id,
-        email: user.email,
-        role: row.role.map(|r| r.to_string()),
-        team_ids: row.team_ids.iter().map(|t| t.to_string()).collect(),
-        expires_at: row.expires_at,
+    Ok(invitation_view(principal, &row, &user, &org_name, now))
+}
+
+/// The view of `row` for `principal`: the same whether or not the address had an account, unless
+/// the caller may read users anyway or is the invited user.
+fn invitation_view(
+    principal: &Principal,
+    row: &InvitationRow,
+    user: &UserRow,
+    org_name: &str,
+    now: OffsetDateTime,
+) -> InvitationView {
+    let user_id = (principal.has(Permission::UsersRead) || principal.user.id == user.id).then(|| user.id.to_string());
+    InvitationView::new(row, user_id, &user.email, org_name, now)
+}
+
+/// The open invitations and the org they belong to, read for `principal` (every surface).
+pub async fn read_org_invitations(
+    state: &AppState,
+    principal: &Principal,
+    id: String,
+    page: Page,
+) -> ApiResult<InvitationList> {
+    let limit = page.limit()?;
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
+    let rows = tx.open_invitations(Some(access.org.id), None, now, page.cursor()?, limit + 1).await?;
+    let (rows, next_cursor) = paginate(rows, limit, |i| i.id);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let user = tx.user(row.user_id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+        items.push(invitation_view(principal, row, &user, &access.org.name, now));
+    }
+    tx.rollback().await?;
+    Ok(InvitationList { items, next_cursor })
+}
+
+/// List an org's open invitations
+///
+/// Lists the invitations to an organization that are neither accepted, revoked nor expired, newest
+/// first; they hold seats until then. For the org's owner and admins and instance `orgs.write`.
+/// Pages with `limit` (at most 500) and `cursor`.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/invitations", operation_id = "list_org_invitations", tag = "orgs",
+    params(("id" = String, Path), Page), responses((status = 200, body = InvitationList), BadRequest, Forbidden, NotFound))]
+pub(crate) async fn list_org_invitations(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<InvitationList>> {
+    Ok(Json(read_org_invitations(&state, &principal, id, page).await?))
+}
+
+/// The invitation `invitation` of the org `id`, as `principal` may manage it (404 when it is
+/// another org's).
+async fn org_invitation(
+    state: &AppState,
+    tx: &mut dyn Tx,
+    principal: &Principal,
+    id: &str,
+    invitation: &str,
+) -> ApiResult<(crate::routes::orgs::OrgAccess, InvitationRow, UserRow)> {
+    let access = org_access(state, tx, principal, id, Need::Manage).await?;
+    let missing = || ApiError::not_found("invitation");
+    let found = match invitation.parse::<uuid::Uuid>() {
+        Ok(iid) => tx.invitation(iid).await?,
+        Err(_) => None,
     };
-    Ok(view)
+    let row = found.filter(|i| i.org_id == Some(access.org.id)).ok_or_else(missing)?;
+    let user = tx.user(row.user_id).await?.ok_or_else(missing)?;
+    Ok((access, row, user))
+}
+
+/// Get an invitation to an org
+///
+/// Reads one invitation to an organization, whatever became of it: `pending`, `accepted`,
+/// `revoked` or `expired`. For the org's owner and admins and instance `orgs.write`.
+#[utoipa::path(get, path = "/api/v1/orgs/{id}/invitations/{invitation_id}", operation_id = "get_org_invitation", tag = "orgs",
+    params(("id" = String, Path), ("invitation_id" = String, Path)), responses((status = 200, body = InvitationView), Forbidden, NotFound))]
+pub(crate) async fn get_org_invitation(
+    Acting { state, principal }: Acting,
+    Path((id, invitation)): Path<(String, String)>,
+) -> ApiResult<Json<InvitationView>> {
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let (access, row, user) = org_invitation(&state, tx.as_mut(), &principal, &id, &invitation).await?;
+    tx.rollback().await?;
+    Ok(Json(invitation_view(&principal, &row, &user, &access.org.name, now)))
+}
+
+/// Revoke an invitation to an org
+///
+/// Revokes an invitation that was not accepted: its link stops working and its seat is free. An
+/// invited user it made stays, as every user does. 409 `invalid_transition` when it was accepted or
+/// revoked already. For the org's owner and admins and instance `orgs.write`.
+#[utoipa::path(delete, path = "/api/v1/orgs/{id}/invitations/{invitation_id}", operation_id = "revoke_org_invitation", tag = "orgs",
+    params(("id" = String, Path), ("invitation_id" = String, Path)), responses((status = 204), Forbidden, NotFound, Conflict))]
+pub(crate) async fn revoke_org_invitation(
+    Acting { state, principal }: Acting,
+    Path((id, invitation)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    revoke_invitation(&state, &principal, &id, &invitation).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Revokes an invitation to the org `id` (every surface).
+pub async fn revoke_invitation(state: &AppState, principal: &Principal, id: &str, invitation: &str) -> ApiResult<()> {
+    let now = state.clock.now();
+    let mut tx = state.store.write().await?;
+    let (access, row, user) = org_invitation(state, tx.as_mut(), principal, id, invitation).await?;
+    if row.accepted_at.is_some() || row.cancelled_at.is_some() {
+        let what = if row.accepted_at.is_some() { "accepted" } else { "revoked" };
+        return Err(ApiError::conflict("invalid_transition", format!("this invitation was {what} already")));
+    }
+    tx.cancel_invitation(row.id, now).await?;
+    let event = AuditDraft::new("invitation.revoked", principal.actor(), TargetType::User, user.id)
+        .in_org(access.org.id)
+        .detail(json!({ "invitation_id": row.id, "role": row.role }));
+    state.commit(tx, vec![event], now).await?;
+    Ok(())
+}
+
+/// The caller's open invitations to orgs, with each org's name (every surface).
+pub async fn read_my_invitations(state: &AppState, principal: &Principal, page: Page) -> ApiResult<InvitationList> {
+    let limit = page.limit()?;
+    let now = state.clock.now();
+    let mut tx = state.store.read().await?;
+    let me = principal.user.id;
+    let rows = tx.open_invitations(None, Some(me), now, page.cursor()?, limit + 1).await?;
+    let (rows, next_cursor) = paginate(rows, limit, |i| i.id);
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let org = match row.org_id {
+            Some(org) => tx.org(org).await?,
+            None => None,
+        };
+        let name = org.map(|o| o.name).unwrap_or_default();
+        items.push(invitation_view(principal, row, &principal.user, &name, now));
+    }
+    tx.rollback().await?;
+    Ok(InvitationList { items, next_cursor })
+}
+
+/// List my invitations
+///
+/// Lists the caller's open invitations to organizations, newest first, each with the org's name.
+/// Accept one with `POST /api/v1/me/invitations/{id}/accept`. Pages with `limit` and `cursor`.
+#[utoipa::path(get, path = "/api/v1/me/invitations", operation_id = "list_my_invitations", tag = "auth",
+    params(Page), responses((status = 200, body = InvitationList), BadRequest))]
+pub(crate) async fn list_my_invitations(
+    Acting { state, principal }: Acting,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<InvitationList>> {
+    Ok(Json(read_my_invitations(&state, &principal, page).await?))
+}
+
+/// Accept one of my invitations
+///
+/// Accepts an open invitation to the caller: they join the org with its role and teams, as with
+/// the emailed link. Not in a Login as user session: accepting is the person's own choice. 404 for
+/// an invitation that is not the caller's or no longer open; 409 `invalid_transition` when the org
+/// no longer takes members or whoever sent it may no longer invite.
+#[utoipa::path(post, path = "/api/v1/me/invitations/{id}/accept", operation_id = "accept_my_invitation", tag = "auth",
+    params(("id" = String, Path)), responses((status = 200, body = InvitationView), Forbidden, NotFound, Conflict))]
+pub(crate) async fn accept_my_invitation(
+    Acting { state, principal }: Acting,
+    Path(id): Path<String>,
+) -> ApiResult<Json<InvitationView>> {
+    Ok(Json(accept_as_myself(&state, &principal, &id).await?))
+}
+
+/// Accepts the caller's invitation `id` (every surface that acts with a principal).
+pub async fn accept_as_myself(state: &AppState, principal: &Principal, id: &str) -> ApiResult<InvitationView> {
+    if principal.impersonator_id().is_some() {
+        return Err(ApiError::forbidden("an impersonation session cannot accept the user's invitations"));
+    }
+    let now = state.clock.now();
+    let gone = || ApiError::not_found("invitation (it may have expired, been revoked or been used)");
+    let mut tx = state.store.write().await?;
+    let found = match id.parse::<uuid::Uuid>() {
+        Ok(iid) => tx.invitation(iid).await?,
+        Err(_) => None,
+    };
+    let mut inv = found.filter(|i| i.user_id == principal.user.id && i.org_id.is_some()).ok_or_else(gone)?;
+    if !is_open(&inv, now) {
+        return Err(gone());
+    }
+    let user = tx.user(inv.user_id).await?.ok_or_else(gone)?;
+    let events = join(tx.as_mut(), state, &inv, &user, now).await?;
+    let org = match inv.org_id {
+        Some(org) => tx.org(org).await?,
+        None => None,
+    };
+    state.commit(tx, events, now).await?;
+    inv.accepted_at = Some(now);
+    let name = org.map(|o| o.name).unwrap_or_default();
+    Ok(invitation_view(principal, &inv, &user, &name, now))
+}
+
+/// Whether `i` can still be accepted at `now`.
+fn is_open(i: &InvitationRow, now: OffsetDateTime) -> bool {
+    i.accepted_at.is_none() && i.cancelled_at.is_none() && i.expires_at > now
+}
+
+/// What accepting `inv` does for `user`, with the link or as themselves: the org's membership and
+/// teams, when the invitation still holds, and the invitation marked accepted.
+async fn join(
+    tx: &mut dyn Tx,
+    state: &AppState,
+    inv: &InvitationRow,
+    user: &UserRow,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<AuditDraft>> {
+    let mut events = Vec::new();
+    if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
+        inviter_still_may(tx, state, inv, org_id).await?;
+        events.extend(join_as_invited(tx, inv, org_id, role, user, now).await?);
+    }
+    tx.accept_invitation(inv.id, now).await?;
+    events.push(
+        AuditDraft::new("invitation.accepted", steward_core::Actor::user(user.id), TargetType::User, user.id)
+            .detail(json!({ "invitation_id": inv.id })),
+    );
+    Ok(events)
 }
 
 /// The teams `ids` name, each of which must be a team of `org`.
@@ -262,14 +463,11 @@ pub async fn accept_with_link(
         ApiError::not_found("invitation (it may have expired or been used)")
     };
     let token_hash = secret_hash(token);
-    let open = |i: &InvitationRow, now: OffsetDateTime| {
-        i.accepted_at.is_none() && i.cancelled_at.is_none() && i.expires_at > now
-    };
     // The link is looked up before the password is hashed: a made-up link costs no hashing.
     let mut tx = state.store.read().await?;
     let found = tx.invitation_by_hash(&token_hash).await?;
     tx.rollback().await?;
-    if !found.is_some_and(|i| open(&i, state.clock.now())) {
+    if !found.is_some_and(|i| is_open(&i, state.clock.now())) {
         return Err(gone());
     }
     let hash = match &req.password {
@@ -279,25 +477,16 @@ pub async fn accept_with_link(
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let inv = tx.invitation_by_hash(&token_hash).await?.ok_or_else(gone)?;
-    if !open(&inv, now) {
+    if !is_open(&inv, now) {
         return Err(gone());
     }
     let mut user = tx.user(inv.user_id).await?.ok_or_else(gone)?;
-    let actor = steward_core::Actor::user(user.id);
     let mut events = match user.status {
         UserStatus::Invited => vec![activate(tx.as_mut(), &mut user, hash, req.name.as_ref(), now).await?],
         UserStatus::Active => Vec::new(),
         _ => return Err(gone()),
     };
-    if let (Some(org_id), Some(role)) = (inv.org_id, inv.role) {
-        inviter_still_may(tx.as_mut(), state, &inv, org_id).await?;
-        events.extend(join_as_invited(tx.as_mut(), &inv, org_id, role, &user, now).await?);
-    }
-    tx.accept_invitation(inv.id, now).await?;
-    events.push(
-        AuditDraft::new("invitation.accepted", actor, TargetType::User, user.id)
-            .detail(json!({ "invitation_id": inv.id })),
-    );
+    events.extend(join(tx.as_mut(), state, &inv, &user, now).await?);
     state.commit(tx, events, now).await?;
     Ok(UserView::from(&user))
 }

@@ -62,6 +62,7 @@ async fn a_created_resource_answers_where_it_is() {
         (format!("/api/v1/orgs/{org}/assets"), json!({"kind": "scenario", "name": "Sync"})),
         ("/api/v1/roles".into(), json!({"name": "helpdesk", "permissions": ["users.read"]})),
         ("/api/v1/access-reviews".into(), json!({"inactive_days": 30})),
+        (format!("/api/v1/orgs/{org}/invitations"), json!({"email": "invited@location.test", "role": "member"})),
     ];
     for (path, body) in readable {
         let created = app.post(&path, &app.admin, body).await;

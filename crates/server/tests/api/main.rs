@@ -22,6 +22,7 @@ mod hot;
 mod http;
 mod idempotency;
 mod impersonation;
+mod invitations;
 mod isolation;
 mod jwt;
 mod last_admin;

@@ -1,7 +1,7 @@
 //! Invitations and password resets: one implementation of [`Invitations`] for both databases.
 
 use async_trait::async_trait;
-use steward_core::UserId;
+use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -54,6 +54,50 @@ impl<E: Exec> Invitations for E {
         .bind(micros(at))
         .bind(user.to_string())).await?;
         Ok(result)
+    }
+
+    async fn invitation(&mut self, id: Uuid) -> StoreResult<Option<InvitationRow>> {
+        let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE id = ?").bind(id.to_string())).await?;
+        row.as_ref().map(invitation_from_row).transpose()
+    }
+
+    async fn open_invitations(
+        &mut self,
+        org: Option<OrgId>,
+        user: Option<UserId>,
+        now: OffsetDateTime,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<InvitationRow>> {
+        let mut sql = String::from(
+            "SELECT * FROM invitations WHERE org_id IS NOT NULL AND accepted_at IS NULL AND cancelled_at IS NULL \
+             AND expires_at > ?",
+        );
+        sql.push_str(if org.is_some() { " AND org_id = ?" } else { "" });
+        sql.push_str(if user.is_some() { " AND user_id = ?" } else { "" });
+        sql.push_str(if before.is_some() { " AND id < ?" } else { "" });
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        let mut query = Stmt::new(sql).bind(micros(now));
+        if let Some(org) = org {
+            query = query.bind(org.to_string());
+        }
+        if let Some(user) = user {
+            query = query.bind(user.to_string());
+        }
+        if let Some(before) = before {
+            query = query.bind(before.to_string());
+        }
+        let rows = self.fetch(query.bind(i64::from(limit))).await?;
+        rows.iter().map(invitation_from_row).collect()
+    }
+
+    async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
+        let result = self.run(Stmt::new(
+            "UPDATE invitations SET cancelled_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(id.to_string())).await?;
+        expect_one(result)
     }
 
     async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
