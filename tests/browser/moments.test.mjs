@@ -1,12 +1,13 @@
 // The moments a person meets outside the daily pages, in a real headless Chromium: the setup link
 // of a new instance (a Steward of its own, started here from STEWARD_BIN without a bootstrap
 // admin), and the refusals on the way — an unknown page, a spent reset or invitation link, a
-// page for administrators only, a form that fails its CSRF check. Each is a page of the
+// page for administrators only, a form that fails its CSRF check, a failure on the server (a
+// stored row made unreadable behind Steward's back, with python3's sqlite3). Each is a page of the
 // instance, in its layout, never a JSON document, and fits a phone's width.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -22,6 +23,7 @@ let page;
 let profile;
 let fresh;
 let freshDir;
+let freshBase;
 
 function freePort() {
   return new Promise((resolve) => {
@@ -99,6 +101,7 @@ after(async () => {
 
 test('a new instance is set up through its setup link, on a phone', async () => {
   const { base, link } = await newInstance();
+  freshBase = base;
   await page.goto(link);
   const text = await isAPage('the setup page');
   assert.match(text, /Create the first system administrator/);
@@ -138,4 +141,57 @@ test('refusals and spent links are pages that say what to do', async () => {
   assert.equal(answer.status(), 403);
   await page.waitForLoadState('load');
   assert.match(await isAPage('a failed CSRF check'), /reload the page and try again/);
+});
+
+/** Calls the JSON API of the fresh instance as its first administrator. */
+async function asFirstAdmin(method, path, body) {
+  const login = await fetch(`${freshBase}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'first@setup.example', password: PASSWORD }),
+  });
+  const { token } = await login.json();
+  const answer = await fetch(`${freshBase}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.ok(answer.ok, `${method} ${path}: ${answer.status}`);
+  return answer.json();
+}
+
+/** Signs `email` in to the fresh instance in the browser, afresh, and waits for `landing`. */
+async function signIn(email, landing) {
+  await context.clearCookies();
+  await page.goto(`${freshBase}/login`);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await Promise.all([page.waitForURL(`${freshBase}${landing}`), page.getByRole('button', { name: 'Sign in' }).click()]);
+}
+
+test('a page for administrators only and a failure on our side are pages too', async () => {
+  assert.ok(freshBase, 'the setup test made the instance');
+  const plain = await asFirstAdmin('POST', '/api/v1/users', {
+    email: 'plain@setup.example', name: 'Plain Person', password: PASSWORD,
+  });
+  const org = await asFirstAdmin('POST', '/api/v1/orgs', { name: 'Broken Co', owner_id: plain.id });
+
+  // A stored row Steward cannot read: its page fails on the server, and says so without the cause.
+  const db = join(freshDir, 'steward.db');
+  const breakIt = `import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute("UPDATE orgs SET license = '{' WHERE id = ?", (sys.argv[2],)); c.commit()`;
+  execFileSync('python3', ['-c', breakIt, db, org.id]);
+  await signIn('first@setup.example', '/admin');
+  const failed = await page.goto(`${freshBase}/admin/orgs/${org.id}`);
+  assert.equal(failed.status(), 500);
+  const text = await isAPage('a failure on the server');
+  assert.match(text, /Something went wrong on our side/);
+  assert.doesNotMatch(text, /license|corrupt|sqlite|column/i, 'a 5xx page tells nothing of the cause');
+
+  // A signed-in person who is not an administrator is told so, in the instance's layout.
+  await signIn('plain@setup.example', '/app');
+  const refused = await page.goto(`${freshBase}/admin`);
+  assert.equal(refused.status(), 403);
+  const forbidden = await isAPage('a page for administrators only');
+  assert.match(forbidden, /Administration is for instance administrators/);
+  assert.match(forbidden, /Plain Person/, 'the person is still shown as signed in, with their navigation');
 });
