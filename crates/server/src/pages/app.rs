@@ -25,7 +25,7 @@ use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
 use crate::routes::tokens as api_tokens;
 use crate::routes::usage::{self as api_usage, UsageQuery};
 use crate::state::AppState;
-use crate::views::MemberView;
+use crate::views::{InvitationView, MemberView};
 use steward_ops::orgs::frozen_now;
 
 pub fn router() -> Router<AppState> {
@@ -39,6 +39,8 @@ pub fn router() -> Router<AppState> {
         .route("/app/tokens/{id}/revoke", post(revoke_token))
         .route("/app/orgs/{id}", get(org))
         .route("/app/orgs/{id}/invite", post(invite))
+        .route("/app/orgs/{id}/invitations/{invitation_id}/revoke", post(revoke_invitation))
+        .route("/app/invitations/{id}/accept", post(accept_invitation))
         .route("/app/orgs/{id}/members/{user_id}/role", post(member_role))
         .route("/app/orgs/{id}/members/{user_id}/remove", post(remove_member))
         .route("/app/orgs/{id}/teams", post(create_team))
@@ -70,6 +72,8 @@ struct DashboardPage {
     orgs: Vec<OrgCard>,
     teams: Vec<TeamCard>,
     switches: Vec<Switch>,
+    /// Invitations to orgs waiting for my answer.
+    invitations: Vec<InvitationView>,
 }
 
 async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
@@ -118,6 +122,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             }
         }
     }
+    let invitations = api_inv::read_my_invitations(&state, &principal, Page { limit: Some(50), cursor: None }).await?;
     let chrome = viewer.chrome.titled("My dashboard");
     let page = DashboardPage {
         chrome: chrome.clone(),
@@ -125,6 +130,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         orgs: cards,
         teams,
         switches: switches(&NotificationSettings::of(&principal.user)),
+        invitations: invitations.items,
     };
     render(&chrome, &page)
 }
@@ -279,6 +285,8 @@ struct OrgPage {
     bars: Vec<Bar>,
     charts: Vec<super::chart::DayChart>,
     members: Vec<MemberView>,
+    /// Open invitations, for those who manage the org.
+    invitations: Vec<InvitationView>,
     teams: Vec<TeamLine>,
     roles: Vec<&'static str>,
     team_roles: Vec<&'static str>,
@@ -300,6 +308,8 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
     let members = api_orgs::read_members(&state, &principal, id.clone(), all()).await?;
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
+    let invitations =
+        if manage { api_inv::read_org_invitations(&state, &principal, id.clone(), all()).await?.items } else { vec![] };
     let (bars, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
         let days = api_usage::read_usage_days(&state, &principal, id.clone()).await?;
@@ -334,6 +344,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         bars,
         charts,
         members: members.items,
+        invitations,
         teams,
         roles: OrgRole::ALL.iter().filter(|r| **r != OrgRole::Owner).map(|r| r.as_str()).collect(),
         team_roles: TeamRole::ALL.iter().map(|r| r.as_str()).collect(),
@@ -357,6 +368,22 @@ async fn invite(
     }
     .await;
     done(&format!("/app/orgs/{id}"), result, |i| format!("{} is invited; the email is on its way.", i.email))
+}
+
+async fn revoke_invitation(
+    Path((id, invitation)): Path<(String, String)>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
+) -> Result<Response, PageError> {
+    let result = api_inv::revoke_invitation(&state, &viewer.principal(), &id, &invitation).await;
+    done(&format!("/app/orgs/{id}"), result, |()| "The invitation is revoked; its link no longer works.".into())
+}
+
+async fn accept_invitation(
+    Path(id): Path<String>,
+    Posted { state, viewer, form: NoFields {} }: Posted<NoFields>,
+) -> Result<Response, PageError> {
+    let result = api_inv::accept_as_myself(&state, &viewer.principal(), &id).await;
+    done("/app", result, |i| format!("You joined {} as {}.", i.org_name, i.role.as_deref().unwrap_or("member")))
 }
 
 #[derive(Deserialize)]

@@ -833,3 +833,53 @@ async fn the_overview_counts_people_orgs_and_sign_ins() {
     assert!(page.body.contains("aria-labelledby=\"sign-ins-per-day-t\""));
     assert!(page.body.contains("30 days from") && page.body.contains("2 in all"), "the admin signed in twice today");
 }
+
+/// The pages answer invitations as the API does: an org's admin sees the open ones and revokes
+/// one; the invited person finds theirs on the dashboard and joins with one button.
+#[tokio::test]
+async fn invitations_are_revoked_and_accepted_on_the_pages() {
+    let app = spawn_app().await;
+    let owner = app.user("owner@pages-inv.test").await;
+    let org = app.org("Paged", &owner).await;
+    let (cookie, csrf) = session(&app.login("owner@pages-inv.test", PASSWORD).await);
+    let (person_cookie, person_csrf) = session(&app.user_with_session("person@pages-inv.test").await.1);
+    let invite = |email: &'static str| {
+        let (app, org) = (&app, &org);
+        async move {
+            let path = format!("/api/v1/orgs/{org}/invitations");
+            let made = app.post(&path, &app.admin, json!({"email": email, "role": "viewer"})).await.expect(201);
+            made["id"].as_str().unwrap().to_owned()
+        }
+    };
+    let (kept, dropped) = (invite("person@pages-inv.test").await, invite("later@pages-inv.test").await);
+
+    let org_page = get(&app, &format!("/app/orgs/{org}"), &cookie).await;
+    assert!(org_page.body.contains("Invitations not yet accepted") && org_page.body.contains("later@pages-inv.test"));
+    let revoke = format!("/app/orgs/{org}/invitations/{dropped}/revoke");
+    let revoked = post(&app, &revoke, &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&revoked).starts_with("n."), "{:?}", revoked.cookies);
+    let status = app.get(&format!("/api/v1/orgs/{org}/invitations/{dropped}"), &app.admin).await.expect(200);
+    assert_eq!(status["status"], "revoked");
+    let again = post(&app, &revoke, &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&again).starts_with("e."), "revoked once");
+
+    let dashboard = get(&app, "/app", &person_cookie).await;
+    assert!(
+        dashboard.body.contains("Invitations for you") && dashboard.body.contains("Join Paged"),
+        "{}",
+        dashboard.body
+    );
+    let accept = format!("/app/invitations/{kept}/accept");
+    let stranger_cookie = session(&app.user_with_session("stranger@pages-inv.test").await.1);
+    let refused = post(&app, &accept, &stranger_cookie.0, &[("csrf", &stranger_cookie.1)]).await;
+    assert!(flash(&refused).starts_with("e."), "not theirs");
+    let joined = post(&app, &accept, &person_cookie, &[("csrf", &person_csrf)]).await;
+    assert_eq!((joined.status, joined.location.as_str()), (StatusCode::SEE_OTHER, "/app"));
+    assert!(flash(&joined).starts_with("n."));
+    let dashboard = get(&app, "/app", &person_cookie).await;
+    assert!(
+        !dashboard.body.contains("Invitations for you") && dashboard.body.contains("/app/orgs/"),
+        "{}",
+        dashboard.body
+    );
+}
