@@ -9,6 +9,7 @@ mod admin_users;
 mod app;
 mod auth;
 mod chart;
+mod palette;
 mod setup;
 
 use askama::Template;
@@ -81,18 +82,9 @@ async fn stylesheet() -> Response {
 /// allows no inline styles. The colour was validated as `#rrggbb` when it was set.
 async fn brand_stylesheet(State(state): State<AppState>) -> Response {
     let brand = Brand::load(&state).await;
-    let color = if brand.color.len() == 7
-        && brand.color.starts_with('#')
-        && brand.color[1..].chars().all(|c| c.is_ascii_hexdigit())
-    {
-        brand.color
-    } else {
-        "#1f6feb".to_owned()
-    };
-    (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")],
-        format!(":root {{ --primary: {color}; }}\n"),
-    )
+    let fallback = palette::Rgb(0x1f, 0x6f, 0xeb);
+    let palette = palette::Palette::of(palette::Rgb::parse(&brand.color).unwrap_or(fallback));
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], palette.css())
         .into_response()
 }
 
