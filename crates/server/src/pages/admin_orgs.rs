@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use steward_core::OrgRole;
 
-use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_bars, when};
+use super::{Admin, Bar, Chrome, NoFields, PageError, Posted, done, render, usage_story, when};
 use crate::error::ApiError;
 use crate::extract::Page;
 use crate::routes::deprovision as api_dep;
@@ -144,6 +144,8 @@ struct OrgPage {
     bars: Vec<Bar>,
     charts: Vec<super::chart::DayChart>,
     period: String,
+    renews: String,
+    frozen_why: Vec<String>,
     limits: Vec<LimitField>,
     restart_period: String,
     expires: String,
@@ -179,7 +181,8 @@ async fn detail(
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
     let records = api_dep::read_records(&state, &principal, id.clone(), all()).await?;
 
-    let mut bars = usage_bars(&usage);
+    let story = usage_story(&usage, org.license.expires_at, state.clock.now());
+    let mut bars = story.bars;
     let seats = members.items.iter().filter(|m| !m.dormant).count() as u64;
     bars.push(Bar::count("Members (seats)", seats, org.license.users));
     bars.push(Bar::count("Teams", teams.items.len() as u64, org.license.teams));
@@ -195,6 +198,8 @@ async fn detail(
         bars,
         charts,
         period: format!("{} to {}", when(&usage.period.start), when(&usage.period.end)),
+        renews: story.renews,
+        frozen_why: story.frozen_why,
         limits: limit_fields(&license),
         restart_period: license["restart_period"].as_str().unwrap_or("monthly").to_owned(),
         expires: org.license.expires_at.map(|e| e.date().to_string()).unwrap_or_default(),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 
 use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
-use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_bars, when};
+use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_story, when};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Page, Principal};
 use crate::routes::auth as api_auth;
@@ -55,6 +55,10 @@ struct OrgCard {
     frozen: bool,
     manage: bool,
     bars: Vec<Bar>,
+    /// When the period renews, for those who may read usage.
+    renews: String,
+    /// Why the org is frozen and what lifts it, for those who may read usage.
+    frozen_why: Vec<String>,
 }
 
 /// One of my teams.
@@ -98,6 +102,8 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             frozen,
             manage: m.role.allows(OrgAction::OrgManage),
             bars: vec![],
+            renews: String::new(),
+            frozen_why: vec![],
         });
     }
     let mut teams = Vec::new();
@@ -117,8 +123,12 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         let readable = card.role.parse::<OrgRole>().is_ok_and(|r| r.allows(OrgAction::UsageRead));
         if readable {
             let q = UsageQuery { period: None };
-            if let Ok(u) = api_usage::read_usage(&state, &principal, card.id.clone(), q).await {
-                card.bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
+            let org = api_orgs::read_org(&state, &principal, card.id.clone()).await;
+            if let (Ok(u), Ok(org)) = (api_usage::read_usage(&state, &principal, card.id.clone(), q).await, org) {
+                let story = usage_story(&u, org.license.expires_at, now);
+                card.bars = story.bars.into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
+                card.renews = story.renews;
+                card.frozen_why = story.frozen_why;
             }
         }
     }
@@ -283,6 +293,8 @@ struct OrgPage {
     frozen: bool,
     manage: bool,
     bars: Vec<Bar>,
+    renews: String,
+    frozen_why: Vec<String>,
     charts: Vec<super::chart::DayChart>,
     members: Vec<MemberView>,
     /// Open invitations, for those who manage the org.
@@ -310,13 +322,14 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
     let invitations =
         if manage { api_inv::read_org_invitations(&state, &principal, id.clone(), all()).await?.items } else { vec![] };
-    let (bars, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
+    let (story, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
         let days = api_usage::read_usage_days(&state, &principal, id.clone()).await?;
-        let bars = usage_bars(&u).into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
-        (bars, super::chart::usage_charts(&days))
+        let mut story = usage_story(&u, org.license.expires_at, state.clock.now());
+        story.bars.retain(|b| b.limit.is_some() || b.used > 0);
+        (Some(story), super::chart::usage_charts(&days))
     } else {
-        (vec![], vec![])
+        (None, vec![])
     };
     let names: HashMap<_, _> = members.items.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
     let teams = teams
@@ -341,7 +354,12 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         role: role.map(|r| r.to_string()).unwrap_or_default(),
         frozen: org.frozen,
         manage,
-        bars,
+        bars: story.as_ref().map(|s| s.bars.clone()).unwrap_or_default(),
+        renews: story.as_ref().map(|s| s.renews.clone()).unwrap_or_default(),
+        frozen_why: match story {
+            Some(s) => s.frozen_why,
+            None => super::format::frozen_why_for_members(&org, state.clock.now()),
+        },
         charts,
         members: members.items,
         invitations,

@@ -47,19 +47,108 @@ impl Bar {
         }
     }
 
-    /// The meter's maximum: the limit, or (unlimited) the amount used so that the bar reads empty.
+    /// Whether a meter can show it: only a limit above zero bounds a quantity.
+    pub fn bounded(&self) -> bool {
+        self.limit.is_some_and(|l| l > 0)
+    }
+
+    /// The meter's maximum: the limit.
     pub fn max(&self) -> u64 {
-        self.limit.unwrap_or(0).max(1)
+        self.limit.unwrap_or(1).max(1)
     }
 
     /// The value the meter shows.
     pub fn value(&self) -> u64 {
-        if self.limit.is_some() { self.used.min(self.max()) } else { 0 }
+        self.used.min(self.max())
+    }
+
+    /// Where the meter turns from calm to a warning (75%) and to a danger (90%); lower is better.
+    pub fn low(&self) -> u64 {
+        self.max() * 3 / 4
+    }
+
+    pub fn high(&self) -> u64 {
+        self.max() * 9 / 10
     }
 
     /// Whether the limit is reached.
     pub fn full(&self) -> bool {
         self.limit.is_some_and(|l| self.used >= l)
+    }
+
+    /// The amount in words: "1200 of 5000", "300 used; no limit", "none allowed (300 used)".
+    pub fn text(&self) -> String {
+        match self.limit {
+            None => format!("{} used; no limit", self.used_text),
+            Some(0) if self.used == 0 => "none allowed".into(),
+            Some(0) => format!("none allowed ({} used)", self.used_text),
+            Some(_) => format!("{} of {}", self.used_text, self.limit_text),
+        }
+    }
+}
+
+/// An org's usage as its pages tell it: the bars, when the period renews, and why the org is
+/// frozen and what lifts it.
+pub struct UsageStory {
+    pub bars: Vec<Bar>,
+    /// "Renews on 2027-01-01 (in 25 days)."
+    pub renews: String,
+    /// A sentence for each thing that freezes the org; empty when it is not frozen.
+    pub frozen_why: Vec<String>,
+}
+
+/// The story of `u` at `now`, with the license's expiry.
+pub fn usage_story(
+    u: &crate::routes::usage::UsageView,
+    expires_at: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> UsageStory {
+    let renews = format!("Renews on {} ({}).", u.period.end.date(), in_days(u.period.end, now));
+    let mut frozen_why = Vec::new();
+    if let Some(at) = expires_at.filter(|at| *at <= now) {
+        frozen_why.push(format!("The license expired on {}; renewing or extending the license lifts it.", at.date()));
+    } else {
+        let used_up = [("Operations", &u.operations), ("Data transfer", &u.transfer)];
+        for (what, c) in used_up {
+            match c.limit {
+                Some(0) => frozen_why.push(format!(
+                    "{what} are not allowed by the license (0); a license that allows them lifts it."
+                )),
+                Some(l) if c.used >= l => frozen_why.push(format!(
+                    "{what} of this period are used up; the period renews on {} ({}), or a larger license lifts it sooner.",
+                    u.period.end.date(),
+                    in_days(u.period.end, now)
+                )),
+                _ => {}
+            }
+        }
+    }
+    UsageStory { bars: usage_bars(u), renews, frozen_why }
+}
+
+/// Why an org is frozen, told to a member who may not read its usage: the expiry, or that this
+/// period's allowance is used up and when the period renews — without the amounts.
+pub fn frozen_why_for_members(org: &crate::views::OrgView, now: time::OffsetDateTime) -> Vec<String> {
+    if !org.frozen {
+        return vec![];
+    }
+    if let Some(at) = org.license.expires_at.filter(|at| *at <= now) {
+        return vec![format!("The license expired on {}; renewing or extending the license lifts it.", at.date())];
+    }
+    let period = steward_core::license::period_containing(org.created_at, org.license.restart_period, now);
+    vec![format!(
+        "The organization has used what its license allows for this period; the period renews on {} ({}), or a larger license lifts it sooner.",
+        period.end.date(),
+        in_days(period.end, now)
+    )]
+}
+
+/// "in 3 days", "tomorrow", "today".
+pub fn in_days(at: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    match (at.date() - now.date()).whole_days() {
+        ..=0 => "today".into(),
+        1 => "tomorrow".into(),
+        n => format!("in {n} days"),
     }
 }
 

@@ -41,7 +41,7 @@ const RETURN_COOKIE: &str = "steward_return";
 
 /// Every page route, for `app::router` to merge.
 mod format;
-pub use format::{Bar, bytes_text, usage_bars, when, when_text};
+pub use format::{Bar, bytes_text, usage_bars, usage_story, when, when_text};
 
 /// The pages, with `browser` (other routes a browser follows, such as single sign-on's round trip)
 /// under the same error pages.
@@ -97,6 +97,8 @@ pub struct Brand {
     pub color: String,
     /// The logo, when one is set.
     pub logo_url: Option<String>,
+    /// Where people write for help (the branding's support contact), when one is set.
+    pub support_email: Option<String>,
 }
 
 impl Brand {
@@ -113,6 +115,7 @@ impl Brand {
             product: settings.branding.product_name.clone().unwrap_or(settings.name),
             color: settings.branding.primary_color.clone().unwrap_or_else(|| "#1f6feb".into()),
             logo_url: settings.branding.logo_url,
+            support_email: settings.branding.support_email,
         }
     }
 }

@@ -174,7 +174,7 @@ pub async fn read_org_invitations(
     let limit = page.limit()?;
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
-    let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
+    let access = org_access(state, tx.as_mut(), principal, &id, Need::Oversee).await?;
     let rows = tx.open_invitations(Some(access.org.id), None, now, page.cursor()?, limit + 1).await?;
     let (rows, next_cursor) = paginate(rows, limit, |i| i.id);
     let mut items = Vec::with_capacity(rows.len());
@@ -201,16 +201,17 @@ pub(crate) async fn list_org_invitations(
     Ok(Json(read_org_invitations(&state, &principal, id, page).await?))
 }
 
-/// The invitation `invitation` of the org `id`, as `principal` may manage it (404 when it is
-/// another org's).
+/// The invitation `invitation` of the org `id`, as `principal` may reach it for `need` (404
+/// when it is another org's).
 async fn org_invitation(
     state: &AppState,
     tx: &mut dyn Tx,
     principal: &Principal,
     id: &str,
     invitation: &str,
+    need: Need,
 ) -> ApiResult<(crate::routes::orgs::OrgAccess, InvitationRow, UserRow)> {
-    let access = org_access(state, tx, principal, id, Need::Manage).await?;
+    let access = org_access(state, tx, principal, id, need).await?;
     let missing = || ApiError::not_found("invitation");
     let found = match invitation.parse::<uuid::Uuid>() {
         Ok(iid) => tx.invitation(iid).await?,
@@ -233,7 +234,7 @@ pub(crate) async fn get_org_invitation(
 ) -> ApiResult<Json<InvitationView>> {
     let now = state.clock.now();
     let mut tx = state.store.read().await?;
-    let (access, row, user) = org_invitation(&state, tx.as_mut(), &principal, &id, &invitation).await?;
+    let (access, row, user) = org_invitation(&state, tx.as_mut(), &principal, &id, &invitation, Need::Oversee).await?;
     tx.rollback().await?;
     Ok(Json(invitation_view(&principal, &row, &user, &access.org.name, now)))
 }
@@ -256,7 +257,7 @@ pub(crate) async fn revoke_org_invitation(
 pub async fn revoke_invitation(state: &AppState, principal: &Principal, id: &str, invitation: &str) -> ApiResult<()> {
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
-    let (access, row, user) = org_invitation(state, tx.as_mut(), principal, id, invitation).await?;
+    let (access, row, user) = org_invitation(state, tx.as_mut(), principal, id, invitation, Need::Manage).await?;
     if row.accepted_at.is_some() || row.cancelled_at.is_some() {
         let what = if row.accepted_at.is_some() { "accepted" } else { "revoked" };
         return Err(ApiError::conflict("invalid_transition", format!("this invitation was {what} already")));

@@ -38,6 +38,9 @@ pub enum Need {
     Read,
     /// Manage members and teams: instance `orgs.write`, or the org's owner or admins.
     Manage,
+    /// See what only its managers see (open invitations): as `Manage`, and also while the org is
+    /// frozen or deprovisioned, since reading changes nothing.
+    Oversee,
     /// Act as its owner: instance `orgs.write`, or the owner.
     Own,
     /// Change its license: instance `licenses.write`.
@@ -78,14 +81,16 @@ pub async fn org_access(
     }
     let allowed = match need {
         Need::Read | Need::Lifecycle => true,
-        Need::Manage => principal.has(Permission::OrgsWrite) || role.is_some_and(|r| r.allows(OrgAction::OrgManage)),
+        Need::Manage | Need::Oversee => {
+            principal.has(Permission::OrgsWrite) || role.is_some_and(|r| r.allows(OrgAction::OrgManage))
+        }
         Need::Own => principal.has(Permission::OrgsWrite) || role == Some(OrgRole::Owner),
         Need::License => principal.has(Permission::LicensesWrite),
     };
     if !allowed {
         let what = match need {
             Need::Read | Need::Lifecycle => "read",
-            Need::Manage => "manage",
+            Need::Manage | Need::Oversee => "manage",
             Need::Own => "act as the owner of",
             Need::License => "change the license of",
         };

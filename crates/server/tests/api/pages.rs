@@ -883,3 +883,45 @@ async fn invitations_are_revoked_and_accepted_on_the_pages() {
         dashboard.body
     );
 }
+
+/// Usage is told in words: when the period renews, no meter for what has no bound, and for a
+/// frozen org which allowance froze it and what lifts it — to its owner with the amounts, to a
+/// plain member without them, with the instance's support contact.
+#[tokio::test]
+async fn usage_says_when_it_renews_and_a_frozen_org_says_why() {
+    let app = spawn_app().await;
+    app.patch("/api/v1/instance", &app.admin, json!({"branding": {"support_email": "help@steward.test"}}))
+        .await
+        .expect(200);
+    let (owner, owner_token) = app.user_with_session("owner@usage-words.test").await;
+    let (member, member_token) = app.user_with_session("member@usage-words.test").await;
+    let license = json!({"operations": 3, "transfer": null});
+    let org =
+        app.post("/api/v1/orgs", &app.admin, json!({"name": "Used Up", "owner_id": owner, "license": license})).await;
+    let org = org.expect(201)["id"].as_str().unwrap().to_owned();
+    app.add_member(&org, &member, "member").await;
+    app.post(&format!("/api/v1/orgs/{org}/usage"), &app.admin, json!({"operations": 3, "transfer": 10}))
+        .await
+        .expect(200);
+
+    let page = get(&app, &format!("/app/orgs/{org}"), &session(&owner_token).0).await.body;
+    assert!(page.contains("Renews on ") && page.contains(" days)"), "{page}");
+    assert!(page.contains("Operations of this period are used up; the period renews on"), "{page}");
+    assert!(page.contains("3 of 3") && page.contains("10 B used; no limit"), "{page}");
+    let meters = page.matches("<meter").count();
+    assert_eq!(meters, 1, "a meter only for the bounded operations: {page}");
+    assert!(page.contains("low=\"2\" high=\"2\" optimum=\"0\""), "{page}");
+    assert!(page.contains("mailto:help@steward.test"));
+
+    let seen = get(&app, &format!("/app/orgs/{org}"), &session(&member_token).0).await.body;
+    assert!(seen.contains("has used what its license allows for this period"), "{seen}");
+    assert!(!seen.contains("3 of 3"), "a member does not see the amounts");
+
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"expires_at": "2001-01-01T00:00:00Z"}))
+        .await
+        .expect(200);
+    app.login(ADMIN_EMAIL, PASSWORD).await;
+    let admin = get(&app, &format!("/admin/orgs/{org}"), &session(&app.admin).0).await.body;
+    assert!(admin.contains("The license expired on 2001-01-01"), "{admin}");
+    assert!(admin.contains("none allowed (3 used)"), "an expired license allows nothing: {admin}");
+}
