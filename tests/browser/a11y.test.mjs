@@ -119,8 +119,8 @@ async function everyPage() {
   }
   await signIn(ADMIN_EMAIL, ADMIN_PASSWORD);
   const adminPages = [
-    '/admin', '/admin/users', `/admin/users/${ids.member}`, `/admin/users/${ids.gone}`, `/admin/users/${ids.owner}/disable`,
-    `/admin/users/${ids.gone}/enable`, '/admin/orgs', `/admin/orgs/${ids.org}`, `/admin/orgs/${ids.frozen}`,
+    '/admin', '/admin/users', `/admin/users/${ids.member}`, `/admin/users/${ids.gone}`, `/admin/users/${ids.owner}/deactivate`,
+    `/admin/users/${ids.gone}/reactivate`, `/admin/users/${ids.member}/suspend`, '/admin/orgs', `/admin/orgs/${ids.org}`, `/admin/orgs/${ids.frozen}`,
     `/admin/orgs/${ids.org}/deprovision`, '/admin/audit', '/admin/settings', '/app', '/app/security',
   ];
   for (const w of widths) found.push(...await tour('admin', adminPages, w));

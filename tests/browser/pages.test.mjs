@@ -163,7 +163,7 @@ test('branding set in the settings is on every page', async () => {
   assert.equal(color, '#0a7d55');
 });
 
-test('find a user, disable them with a confirmation, and enable them again', async () => {
+test('find a user, deactivate them with a confirmation, and reactivate them again', async () => {
   const bobSession = await fetch(`${BASE}/api/v1/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ email: 'bob@acme.example', password: PASSWORD }),
@@ -184,24 +184,29 @@ test('find a user, disable them with a confirmation, and enable them again', asy
   assert.equal(await page.locator('#user-status').innerText(), 'active');
   assert.match(await page.locator('#memberships-h + ul').innerText(), /Acme — member/);
 
-  await go(page.getByRole('link', { name: 'Disable' }));
-  assert.match(await page.locator('h2').innerText(), /Disable Bob Builder\?/);
+  await go(page.getByRole('link', { name: 'Deactivate' }));
+  assert.match(await page.locator('h2').innerText(), /Deactivate Bob Builder\?/);
   assert.equal((await api('GET', `/users/${ids.bob}`)).body.status, 'active', 'the confirmation step changes nothing');
   await page.getByLabel(/Reason/).fill('left the company');
-  await go(page.getByRole('button', { name: 'Disable Bob Builder' }));
-  assert.match(await flash(), /Bob Builder is disabled/);
+  await go(page.getByRole('button', { name: 'Deactivate Bob Builder' }));
+  assert.match(await flash(), /Bob Builder is deactivated/);
   assert.equal(await page.locator('#user-status').innerText(), 'deactivated');
+  assert.match(await page.locator('#status-story').innerText(), /^Since .*: .* deactivated Bob Builder, saying “left the company”\.$/);
+  assert.match(await page.locator('#notifications-quiet').innerText(), /Nothing is sent while Bob Builder is deactivated/);
+  await shot('admin-user-deactivated');
   assert.match(await page.locator('#memberships-h + ul').innerText(), /dormant/);
   assert.equal((await api('GET', '/me', null, bobSession.token)).status, 401, "Bob's session died at once");
 
-  await go(page.getByRole('link', { name: 'Enable' }));
-  await go(page.getByRole('button', { name: 'Enable Bob Builder' }));
-  assert.match(await flash(), /enabled again/);
+  await go(page.getByRole('link', { name: 'Reactivate' }));
+  await go(page.getByRole('button', { name: 'Reactivate Bob Builder' }));
+  assert.match(await flash(), /Bob Builder is reactivated/);
   assert.equal(await page.locator('#user-status').innerText(), 'active');
   const memberships = await page.locator('#memberships-h + ul').innerText();
   assert.match(memberships, /Acme — member/);
   assert.doesNotMatch(memberships, /dormant/);
-  assert.match(await page.locator('#history-h ~ .table-wrap').innerText(), /user\.reactivated[\s\S]*user\.deactivated/);
+  assert.match(await page.locator('#history-h ~ .table-wrap').innerText(),
+    /reactivated Bob Builder\.[\s\S]*deactivated Bob Builder, saying “left the company”\./);
+  assert.match(await page.locator('#status-story').innerText(), /reactivated Bob Builder/);
 });
 
 test('Login as user shows what the user sees, and Return to administration comes back', async () => {

@@ -1,5 +1,6 @@
-//! Administration of users: search, detail, Disable and Enable with a confirmation step, Log out
-//! everywhere, notification settings and Login as user — each through the API's own handler.
+//! Administration of users: search, detail, Deactivate and Reactivate, Suspend and Unsuspend, each
+//! with a confirmation that names what follows, Log out everywhere, notification settings and
+//! Login as user — each through the API's own handler.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,8 +28,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/users", get(list))
         .route("/admin/users/{id}", get(detail))
-        .route("/admin/users/{id}/disable", get(confirm_disable).post(disable))
-        .route("/admin/users/{id}/enable", get(confirm_enable).post(enable))
+        .route("/admin/users/{id}/{action}", get(confirm).post(change_status))
         .route("/admin/users/{id}/sessions/revoke", post(revoke_sessions))
         .route("/admin/users/{id}/notifications", post(notifications))
         .route("/admin/users/{id}/impersonate", post(impersonate))
@@ -101,9 +101,11 @@ struct TeamLine {
 /// An audit event as the pages list it.
 pub struct HistoryLine {
     pub at: String,
+    /// The event type, such as `org.member_added`.
     pub kind: String,
-    pub actor: String,
-    pub impersonator: Option<String>,
+    /// What happened, with names and from → to values.
+    pub sentence: String,
+    /// The target as stored (type and id), and the facts as recorded, for those who look closer.
     pub target: String,
     pub detail: String,
 }
@@ -150,6 +152,10 @@ struct UserPage {
     teams: Vec<TeamLine>,
     sessions: Vec<SessionLine>,
     history: Vec<HistoryLine>,
+    /// Since when the user is in their status, by whom and why, for those who read the audit log.
+    status_story: Option<String>,
+    /// A deactivation the user is scheduled for.
+    scheduled: Option<String>,
     switches: Vec<Switch>,
     can_lifecycle: bool,
     can_impersonate: bool,
@@ -180,6 +186,10 @@ async fn detail(
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
     let (memberships, teams) = places(tx.as_mut(), user_id).await?;
     let history = describe(tx.as_mut(), &history).await?;
+    let status_story = match principal.has(Permission::AuditRead) {
+        true => status_story(tx.as_mut(), &user).await?,
+        false => None,
+    };
     tx.rollback().await.map_err(ApiError::from)?;
 
     let last_login = user.last_login_at.as_ref().map_or_else(|| "never".into(), when);
@@ -192,6 +202,8 @@ async fn detail(
         teams,
         sessions: sessions.items.iter().map(SessionLine::from).collect(),
         history,
+        status_story,
+        scheduled: user.deactivate_at.as_ref().map(when),
         switches: switches(&settings),
         can_lifecycle: principal.has(Permission::UsersLifecycle),
         can_impersonate: principal.has(Permission::UsersImpersonate),
@@ -200,6 +212,36 @@ async fn detail(
         user,
     };
     render(&chrome, &page)
+}
+
+/// The event that put the user in their status, told with its time: "Since 2026-12-07 14:02
+/// UTC: Ada deactivated Bob, saying “Left”." None when no such event is kept (an archived log).
+async fn status_story(tx: &mut dyn steward_store::Tx, user: &UserView) -> Result<Option<String>, PageError> {
+    let kinds: &[&str] = match user.status.as_str() {
+        "deactivated" => &["user.deactivated"],
+        "suspended" => &["user.suspended"],
+        "anonymized" => &["user.anonymized"],
+        "invited" => &["user.created"],
+        _ => &["user.reactivated", "user.unsuspended", "user.activated", "user.created"],
+    };
+    let target = Some(user.id.clone());
+    let mut latest: Option<steward_core::AuditRecord> = None;
+    for kind in kinds {
+        let filter = steward_store::AuditFilter {
+            target_id: target.clone(),
+            kind: Some((*kind).to_owned()),
+            limit: 1,
+            ..Default::default()
+        };
+        let found = tx.list_audit(&filter).await.map_err(ApiError::from)?.into_iter().next();
+        if let Some(r) = found.filter(|r| latest.as_ref().is_none_or(|l| r.seq > l.seq)) {
+            latest = Some(r);
+        }
+    }
+    let Some(record) = latest else { return Ok(None) };
+    let view = AuditEventView::from(&record);
+    let cast = super::story::Cast::of(tx, &mut super::story::Names::default(), &view).await?;
+    Ok(Some(format!("Since {}: {}", when(&view.at), super::story::sentence(&view, &cast))))
 }
 
 /// The user's memberships and team memberships, with the names of their orgs and teams.
@@ -232,33 +274,19 @@ async fn places(
     Ok((memberships, teams))
 }
 
-/// Audit events with their people named.
+/// Audit events told as sentences, their people and orgs named.
 pub async fn describe(
     tx: &mut dyn steward_store::Tx,
     events: &[AuditEventView],
 ) -> Result<Vec<HistoryLine>, PageError> {
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names = super::story::Names::default();
     let mut lines = Vec::with_capacity(events.len());
     for e in events {
-        let mut people = [None, None];
-        for (slot, id) in people.iter_mut().zip([&e.actor_id, &e.impersonator_id]) {
-            let Some(id) = id else { continue };
-            if !names.contains_key(id) {
-                let name = match id.parse::<UserId>() {
-                    Ok(uid) => tx.user(uid).await.map_err(ApiError::from)?.map_or_else(|| id.clone(), |u| u.name),
-                    Err(_) => id.clone(),
-                };
-                names.insert(id.clone(), name);
-            }
-            *slot = names.get(id).cloned();
-        }
-        let [actor, impersonator] = people;
+        let cast = super::story::Cast::of(tx, &mut names, e).await?;
         lines.push(HistoryLine {
             at: when(&e.at),
             kind: e.kind.clone(),
-            // Changes no person made (schedules, the system): no product name on a white-label page.
-            actor: actor.unwrap_or_else(|| "System".into()),
-            impersonator,
+            sentence: super::story::sentence(e, &cast),
             target: format!("{} {}", e.target_type, e.target_id),
             detail: e.detail.to_string(),
         });
@@ -291,35 +319,100 @@ impl From<&SessionView> for SessionLine {
     }
 }
 
+/// A change of a user's status that the pages offer, each confirmed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatusChange {
+    Deactivate,
+    Reactivate,
+    Suspend,
+    Unsuspend,
+}
+
+impl StatusChange {
+    fn parse(action: &str) -> Option<StatusChange> {
+        match action {
+            "deactivate" => Some(StatusChange::Deactivate),
+            "reactivate" => Some(StatusChange::Reactivate),
+            "suspend" => Some(StatusChange::Suspend),
+            "unsuspend" => Some(StatusChange::Unsuspend),
+            _ => None,
+        }
+    }
+
+    /// The button's word, which is also the path's.
+    fn verb(self) -> &'static str {
+        match self {
+            StatusChange::Deactivate => "Deactivate",
+            StatusChange::Reactivate => "Reactivate",
+            StatusChange::Suspend => "Suspend",
+            StatusChange::Unsuspend => "Unsuspend",
+        }
+    }
+
+    fn path(self) -> String {
+        self.verb().to_lowercase()
+    }
+
+    /// Whether it takes access away (a danger button and a reason).
+    fn takes_away(self) -> bool {
+        matches!(self, StatusChange::Deactivate | StatusChange::Suspend)
+    }
+
+    /// What the flash says once it is done.
+    fn done(self, name: &str) -> String {
+        match self {
+            StatusChange::Deactivate => {
+                format!("{name} is deactivated: signed out everywhere, memberships kept dormant.")
+            }
+            StatusChange::Reactivate => format!("{name} is reactivated, with every previous role."),
+            StatusChange::Suspend => {
+                format!("{name} is suspended: signed out everywhere until the suspension is lifted.")
+            }
+            StatusChange::Unsuspend => format!("{name} is no longer suspended and can sign in again."),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "admin/confirm_user.html")]
 struct ConfirmPage {
     chrome: Chrome,
     user: UserView,
-    enable: bool,
+    verb: &'static str,
+    path: String,
+    takes_away: bool,
+    deactivate: bool,
+    /// The orgs the user owns, which change owner on deactivation.
+    owned: Vec<(String, String)>,
 }
 
-async fn confirm(state: AppState, viewer: super::Viewer, id: String, enable: bool) -> Result<Response, PageError> {
+async fn confirm(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let change = StatusChange::parse(&action).ok_or_else(|| ApiError::not_found("page"))?;
     let user = api_users::read_user(&state, &viewer.principal(), id).await?;
-    let title = if enable { "Enable" } else { "Disable" };
-    let chrome = viewer.chrome.titled(format!("{title} {}", user.name));
-    render(&chrome, &ConfirmPage { chrome: chrome.clone(), user, enable })
-}
-
-async fn confirm_disable(
-    State(state): State<AppState>,
-    Admin(viewer): Admin,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    confirm(state, viewer, id, false).await
-}
-
-async fn confirm_enable(
-    State(state): State<AppState>,
-    Admin(viewer): Admin,
-    Path(id): Path<String>,
-) -> Result<Response, PageError> {
-    confirm(state, viewer, id, true).await
+    let user_id: UserId = user.id.parse().map_err(|_| ApiError::not_found("user"))?;
+    let owned = if change == StatusChange::Deactivate {
+        let mut tx = state.store.read().await.map_err(ApiError::from)?;
+        let orgs = tx.orgs_owned_by(user_id).await.map_err(ApiError::from)?;
+        tx.rollback().await.map_err(ApiError::from)?;
+        orgs.into_iter().map(|o| (o.id.to_string(), o.name)).collect()
+    } else {
+        vec![]
+    };
+    let chrome = viewer.chrome.titled(format!("{} {}", change.verb(), user.name));
+    let page = ConfirmPage {
+        chrome: chrome.clone(),
+        user,
+        verb: change.verb(),
+        path: change.path(),
+        takes_away: change.takes_away(),
+        deactivate: change == StatusChange::Deactivate,
+        owned,
+    };
+    render(&chrome, &page)
 }
 
 #[derive(Deserialize)]
@@ -327,24 +420,23 @@ struct ReasonForm {
     reason: Option<String>,
 }
 
-async fn disable(
-    Path(id): Path<String>,
+async fn change_status(
+    Path((id, action)): Path<(String, String)>,
     Posted { state, viewer, form }: Posted<ReasonForm>,
 ) -> Result<Response, PageError> {
-    let reason = form.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    let request = api::DeactivateRequest { reason, new_owner_id: None };
-    let result = api::deactivate_user(&state, &viewer.principal(), &id, request).await;
-    done(&format!("/admin/users/{id}"), result, |u| {
-        format!("{} is disabled: signed out everywhere, memberships kept dormant.", u.name)
-    })
-}
-
-async fn enable(
-    Path(id): Path<String>,
-    Posted { state, viewer, form: _ }: Posted<ReasonForm>,
-) -> Result<Response, PageError> {
-    let result = api::reactivate_user(&state, &viewer.principal(), &id).await;
-    done(&format!("/admin/users/{id}"), result, |u| format!("{} is enabled again, with every previous role.", u.name))
+    let change = StatusChange::parse(&action).ok_or_else(|| ApiError::not_found("page"))?;
+    let principal = viewer.principal();
+    let result = match change {
+        StatusChange::Deactivate => {
+            let reason = form.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+            let request = api::DeactivateRequest { reason, new_owner_id: None };
+            api::deactivate_user(&state, &principal, &id, request).await
+        }
+        StatusChange::Reactivate => api::reactivate_user(&state, &principal, &id).await,
+        StatusChange::Suspend => api::change_suspension(&state, &principal, &id, true).await,
+        StatusChange::Unsuspend => api::change_suspension(&state, &principal, &id, false).await,
+    };
+    done(&format!("/admin/users/{id}"), result, |u| change.done(&u.name))
 }
 
 async fn revoke_sessions(

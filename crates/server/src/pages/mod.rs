@@ -11,6 +11,7 @@ mod auth;
 mod chart;
 mod palette;
 mod setup;
+mod story;
 
 use askama::Template;
 use axum::Router;

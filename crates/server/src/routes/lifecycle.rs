@@ -164,13 +164,22 @@ pub async fn reactivate_user(state: &AppState, principal: &Principal, id: &str) 
     Ok(user)
 }
 
+/// Suspends the user `id` (`suspend`) or lifts the suspension, as `principal` asks, from any
+/// surface that acts with a principal.
+pub async fn change_suspension(state: &AppState, principal: &Principal, id: &str, suspend: bool) -> ApiResult<UserRow> {
+    match suspend {
+        true => simple_transition(state, principal, id, UserAction::Suspend, "user.suspended").await,
+        false => simple_transition(state, principal, id, UserAction::Unsuspend, "user.unsuspended").await,
+    }
+}
+
 async fn simple_transition(
     state: &AppState,
     principal: &Principal,
     id: &str,
     action: UserAction,
     kind: &'static str,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<UserRow> {
     principal.require(Permission::UsersLifecycle)?;
     not_impersonating(principal)?;
     let now = state.clock.now();
@@ -200,7 +209,7 @@ async fn simple_transition(
     let event =
         AuditDraft::new(kind, principal.actor(), TargetType::User, user.id).detail(json!({ "from": from, "to": next }));
     state.commit(tx, vec![event], now).await?;
-    Ok(Json(UserView::from(&user)))
+    Ok(user)
 }
 
 /// Suspend a user
@@ -210,7 +219,7 @@ async fn simple_transition(
 #[utoipa::path(post, path = "/api/v1/users/{id}/suspend", operation_id = "suspend_user", tag = "lifecycle", responses((status = 200, body = UserView),
     Forbidden, NotFound, Conflict))]
 async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
-    simple_transition(&state, &principal, &id, UserAction::Suspend, "user.suspended").await
+    Ok(Json(UserView::from(&change_suspension(&state, &principal, &id, true).await?)))
 }
 
 /// Lift a suspension
@@ -219,7 +228,7 @@ async fn suspend(Acting { state, principal }: Acting, Path(id): Path<String>) ->
 #[utoipa::path(post, path = "/api/v1/users/{id}/unsuspend", operation_id = "unsuspend_user", tag = "lifecycle",
     responses((status = 200, body = UserView), Forbidden, NotFound, Conflict))]
 async fn unsuspend(Acting { state, principal }: Acting, Path(id): Path<String>) -> ApiResult<Json<UserView>> {
-    simple_transition(&state, &principal, &id, UserAction::Unsuspend, "user.unsuspended").await
+    Ok(Json(UserView::from(&change_suspension(&state, &principal, &id, false).await?)))
 }
 
 /// Anonymize a deactivated user

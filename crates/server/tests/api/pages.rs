@@ -925,3 +925,39 @@ async fn usage_says_when_it_renews_and_a_frozen_org_says_why() {
     assert!(admin.contains("The license expired on 2001-01-01"), "{admin}");
     assert!(admin.contains("none allowed (3 used)"), "an expired license allows nothing: {admin}");
 }
+
+/// One vocabulary for a user's lifecycle on the pages: Deactivate names the orgs that will change
+/// owner before anything changes; Suspend and Unsuspend work from the user's page; the page says
+/// since when, by whom and why, and that nothing is emailed meanwhile.
+#[tokio::test]
+async fn a_users_status_is_changed_in_one_vocabulary_and_told_with_who_when_and_why() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@words.test").await;
+    app.org("Owned By Ada", &ada).await;
+    let (cookie, csrf) = session(&app.admin);
+    let user_page = format!("/admin/users/{ada}");
+
+    let confirm = get(&app, &format!("{user_page}/deactivate"), &cookie).await;
+    assert!(confirm.body.contains("Deactivate ada?") && confirm.body.contains(">Owned By Ada</a>"), "{}", confirm.body);
+    let before = app.snapshot().await;
+    assert_eq!(get(&app, &format!("{user_page}/suspend"), &cookie).await.status, 200);
+    assert_eq!(get(&app, &format!("{user_page}/disable"), &cookie).await.status, 404, "one vocabulary");
+    assert_eq!(app.snapshot().await, before, "confirmations change nothing");
+
+    let suspended = post(&app, &format!("{user_page}/suspend"), &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&suspended).starts_with("n."), "{:?}", suspended.cookies);
+    assert_eq!(app.get(&format!("/api/v1/users/{ada}"), &app.admin).await.expect(200)["status"], "suspended");
+    let page = get(&app, &user_page, &cookie).await.body;
+    assert!(page.contains("suspended ada.") && page.contains("/unsuspend\">Unsuspend</a>"), "{page}");
+    post(&app, &format!("{user_page}/unsuspend"), &cookie, &[("csrf", &csrf)]).await;
+    assert_eq!(app.get(&format!("/api/v1/users/{ada}"), &app.admin).await.expect(200)["status"], "active");
+
+    let form = [("csrf", csrf.as_str()), ("reason", "Moved to another team")];
+    let gone = post(&app, &format!("{user_page}/deactivate"), &cookie, &form).await;
+    assert!(flash(&gone).starts_with("n."), "{:?}", gone.cookies);
+    let page = get(&app, &user_page, &cookie).await.body;
+    assert!(page.contains("id=\"status-story\">Since "), "{page}");
+    assert!(page.contains("deactivated ada, saying “Moved to another team”."), "{page}");
+    assert!(page.contains("Nothing is sent while ada is deactivated"), "{page}");
+    assert!(page.contains("/reactivate\">Reactivate</a>"));
+}
