@@ -217,6 +217,10 @@ test('Login as user shows what the user sees, and Return to administration comes
   assert.equal(new URL(page.url()).pathname, '/app');
   const banner = page.getByRole('region', { name: 'Login as user' });
   assert.match(await banner.innerText(), /You are signed in as Ada Lovelace/);
+  assert.match(await banner.innerText(), /Reason: “checking the dashboard for ticket 42”\. This session ends at \d\d:\d\d UTC, in \d+ (minutes|hours)\./);
+  const header = page.locator('header.top');
+  assert.equal(await header.getByRole('button', { name: 'Sign out' }).count(), 0, 'the header does not offer to sign out');
+  assert.ok(await header.getByRole('button', { name: 'Return to administration' }).isVisible());
   assert.equal(await heading(), 'Welcome, Ada Lovelace');
   const acme = page.locator('.org-cards .card', { hasText: 'Acme' });
   assert.match(await acme.innerText(), /Your role: owner/);
@@ -227,7 +231,7 @@ test('Login as user shows what the user sees, and Return to administration comes
   assert.ok(await banner.isVisible(), 'the banner is on every page');
   assert.match(await page.locator('#password-h').locator('..').innerText(), /cannot change your password/);
   await page.goto(`${BASE}/admin`);
-  assert.match(await page.locator('main').innerText(), /Administration is for instance administrators/);
+  assert.match(await page.locator('main').innerText(), /You are signed in as Ada Lovelace through Login as user[\s\S]*Return to administration/);
   assert.ok(await banner.isVisible());
 
   await go(banner.getByRole('button', { name: 'Return to administration' }));
@@ -266,7 +270,7 @@ test('deprovision an organization through the wizard, then restore it', async ()
   assert.ok(await globex.locator('.badge.frozen').isVisible(), 'the dashboard shows Globex Frozen');
   assert.equal(await page.locator('input[name=org_activity]').isChecked(), false, 'notifications are off');
   await shot('app-dashboard-frozen');
-  await go(page.getByRole('button', { name: 'Return to administration' }));
+  await go(page.getByRole('region', { name: 'Login as user' }).getByRole('button', { name: 'Return to administration' }));
   assert.equal(new URL(page.url()).pathname, `/admin/users/${ids.dan}`);
   await page.goto(`${BASE}/admin/orgs/${ids.globex}`);
 

@@ -21,6 +21,7 @@ use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
 use crate::routes::lifecycle::NotificationSettings;
 use crate::routes::orgs::{self as api_orgs, MemberRole};
+use crate::routes::security as api_security;
 use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
 use crate::routes::tokens as api_tokens;
 use crate::routes::usage::{self as api_usage, UsageQuery};
@@ -33,6 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/app", get(dashboard))
         .route("/app/notifications", post(notifications))
         .route("/app/security", get(security))
+        .route("/app/totp/start", post(totp_start))
+        .route("/app/totp/confirm", post(totp_confirm))
+        .route("/app/totp/recovery-codes", post(totp_recovery_codes))
+        .route("/app/totp/off", post(totp_off))
         .route("/app/password", post(password))
         .route("/app/sessions/{id}/end", post(end_session))
         .route("/app/tokens", post(create_token))
@@ -167,15 +172,24 @@ struct SecurityPage {
     sessions: Vec<SessionLine>,
     tokens: Vec<TokenLine>,
     impersonating: bool,
-    /// A token just created: shown this once.
-    created: Option<(String, String)>,
+    /// What this answer shows once: a token just created, an enrolment's QR code, recovery codes.
+    shown: Shown,
+    /// Whether two-factor sign-in is on, an enrolment is pending, and the recovery codes left.
+    two_factor: (bool, bool, i64),
 }
 
-async fn security_page(
-    state: AppState,
-    viewer: Viewer,
-    created: Option<(String, String)>,
-) -> Result<Response, PageError> {
+/// A secret the security page shows once, in the answer that made it.
+enum Shown {
+    Nothing,
+    /// A new API token: its name and secret.
+    Token(String, String),
+    /// A started enrolment: the QR code as a data URI, and the secret for typing.
+    Enrolment(String, String),
+    /// New recovery codes.
+    RecoveryCodes(Vec<String>),
+}
+
+async fn security_page(state: AppState, viewer: Viewer, shown: Shown) -> Result<Response, PageError> {
     let principal = viewer.principal();
     let page = || Page { limit: Some(100), cursor: None };
     let sessions = api_tokens::read_sessions(&state, &principal, page()).await?;
@@ -196,13 +210,14 @@ async fn security_page(
         sessions: sessions.items.iter().map(SessionLine::from).collect(),
         tokens,
         impersonating: principal.impersonator_id().is_some(),
-        created,
+        shown,
+        two_factor: api_security::my_two_factor(&state, &principal).await?,
     };
     render(&chrome, &page)
 }
 
 async fn security(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
-    security_page(state, viewer, None).await
+    security_page(state, viewer, Shown::Nothing).await
 }
 
 #[derive(Deserialize)]
@@ -260,12 +275,57 @@ async fn create_token(Posted { state, viewer, form }: Posted<TokenForm>) -> Resu
     let request = api_tokens::NewToken { name: form.name, expires_at: None, scopes: vec![] };
     match api_tokens::mint_token(&state, &viewer.principal(), request).await {
         Ok(t) => {
-            let mut r = security_page(state, viewer, Some((t.name, t.token))).await?;
+            let mut r = security_page(state, viewer, Shown::Token(t.name, t.token)).await?;
             *r.status_mut() = StatusCode::CREATED;
             Ok(r)
         }
         Err(e) => done("/app/security", Err::<(), _>(e), |_| String::new()),
     }
+}
+
+async fn totp_start(Posted { state, viewer, form: NoFields {} }: Posted<NoFields>) -> Result<Response, PageError> {
+    match api_security::start_enrolment(&state, &viewer.principal()).await {
+        Ok(e) => {
+            use base64::Engine as _;
+            let qr =
+                format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(e.qr_svg));
+            security_page(state, viewer, Shown::Enrolment(qr, e.secret)).await
+        }
+        Err(e) => done("/app/security", Err::<(), _>(e), |_| String::new()),
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+}
+
+async fn totp_confirm(Posted { state, viewer, form }: Posted<CodeForm>) -> Result<Response, PageError> {
+    match api_security::confirm_enrolment(&state, &viewer.principal(), &form.code).await {
+        Ok(c) => security_page(state, viewer, Shown::RecoveryCodes(c.recovery_codes)).await,
+        Err(e) => done("/app/security", Err::<(), _>(e), |_| String::new()),
+    }
+}
+
+async fn totp_recovery_codes(Posted { state, viewer, form }: Posted<CodeForm>) -> Result<Response, PageError> {
+    match api_security::replace_recovery_codes(&state, &viewer.principal(), &form.code).await {
+        Ok(c) => security_page(state, viewer, Shown::RecoveryCodes(c.recovery_codes)).await,
+        Err(e) => done("/app/security", Err::<(), _>(e), |_| String::new()),
+    }
+}
+
+#[derive(Deserialize)]
+struct OffForm {
+    /// The box that confirms turning it off.
+    confirm: Option<String>,
+}
+
+async fn totp_off(Posted { state, viewer, form }: Posted<OffForm>) -> Result<Response, PageError> {
+    let result = match form.confirm {
+        Some(_) => api_security::turn_off_two_factor(&state, &viewer.principal()).await,
+        None => Err(ApiError::invalid("confirm", "tick the box to turn two-factor sign-in off")),
+    };
+    done("/app/security", result, |()| "Two-factor sign-in is off; signing in needs only your password.".into())
 }
 
 async fn revoke_token(

@@ -137,6 +137,46 @@ pub struct Impersonation {
     pub user_name: String,
     /// The admin's email.
     pub admin_email: String,
+    /// The reason the admin gave, as recorded when the session started.
+    pub reason: Option<String>,
+    /// When the session ends by itself: "15:42 UTC, in 27 minutes".
+    pub ends: String,
+}
+
+/// The reason recorded for the Login as user session `session` of `user`.
+async fn impersonation_reason(
+    tx: &mut dyn steward_store::Tx,
+    user: steward_core::UserId,
+    session: steward_core::SessionId,
+) -> Result<Option<String>, ApiError> {
+    let filter = steward_store::AuditFilter {
+        target_id: Some(user.to_string()),
+        kind: Some("user.impersonation_started".into()),
+        limit: 20,
+        ..Default::default()
+    };
+    let started = tx.list_audit(&filter).await?;
+    let ours = started.into_iter().find(|r| {
+        serde_json::from_str::<serde_json::Value>(&r.detail)
+            .is_ok_and(|d| d["session_id"].as_str() == Some(&session.to_string()))
+    });
+    Ok(ours
+        .and_then(|r| r.personal)
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok())
+        .and_then(|p| p["reason"].as_str().map(str::to_owned)))
+}
+
+/// "15:42 UTC, in 27 minutes".
+fn time_left(end: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    let minutes = (end - now).whole_minutes().max(0);
+    let at = time::macros::format_description!("[hour]:[minute] UTC");
+    let clock = end.to_offset(time::UtcOffset::UTC).format(&at).unwrap_or_default();
+    match minutes {
+        0 => format!("{clock}, in less than a minute"),
+        1 => format!("{clock}, in 1 minute"),
+        m if m < 120 => format!("{clock}, in {m} minutes"),
+        m => format!("{clock}, in {} hours", m / 60),
+    }
 }
 
 /// What the layout around every page needs: branding, the signed-in user, the CSRF token of
@@ -214,10 +254,19 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewe
         Some(admin) => {
             let mut tx = state.store.read().await?;
             let admin = tx.user(admin).await?;
+            let (reason, ends) = match &principal.credential {
+                crate::principal::Credential::Session(s) => (
+                    impersonation_reason(tx.as_mut(), principal.user.id, s.id).await?,
+                    time_left(s.expires_at, state.clock.now()),
+                ),
+                _ => (None, String::new()),
+            };
             tx.rollback().await?;
             Some(Impersonation {
                 user_name: principal.user.name.clone(),
                 admin_email: admin.map(|a| a.email).unwrap_or_default(),
+                reason,
+                ends,
             })
         }
         None => None,
@@ -254,6 +303,16 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let viewer = Viewer::from_request_parts(parts, state).await?;
+        if let Some(imp) = viewer.chrome.impersonation.as_ref().filter(|_| !viewer.chrome.is_admin) {
+            return Err(PageError::Status(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "You are signed in as {} through Login as user, and administration is not theirs to see. \
+                     Use Return to administration, at the top of the page, to come back to it.",
+                    imp.user_name
+                ),
+            ));
+        }
         if !viewer.chrome.is_admin {
             return Err(PageError::Status(
                 StatusCode::FORBIDDEN,

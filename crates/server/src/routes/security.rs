@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start_totp, disable_totp))
         .routes(routes!(confirm_totp))
+        .routes(routes!(new_recovery_codes_for_me))
         .routes(routes!(reset_totp))
         .routes(routes!(unlock_user))
         .routes(routes!(user_security))
@@ -80,8 +81,13 @@ fn qr_svg(data: &str) -> ApiResult<String> {
     Unauthorized, Forbidden,
     (status = 409, body = Problem, content_type = "application/problem+json", description = "two-factor is already on (`invalid_transition`)")))]
 async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpEnrolment>> {
-    refuse_impersonation(&principal)?;
-    let key = sealing_key(&state).await?;
+    Ok(Json(start_enrolment(&state, &principal).await?))
+}
+
+/// Starts (or starts over) the caller's two-factor enrolment, for every surface.
+pub async fn start_enrolment(state: &AppState, principal: &Principal) -> ApiResult<TotpEnrolment> {
+    refuse_impersonation(principal)?;
+    let key = sealing_key(state).await?;
     let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
@@ -107,7 +113,7 @@ async fn start_totp(Acting { state, principal }: Acting) -> ApiResult<Json<TotpE
     let secret = totp::base32_encode(&secret);
     let otpauth_uri = totp::otpauth_uri(&issuer, &user.email, &secret);
     let qr_svg = qr_svg(&otpauth_uri)?;
-    Ok(Json(TotpEnrolment { secret, otpauth_uri, qr_svg }))
+    Ok(TotpEnrolment { secret, otpauth_uri, qr_svg })
 }
 
 /// Confirm two-factor enrolment
@@ -120,8 +126,14 @@ async fn confirm_totp(
     Acting { state, principal }: Acting,
     ApiJson(req): ApiJson<TotpConfirm>,
 ) -> ApiResult<Json<RecoveryCodes>> {
-    refuse_impersonation(&principal)?;
-    let key = sealing_key(&state).await?;
+    Ok(Json(confirm_enrolment(&state, &principal, &req.code).await?))
+}
+
+/// Confirms the caller's enrolment with a current `code`; answers the recovery codes, for every
+/// surface.
+pub async fn confirm_enrolment(state: &AppState, principal: &Principal, code: &str) -> ApiResult<RecoveryCodes> {
+    refuse_impersonation(principal)?;
+    let key = sealing_key(state).await?;
     let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
@@ -138,7 +150,7 @@ async fn confirm_totp(
     let secret = key
         .open(user.id, &pending.secret_sealed)
         .ok_or_else(|| ApiError::internal("a two-factor secret does not open with the instance key"))?;
-    let step = totp::verify(&secret, req.code.trim(), now.unix_timestamp(), None)
+    let step = totp::verify(&secret, code.trim(), now.unix_timestamp(), None)
         .ok_or_else(|| ApiError::invalid("code", "is not the current code of the authenticator"))?;
     tx.confirm_totp(user.id, now, step).await?;
     let (codes, hashes) = new_recovery_codes(user.id);
@@ -154,7 +166,56 @@ async fn confirm_totp(
         .detail(json!({ "recovery_codes": codes.len() }));
     state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
-    Ok(Json(RecoveryCodes { recovery_codes: codes }))
+    Ok(RecoveryCodes { recovery_codes: codes })
+}
+
+/// Replace my recovery codes
+///
+/// Replaces the caller's recovery codes with ten new ones, shown this once; the old ones stop
+/// working. Needs a current code of the authenticator (each code works once), so that a session
+/// left open cannot take the account's way back in.
+#[utoipa::path(post, path = "/api/v1/me/totp/recovery-codes", operation_id = "replace_my_recovery_codes", tag = "auth",
+    request_body = TotpConfirm, responses((status = 200, body = RecoveryCodes), BadRequest, Unauthorized, Forbidden, Conflict))]
+async fn new_recovery_codes_for_me(
+    Acting { state, principal }: Acting,
+    ApiJson(req): ApiJson<TotpConfirm>,
+) -> ApiResult<Json<RecoveryCodes>> {
+    Ok(Json(replace_recovery_codes(&state, &principal, &req.code).await?))
+}
+
+/// Replaces the caller's recovery codes once `code` is a current, unused code, for every surface.
+pub async fn replace_recovery_codes(state: &AppState, principal: &Principal, code: &str) -> ApiResult<RecoveryCodes> {
+    refuse_impersonation(principal)?;
+    let key = sealing_key(state).await?;
+    let now = state.clock.now();
+    let user = &principal.user;
+    let mut tx = state.store.write().await?;
+    let on = tx.totp(user.id).await?.filter(|t| t.confirmed_at.is_some());
+    let on = on.ok_or_else(|| ApiError::conflict("invalid_transition", "two-factor is not on"))?;
+    let secret = key
+        .open(user.id, &on.secret_sealed)
+        .ok_or_else(|| ApiError::internal("a two-factor secret does not open with the instance key"))?;
+    let wrong = || ApiError::invalid("code", "is not a current, unused code of the authenticator");
+    let step = totp::verify(&secret, code.trim(), now.unix_timestamp(), on.last_step).ok_or_else(wrong)?;
+    if !tx.use_totp_step(user.id, step).await? {
+        return Err(wrong());
+    }
+    let (codes, hashes) = new_recovery_codes(user.id);
+    tx.replace_recovery_codes(user.id, &hashes, now).await?;
+    let event = AuditDraft::new("user.recovery_codes_replaced", principal.actor(), TargetType::User, user.id)
+        .detail(json!({ "recovery_codes": codes.len() }));
+    state.commit(tx, vec![event], now).await?;
+    Ok(RecoveryCodes { recovery_codes: codes })
+}
+
+/// The caller's two-factor state: (on, an enrolment pending, recovery codes left).
+pub async fn my_two_factor(state: &AppState, principal: &Principal) -> ApiResult<(bool, bool, i64)> {
+    let mut tx = state.store.read().await?;
+    let totp = tx.totp(principal.user.id).await?;
+    let left = tx.recovery_codes_left(principal.user.id).await?;
+    tx.rollback().await?;
+    let on = totp.as_ref().is_some_and(|t| t.confirmed_at.is_some());
+    Ok((on, totp.is_some() && !on, left))
 }
 
 /// Turn my two-factor off
@@ -164,7 +225,12 @@ async fn confirm_totp(
 #[utoipa::path(delete, path = "/api/v1/me/totp", operation_id = "disable_my_totp", tag = "auth", responses((status = 204), Unauthorized, Forbidden,
     NotFound))]
 async fn disable_totp(Acting { state, principal }: Acting) -> ApiResult<StatusCode> {
-    refuse_impersonation(&principal)?;
+    turn_off_two_factor(&state, &principal).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Turns the caller's two-factor off (or drops an unconfirmed enrolment), for every surface.
+pub async fn turn_off_two_factor(state: &AppState, principal: &Principal) -> ApiResult<()> {
+    refuse_impersonation(principal)?;
     let now = state.clock.now();
     let user = &principal.user;
     let mut tx = state.store.write().await?;
@@ -181,7 +247,7 @@ async fn disable_totp(Acting { state, principal }: Acting) -> ApiResult<StatusCo
     let event = AuditDraft::new("user.totp_disabled", principal.actor(), TargetType::User, user.id);
     state.commit(tx, vec![event], now).await?;
     state.outbox_wake.notify_one();
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 fn parse_user(id: &str) -> ApiResult<UserId> {

@@ -261,7 +261,12 @@ async fn login_as_user_returns_to_the_admin_page_in_the_admins_own_session() {
 
     let dashboard = get(&app, "/app", &ada_cookie).await;
     assert!(dashboard.body.contains("You are signed in as <strong>ada</strong>"));
-    assert!(dashboard.body.contains("Return to administration"));
+    assert!(dashboard.body.contains("Reason: “ticket 42”. This session ends at "), "{}", dashboard.body);
+    assert!(dashboard.body.contains("action=\"/impersonation/end\" class=\"signout\""), "the header returns, too");
+    assert!(!dashboard.body.contains(">Sign out</button>"));
+    let admin = get(&app, "/admin", &ada_cookie).await;
+    assert_eq!(admin.status, 403);
+    assert!(admin.body.contains("You are signed in as ada through Login as user"), "{}", admin.body);
     let token = post(&app, "/app/tokens", &ada_cookie, &[("csrf", &ada_csrf), ("name", "sneaky")]).await;
     assert_eq!(token.status, 303, "an impersonation session cannot create API tokens");
     assert!(app.db().await.i64("SELECT COUNT(*) FROM api_tokens", &[]).await == 0);
@@ -960,4 +965,39 @@ async fn a_users_status_is_changed_in_one_vocabulary_and_told_with_who_when_and_
     assert!(page.contains("deactivated ada, saying “Moved to another team”."), "{page}");
     assert!(page.contains("Nothing is sent while ada is deactivated"), "{page}");
     assert!(page.contains("/reactivate\">Reactivate</a>"));
+}
+
+/// Two-factor from the security page, by the API's rules: set up with a QR code and the key,
+/// confirmed with a code, the recovery codes shown once, replaced with a fresh code, and turned
+/// off only with the box ticked.
+#[tokio::test]
+async fn two_factor_is_set_up_replaced_and_turned_off_on_the_security_page() {
+    use steward_core::totp;
+    let app = spawn_app().await;
+    let (_, token) = app.user_with_session("ada@2fa-page.test").await;
+    let (cookie, csrf) = session(&token);
+    let off = get(&app, "/app/security", &cookie).await.body;
+    assert!(off.contains("Two-factor sign-in is <strong>off</strong>"), "{off}");
+    let started = post(&app, "/app/totp/start", &cookie, &[("csrf", &csrf)]).await.body;
+    assert!(started.contains("src=\"data:image/svg+xml;base64,"), "{started}");
+    let key = &started[started.find("id=\"totp-secret\">").unwrap() + 17..];
+    let key = &key[..key.find('<').unwrap()];
+    let code_at = |step: i64| totp::hotp(&totp::base32_decode(key).unwrap(), step as u64);
+    let step = totp::step_at(time::OffsetDateTime::now_utc().unix_timestamp());
+    let confirmed = post(&app, "/app/totp/confirm", &cookie, &[("csrf", &csrf), ("code", &code_at(step))]).await.body;
+    assert_eq!(confirmed.matches("<li><code>").count(), 10, "ten recovery codes, shown once: {confirmed}");
+    let on = get(&app, "/app/security", &cookie).await.body;
+    assert!(on.contains("is <strong>on</strong>; 10 recovery codes are left") && !on.contains("<li><code>"), "{on}");
+
+    let stale = post(&app, "/app/totp/recovery-codes", &cookie, &[("csrf", &csrf), ("code", &code_at(step))]).await;
+    assert!(flash(&stale).starts_with("e."), "a used code does not replace them");
+    let fresh = post(&app, "/app/totp/recovery-codes", &cookie, &[("csrf", &csrf), ("code", &code_at(step + 1))]).await;
+    assert_eq!(fresh.body.matches("<li><code>").count(), 10);
+
+    let unticked = post(&app, "/app/totp/off", &cookie, &[("csrf", &csrf)]).await;
+    assert!(flash(&unticked).starts_with("e."));
+    assert!(get(&app, "/app/security", &cookie).await.body.contains("is <strong>on</strong>"));
+    let ticked = post(&app, "/app/totp/off", &cookie, &[("csrf", &csrf), ("confirm", "on")]).await;
+    assert!(flash(&ticked).starts_with("n."));
+    assert!(get(&app, "/app/security", &cookie).await.body.contains("is <strong>off</strong>"));
 }

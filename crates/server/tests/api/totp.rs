@@ -265,3 +265,25 @@ async fn anonymizing_a_user_removes_their_two_factor_secret_and_codes() {
     let event = app.audit("&type=user.anonymized").await;
     assert_eq!(event[0]["detail"]["two_factor_removed"], true);
 }
+
+/// New recovery codes need a current code, unused: the old codes stop working, the new ones sign
+/// in once, and a code already used (here the confirming one) or a made-up one changes nothing.
+#[tokio::test]
+async fn recovery_codes_are_replaced_with_a_current_code_only() {
+    let app = spawn_app().await;
+    let (_, token) = app.user_with_session("ada@acme.example").await;
+    let path = "/api/v1/me/totp/recovery-codes";
+    app.post(path, &token, json!({"code": "123456"})).await.expect_problem(409, "invalid_transition");
+    let (secret, step, old) = enrol(&app, &token).await;
+    let before = app.snapshot().await;
+    app.post(path, &token, json!({"code": code_at(&secret, step)})).await.expect_problem(400, "validation_failed");
+    app.post(path, &token, json!({"code": "000000"})).await.expect_problem(400, "validation_failed");
+    assert_eq!(app.snapshot().await, before, "a refused code changes nothing");
+    let fresh = app.post(path, &token, json!({"code": code_at(&secret, step + 1)})).await.expect(200);
+    let fresh: Vec<String> =
+        fresh["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_owned()).collect();
+    assert_eq!(fresh.len(), 10);
+    login_with(&app, "ada@acme.example", PASSWORD, Some(&old[0])).await.expect_problem(401, "totp_required");
+    login_with(&app, "ada@acme.example", PASSWORD, Some(&fresh[0])).await.expect(200);
+    login_with(&app, "ada@acme.example", PASSWORD, Some(&fresh[0])).await.expect_problem(401, "totp_required");
+}
