@@ -268,7 +268,8 @@ test('deprovision an organization through the wizard, then restore it', async ()
   const globex = page.locator('.org-cards .card', { hasText: 'Globex' });
   assert.match(await globex.innerText(), /Your role: member/, 'the former owner is demoted');
   assert.ok(await globex.locator('.badge.frozen').isVisible(), 'the dashboard shows Globex Frozen');
-  assert.equal(await page.locator('input[name=org_activity]').isChecked(), false, 'notifications are off');
+  assert.equal(await page.locator(`input[name="org:${ids.globex}:org_activity"]`).isChecked(), false, "Globex's emails are off");
+  assert.equal(await page.locator('input[name=security]').isChecked(), true, 'the person\'s security emails stay on');
   await shot('app-dashboard-frozen');
   await go(page.getByRole('region', { name: 'Login as user' }).getByRole('button', { name: 'Return to administration' }));
   assert.equal(new URL(page.url()).pathname, `/admin/users/${ids.dan}`);

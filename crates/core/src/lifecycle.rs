@@ -10,6 +10,9 @@ use crate::{DomainError, OrgRole, UserId, UserStatus};
 
 /// The notification categories every user has; a category not set is on.
 pub const NOTIFICATION_CATEGORIES: &[&str] = &["product_updates", "usage_alerts", "security", "org_activity"];
+/// The categories of an org's own emails, which a member also sets per org and which that org's
+/// deprovisioning switches off for its members — and nothing else.
+pub const ORG_NOTIFICATION_CATEGORIES: &[&str] = &["usage_alerts", "org_activity"];
 
 /// A step in a user's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +144,11 @@ pub fn all_notifications_off() -> BTreeMap<String, bool> {
     NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), false)).collect()
 }
 
+/// Every category of an org's own emails, off.
+pub fn org_notifications_off() -> BTreeMap<String, bool> {
+    ORG_NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), false)).collect()
+}
+
 /// Whether `category` is on in `settings` (missing means on).
 pub fn notification_on(settings: &BTreeMap<String, bool>, category: &str) -> bool {
     settings.get(category).copied().unwrap_or(true)
@@ -157,6 +165,10 @@ pub struct Snapshot {
     pub roles: BTreeMap<UserId, OrgRole>,
     /// Notification settings of the members whose notifications were switched off.
     pub notifications: BTreeMap<UserId, BTreeMap<String, bool>>,
+    /// Whether `notifications` are the members' settings for this org (deprovisionings since
+    /// settings are kept per org) rather than their settings as people (earlier ones).
+    #[serde(default)]
+    pub org_scoped: bool,
 }
 
 /// The changes a deprovisioning makes.
@@ -214,7 +226,10 @@ pub fn plan_deprovision(
         format!("demote the former owner {} to {demote_to}", org.owner_id),
     ];
     if notifications_off {
-        steps.push(format!("switch off notification emails of {} member(s)", silenced.len()));
+        steps.push(format!(
+            "switch off this organization's emails (usage alerts, org activity) to {} member(s); their security and product emails stay on",
+            silenced.len()
+        ));
     }
     steps.push("mark the organization deprovisioned".into());
     let snapshot = Snapshot {
@@ -222,6 +237,7 @@ pub fn plan_deprovision(
         owner_id: org.owner_id,
         roles: org.members.iter().map(|m| (m.user_id, m.role)).collect(),
         notifications: silenced.iter().map(|u| (*u, notifications.get(u).cloned().unwrap_or_default())).collect(),
+        org_scoped: true,
     };
     Ok(DeprovisionPlan {
         steps,
@@ -256,6 +272,8 @@ pub struct RestorePlan {
     pub license: License,
     /// The notification settings to put back, by user.
     pub notifications: BTreeMap<UserId, BTreeMap<String, bool>>,
+    /// Whether they are settings for this org ([`Snapshot::org_scoped`]).
+    pub org_scoped: bool,
 }
 
 /// Plans the restore of a deprovisioned org from the snapshot its deprovisioning kept: the
@@ -300,6 +318,7 @@ pub fn plan_restore(
         owner_id: owner,
         license: snapshot.license.clone(),
         notifications: snapshot.notifications.clone(),
+        org_scoped: snapshot.org_scoped,
     })
 }
 
@@ -356,6 +375,7 @@ mod tests {
                     owner_id: owner,
                     roles: roles.clone(),
                     notifications: BTreeMap::new(),
+                    org_scoped: true,
                 };
                 let members: Vec<(UserId, OrgRole)> = current.iter().map(|(u, r)| (*u, *r)).collect();
                 let plan = plan_restore(OrgState::Deprovisioned, holder, &members, &snapshot).unwrap();
@@ -385,10 +405,17 @@ mod tests {
                 owner_id: owner,
                 roles: BTreeMap::from([(owner, OrgRole::Owner)]),
                 notifications: BTreeMap::new(),
+                org_scoped: true,
             };
             for state in [OrgState::Active, OrgState::Purged] {
                 assert!(plan_restore(state, owner, &[(owner, OrgRole::Owner)], &snapshot).is_err());
             }
+            // A record kept before settings were kept per org reads as the person's settings.
+            let mut earlier = serde_json::to_value(&snapshot).unwrap();
+            earlier.as_object_mut().unwrap().remove("org_scoped");
+            let earlier: Snapshot = serde_json::from_value(earlier).unwrap();
+            assert!(!earlier.org_scoped);
+            assert!(!plan_restore(OrgState::Deprovisioned, owner, &[(owner, OrgRole::Owner)], &earlier).unwrap().org_scoped);
         }
     }
 

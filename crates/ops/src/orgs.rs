@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use steward_core::license::{Period, period_containing};
-use steward_core::lifecycle::{MembershipStep, Snapshot, all_notifications_off, plan_deprovision, plan_restore};
+use steward_core::lifecycle::{MembershipStep, Snapshot, org_notifications_off, plan_deprovision, plan_restore};
 use steward_core::org::{Member, OrgView as Rules};
 use steward_core::{Actor, AuditDraft, DomainError, OrgRole, OrgState, TargetType, UserId};
 use steward_store::{DeprovisionRow, OrgRow, Tx};
@@ -97,7 +97,7 @@ pub async fn deprovision(
     let mut events = Vec::new();
     let placeholder = placeholder_owner(tx.as_mut(), &d, actor, now, &mut events).await?;
     let rules = rules_view(tx.as_mut(), &org).await?;
-    let settings = notification_settings(tx.as_mut(), &rules).await?;
+    let settings = org_notification_settings(tx.as_mut(), &rules).await?;
     let plan =
         plan_deprovision(&rules, org.state, &org.license, placeholder, d.demote_to, d.notifications_off, &settings)?;
     if d.dry_run {
@@ -113,7 +113,8 @@ pub async fn deprovision(
     org.state = OrgState::Deprovisioned;
     org.updated_at = now;
     tx.update_org(&org).await?;
-    set_notifications(tx.as_mut(), plan.silenced.iter().map(|u| (*u, all_notifications_off())), now).await?;
+    let off = plan.silenced.iter().map(|u| (*u, org_notifications_off()));
+    set_org_notifications(tx.as_mut(), org.id, off).await?;
     let record = DeprovisionRow {
         id: uuid::Uuid::now_v7(),
         org_id: org.id,
@@ -169,17 +170,37 @@ async fn placeholder_owner(
     })
 }
 
-/// Each member's notification settings, as the plan keeps them for a restore.
-async fn notification_settings(tx: &mut dyn Tx, rules: &Rules) -> OpResult<BTreeMap<UserId, BTreeMap<String, bool>>> {
+/// Each member's settings for the org's own emails, as the plan keeps them for a restore.
+async fn org_notification_settings(
+    tx: &mut dyn Tx,
+    rules: &Rules,
+) -> OpResult<BTreeMap<UserId, BTreeMap<String, bool>>> {
     let mut settings = BTreeMap::new();
     for m in &rules.members {
-        if let Some(u) = tx.user(m.user_id).await? {
-            settings.insert(u.id, u.notifications);
+        if let Some(membership) = tx.membership_in(rules.id, m.user_id).await? {
+            settings.insert(m.user_id, membership.notifications);
         }
     }
     Ok(settings)
 }
 
+/// Sets each member's settings for the org's own emails; someone who is no longer a member is
+/// passed over.
+async fn set_org_notifications(
+    tx: &mut dyn Tx,
+    org: steward_core::OrgId,
+    settings: impl Iterator<Item = (UserId, BTreeMap<String, bool>)>,
+) -> OpResult<()> {
+    for (id, notifications) in settings {
+        if tx.membership_in(org, id).await?.is_some() {
+            tx.set_org_notifications(org, id, &notifications).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Puts back the settings a deprovisioning recorded before settings were kept per org: the
+/// members' settings as people.
 async fn set_notifications(
     tx: &mut dyn Tx,
     settings: impl Iterator<Item = (UserId, BTreeMap<String, bool>)>,
@@ -229,7 +250,10 @@ pub async fn restore(
             MembershipStep::Add(user, role) => tx.insert_membership(org.id, user, role, now).await?,
         }
     }
-    set_notifications(tx.as_mut(), plan.notifications.into_iter(), now).await?;
+    match plan.org_scoped {
+        true => set_org_notifications(tx.as_mut(), org.id, plan.notifications.into_iter()).await?,
+        false => set_notifications(tx.as_mut(), plan.notifications.into_iter(), now).await?,
+    }
     org.owner_id = plan.owner_id;
     org.license = plan.license;
     org.state = OrgState::Active;

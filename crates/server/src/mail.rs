@@ -64,16 +64,43 @@ impl Mailer {
     }
 }
 
-/// Why a user gets no mail in `category`, if they get none.
-fn refusal(user: &UserRow, category: &str) -> Option<&'static str> {
+/// Why a user gets no mail in `category` (about an org whose settings, for them, are
+/// `in_org`), if they get none.
+fn refusal(
+    user: &UserRow,
+    category: &str,
+    in_org: Option<&std::collections::BTreeMap<String, bool>>,
+) -> Option<&'static str> {
     match user.status {
         UserStatus::Deactivated | UserStatus::Suspended | UserStatus::Anonymized => Some("the user is not active"),
         _ if user.kind != steward_core::UserKind::Person => Some("the placeholder owner receives no mail"),
         _ if NOTIFICATION_CATEGORIES.contains(&category) && !notification_on(&user.notifications, category) => {
             Some("the user switched this category off")
         }
+        _ if in_org.is_some_and(|s| !notification_on(s, category)) => {
+            Some("this category is off for the user in this organization")
+        }
         _ => None,
     }
+}
+
+/// Queues an email about the org `org` to `user`, unless their status, their settings, or
+/// their settings for that org (or their not being its member) refuse it; returns whether it
+/// was queued.
+pub async fn enqueue_about_org(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    org: steward_core::OrgId,
+    category: &str,
+    subject: impl Into<String>,
+    body: impl Into<String>,
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    let Some(membership) = tx.membership_in(org, user.id).await? else { return Ok(false) };
+    if refusal(user, category, Some(&membership.notifications)).is_some() {
+        return Ok(false);
+    }
+    enqueue(tx, user, category, subject, body, now).await
 }
 
 /// Queues an email to `user` in the caller's transaction, unless their status or settings
@@ -86,7 +113,7 @@ pub async fn enqueue(
     body: impl Into<String>,
     now: OffsetDateTime,
 ) -> ApiResult<bool> {
-    if refusal(user, category).is_some() {
+    if refusal(user, category, None).is_some() {
         return Ok(false);
     }
     tx.enqueue(&OutboxRow {
@@ -123,7 +150,7 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
             None => None,
         };
         tx.rollback().await?;
-        let refused = user.as_ref().and_then(|u| refusal(u, &m.category));
+        let refused = user.as_ref().and_then(|u| refusal(u, &m.category, None));
         // The message is sent before the writer is taken: no write of the instance waits for a
         // mail server (the claim's lease keeps other workers off the message meanwhile).
         let sent = match refused {

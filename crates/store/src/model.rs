@@ -127,6 +127,8 @@ pub struct MembershipOfUser {
     pub license: License,
     pub role: OrgRole,
     pub dormant: bool,
+    /// The member's settings for this org's own emails (category -> on; one not named is on).
+    pub notifications: BTreeMap<String, bool>,
 }
 
 /// A team as stored.

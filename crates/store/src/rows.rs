@@ -340,6 +340,8 @@ pub(crate) fn membership_of_user_from_row(row: &impl DbRow) -> StoreResult<Membe
         license: license_from(&get::<String>(row, "license")?)?,
         role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
         dormant: get(row, "dormant")?,
+        notifications: serde_json::from_str(&get::<String>(row, "notifications")?)
+            .map_err(|e| StoreError::Corrupt(format!("membership notifications: {e}")))?,
     })
 }
 

@@ -204,6 +204,14 @@ pub trait Orgs {
         role: OrgRole,
         at: OffsetDateTime,
     ) -> StoreResult<()>;
+    /// Sets a current member's notification settings for the org's own emails; Err(Conflict)
+    /// without a current membership.
+    async fn set_org_notifications(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        settings: &std::collections::BTreeMap<String, bool>,
+    ) -> StoreResult<()>;
     async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()>;
     /// Ends the current membership (and the user's teams in that org), keeping the rows.
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()>;

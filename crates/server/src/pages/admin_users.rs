@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use steward_core::lifecycle::NOTIFICATION_CATEGORIES;
+use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, ORG_NOTIFICATION_CATEGORIES};
 use steward_core::{Permission, UserId};
 
 use super::{Admin, Chrome, PageError, Posted, RETURN_COOKIE, done, local_path, render, when};
@@ -112,33 +112,62 @@ pub struct HistoryLine {
 
 /// A notification category and whether it is on.
 pub struct Switch {
-    pub name: &'static str,
+    /// The form field: the category, or `org:<org id>:<category>` for an org's own emails.
+    pub name: String,
     pub label: String,
     pub on: bool,
 }
 
-/// The notification switches of a settings document.
+/// "usage_alerts" → "Usage alerts".
+fn category_label(c: &str) -> String {
+    let mut s = c.replace('_', " ");
+    if let Some(first) = s.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    s
+}
+
+/// The person's notification switches of a settings document.
 pub fn switches(settings: &NotificationSettings) -> Vec<Switch> {
     NOTIFICATION_CATEGORIES
         .iter()
         .map(|c| Switch {
-            name: c,
-            label: {
-                let mut s = c.replace('_', " ");
-                if let Some(first) = s.get_mut(0..1) {
-                    first.make_ascii_uppercase();
-                }
-                s
-            },
+            name: (*c).to_owned(),
+            label: category_label(c),
             on: settings.categories.get(*c).copied().unwrap_or(true),
         })
         .collect()
 }
 
-/// Settings with every category named: the checked ones on, the others off.
+/// The switches of the org `org`'s own emails in a settings document.
+pub fn org_switches(settings: &NotificationSettings, org: &str) -> Vec<Switch> {
+    let of_org = settings.orgs.get(org);
+    ORG_NOTIFICATION_CATEGORIES
+        .iter()
+        .map(|c| Switch {
+            name: format!("org:{org}:{c}"),
+            label: category_label(c),
+            on: of_org.and_then(|o| o.get(*c)).copied().unwrap_or(true),
+        })
+        .collect()
+}
+
+/// Settings as a form sends them: the person's categories, every one named, the checked ones
+/// on; and for each org the form showed (a hidden `org:<id>` field), its categories likewise.
 pub fn settings_from_form(form: &BTreeMap<String, String>) -> NotificationSettings {
+    let orgs = form
+        .keys()
+        .filter_map(|k| k.strip_prefix("org:").filter(|rest| !rest.contains(':')))
+        .map(|org| {
+            let of_org = ORG_NOTIFICATION_CATEGORIES
+                .iter()
+                .map(|c| ((*c).to_owned(), form.contains_key(&format!("org:{org}:{c}"))));
+            (org.to_owned(), of_org.collect())
+        })
+        .collect();
     NotificationSettings {
         categories: NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), form.contains_key(*c))).collect(),
+        orgs,
     }
 }
 

@@ -13,13 +13,12 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use steward_core::{Email, OrgAction, OrgId, OrgRole, TeamName, TeamRole};
 
-use super::admin_users::{SessionLine, Switch, settings_from_form, switches};
+use super::admin_users::{SessionLine, Switch, org_switches, settings_from_form, switches};
 use super::{Bar, Chrome, NoFields, PageError, Posted, Viewer, done, render, usage_story, when};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Page, Principal};
 use crate::routes::auth as api_auth;
 use crate::routes::invitations::{self as api_inv, NewInvitation};
-use crate::routes::lifecycle::NotificationSettings;
 use crate::routes::orgs::{self as api_orgs, MemberRole};
 use crate::routes::security as api_security;
 use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
@@ -81,6 +80,8 @@ struct DashboardPage {
     orgs: Vec<OrgCard>,
     teams: Vec<TeamCard>,
     switches: Vec<Switch>,
+    /// Per org: its id, name and the switches of its own emails.
+    org_switches: Vec<(String, String, Vec<Switch>)>,
     /// Invitations to orgs waiting for my answer.
     invitations: Vec<InvitationView>,
 }
@@ -138,13 +139,17 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         }
     }
     let invitations = api_inv::read_my_invitations(&state, &principal, Page { limit: Some(50), cursor: None }).await?;
+    let settings = api_auth::read_my_notifications(&state, &principal).await?;
+    let org_cards_switches =
+        cards.iter().map(|c| (c.id.clone(), c.name.clone(), org_switches(&settings, &c.id))).collect();
     let chrome = viewer.chrome.titled("My dashboard");
     let page = DashboardPage {
         chrome: chrome.clone(),
         name: principal.user.name.clone(),
         orgs: cards,
         teams,
-        switches: switches(&NotificationSettings::of(&principal.user)),
+        switches: switches(&settings),
+        org_switches: org_cards_switches,
         invitations: invitations.items,
     };
     render(&chrome, &page)

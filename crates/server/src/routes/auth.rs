@@ -459,8 +459,16 @@ pub async fn sign_out(state: &AppState, principal: &Principal) -> ApiResult<Opti
 /// The caller's notification settings. A category left out is on.
 #[utoipa::path(get, path = "/api/v1/me/notifications", tag = "auth",
     responses((status = 200, body = NotificationSettings), Unauthorized))]
-async fn get_my_notifications(principal: Principal) -> Json<NotificationSettings> {
-    Json(NotificationSettings::of(&principal.user))
+async fn get_my_notifications(Acting { state, principal }: Acting) -> ApiResult<Json<NotificationSettings>> {
+    Ok(Json(read_my_notifications(&state, &principal).await?))
+}
+
+/// The caller's notification settings, for every surface.
+pub async fn read_my_notifications(state: &AppState, principal: &Principal) -> ApiResult<NotificationSettings> {
+    let mut tx = state.store.read().await?;
+    let settings = NotificationSettings::read(tx.as_mut(), &principal.user).await?;
+    tx.rollback().await?;
+    Ok(settings)
 }
 
 /// Set my notification settings
@@ -486,8 +494,9 @@ pub async fn set_my_notifications(
     let mut tx = state.store.write().await?;
     let mut user = tx.user(principal.user.id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let event = set_notifications(tx.as_mut(), principal, &mut user, req, now).await?;
+    let settings = NotificationSettings::read(tx.as_mut(), &user).await?;
     state.commit(tx, vec![event], now).await?;
-    Ok(NotificationSettings::of(&user))
+    Ok(settings)
 }
 
 /// The admin behind an impersonation.

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::governance::StatusSetter;
-use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, UserAction, transition};
+use steward_core::lifecycle::{NOTIFICATION_CATEGORIES, ORG_NOTIFICATION_CATEGORIES, UserAction, transition};
 use steward_core::{AuditDraft, InstanceRole, Permission, SessionId, TargetType, UserId, UserStatus};
 use steward_store::{AuditFilter, SessionRow, Tx, UserRow};
 use time::{Duration, OffsetDateTime};
@@ -458,22 +458,35 @@ pub async fn end_user_sessions(state: &AppState, principal: &Principal, id: Stri
     Ok(Revoked { revoked: live.len() as u64 })
 }
 
-/// Notification settings: a switch per category.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// Notification settings: the person's switch per category, and per org the switches of that
+/// org's own emails.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NotificationSettings {
-    /// `product_updates`, `usage_alerts`, `security`, `org_activity`.
+    /// The person's own settings, for every org: `product_updates`, `usage_alerts`, `security`,
+    /// `org_activity`. No org's lifecycle changes them.
     pub categories: BTreeMap<String, bool>,
+    /// By the id of an org the person is a member of: that org's own emails (`usage_alerts`,
+    /// `org_activity`), sent only when on here and in `categories`. Deprovisioning an org
+    /// switches these off for its members, and restoring it puts them back. A category left out
+    /// is on.
+    #[serde(default)]
+    pub orgs: BTreeMap<String, BTreeMap<String, bool>>,
 }
 
 impl NotificationSettings {
-    /// Every category with its effective value.
-    pub fn of(user: &UserRow) -> Self {
-        let categories = NOTIFICATION_CATEGORIES
-            .iter()
-            .map(|c| ((*c).to_owned(), steward_core::lifecycle::notification_on(&user.notifications, c)))
-            .collect();
-        NotificationSettings { categories }
+    /// Every category of `user` with its effective value, and of each org they are a member of.
+    pub async fn read(tx: &mut dyn Tx, user: &UserRow) -> ApiResult<Self> {
+        let on = steward_core::lifecycle::notification_on;
+        let categories =
+            NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), on(&user.notifications, c))).collect();
+        let mut orgs = BTreeMap::new();
+        for m in tx.memberships_of(user.id).await? {
+            let of_org =
+                ORG_NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), on(&m.notifications, c))).collect();
+            orgs.insert(m.org_id.to_string(), of_org);
+        }
+        Ok(NotificationSettings { categories, orgs })
     }
 }
 
@@ -493,12 +506,30 @@ pub async fn set_notifications(
             ));
         }
     }
+    let mut per_org = Vec::new();
+    for (org, categories) in &settings.orgs {
+        let not_theirs = || ApiError::invalid(format!("orgs.{org}"), "is not an organization this user is a member of");
+        let org_id: steward_core::OrgId = org.parse().map_err(|_| not_theirs())?;
+        let membership = tx.membership_in(org_id, user.id).await?.ok_or_else(not_theirs)?;
+        if let Some(name) = categories.keys().find(|c| !ORG_NOTIFICATION_CATEGORIES.contains(&c.as_str())) {
+            return Err(ApiError::invalid(
+                format!("orgs.{org}.{name}"),
+                format!("is not an organization's category; use {}", ORG_NOTIFICATION_CATEGORIES.join(", ")),
+            ));
+        }
+        let mut merged = membership.notifications;
+        merged.extend(categories.clone());
+        per_org.push((org_id, merged));
+    }
+    for (org_id, merged) in &per_org {
+        tx.set_org_notifications(*org_id, user.id, merged).await?;
+    }
     user.notifications.extend(settings.categories.clone());
     user.updated_at = now;
     tx.update_user(user).await?;
     user.version += 1;
     Ok(AuditDraft::new("user.notifications_changed", principal.actor(), TargetType::User, user.id)
-        .detail(json!({ "categories": settings.categories })))
+        .detail(json!({ "categories": settings.categories, "orgs": settings.orgs })))
 }
 
 /// Get a user's notification settings
@@ -522,8 +553,9 @@ pub async fn read_user_notifications(
     principal.require(Permission::UsersRead)?;
     let mut tx = state.store.read().await?;
     let user = load_user(tx.as_mut(), &id).await?;
+    let settings = NotificationSettings::read(tx.as_mut(), &user).await?;
     tx.rollback().await?;
-    Ok(NotificationSettings::of(&user))
+    Ok(settings)
 }
 
 /// Set a user's notification settings
@@ -552,8 +584,9 @@ pub async fn set_user_notifications(
     let mut user = load_user(tx.as_mut(), &id).await?;
     crate::governance::require_governs(tx.as_mut(), principal, &user).await?;
     let event = set_notifications(tx.as_mut(), principal, &mut user, req, now).await?;
+    let settings = NotificationSettings::read(tx.as_mut(), &user).await?;
     state.commit(tx, vec![event], now).await?;
-    Ok(NotificationSettings::of(&user))
+    Ok(settings)
 }
 
 /// Get a user's history

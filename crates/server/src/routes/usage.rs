@@ -6,7 +6,6 @@ use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use steward_core::license::{Period, period_containing};
-use steward_core::lifecycle::notification_on;
 use steward_core::{Actor, AuditDraft, License, OrgAction, OrgId, OrgRole, Permission, TargetType, UserId, UserStatus};
 use steward_store::{Consume, OrgRow, Tx};
 use time::OffsetDateTime;
@@ -416,9 +415,6 @@ async fn alert(
                 continue;
             }
             let Some(user) = tx.user(m.user_id).await? else { continue };
-            if !notification_on(&user.notifications, "usage_alerts") {
-                continue;
-            }
             let body = format!(
                 "Hello {},\n\n{} has used {used} of its {limit} operations ({threshold} %) in the period that ends {}.\n",
                 user.name,
@@ -426,7 +422,7 @@ async fn alert(
                 period.end.format(&Rfc3339).unwrap_or_default()
             );
             let subject = format!("{}: {threshold} % of operations used", org.name);
-            mail::enqueue(tx.as_mut(), &user, "usage_alerts", subject, body, now).await?;
+            mail::enqueue_about_org(tx.as_mut(), &user, org.id, "usage_alerts", subject, body, now).await?;
         }
         events.push(
             AuditDraft::new("usage.threshold_crossed", Actor::SYSTEM, TargetType::Org, org.id)

@@ -12,7 +12,7 @@ async fn state_of(app: &TestApp, org: &str) -> Value {
     for m in members["items"].as_array().unwrap() {
         let id = m["user_id"].as_str().unwrap();
         let n = app.get(&format!("/api/v1/users/{id}/notifications"), &app.admin).await.expect(200);
-        roles.push(json!([id, m["role"], n["categories"]]));
+        roles.push(json!([id, m["role"], n]));
     }
     roles.sort_by_key(|r| r[0].as_str().unwrap().to_owned());
     json!({"license": view["license"], "owner": view["owner_id"], "state": view["state"], "frozen": view["frozen"], "members": roles})
@@ -77,7 +77,8 @@ async fn invariant_7_deprovision_then_restore_gives_back_license_owner_roles_and
     let roles = app.memberships(&owner).await;
     assert_eq!(roles, vec![(org.clone(), "member".to_owned(), false)], "the former owner is a member now");
     let n = app.get(&format!("/api/v1/users/{owner}/notifications"), &app.admin).await.expect(200);
-    assert!(n["categories"].as_object().unwrap().values().all(|v| v == false), "{n}");
+    assert_eq!(n["orgs"][&org], json!({"usage_alerts": false, "org_activity": false}), "{n}");
+    assert!(n["categories"].as_object().unwrap().values().all(|v| v == true), "the person's own stay: {n}");
     // Reads still work for the former owner, who stays a member.
     let token = {
         app.patch(&format!("/api/v1/users/{owner}"), &app.admin, json!({"password": "owner password 123"}))
@@ -130,4 +131,48 @@ async fn deprovisioning_needs_the_lifecycle_permission_and_a_reason() {
         .await
         .expect_problem(409, "invalid_transition");
     assert_eq!(app.snapshot().await, before);
+}
+
+/// Deprovisioning one org switches off that org's emails to its members and nothing else: a
+/// person who is also in another org keeps that org's emails and their own (security among
+/// them), and restore gives back exactly what was switched off — a switch they had turned off
+/// themselves stays off.
+#[tokio::test]
+async fn deprovisioning_one_org_silences_only_that_orgs_emails_and_restore_gives_them_back() {
+    let app = spawn_app().await;
+    let (globex, _, bob) = customer(&app).await;
+    let owner = app.user("acme-owner@cust.test").await;
+    let acme = app.org("Acme", &owner).await;
+    app.add_member(&acme, &bob, "admin").await;
+    let settings = format!("/api/v1/users/{bob}/notifications");
+    let mine = json!({"categories": {}, "orgs": {globex.clone(): {"org_activity": false}}});
+    app.put(&settings, &app.admin, mine).await.expect(200);
+    let before = app.get(&settings, &app.admin).await.expect(200);
+    assert_eq!(before["orgs"][&globex], json!({"usage_alerts": true, "org_activity": false}));
+
+    app.post(&format!("/api/v1/orgs/{globex}/deprovision"), &app.admin, json!({"reason": "churned"})).await.expect(200);
+    let during = app.get(&settings, &app.admin).await.expect(200);
+    assert_eq!(during["orgs"][&globex], json!({"usage_alerts": false, "org_activity": false}));
+    assert_eq!(during["orgs"][&acme], before["orgs"][&acme], "the other org's emails stay on");
+    assert_eq!(during["categories"], before["categories"], "the person's own settings are not the org's to change");
+    assert_eq!(during["categories"]["security"], true);
+
+    // Mail follows: Acme's usage alert reaches Bob, its admin.
+    app.patch(&format!("/api/v1/orgs/{acme}/license"), &app.admin, json!({"operations": 10})).await.expect(200);
+    app.post(&format!("/api/v1/orgs/{acme}/usage"), &app.admin, json!({"operations": 9})).await.expect(200);
+    let db = app.db().await;
+    let alerts = db
+        .i64("SELECT COUNT(*) FROM outbox WHERE recipient = 'admin@cust.test' AND category = 'usage_alerts'", &[])
+        .await;
+    assert!(alerts >= 1, "Acme's alerts still reach Bob");
+
+    app.post(&format!("/api/v1/orgs/{globex}/restore"), &app.admin, json!({})).await.expect(200);
+    let after = app.get(&settings, &app.admin).await.expect(200);
+    assert_eq!(after, before, "restore gives back exactly what deprovisioning switched off");
+
+    let refused = json!({"categories": {}, "orgs": {acme.clone(): {"security": false}}});
+    app.put(&settings, &app.admin, refused).await.expect_problem(400, "validation_failed");
+    let stranger = json!({"categories": {}, "orgs": {"01936f0e-9a21-7c33-8b0d-1e2f3a4b5c6d": {"usage_alerts": false}}});
+    app.put(&settings, &app.admin, stranger).await.expect_problem(400, "validation_failed");
+    assert_eq!(app.get(&settings, &app.admin).await.expect(200), before, "refused settings change nothing");
 }

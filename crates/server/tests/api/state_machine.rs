@@ -62,7 +62,7 @@ async fn restorable_state(app: &TestApp, org: &str) -> Value {
     for m in members["items"].as_array().unwrap() {
         let id = m["user_id"].as_str().unwrap();
         let n = app.get(&format!("/api/v1/users/{id}/notifications"), &app.admin).await.expect(200);
-        roles.push(json!([id, m["role"], n["categories"]]));
+        roles.push(json!([id, m["role"], n["categories"], n["orgs"][org]]));
     }
     roles.sort_by_key(|r| r[0].as_str().unwrap().to_owned());
     json!({"license": view["license"], "owner": view["owner_id"], "members": roles})

@@ -236,17 +236,35 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
-        let rows = self.fetch(Stmt::new(
-            "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
-             WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
-        )
-        .bind(user.to_string())).await?;
+        let rows = self
+            .fetch(
+                Stmt::new(
+                    "SELECT m.org_id, o.name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
+             JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
+                )
+                .bind(user.to_string()),
+            )
+            .await?;
         rows.iter().map(membership_of_user_from_row).collect()
     }
 
+    async fn set_org_notifications(
+        &mut self,
+        org: OrgId,
+        user: UserId,
+        settings: &std::collections::BTreeMap<String, bool>,
+    ) -> StoreResult<()> {
+        let update =
+            Stmt::new("UPDATE memberships SET notifications = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(json_text(settings)?)
+                .bind(org.to_string())
+                .bind(user.to_string());
+        expect_one(self.run(update).await?)
+    }
+
     async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
-        let sql = "SELECT m.org_id, o.name, o.license, m.role, m.dormant FROM memberships m JOIN orgs o ON o.id = m.org_id \
-                   WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
+        let sql = "SELECT m.org_id, o.name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
+                   JOIN orgs o ON o.id = m.org_id WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
         let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
         rows.first().map(membership_of_user_from_row).transpose()
     }
