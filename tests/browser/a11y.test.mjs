@@ -132,7 +132,9 @@ async function everyPage() {
   await page.waitForSelector('#totp-secret');
   for (const v of await violations()) found.push(`member two-factor set-up: ${v}`);
   await signIn('admin@a11y.example');
-  for (const w of widths) found.push(...await tour('org admin', ['/app', `/app/orgs/${ids.org}`], w));
+  for (const w of widths) {
+    found.push(...await tour('org admin', ['/app', `/app/orgs/${ids.org}`, `/app/orgs/${ids.org}/members/${ids.member}/remove`], w));
+  }
   await signIn('owner@a11y.example');
   for (const w of widths) found.push(...await tour('owner', ['/app', `/app/orgs/${ids.org}`, `/app/orgs/${ids.frozen}`], w));
 

@@ -253,6 +253,9 @@ test('deprovision an organization through the wizard, then restore it', async ()
   await go(page.getByRole('button', { name: 'Show the plan' }));
   const plan = await page.locator('#plan').innerText();
   assert.ok(plan.length > 0, 'the plan is shown');
+  const facts = await page.locator('#plan-facts').innerText();
+  assert.match(facts, /“subscription cancelled”/);
+  assert.match(facts, /Dan Dorsey, the owner, becomes member/);
   assert.equal((await api('GET', `/orgs/${ids.globex}`)).body.state, 'active', 'the dry run changed nothing');
   await shot('deprovision-plan');
   await go(page.getByRole('button', { name: 'Deprovision now' }));
@@ -275,15 +278,19 @@ test('deprovision an organization through the wizard, then restore it', async ()
   assert.equal(new URL(page.url()).pathname, `/admin/users/${ids.dan}`);
   await page.goto(`${BASE}/admin/orgs/${ids.globex}`);
 
-  await go(page.getByRole('button', { name: 'Restore' }));
+  assert.equal(await page.getByRole('button', { name: 'Transfer ownership' }).count(), 0, 'a deprovisioned org offers Restore, not Transfer');
+  await go(page.getByRole('link', { name: 'Restore…' }));
+  assert.match(await page.locator('main').innerText(), /deprovisioned .*: “subscription cancelled”/);
+  await go(page.getByRole('button', { name: 'Restore Globex' }));
   assert.match(await flash(), /restored/);
   assert.equal(await page.locator('#org-state').innerText(), 'active');
   assert.equal(await page.locator('#org-owner').innerText(), 'Dan Dorsey');
   const org = (await api('GET', `/orgs/${ids.globex}`)).body;
   assert.equal(org.license.operations, 5000, 'the license came back');
   assert.equal(org.frozen, false);
-  const settings = (await api('GET', `/users/${ids.dan}/notifications`)).body.categories;
-  assert.equal(settings.org_activity, true, 'notification settings came back');
+  const settings = (await api('GET', `/users/${ids.dan}/notifications`)).body;
+  assert.equal(settings.orgs[ids.globex].org_activity, true, "Globex's emails came back");
+  assert.equal(settings.categories.security, true);
 });
 
 test('an org admin invites a member from the dashboard', async () => {

@@ -415,7 +415,9 @@ mod tests {
             earlier.as_object_mut().unwrap().remove("org_scoped");
             let earlier: Snapshot = serde_json::from_value(earlier).unwrap();
             assert!(!earlier.org_scoped);
-            assert!(!plan_restore(OrgState::Deprovisioned, owner, &[(owner, OrgRole::Owner)], &earlier).unwrap().org_scoped);
+            assert!(
+                !plan_restore(OrgState::Deprovisioned, owner, &[(owner, OrgRole::Owner)], &earlier).unwrap().org_scoped
+            );
         }
     }
 

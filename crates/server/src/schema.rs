@@ -109,6 +109,16 @@ pub enum OrgStateSchema {
     Purged,
 }
 
+/// Who a user is: a person, or a system account.
+#[derive(ToSchema)]
+#[schema(as = UserKind, rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum UserKindSchema {
+    Person,
+    Placeholder,
+    Service,
+}
+
 /// What became of an invitation.
 #[derive(ToSchema)]
 #[schema(as = InvitationStatus, rename_all = "lowercase")]

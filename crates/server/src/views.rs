@@ -9,13 +9,17 @@ use crate::schema::LicenseSchema;
 
 /// A user.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "email": "ada@acme.example", "name": "Ada Lovelace", "status": "active", "locale": "en-GB", "timezone": "Europe/London", "instance_roles": [], "created_at": "2026-11-02T09:14:07Z", "updated_at": "2026-12-01T16:40:12Z", "last_login_at": "2026-12-07T08:02:51Z", "deactivate_at": null, "version": 4}))]
+#[schema(example = json!({"id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "email": "ada@acme.example", "name": "Ada Lovelace", "status": "active", "kind": "person", "locale": "en-GB", "timezone": "Europe/London", "instance_roles": [], "created_at": "2026-11-02T09:14:07Z", "updated_at": "2026-12-01T16:40:12Z", "last_login_at": "2026-12-07T08:02:51Z", "deactivate_at": null, "version": 4}))]
 pub struct UserView {
     pub id: String,
     pub email: String,
     pub name: String,
     #[schema(value_type = crate::schema::UserStatusSchema)]
     pub status: String,
+    /// `person`, or a system account: the `placeholder` owner that holds orgs, or a SCIM
+    /// token's `service` user. A system account never signs in, gets no email and is never a seat.
+    #[schema(value_type = crate::schema::UserKindSchema)]
+    pub kind: String,
     pub locale: Option<String>,
     pub timezone: Option<String>,
     /// Names of the user's instance roles.
@@ -45,6 +49,7 @@ impl From<&UserRow> for UserView {
             email: u.email.clone(),
             name: u.name.clone(),
             status: u.status.to_string(),
+            kind: u.kind.as_str().to_owned(),
             locale: u.locale.clone(),
             timezone: u.timezone.clone(),
             instance_roles: u.instance_roles.iter().map(|r| r.to_string()).collect(),
@@ -107,7 +112,7 @@ impl OrgView {
 }
 
 /// A member of an org.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(example = json!({"user_id": "01936f0e-6d4c-7bd2-9c11-5a3f2b8e4a10", "email": "ada@acme.example", "name": "Ada Lovelace", "role": "admin", "status": "active", "dormant": false, "created_at": "2026-11-02T09:20:00Z"}))]
 pub struct MemberView {
     pub user_id: String,
@@ -118,6 +123,9 @@ pub struct MemberView {
     /// The user's status.
     #[schema(value_type = crate::schema::UserStatusSchema)]
     pub status: String,
+    /// `person`, or the `placeholder` owner (a system account holding the org, never a seat).
+    #[schema(value_type = crate::schema::UserKindSchema)]
+    pub kind: String,
     /// Kept while the user is deactivated, and restored on reactivation.
     pub dormant: bool,
     #[serde(with = "time::serde::rfc3339")]
@@ -132,6 +140,7 @@ impl From<&MemberRow> for MemberView {
             name: m.name.clone(),
             role: m.role.to_string(),
             status: m.status.to_string(),
+            kind: m.kind.as_str().to_owned(),
             dormant: m.dormant,
             created_at: m.created_at,
         }

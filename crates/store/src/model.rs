@@ -114,6 +114,8 @@ pub struct MemberRow {
     pub email: String,
     pub name: String,
     pub status: UserStatus,
+    /// A person, or a system account (the placeholder owner holds orgs; it is never a seat).
+    pub kind: steward_core::UserKind,
     pub role: OrgRole,
     pub dormant: bool,
     pub created_at: OffsetDateTime,

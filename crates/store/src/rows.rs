@@ -327,6 +327,7 @@ pub(crate) fn member_from_row(row: &impl DbRow) -> StoreResult<MemberRow> {
         email: get(row, "email")?,
         name: get(row, "name")?,
         status: parse::<UserStatus>(&get::<String>(row, "status")?, "user status")?,
+        kind: parse::<steward_core::UserKind>(&get::<String>(row, "kind")?, "user kind")?,
         role: parse::<OrgRole>(&get::<String>(row, "role")?, "org role")?,
         dormant: get(row, "dormant")?,
         created_at: from_micros(get(row, "created_at")?)?,

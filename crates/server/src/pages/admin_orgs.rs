@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/orgs/{id}/license", post(license))
         .route("/admin/orgs/{id}/transfer", post(transfer))
         .route("/admin/orgs/{id}/deprovision", get(deprovision_form).post(deprovision))
-        .route("/admin/orgs/{id}/restore", post(restore))
+        .route("/admin/orgs/{id}/restore", get(confirm_restore).post(restore))
 }
 
 /// An org in the list.
@@ -164,7 +164,8 @@ impl From<&api_dep::DeprovisionRecordView> for RecordLine {
 
 /// The members ownership can pass to: active, not dormant, not the owner.
 fn owner_candidates(members: &[MemberView], owner_id: &str) -> Vec<MemberView> {
-    members.iter().filter(|m| m.user_id != owner_id && m.status == "active" && !m.dormant).map(clone_member).collect()
+    let candidate = |m: &&MemberView| m.user_id != owner_id && m.status == "active" && m.kind == "person" && !m.dormant;
+    members.iter().filter(candidate).cloned().collect()
 }
 
 async fn detail(
@@ -183,7 +184,8 @@ async fn detail(
 
     let story = usage_story(&usage, org.license.expires_at, state.clock.now());
     let mut bars = story.bars;
-    let seats = members.items.iter().filter(|m| !m.dormant).count() as u64;
+    // A seat is a person's: the placeholder owner holding the org takes none.
+    let seats = members.items.iter().filter(|m| !m.dormant && m.kind == "person").count() as u64;
     bars.push(Bar::count("Members (seats)", seats, org.license.users));
     bars.push(Bar::count("Teams", teams.items.len() as u64, org.license.teams));
     let teams = team_lines(&teams.items, &members.items);
@@ -228,18 +230,6 @@ fn team_lines(teams: &[crate::views::TeamView], members: &[MemberView]) -> Vec<T
                 .collect(),
         })
         .collect()
-}
-
-fn clone_member(m: &MemberView) -> MemberView {
-    MemberView {
-        user_id: m.user_id.clone(),
-        email: m.email.clone(),
-        name: m.name.clone(),
-        role: m.role.clone(),
-        status: m.status.clone(),
-        dormant: m.dormant,
-        created_at: m.created_at,
-    }
 }
 
 /// The license merge patch a form describes: an empty limit is unlimited.
@@ -317,6 +307,10 @@ struct DeprovisionPage {
     notifications_off: bool,
     /// The dry run's steps; empty on the first step of the wizard.
     plan: Vec<String>,
+    /// The people whose role changes (the owner, with the role they get), by name.
+    owner_name: String,
+    /// The members whose emails from the org go off, by name.
+    silenced: Vec<String>,
     error: Option<String>,
 }
 
@@ -334,6 +328,8 @@ async fn deprovision_form(
         demote_to: "member".into(),
         notifications_off: true,
         plan: vec![],
+        owner_name: String::new(),
+        silenced: vec![],
         error: None,
     };
     render(&chrome, &page)
@@ -356,6 +352,23 @@ async fn deprovision(
 ) -> Result<Response, PageError> {
     let demote_to = form.demote_to.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| "member".into());
     let notifications_off = form.notifications_off.is_some();
+    if form.step == "back" {
+        // Back to the choices, as they were made.
+        let org = api::read_org(&state, &viewer.principal(), id).await?;
+        let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
+        let page = DeprovisionPage {
+            chrome: chrome.clone(),
+            org,
+            reason: form.reason,
+            demote_to,
+            notifications_off,
+            plan: vec![],
+            owner_name: String::new(),
+            silenced: vec![],
+            error: None,
+        };
+        return render(&chrome, &page);
+    }
     let dry_run = form.step != "apply";
     let principal = viewer.principal();
     let result = async {
@@ -381,9 +394,22 @@ async fn deprovision(
         Err(e) if e.problem().status < 500 => (vec![], Some(e.problem().detail)),
         Err(e) => return Err(e.into()),
     };
+    let members = api::read_members(&state, &viewer.principal(), id, Page { limit: Some(500), cursor: None }).await?;
+    let people = members.items.iter().filter(|m| m.kind == "person");
+    let owner_name = people.clone().find(|m| m.user_id == org.owner_id).map(|m| m.name.clone()).unwrap_or_default();
+    let silenced = if notifications_off { people.map(|m| m.name.clone()).collect() } else { vec![] };
     let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
-    let page =
-        DeprovisionPage { chrome: chrome.clone(), org, reason: form.reason, demote_to, notifications_off, plan, error };
+    let page = DeprovisionPage {
+        chrome: chrome.clone(),
+        org,
+        reason: form.reason,
+        demote_to,
+        notifications_off,
+        plan,
+        owner_name,
+        silenced,
+        error,
+    };
     render(&chrome, &page)
 }
 
@@ -405,6 +431,29 @@ async fn named_steps(
         None => people.push((uuid::Uuid::nil().to_string(), "(created on first use)".into())),
     }
     Ok(steps.into_iter().map(|step| people.iter().fold(step, |s, (uid, name)| s.replace(uid.as_str(), name))).collect())
+}
+
+#[derive(Template)]
+#[template(path = "admin/confirm_restore.html")]
+struct ConfirmRestorePage {
+    chrome: Chrome,
+    org: OrgView,
+    /// The deprovisioning restore undoes: when, and why.
+    record: Option<RecordLine>,
+}
+
+/// Asks before a restore, saying which deprovisioning it undoes and what comes back.
+async fn confirm_restore(
+    State(state): State<AppState>,
+    Admin(viewer): Admin,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let org = api::read_org(&state, &principal, id.clone()).await?;
+    let records = api_dep::read_records(&state, &principal, id, Page { limit: Some(50), cursor: None }).await?;
+    let record = records.items.iter().find(|r| r.restored_at.is_none()).map(RecordLine::from);
+    let chrome = viewer.chrome.titled(format!("Restore {}", org.name));
+    render(&chrome, &ConfirmRestorePage { chrome: chrome.clone(), org, record })
 }
 
 async fn restore(

@@ -46,7 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/orgs/{id}/invitations/{invitation_id}/revoke", post(revoke_invitation))
         .route("/app/invitations/{id}/accept", post(accept_invitation))
         .route("/app/orgs/{id}/members/{user_id}/role", post(member_role))
-        .route("/app/orgs/{id}/members/{user_id}/remove", post(remove_member))
+        .route("/app/orgs/{id}/members/{user_id}/remove", get(confirm_remove).post(remove_member))
         .route("/app/orgs/{id}/teams", post(create_team))
         .route("/app/orgs/{id}/teams/{team_id}/members", post(team_member))
 }
@@ -361,6 +361,8 @@ struct OrgPage {
     renews: String,
     frozen_why: Vec<String>,
     charts: Vec<super::chart::DayChart>,
+    /// The viewer's own user id: their own row asks for a confirmation.
+    me: String,
     members: Vec<MemberView>,
     /// Open invitations, for those who manage the org.
     invitations: Vec<InvitationView>,
@@ -427,6 +429,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         },
         charts,
         members: members.items,
+        me: principal.user.id.to_string(),
         invitations,
         teams,
         roles: OrgRole::ALL.iter().filter(|r| **r != OrgRole::Owner).map(|r| r.as_str()).collect(),
@@ -472,6 +475,8 @@ async fn accept_invitation(
 #[derive(Deserialize)]
 struct RoleForm {
     role: String,
+    /// Ticked to confirm a change of one's own role.
+    confirm_self: Option<String>,
 }
 
 async fn member_role(
@@ -479,11 +484,41 @@ async fn member_role(
     Posted { state, viewer, form }: Posted<RoleForm>,
 ) -> Result<Response, PageError> {
     let result = async {
+        if user_id == viewer.principal.user.id.to_string() && form.confirm_self.is_none() {
+            return Err(ApiError::invalid("confirm_self", "tick the box to change your own role"));
+        }
         let request = MemberRole { role: form.role.parse()? };
         api_orgs::set_member_role(&state, &viewer.principal(), (id.clone(), user_id), request).await
     }
     .await;
     done(&format!("/app/orgs/{id}"), result, |m| format!("{} is now {}.", m.name, m.role))
+}
+
+#[derive(Template)]
+#[template(path = "app/confirm_remove.html")]
+struct ConfirmRemovePage {
+    chrome: Chrome,
+    org_id: String,
+    org_name: String,
+    member: MemberView,
+    is_self: bool,
+}
+
+/// Asks before a member is removed, naming them and what follows.
+async fn confirm_remove(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, user_id)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let principal = viewer.principal();
+    let org = api_orgs::read_org(&state, &principal, id.clone()).await?;
+    let members = api_orgs::read_members(&state, &principal, id, Page { limit: Some(500), cursor: None }).await?;
+    let member =
+        members.items.into_iter().find(|m| m.user_id == user_id).ok_or_else(|| ApiError::not_found("member"))?;
+    let chrome = viewer.chrome.titled(format!("Remove {} from {}", member.name, org.name));
+    let is_self = user_id == principal.user.id.to_string();
+    let page = ConfirmRemovePage { chrome: chrome.clone(), org_id: org.id, org_name: org.name, member, is_self };
+    render(&chrome, &page)
 }
 
 async fn remove_member(

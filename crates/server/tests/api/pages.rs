@@ -1001,3 +1001,68 @@ async fn two_factor_is_set_up_replaced_and_turned_off_on_the_security_page() {
     assert!(flash(&ticked).starts_with("n."));
     assert!(get(&app, "/app/security", &cookie).await.body.contains("is <strong>off</strong>"));
 }
+
+/// Consequences are named before anything changes: the deprovisioning plan names the reason, the
+/// owner whose role changes and the people whose emails stop, and goes Back with the choices
+/// kept; a deprovisioned org offers Restore (confirmed first), not Transfer ownership; the
+/// placeholder owner shows as a system account, offered no person's action; removing a member
+/// and changing one's own role ask first.
+#[tokio::test]
+async fn consequences_are_named_and_the_placeholder_owner_is_a_system_account() {
+    let app = spawn_app().await;
+    let (ada, ada_token) = app.user_with_session("ada@named.test").await;
+    let org = app.org("Named Co", &ada).await;
+    let (bob, bob_token) = app.user_with_session("bob@named.test").await;
+    app.add_member(&org, &bob, "admin").await;
+    let (cookie, csrf) = session(&app.admin);
+    let wizard = format!("/admin/orgs/{org}/deprovision");
+    let choices =
+        [("csrf", csrf.as_str()), ("reason", "Contract ended"), ("demote_to", "member"), ("notifications_off", "on")];
+    let plan = post(&app, &wizard, &cookie, &[choices.as_slice(), &[("step", "plan")]].concat()).await.body;
+    assert!(plan.contains("“Contract ended”") && plan.contains("ada, the owner, becomes member"), "{plan}");
+    let stop = &plan[plan.find("usage alerts and activity to ").expect("the emails that stop are named")..];
+    assert!(
+        stop[..stop.find('.').unwrap()].contains("ada") && stop[..stop.find('.').unwrap()].contains("bob"),
+        "{plan}"
+    );
+    let back = post(&app, &wizard, &cookie, &[choices.as_slice(), &[("step", "back")]].concat()).await.body;
+    assert!(back.contains("value=\"Contract ended\"") && back.contains("Show the plan"), "{back}");
+    let applied = post(&app, &wizard, &cookie, &[choices.as_slice(), &[("step", "apply")]].concat()).await;
+    assert!(flash(&applied).starts_with("n."), "{:?}", applied.cookies);
+
+    let page = get(&app, &format!("/admin/orgs/{org}"), &cookie).await.body;
+    assert!(page.contains("/restore\">Restore…</a>") && !page.contains("Transfer ownership"), "{page}");
+    assert!(page.contains("<span class=\"badge\">system account</span>"), "{page}");
+    let before = app.snapshot().await;
+    let confirm = get(&app, &format!("/admin/orgs/{org}/restore"), &cookie).await.body;
+    assert!(confirm.contains("Restore Named Co?") && confirm.contains("“Contract ended”"), "{confirm}");
+    assert_eq!(app.snapshot().await, before, "asking changes nothing");
+
+    let placeholder =
+        app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200)["owner_id"].as_str().unwrap().to_owned();
+    let held = get(&app, &format!("/admin/users/{placeholder}"), &cookie).await.body;
+    assert!(
+        held.contains("id=\"system-account\"")
+            && !held.contains("/deactivate\"")
+            && !held.contains("Login as user</button>"),
+        "{held}"
+    );
+    let seen = get(&app, &format!("/app/orgs/{org}"), &session(&ada_token).0).await.body;
+    assert!(
+        seen.contains("System account") && !seen.contains("steward.invalid"),
+        "members see a system account, not an address: {seen}"
+    );
+
+    post(&app, &format!("/admin/orgs/{org}/restore"), &cookie, &[("csrf", &csrf)]).await;
+    let (bob_cookie, bob_csrf) = session(&bob_token);
+    let ask = get(&app, &format!("/app/orgs/{org}/members/{ada}/remove"), &bob_cookie).await.body;
+    assert!(ask.contains("Remove ada from Named Co?"), "{ask}");
+    let own = format!("/app/orgs/{org}/members/{bob}/role");
+    let unconfirmed = post(&app, &own, &bob_cookie, &[("csrf", &bob_csrf), ("role", "member")]).await;
+    assert!(flash(&unconfirmed).starts_with("e."), "one's own role changes only when confirmed");
+    let members = app.get(&format!("/api/v1/orgs/{org}/members"), &app.admin).await.expect(200);
+    assert!(members["items"].as_array().unwrap().iter().any(|m| m["user_id"] == bob.as_str() && m["role"] == "admin"));
+    let confirmed =
+        post(&app, &own, &bob_cookie, &[("csrf", &bob_csrf), ("role", "member"), ("confirm_self", "on")]).await;
+    assert!(flash(&confirmed).starts_with("n."));
+}

@@ -155,7 +155,7 @@ impl<E: Exec> Orgs for E {
         let rows = self
             .fetch(
                 Stmt::new(
-                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
              FROM memberships m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
                 )
@@ -169,7 +169,7 @@ impl<E: Exec> Orgs for E {
         let rows = self
             .fetch(
                 Stmt::new(
-                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, m.role, m.dormant, m.created_at \
+                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
              FROM memberships m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = ? AND m.ended_at IS NULL AND (? IS NULL OR m.user_id > ?) ORDER BY m.user_id LIMIT ?",
                 )
