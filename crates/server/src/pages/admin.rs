@@ -161,15 +161,60 @@ impl AuditForm {
     }
 }
 
+/// What a filter field names: nothing, an id, or a person (by email) or an org (by name) that
+/// is looked up; Err says why the text names nothing, or which of several orgs to pick.
+async fn resolve(
+    tx: &mut dyn steward_store::Tx,
+    text: Option<String>,
+    people: bool,
+    orgs: bool,
+) -> Result<Option<String>, String> {
+    let Some(text) = text else { return Ok(None) };
+    if text.parse::<uuid::Uuid>().is_ok() {
+        return Ok(Some(text));
+    }
+    if people && text.contains('@') {
+        let email = steward_core::Email::parse(&text).map_err(|_| format!("{text} is not an email address"))?;
+        let user = tx.user_by_email_key(&email.key()).await.map_err(|e| e.to_string())?;
+        return user.map(|u| Some(u.id.to_string())).ok_or_else(|| format!("No user has the email {text}."));
+    }
+    if orgs {
+        // The same lookup SCIM uses for a group's org: one org of that name, ignoring case.
+        let named = tx.orgs_named(&text).await.map_err(|e| e.to_string())?;
+        return match named.as_slice() {
+            [one] => Ok(Some(one.id.to_string())),
+            [] => Err(format!("No organization is named {text}.")),
+            _ => Err(format!("Several organizations are named {text}; give the id shown on the one you mean.")),
+        };
+    }
+    Err(format!("Give an email address or an id, not {text}."))
+}
+
 async fn audit(
     State(state): State<AppState>,
     Admin(viewer): Admin,
     axum::extract::Query(form): axum::extract::Query<AuditForm>,
 ) -> Result<Response, PageError> {
+    let mut tx = state.store.read().await.map_err(ApiError::from)?;
+    let resolved = async {
+        let actor = resolve(tx.as_mut(), given(&form.actor_id), true, false).await?;
+        let target = resolve(tx.as_mut(), given(&form.target_id), true, true).await?;
+        let org = resolve(tx.as_mut(), given(&form.org_id), false, true).await?;
+        Ok::<_, String>((actor, target, org))
+    }
+    .await;
+    tx.rollback().await.map_err(ApiError::from)?;
+    let (actor_id, target_id, org_id) = match resolved {
+        Ok(ids) => ids,
+        Err(why) => {
+            let chrome = viewer.chrome.titled("Audit log");
+            return render(&chrome, &AuditPage::of(chrome.clone(), &form, vec![], None, Some(why)));
+        }
+    };
     let query = AuditQuery {
-        actor_id: given(&form.actor_id),
-        target_id: given(&form.target_id),
-        org_id: given(&form.org_id),
+        actor_id,
+        target_id,
+        org_id,
         kind: given(&form.kind),
         since: day_start(&form.since),
         until: day_start(&form.until),
@@ -194,20 +239,32 @@ async fn audit(
         Err(e) => return Err(e.into()),
     };
     let chrome = viewer.chrome.titled("Audit log");
-    let text = |v: &Option<String>| given(v).unwrap_or_default();
-    let page = AuditPage {
-        chrome: chrome.clone(),
-        actor_id: text(&form.actor_id),
-        target_id: text(&form.target_id),
-        org_id: text(&form.org_id),
-        kind: text(&form.kind),
-        since: text(&form.since),
-        until: text(&form.until),
-        events,
-        next,
-        error,
-    };
-    render(&chrome, &page)
+    render(&chrome, &AuditPage::of(chrome.clone(), &form, events, next, error))
+}
+
+impl AuditPage {
+    /// The page with the filters as they were given.
+    fn of(
+        chrome: Chrome,
+        form: &AuditForm,
+        events: Vec<AuditLine>,
+        next: Option<String>,
+        error: Option<String>,
+    ) -> Self {
+        let text = |v: &Option<String>| given(v).unwrap_or_default();
+        AuditPage {
+            chrome,
+            actor_id: text(&form.actor_id),
+            target_id: text(&form.target_id),
+            org_id: text(&form.org_id),
+            kind: text(&form.kind),
+            since: text(&form.since),
+            until: text(&form.until),
+            events,
+            next,
+            error,
+        }
+    }
 }
 
 #[derive(Template)]

@@ -226,7 +226,10 @@ fn team_lines(teams: &[crate::views::TeamView], members: &[MemberView]) -> Vec<T
                 .members
                 .iter()
                 .filter(|m| !m.dormant)
-                .map(|m| (member_names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()), m.role.clone()))
+                .map(|m| {
+                    let name = member_names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone());
+                    (name, super::story::role_words(&m.role))
+                })
                 .collect(),
         })
         .collect()

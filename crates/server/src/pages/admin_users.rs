@@ -296,7 +296,7 @@ async fn places(
             team_name,
             org_id: t.org_id.to_string(),
             org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
-            role: t.role.to_string(),
+            role: super::story::role_words(t.role.as_str()),
             dormant: t.dormant,
         });
     }

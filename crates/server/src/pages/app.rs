@@ -121,7 +121,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         teams.push(TeamCard {
             name,
             org_name: org_names.get(&t.org_id).cloned().unwrap_or_default(),
-            role: t.role.to_string(),
+            role: super::story::role_words(t.role.as_str()),
         });
     }
     tx.rollback().await.map_err(ApiError::from)?;
@@ -368,7 +368,8 @@ struct OrgPage {
     invitations: Vec<InvitationView>,
     teams: Vec<TeamLine>,
     roles: Vec<&'static str>,
-    team_roles: Vec<&'static str>,
+    /// Each team role's value and its words.
+    team_roles: Vec<(&'static str, String)>,
 }
 
 async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> Result<Response, PageError> {
@@ -409,7 +410,12 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
                 .members
                 .iter()
                 .filter(|m| !m.dormant)
-                .map(|m| (names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()), m.role.clone()))
+                .map(|m| {
+                    (
+                        names.get(&m.user_id).cloned().unwrap_or_else(|| m.user_id.clone()),
+                        super::story::role_words(&m.role),
+                    )
+                })
                 .collect(),
         })
         .collect();
@@ -433,7 +439,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         invitations,
         teams,
         roles: OrgRole::ALL.iter().filter(|r| **r != OrgRole::Owner).map(|r| r.as_str()).collect(),
-        team_roles: TeamRole::ALL.iter().map(|r| r.as_str()).collect(),
+        team_roles: TeamRole::ALL.iter().map(|r| (r.as_str(), super::story::role_words(r.as_str()))).collect(),
     };
     render(&chrome, &page)
 }

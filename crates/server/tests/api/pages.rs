@@ -95,6 +95,8 @@ async fn signing_in_lands_admins_on_administration_and_everyone_else_on_the_dash
     assert_eq!(wrong.status, 401);
     assert!(wrong.content_type.starts_with("text/html"));
     assert!(wrong.body.contains("The email or password is wrong"));
+    let tied = "aria-invalid=\"true\" aria-describedby=\"login-error\"";
+    assert_eq!(wrong.body.matches(tied).count(), 2, "the error is tied to both fields: {}", wrong.body);
     assert!(wrong.cookie("steward_session").is_none());
 }
 
@@ -1065,4 +1067,26 @@ async fn consequences_are_named_and_the_placeholder_owner_is_a_system_account() 
     let confirmed =
         post(&app, &own, &bob_cookie, &[("csrf", &bob_csrf), ("role", "member"), ("confirm_self", "on")]).await;
     assert!(flash(&confirmed).starts_with("n."));
+}
+
+/// The audit log is filtered by picking a person by email and an org by name, as well as by id;
+/// a name that names nothing is said so on the page.
+#[tokio::test]
+async fn the_audit_log_is_filtered_by_email_and_organization_name() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@picked.test").await;
+    let org = app.org("Picked Co", &ada).await;
+    app.org("Other Co", &ada).await;
+    let (cookie, _) = session(&app.admin);
+    let by_name = get(&app, "/admin/audit?org_id=picked+co", &cookie).await.body;
+    assert!(by_name.contains("created Picked Co") && !by_name.contains("created Other Co"), "{by_name}");
+    let by_id = get(&app, &format!("/admin/audit?org_id={org}"), &cookie).await.body;
+    assert!(by_id.contains("created Picked Co"));
+    let by_email = get(&app, "/admin/audit?target_id=ada%40picked.test&type=user.created", &cookie).await.body;
+    assert!(by_email.contains("created ada.") && !by_email.contains("No events match"), "{by_email}");
+    let nobody = get(&app, "/admin/audit?actor_id=nobody%40picked.test", &cookie).await.body;
+    assert!(nobody.contains("id=\"audit-error\">No user has the email nobody@picked.test."), "{nobody}");
+    let nothing = get(&app, "/admin/audit?org_id=Nowhere", &cookie).await.body;
+    assert!(nothing.contains("No organization is named Nowhere."), "{nothing}");
+    assert!(nothing.contains("value=\"Nowhere\""), "the filter stays as given");
 }
