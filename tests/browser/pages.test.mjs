@@ -191,7 +191,7 @@ test('find a user, deactivate them with a confirmation, and reactivate them agai
   await go(page.getByRole('button', { name: 'Deactivate Bob Builder' }));
   assert.match(await flash(), /Bob Builder is deactivated/);
   assert.equal(await page.locator('#user-status').innerText(), 'deactivated');
-  assert.match(await page.locator('#status-story').innerText(), /^Since .*: .* deactivated Bob Builder, saying “left the company”\.$/);
+  assert.match(await page.locator('#status-story').innerText(), /^\d{4}-\d\d-\d\d \d\d:\d\d UTC: .* deactivated Bob Builder, saying “left the company”\.$/);
   assert.match(await page.locator('#notifications-quiet').innerText(), /Nothing is sent while Bob Builder is deactivated/);
   await shot('admin-user-deactivated');
   assert.match(await page.locator('#memberships-h + ul').innerText(), /dormant/);
@@ -344,6 +344,9 @@ test('pages fit a narrow screen and work from the keyboard', async () => {
     assert.ok(overflow <= 0, `${path}: no sideways scrolling on a phone (${overflow}px too wide)`);
   }
   await shot('app-dashboard-narrow');
+  await page.goto(`${BASE}/app/orgs/${ids.acme}`);
+  await page.locator('#members-h').scrollIntoViewIfNeeded();
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, 'app-org-members-narrow.png') });
   await go(page.getByRole('button', { name: 'Sign out' }));
   await signIn(ADMIN_EMAIL, ADMIN_PASSWORD);
   for (const path of [`/admin/orgs/${ids.acme}`, `/admin/users/${ids.ada}`, '/admin/audit', '/admin/settings']) {

@@ -243,8 +243,8 @@ async fn detail(
     render(&chrome, &page)
 }
 
-/// The event that put the user in their status, told with its time: "Since 2026-12-07 14:02
-/// UTC: Ada deactivated Bob, saying “Left”." None when no such event is kept (an archived log).
+/// The event that put the user in their status, told with its time: "2026-12-07 14:02 UTC: Ada
+/// deactivated Bob, saying “Left”." None when no such event is kept (an archived log).
 async fn status_story(tx: &mut dyn steward_store::Tx, user: &UserView) -> Result<Option<String>, PageError> {
     let kinds: &[&str] = match user.status.as_str() {
         "deactivated" => &["user.deactivated"],
@@ -270,7 +270,7 @@ async fn status_story(tx: &mut dyn steward_store::Tx, user: &UserView) -> Result
     let Some(record) = latest else { return Ok(None) };
     let view = AuditEventView::from(&record);
     let cast = super::story::Cast::of(tx, &mut super::story::Names::default(), &view).await?;
-    Ok(Some(format!("Since {}: {}", when(&view.at), super::story::sentence(&view, &cast))))
+    Ok(Some(format!("{}: {}", when(&view.at), super::story::sentence(&view, &cast))))
 }
 
 /// The user's memberships and team memberships, with the names of their orgs and teams.

@@ -105,7 +105,7 @@ pub fn sentence(e: &AuditEventView, c: &Cast) -> String {
         "user.suspended" => format!("{a} suspended {t}"),
         "user.unsuspended" => format!("{a} lifted the suspension of {t}"),
         "user.anonymized" => format!("{a} anonymized {t}"),
-        "user.login" => format!("{t} signed in"),
+        "user.login" => format!("{a} signed in"),
         "user.locked" => format!("{t} was locked out after failed sign-ins"),
         "user.unlocked" => format!("{a} unlocked {t}"),
         "user.impersonation_started" => format!("{a} started Login as user as {t}"),

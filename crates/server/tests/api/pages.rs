@@ -963,7 +963,7 @@ async fn a_users_status_is_changed_in_one_vocabulary_and_told_with_who_when_and_
     let gone = post(&app, &format!("{user_page}/deactivate"), &cookie, &form).await;
     assert!(flash(&gone).starts_with("n."), "{:?}", gone.cookies);
     let page = get(&app, &user_page, &cookie).await.body;
-    assert!(page.contains("id=\"status-story\">Since "), "{page}");
+    assert!(page.contains("<dt>Since</dt><dd id=\"status-story\">20"), "{page}");
     assert!(page.contains("deactivated ada, saying “Moved to another team”."), "{page}");
     assert!(page.contains("Nothing is sent while ada is deactivated"), "{page}");
     assert!(page.contains("/reactivate\">Reactivate</a>"));
