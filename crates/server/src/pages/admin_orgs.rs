@@ -182,7 +182,7 @@ async fn detail(
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
     let records = api_dep::read_records(&state, &principal, id.clone(), all()).await?;
 
-    let story = usage_story(&usage, org.license.expires_at, state.clock.now());
+    let story = usage_story(&usage, &org, state.clock.now());
     let mut bars = story.bars;
     // A seat is a person's: the placeholder owner holding the org takes none.
     let seats = members.items.iter().filter(|m| !m.dormant && m.kind == "person").count() as u64;

@@ -131,7 +131,7 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
             let q = UsageQuery { period: None };
             let org = api_orgs::read_org(&state, &principal, card.id.clone()).await;
             if let (Ok(u), Ok(org)) = (api_usage::read_usage(&state, &principal, card.id.clone(), q).await, org) {
-                let story = usage_story(&u, org.license.expires_at, now);
+                let story = usage_story(&u, &org, now);
                 card.bars = story.bars.into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
                 card.renews = story.renews;
                 card.frozen_why = story.frozen_why;
@@ -393,7 +393,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let (story, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
         let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
         let days = api_usage::read_usage_days(&state, &principal, id.clone()).await?;
-        let mut story = usage_story(&u, org.license.expires_at, state.clock.now());
+        let mut story = usage_story(&u, &org, state.clock.now());
         story.bars.retain(|b| b.limit.is_some() || b.used > 0);
         (Some(story), super::chart::usage_charts(&days))
     } else {

@@ -97,15 +97,22 @@ pub struct UsageStory {
     pub frozen_why: Vec<String>,
 }
 
-/// The story of `u` at `now`, with the license's expiry.
+/// Why a deprovisioned org is frozen, whoever reads it.
+const DEPROVISIONED: &str = "The operator deprovisioned this organization: it is kept exactly as it was, can be read and \
+     exported, and comes back as it was when it is restored.";
+
+/// The story of `org`'s usage `u` at `now`.
 pub fn usage_story(
     u: &crate::routes::usage::UsageView,
-    expires_at: Option<time::OffsetDateTime>,
+    org: &crate::views::OrgView,
     now: time::OffsetDateTime,
 ) -> UsageStory {
+    let expires_at = org.license.expires_at;
     let renews = format!("Renews on {} ({}).", u.period.end.date(), in_days(u.period.end, now));
     let mut frozen_why = Vec::new();
-    if let Some(at) = expires_at.filter(|at| *at <= now) {
+    if org.state == "deprovisioned" {
+        frozen_why.push(DEPROVISIONED.to_owned());
+    } else if let Some(at) = expires_at.filter(|at| *at <= now) {
         frozen_why.push(format!("The license expired on {}; renewing or extending the license lifts it.", at.date()));
     } else {
         let used_up = [("Operations", &u.operations), ("Data transfer", &u.transfer)];
@@ -131,6 +138,9 @@ pub fn usage_story(
 pub fn frozen_why_for_members(org: &crate::views::OrgView, now: time::OffsetDateTime) -> Vec<String> {
     if !org.frozen {
         return vec![];
+    }
+    if org.state == "deprovisioned" {
+        return vec![DEPROVISIONED.to_owned()];
     }
     if let Some(at) = org.license.expires_at.filter(|at| *at <= now) {
         return vec![format!("The license expired on {}; renewing or extending the license lifts it.", at.date())];
