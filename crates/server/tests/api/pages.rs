@@ -1054,6 +1054,8 @@ async fn consequences_are_named_and_the_placeholder_owner_is_a_system_account() 
         seen.contains("System account") && !seen.contains("steward.invalid"),
         "members see a system account, not an address: {seen}"
     );
+    assert!(seen.contains("The operator deprovisioned this organization"), "why it is frozen: {seen}");
+    assert!(!seen.contains("has used what its license allows"), "not a used-up allowance: {seen}");
 
     post(&app, &format!("/admin/orgs/{org}/restore"), &cookie, &[("csrf", &csrf)]).await;
     let (bob_cookie, bob_csrf) = session(&bob_token);
