@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use steward_core::{OrgId, UserId};
 use steward_ops::Changes;
-use steward_store::{CheckFacts, ScimTokenRow};
+use steward_store::{AssetTotals, CheckFacts, OrgRow, ScimTokenRow};
 use time::OffsetDateTime;
 
 /// How long a `/me` answer is kept at most: it shows whether each org is frozen, which an expiring
@@ -49,6 +49,11 @@ pub struct Version {
 /// The facts of a `/check` and the start of the period they were read for.
 type KeptFacts = (CheckFacts, OffsetDateTime);
 
+/// What a consume reads besides its own write: the org, as its access check read it for the
+/// caller (license, period anchor), and the org's asset totals for the usage answer. Both change
+/// only with a committed change, so they are kept while the change epoch stands.
+pub type ConsumeFacts = (OrgRow, AssetTotals);
+
 struct Kept<T> {
     value: T,
     version: Version,
@@ -60,6 +65,7 @@ pub struct HotAnswers {
     me: Mutex<HashMap<String, Kept<Bytes>>>,
     checks: Mutex<HashMap<(UserId, OrgId), Kept<KeptFacts>>>,
     scim_tokens: Mutex<HashMap<String, Kept<ScimTokenRow>>>,
+    consume_facts: Mutex<HashMap<(UserId, OrgId), Kept<ConsumeFacts>>>,
     consumed: AtomicU64,
     consumed_by_org: Mutex<Consumed>,
     changes: Arc<Changes>,
@@ -86,6 +92,7 @@ impl HotAnswers {
             me: Mutex::default(),
             checks: Mutex::default(),
             scim_tokens: Mutex::default(),
+            consume_facts: Mutex::default(),
             consumed: AtomicU64::default(),
             consumed_by_org: Mutex::default(),
             changes,
@@ -144,6 +151,24 @@ impl HotAnswers {
     /// Keeps a SCIM token read under the SCIM token epoch `epoch`.
     pub fn keep_scim_token(&self, hash: String, token: ScimTokenRow, epoch: u64) {
         put(&self.scim_tokens, hash, token, Version { epoch, usage: 0, era: 0 });
+    }
+
+    /// The change epoch now: read before the database, it versions what is kept from it.
+    pub fn epoch(&self) -> u64 {
+        self.changes.epoch()
+    }
+
+    /// The facts of a consume by `user` in `org`, as read since the last change.
+    pub fn consume_facts(&self, user: UserId, org: OrgId) -> Option<ConsumeFacts> {
+        let epoch = self.changes.epoch();
+        let map = self.consume_facts.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = map.get(&(user, org))?;
+        (kept.version.epoch == epoch && kept.at.elapsed() < CHECK_MAX_AGE).then(|| kept.value.clone())
+    }
+
+    /// Keeps the facts of a consume by `user` in `org`, read under the change epoch `epoch`.
+    pub fn keep_consume_facts(&self, user: UserId, org: OrgId, facts: ConsumeFacts, epoch: u64) {
+        put(&self.consume_facts, (user, org), facts, Version { epoch, usage: 0, era: 0 });
     }
 
     /// The kept facts for `user` in `org` and the period start they were read for, if still good.

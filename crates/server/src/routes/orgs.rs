@@ -108,10 +108,17 @@ pub async fn org_access(
             "the organization is frozen or deprovisioned: its members, teams and settings cannot be changed",
         ));
     }
+    count_request(state, principal, &org, need)?;
+    Ok(OrgAccess { org, role, _private: () })
+}
+
+/// Counts a request against the org's `api_requests_per_minute` (429 past it), as [`org_access`]
+/// does; for a request whose access was decided by [`org_access`] since the last change.
+pub fn count_request(state: &AppState, principal: &Principal, org: &OrgRow, need: Need) -> ApiResult<()> {
     if !matches!(need, Need::License | Need::Lifecycle) && !principal.by_page {
         state.org_rate.take(org.id, org.license.api_requests_per_minute)?;
     }
-    Ok(OrgAccess { org, role, _private: () })
+    Ok(())
 }
 
 /// Filters of the org list.

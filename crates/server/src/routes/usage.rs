@@ -77,11 +77,22 @@ fn consumable(limit: Option<u64>, used: u64, expired: bool) -> Consumable {
 /// The usage view of an org in `period`.
 pub async fn usage_view(tx: &mut dyn Tx, org: &OrgRow, period: Period, now: OffsetDateTime) -> ApiResult<UsageView> {
     let row = tx.usage(org.id, period.start).await?;
-    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
     let totals = tx.asset_totals(org.id).await?;
+    Ok(usage_view_of(org, period, row.as_ref(), totals, now))
+}
+
+/// The usage view of `org` in `period` from its usage row and asset totals as read.
+fn usage_view_of(
+    org: &OrgRow,
+    period: Period,
+    row: Option<&steward_store::UsageRow>,
+    totals: steward_store::AssetTotals,
+    now: OffsetDateTime,
+) -> UsageView {
+    let (ops, transfer) = row.map_or((0, 0), |r| (r.operations_used, r.transfer_used));
     let l = &org.license;
     let expired = l.expired(now);
-    Ok(UsageView {
+    UsageView {
         period: PeriodView { start: period.start, end: period.end },
         operations: consumable(l.operations, ops, expired),
         transfer: consumable(l.transfer, transfer, expired),
@@ -90,7 +101,31 @@ pub async fn usage_view(tx: &mut dyn Tx, org: &OrgRow, period: Period, now: Offs
         scenarios: Capacity { limit: l.scenarios, used: totals.scenarios },
         file_bytes: Capacity { limit: l.file_bytes, used: totals.file_bytes },
         frozen: l.frozen(ops, transfer, now),
-    })
+    }
+}
+
+/// The org `id` as `principal` may consume in it (read access), with its asset totals: from
+/// what this node kept since the last committed change, or read and kept. A kept decision is
+/// [`org_access`]'s own, reused while nothing it read can have changed; the request still counts
+/// against the org's rate limit.
+async fn consume_facts(
+    state: &AppState,
+    principal: &crate::extract::Principal,
+    id: &str,
+) -> ApiResult<crate::hot::ConsumeFacts> {
+    let key = id.parse::<steward_core::OrgId>().ok().map(|org| (principal.user.id, org));
+    if let Some(facts) = key.and_then(|(user, org)| state.hot.consume_facts(user, org)) {
+        crate::routes::orgs::count_request(state, principal, &facts.0, Need::Read)?;
+        return Ok(facts);
+    }
+    let epoch = state.hot.epoch();
+    let mut tx = state.store.read().await?;
+    let access = org_access(state, tx.as_mut(), principal, id, Need::Read).await?;
+    let totals = tx.asset_totals(access.org.id).await?;
+    tx.rollback().await?;
+    let facts = (access.org, totals);
+    state.hot.keep_consume_facts(principal.user.id, facts.0.id, facts.clone(), epoch);
+    Ok(facts)
 }
 
 /// Which period to read.
@@ -266,10 +301,7 @@ async fn consume(
     principal.require(Permission::UsageWrite)?;
     check_amounts(req.operations, req.transfer)?;
     let now = state.clock.now();
-    let mut tx = state.store.read().await?;
-    let access = org_access(&state, tx.as_mut(), &principal, &id, Need::Read).await?;
-    tx.rollback().await?;
-    let org = access.org;
+    let (org, totals) = consume_facts(&state, &principal, &id).await?;
     if let Some(asset) = &req.asset_id {
         check_asset(&state, &org, asset).await?;
     }
@@ -304,10 +336,8 @@ async fn consume(
     state.hot.consumed(org.id);
     metrics::counter!("steward_consume_total", "outcome" => "ok").increment(1);
     after_consume(&state, &org, period, &request, &usage, now).await?;
-    let mut tx = state.store.read().await?;
-    let view = usage_view(tx.as_mut(), &org, period, now).await?;
-    tx.rollback().await?;
-    Ok(Json(view))
+    // The answer is the update's own: the period's usage as it returned it.
+    Ok(Json(usage_view_of(&org, period, Some(&usage), totals, now)))
 }
 
 /// A consume counts something, and no more than an amount can hold.

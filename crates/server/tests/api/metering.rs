@@ -468,3 +468,46 @@ async fn usage_is_kept_per_day_and_charted_on_the_orgs_page() {
     assert!(page.contains("<th scope=\"col\">Day</th>"), "the numbers are in a table");
     assert!(page.contains("Seats at the end of each day since") && page.contains("2 on the last day"), "{page}");
 }
+
+/// A consume reads its org and access from what this node kept since the last committed change:
+/// a license lowered, a member removed or an asset added is seen by the very next consume.
+#[tokio::test]
+async fn a_consume_sees_every_change_committed_before_it() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 10, "data_stores": 5})).await;
+    let usage = format!("/api/v1/orgs/{org}/usage");
+    let first = app.post(&usage, &app.admin, json!({"operations": 6})).await.expect(200);
+    assert_eq!(first["operations"]["used"], 6);
+    assert_eq!(first["data_stores"]["used"], 0);
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 7})).await.expect(200);
+    app.post(&usage, &app.admin, json!({"operations": 2})).await.expect_problem(402, "quota_exhausted");
+    app.post(&format!("/api/v1/orgs/{org}/assets"), &app.admin, json!({"kind": "data_store", "name": "Orders"}))
+        .await
+        .expect(201);
+    let next = app.post(&usage, &app.admin, json!({"operations": 1})).await.expect(200);
+    assert_eq!((next["operations"]["used"].as_u64(), next["operations"]["limit"].as_u64()), (Some(7), Some(7)));
+    assert_eq!(next["data_stores"]["used"], 1, "the answer counts the asset added since");
+
+    // A caller whose access ends is refused at once, though the same node answered them before.
+    let (billing, token) = app.user_with_session("billing@metered.test").await;
+    let user = format!("/api/v1/users/{billing}");
+    app.patch(&user, &app.admin, json!({"instance_roles": ["billing"]})).await.expect(200);
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 100})).await.expect(200);
+    app.post(&usage, &token, json!({"operations": 1})).await.expect(200);
+    app.post(&usage, &token, json!({"operations": 1})).await.expect(200);
+    app.patch(&user, &app.admin, json!({"instance_roles": []})).await.expect(200);
+    let refused = app.post(&usage, &token, json!({"operations": 1})).await;
+    assert_eq!(refused.status.as_u16(), 403, "no usage.write any more");
+
+    // Access through membership alone: removing the member is seen by the next consume.
+    app.post("/api/v1/roles", &app.admin, json!({"name": "meter", "permissions": ["usage.write"]})).await.expect(201);
+    app.patch(&user, &app.admin, json!({"instance_roles": ["meter"]})).await.expect(200);
+    app.post(&usage, &token, json!({"operations": 1})).await.expect_problem(404, "not_found");
+    app.add_member(&org, &billing, "member").await;
+    app.post(&usage, &token, json!({"operations": 1})).await.expect(200);
+    app.post(&usage, &token, json!({"operations": 1})).await.expect(200);
+    app.delete(&format!("/api/v1/orgs/{org}/members/{billing}"), &app.admin).await.expect(204);
+    app.post(&usage, &token, json!({"operations": 1})).await.expect_problem(404, "not_found");
+    let used = app.get(&usage, &app.admin).await.expect(200);
+    assert_eq!(used["operations"]["used"], 11);
+}
