@@ -76,6 +76,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::invitations::router())
         .merge(routes::deprovision::router())
         .merge(routes::usage::router())
+        .merge(routes::usage_events::router())
         .merge(routes::assets::router())
         .merge(routes::erasure::router())
         .merge(routes::hooks::router())

@@ -119,6 +119,17 @@ pub enum UserKindSchema {
     Service,
 }
 
+/// What became of a usage event.
+#[derive(ToSchema)]
+#[schema(as = UsageEventStatus, rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum UsageEventStatusSchema {
+    Accepted,
+    Duplicate,
+    QuotaExhausted,
+    Invalid,
+}
+
 /// What became of an invitation.
 #[derive(ToSchema)]
 #[schema(as = InvitationStatus, rename_all = "lowercase")]

@@ -29,6 +29,7 @@ const TABLES: &[&str] = &[
     "usage_periods",
     "usage_alerts",
     "usage_days",
+    "usage_events",
     "assets",
     "webhooks",
     "webhook_deliveries",

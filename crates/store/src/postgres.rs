@@ -229,6 +229,7 @@ fn pg_query(stmt: sql::Stmt) -> StoreResult<sqlx::query::Query<'static, Postgres
 #[async_trait]
 impl sql::Exec for PgTx {
     const CLAIM_LOCK: &'static str = " FOR UPDATE SKIP LOCKED";
+    const ROW_LOCK: &'static str = " FOR UPDATE";
     const USER_COLUMNS: &'static str = USER_COLUMNS;
 
     fn secrets(&self) -> &KnownSecrets {

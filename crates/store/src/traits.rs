@@ -383,9 +383,42 @@ pub struct Consume {
     pub transfer_limit: Option<u64>,
 }
 
+/// A usage event of a batch: a consumption with the id its sender gave it.
+#[derive(Debug, Clone)]
+pub struct UsageEvent {
+    /// The sender's id, unique per org: an id already counted is not counted again.
+    pub id: String,
+    /// The consumption, as [`Consume`] (its org, period and limits).
+    pub consume: Consume,
+    /// Until when the id is remembered: the end of the period after the one it counts in.
+    pub keep_until: OffsetDateTime,
+}
+
+/// What became of a usage event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventOutcome {
+    /// Counted.
+    Accepted,
+    /// Its id was counted before (or earlier in the same batch): nothing counted.
+    Duplicate,
+    /// The period's budget did not cover it: nothing counted.
+    Refused,
+}
+
 /// Usage, assets and the facts of a permission decision.
 #[async_trait]
 pub trait Metering {
+    /// Counts a batch of usage events in this (write) transaction, each all or nothing and in
+    /// the order given, exactly against its org's budget: the period rows of the batch's orgs are
+    /// locked and read once, each event is decided against the running totals, and the accepted
+    /// ones are written with a statement per org, plus their ids. Ids remembered past their
+    /// `keep_until` are forgotten first. Answers an outcome per event, and the usage of each
+    /// period that accepted something.
+    async fn ingest_usage(
+        &mut self,
+        events: &[UsageEvent],
+        now: OffsetDateTime,
+    ) -> StoreResult<(Vec<EventOutcome>, Vec<UsageRow>)>;
     /// The org's usage in the period starting at `period_start`, if anything was consumed.
     async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>>;
     /// The org's periods, newest first.

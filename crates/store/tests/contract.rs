@@ -180,6 +180,7 @@ contract!(
     roles_held_beside_a_role_are_those_of_its_holders,
     a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last,
     the_instance_is_counted_by_status_state_and_sign_ins_per_day,
+    usage_events_count_once_each_all_or_nothing_and_exactly,
 );
 
 /// Revoking a token revokes the tokens it made, theirs in turn, and the impersonations any of
@@ -1698,5 +1699,71 @@ async fn the_instance_is_counted_by_status_state_and_sign_ins_per_day(store: Arc
     assert_eq!(rest, vec![(second, usage_of(second))]);
     let later = used(tx.active_orgs_with_usage(day(8), None, 10).await.unwrap());
     assert_eq!(later, vec![(first, None), (second, None)], "a period that has ended is not the one at that time");
+    tx.rollback().await.unwrap();
+}
+
+/// Batch ingestion: each event all or nothing, in order, exactly against its org's budget; an
+/// id counted before, or earlier in the batch, counts nothing; ids are forgotten after
+/// `keep_until`; a period the batch made and left empty is not kept.
+async fn usage_events_count_once_each_all_or_nothing_and_exactly(store: Arc<dyn Store>) {
+    let start = second();
+    let mut tx = store.write().await.unwrap();
+    let (_, a) = owned_org(&mut tx, "events-a@example.com").await;
+    let (_, b) = owned_org(&mut tx, "events-b@example.com").await;
+    tx.commit().await.unwrap();
+    let event = |org: OrgId, id: &str, operations: u64, limit: Option<u64>| steward_store::UsageEvent {
+        id: id.into(),
+        consume: Consume {
+            org,
+            period_start: start,
+            period_end: start + time::Duration::days(30),
+            at: start,
+            operations,
+            transfer: 1,
+            operations_limit: limit,
+            transfer_limit: None,
+        },
+        keep_until: start + time::Duration::days(60),
+    };
+    let batch = vec![
+        event(a.id, "e1", 6, Some(10)),
+        event(a.id, "e2", 5, Some(10)),
+        event(a.id, "e1", 1, Some(10)),
+        event(a.id, "e3", 4, Some(10)),
+        event(b.id, "e1", 100, Some(50)),
+    ];
+    let mut tx = store.write().await.unwrap();
+    let (outcomes, usage) = tx.ingest_usage(&batch, start).await.unwrap();
+    tx.commit().await.unwrap();
+    use steward_store::EventOutcome::*;
+    assert_eq!(outcomes, vec![Accepted, Refused, Duplicate, Accepted, Refused]);
+    assert_eq!(
+        usage.iter().map(|u| (u.org_id, u.operations_used, u.transfer_used)).collect::<Vec<_>>(),
+        vec![(a.id, 10, 2)]
+    );
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.usage(b.id, start).await.unwrap(), None, "a period the batch made and left empty is not kept");
+    assert_eq!(
+        tx.usage_days(a.id, start, start + time::Duration::days(1))
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.operations_used)
+            .sum::<u64>(),
+        10
+    );
+    let again = vec![event(a.id, "e2", 0, Some(10)), event(a.id, "e3", 1, Some(10)), event(b.id, "e1", 50, Some(50))];
+    let (outcomes, _) = tx.ingest_usage(&again, start).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![Accepted, Duplicate, Accepted],
+        "a refused id was not remembered; another org's ids are its own"
+    );
+    tx.commit().await.unwrap();
+    // Past keep_until an id is forgotten and counts again.
+    let later = start + time::Duration::days(61);
+    let mut tx = store.write().await.unwrap();
+    let (outcomes, _) = tx.ingest_usage(&[event(a.id, "e1", 0, None)], later).await.unwrap();
+    assert_eq!(outcomes, vec![Accepted]);
     tx.rollback().await.unwrap();
 }

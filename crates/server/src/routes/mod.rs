@@ -21,6 +21,7 @@ pub mod sso_sign_in;
 pub mod teams;
 pub mod tokens;
 pub mod usage;
+pub mod usage_events;
 pub mod users;
 
 use std::net::{IpAddr, SocketAddr};

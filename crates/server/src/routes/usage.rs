@@ -108,7 +108,7 @@ fn usage_view_of(
 /// what this node kept since the last committed change, or read and kept. A kept decision is
 /// [`org_access`]'s own, reused while nothing it read can have changed; the request still counts
 /// against the org's rate limit.
-async fn consume_facts(
+pub(crate) async fn consume_facts(
     state: &AppState,
     principal: &crate::extract::Principal,
     id: &str,
@@ -341,7 +341,7 @@ async fn consume(
 }
 
 /// A consume counts something, and no more than an amount can hold.
-fn check_amounts(operations: u64, transfer: u64) -> ApiResult<()> {
+pub(crate) fn check_amounts(operations: u64, transfer: u64) -> ApiResult<()> {
     if operations == 0 && transfer == 0 {
         return Err(ApiError::invalid("operations", "operations or transfer must be positive"));
     }
@@ -352,7 +352,7 @@ fn check_amounts(operations: u64, transfer: u64) -> ApiResult<()> {
 }
 
 /// The asset a consume names must be one of the org's.
-async fn check_asset(state: &AppState, org: &OrgRow, asset: &str) -> ApiResult<()> {
+pub(crate) async fn check_asset(state: &AppState, org: &OrgRow, asset: &str) -> ApiResult<()> {
     let mut tx = state.store.read().await?;
     let found = match asset.parse::<uuid::Uuid>() {
         Ok(a) => tx.asset(a).await?,
@@ -367,7 +367,7 @@ async fn check_asset(state: &AppState, org: &OrgRow, asset: &str) -> ApiResult<(
 
 /// What follows a consume that went through: the org is frozen when it used a consumable up, and
 /// the thresholds of the operations budget it crossed are alerted.
-async fn after_consume(
+pub(crate) async fn after_consume(
     state: &AppState,
     org: &OrgRow,
     period: Period,

@@ -511,3 +511,148 @@ async fn a_consume_sees_every_change_committed_before_it() {
     let used = app.get(&usage, &app.admin).await.expect(200);
     assert_eq!(used["operations"]["used"], 11);
 }
+
+/// A batch of usage events: one result per event in the order sent; each counted once by its id,
+/// all or nothing and exact against its org's budget; a malformed event, or one of an org the
+/// caller cannot see, is `invalid` without stopping the others.
+#[tokio::test]
+async fn usage_events_are_counted_once_each_in_order() {
+    let app = spawn_app().await;
+    let (a, _) = org_with(&app, json!({"operations": 10})).await;
+    let (b, _) = org_with(&app, json!({"operations": null})).await;
+    let events = json!({"events": [
+        {"id": "e1", "org_id": a, "operations": 6},
+        {"id": "e2", "org_id": a, "operations": 5},
+        {"id": "e1", "org_id": a, "operations": 1},
+        {"id": "e3", "org_id": a, "operations": 4, "transfer": 100},
+        {"id": "e1", "org_id": b, "operations": 7},
+        {"id": "", "org_id": b, "operations": 1},
+        {"id": "e4", "org_id": b},
+        {"id": "e5", "org_id": "01936f0e-9a21-7c33-8b0d-1e2f3a4b5c6d", "operations": 1},
+    ]});
+    let answer = app.post("/api/v1/usage/events", &app.admin, events.clone()).await.expect(200);
+    let statuses: Vec<&str> =
+        answer["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "quota_exhausted", "duplicate", "accepted", "accepted", "invalid", "invalid", "invalid"]
+    );
+    assert_eq!(answer["results"][1]["detail"], "the period's budget does not cover this");
+    let used = |org: &str| {
+        let app = &app;
+        let org = org.to_owned();
+        async move { app.get(&format!("/api/v1/orgs/{org}/usage"), &app.admin).await.expect(200) }
+    };
+    let a_used = used(&a).await;
+    assert_eq!((a_used["operations"]["used"].as_u64(), a_used["transfer"]["used"].as_u64()), (Some(10), Some(100)));
+    assert_eq!(a_used["frozen"], true, "used up by a batch, frozen as by a consume");
+    assert_eq!(used(&b).await["operations"]["used"], 7);
+
+    // The same batch again, as a retry: nothing counts twice.
+    let again = app.post("/api/v1/usage/events", &app.admin, events).await.expect(200);
+    let statuses: Vec<&str> =
+        again["results"].as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(&statuses[..5], ["duplicate", "quota_exhausted", "duplicate", "duplicate", "duplicate"]);
+    assert_eq!(used(&b).await["operations"]["used"], 7);
+    let days = app.get(&format!("/api/v1/orgs/{a}/usage/days"), &app.admin).await.expect(200);
+    let counted: u64 = days["days"].as_array().unwrap().iter().map(|d| d["operations"].as_u64().unwrap()).sum();
+    assert_eq!(counted, 10, "the days count what the periods count");
+
+    let too_many: Vec<_> = (0..1001).map(|i| json!({"id": format!("x{i}"), "org_id": b, "operations": 1})).collect();
+    app.post("/api/v1/usage/events", &app.admin, json!({"events": too_many}))
+        .await
+        .expect_problem(400, "validation_failed");
+    app.post("/api/v1/usage/events", &app.admin, json!({"events": []})).await.expect_problem(400, "validation_failed");
+}
+
+/// Many clients sending overlapping batches at once, with duplicates and retries: every org's
+/// used amount is the sum of the distinct events it accepted, each id is accepted once at most,
+/// and a limited org never goes past its limit.
+#[tokio::test]
+async fn concurrent_batches_with_duplicates_and_retries_count_each_event_once() {
+    let app = spawn_app().await;
+    exact_under_concurrent_batches(&app.client, &app.base, &app.base, &app.admin).await;
+}
+
+/// Makes an org with `license` through the API at `base`; its id.
+async fn org_at(client: &reqwest::Client, base: &str, token: &str, license: Value) -> String {
+    let email = format!("owner{}@batches.test", uuid::Uuid::now_v7().simple());
+    let user = json!({"email": email, "name": "Owner", "password": PASSWORD});
+    let r = client.post(format!("{base}/api/v1/users")).bearer_auth(token).json(&user).send().await.unwrap();
+    let owner: Value = r.json().await.unwrap();
+    let org = json!({"name": "Batches", "owner_id": owner["id"], "license": license});
+    let r = client.post(format!("{base}/api/v1/orgs")).bearer_auth(token).json(&org).send().await.unwrap();
+    let org: Value = r.json().await.unwrap();
+    org["id"].as_str().unwrap().to_owned()
+}
+
+/// The concurrent batches of [`concurrent_batches_with_duplicates_and_retries_count_each_event_once`],
+/// sent alternately to `first` and `second` (two nodes, or the same one twice).
+pub async fn exact_under_concurrent_batches(client: &reqwest::Client, first: &str, second: &str, token: &str) {
+    let limited = org_at(client, first, token, json!({"operations": 150})).await;
+    let open = org_at(client, first, token, json!({"operations": null})).await;
+    let mut tasks = Vec::new();
+    for client_no in 0..8u64 {
+        let (client, token) = (client.clone(), token.to_owned());
+        let base = if client_no % 2 == 0 { first.to_owned() } else { second.to_owned() };
+        let (limited, open) = (limited.clone(), open.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut accepted, mut refused) = (Vec::new(), 0);
+            for round in 0..6u64 {
+                // Ids overlap across clients and rounds: the same events sent again and again.
+                let events: Vec<Value> = (0..40u64)
+                    .map(|k| {
+                        let n = (client_no * 13 + round * 17 + k * 7) % 120;
+                        let org = if k % 2 == 0 { &limited } else { &open };
+                        json!({"id": format!("ev-{n}"), "org_id": org, "operations": 1 + n % 3})
+                    })
+                    .collect();
+                let body = json!({"events": events});
+                let r = client
+                    .post(format!("{base}/api/v1/usage/events"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+                let answer: Value = r.json().await.unwrap();
+                for (e, res) in events.iter().zip(answer["results"].as_array().unwrap()) {
+                    assert_ne!(res["status"], "invalid", "{res}");
+                    refused += u32::from(res["status"] == "quota_exhausted");
+                    if res["status"] == "accepted" {
+                        accepted.push((
+                            e["org_id"].as_str().unwrap().to_owned(),
+                            e["id"].as_str().unwrap().to_owned(),
+                            e["operations"].as_u64().unwrap(),
+                        ));
+                    }
+                }
+            }
+            (accepted, refused)
+        }));
+    }
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for t in tasks {
+        let (a, r) = t.await.unwrap();
+        accepted.extend(a);
+        refused += r;
+    }
+    assert!(refused > 0, "the limited org's budget ran out during the run");
+    let mut once = std::collections::HashSet::new();
+    for (org, id, _) in &accepted {
+        assert!(once.insert((org.clone(), id.clone())), "{id} of {org} was accepted twice");
+    }
+    for (org, limit) in [(&limited, Some(150)), (&open, None)] {
+        let sum: u64 = accepted.iter().filter(|(o, _, _)| o == org).map(|(_, _, n)| n).sum();
+        let r = client.get(format!("{second}/api/v1/orgs/{org}/usage")).bearer_auth(token).send().await.unwrap();
+        let usage: Value = r.json().await.unwrap();
+        let used = usage["operations"]["used"].as_u64().unwrap();
+        assert_eq!(used, sum, "used is the sum of the distinct accepted events");
+        if let Some(l) = limit {
+            assert!(used <= l, "{used} is past the limit {l}");
+        } else {
+            assert!(used > 0);
+        }
+    }
+}

@@ -183,6 +183,17 @@ async fn metering_stays_exact_across_nodes() {
     assert_eq!(usage["operations"]["used"], 40);
 }
 
+/// Batches of usage events sent to two nodes at once, with duplicates and retries: each event
+/// counts once and no org goes past its limit.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: STEWARD_TEST_POSTGRES_URL names a server (scripts/test runs these)"]
+async fn usage_events_stay_exact_across_nodes() {
+    let (a, b, _dir) = two_nodes(None).await;
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    crate::metering::exact_under_concurrent_batches(&client, &a.base, &b.base, &admin).await;
+}
+
 #[tokio::test]
 #[ignore = "needs PostgreSQL: STEWARD_TEST_POSTGRES_URL names a server (scripts/test runs these)"]
 async fn two_nodes_deliver_each_email_once() {

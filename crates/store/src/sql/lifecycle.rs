@@ -113,6 +113,7 @@ impl<E: Exec> Lifecycle for E {
             "DELETE FROM usage_alerts WHERE org_id = ?",
             "DELETE FROM usage_periods WHERE org_id = ?",
             "DELETE FROM usage_days WHERE org_id = ?",
+            "DELETE FROM usage_events WHERE org_id = ?",
             "DELETE FROM deprovision_records WHERE org_id = ?",
             "DELETE FROM ownership_handovers WHERE org_id = ?",
             "UPDATE audit_events SET personal = NULL WHERE org_id = ? AND personal IS NOT NULL",

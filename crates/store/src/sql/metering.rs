@@ -87,8 +87,172 @@ fn asset_columns(a: &AssetRow) -> Columns {
         .set("updated_at", micros(a.updated_at))
 }
 
+/// Ids per statement when a batch's ids are looked up or written: well inside both databases'
+/// limits on parameters.
+const IDS_PER_STATEMENT: usize = 200;
+
+/// A period a batch counts in, as locked and read, and what the batch does to it.
+struct Tally {
+    row: UsageRow,
+    /// Whether the batch made the period's row (and removes it when it accepts nothing).
+    made: bool,
+    accepted: bool,
+}
+
+/// Makes and locks the period row of each (org, period) of a batch, in id order so that two
+/// batches never wait on each other in a circle, and reads what it holds.
+async fn lock_periods<E: Exec + ?Sized>(
+    exec: &mut E,
+    events: &[UsageEvent],
+) -> StoreResult<std::collections::BTreeMap<(OrgId, i64), Tally>> {
+    let mut periods = std::collections::BTreeMap::new();
+    for e in events {
+        periods.entry((e.consume.org, micros(e.consume.period_start))).or_insert(e.consume.period_end);
+    }
+    let mut tallies = std::collections::BTreeMap::new();
+    for ((org, start), end) in periods {
+        let made = exec
+            .run(
+                Stmt::new("INSERT INTO usage_periods (org_id, period_start, period_end) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                    .bind(org.to_string())
+                    .bind(start)
+                    .bind(micros(end)),
+            )
+            .await?
+            == 1;
+        let read =
+            Stmt::new(format!("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?{}", E::ROW_LOCK))
+                .bind(org.to_string())
+                .bind(start);
+        let row = exec.fetch_one(read).await?.ok_or(crate::StoreError::Conflict(crate::Constraint::VersionMismatch))?;
+        tallies.insert((org, start), Tally { row: usage_from_row(&row)?, made, accepted: false });
+    }
+    Ok(tallies)
+}
+
+/// The ids of `events` their orgs have counted already (and not forgotten).
+async fn counted_ids<E: Exec + ?Sized>(
+    exec: &mut E,
+    events: &[UsageEvent],
+) -> StoreResult<std::collections::HashSet<(OrgId, String)>> {
+    let mut by_org: std::collections::BTreeMap<OrgId, Vec<&str>> = std::collections::BTreeMap::new();
+    for e in events {
+        by_org.entry(e.consume.org).or_default().push(&e.id);
+    }
+    let mut counted = std::collections::HashSet::new();
+    for (org, ids) in by_org {
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut query =
+                Stmt::new(format!("SELECT event_id FROM usage_events WHERE org_id = ? AND event_id IN ({marks})"))
+                    .bind(org.to_string());
+            for id in chunk {
+                query = query.bind((*id).to_owned());
+            }
+            for row in exec.fetch(query).await? {
+                counted.insert((org, get::<String>(&row, "event_id")?));
+            }
+        }
+    }
+    Ok(counted)
+}
+
 #[async_trait]
 impl<E: Exec> Metering for E {
+    async fn ingest_usage(
+        &mut self,
+        events: &[UsageEvent],
+        now: OffsetDateTime,
+    ) -> StoreResult<(Vec<EventOutcome>, Vec<UsageRow>)> {
+        let mut orgs: Vec<OrgId> = events.iter().map(|e| e.consume.org).collect();
+        orgs.sort();
+        orgs.dedup();
+        for org in &orgs {
+            self.run(
+                Stmt::new("DELETE FROM usage_events WHERE org_id = ? AND keep_until <= ?")
+                    .bind(org.to_string())
+                    .bind(micros(now)),
+            )
+            .await?;
+        }
+        let mut tallies = lock_periods(self, events).await?;
+        let mut seen = counted_ids(self, events).await?;
+        // Each event in turn against the running totals: exact, for the periods are locked.
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut days: std::collections::BTreeMap<(OrgId, i64), (u64, u64)> = std::collections::BTreeMap::new();
+        let mut kept = Vec::new();
+        for e in events {
+            let c = &e.consume;
+            if !seen.insert((c.org, e.id.clone())) {
+                outcomes.push(EventOutcome::Duplicate);
+                continue;
+            }
+            let tally = tallies.get_mut(&(c.org, micros(c.period_start))).expect("every period was locked");
+            let fits = |limit: Option<u64>, used: u64, more: u64| limit.is_none_or(|l| used.saturating_add(more) <= l);
+            if !(fits(c.operations_limit, tally.row.operations_used, c.operations)
+                && fits(c.transfer_limit, tally.row.transfer_used, c.transfer))
+            {
+                seen.remove(&(c.org, e.id.clone()));
+                outcomes.push(EventOutcome::Refused);
+                continue;
+            }
+            tally.row.operations_used += c.operations;
+            tally.row.transfer_used += c.transfer;
+            tally.accepted = true;
+            let day = days.entry((c.org, micros(day_of(c.at)))).or_default();
+            day.0 += c.operations;
+            day.1 += c.transfer;
+            kept.push(e);
+            outcomes.push(EventOutcome::Accepted);
+        }
+        for chunk in kept.chunks(IDS_PER_STATEMENT) {
+            let rows = vec!["(?, ?, ?, ?)"; chunk.len()].join(", ");
+            let mut insert = Stmt::new(format!(
+                "INSERT INTO usage_events (org_id, event_id, period_start, keep_until) VALUES {rows}"
+            ));
+            for e in chunk {
+                insert = insert
+                    .bind(e.consume.org.to_string())
+                    .bind(e.id.clone())
+                    .bind(micros(e.consume.period_start))
+                    .bind(micros(e.keep_until));
+            }
+            self.run(insert).await?;
+        }
+        let mut usage = Vec::new();
+        for ((org, start), tally) in tallies {
+            if tally.accepted {
+                let set = Stmt::new(
+                    "UPDATE usage_periods SET operations_used = ?, transfer_used = ? WHERE org_id = ? AND period_start = ?",
+                )
+                .bind(amount(tally.row.operations_used))
+                .bind(amount(tally.row.transfer_used))
+                .bind(org.to_string())
+                .bind(start);
+                expect_one(self.run(set).await?)?;
+                usage.push(tally.row);
+            } else if tally.made {
+                let unmade = Stmt::new("DELETE FROM usage_periods WHERE org_id = ? AND period_start = ?")
+                    .bind(org.to_string())
+                    .bind(start);
+                self.run(unmade).await?;
+            }
+        }
+        for ((org, day), (operations, transfer)) in days {
+            let add = Stmt::new(
+                "INSERT INTO usage_days (org_id, day, operations_used, transfer_used) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (org_id, day) DO UPDATE SET operations_used = usage_days.operations_used + excluded.operations_used, \
+                 transfer_used = usage_days.transfer_used + excluded.transfer_used",
+            )
+            .bind(org.to_string())
+            .bind(day)
+            .bind(amount(operations))
+            .bind(amount(transfer));
+            self.run(add).await?;
+        }
+        Ok((outcomes, usage))
+    }
+
     async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>> {
         let row = self
             .fetch_one(

@@ -41,6 +41,11 @@ pub(crate) trait Exec: Send {
     /// PostgreSQL, where nodes claim at once.
     const CLAIM_LOCK: &'static str;
 
+    /// What a `SELECT` of rows this transaction will update adds so that no other writer changes
+    /// them meanwhile: nothing on SQLite, whose one writer holds the whole database from `BEGIN
+    /// IMMEDIATE`; `FOR UPDATE` on PostgreSQL.
+    const ROW_LOCK: &'static str;
+
     /// The instance secrets this store has read as committed.
     fn secrets(&self) -> &crate::KnownSecrets;
 

@@ -7,6 +7,7 @@ use super::*;
 #[async_trait]
 impl sql::Exec for SqliteTx {
     const CLAIM_LOCK: &'static str = "";
+    const ROW_LOCK: &'static str = "";
     const USER_COLUMNS: &'static str = USER_COLUMNS;
 
     fn secrets(&self) -> &KnownSecrets {
