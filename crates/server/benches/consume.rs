@@ -165,6 +165,132 @@ async fn api(url: &str, token: &str, clients: usize) -> f64 {
     rate(n, start.elapsed())
 }
 
+/// Batch ingestion against its ceiling, durable: the plain loop that does the same work per
+/// event on the same file — the event's id into a unique index, then the conditional UPDATE of
+/// its org's counter — committed 1,000 events at a time; and `POST /api/v1/usage/events` with
+/// batches of 1,000 events spread over 100 orgs, from 4 clients.
+async fn batches() -> Vec<(String, f64)> {
+    const ORGS: usize = 100;
+    const BATCH: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        database_url: url.clone(),
+        bootstrap_admin_email: Some("bench@steward.test".into()),
+        bootstrap_admin_password: Some(Secret::new("bench password 123")),
+        sqlite_durable: true,
+        ..Config::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = steward::Server::build(config, listener).await.unwrap();
+    let base = format!("http://{}", server.addr);
+    tokio::spawn(server.run(std::future::pending()));
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "bench@steward.test", "password": "bench password 123"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"].as_str().unwrap().to_owned();
+    let me: serde_json::Value =
+        client.get(format!("{base}/api/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let owner = me["user"]["id"].as_str().unwrap().to_owned();
+    let mut orgs = Vec::new();
+    for i in 0..ORGS {
+        let body = json!({"name": format!("Bench {i}"), "owner_id": owner, "license": {"operations": u64::MAX >> 14}});
+        let org: serde_json::Value = client
+            .post(format!("{base}/api/v1/orgs"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        orgs.push(org["id"].as_str().unwrap().to_owned());
+    }
+
+    // The ceiling: the same work per event, by hand, 1,000 events a commit.
+    let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+    let opts =
+        opts.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal).synchronous(sqlx::sqlite::SqliteSynchronous::Full);
+    let raw = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.unwrap();
+    for ddl in [
+        "CREATE TABLE bench_events (org INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (org, id))",
+        "CREATE TABLE bench_orgs (id INTEGER PRIMARY KEY, used BIGINT NOT NULL, lim BIGINT NOT NULL)",
+    ] {
+        sqlx::query(ddl).execute(&raw).await.unwrap();
+    }
+    for i in 0..ORGS as i64 {
+        sqlx::query("INSERT INTO bench_orgs VALUES (?, 0, 9223372036854775807)").bind(i).execute(&raw).await.unwrap();
+    }
+    let mut next = 0u64;
+    let (commits, t) = for_a_while(|| {
+        let raw = raw.clone();
+        let first = next;
+        next += BATCH as u64;
+        async move {
+            let mut tx = raw.begin().await.unwrap();
+            for n in first..first + BATCH as u64 {
+                let org = (n % ORGS as u64) as i64;
+                sqlx::query("INSERT INTO bench_events VALUES (?, ?)")
+                    .bind(org)
+                    .bind(format!("ev-{n}"))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("UPDATE bench_orgs SET used = used + 1 WHERE id = ? AND used + 1 <= lim")
+                    .bind(org)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+    })
+    .await;
+    let ceiling = rate(commits * BATCH as u64, t);
+    raw.close().await;
+
+    // The API: batches of 1,000 events over the 100 orgs, new ids each, from 4 clients.
+    let url = format!("{base}/api/v1/usage/events");
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..4u64 {
+        let (client, url, token, orgs) = (client.clone(), url.clone(), token.clone(), orgs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut batch_no = 0u64;
+            while start.elapsed().as_secs_f64() < SECONDS {
+                let events: Vec<_> = (0..BATCH)
+                    .map(|k| json!({"id": format!("c{c}-b{batch_no}-{k}"), "org_id": orgs[k % ORGS], "operations": 1}))
+                    .collect();
+                let r = client.post(&url).bearer_auth(&token).json(&json!({"events": events})).send().await.unwrap();
+                assert_eq!(r.status(), 200);
+                let answer: serde_json::Value = r.json().await.unwrap();
+                assert!(answer["results"].as_array().unwrap().iter().all(|r| r["status"] == "accepted"));
+                n += BATCH as u64;
+                batch_no += 1;
+            }
+            n
+        }));
+    }
+    let mut n = 0;
+    for t in tasks {
+        n += t.await.unwrap();
+    }
+    vec![
+        ("plain loop: id into a unique index, conditional UPDATE, 1,000 a commit (ceiling)".into(), ceiling),
+        ("POST /api/v1/usage/events, 1,000 a batch over 100 orgs, 4 clients".into(), rate(n, start.elapsed())),
+    ]
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     // Durable: the ceiling commits with synchronous=FULL, Steward flushes the log after its
@@ -178,5 +304,13 @@ fn main() {
             let mode = if durable { "durable" } else { "not durable" };
             println!("| {mode} | {name} | {r:.0} | {:.2} |", r / ceiling);
         }
+    }
+    println!();
+    println!("| durable batches | events/s | ratio to ceiling |");
+    println!("| --- | ---: | ---: |");
+    let rows = runtime.block_on(batches());
+    let ceiling = rows[0].1;
+    for (name, r) in rows {
+        println!("| {name} | {r:.0} | {:.2} |", r / ceiling);
     }
 }

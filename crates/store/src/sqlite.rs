@@ -177,7 +177,11 @@ impl Store for SqliteStore {
         if usage.is_some() {
             let committing = self.flush.begin();
             tx.commit().await.map_err(backend)?;
-            self.flush.through(committing.done()).await?;
+            let n = committing.done();
+            // The next consume takes the writer while this one waits for its flush, which may
+            // then cover both: concurrent consumes share their flushes.
+            drop(writer);
+            self.flush.through(n).await?;
         } else {
             tx.rollback().await.map_err(backend)?;
         }

@@ -288,3 +288,75 @@ async fn a_store_opened_not_durable_flushes_nothing() {
     assert_eq!(store.flush.synced(), 0);
     assert!(store.flush.seen() > 0);
 }
+
+/// Consumes share their flushes: while one waits for the log to reach the disk, the next takes
+/// the writer and commits, so that one flush then answers both.
+#[tokio::test]
+async fn a_consume_waiting_for_its_flush_leaves_the_writer_to_the_next() {
+    use crate::{Consume, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, true).await;
+    let now = OffsetDateTime::now_utc();
+    let owner = crate::UserRow::new(
+        "owner@flush.test",
+        "owner@flush.test".into(),
+        "Owner",
+        steward_core::UserStatus::Active,
+        now,
+    );
+    let org = crate::OrgRow {
+        id: steward_core::OrgId::new(),
+        name: "Flushed".into(),
+        external_id: None,
+        owner_id: owner.id,
+        state: steward_core::OrgState::Active,
+        timezone: None,
+        country: None,
+        license: steward_core::License::default(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&owner).await.unwrap();
+    tx.insert_org(&org).await.unwrap();
+    tx.commit().await.unwrap();
+    let take = Consume {
+        org: org.id,
+        period_start: now,
+        period_end: now + time::Duration::days(30),
+        at: now,
+        operations: 1,
+        transfer: 0,
+        operations_limit: None,
+        transfer_limit: None,
+    };
+    let held = store.flush.hold().await;
+    let consumes: Vec<_> = (0..3)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.consume(&take).await.unwrap().unwrap() })
+        })
+        .collect();
+    // All three commit (a reader sees them) while the flush is held…
+    let committed = async {
+        loop {
+            let mut read = store.read().await.unwrap();
+            let used = read.usage(org.id, now).await.unwrap().map_or(0, |u| u.operations_used);
+            drop(read);
+            if used == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), committed)
+        .await
+        .expect("a consume held the writer while it waited for its flush");
+    // …and none is answered before its flush.
+    assert!(consumes.iter().all(|c| !c.is_finished()), "a consume was answered before its flush");
+    drop(held);
+    for c in consumes {
+        c.await.unwrap();
+    }
+}
