@@ -139,19 +139,11 @@ impl Store for PgStore {
     }
 
     async fn consume(&self, c: &Consume) -> StoreResult<Option<UsageRow>> {
-        let [open, take, day] = sql::metering::consume(c);
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        pg_query(open)?.execute(&mut *tx).await.map_err(backend)?;
-        let row = pg_query(take)?.fetch_optional(&mut *tx).await.map_err(backend)?;
-        let usage = row.as_ref().map(usage_from_row).transpose()?;
-        // A refused consume leaves no trace, not even the period row it may have created.
-        if usage.is_some() {
-            pg_query(day)?.execute(&mut *tx).await.map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-        } else {
-            tx.rollback().await.map_err(backend)?;
-        }
-        Ok(usage)
+        // One statement, one round trip (see `consume_in_one_statement`); a refused consume
+        // writes nothing, not even a period row.
+        let row =
+            pg_query(sql::metering::consume_in_one_statement(c))?.fetch_optional(&self.pool).await.map_err(backend)?;
+        row.as_ref().map(usage_from_row).transpose()
     }
 }
 

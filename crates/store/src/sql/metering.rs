@@ -50,6 +50,46 @@ pub(crate) fn consume(c: &Consume) -> [Stmt; 3] {
     [open, take, day]
 }
 
+/// A consume as one statement, for PostgreSQL, whose data-modifying `WITH` SQLite lacks: the
+/// period's row is made with the amounts only where the limits cover them, or updated only
+/// where they still do (`ON CONFLICT … DO UPDATE … WHERE`, judged on the row as locked), the
+/// day counts what was taken, and the period's new usage is answered (no row: refused, nothing
+/// written). One round trip, and no `BEGIN` or `COMMIT` of its own.
+pub(crate) fn consume_in_one_statement(c: &Consume) -> Stmt {
+    Stmt::new(
+        "WITH took AS (INSERT INTO usage_periods (org_id, period_start, period_end, operations_used, transfer_used) \
+         SELECT ?, ?, ?, ?, ? WHERE (? IS NULL OR ? <= ?) AND (? IS NULL OR ? <= ?) \
+         ON CONFLICT (org_id, period_start) DO UPDATE SET \
+         operations_used = usage_periods.operations_used + excluded.operations_used, \
+         transfer_used = usage_periods.transfer_used + excluded.transfer_used \
+         WHERE (? IS NULL OR usage_periods.operations_used + excluded.operations_used <= ?) \
+         AND (? IS NULL OR usage_periods.transfer_used + excluded.transfer_used <= ?) RETURNING *), \
+         counted AS (INSERT INTO usage_days (org_id, day, operations_used, transfer_used) \
+         SELECT org_id, ?, ?, ? FROM took ON CONFLICT (org_id, day) DO UPDATE SET \
+         operations_used = usage_days.operations_used + excluded.operations_used, \
+         transfer_used = usage_days.transfer_used + excluded.transfer_used) \
+         SELECT * FROM took",
+    )
+    .bind(c.org.to_string())
+    .bind(micros(c.period_start))
+    .bind(micros(c.period_end))
+    .bind(amount(c.operations))
+    .bind(amount(c.transfer))
+    .bind(c.operations_limit.map(amount))
+    .bind(amount(c.operations))
+    .bind(c.operations_limit.map(amount))
+    .bind(c.transfer_limit.map(amount))
+    .bind(amount(c.transfer))
+    .bind(c.transfer_limit.map(amount))
+    .bind(c.operations_limit.map(amount))
+    .bind(c.operations_limit.map(amount))
+    .bind(c.transfer_limit.map(amount))
+    .bind(c.transfer_limit.map(amount))
+    .bind(micros(day_of(c.at)))
+    .bind(amount(c.operations))
+    .bind(amount(c.transfer))
+}
+
 /// The first instant of `at`'s UTC day.
 pub(crate) fn day_of(at: OffsetDateTime) -> OffsetDateTime {
     at.to_offset(time::UtcOffset::UTC).replace_time(time::Time::MIDNIGHT)
