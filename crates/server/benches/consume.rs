@@ -32,48 +32,75 @@ where
     (n, start.elapsed())
 }
 
-async fn run(durable: bool) -> Vec<(String, f64)> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: url.clone(),
-        bootstrap_admin_email: Some("bench@steward.test".into()),
-        bootstrap_admin_password: Some(Secret::new("bench password 123")),
-        sqlite_durable: durable,
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = steward::Server::build(config, listener).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    let store: Arc<dyn Store> = server.state.store.clone();
-    tokio::spawn(server.run(std::future::pending()));
+/// A Steward served in this process on a fresh SQLite file, signed in as its bootstrap admin.
+struct Served {
+    _dir: tempfile::TempDir,
+    /// The database URL, for the ceilings measured on the same file.
+    url: String,
+    base: String,
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    token: String,
+}
 
-    let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "bench@steward.test", "password": "bench password 123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    let me: serde_json::Value =
-        client.get(format!("{base}/api/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    let owner = me["user"]["id"].as_str().unwrap().to_owned();
-    let org: serde_json::Value = client
-        .post(format!("{base}/api/v1/orgs"))
-        .bearer_auth(&token)
-        .json(&json!({"name": "Bench", "owner_id": owner, "license": {"operations": u64::MAX >> 14}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let org_id = org["id"].as_str().unwrap().to_owned();
+impl Served {
+    async fn start(durable: bool) -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            database_url: url.clone(),
+            bootstrap_admin_email: Some("bench@steward.test".into()),
+            bootstrap_admin_password: Some(Secret::new("bench password 123")),
+            sqlite_durable: durable,
+            ..Config::default()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = steward::Server::build(config, listener).await.unwrap();
+        let base = format!("http://{}", server.addr);
+        let store: Arc<dyn Store> = server.state.store.clone();
+        tokio::spawn(server.run(std::future::pending()));
+        let client = reqwest::Client::new();
+        let login = json!({"email": "bench@steward.test", "password": "bench password 123"});
+        let login: serde_json::Value =
+            client.post(format!("{base}/api/v1/auth/login")).json(&login).send().await.unwrap().json().await.unwrap();
+        let token = login["token"].as_str().unwrap().to_owned();
+        Served { _dir: dir, url, base, store, client, token }
+    }
+
+    /// A new org with an operations budget no run uses up; its id.
+    async fn org(&self, name: &str) -> String {
+        let me: serde_json::Value = self
+            .client
+            .get(format!("{}/api/v1/me", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let body = json!({"name": name, "owner_id": me["user"]["id"], "license": {"operations": u64::MAX >> 14}});
+        let org: serde_json::Value = self
+            .client
+            .post(format!("{}/api/v1/orgs", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        org["id"].as_str().unwrap().to_owned()
+    }
+}
+
+async fn run(durable: bool) -> Vec<(String, f64)> {
+    let served = Served::start(durable).await;
+    let Served { url, base, store, token, .. } = &served;
+    let (url, base, store, token) = (url.clone(), base.clone(), store.clone(), token.clone());
+    let org_id = served.org("Bench").await;
 
     // The ceiling: the bare conditional UPDATE on the same file, one transaction each.
     let mut opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
@@ -172,48 +199,12 @@ async fn api(url: &str, token: &str, clients: usize) -> f64 {
 async fn batches() -> Vec<(String, f64)> {
     const ORGS: usize = 100;
     const BATCH: usize = 1000;
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let config = Config {
-        listen: "127.0.0.1:0".into(),
-        database_url: url.clone(),
-        bootstrap_admin_email: Some("bench@steward.test".into()),
-        bootstrap_admin_password: Some(Secret::new("bench password 123")),
-        sqlite_durable: true,
-        ..Config::default()
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = steward::Server::build(config, listener).await.unwrap();
-    let base = format!("http://{}", server.addr);
-    tokio::spawn(server.run(std::future::pending()));
-    let client = reqwest::Client::new();
-    let login: serde_json::Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": "bench@steward.test", "password": "bench password 123"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["token"].as_str().unwrap().to_owned();
-    let me: serde_json::Value =
-        client.get(format!("{base}/api/v1/me")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    let owner = me["user"]["id"].as_str().unwrap().to_owned();
+    let served = Served::start(true).await;
+    let (url, base, token, client) =
+        (served.url.clone(), served.base.clone(), served.token.clone(), served.client.clone());
     let mut orgs = Vec::new();
     for i in 0..ORGS {
-        let body = json!({"name": format!("Bench {i}"), "owner_id": owner, "license": {"operations": u64::MAX >> 14}});
-        let org: serde_json::Value = client
-            .post(format!("{base}/api/v1/orgs"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        orgs.push(org["id"].as_str().unwrap().to_owned());
+        orgs.push(served.org(&format!("Bench {i}")).await);
     }
 
     // The ceiling: the same work per event, by hand, 1,000 events a commit.

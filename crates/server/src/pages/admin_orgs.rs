@@ -324,17 +324,7 @@ async fn deprovision_form(
 ) -> Result<Response, PageError> {
     let org = api::read_org(&state, &viewer.principal(), id).await?;
     let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
-    let page = DeprovisionPage {
-        chrome: chrome.clone(),
-        org,
-        reason: String::new(),
-        demote_to: "member".into(),
-        notifications_off: true,
-        plan: vec![],
-        owner_name: String::new(),
-        silenced: vec![],
-        error: None,
-    };
+    let page = DeprovisionPage::choosing(chrome.clone(), org, String::new(), "member".into(), true);
     render(&chrome, &page)
 }
 
@@ -359,17 +349,7 @@ async fn deprovision(
         // Back to the choices, as they were made.
         let org = api::read_org(&state, &viewer.principal(), id).await?;
         let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
-        let page = DeprovisionPage {
-            chrome: chrome.clone(),
-            org,
-            reason: form.reason,
-            demote_to,
-            notifications_off,
-            plan: vec![],
-            owner_name: String::new(),
-            silenced: vec![],
-            error: None,
-        };
+        let page = DeprovisionPage::choosing(chrome.clone(), org, form.reason, demote_to, notifications_off);
         return render(&chrome, &page);
     }
     let dry_run = form.step != "apply";
@@ -402,18 +382,25 @@ async fn deprovision(
     let owner_name = people.clone().find(|m| m.user_id == org.owner_id).map(|m| m.name.clone()).unwrap_or_default();
     let silenced = if notifications_off { people.map(|m| m.name.clone()).collect() } else { vec![] };
     let chrome = viewer.chrome.titled(format!("Deprovision {}", org.name));
-    let page = DeprovisionPage {
-        chrome: chrome.clone(),
-        org,
-        reason: form.reason,
-        demote_to,
-        notifications_off,
-        plan,
-        owner_name,
-        silenced,
-        error,
-    };
-    render(&chrome, &page)
+    let choices = DeprovisionPage::choosing(chrome.clone(), org, form.reason, demote_to, notifications_off);
+    render(&chrome, &DeprovisionPage { plan, owner_name, silenced, error, ..choices })
+}
+
+impl DeprovisionPage {
+    /// The wizard's first step, with the choices as made (no plan yet).
+    fn choosing(chrome: Chrome, org: OrgView, reason: String, demote_to: String, notifications_off: bool) -> Self {
+        DeprovisionPage {
+            chrome,
+            org,
+            reason,
+            demote_to,
+            notifications_off,
+            plan: vec![],
+            owner_name: String::new(),
+            silenced: vec![],
+            error: None,
+        }
+    }
 }
 
 /// The plan's steps with the people it names by id named by name.
