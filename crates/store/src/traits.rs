@@ -419,6 +419,8 @@ pub trait Metering {
         events: &[UsageEvent],
         now: OffsetDateTime,
     ) -> StoreResult<(Vec<EventOutcome>, Vec<UsageRow>)>;
+    /// Forgets up to `limit` event ids of any org whose `keep_until` has passed; how many.
+    async fn forget_usage_events(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<u64>;
     /// The org's usage in the period starting at `period_start`, if anything was consumed.
     async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>>;
     /// The org's periods, newest first.

@@ -1760,8 +1760,13 @@ async fn usage_events_count_once_each_all_or_nothing_and_exactly(store: Arc<dyn 
         "a refused id was not remembered; another org's ids are its own"
     );
     tx.commit().await.unwrap();
-    // Past keep_until an id is forgotten and counts again.
+    // Past keep_until an id is forgotten and counts again: by the scheduler's sweep, a bounded
+    // number at a time, or by the org's next batch.
     let later = start + time::Duration::days(61);
+    let mut tx = store.write().await.unwrap();
+    assert_eq!(tx.forget_usage_events(start, 10).await.unwrap(), 0, "nothing has expired yet");
+    assert_eq!(tx.forget_usage_events(later, 2).await.unwrap(), 2, "two at a time");
+    tx.rollback().await.unwrap();
     let mut tx = store.write().await.unwrap();
     let (outcomes, _) = tx.ingest_usage(&[event(a.id, "e1", 0, None)], later).await.unwrap();
     assert_eq!(outcomes, vec![Accepted]);

@@ -656,3 +656,25 @@ pub async fn exact_under_concurrent_batches(client: &reqwest::Client, first: &st
         }
     }
 }
+
+/// An event id is remembered through the period after its own, then the scheduler forgets it —
+/// whether or not its org sends again — and the same id counts anew.
+#[tokio::test]
+async fn event_ids_are_forgotten_after_the_next_period() {
+    let mut app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": null})).await;
+    let batch = json!({"events": [{"id": "once", "org_id": org, "operations": 1}]});
+    let first = app.post("/api/v1/usage/events", &app.admin, batch.clone()).await.expect(200);
+    assert_eq!(first["results"][0]["status"], "accepted");
+    app.advance(time::Duration::days(27)).await;
+    steward::scheduler::run_once(&app.state).await.unwrap();
+    let db = app.db().await;
+    assert_eq!(db.i64("SELECT COUNT(*) FROM usage_events", &[]).await, 1, "kept through the next period");
+    let retried = app.post("/api/v1/usage/events", &app.admin, batch.clone()).await.expect(200);
+    assert_eq!(retried["results"][0]["status"], "duplicate");
+    app.advance(time::Duration::days(70)).await;
+    steward::scheduler::run_once(&app.state).await.unwrap();
+    assert_eq!(db.i64("SELECT COUNT(*) FROM usage_events", &[]).await, 0, "the scheduler forgot it");
+    let anew = app.post("/api/v1/usage/events", &app.admin, batch).await.expect(200);
+    assert_eq!(anew["results"][0]["status"], "accepted");
+}

@@ -9,3 +9,5 @@ CREATE TABLE usage_events (
     PRIMARY KEY (org_id, event_id)
 );
 CREATE INDEX usage_events_keep ON usage_events (org_id, keep_until);
+-- The scheduler forgets expired ids of every org, a bounded number at a time.
+CREATE INDEX usage_events_expiry ON usage_events (keep_until);

@@ -199,6 +199,16 @@ async fn counted_ids<E: Exec + ?Sized>(
 
 #[async_trait]
 impl<E: Exec> Metering for E {
+    async fn forget_usage_events(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<u64> {
+        let forget = Stmt::new(
+            "DELETE FROM usage_events WHERE (org_id, event_id) IN \
+             (SELECT org_id, event_id FROM usage_events WHERE keep_until <= ? LIMIT ?)",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit));
+        self.run(forget).await
+    }
+
     async fn ingest_usage(
         &mut self,
         events: &[UsageEvent],
