@@ -151,15 +151,16 @@ pub async fn ingest(state: &AppState, principal: &Principal, batch: UsageEventBa
     let mut tx = state.store.write().await?;
     let (outcomes, usage) = tx.ingest_usage(&events, now).await?;
     tx.commit().await?;
+    // The batch's orgs by id, however their senders spelt them.
+    let by_id: HashMap<steward_core::OrgId, &OrgOfBatch> =
+        orgs.values().filter_map(|o| o.as_ref().ok()).map(|o| (o.org.id, o)).collect();
     for ((event, outcome), i) in events.iter().zip(&outcomes).zip(places) {
         let r = &mut results[i];
         (r.status, r.detail) = match outcome {
             EventOutcome::Accepted => ("accepted", None),
             EventOutcome::Duplicate => ("duplicate", None),
             EventOutcome::Refused => {
-                let expired = orgs
-                    .get(&event.consume.org.to_string())
-                    .is_some_and(|o| o.as_ref().is_ok_and(|o| o.org.license.expired(now)));
+                let expired = by_id.get(&event.consume.org).is_some_and(|o| o.org.license.expired(now));
                 let why = if expired { "the license has expired" } else { "the period's budget does not cover this" };
                 ("quota_exhausted", Some(why.to_owned()))
             }
@@ -167,7 +168,7 @@ pub async fn ingest(state: &AppState, principal: &Principal, batch: UsageEventBa
     }
     // What follows for each org that counted something: frozen when used up, thresholds alerted.
     for row in usage {
-        let Some(Ok(of_org)) = orgs.get(&row.org_id.to_string()) else { continue };
+        let Some(of_org) = by_id.get(&row.org_id) else { continue };
         state.hot.consumed(of_org.org.id);
         let counted =
             events.iter().zip(&outcomes).filter(|(e, o)| e.consume.org == row.org_id && **o == EventOutcome::Accepted);

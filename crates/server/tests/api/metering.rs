@@ -678,3 +678,27 @@ async fn event_ids_are_forgotten_after_the_next_period() {
     let anew = app.post("/api/v1/usage/events", &app.admin, batch).await.expect(200);
     assert_eq!(anew["results"][0]["status"], "accepted");
 }
+
+/// What follows a batch (the org frozen when it used a consumable up, the expiry named) holds
+/// however the sender spelt the org's id.
+#[tokio::test]
+async fn a_batch_follows_up_on_its_orgs_however_their_ids_are_spelt() {
+    let app = spawn_app().await;
+    let (org, _) = org_with(&app, json!({"operations": 5})).await;
+    let shouted = org.to_uppercase();
+    let batch = json!({"events": [{"id": "all", "org_id": shouted, "operations": 5}]});
+    let answer = app.post("/api/v1/usage/events", &app.admin, batch).await.expect(200);
+    assert_eq!(answer["results"][0]["status"], "accepted");
+    let frozen = app.get(&format!("/api/v1/audit?type=org.frozen&org_id={org}"), &app.admin).await.expect(200);
+    assert_eq!(frozen["items"].as_array().unwrap().len(), 1, "the org is recorded frozen: {frozen:#}");
+    app.patch(
+        &format!("/api/v1/orgs/{org}/license"),
+        &app.admin,
+        json!({"operations": 100, "expires_at": "2001-01-01T00:00:00Z"}),
+    )
+    .await
+    .expect(200);
+    let late = json!({"events": [{"id": "late", "org_id": shouted, "operations": 1}]});
+    let answer = app.post("/api/v1/usage/events", &app.admin, late).await.expect(200);
+    assert_eq!(answer["results"][0]["detail"], "the license has expired");
+}
