@@ -289,7 +289,7 @@ test('deprovision an organization through the wizard, then restore it', async ()
   assert.equal(org.license.operations, 5000, 'the license came back');
   assert.equal(org.frozen, false);
   const settings = (await api('GET', `/users/${ids.dan}/notifications`)).body;
-  assert.equal(settings.orgs[ids.globex].org_activity, true, "Globex's emails came back");
+  assert.equal(settings.orgs.find((o) => o.org_id === ids.globex).categories.org_activity, true, "Globex's emails came back");
   assert.equal(settings.categories.security, true);
 });
 

@@ -141,7 +141,7 @@ pub fn switches(settings: &NotificationSettings) -> Vec<Switch> {
 
 /// The switches of the org `org`'s own emails in a settings document.
 pub fn org_switches(settings: &NotificationSettings, org: &str) -> Vec<Switch> {
-    let of_org = settings.orgs.get(org);
+    let of_org = settings.of_org(org);
     ORG_NOTIFICATION_CATEGORIES
         .iter()
         .map(|c| Switch {
@@ -159,10 +159,11 @@ pub fn settings_from_form(form: &BTreeMap<String, String>) -> NotificationSettin
         .keys()
         .filter_map(|k| k.strip_prefix("org:").filter(|rest| !rest.contains(':')))
         .map(|org| {
-            let of_org = ORG_NOTIFICATION_CATEGORIES
+            let categories = ORG_NOTIFICATION_CATEGORIES
                 .iter()
-                .map(|c| ((*c).to_owned(), form.contains_key(&format!("org:{org}:{c}"))));
-            (org.to_owned(), of_org.collect())
+                .map(|c| ((*c).to_owned(), form.contains_key(&format!("org:{org}:{c}"))))
+                .collect();
+            crate::routes::lifecycle::OrgNotifications { org_id: org.to_owned(), categories }
         })
         .collect();
     NotificationSettings {

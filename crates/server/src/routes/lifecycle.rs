@@ -466,12 +466,28 @@ pub struct NotificationSettings {
     /// The person's own settings, for every org: `product_updates`, `usage_alerts`, `security`,
     /// `org_activity`. No org's lifecycle changes them.
     pub categories: BTreeMap<String, bool>,
-    /// By the id of an org the person is a member of: that org's own emails (`usage_alerts`,
-    /// `org_activity`), sent only when on here and in `categories`. Deprovisioning an org
-    /// switches these off for its members, and restoring it puts them back. A category left out
-    /// is on.
+    /// For each org the person is a member of: that org's own emails (`usage_alerts`,
+    /// `org_activity`), sent only when on there and in `categories`. Deprovisioning an org
+    /// switches these off for its members, and restoring it puts them back. On a write, orgs
+    /// left out keep their settings, and a category left out keeps its value.
     #[serde(default)]
-    pub orgs: BTreeMap<String, BTreeMap<String, bool>>,
+    pub orgs: Vec<OrgNotifications>,
+}
+
+/// A member's settings for one org's own emails.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgNotifications {
+    pub org_id: String,
+    /// `usage_alerts`, `org_activity`; a category not named is on.
+    pub categories: BTreeMap<String, bool>,
+}
+
+impl NotificationSettings {
+    /// The settings of the org `org`, when the document has them.
+    pub fn of_org(&self, org: &str) -> Option<&BTreeMap<String, bool>> {
+        self.orgs.iter().find(|o| o.org_id == org).map(|o| &o.categories)
+    }
 }
 
 impl NotificationSettings {
@@ -480,11 +496,11 @@ impl NotificationSettings {
         let on = steward_core::lifecycle::notification_on;
         let categories =
             NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), on(&user.notifications, c))).collect();
-        let mut orgs = BTreeMap::new();
+        let mut orgs = Vec::new();
         for m in tx.memberships_of(user.id).await? {
-            let of_org =
+            let categories =
                 ORG_NOTIFICATION_CATEGORIES.iter().map(|c| ((*c).to_owned(), on(&m.notifications, c))).collect();
-            orgs.insert(m.org_id.to_string(), of_org);
+            orgs.push(OrgNotifications { org_id: m.org_id.to_string(), categories });
         }
         Ok(NotificationSettings { categories, orgs })
     }
@@ -507,7 +523,7 @@ pub async fn set_notifications(
         }
     }
     let mut per_org = Vec::new();
-    for (org, categories) in &settings.orgs {
+    for OrgNotifications { org_id: org, categories } in &settings.orgs {
         let not_theirs = || ApiError::invalid(format!("orgs.{org}"), "is not an organization this user is a member of");
         let org_id: steward_core::OrgId = org.parse().map_err(|_| not_theirs())?;
         let membership = tx.membership_in(org_id, user.id).await?.ok_or_else(not_theirs)?;

@@ -4,6 +4,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
 
+/// The settings of `org`'s own emails in a notification settings document.
+fn of_org(settings: &Value, org: &str) -> Value {
+    let orgs = settings["orgs"].as_array().expect("the settings name each org");
+    orgs.iter().find(|o| o["org_id"] == org).map_or(Value::Null, |o| o["categories"].clone())
+}
+
 /// Everything restore must put back: license, owner, roles, members' notification settings.
 async fn state_of(app: &TestApp, org: &str) -> Value {
     let view = app.get(&format!("/api/v1/orgs/{org}"), &app.admin).await.expect(200);
@@ -77,7 +83,7 @@ async fn invariant_7_deprovision_then_restore_gives_back_license_owner_roles_and
     let roles = app.memberships(&owner).await;
     assert_eq!(roles, vec![(org.clone(), "member".to_owned(), false)], "the former owner is a member now");
     let n = app.get(&format!("/api/v1/users/{owner}/notifications"), &app.admin).await.expect(200);
-    assert_eq!(n["orgs"][&org], json!({"usage_alerts": false, "org_activity": false}), "{n}");
+    assert_eq!(of_org(&n, &org), json!({"usage_alerts": false, "org_activity": false}), "{n}");
     assert!(n["categories"].as_object().unwrap().values().all(|v| v == true), "the person's own stay: {n}");
     // Reads still work for the former owner, who stays a member.
     let token = {
@@ -145,15 +151,15 @@ async fn deprovisioning_one_org_silences_only_that_orgs_emails_and_restore_gives
     let acme = app.org("Acme", &owner).await;
     app.add_member(&acme, &bob, "admin").await;
     let settings = format!("/api/v1/users/{bob}/notifications");
-    let mine = json!({"categories": {}, "orgs": {globex.clone(): {"org_activity": false}}});
+    let mine = json!({"categories": {}, "orgs": [{"org_id": globex, "categories": {"org_activity": false}}]});
     app.put(&settings, &app.admin, mine).await.expect(200);
     let before = app.get(&settings, &app.admin).await.expect(200);
-    assert_eq!(before["orgs"][&globex], json!({"usage_alerts": true, "org_activity": false}));
+    assert_eq!(of_org(&before, &globex), json!({"usage_alerts": true, "org_activity": false}));
 
     app.post(&format!("/api/v1/orgs/{globex}/deprovision"), &app.admin, json!({"reason": "churned"})).await.expect(200);
     let during = app.get(&settings, &app.admin).await.expect(200);
-    assert_eq!(during["orgs"][&globex], json!({"usage_alerts": false, "org_activity": false}));
-    assert_eq!(during["orgs"][&acme], before["orgs"][&acme], "the other org's emails stay on");
+    assert_eq!(of_org(&during, &globex), json!({"usage_alerts": false, "org_activity": false}));
+    assert_eq!(of_org(&during, &acme), of_org(&before, &acme), "the other org's emails stay on");
     assert_eq!(during["categories"], before["categories"], "the person's own settings are not the org's to change");
     assert_eq!(during["categories"]["security"], true);
 
@@ -170,9 +176,9 @@ async fn deprovisioning_one_org_silences_only_that_orgs_emails_and_restore_gives
     let after = app.get(&settings, &app.admin).await.expect(200);
     assert_eq!(after, before, "restore gives back exactly what deprovisioning switched off");
 
-    let refused = json!({"categories": {}, "orgs": {acme.clone(): {"security": false}}});
+    let refused = json!({"categories": {}, "orgs": [{"org_id": acme, "categories": {"security": false}}]});
     app.put(&settings, &app.admin, refused).await.expect_problem(400, "validation_failed");
-    let stranger = json!({"categories": {}, "orgs": {"01936f0e-9a21-7c33-8b0d-1e2f3a4b5c6d": {"usage_alerts": false}}});
+    let stranger = json!({"categories": {}, "orgs": [{"org_id": "01936f0e-9a21-7c33-8b0d-1e2f3a4b5c6d", "categories": {"usage_alerts": false}}]});
     app.put(&settings, &app.admin, stranger).await.expect_problem(400, "validation_failed");
     assert_eq!(app.get(&settings, &app.admin).await.expect(200), before, "refused settings change nothing");
 }

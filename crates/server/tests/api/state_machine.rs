@@ -62,7 +62,8 @@ async fn restorable_state(app: &TestApp, org: &str) -> Value {
     for m in members["items"].as_array().unwrap() {
         let id = m["user_id"].as_str().unwrap();
         let n = app.get(&format!("/api/v1/users/{id}/notifications"), &app.admin).await.expect(200);
-        roles.push(json!([id, m["role"], n["categories"], n["orgs"][org]]));
+        let of_org = n["orgs"].as_array().unwrap().iter().find(|o| o["org_id"] == org).map(|o| o["categories"].clone());
+        roles.push(json!([id, m["role"], n["categories"], of_org]));
     }
     roles.sort_by_key(|r| r[0].as_str().unwrap().to_owned());
     json!({"license": view["license"], "owner": view["owner_id"], "members": roles})
