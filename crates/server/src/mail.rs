@@ -142,6 +142,12 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let due = tx.claim_due(now, now + time::Duration::minutes(2), 20).await?;
+    if due.is_empty() {
+        // Nothing claimed, nothing changed: a commit would tell every node of a change (on
+        // PostgreSQL) and drop what each keeps, on every poll.
+        tx.rollback().await?;
+        return Ok(0);
+    }
     tx.commit().await?;
     for m in &due {
         let mut tx = state.store.read().await?;

@@ -277,3 +277,33 @@ async fn failures_on_one_node_lock_the_account_on_the_other() {
         .unwrap();
     assert_eq!(r.status(), 401, "a third node, which saw no failure, finds the account locked");
 }
+
+/// Every node drops what it keeps (principals, `/me`, `/check`, a consume's facts) when another
+/// node tells of a commit, so a node at rest must tell of none: its outbox, webhook and scheduler
+/// passes that find nothing to do commit nothing.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: STEWARD_TEST_POSTGRES_URL names a server (scripts/test runs these)"]
+async fn a_node_at_rest_tells_the_others_of_no_change() {
+    let (a, _b, _dir) = two_nodes(None).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&a.db).await.unwrap();
+    listener.listen("steward_changes").await.unwrap();
+    // Each node polls its outbox every 50 ms and runs the scheduler every second.
+    let quiet = Duration::from_millis(2500);
+    let mut told = 0;
+    let until = Instant::now() + quiet;
+    while let Ok(heard) = tokio::time::timeout_at(until.into(), listener.try_recv()).await {
+        if heard.unwrap().is_some() {
+            told += 1;
+        }
+    }
+    assert_eq!(told, 0, "two idle nodes told of {told} changes in {quiet:?}");
+    // The listener hears a change when there is one.
+    let client = reqwest::Client::new();
+    let admin = login(&client, &a.base, ADMIN_EMAIL).await;
+    let body = json!({"email": "heard@nodes.test", "name": "Heard"});
+    let (status, _) =
+        call(&client, reqwest::Method::POST, format!("{}/api/v1/users", a.base), &admin, Some(body)).await;
+    assert_eq!(status, 201);
+    let heard = tokio::time::timeout(Duration::from_secs(5), listener.try_recv()).await;
+    assert!(matches!(heard, Ok(Ok(Some(_)))), "a created user is told: {heard:?}");
+}
