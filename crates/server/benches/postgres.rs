@@ -29,14 +29,15 @@ struct Node {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn node(db: &str, lease_slice: u64) -> Node {
+/// A node with `connections` in its pool: the nodes of a row share the ceiling's `CLIENTS`.
+async fn node(db: &str, lease_slice: u64, connections: u32) -> Node {
     let config = Config {
         listen: "127.0.0.1:0".into(),
         database_url: db.into(),
         bootstrap_admin_email: Some(ADMIN.into()),
         bootstrap_admin_password: Some(Secret::new(PASSWORD)),
         lease_slice,
-        database_max_connections: 8,
+        database_max_connections: connections,
         ..Config::default()
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -81,8 +82,17 @@ async fn orgs(client: &reqwest::Client, base: &str, token: &str, n: usize) -> Ve
     ids
 }
 
-/// Consumes per second with `CLIENTS` tasks spread over `nodes`, each picking orgs round robin.
+/// Consumes per second with `CLIENTS` tasks spread over `nodes`, each picking orgs round robin,
+/// in a running instance: every org has consumed once on every node before the clock starts, as
+/// the ceiling's rows exist before its clock starts.
 async fn consume_rate(client: &reqwest::Client, nodes: &[String], token: &str, orgs: &[String]) -> f64 {
+    for base in nodes {
+        for org in orgs {
+            let (s, body) =
+                post(client, format!("{base}/api/v1/orgs/{org}/usage"), token, json!({"operations": 1})).await;
+            assert_eq!(s, 200, "{body}");
+        }
+    }
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -201,7 +211,7 @@ async fn run() {
             let db = fresh_database(&admin_url).await;
             let mut running = Vec::new();
             for _ in 0..nodes {
-                running.push(node(&db, slice).await);
+                running.push(node(&db, slice, (CLIENTS / nodes) as u32).await);
             }
             let bases: Vec<String> = running.iter().map(|n| n.base.clone()).collect();
             let token = login(&client, &bases[0], ADMIN).await;
@@ -213,7 +223,7 @@ async fn run() {
         let db = fresh_database(&admin_url).await;
         let mut running = Vec::new();
         for _ in 0..nodes {
-            running.push(node(&db, 0).await);
+            running.push(node(&db, 0, (CLIENTS / nodes) as u32).await);
         }
         let bases: Vec<String> = running.iter().map(|n| n.base.clone()).collect();
         let token = login(&client, &bases[0], ADMIN).await;
@@ -223,7 +233,7 @@ async fn run() {
         println!("| {nodes} | 1,000 orgs, no leases | {rate:.0} | {ceil:.0} | {:.2} |", rate / ceil);
     }
     let db = fresh_database(&admin_url).await;
-    let (a, b) = (node(&db, 0).await, node(&db, 0).await);
+    let (a, b) = (node(&db, 0, 8).await, node(&db, 0, 8).await);
     let admin = login(&client, &a.base, ADMIN).await;
     let delays = revocation_delays(&client, &a.base, &b.base, &admin, 40).await;
     println!();

@@ -17,6 +17,9 @@ use crate::sql;
 use crate::traits::*;
 use crate::{Constraint, KnownSecrets, StoreError, StoreResult};
 
+/// How long a pooled connection may sit unused before it is asked whether it still works.
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 /// A PostgreSQL database (or one that speaks its protocol and SQL).
@@ -80,6 +83,18 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
+            // A connection back from a request moments ago is known to work: asking the server
+            // again before every statement would be a second round trip per consume. One that
+            // sat idle longer is asked first (a restarted server, a proxy that dropped it).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(backend)?;

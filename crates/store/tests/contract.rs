@@ -34,6 +34,11 @@ async fn sqlite() -> Backend {
 /// A fresh PostgreSQL database on the server `STEWARD_TEST_POSTGRES_URL` names. The tests that
 /// call this are ignored unless asked for (`scripts/test` runs them with `--ignored`).
 async fn postgres() -> Backend {
+    postgres_named().await.0
+}
+
+/// [`postgres`], and the name of its database.
+async fn postgres_named() -> (Backend, String) {
     let admin = std::env::var("STEWARD_TEST_POSTGRES_URL")
         .expect("the PostgreSQL half needs STEWARD_TEST_POSTGRES_URL to name a server");
     let name = format!("steward_test_{}", uuid::Uuid::now_v7().simple());
@@ -43,7 +48,7 @@ async fn postgres() -> Backend {
     let (base, _) = admin.rsplit_once('/').unwrap();
     let url = format!("{base}/{name}");
     let store = PgStore::open(&url, 5, std::time::Duration::from_secs(30)).await.unwrap();
-    Backend { store: Arc::new(store), _dir: None }
+    (Backend { store: Arc::new(store), _dir: None }, name)
 }
 
 fn user(email: &str) -> UserRow {
@@ -1771,4 +1776,29 @@ async fn usage_events_count_once_each_all_or_nothing_and_exactly(store: Arc<dyn 
     let (outcomes, _) = tx.ingest_usage(&[event(a.id, "e1", 0, None)], later).await.unwrap();
     assert_eq!(outcomes, vec![Accepted]);
     tx.rollback().await.unwrap();
+}
+
+/// A pooled connection is handed out again without asking the server while it was used moments
+/// ago; one that sat idle is asked first, so a connection the server dropped meanwhile (a restart,
+/// a proxy's idle timeout) is replaced, not handed to a request.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: STEWARD_TEST_POSTGRES_URL names a server (scripts/test runs these)"]
+async fn a_postgres_connection_dropped_while_idle_is_replaced_before_use() {
+    let (backend, database) = postgres_named().await;
+    let store = backend.store;
+    assert!(store.ready().await.unwrap());
+    let admin = std::env::var("STEWARD_TEST_POSTGRES_URL").unwrap();
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    let dropped: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE application_name = 'steward' AND datname = $1 AND state = 'idle' AND query NOT LIKE 'LISTEN%'",
+    )
+    .bind(&database)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(!dropped.is_empty(), "the store's idle connections were dropped by the server");
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(store.ready().await.unwrap(), "the next statement runs on a working connection");
 }
