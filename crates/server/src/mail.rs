@@ -84,9 +84,28 @@ fn refusal(
     }
 }
 
+/// Why `user` gets no email in `category` now, if they get none: their status, their settings,
+/// and for one of the org `org`'s own emails their not being its member or their settings there.
+/// The one rule of queueing and of delivery.
+async fn refusal_now(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    org: Option<steward_core::OrgId>,
+    category: &str,
+) -> steward_store::StoreResult<Option<&'static str>> {
+    let in_org = match org {
+        None => None,
+        Some(org) => match tx.membership_in(org, user.id).await? {
+            Some(membership) => Some(membership.notifications),
+            None => return Ok(Some("the user is not a member of this organization")),
+        },
+    };
+    Ok(refusal(user, category, in_org.as_ref()))
+}
+
 /// Queues an email about the org `org` to `user`, unless their status, their settings, or
 /// their settings for that org (or their not being its member) refuse it; returns whether it
-/// was queued.
+/// was queued. Delivery asks again.
 pub async fn enqueue_about_org(
     tx: &mut dyn Tx,
     user: &UserRow,
@@ -96,11 +115,7 @@ pub async fn enqueue_about_org(
     body: impl Into<String>,
     now: OffsetDateTime,
 ) -> ApiResult<bool> {
-    let Some(membership) = tx.membership_in(org, user.id).await? else { return Ok(false) };
-    if refusal(user, category, Some(&membership.notifications)).is_some() {
-        return Ok(false);
-    }
-    enqueue(tx, user, category, subject, body, now).await
+    queue(tx, user, Some(org), category, (subject.into(), body.into()), now).await
 }
 
 /// Queues an email to `user` in the caller's transaction, unless their status or settings
@@ -113,16 +128,28 @@ pub async fn enqueue(
     body: impl Into<String>,
     now: OffsetDateTime,
 ) -> ApiResult<bool> {
-    if refusal(user, category, None).is_some() {
+    queue(tx, user, None, category, (subject.into(), body.into()), now).await
+}
+
+async fn queue(
+    tx: &mut dyn Tx,
+    user: &UserRow,
+    org: Option<steward_core::OrgId>,
+    category: &str,
+    (subject, body): (String, String),
+    now: OffsetDateTime,
+) -> ApiResult<bool> {
+    if refusal_now(tx, user, org, category).await?.is_some() {
         return Ok(false);
     }
     tx.enqueue(&OutboxRow {
         id: Uuid::now_v7(),
         user_id: Some(user.id),
+        org_id: org,
         recipient: user.email.clone(),
         category: category.to_owned(),
-        subject: subject.into(),
-        body: body.into(),
+        subject,
+        body,
         created_at: now,
         attempts: 0,
         // Delivery runs on the wall clock, whatever instant the cause carries.
@@ -151,12 +178,14 @@ pub async fn deliver_due(state: &AppState, mailer: &Mailer) -> anyhow::Result<us
     tx.commit().await?;
     for m in &due {
         let mut tx = state.store.read().await?;
-        let user = match m.user_id {
-            Some(id) => tx.user(id).await?,
+        let refused = match m.user_id {
+            Some(id) => match tx.user(id).await? {
+                Some(user) => refusal_now(tx.as_mut(), &user, m.org_id, &m.category).await?,
+                None => None,
+            },
             None => None,
         };
         tx.rollback().await?;
-        let refused = user.as_ref().and_then(|u| refusal(u, &m.category, None));
         // The message is sent before the writer is taken: no write of the instance waits for a
         // mail server (the claim's lease keeps other workers off the message meanwhile).
         let sent = match refused {

@@ -272,6 +272,9 @@ pub struct OutboxRow {
     pub id: uuid::Uuid,
     /// The user it is for; their status and settings are checked again at delivery.
     pub user_id: Option<UserId>,
+    /// The org it is about, when it is one of an org's own emails: the user's membership and
+    /// settings there are checked again at delivery.
+    pub org_id: Option<OrgId>,
     pub recipient: String,
     pub category: String,
     pub subject: String,

@@ -307,6 +307,7 @@ pub(crate) fn outbox_from_row(row: &impl DbRow) -> StoreResult<OutboxRow> {
     Ok(OutboxRow {
         id: uuid_of(row, "id")?,
         user_id: opt_id(get(row, "user_id")?, "user id")?,
+        org_id: opt_id(get(row, "org_id")?, "org id")?,
         recipient: get(row, "recipient")?,
         category: get(row, "category")?,
         subject: get(row, "subject")?,

@@ -113,6 +113,7 @@ fn message_to(to: &str, at: OffsetDateTime) -> OutboxRow {
     OutboxRow {
         id: uuid::Uuid::now_v7(),
         user_id: None,
+        org_id: None,
         recipient: to.into(),
         category: "security".into(),
         subject: "Subject".into(),
@@ -1075,7 +1076,9 @@ async fn webhooks_deliver_once_claimed_and_are_remembered_only_until_changed(sto
 async fn the_outbox_hands_each_message_to_one_worker_and_keeps_its_fate(store: Arc<dyn Store>) {
     let now = second();
     let message = |to: &str| message_to(to, now);
-    let (sent, dropped, retried) = (message("a@example.com"), message("b@example.com"), message("c@example.com"));
+    let (sent, dropped) = (message("a@example.com"), message("b@example.com"));
+    // One of an org's own emails keeps the org it is about.
+    let retried = OutboxRow { org_id: Some(steward_core::OrgId::new()), ..message("c@example.com") };
     let mut tx = store.write().await.unwrap();
     for m in [&sent, &dropped, &retried] {
         tx.enqueue(m).await.unwrap();
@@ -1100,6 +1103,7 @@ async fn the_outbox_hands_each_message_to_one_worker_and_keeps_its_fate(store: A
     assert!(tx.claim_due(now, lease, 10).await.unwrap().is_empty(), "the retry is not due yet");
     let again = tx.claim_due(later, later + time::Duration::minutes(1), 10).await.unwrap();
     assert_eq!((again.len(), again[0].id, again[0].attempts), (1, retried.id, 1), "only the retry, once due");
+    assert_eq!((again[0].org_id, a[0].org_id), (retried.org_id, None));
     tx.commit().await.unwrap();
 }
 
@@ -1548,6 +1552,10 @@ async fn expiry_is_announced_once_and_a_purge_keeps_only_the_owner(store: Arc<dy
         .in_org(o.id)
         .personal(json!({"email": "purged-member@example.com"}));
     tx.append_audit(vec![event], now).await.unwrap();
+    let about_org = |org: OrgId| OutboxRow { org_id: Some(org), ..message_to("purged-member@example.com", now) };
+    tx.enqueue(&about_org(o.id)).await.unwrap();
+    tx.enqueue(&about_org(renewed.id)).await.unwrap();
+    tx.enqueue(&message_to("purged-member@example.com", now)).await.unwrap();
     tx.commit().await.unwrap();
     let take = Consume {
         org: o.id,
@@ -1572,6 +1580,10 @@ async fn expiry_is_announced_once_and_a_purge_keeps_only_the_owner(store: Arc<dy
     let events = tx.list_audit(&AuditFilter { org_id: Some(o.id), limit: 10, ..AuditFilter::default() }).await.unwrap();
     assert_eq!((events.len(), events[0].personal.clone()), (1, None), "the event stays, its personal part goes");
     assert_eq!(tx.members(renewed.id).await.unwrap().len(), 2, "the other org keeps its member");
+    let mail: Vec<_> =
+        tx.outbox_for("purged-member@example.com").await.unwrap().into_iter().map(|m| m.org_id).collect();
+    assert_eq!(mail.len(), 2, "the org's own email goes; another org's and the person's own stay: {mail:?}");
+    assert!(!mail.contains(&Some(o.id)));
     tx.commit().await.unwrap();
 }
 

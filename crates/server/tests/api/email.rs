@@ -72,20 +72,28 @@ async fn a_password_reset_mails_active_users_only_and_ends_their_sessions() {
     assert!(sink.to("nobody@mail.test").is_empty());
 }
 
-#[tokio::test]
-async fn mail_queued_before_a_deactivation_is_dropped_at_delivery() {
+/// An instance mailing `SmtpSink` whose outbox worker runs when woken (`outbox_wake`), so that
+/// what happens between queueing and delivery is the test's.
+async fn outbox_woken_by_hand() -> (SmtpSink, crate::helpers::TestApp) {
     let (sink, url) = SmtpSink::start().await;
     let app = spawn_app_with(|c| {
         c.smtp_url = Some(steward::config::Secret::new(url));
         c.outbox_poll_ms = 60_000;
     })
     .await;
+    (sink, app)
+}
+
+#[tokio::test]
+async fn mail_queued_before_a_deactivation_is_dropped_at_delivery() {
+    let (sink, app) = outbox_woken_by_hand().await;
     let id = app.user("late@mail.test").await;
     let now = time::OffsetDateTime::now_utc();
     let mut tx = app.state.store.write().await.unwrap();
     tx.enqueue(&OutboxRow {
         id: uuid::Uuid::now_v7(),
         user_id: Some(id.parse().unwrap()),
+        org_id: None,
         recipient: "late@mail.test".into(),
         category: "org_activity".into(),
         subject: "Weekly digest".into(),
@@ -118,6 +126,65 @@ async fn mail_queued_before_a_deactivation_is_dropped_at_delivery() {
     }
     assert_eq!(dropped.as_deref(), Some("the user is not active"));
     assert!(sink.to("late@mail.test").is_empty());
+}
+
+/// The reasons the outbox gave for the messages to `to` it dropped, waiting until it has handled
+/// `n` of them.
+async fn dropped_for(app: &crate::helpers::TestApp, to: &str, n: usize) -> Vec<String> {
+    let db = app.db().await;
+    for _ in 0..100 {
+        let reasons = db
+            .strings("SELECT last_error FROM outbox WHERE recipient = ? AND dropped_at IS NOT NULL ORDER BY id", &[to])
+            .await;
+        if reasons.len() >= n {
+            return reasons;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the outbox did not drop {n} messages to {to}");
+}
+
+/// An org's own email (a usage alert) goes out only if, when it is sent, the person is still a
+/// member who wants that org's emails: the org's deprovisioning silences it, and so does leaving.
+#[tokio::test]
+async fn an_orgs_email_queued_before_its_deprovisioning_or_the_members_leaving_is_dropped() {
+    let (sink, app) = outbox_woken_by_hand().await;
+    let owner = app.user("owner@alerts.test").await;
+    let (leaving, silenced, other) = (
+        app.user("leaving@alerts.test").await,
+        app.user("silenced@alerts.test").await,
+        app.user("other@alerts.test").await,
+    );
+    let (org, elsewhere) = (app.org("Alerted", &owner).await, app.org("Elsewhere", &owner).await);
+    app.add_member(&org, &leaving, "admin").await;
+    app.add_member(&org, &silenced, "admin").await;
+    app.add_member(&elsewhere, &other, "admin").await;
+    app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"operations": 100})).await.expect(200);
+    app.patch(&format!("/api/v1/orgs/{elsewhere}/license"), &app.admin, json!({"operations": 100})).await.expect(200);
+    // Crossing 75 % queues an alert to each org's admins; the worker sleeps meanwhile.
+    for o in [&org, &elsewhere] {
+        app.post(&format!("/api/v1/orgs/{o}/usage"), &app.admin, json!({"operations": 80})).await.expect(200);
+    }
+    let db = app.db().await;
+    let queued = |to: &str| {
+        let to = to.to_owned();
+        let db = &db;
+        async move { db.i64("SELECT COUNT(*) FROM outbox WHERE recipient = ? AND sent_at IS NULL", &[&to]).await }
+    };
+    for to in ["leaving@alerts.test", "silenced@alerts.test", "other@alerts.test"] {
+        assert_eq!(queued(to).await, 1, "an alert is queued for {to}");
+    }
+    app.delete(&format!("/api/v1/orgs/{org}/members/{leaving}"), &app.admin).await.expect(204);
+    app.post(&format!("/api/v1/orgs/{org}/deprovision"), &app.admin, json!({"reason": "ended"})).await.expect(200);
+    app.state.outbox_wake.notify_one();
+    assert_eq!(dropped_for(&app, "leaving@alerts.test", 1).await, ["the user is not a member of this organization"]);
+    assert_eq!(
+        dropped_for(&app, "silenced@alerts.test", 1).await,
+        ["this category is off for the user in this organization"]
+    );
+    let sent = sink.wait_for("other@alerts.test", 1).await;
+    assert!(sent[0].subject().contains("75"), "another org's alert still goes out: {}", sent[0].subject());
+    assert!(sink.to("leaving@alerts.test").is_empty() && sink.to("silenced@alerts.test").is_empty());
 }
 
 #[tokio::test]

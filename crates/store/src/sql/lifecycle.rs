@@ -116,6 +116,8 @@ impl<E: Exec> Lifecycle for E {
             "DELETE FROM usage_events WHERE org_id = ?",
             "DELETE FROM deprovision_records WHERE org_id = ?",
             "DELETE FROM ownership_handovers WHERE org_id = ?",
+            // The org's own emails (usage alerts, its activity), sent or not.
+            "DELETE FROM outbox WHERE org_id = ?",
             "UPDATE audit_events SET personal = NULL WHERE org_id = ? AND personal IS NOT NULL",
         ] {
             erased += self.run(Stmt::new(sql).bind(org.to_string())).await?;

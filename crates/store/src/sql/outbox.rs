@@ -13,19 +13,23 @@ use crate::traits::*;
 #[async_trait]
 impl<E: Exec> Outbox for E {
     async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
-        self.run(Stmt::new(
-            "INSERT INTO outbox (id, user_id, recipient, category, subject, body, created_at, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.run(
+            Stmt::new(
+                "INSERT INTO outbox (id, user_id, org_id, recipient, category, subject, body, created_at, attempts, \
+             next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(m.id.to_string())
+            .bind(m.user_id.map(|u| u.to_string()))
+            .bind(m.org_id.map(|o| o.to_string()))
+            .bind(&m.recipient)
+            .bind(&m.category)
+            .bind(&m.subject)
+            .bind(&m.body)
+            .bind(micros(m.created_at))
+            .bind(m.attempts)
+            .bind(micros(m.next_attempt_at)),
         )
-        .bind(m.id.to_string())
-        .bind(m.user_id.map(|u| u.to_string()))
-        .bind(&m.recipient)
-        .bind(&m.category)
-        .bind(&m.subject)
-        .bind(&m.body)
-        .bind(micros(m.created_at))
-        .bind(m.attempts)
-        .bind(micros(m.next_attempt_at))).await?;
+        .await?;
         Ok(())
     }
 
