@@ -12,7 +12,10 @@
 //!   on every request from the facts it keeps, with the clock of that request.
 //!
 //! The epoch and counters are read before the database is, so an answer read across a change is
-//! stale at once. Where other nodes write to the same database (PostgreSQL shared by several
+//! stale at once.
+//!
+//! The overview's count of frozen orgs is the exception: it reads every active org, so it is
+//! kept for [`FROZEN_COUNT_MAX_AGE`] whatever changes, and counted by one request at a time. Where other nodes write to the same database (PostgreSQL shared by several
 //! nodes), consumes elsewhere would not move the counters here, so nothing is kept.
 
 use std::collections::HashMap;
@@ -32,6 +35,9 @@ pub const ME_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// How long the facts behind a `/check` answer are kept at most.
 pub const CHECK_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// How long the count of active orgs frozen now is kept: counting reads every active org.
+pub const FROZEN_COUNT_MAX_AGE: time::Duration = time::Duration::minutes(1);
 
 /// More entries than this and a map starts again empty.
 const MAX_ENTRIES: usize = 50_000;
@@ -69,6 +75,9 @@ pub struct HotAnswers {
     consumed: AtomicU64,
     consumed_by_org: Mutex<Consumed>,
     changes: Arc<Changes>,
+    /// The count of active orgs frozen and the instant (Steward's clock) it was counted at; held
+    /// while counting, so that one count runs at a time.
+    frozen_count: tokio::sync::Mutex<Option<(u64, OffsetDateTime)>>,
 }
 
 #[derive(Default)]
@@ -96,7 +105,26 @@ impl HotAnswers {
             consumed: AtomicU64::default(),
             consumed_by_org: Mutex::default(),
             changes,
+            frozen_count: tokio::sync::Mutex::default(),
         }
+    }
+
+    /// The active orgs frozen at `now`: as counted less than [`FROZEN_COUNT_MAX_AGE`] before, or
+    /// counted now with `count`, one count at a time on this node, whoever asks.
+    pub async fn frozen_count<E>(
+        &self,
+        now: OffsetDateTime,
+        count: impl std::future::Future<Output = Result<u64, E>>,
+    ) -> Result<u64, E> {
+        let mut kept = self.frozen_count.lock().await;
+        if let Some((n, at)) = *kept
+            && (at..at + FROZEN_COUNT_MAX_AGE).contains(&now)
+        {
+            return Ok(n);
+        }
+        let n = count.await?;
+        *kept = Some((n, now));
+        Ok(n)
     }
 
     /// Records that `org` consumed: its kept answers, and every `/me`, are stale.

@@ -54,7 +54,8 @@ async fn glance(state: &AppState, principal: &crate::extract::Principal) -> Resu
     }
     if principal.has(Permission::OrgsRead) {
         glance.orgs = tx.orgs_by_state().await?.into_iter().map(|(s, n)| (s.to_string(), n)).collect();
-        glance.frozen = Some(steward_ops::orgs::count_frozen(tx.as_mut(), now).await?);
+        let count = steward_ops::orgs::count_frozen(tx.as_mut(), now);
+        glance.frozen = Some(state.hot.frozen_count(now, count).await?);
     }
     if principal.has(Permission::AuditRead) {
         let since = (now - time::Duration::days(29)).replace_time(time::Time::MIDNIGHT);

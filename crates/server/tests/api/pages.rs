@@ -813,11 +813,12 @@ async fn the_setup_link_is_a_branded_page_with_a_checked_form_that_works_once() 
 }
 
 /// Administration's overview shows the instance at a glance: people by status, organizations by
-/// state and how many of the active ones are frozen (used up, or expired), and the sign-ins of the
-/// last 30 days as a chart with its numbers.
+/// state and how many of the active ones are frozen (used up, or expired; counted at most once a
+/// minute, since a count reads every active org), and the sign-ins of the last 30 days as a chart
+/// with its numbers.
 #[tokio::test]
 async fn the_overview_counts_people_orgs_and_sign_ins() {
-    let app = spawn_app().await;
+    let mut app = spawn_app().await;
     let owner = app.user("glance-owner@example.com").await;
     app.org("Glance", &owner).await;
     let used_up = app.org("Used up", &owner).await;
@@ -839,6 +840,16 @@ async fn the_overview_counts_people_orgs_and_sign_ins() {
     assert!(page.body.contains("<dt>Active organizations frozen</dt><dd>2</dd>"), "used up and expired, not room left");
     assert!(page.body.contains("aria-labelledby=\"sign-ins-per-day-t\""));
     assert!(page.body.contains("30 days from") && page.body.contains("2 in all"), "the admin signed in twice today");
+    app.post(&format!("/api/v1/orgs/{room}/usage"), &app.admin, json!({"operations": 1})).await.expect(200);
+    let page = get(&app, "/admin", &cookie).await;
+    assert!(page.body.contains("<dt>Active organizations frozen</dt><dd>2</dd>"), "counted less than a minute ago");
+    app.advance(time::Duration::seconds(61)).await;
+    let (cookie, _) = session(&app.admin);
+    let page = get(&app, "/admin", &cookie).await;
+    assert!(
+        page.body.contains("<dt>Active organizations frozen</dt><dd>3</dd>"),
+        "counted again: room left is used up"
+    );
 }
 
 /// The pages answer invitations as the API does: an org's admin sees the open ones and revokes
