@@ -9,32 +9,53 @@ use steward_core::{
 };
 use time::OffsetDateTime;
 
-/// A user as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserRow {
-    pub id: UserId,
-    pub email: String,
-    pub email_key: String,
-    pub name: String,
-    pub status: UserStatus,
-    pub password_hash: Option<String>,
-    pub locale: Option<String>,
-    pub timezone: Option<String>,
-    pub instance_roles: Vec<InstanceRole>,
-    /// A person, the placeholder owner, or a SCIM token's service user.
-    pub kind: steward_core::UserKind,
-    /// Notification categories switched on or off; a missing category is on.
-    pub notifications: BTreeMap<String, bool>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub last_login_at: Option<OffsetDateTime>,
-    /// When a scheduled deactivation falls due.
-    pub deactivate_at: Option<OffsetDateTime>,
-    /// Who set the deactivation or suspension in force (see `steward_core::governance`).
-    pub status_by: Option<StatusSetter>,
-    /// Who scheduled `deactivate_at`; the scheduler acts with their rights.
-    pub deactivate_by: Option<UserId>,
-    pub version: i64,
+use crate::rows::{DbRow, FromColumn, FromRow};
+
+/// Declares a stored row, and reads it from a result row of either backend ([`FromRow`]): each
+/// field from the column of its name, decoded by its type ([`crate::rows::FromColumn`]).
+macro_rules! stored {
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl FromRow for $name {
+            fn from_row(row: &impl DbRow) -> crate::StoreResult<Self> {
+                Ok($name { $($field: FromColumn::from_column(row, stringify!($field))?,)* })
+            }
+        }
+    };
+}
+
+stored! {
+    /// A user as stored.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UserRow {
+        pub id: UserId,
+        pub email: String,
+        pub email_key: String,
+        pub name: String,
+        pub status: UserStatus,
+        pub password_hash: Option<String>,
+        pub locale: Option<String>,
+        pub timezone: Option<String>,
+        pub instance_roles: Vec<InstanceRole>,
+        /// A person, the placeholder owner, or a SCIM token's service user.
+        pub kind: steward_core::UserKind,
+        /// Notification categories switched on or off; a missing category is on.
+        pub notifications: BTreeMap<String, bool>,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub last_login_at: Option<OffsetDateTime>,
+        /// When a scheduled deactivation falls due.
+        pub deactivate_at: Option<OffsetDateTime>,
+        /// Who set the deactivation or suspension in force (see `steward_core::governance`).
+        pub status_by: Option<StatusSetter>,
+        /// Who scheduled `deactivate_at`; the scheduler acts with their rights.
+        pub deactivate_by: Option<UserId>,
+        pub version: i64,
+    }
 }
 
 impl UserRow {
@@ -79,20 +100,22 @@ pub struct UserFilter {
     pub limit: u32,
 }
 
-/// An organization as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrgRow {
-    pub id: OrgId,
-    pub name: String,
-    pub external_id: Option<String>,
-    pub owner_id: UserId,
-    pub state: steward_core::OrgState,
-    pub timezone: Option<String>,
-    pub country: Option<String>,
-    pub license: License,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
+stored! {
+    /// An organization as stored.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct OrgRow {
+        pub id: OrgId,
+        pub name: String,
+        pub external_id: Option<String>,
+        pub owner_id: UserId,
+        pub state: steward_core::OrgState,
+        pub timezone: Option<String>,
+        pub country: Option<String>,
+        pub license: License,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub version: i64,
+    }
 }
 
 /// Which orgs a list returns.
@@ -106,100 +129,114 @@ pub struct OrgFilter {
     pub limit: u32,
 }
 
-/// A current membership, with the user's identity for listing.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberRow {
-    pub org_id: OrgId,
-    pub user_id: UserId,
-    pub email: String,
-    pub name: String,
-    pub status: UserStatus,
-    /// A person, or a system account (the placeholder owner holds orgs; it is never a seat).
-    pub kind: steward_core::UserKind,
-    pub role: OrgRole,
-    pub dormant: bool,
-    pub created_at: OffsetDateTime,
+stored! {
+    /// A current membership, with the user's identity for listing.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct MemberRow {
+        pub org_id: OrgId,
+        pub user_id: UserId,
+        pub email: String,
+        pub name: String,
+        pub status: UserStatus,
+        /// A person, or a system account (the placeholder owner holds orgs; it is never a seat).
+        pub kind: steward_core::UserKind,
+        pub role: OrgRole,
+        pub dormant: bool,
+        pub created_at: OffsetDateTime,
+    }
 }
 
-/// A user's current membership, with the org's name and license.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MembershipOfUser {
-    pub org_id: OrgId,
-    pub org_name: String,
-    pub license: License,
-    pub role: OrgRole,
-    pub dormant: bool,
-    /// The member's settings for this org's own emails (category -> on; one not named is on).
-    pub notifications: BTreeMap<String, bool>,
+stored! {
+    /// A user's current membership, with the org's name and license.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct MembershipOfUser {
+        pub org_id: OrgId,
+        pub org_name: String,
+        pub license: License,
+        pub role: OrgRole,
+        pub dormant: bool,
+        /// The member's settings for this org's own emails (category -> on; one not named is on).
+        pub notifications: BTreeMap<String, bool>,
+    }
 }
 
-/// A team as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeamRow {
-    pub id: TeamId,
-    pub org_id: OrgId,
-    pub name: String,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
+stored! {
+    /// A team as stored.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TeamRow {
+        pub id: TeamId,
+        pub org_id: OrgId,
+        pub name: String,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub version: i64,
+    }
 }
 
-/// A current team membership.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TeamMemberRow {
-    pub team_id: TeamId,
-    pub org_id: OrgId,
-    pub user_id: UserId,
-    pub role: TeamRole,
-    pub dormant: bool,
+stored! {
+    /// A current team membership.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TeamMemberRow {
+        pub team_id: TeamId,
+        pub org_id: OrgId,
+        pub user_id: UserId,
+        pub role: TeamRole,
+        pub dormant: bool,
+    }
 }
 
-/// A login session; the secret itself is never stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionRow {
-    pub id: SessionId,
-    pub user_id: UserId,
-    pub token_hash: String,
-    pub impersonator_id: Option<UserId>,
-    /// The admin's own session an impersonation returns to.
-    pub parent_id: Option<SessionId>,
-    /// That session's secret, sealed with this session's secret.
-    pub return_sealed: Option<String>,
-    /// The API token an impersonation was started with; revoking it ends the session.
-    pub parent_token_id: Option<TokenId>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub revoked_at: Option<OffsetDateTime>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
+stored! {
+    /// A login session; the secret itself is never stored.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SessionRow {
+        pub id: SessionId,
+        pub user_id: UserId,
+        pub token_hash: String,
+        pub impersonator_id: Option<UserId>,
+        /// The admin's own session an impersonation returns to.
+        pub parent_id: Option<SessionId>,
+        /// That session's secret, sealed with this session's secret.
+        pub return_sealed: Option<String>,
+        /// The API token an impersonation was started with; revoking it ends the session.
+        pub parent_token_id: Option<TokenId>,
+        pub created_at: OffsetDateTime,
+        pub expires_at: OffsetDateTime,
+        pub revoked_at: Option<OffsetDateTime>,
+        pub ip: Option<String>,
+        pub user_agent: Option<String>,
+    }
 }
 
-/// An API token; the secret itself is never stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiTokenRow {
-    pub id: TokenId,
-    pub user_id: UserId,
-    pub name: String,
-    pub token_hash: String,
-    pub created_at: OffsetDateTime,
-    pub expires_at: Option<OffsetDateTime>,
-    pub revoked_at: Option<OffsetDateTime>,
-    /// The API token this one was created with; revoking that revokes this.
-    pub parent_token_id: Option<TokenId>,
-    /// What it was created for beyond acting as its user.
-    pub scopes: Vec<steward_core::TokenScope>,
+stored! {
+    /// An API token; the secret itself is never stored.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ApiTokenRow {
+        pub id: TokenId,
+        pub user_id: UserId,
+        pub name: String,
+        pub token_hash: String,
+        pub created_at: OffsetDateTime,
+        pub expires_at: Option<OffsetDateTime>,
+        pub revoked_at: Option<OffsetDateTime>,
+        /// The API token this one was created with; revoking that revokes this.
+        pub parent_token_id: Option<TokenId>,
+        /// What it was created for beyond acting as its user.
+        pub scopes: Vec<steward_core::TokenScope>,
+    }
 }
 
-/// A signed checkpoint of the audit chain, as kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointRow {
-    pub seq: i64,
-    /// `head` (the chain's head at `at`) or `anchor` (where an archiving left the chain).
-    pub kind: String,
-    pub hash: String,
-    pub at: OffsetDateTime,
-    pub key_id: String,
-    pub signature: String,
+stored! {
+    /// A signed checkpoint of the audit chain, as kept.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CheckpointRow {
+        pub seq: i64,
+        /// `head` (the chain's head at `at`) or `anchor` (where an archiving left the chain).
+        pub kind: String,
+        pub hash: String,
+        pub at: OffsetDateTime,
+        pub key_id: String,
+        pub signature: String,
+    }
 }
 
 /// Which audit events a list returns.
@@ -226,112 +263,128 @@ pub struct IdempotentResponse {
     pub body: String,
 }
 
-/// An org handed from a deactivated owner to someone else.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HandoverRow {
-    pub id: uuid::Uuid,
-    pub org_id: OrgId,
-    pub from_user_id: UserId,
-    pub to_user_id: UserId,
-    /// Goes back to `from_user_id` on reactivation while `to_user_id` still owns the org.
-    pub returnable: bool,
-    pub created_at: OffsetDateTime,
-    pub closed_at: Option<OffsetDateTime>,
+stored! {
+    /// An org handed from a deactivated owner to someone else.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct HandoverRow {
+        pub id: uuid::Uuid,
+        pub org_id: OrgId,
+        pub from_user_id: UserId,
+        pub to_user_id: UserId,
+        /// Goes back to `from_user_id` on reactivation while `to_user_id` still owns the org.
+        pub returnable: bool,
+        pub created_at: OffsetDateTime,
+        pub closed_at: Option<OffsetDateTime>,
+    }
 }
 
-/// An invitation: to the instance (no org) or to an org with a role and teams.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InvitationRow {
-    pub id: uuid::Uuid,
-    pub user_id: UserId,
-    pub org_id: Option<OrgId>,
-    pub role: Option<OrgRole>,
-    pub team_ids: Vec<TeamId>,
-    pub token_hash: String,
-    pub invited_by: Option<UserId>,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub accepted_at: Option<OffsetDateTime>,
-    pub cancelled_at: Option<OffsetDateTime>,
+stored! {
+    /// An invitation: to the instance (no org) or to an org with a role and teams.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct InvitationRow {
+        pub id: uuid::Uuid,
+        pub user_id: UserId,
+        pub org_id: Option<OrgId>,
+        pub role: Option<OrgRole>,
+        pub team_ids: Vec<TeamId>,
+        pub token_hash: String,
+        pub invited_by: Option<UserId>,
+        pub created_at: OffsetDateTime,
+        pub expires_at: OffsetDateTime,
+        pub accepted_at: Option<OffsetDateTime>,
+        pub cancelled_at: Option<OffsetDateTime>,
+    }
 }
 
-/// A password reset link.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ResetRow {
-    pub id: uuid::Uuid,
-    pub user_id: UserId,
-    pub token_hash: String,
-    pub created_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    pub used_at: Option<OffsetDateTime>,
+stored! {
+    /// A password reset link.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ResetRow {
+        pub id: uuid::Uuid,
+        pub user_id: UserId,
+        pub token_hash: String,
+        pub created_at: OffsetDateTime,
+        pub expires_at: OffsetDateTime,
+        pub used_at: Option<OffsetDateTime>,
+    }
 }
 
-/// An email waiting in the outbox.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxRow {
-    pub id: uuid::Uuid,
-    /// The user it is for; their status and settings are checked again at delivery.
-    pub user_id: Option<UserId>,
-    /// The org it is about, when it is one of an org's own emails: the user's membership and
-    /// settings there are checked again at delivery.
-    pub org_id: Option<OrgId>,
-    pub recipient: String,
-    pub category: String,
-    pub subject: String,
-    pub body: String,
-    pub created_at: OffsetDateTime,
-    pub attempts: i64,
-    pub next_attempt_at: OffsetDateTime,
-    pub sent_at: Option<OffsetDateTime>,
-    pub dropped_at: Option<OffsetDateTime>,
-    pub last_error: Option<String>,
+stored! {
+    /// An email waiting in the outbox.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct OutboxRow {
+        pub id: uuid::Uuid,
+        /// The user it is for; their status and settings are checked again at delivery.
+        pub user_id: Option<UserId>,
+        /// The org it is about, when it is one of an org's own emails: the user's membership and
+        /// settings there are checked again at delivery.
+        pub org_id: Option<OrgId>,
+        pub recipient: String,
+        pub category: String,
+        pub subject: String,
+        pub body: String,
+        pub created_at: OffsetDateTime,
+        pub attempts: i64,
+        pub next_attempt_at: OffsetDateTime,
+        pub sent_at: Option<OffsetDateTime>,
+        pub dropped_at: Option<OffsetDateTime>,
+        pub last_error: Option<String>,
+    }
 }
 
-/// A deprovisioning and the snapshot restore puts back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeprovisionRow {
-    pub id: uuid::Uuid,
-    pub org_id: OrgId,
-    pub reason: String,
-    pub snapshot: serde_json::Value,
-    pub created_at: OffsetDateTime,
-    pub created_by: Option<UserId>,
-    pub restored_at: Option<OffsetDateTime>,
-    pub restored_by: Option<UserId>,
+stored! {
+    /// A deprovisioning and the snapshot restore puts back.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DeprovisionRow {
+        pub id: uuid::Uuid,
+        pub org_id: OrgId,
+        pub reason: String,
+        pub snapshot: serde_json::Value,
+        pub created_at: OffsetDateTime,
+        pub created_by: Option<UserId>,
+        pub restored_at: Option<OffsetDateTime>,
+        pub restored_by: Option<UserId>,
+    }
 }
 
-/// Usage of one org in one period.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageRow {
-    pub org_id: OrgId,
-    pub period_start: OffsetDateTime,
-    pub period_end: OffsetDateTime,
-    pub operations_used: u64,
-    pub transfer_used: u64,
+stored! {
+    /// Usage of one org in one period.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageRow {
+        pub org_id: OrgId,
+        pub period_start: OffsetDateTime,
+        pub period_end: OffsetDateTime,
+        pub operations_used: u64,
+        pub transfer_used: u64,
+    }
 }
 
-/// What an org consumed on one UTC day.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UsageDayRow {
-    /// The day's first instant (UTC).
-    pub day: OffsetDateTime,
-    pub operations_used: u64,
-    pub transfer_used: u64,
+stored! {
+    /// What an org consumed on one UTC day.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UsageDayRow {
+        /// The day's first instant (UTC).
+        pub day: OffsetDateTime,
+        pub operations_used: u64,
+        pub transfer_used: u64,
+    }
 }
 
-/// An asset the operator's product keeps for an org.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AssetRow {
-    pub id: uuid::Uuid,
-    pub org_id: OrgId,
-    pub kind: String,
-    pub name: String,
-    pub team_id: Option<TeamId>,
-    pub size_bytes: u64,
-    pub created_by: Option<UserId>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
+stored! {
+    /// An asset the operator's product keeps for an org.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AssetRow {
+        pub id: uuid::Uuid,
+        pub org_id: OrgId,
+        pub kind: String,
+        pub name: String,
+        pub team_id: Option<TeamId>,
+        pub size_bytes: u64,
+        pub created_by: Option<UserId>,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub version: i64,
+    }
 }
 
 /// What an org holds, for the license's capacity limits.
@@ -356,61 +409,69 @@ pub struct CheckFacts {
     pub transfer_used: u64,
 }
 
-/// A webhook endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WebhookRow {
-    pub id: uuid::Uuid,
-    pub url: String,
-    /// Event types it receives; `*` for all.
-    pub events: Vec<String>,
-    /// The `whsec_` signing secret (kept to sign; shown once at creation).
-    pub secret: String,
-    pub created_at: OffsetDateTime,
-    pub created_by: Option<UserId>,
-    pub disabled_at: Option<OffsetDateTime>,
+stored! {
+    /// A webhook endpoint.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct WebhookRow {
+        pub id: uuid::Uuid,
+        pub url: String,
+        /// Event types it receives; `*` for all.
+        pub events: Vec<String>,
+        /// The `whsec_` signing secret (kept to sign; shown once at creation).
+        pub secret: String,
+        pub created_at: OffsetDateTime,
+        pub created_by: Option<UserId>,
+        pub disabled_at: Option<OffsetDateTime>,
+    }
 }
 
-/// One event on its way to one endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryRow {
-    pub id: uuid::Uuid,
-    pub webhook_id: uuid::Uuid,
-    pub event_type: String,
-    /// The body as sent: `{type, timestamp, data}`.
-    pub payload: String,
-    pub created_at: OffsetDateTime,
-    pub attempts: i64,
-    pub next_attempt_at: OffsetDateTime,
-    pub delivered_at: Option<OffsetDateTime>,
-    pub failed_at: Option<OffsetDateTime>,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
+stored! {
+    /// One event on its way to one endpoint.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DeliveryRow {
+        pub id: uuid::Uuid,
+        pub webhook_id: uuid::Uuid,
+        pub event_type: String,
+        /// The body as sent: `{type, timestamp, data}`.
+        pub payload: String,
+        pub created_at: OffsetDateTime,
+        pub attempts: i64,
+        pub next_attempt_at: OffsetDateTime,
+        pub delivered_at: Option<OffsetDateTime>,
+        pub failed_at: Option<OffsetDateTime>,
+        pub last_status: Option<i64>,
+        pub last_error: Option<String>,
+    }
 }
 
-/// An access review.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReviewRow {
-    pub id: uuid::Uuid,
-    /// The org reviewed, or `None` for all active users.
-    pub org_id: Option<OrgId>,
-    pub inactive_days: i64,
-    pub created_at: OffsetDateTime,
-    pub created_by: Option<UserId>,
-    pub completed_at: Option<OffsetDateTime>,
-    pub completed_by: Option<UserId>,
+stored! {
+    /// An access review.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ReviewRow {
+        pub id: uuid::Uuid,
+        /// The org reviewed, or `None` for all active users.
+        pub org_id: Option<OrgId>,
+        pub inactive_days: i64,
+        pub created_at: OffsetDateTime,
+        pub created_by: Option<UserId>,
+        pub completed_at: Option<OffsetDateTime>,
+        pub completed_by: Option<UserId>,
+    }
 }
 
-/// One person in a review.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReviewItemRow {
-    pub review_id: uuid::Uuid,
-    pub user_id: UserId,
-    pub email: String,
-    pub last_login_at: Option<OffsetDateTime>,
-    pub roles: Vec<String>,
-    /// `keep`, `deactivate` or `remove_from_org`.
-    pub recommendation: String,
-    pub decision: Option<String>,
+stored! {
+    /// One person in a review.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ReviewItemRow {
+        pub review_id: uuid::Uuid,
+        pub user_id: UserId,
+        pub email: String,
+        pub last_login_at: Option<OffsetDateTime>,
+        pub roles: Vec<String>,
+        /// `keep`, `deactivate` or `remove_from_org`.
+        pub recommendation: String,
+        pub decision: Option<String>,
+    }
 }
 
 /// What Steward keeps of a user provisioned through SCIM, beyond the user row.
@@ -435,67 +496,75 @@ pub struct ScimGroupRow {
     pub external_id: Option<String>,
 }
 
-/// A SCIM bearer token; the secret is kept only as a digest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScimTokenRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub token_hash: String,
-    /// The org the token is bound to: its Groups are that org's teams and its Users its members.
-    pub org_id: Option<OrgId>,
-    /// The service user SCIM changes are attributed to.
-    pub service_user_id: UserId,
-    pub created_by: Option<UserId>,
-    pub created_at: OffsetDateTime,
-    pub revoked_at: Option<OffsetDateTime>,
+stored! {
+    /// A SCIM bearer token; the secret is kept only as a digest.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ScimTokenRow {
+        pub id: uuid::Uuid,
+        pub name: String,
+        pub token_hash: String,
+        /// The org the token is bound to: its Groups are that org's teams and its Users its members.
+        pub org_id: Option<OrgId>,
+        /// The service user SCIM changes are attributed to.
+        pub service_user_id: UserId,
+        pub created_by: Option<UserId>,
+        pub created_at: OffsetDateTime,
+        pub revoked_at: Option<OffsetDateTime>,
+    }
 }
 
-/// A user's two-factor enrolment: pending until its first code confirms it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TotpRow {
-    pub user_id: UserId,
-    /// The secret sealed with the instance key; never stored in the clear.
-    pub secret_sealed: String,
-    pub confirmed_at: Option<OffsetDateTime>,
-    /// The last step whose code was accepted.
-    pub last_step: Option<i64>,
-    pub created_at: OffsetDateTime,
+stored! {
+    /// A user's two-factor enrolment: pending until its first code confirms it.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct TotpRow {
+        pub user_id: UserId,
+        /// The secret sealed with the instance key; never stored in the clear.
+        pub secret_sealed: String,
+        pub confirmed_at: Option<OffsetDateTime>,
+        /// The last step whose code was accepted.
+        pub last_step: Option<i64>,
+        pub created_at: OffsetDateTime,
+    }
 }
 
-/// An instance role an operator defined.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoleRow {
-    pub name: String,
-    pub permissions: Vec<Permission>,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
+stored! {
+    /// An instance role an operator defined.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct RoleRow {
+        pub name: String,
+        pub permissions: Vec<Permission>,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub version: i64,
+    }
 }
 
-/// An issuer whose signed JWTs authorize API requests as the user they map to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JwtIssuerRow {
-    pub id: uuid::Uuid,
-    /// The `iss` its tokens carry.
-    pub issuer: String,
-    /// The `aud` its tokens must name.
-    pub audience: String,
-    /// Where its keys are published, or else…
-    pub jwks_url: Option<String>,
-    /// …its one public key.
-    pub public_key_pem: Option<String>,
-    /// The claim holding the user's external subject (usually `sub`).
-    pub subject_claim: String,
-    /// The claim holding the user's email, if tokens are mapped by email too.
-    pub email_claim: Option<String>,
-    /// Whether an unknown user is created on their first token.
-    pub jit: bool,
-    pub created_by: Option<UserId>,
-    pub created_at: OffsetDateTime,
-    /// The email domains its tokens may act for; empty: any.
-    pub domains: Vec<String>,
-    /// Whether its tokens may act as users holding instance roles.
-    pub allow_instance_roles: bool,
+stored! {
+    /// An issuer whose signed JWTs authorize API requests as the user they map to.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct JwtIssuerRow {
+        pub id: uuid::Uuid,
+        /// The `iss` its tokens carry.
+        pub issuer: String,
+        /// The `aud` its tokens must name.
+        pub audience: String,
+        /// Where its keys are published, or else…
+        pub jwks_url: Option<String>,
+        /// …its one public key.
+        pub public_key_pem: Option<String>,
+        /// The claim holding the user's external subject (usually `sub`).
+        pub subject_claim: String,
+        /// The claim holding the user's email, if tokens are mapped by email too.
+        pub email_claim: Option<String>,
+        /// Whether an unknown user is created on their first token.
+        pub jit: bool,
+        pub created_by: Option<UserId>,
+        pub created_at: OffsetDateTime,
+        /// The email domains its tokens may act for; empty: any.
+        pub domains: Vec<String>,
+        /// Whether its tokens may act as users holding instance roles.
+        pub allow_instance_roles: bool,
+    }
 }
 
 /// The claims an OpenID Connect connection reads the user's email, name and groups from.
@@ -514,24 +583,26 @@ pub struct RoleMappingRow {
     pub role: OrgRole,
 }
 
-/// An OpenID Connect identity provider, for the whole instance or one org.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SsoConnectionRow {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub org_id: Option<OrgId>,
-    pub issuer: String,
-    pub client_id: String,
-    /// The client secret, encrypted with the instance's SSO key.
-    pub client_secret_sealed: String,
-    pub scopes: Vec<String>,
-    /// The email domains (lower case) whose users sign in here; each belongs to one connection.
-    pub domains: Vec<String>,
-    pub claims: SsoClaims,
-    pub role_mapping: Vec<RoleMappingRow>,
-    pub jit: bool,
-    pub enforced: bool,
-    pub created_at: OffsetDateTime,
-    pub updated_at: OffsetDateTime,
-    pub version: i64,
+stored! {
+    /// An OpenID Connect identity provider, for the whole instance or one org.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SsoConnectionRow {
+        pub id: uuid::Uuid,
+        pub name: String,
+        pub org_id: Option<OrgId>,
+        pub issuer: String,
+        pub client_id: String,
+        /// The client secret, encrypted with the instance's SSO key.
+        pub client_secret_sealed: String,
+        pub scopes: Vec<String>,
+        /// The email domains (lower case) whose users sign in here; each belongs to one connection.
+        pub domains: Vec<String>,
+        pub claims: SsoClaims,
+        pub role_mapping: Vec<RoleMappingRow>,
+        pub jit: bool,
+        pub enforced: bool,
+        pub created_at: OffsetDateTime,
+        pub updated_at: OffsetDateTime,
+        pub version: i64,
+    }
 }

@@ -158,7 +158,7 @@ impl Store for PgStore {
         // writes nothing, not even a period row.
         let row =
             pg_query(sql::metering::consume_in_one_statement(c))?.fetch_optional(&self.pool).await.map_err(backend)?;
-        row.as_ref().map(usage_from_row).transpose()
+        row.as_ref().map(UsageRow::from_row).transpose()
     }
 }
 

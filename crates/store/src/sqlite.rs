@@ -172,7 +172,7 @@ impl Store for SqliteStore {
         // answers the usage.
         let outcomes = batch::send(&mut tx, sql::metering::consume(c).into()).await?;
         let answer = outcomes.into_iter().nth(1).and_then(|o| o.rows.into_iter().next());
-        let usage = answer.as_ref().map(usage_from_row).transpose()?;
+        let usage = answer.as_ref().map(UsageRow::from_row).transpose()?;
         // A refused consume leaves no trace, not even the period row it may have created.
         if usage.is_some() {
             let committing = self.flush.begin();
@@ -446,7 +446,7 @@ impl Tx for SqliteTx {
         let mut by_email: Option<(i64, UserRow)> = None;
         for row in &rows {
             let pick = get::<i64>(row, "pick")?;
-            let user = user_from_row(row)?;
+            let user = UserRow::from_row(row)?;
             if pick == 0 {
                 by_name = Some(user);
             } else if by_email.as_ref().is_none_or(|(best, _)| pick < *best) {
@@ -489,7 +489,7 @@ impl Tx for SqliteTx {
             match get::<String>(row, "swept")?.as_str() {
                 "revoked" => revoked += 1,
                 "cancelled" => cancelled += 1,
-                _ => owned.push(org_from_row(row)?),
+                _ => owned.push(OrgRow::from_row(row)?),
             }
         }
         Ok((revoked, cancelled, owned))

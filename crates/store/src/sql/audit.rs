@@ -132,7 +132,7 @@ impl<E: Exec> Audit for E {
     }
 
     async fn list_audit(&mut self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
-        self.fetch(select(f)).await?.iter().map(audit_from_row).collect()
+        self.fetch(select(f)).await?.iter().map(AuditRecord::from_row).collect()
     }
 
     async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64> {
@@ -177,7 +177,7 @@ impl<E: Exec> Audit for E {
         let rows = self
             .fetch(Stmt::new("SELECT seq, kind, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, kind"))
             .await?;
-        rows.iter().map(checkpoint_from_row).collect()
+        rows.iter().map(CheckpointRow::from_row).collect()
     }
 
     async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {
@@ -213,6 +213,6 @@ impl<E: Exec> Audit for E {
         let stmt = Stmt::new("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)
             .bind(i64::from(limit));
-        self.fetch(stmt).await?.iter().map(audit_from_row).collect()
+        self.fetch(stmt).await?.iter().map(AuditRecord::from_row).collect()
     }
 }

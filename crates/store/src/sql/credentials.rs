@@ -71,12 +71,12 @@ impl<E: Exec> Credentials for E {
 
     async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(SessionRow::from_row).transpose()
     }
 
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(SessionRow::from_row).transpose()
     }
 
     async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>> {
@@ -85,7 +85,7 @@ impl<E: Exec> Credentials for E {
         )
         .bind(user.to_string())
         .bind(micros(now))).await?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(SessionRow::from_row).collect()
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
@@ -115,7 +115,7 @@ impl<E: Exec> Credentials for E {
 
     async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(token_from_row).transpose()
+        row.as_ref().map(ApiTokenRow::from_row).transpose()
     }
 
     async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
@@ -125,7 +125,7 @@ impl<E: Exec> Credentials for E {
                     .bind(user.to_string()),
             )
             .await?;
-        rows.iter().map(token_from_row).collect()
+        rows.iter().map(ApiTokenRow::from_row).collect()
     }
 
     async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {

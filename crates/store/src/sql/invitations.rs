@@ -35,7 +35,7 @@ impl<E: Exec> Invitations for E {
 
     async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(invitation_from_row).transpose()
+        row.as_ref().map(InvitationRow::from_row).transpose()
     }
 
     async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -58,7 +58,7 @@ impl<E: Exec> Invitations for E {
 
     async fn invitation(&mut self, id: Uuid) -> StoreResult<Option<InvitationRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(invitation_from_row).transpose()
+        row.as_ref().map(InvitationRow::from_row).transpose()
     }
 
     async fn open_invitations(
@@ -88,7 +88,7 @@ impl<E: Exec> Invitations for E {
             query = query.bind(before.to_string());
         }
         let rows = self.fetch(query.bind(i64::from(limit))).await?;
-        rows.iter().map(invitation_from_row).collect()
+        rows.iter().map(InvitationRow::from_row).collect()
     }
 
     async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -116,7 +116,7 @@ impl<E: Exec> Invitations for E {
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
         let row =
             self.fetch_one(Stmt::new("SELECT * FROM password_resets WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(reset_from_row).transpose()
+        row.as_ref().map(ResetRow::from_row).transpose()
     }
 
     async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {

@@ -32,7 +32,7 @@ impl<E: Exec> Lifecycle for E {
     async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
         let rows =
             self.fetch(Stmt::new("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id").bind(user.to_string())).await?;
-        rows.iter().map(org_from_row).collect()
+        rows.iter().map(OrgRow::from_row).collect()
     }
 
     async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
@@ -57,7 +57,7 @@ impl<E: Exec> Lifecycle for E {
                     .bind(user.to_string()),
             )
             .await?;
-        rows.iter().map(handover_from_row).collect()
+        rows.iter().map(HandoverRow::from_row).collect()
     }
 
     async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -74,7 +74,7 @@ impl<E: Exec> Lifecycle for E {
         let sql =
             format!("SELECT {} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1", Self::USER_COLUMNS);
         let row = self.fetch_one(Stmt::new(sql)).await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(UserRow::from_row).transpose()
     }
 
     async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
@@ -99,7 +99,7 @@ impl<E: Exec> Lifecycle for E {
                 Stmt::new("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC").bind(org.to_string()),
             )
             .await?;
-        rows.iter().map(deprovision_from_row).collect()
+        rows.iter().map(DeprovisionRow::from_row).collect()
     }
 
     async fn purge_org_data(&mut self, org: OrgId, owner: UserId) -> StoreResult<u64> {

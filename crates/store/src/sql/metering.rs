@@ -165,7 +165,7 @@ async fn lock_periods<E: Exec + ?Sized>(
                 .bind(org.to_string())
                 .bind(start);
         let row = exec.fetch_one(read).await?.ok_or(crate::StoreError::Conflict(crate::Constraint::VersionMismatch))?;
-        tallies.insert((org, start), Tally { row: usage_from_row(&row)?, made, accepted: false });
+        tallies.insert((org, start), Tally { row: UsageRow::from_row(&row)?, made, accepted: false });
     }
     Ok(tallies)
 }
@@ -311,7 +311,7 @@ impl<E: Exec> Metering for E {
                     .bind(micros(period_start)),
             )
             .await?;
-        row.as_ref().map(usage_from_row).transpose()
+        row.as_ref().map(UsageRow::from_row).transpose()
     }
 
     async fn usage_days(
@@ -324,7 +324,7 @@ impl<E: Exec> Metering for E {
             .bind(org.to_string())
             .bind(micros(day_of(since)))
             .bind(micros(until));
-        self.fetch(days).await?.iter().map(usage_day_from_row).collect()
+        self.fetch(days).await?.iter().map(UsageDayRow::from_row).collect()
     }
 
     async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>> {
@@ -335,7 +335,7 @@ impl<E: Exec> Metering for E {
                     .bind(i64::from(limit)),
             )
             .await?;
-        rows.iter().map(usage_from_row).collect()
+        rows.iter().map(UsageRow::from_row).collect()
     }
 
     async fn claim_usage_alert(
@@ -364,7 +364,7 @@ impl<E: Exec> Metering for E {
 
     async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM assets WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(asset_from_row).transpose()
+        row.as_ref().map(AssetRow::from_row).transpose()
     }
 
     async fn assets_of_org(&mut self, org: OrgId, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AssetRow>> {
@@ -377,7 +377,7 @@ impl<E: Exec> Metering for E {
                     .bind(i64::from(limit)),
             )
             .await?;
-        rows.iter().map(asset_from_row).collect()
+        rows.iter().map(AssetRow::from_row).collect()
     }
 
     async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
@@ -440,6 +440,6 @@ impl<E: Exec> Metering for E {
                 .bind(org.to_string()),
             )
             .await?;
-        row.as_ref().map(check_facts_from_row).transpose()
+        row.as_ref().map(CheckFacts::from_row).transpose()
     }
 }

@@ -23,7 +23,7 @@ pub(crate) mod webhooks;
 use async_trait::async_trait;
 
 use crate::StoreResult;
-use crate::rows::{Col, DbRow, get};
+use crate::rows::{DbRow, FromColumn, get};
 pub(crate) use stmt::Stmt;
 
 /// How a backend runs a statement written once.
@@ -119,7 +119,7 @@ pub(crate) trait Exec: Send {
     }
 
     /// The column `col` of the first row of `stmt` (a `COUNT(*) AS n`, say).
-    async fn scalar<T: Col + Send>(&mut self, stmt: Stmt, col: &str) -> StoreResult<T> {
+    async fn scalar<T: FromColumn + Send>(&mut self, stmt: Stmt, col: &str) -> StoreResult<T> {
         let row = self.fetch_one(stmt).await?.ok_or_else(|| crate::StoreError::Corrupt(format!("no row for {col}")))?;
         get(&row, col)
     }

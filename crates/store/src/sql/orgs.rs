@@ -34,7 +34,7 @@ impl<E: Exec> Orgs for E {
 
     async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM orgs WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(org_from_row).transpose()
+        row.as_ref().map(OrgRow::from_row).transpose()
     }
 
     async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
@@ -63,7 +63,7 @@ impl<E: Exec> Orgs for E {
             query = query.bind(b.to_string());
         }
         let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
-        rows.iter().map(org_from_row).collect()
+        rows.iter().map(OrgRow::from_row).collect()
     }
 
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
@@ -111,7 +111,7 @@ impl<E: Exec> Orgs for E {
         let rows = self.fetch(page).await?;
         rows.iter()
             .map(|r| {
-                let org = org_from_row(r)?;
+                let org = OrgRow::from_row(r)?;
                 let usage = match get::<Option<i64>>(r, "usage_start")? {
                     Some(start) => Some(UsageRow {
                         org_id: org.id,
@@ -135,7 +135,7 @@ impl<E: Exec> Orgs for E {
         )
         .bind(micros(now))
         .bind(i64::from(limit))).await?;
-        rows.iter().map(org_from_row).collect()
+        rows.iter().map(OrgRow::from_row).collect()
     }
 
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
@@ -162,7 +162,7 @@ impl<E: Exec> Orgs for E {
                 .bind(org.to_string()),
             )
             .await?;
-        rows.iter().map(member_from_row).collect()
+        rows.iter().map(MemberRow::from_row).collect()
     }
 
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
@@ -179,7 +179,7 @@ impl<E: Exec> Orgs for E {
                 .bind(i64::from(limit)),
             )
             .await?;
-        rows.iter().map(member_from_row).collect()
+        rows.iter().map(MemberRow::from_row).collect()
     }
 
     async fn insert_membership(
@@ -239,13 +239,13 @@ impl<E: Exec> Orgs for E {
         let rows = self
             .fetch(
                 Stmt::new(
-                    "SELECT m.org_id, o.name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
+                    "SELECT m.org_id, o.name AS org_name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
              JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
                 )
                 .bind(user.to_string()),
             )
             .await?;
-        rows.iter().map(membership_of_user_from_row).collect()
+        rows.iter().map(MembershipOfUser::from_row).collect()
     }
 
     async fn set_org_notifications(
@@ -263,9 +263,9 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
-        let sql = "SELECT m.org_id, o.name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
+        let sql = "SELECT m.org_id, o.name AS org_name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
                    JOIN orgs o ON o.id = m.org_id WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
         let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
-        rows.first().map(membership_of_user_from_row).transpose()
+        rows.first().map(MembershipOfUser::from_row).transpose()
     }
 }

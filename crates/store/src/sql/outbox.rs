@@ -51,7 +51,7 @@ impl<E: Exec> Outbox for E {
                 .bind(i64::from(limit)),
             )
             .await?;
-        let claimed: Vec<OutboxRow> = rows.iter().map(outbox_from_row).collect::<StoreResult<_>>()?;
+        let claimed: Vec<OutboxRow> = rows.iter().map(OutboxRow::from_row).collect::<StoreResult<_>>()?;
         for m in &claimed {
             self.run(
                 Stmt::new("UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
@@ -98,6 +98,6 @@ impl<E: Exec> Outbox for E {
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
         let rows =
             self.fetch(Stmt::new("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC").bind(recipient)).await?;
-        rows.iter().map(outbox_from_row).collect()
+        rows.iter().map(OutboxRow::from_row).collect()
     }
 }

@@ -49,13 +49,13 @@ impl<E: Exec> Reviews for E {
         else {
             return Ok(None);
         };
-        let review = review_from_row(&row)?;
+        let review = ReviewRow::from_row(&row)?;
         let rows = self
             .fetch(
                 Stmt::new("SELECT * FROM access_review_items WHERE review_id = ? ORDER BY email").bind(id.to_string()),
             )
             .await?;
-        let items = rows.iter().map(review_item_from_row).collect::<StoreResult<_>>()?;
+        let items = rows.iter().map(ReviewItemRow::from_row).collect::<StoreResult<_>>()?;
         Ok(Some((review, items)))
     }
 

@@ -52,12 +52,12 @@ impl<E: Exec> Sso for E {
 
     async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
         let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers ORDER BY id DESC")).await?;
-        rows.iter().map(jwt_issuer_from_row).collect()
+        rows.iter().map(JwtIssuerRow::from_row).collect()
     }
 
     async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>> {
         let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id").bind(issuer)).await?;
-        rows.iter().map(jwt_issuer_from_row).collect()
+        rows.iter().map(JwtIssuerRow::from_row).collect()
     }
 
     async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
@@ -78,12 +78,12 @@ impl<E: Exec> Sso for E {
 
     async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>> {
         let row = self.fetch_one(Stmt::new("SELECT * FROM sso_connections WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(sso_connection_from_row).transpose()
+        row.as_ref().map(SsoConnectionRow::from_row).transpose()
     }
 
     async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>> {
         let rows = self.fetch(Stmt::new("SELECT * FROM sso_connections ORDER BY id DESC")).await?;
-        rows.iter().map(sso_connection_from_row).collect()
+        rows.iter().map(SsoConnectionRow::from_row).collect()
     }
 
     async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>> {
@@ -95,7 +95,7 @@ impl<E: Exec> Sso for E {
                 .bind(domain),
             )
             .await?;
-        row.as_ref().map(sso_connection_from_row).transpose()
+        row.as_ref().map(SsoConnectionRow::from_row).transpose()
     }
 
     async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool> {

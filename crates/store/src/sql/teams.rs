@@ -35,7 +35,7 @@ impl<E: Exec> Teams for E {
         let row = self
             .fetch_one(Stmt::new("SELECT * FROM teams WHERE id = ? AND archived_at IS NULL").bind(id.to_string()))
             .await?;
-        row.as_ref().map(team_from_row).transpose()
+        row.as_ref().map(TeamRow::from_row).transpose()
     }
 
     async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
@@ -45,7 +45,7 @@ impl<E: Exec> Teams for E {
                 .bind(before.map(|b| b.to_string()))
                 .bind(before.map(|b| b.to_string()))
                 .bind(i64::from(limit))).await?;
-        rows.iter().map(team_from_row).collect()
+        rows.iter().map(TeamRow::from_row).collect()
     }
 
     async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
@@ -58,7 +58,7 @@ impl<E: Exec> Teams for E {
              WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
         );
         let rows = self.fetch(Stmt::new(sql).bind(team.to_string())).await?;
-        rows.iter().map(team_member_from_row).collect()
+        rows.iter().map(TeamMemberRow::from_row).collect()
     }
 
     async fn put_team_member(
@@ -109,6 +109,6 @@ impl<E: Exec> Teams for E {
              WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
         );
         let rows = self.fetch(Stmt::new(sql).bind(user.to_string())).await?;
-        rows.iter().map(team_member_from_row).collect()
+        rows.iter().map(TeamMemberRow::from_row).collect()
     }
 }

@@ -21,7 +21,7 @@ macro_rules! user_columns_of {
             "u.notifications, u.created_at, u.updated_at, u.last_login_at, u.deactivate_at, u.version, ",
             "u.status_by, u.deactivate_by, (SELECT ",
             $agg,
-            "(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS roles"
+            "(r.role, ',') FROM user_instance_roles r WHERE r.user_id = u.id) AS instance_roles"
         )
     };
 }
@@ -66,14 +66,14 @@ impl<E: Exec> Users for E {
         let columns = Self::USER_COLUMNS;
         let sql = format!("SELECT {columns} FROM users u WHERE u.id = ?");
         let rows = self.fetch(Stmt::new(sql).bind(id.to_string())).await?;
-        rows.first().map(user_from_row).transpose()
+        rows.first().map(UserRow::from_row).transpose()
     }
 
     async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
         let columns = Self::USER_COLUMNS;
         let sql = format!("SELECT {columns} FROM users u WHERE u.email_key = ?");
         let row = self.fetch_one(Stmt::new(sql).bind(key)).await?;
-        row.as_ref().map(user_from_row).transpose()
+        row.as_ref().map(UserRow::from_row).transpose()
     }
 
     async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
@@ -125,7 +125,7 @@ impl<E: Exec> Users for E {
             query = query.bind(b.to_string());
         }
         let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(UserRow::from_row).collect()
     }
 
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
@@ -168,7 +168,7 @@ impl<E: Exec> Users for E {
              AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
         );
         let rows = self.fetch(Stmt::new(sql).bind(micros(now)).bind(i64::from(limit))).await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(UserRow::from_row).collect()
     }
 
     async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
@@ -178,7 +178,7 @@ impl<E: Exec> Users for E {
              AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
         );
         let rows = self.fetch(Stmt::new(sql).bind(micros(before)).bind(i64::from(limit))).await?;
-        rows.iter().map(user_from_row).collect()
+        rows.iter().map(UserRow::from_row).collect()
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {

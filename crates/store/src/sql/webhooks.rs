@@ -33,7 +33,7 @@ impl<E: Exec> Webhooks for E {
             return Ok(known);
         }
         let rows = self.fetch(Stmt::new("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")).await?;
-        let hooks = rows.iter().map(webhook_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let hooks = rows.iter().map(WebhookRow::from_row).collect::<StoreResult<Vec<_>>>()?;
         self.remember_webhooks(&hooks);
         Ok(hooks)
     }
@@ -79,7 +79,7 @@ impl<E: Exec> Webhooks for E {
         .bind(micros(now))
         .bind(micros(now))
         .bind(i64::from(limit))).await?;
-        let claimed: Vec<DeliveryRow> = rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?;
+        let claimed: Vec<DeliveryRow> = rows.iter().map(DeliveryRow::from_row).collect::<StoreResult<_>>()?;
         for d in &claimed {
             self.run(
                 Stmt::new("UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
@@ -124,13 +124,13 @@ impl<E: Exec> Webhooks for E {
         .bind(before.map(|b| b.to_string()))
         .bind(before.map(|b| b.to_string()))
         .bind(i64::from(limit))).await?;
-        rows.iter().map(delivery_from_row).collect()
+        rows.iter().map(DeliveryRow::from_row).collect()
     }
 
     async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
         let row =
             self.fetch_one(Stmt::new("SELECT * FROM webhook_deliveries WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(delivery_from_row).transpose()
+        row.as_ref().map(DeliveryRow::from_row).transpose()
     }
 
     async fn redeliver(&mut self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
