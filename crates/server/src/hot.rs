@@ -12,11 +12,11 @@
 //!   on every request from the facts it keeps, with the clock of that request.
 //!
 //! The epoch and counters are read before the database is, so an answer read across a change is
-//! stale at once.
+//! stale at once. Where other nodes write to the same database (PostgreSQL shared by several
+//! nodes), consumes elsewhere would not move the counters here, so nothing is kept.
 //!
 //! The overview's count of frozen orgs is the exception: it reads every active org, so it is
-//! kept for [`FROZEN_COUNT_MAX_AGE`] whatever changes, and counted by one request at a time. Where other nodes write to the same database (PostgreSQL shared by several
-//! nodes), consumes elsewhere would not move the counters here, so nothing is kept.
+//! kept for [`FROZEN_COUNT_MAX_AGE`] whatever changes, and counted by one request at a time.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

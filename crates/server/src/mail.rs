@@ -131,6 +131,8 @@ pub async fn enqueue(
     queue(tx, user, None, category, (subject.into(), body.into()), now).await
 }
 
+/// Queues an email to `user`, about `org` when it is one of that org's own, unless
+/// [`refusal_now`] refuses it; returns whether it was queued.
 async fn queue(
     tx: &mut dyn Tx,
     user: &UserRow,
