@@ -157,13 +157,17 @@ impl FromColumn for u64 {
 
 impl FromColumn for OffsetDateTime {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
-        from_micros(get(row, col)?)
+        let micros: i64 = get(row, col)?;
+        from_micros(micros).map_err(|_| StoreError::Corrupt(format!("{col}: {micros} is not an instant")))
     }
 }
 
 impl FromColumn for Option<OffsetDateTime> {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
-        opt_micros(get(row, col)?)
+        match get::<Option<i64>>(row, col)? {
+            Some(_) => OffsetDateTime::from_column(row, col).map(Some),
+            None => Ok(None),
+        }
     }
 }
 

@@ -360,3 +360,38 @@ async fn a_consume_waiting_for_its_flush_leaves_the_writer_to_the_next() {
         c.await.unwrap();
     }
 }
+
+/// A stored value that is not of its field's kind is refused as corrupt, naming its column,
+/// whichever way it is wrong: never guessed, never a panic.
+#[tokio::test]
+async fn a_stored_value_of_the_wrong_kind_is_refused_naming_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir, false).await;
+    let now = OffsetDateTime::now_utc();
+    let user = UserRow::new("odd@example.com", "odd@example.com".into(), "Odd", steward_core::UserStatus::Active, now);
+    let mut tx = store.write().await.unwrap();
+    tx.insert_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    let file = format!("sqlite://{}", dir.path().join("steward.db").display());
+    // One connection that writes past the schema's own checks, as a damaged file would hold.
+    let raw = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect(&file).await.unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON").execute(&raw).await.unwrap();
+    for (change, column) in [
+        ("UPDATE users SET status = 'asleep'", "status"),
+        ("UPDATE users SET status = 'active', notifications = '[1'", "notifications"),
+        ("UPDATE users SET notifications = '{}', last_login_at = 9223372036854775807", "last_login_at"),
+        ("UPDATE users SET last_login_at = NULL, deactivate_by = 'someone'", "deactivate_by"),
+    ] {
+        sqlx::query(AssertSqlSafe(change)).execute(&raw).await.unwrap();
+        let mut read = store.read().await.unwrap();
+        match read.user(user.id).await {
+            Err(StoreError::Corrupt(why)) => assert!(why.starts_with(&format!("{column}: ")), "{column}: {why}"),
+            other => panic!("{column}: {other:?}"),
+        }
+        read.rollback().await.unwrap();
+    }
+    sqlx::query("UPDATE users SET deactivate_by = NULL").execute(&raw).await.unwrap();
+    let mut read = store.read().await.unwrap();
+    assert_eq!(read.user(user.id).await.unwrap().map(|u| u.email), Some(user.email), "read again once mended");
+    read.rollback().await.unwrap();
+}
