@@ -132,7 +132,7 @@ impl<E: Exec> Audit for E {
     }
 
     async fn list_audit(&mut self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
-        self.fetch(select(f)).await?.iter().map(AuditRecord::from_row).collect()
+        self.rows(select(f)).await
     }
 
     async fn redact_personal(&mut self, user: UserId) -> StoreResult<u64> {
@@ -174,10 +174,8 @@ impl<E: Exec> Audit for E {
     }
 
     async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>> {
-        let rows = self
-            .fetch(Stmt::new("SELECT seq, kind, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, kind"))
-            .await?;
-        rows.iter().map(CheckpointRow::from_row).collect()
+        self.rows(Stmt::new("SELECT seq, kind, hash, at, key_id, signature FROM audit_checkpoints ORDER BY seq, kind"))
+            .await
     }
 
     async fn audit_anchor(&mut self) -> StoreResult<Option<(i64, String)>> {
@@ -213,6 +211,6 @@ impl<E: Exec> Audit for E {
         let stmt = Stmt::new("SELECT * FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?")
             .bind(after)
             .bind(i64::from(limit));
-        self.fetch(stmt).await?.iter().map(AuditRecord::from_row).collect()
+        self.rows(stmt).await
     }
 }

@@ -70,22 +70,22 @@ impl<E: Exec> Credentials for E {
     }
 
     async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(SessionRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM sessions WHERE token_hash = ?").bind(token_hash)).await
     }
 
     async fn session(&mut self, id: SessionId) -> StoreResult<Option<SessionRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM sessions WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(SessionRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM sessions WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn live_sessions(&mut self, user: UserId, now: OffsetDateTime) -> StoreResult<Vec<SessionRow>> {
-        let rows = self.fetch(Stmt::new(
-            "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC",
+        self.rows(
+            Stmt::new(
+                "SELECT * FROM sessions WHERE user_id = ? AND revoked_at IS NULL AND expires_at > ? ORDER BY id DESC",
+            )
+            .bind(user.to_string())
+            .bind(micros(now)),
         )
-        .bind(user.to_string())
-        .bind(micros(now))).await?;
-        rows.iter().map(SessionRow::from_row).collect()
+        .await
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
@@ -114,18 +114,15 @@ impl<E: Exec> Credentials for E {
     }
 
     async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(ApiTokenRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM api_tokens WHERE token_hash = ?").bind(token_hash)).await
     }
 
     async fn api_tokens_of(&mut self, user: UserId) -> StoreResult<Vec<ApiTokenRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC")
-                    .bind(user.to_string()),
-            )
-            .await?;
-        rows.iter().map(ApiTokenRow::from_row).collect()
+        self.rows(
+            Stmt::new("SELECT * FROM api_tokens WHERE user_id = ? AND revoked_at IS NULL ORDER BY id DESC")
+                .bind(user.to_string()),
+        )
+        .await
     }
 
     async fn revoke_api_token(&mut self, id: TokenId, at: OffsetDateTime) -> StoreResult<()> {

@@ -34,8 +34,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(InvitationRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM invitations WHERE token_hash = ?").bind(token_hash)).await
     }
 
     async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -57,8 +56,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn invitation(&mut self, id: Uuid) -> StoreResult<Option<InvitationRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM invitations WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(InvitationRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM invitations WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn open_invitations(
@@ -87,8 +85,7 @@ impl<E: Exec> Invitations for E {
         if let Some(before) = before {
             query = query.bind(before.to_string());
         }
-        let rows = self.fetch(query.bind(i64::from(limit))).await?;
-        rows.iter().map(InvitationRow::from_row).collect()
+        self.rows(query.bind(i64::from(limit))).await
     }
 
     async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {

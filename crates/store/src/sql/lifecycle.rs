@@ -51,13 +51,11 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM ownership_handovers WHERE from_user_id = ? AND closed_at IS NULL ORDER BY id")
-                    .bind(user.to_string()),
-            )
-            .await?;
-        rows.iter().map(HandoverRow::from_row).collect()
+        self.rows(
+            Stmt::new("SELECT * FROM ownership_handovers WHERE from_user_id = ? AND closed_at IS NULL ORDER BY id")
+                .bind(user.to_string()),
+        )
+        .await
     }
 
     async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -73,8 +71,7 @@ impl<E: Exec> Lifecycle for E {
     async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
         let sql =
             format!("SELECT {} FROM users u WHERE u.kind = 'placeholder' ORDER BY u.id LIMIT 1", Self::USER_COLUMNS);
-        let row = self.fetch_one(Stmt::new(sql)).await?;
-        row.as_ref().map(UserRow::from_row).transpose()
+        self.row(Stmt::new(sql)).await
     }
 
     async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
@@ -94,12 +91,10 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC").bind(org.to_string()),
-            )
-            .await?;
-        rows.iter().map(DeprovisionRow::from_row).collect()
+        self.rows(
+            Stmt::new("SELECT * FROM deprovision_records WHERE org_id = ? ORDER BY id DESC").bind(org.to_string()),
+        )
+        .await
     }
 
     async fn purge_org_data(&mut self, org: OrgId, owner: UserId) -> StoreResult<u64> {

@@ -304,14 +304,12 @@ impl<E: Exec> Metering for E {
     }
 
     async fn usage(&mut self, org: OrgId, period_start: OffsetDateTime) -> StoreResult<Option<UsageRow>> {
-        let row = self
-            .fetch_one(
-                Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?")
-                    .bind(org.to_string())
-                    .bind(micros(period_start)),
-            )
-            .await?;
-        row.as_ref().map(UsageRow::from_row).transpose()
+        self.row(
+            Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? AND period_start = ?")
+                .bind(org.to_string())
+                .bind(micros(period_start)),
+        )
+        .await
     }
 
     async fn usage_days(
@@ -324,18 +322,16 @@ impl<E: Exec> Metering for E {
             .bind(org.to_string())
             .bind(micros(day_of(since)))
             .bind(micros(until));
-        self.fetch(days).await?.iter().map(UsageDayRow::from_row).collect()
+        self.rows(days).await
     }
 
     async fn usage_history(&mut self, org: OrgId, limit: u32) -> StoreResult<Vec<UsageRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? ORDER BY period_start DESC LIMIT ?")
-                    .bind(org.to_string())
-                    .bind(i64::from(limit)),
-            )
-            .await?;
-        rows.iter().map(UsageRow::from_row).collect()
+        self.rows(
+            Stmt::new("SELECT * FROM usage_periods WHERE org_id = ? ORDER BY period_start DESC LIMIT ?")
+                .bind(org.to_string())
+                .bind(i64::from(limit)),
+        )
+        .await
     }
 
     async fn claim_usage_alert(
@@ -363,21 +359,18 @@ impl<E: Exec> Metering for E {
     }
 
     async fn asset(&mut self, id: Uuid) -> StoreResult<Option<AssetRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM assets WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(AssetRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM assets WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn assets_of_org(&mut self, org: OrgId, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AssetRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM assets WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
-                    .bind(org.to_string())
-                    .bind(before.map(|b| b.to_string()))
-                    .bind(before.map(|b| b.to_string()))
-                    .bind(i64::from(limit)),
-            )
-            .await?;
-        rows.iter().map(AssetRow::from_row).collect()
+        self.rows(
+            Stmt::new("SELECT * FROM assets WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
+                .bind(org.to_string())
+                .bind(before.map(|b| b.to_string()))
+                .bind(before.map(|b| b.to_string()))
+                .bind(i64::from(limit)),
+        )
+        .await
     }
 
     async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
@@ -425,21 +418,19 @@ impl<E: Exec> Metering for E {
         org: OrgId,
         period_start: OffsetDateTime,
     ) -> StoreResult<Option<CheckFacts>> {
-        let row = self
-            .fetch_one(
-                Stmt::new(
-                    "SELECT u.status, m.role, m.dormant, o.license, o.created_at AS org_created_at, \
+        self.row(
+            Stmt::new(
+                "SELECT u.status, m.role, m.dormant, o.license, o.created_at AS org_created_at, \
                     p.operations_used, p.transfer_used \
              FROM users u CROSS JOIN orgs o \
              LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = u.id AND m.ended_at IS NULL \
              LEFT JOIN usage_periods p ON p.org_id = o.id AND p.period_start = ? \
              WHERE u.id = ? AND o.id = ?",
-                )
-                .bind(micros(period_start))
-                .bind(user.to_string())
-                .bind(org.to_string()),
             )
-            .await?;
-        row.as_ref().map(CheckFacts::from_row).transpose()
+            .bind(micros(period_start))
+            .bind(user.to_string())
+            .bind(org.to_string()),
+        )
+        .await
     }
 }

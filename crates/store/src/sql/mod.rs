@@ -23,7 +23,7 @@ pub(crate) mod webhooks;
 use async_trait::async_trait;
 
 use crate::StoreResult;
-use crate::rows::{DbRow, FromColumn, get};
+use crate::rows::{DbRow, FromColumn, FromRow, get};
 pub(crate) use stmt::Stmt;
 
 /// How a backend runs a statement written once.
@@ -116,6 +116,16 @@ pub(crate) trait Exec: Send {
     /// The first row of `stmt`, which must have one.
     async fn fetch_one_required(&mut self, stmt: Stmt) -> StoreResult<Self::Row> {
         self.fetch_one(stmt).await?.ok_or_else(|| crate::StoreError::Corrupt("a statement answered no row".into()))
+    }
+
+    /// The rows of `stmt`, each read as a `T`.
+    async fn rows<T: FromRow + Send>(&mut self, stmt: Stmt) -> StoreResult<Vec<T>> {
+        self.fetch(stmt).await?.iter().map(T::from_row).collect()
+    }
+
+    /// The first row of `stmt` read as a `T`, if there is one.
+    async fn row<T: FromRow + Send>(&mut self, stmt: Stmt) -> StoreResult<Option<T>> {
+        self.fetch_one(stmt).await?.as_ref().map(T::from_row).transpose()
     }
 
     /// The column `col` of the first row of `stmt` (a `COUNT(*) AS n`, say).

@@ -33,8 +33,7 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn org(&mut self, id: OrgId) -> StoreResult<Option<OrgRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM orgs WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(OrgRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM orgs WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
@@ -62,8 +61,7 @@ impl<E: Exec> Orgs for E {
         if let Some(b) = f.before {
             query = query.bind(b.to_string());
         }
-        let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
-        rows.iter().map(OrgRow::from_row).collect()
+        self.rows(query.bind(i64::from(f.limit))).await
     }
 
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
@@ -128,14 +126,13 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn newly_expired_orgs(&mut self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<OrgRow>> {
-        let rows = self.fetch(Stmt::new(
+        self.rows(Stmt::new(
             "SELECT o.* FROM orgs o WHERE o.expires_at IS NOT NULL AND o.expires_at <= ? AND o.state <> 'purged' \
              AND NOT EXISTS (SELECT 1 FROM expiry_announcements a WHERE a.org_id = o.id AND a.expires_at = o.expires_at) \
              ORDER BY o.expires_at LIMIT ?",
         )
         .bind(micros(now))
-        .bind(i64::from(limit))).await?;
-        rows.iter().map(OrgRow::from_row).collect()
+        .bind(i64::from(limit))).await
     }
 
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
@@ -152,34 +149,30 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new(
-                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
+        self.rows(
+            Stmt::new(
+                "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
              FROM memberships m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
-                )
-                .bind(org.to_string()),
             )
-            .await?;
-        rows.iter().map(MemberRow::from_row).collect()
+            .bind(org.to_string()),
+        )
+        .await
     }
 
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new(
-                    "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
+        self.rows(
+            Stmt::new(
+                "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
              FROM memberships m JOIN users u ON u.id = m.user_id \
              WHERE m.org_id = ? AND m.ended_at IS NULL AND (? IS NULL OR m.user_id > ?) ORDER BY m.user_id LIMIT ?",
-                )
-                .bind(org.to_string())
-                .bind(after.map(|a| a.to_string()))
-                .bind(after.map(|a| a.to_string()))
-                .bind(i64::from(limit)),
             )
-            .await?;
-        rows.iter().map(MemberRow::from_row).collect()
+            .bind(org.to_string())
+            .bind(after.map(|a| a.to_string()))
+            .bind(after.map(|a| a.to_string()))
+            .bind(i64::from(limit)),
+        )
+        .await
     }
 
     async fn insert_membership(
@@ -236,16 +229,14 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
-        let rows = self
-            .fetch(
-                Stmt::new(
-                    "SELECT m.org_id, o.name AS org_name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
+        self.rows(
+            Stmt::new(
+                "SELECT m.org_id, o.name AS org_name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
              JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? AND m.ended_at IS NULL ORDER BY o.name",
-                )
-                .bind(user.to_string()),
             )
-            .await?;
-        rows.iter().map(MembershipOfUser::from_row).collect()
+            .bind(user.to_string()),
+        )
+        .await
     }
 
     async fn set_org_notifications(

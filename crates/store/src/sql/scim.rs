@@ -54,7 +54,7 @@ impl<E: Exec> Scim for E {
     async fn user_by_user_name_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
         let sql =
             format!("SELECT {} FROM users u WHERE COALESCE(u.scim_user_name_key, u.email_key) = ?", E::USER_COLUMNS);
-        self.fetch_one(Stmt::new(sql).bind(key)).await?.as_ref().map(UserRow::from_row).transpose()
+        self.row(Stmt::new(sql).bind(key)).await
     }
 
     async fn put_scim_user(&mut self, r: &ScimUserRow) -> StoreResult<()> {
@@ -140,7 +140,7 @@ impl<E: Exec> Scim for E {
     async fn orgs_named(&mut self, name: &str) -> StoreResult<Vec<OrgRow>> {
         let stmt = Stmt::new("SELECT * FROM orgs WHERE lower(name) = ? AND state <> 'purged' ORDER BY id LIMIT 2")
             .bind(name.to_lowercase());
-        self.fetch(stmt).await?.iter().map(OrgRow::from_row).collect()
+        self.rows(stmt).await
     }
 
     async fn insert_scim_token(&mut self, t: &ScimTokenRow) -> StoreResult<()> {
@@ -161,12 +161,12 @@ impl<E: Exec> Scim for E {
 
     async fn scim_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ScimTokenRow>> {
         let stmt = Stmt::new("SELECT * FROM scim_tokens WHERE token_hash = ?").bind(token_hash);
-        self.fetch_one(stmt).await?.as_ref().map(ScimTokenRow::from_row).transpose()
+        self.row(stmt).await
     }
 
     async fn scim_tokens(&mut self) -> StoreResult<Vec<ScimTokenRow>> {
         let stmt = Stmt::new("SELECT * FROM scim_tokens WHERE revoked_at IS NULL ORDER BY id DESC");
-        self.fetch(stmt).await?.iter().map(ScimTokenRow::from_row).collect()
+        self.rows(stmt).await
     }
 
     async fn revoke_scim_token(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<bool> {

@@ -9,15 +9,14 @@ use time::OffsetDateTime;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::{RoleRow, TotpRow};
-use crate::rows::{FromRow, expect_one, get, micros, opt_micros};
+use crate::rows::{expect_one, get, micros, opt_micros};
 use crate::security_rows::permissions_text;
 use crate::traits::{Roles, Security};
 
 #[async_trait]
 impl<E: Exec> Security for E {
     async fn totp(&mut self, user: UserId) -> StoreResult<Option<TotpRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM user_totp WHERE user_id = ?").bind(user.to_string())).await?;
-        row.as_ref().map(TotpRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM user_totp WHERE user_id = ?").bind(user.to_string())).await
     }
 
     async fn put_totp(&mut self, row: &TotpRow) -> StoreResult<()> {
@@ -104,12 +103,11 @@ impl<E: Exec> Security for E {
 #[async_trait]
 impl<E: Exec> Roles for E {
     async fn custom_roles(&mut self) -> StoreResult<Vec<RoleRow>> {
-        self.fetch(Stmt::new("SELECT * FROM custom_roles ORDER BY name")).await?.iter().map(RoleRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM custom_roles ORDER BY name")).await
     }
 
     async fn custom_role(&mut self, name: &str) -> StoreResult<Option<RoleRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM custom_roles WHERE name = ?").bind(name)).await?;
-        row.as_ref().map(RoleRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM custom_roles WHERE name = ?").bind(name)).await
     }
 
     async fn insert_custom_role(&mut self, role: &RoleRow) -> StoreResult<()> {

@@ -51,13 +51,11 @@ impl<E: Exec> Sso for E {
     }
 
     async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
-        let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers ORDER BY id DESC")).await?;
-        rows.iter().map(JwtIssuerRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM jwt_issuers ORDER BY id DESC")).await
     }
 
     async fn jwt_issuers_named(&mut self, issuer: &str) -> StoreResult<Vec<JwtIssuerRow>> {
-        let rows = self.fetch(Stmt::new("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id").bind(issuer)).await?;
-        rows.iter().map(JwtIssuerRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM jwt_issuers WHERE issuer = ? ORDER BY id").bind(issuer)).await
     }
 
     async fn delete_jwt_issuer(&mut self, id: uuid::Uuid) -> StoreResult<bool> {
@@ -77,25 +75,21 @@ impl<E: Exec> Sso for E {
     }
 
     async fn sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<Option<SsoConnectionRow>> {
-        let row = self.fetch_one(Stmt::new("SELECT * FROM sso_connections WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(SsoConnectionRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM sso_connections WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn sso_connections(&mut self) -> StoreResult<Vec<SsoConnectionRow>> {
-        let rows = self.fetch(Stmt::new("SELECT * FROM sso_connections ORDER BY id DESC")).await?;
-        rows.iter().map(SsoConnectionRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM sso_connections ORDER BY id DESC")).await
     }
 
     async fn sso_connection_for_domain(&mut self, domain: &str) -> StoreResult<Option<SsoConnectionRow>> {
-        let row = self
-            .fetch_one(
-                Stmt::new(
-                    "SELECT c.* FROM sso_connections c JOIN sso_domains d ON d.connection_id = c.id WHERE d.domain = ?",
-                )
-                .bind(domain),
+        self.row(
+            Stmt::new(
+                "SELECT c.* FROM sso_connections c JOIN sso_domains d ON d.connection_id = c.id WHERE d.domain = ?",
             )
-            .await?;
-        row.as_ref().map(SsoConnectionRow::from_row).transpose()
+            .bind(domain),
+        )
+        .await
     }
 
     async fn delete_sso_connection(&mut self, id: uuid::Uuid) -> StoreResult<bool> {

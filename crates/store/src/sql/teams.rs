@@ -32,10 +32,7 @@ impl<E: Exec> Teams for E {
     }
 
     async fn team(&mut self, id: TeamId) -> StoreResult<Option<TeamRow>> {
-        let row = self
-            .fetch_one(Stmt::new("SELECT * FROM teams WHERE id = ? AND archived_at IS NULL").bind(id.to_string()))
-            .await?;
-        row.as_ref().map(TeamRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM teams WHERE id = ? AND archived_at IS NULL").bind(id.to_string())).await
     }
 
     async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
@@ -57,8 +54,7 @@ impl<E: Exec> Teams for E {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.team_id = ? AND tm.ended_at IS NULL ORDER BY tm.created_at, tm.id"
         );
-        let rows = self.fetch(Stmt::new(sql).bind(team.to_string())).await?;
-        rows.iter().map(TeamMemberRow::from_row).collect()
+        self.rows(Stmt::new(sql).bind(team.to_string())).await
     }
 
     async fn put_team_member(
@@ -108,7 +104,6 @@ impl<E: Exec> Teams for E {
             "SELECT {TEAM_MEMBER_COLUMNS} FROM team_members tm JOIN teams t ON t.id = tm.team_id \
              WHERE tm.user_id = ? AND tm.ended_at IS NULL ORDER BY t.name"
         );
-        let rows = self.fetch(Stmt::new(sql).bind(user.to_string())).await?;
-        rows.iter().map(TeamMemberRow::from_row).collect()
+        self.rows(Stmt::new(sql).bind(user.to_string())).await
     }
 }

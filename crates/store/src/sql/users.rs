@@ -72,8 +72,7 @@ impl<E: Exec> Users for E {
     async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
         let columns = Self::USER_COLUMNS;
         let sql = format!("SELECT {columns} FROM users u WHERE u.email_key = ?");
-        let row = self.fetch_one(Stmt::new(sql).bind(key)).await?;
-        row.as_ref().map(UserRow::from_row).transpose()
+        self.row(Stmt::new(sql).bind(key)).await
     }
 
     async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
@@ -124,8 +123,7 @@ impl<E: Exec> Users for E {
         if let Some(b) = f.before {
             query = query.bind(b.to_string());
         }
-        let rows = self.fetch(query.bind(i64::from(f.limit))).await?;
-        rows.iter().map(UserRow::from_row).collect()
+        self.rows(query.bind(i64::from(f.limit))).await
     }
 
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {
@@ -167,8 +165,7 @@ impl<E: Exec> Users for E {
             "SELECT {columns} FROM users u WHERE u.deactivate_at IS NOT NULL AND u.deactivate_at <= ? \
              AND u.status IN ('invited', 'active', 'suspended') ORDER BY u.deactivate_at LIMIT ?"
         );
-        let rows = self.fetch(Stmt::new(sql).bind(micros(now)).bind(i64::from(limit))).await?;
-        rows.iter().map(UserRow::from_row).collect()
+        self.rows(Stmt::new(sql).bind(micros(now)).bind(i64::from(limit))).await
     }
 
     async fn dormant_users(&mut self, before: OffsetDateTime, limit: u32) -> StoreResult<Vec<UserRow>> {
@@ -177,8 +174,7 @@ impl<E: Exec> Users for E {
             "SELECT {columns} FROM users u WHERE u.status = 'active' AND u.kind = 'person' \
              AND COALESCE(u.last_login_at, u.created_at) < ? ORDER BY u.id LIMIT ?"
         );
-        let rows = self.fetch(Stmt::new(sql).bind(micros(before)).bind(i64::from(limit))).await?;
-        rows.iter().map(UserRow::from_row).collect()
+        self.rows(Stmt::new(sql).bind(micros(before)).bind(i64::from(limit))).await
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {

@@ -117,14 +117,13 @@ impl<E: Exec> Webhooks for E {
     }
 
     async fn deliveries_of(&mut self, hook: Uuid, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = self.fetch(Stmt::new(
+        self.rows(Stmt::new(
             "SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
         )
         .bind(hook.to_string())
         .bind(before.map(|b| b.to_string()))
         .bind(before.map(|b| b.to_string()))
-        .bind(i64::from(limit))).await?;
-        rows.iter().map(DeliveryRow::from_row).collect()
+        .bind(i64::from(limit))).await
     }
 
     async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
