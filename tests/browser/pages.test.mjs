@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { call } from './api.mjs';
+
 const BASE = process.env.STEWARD_URL ?? 'http://127.0.0.1:8080';
 const ADMIN_EMAIL = process.env.STEWARD_ADMIN_EMAIL ?? 'admin@example.com';
 const ADMIN_PASSWORD = process.env.STEWARD_ADMIN_PASSWORD ?? 'change me, please';
@@ -22,15 +24,7 @@ let profile;
 let token;
 const ids = {};
 
-async function api(method, path, body, bearer = token) {
-  const res = await fetch(`${BASE}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${bearer}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, path, body, bearer = token) => call(BASE, bearer, method, path, body);
 
 async function created(method, path, body) {
   const r = await api(method, path, body);

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
+import { call } from './api.mjs';
+
 const BASE = process.env.STEWARD_URL ?? 'http://127.0.0.1:8080';
 const ADMIN_EMAIL = process.env.STEWARD_ADMIN_EMAIL ?? 'admin@example.com';
 const ADMIN_PASSWORD = process.env.STEWARD_ADMIN_PASSWORD ?? 'change me, please';
@@ -25,15 +27,7 @@ let page;
 let profile;
 let token;
 
-async function api(method, path, body) {
-  const res = await fetch(`${BASE}/api/v1${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : null };
-}
+const api = (method, path, body) => call(BASE, token, method, path, body);
 
 before(async () => {
   const login = await fetch(`${BASE}/api/v1/auth/login`, {
