@@ -47,7 +47,7 @@ pub(crate) const REVOKE_ALL_OF_USER: [&str; 3] = [
 #[async_trait]
 impl<E: Exec> Credentials for E {
     async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
              expires_at, revoked_at, ip, user_agent, parent_token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -65,8 +65,7 @@ impl<E: Exec> Credentials for E {
             .bind(&s.user_agent)
             .bind(s.parent_token_id.map(|i| i.to_string())),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
@@ -89,12 +88,11 @@ impl<E: Exec> Credentials for E {
     }
 
     async fn revoke_session(&mut self, id: SessionId, at: OffsetDateTime) -> StoreResult<()> {
-        self.run(Stmt::new(REVOKE_SESSION).bind(micros(at)).bind(id.to_string()).bind(id.to_string())).await?;
-        Ok(())
+        self.apply(Stmt::new(REVOKE_SESSION).bind(micros(at)).bind(id.to_string()).bind(id.to_string())).await
     }
 
     async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at, \
              parent_token_id, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -109,8 +107,7 @@ impl<E: Exec> Credentials for E {
             .bind(t.parent_token_id.map(|i| i.to_string()))
             .bind(crate::rows::scopes_text(&t.scopes)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {

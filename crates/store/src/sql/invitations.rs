@@ -15,7 +15,7 @@ use crate::traits::*;
 impl<E: Exec> Invitations for E {
     async fn insert_invitation(&mut self, i: &InvitationRow) -> StoreResult<()> {
         let teams: Vec<String> = i.team_ids.iter().map(|t| t.to_string()).collect();
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO invitations (id, user_id, org_id, role, team_ids, token_hash, invited_by, created_at, expires_at, \
              accepted_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -29,8 +29,7 @@ impl<E: Exec> Invitations for E {
         .bind(micros(i.created_at))
         .bind(micros(i.expires_at))
         .bind(i.accepted_at.map(micros))
-        .bind(i.cancelled_at.map(micros))).await?;
-        Ok(())
+        .bind(i.cancelled_at.map(micros))).await
     }
 
     async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
@@ -38,12 +37,14 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        self.apply_one(
+            Stmt::new(
+                "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(id.to_string()),
         )
-        .bind(micros(at))
-        .bind(id.to_string())).await?;
-        expect_one(result)
+        .await
     }
 
     async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
@@ -89,16 +90,18 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE invitations SET cancelled_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+        self.apply_one(
+            Stmt::new(
+                "UPDATE invitations SET cancelled_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(id.to_string()),
         )
-        .bind(micros(at))
-        .bind(id.to_string())).await?;
-        expect_one(result)
+        .await
     }
 
     async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(r.id.to_string())
@@ -106,8 +109,7 @@ impl<E: Exec> Invitations for E {
         .bind(&r.token_hash)
         .bind(micros(r.created_at))
         .bind(micros(r.expires_at))
-        .bind(r.used_at.map(micros))).await?;
-        Ok(())
+        .bind(r.used_at.map(micros))).await
     }
 
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
@@ -117,14 +119,12 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
-                    .bind(micros(at))
-                    .bind(id.to_string()),
-            )
-            .await?;
-        expect_one(result)
+        self.apply_one(
+            Stmt::new("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
+                .bind(micros(at))
+                .bind(id.to_string()),
+        )
+        .await
     }
 
     async fn void_resets_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {

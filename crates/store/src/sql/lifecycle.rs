@@ -36,7 +36,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO ownership_handovers (id, org_id, from_user_id, to_user_id, returnable, created_at, closed_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -46,8 +46,7 @@ impl<E: Exec> Lifecycle for E {
         .bind(h.to_user_id.to_string())
         .bind(h.returnable)
         .bind(micros(h.created_at))
-        .bind(h.closed_at.map(micros))).await?;
-        Ok(())
+        .bind(h.closed_at.map(micros))).await
     }
 
     async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
@@ -59,13 +58,12 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new("UPDATE ownership_handovers SET closed_at = ? WHERE id = ?")
                 .bind(micros(at))
                 .bind(id.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
@@ -75,7 +73,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO deprovision_records (id, org_id, reason, snapshot, created_at, created_by, restored_at, restored_by) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -86,8 +84,7 @@ impl<E: Exec> Lifecycle for E {
         .bind(micros(r.created_at))
         .bind(r.created_by.map(|u| u.to_string()))
         .bind(r.restored_at.map(micros))
-        .bind(r.restored_by.map(|u| u.to_string()))).await?;
-        Ok(())
+        .bind(r.restored_by.map(|u| u.to_string()))).await
     }
 
     async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
@@ -126,12 +123,14 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE deprovision_records SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
+        self.apply_one(
+            Stmt::new(
+                "UPDATE deprovision_records SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(by.map(|u| u.to_string()))
+            .bind(id.to_string()),
         )
-        .bind(micros(at))
-        .bind(by.map(|u| u.to_string()))
-        .bind(id.to_string())).await?;
-        expect_one(result)
+        .await
     }
 }

@@ -279,7 +279,7 @@ impl<E: Exec> Metering for E {
                 .bind(amount(tally.row.transfer_used))
                 .bind(org.to_string())
                 .bind(start);
-                expect_one(self.run(set).await?)?;
+                self.apply_one(set).await?;
                 usage.push(tally.row);
             } else if tally.made {
                 let unmade = Stmt::new("DELETE FROM usage_periods WHERE org_id = ? AND period_start = ?")
@@ -374,7 +374,7 @@ impl<E: Exec> Metering for E {
     }
 
     async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {
-        expect_one(self.run(asset_columns(a).update_versioned("assets", a.id.to_string(), a.version)).await?)
+        self.apply_one(asset_columns(a).update_versioned("assets", a.id.to_string(), a.version)).await
     }
 
     async fn asset_totals(&mut self, org: OrgId) -> StoreResult<AssetTotals> {

@@ -98,6 +98,17 @@ pub(crate) trait Exec: Send {
     /// Runs `stmt` now and answers how many rows it changed.
     async fn run(&mut self, stmt: Stmt) -> StoreResult<u64>;
 
+    /// Runs `stmt` now; what it changed is not asked.
+    async fn apply(&mut self, stmt: Stmt) -> StoreResult<()> {
+        self.run(stmt).await.map(drop)
+    }
+
+    /// Runs `stmt` now, which must change exactly one row: a conditional update that matched
+    /// nothing lost a race ([`crate::Constraint::VersionMismatch`]).
+    async fn apply_one(&mut self, stmt: Stmt) -> StoreResult<()> {
+        crate::rows::expect_one(self.run(stmt).await?)
+    }
+
     /// Runs `statements` in order and answers how many rows they changed together. SQLite sends
     /// them in one trip; PostgreSQL runs them one by one.
     async fn run_all(&mut self, statements: Vec<Stmt>) -> StoreResult<u64> {

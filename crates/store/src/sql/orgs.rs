@@ -65,7 +65,7 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
-        expect_one(self.run(org_columns(o)?.update_versioned("orgs", o.id.to_string(), o.version)).await?)
+        self.apply_one(org_columns(o)?.update_versioned("orgs", o.id.to_string(), o.version)).await
     }
 
     async fn membership_spans(
@@ -136,7 +136,7 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO expiry_announcements (org_id, expires_at) VALUES (?, ?) \
              ON CONFLICT (org_id) DO UPDATE SET expires_at = excluded.expires_at",
@@ -144,8 +144,7 @@ impl<E: Exec> Orgs for E {
             .bind(org.to_string())
             .bind(micros(expires_at)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
@@ -182,40 +181,35 @@ impl<E: Exec> Orgs for E {
         role: OrgRole,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
         )
         .bind(uuid::Uuid::now_v7().to_string())
         .bind(org.to_string())
         .bind(user.to_string())
         .bind(role.as_str())
-        .bind(micros(at))).await?;
-        Ok(())
+        .bind(micros(at))).await
     }
 
     async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-                    .bind(role.as_str())
-                    .bind(org.to_string())
-                    .bind(user.to_string()),
-            )
-            .await?;
-        expect_one(result)
+        self.apply_one(
+            Stmt::new("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(role.as_str())
+                .bind(org.to_string())
+                .bind(user.to_string()),
+        )
+        .await
     }
 
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-                    .bind(micros(at))
-                    .bind(org.to_string())
-                    .bind(user.to_string()),
-            )
-            .await?;
-        expect_one(result)?;
-        self.run(
+        self.apply_one(
+            Stmt::new("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
+                .bind(micros(at))
+                .bind(org.to_string())
+                .bind(user.to_string()),
+        )
+        .await?;
+        self.apply(
             Stmt::new(
                 "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
              AND team_id IN (SELECT id FROM teams WHERE org_id = ?)",
@@ -224,8 +218,7 @@ impl<E: Exec> Orgs for E {
             .bind(user.to_string())
             .bind(org.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn memberships_of(&mut self, user: UserId) -> StoreResult<Vec<MembershipOfUser>> {
@@ -250,7 +243,7 @@ impl<E: Exec> Orgs for E {
                 .bind(json_text(settings)?)
                 .bind(org.to_string())
                 .bind(user.to_string());
-        expect_one(self.run(update).await?)
+        self.apply_one(update).await
     }
 
     async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {

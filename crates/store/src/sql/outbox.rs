@@ -13,7 +13,7 @@ use crate::traits::*;
 #[async_trait]
 impl<E: Exec> Outbox for E {
     async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO outbox (id, user_id, org_id, recipient, category, subject, body, created_at, attempts, \
              next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -29,8 +29,7 @@ impl<E: Exec> Outbox for E {
             .bind(m.attempts)
             .bind(micros(m.next_attempt_at)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn claim_due(
@@ -64,35 +63,32 @@ impl<E: Exec> Outbox for E {
     }
 
     async fn mark_sent(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new("UPDATE outbox SET sent_at = ?, locked_until = NULL WHERE id = ?")
                 .bind(micros(at))
                 .bind(id.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn mark_dropped(&mut self, id: Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new("UPDATE outbox SET dropped_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
                 .bind(micros(at))
                 .bind(why)
                 .bind(id.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn mark_retry(&mut self, id: Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new("UPDATE outbox SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
                 .bind(micros(next_attempt_at))
                 .bind(error)
                 .bind(id.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {

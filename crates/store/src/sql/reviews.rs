@@ -60,24 +60,24 @@ impl<E: Exec> Reviews for E {
     }
 
     async fn decide(&mut self, id: Uuid, user: UserId, decision: &str) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new("UPDATE access_review_items SET decision = ? WHERE review_id = ? AND user_id = ?")
-                    .bind(decision)
-                    .bind(id.to_string())
-                    .bind(user.to_string()),
-            )
-            .await?;
-        expect_one(result)
+        self.apply_one(
+            Stmt::new("UPDATE access_review_items SET decision = ? WHERE review_id = ? AND user_id = ?")
+                .bind(decision)
+                .bind(id.to_string())
+                .bind(user.to_string()),
+        )
+        .await
     }
 
     async fn complete_review(&mut self, id: Uuid, by: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
-            "UPDATE access_reviews SET completed_at = ?, completed_by = ? WHERE id = ? AND completed_at IS NULL",
+        self.apply_one(
+            Stmt::new(
+                "UPDATE access_reviews SET completed_at = ?, completed_by = ? WHERE id = ? AND completed_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(by.to_string())
+            .bind(id.to_string()),
         )
-        .bind(micros(at))
-        .bind(by.to_string())
-        .bind(id.to_string())).await?;
-        expect_one(result)
+        .await
     }
 }

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::{RoleRow, TotpRow};
-use crate::rows::{expect_one, get, micros, opt_micros};
+use crate::rows::{get, micros, opt_micros};
 use crate::security_rows::permissions_text;
 use crate::traits::{Roles, Security};
 
@@ -25,20 +25,19 @@ impl<E: Exec> Security for E {
              ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, \
              confirmed_at = excluded.confirmed_at, last_step = excluded.last_step, created_at = excluded.created_at",
         );
-        self.run(
+        self.apply(
             put.bind(row.user_id.to_string())
                 .bind(&row.secret_sealed)
                 .bind(row.confirmed_at.map(micros))
                 .bind(row.last_step)
                 .bind(micros(row.created_at)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn confirm_totp(&mut self, user: UserId, at: OffsetDateTime, step: i64) -> StoreResult<()> {
         let confirm = Stmt::new("UPDATE user_totp SET confirmed_at = ?, last_step = ? WHERE user_id = ?");
-        expect_one(self.run(confirm.bind(micros(at)).bind(step).bind(user.to_string())).await?)
+        self.apply_one(confirm.bind(micros(at)).bind(step).bind(user.to_string())).await
     }
 
     async fn use_totp_step(&mut self, user: UserId, step: i64) -> StoreResult<bool> {
@@ -89,14 +88,13 @@ impl<E: Exec> Security for E {
              ON CONFLICT (user_id) DO UPDATE SET failures = excluded.failures, \
              locked_until = excluded.locked_until, updated_at = excluded.updated_at",
         );
-        self.run(
+        self.apply(
             put.bind(user.to_string())
                 .bind(i64::from(state.failures))
                 .bind(state.locked_until.map(micros))
                 .bind(micros(at)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
@@ -114,7 +112,7 @@ impl<E: Exec> Roles for E {
         let insert = Stmt::new(
             "INSERT INTO custom_roles (name, permissions, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?)",
         );
-        self.run(
+        self.apply(
             insert
                 .bind(&role.name)
                 .bind(permissions_text(&role.permissions))
@@ -122,8 +120,7 @@ impl<E: Exec> Roles for E {
                 .bind(micros(role.updated_at))
                 .bind(role.version),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn update_custom_role(&mut self, role: &RoleRow) -> StoreResult<()> {
@@ -131,20 +128,18 @@ impl<E: Exec> Roles for E {
             "UPDATE custom_roles SET permissions = ?, updated_at = ?, version = version + 1 \
              WHERE name = ? AND version = ?",
         );
-        let changed = self
-            .run(
-                update
-                    .bind(permissions_text(&role.permissions))
-                    .bind(micros(role.updated_at))
-                    .bind(&role.name)
-                    .bind(role.version),
-            )
-            .await?;
-        expect_one(changed)
+        self.apply_one(
+            update
+                .bind(permissions_text(&role.permissions))
+                .bind(micros(role.updated_at))
+                .bind(&role.name)
+                .bind(role.version),
+        )
+        .await
     }
 
     async fn delete_custom_role(&mut self, name: &str) -> StoreResult<()> {
-        expect_one(self.run(Stmt::new("DELETE FROM custom_roles WHERE name = ?").bind(name)).await?)
+        self.apply_one(Stmt::new("DELETE FROM custom_roles WHERE name = ?").bind(name)).await
     }
 
     async fn role_holders(&mut self, name: &str) -> StoreResult<i64> {

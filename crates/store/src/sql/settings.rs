@@ -26,7 +26,7 @@ impl<E: Exec> Settings for E {
     }
 
     async fn put_instance_doc(&mut self, doc: &Value, version: i64) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO instance_settings (id, doc, version) VALUES (1, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET doc = excluded.doc, version = excluded.version",
@@ -34,8 +34,7 @@ impl<E: Exec> Settings for E {
             .bind(doc.to_string())
             .bind(version),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn instance_secret(&mut self, name: &str) -> StoreResult<Option<String>> {
@@ -93,7 +92,7 @@ impl<E: Exec> Settings for E {
         r: &IdempotentResponse,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO idempotency_keys (scope, idem_key, request_hash, status, body, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(scope)
@@ -101,7 +100,6 @@ impl<E: Exec> Settings for E {
         .bind(&r.request_hash)
         .bind(i64::from(r.status))
         .bind(&r.body)
-        .bind(micros(at))).await?;
-        Ok(())
+        .bind(micros(at))).await
     }
 }

@@ -31,7 +31,7 @@ fn sso_columns(r: &SsoConnectionRow) -> StoreResult<Columns> {
 #[async_trait]
 impl<E: Exec> Sso for E {
     async fn insert_jwt_issuer(&mut self, r: &JwtIssuerRow) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO jwt_issuers (id, issuer, audience, jwks_url, public_key_pem, subject_claim, email_claim, jit, \
              created_by, created_at, domains, allow_instance_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -46,8 +46,7 @@ impl<E: Exec> Sso for E {
         .bind(r.created_by.map(|u| u.to_string()))
         .bind(micros(r.created_at))
         .bind(json_text(&r.domains)?)
-        .bind(r.allow_instance_roles)).await?;
-        Ok(())
+        .bind(r.allow_instance_roles)).await
     }
 
     async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {
@@ -70,7 +69,7 @@ impl<E: Exec> Sso for E {
     }
 
     async fn update_sso_connection(&mut self, r: &SsoConnectionRow) -> StoreResult<()> {
-        expect_one(self.run(sso_columns(r)?.update_versioned("sso_connections", r.id.to_string(), r.version)).await?)?;
+        self.apply_one(sso_columns(r)?.update_versioned("sso_connections", r.id.to_string(), r.version)).await?;
         put_sso_domains(self, r).await
     }
 
@@ -111,7 +110,7 @@ impl<E: Exec> Sso for E {
         user: UserId,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "INSERT INTO external_identities (issuer, subject, user_id, created_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT DO NOTHING",
@@ -121,8 +120,7 @@ impl<E: Exec> Sso for E {
             .bind(user.to_string())
             .bind(micros(at)),
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 

@@ -46,7 +46,7 @@ impl<E: Exec> Teams for E {
     }
 
     async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {
-        expect_one(self.run(team_columns(t).update_versioned("teams", t.id.to_string(), t.version)).await?)
+        self.apply_one(team_columns(t).update_versioned("teams", t.id.to_string(), t.version)).await
     }
 
     async fn team_members(&mut self, team: TeamId) -> StoreResult<Vec<TeamMemberRow>> {
@@ -86,17 +86,13 @@ impl<E: Exec> Teams for E {
     }
 
     async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        let result = self
-            .run(
-                Stmt::new(
-                    "UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL",
-                )
+        self.apply_one(
+            Stmt::new("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
                 .bind(micros(at))
                 .bind(team.to_string())
                 .bind(user.to_string()),
-            )
-            .await?;
-        expect_one(result)
+        )
+        .await
     }
 
     async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {

@@ -178,9 +178,8 @@ impl<E: Exec> Users for E {
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        self.run(Stmt::new("UPDATE users SET last_login_at = ? WHERE id = ?").bind(micros(at)).bind(id.to_string()))
-            .await?;
-        Ok(())
+        self.apply(Stmt::new("UPDATE users SET last_login_at = ? WHERE id = ?").bind(micros(at)).bind(id.to_string()))
+            .await
     }
 }
 

@@ -14,7 +14,7 @@ use crate::traits::*;
 impl<E: Exec> Webhooks for E {
     async fn insert_webhook(&mut self, h: &WebhookRow) -> StoreResult<()> {
         self.forget_webhooks();
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO webhooks (id, url, events, secret, created_at, created_by, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(h.id.to_string())
@@ -23,8 +23,7 @@ impl<E: Exec> Webhooks for E {
         .bind(&h.secret)
         .bind(micros(h.created_at))
         .bind(h.created_by.map(|u| u.to_string()))
-        .bind(h.disabled_at.map(micros))).await?;
-        Ok(())
+        .bind(h.disabled_at.map(micros))).await
     }
 
     async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>> {
@@ -40,18 +39,16 @@ impl<E: Exec> Webhooks for E {
 
     async fn disable_webhook(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
         self.forget_webhooks();
-        let result = self
-            .run(
-                Stmt::new("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-                    .bind(micros(at))
-                    .bind(id.to_string()),
-            )
-            .await?;
-        expect_one(result)
+        self.apply_one(
+            Stmt::new("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
+                .bind(micros(at))
+                .bind(id.to_string()),
+        )
+        .await
     }
 
     async fn enqueue_delivery(&mut self, d: &DeliveryRow) -> StoreResult<()> {
-        self.run(Stmt::new(
+        self.apply(Stmt::new(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, created_at, attempts, next_attempt_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -61,8 +58,7 @@ impl<E: Exec> Webhooks for E {
         .bind(&d.payload)
         .bind(micros(d.created_at))
         .bind(d.attempts)
-        .bind(micros(d.next_attempt_at))).await?;
-        Ok(())
+        .bind(micros(d.next_attempt_at))).await
     }
 
     async fn claim_deliveries(
@@ -100,7 +96,7 @@ impl<E: Exec> Webhooks for E {
         next: Option<OffsetDateTime>,
         failed: Option<OffsetDateTime>,
     ) -> StoreResult<()> {
-        self.run(
+        self.apply(
             Stmt::new(
                 "UPDATE webhook_deliveries SET last_status = ?, last_error = ?, delivered_at = ?, \
              next_attempt_at = COALESCE(?, next_attempt_at), failed_at = ?, locked_until = NULL WHERE id = ?",
@@ -112,8 +108,7 @@ impl<E: Exec> Webhooks for E {
             .bind(failed.map(micros))
             .bind(id.to_string()),
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn deliveries_of(&mut self, hook: Uuid, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
@@ -133,12 +128,11 @@ impl<E: Exec> Webhooks for E {
     }
 
     async fn redeliver(&mut self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
-        let result = self.run(Stmt::new(
+        self.apply_one(Stmt::new(
             "UPDATE webhook_deliveries SET delivered_at = NULL, failed_at = NULL, locked_until = NULL, next_attempt_at = ? \
              WHERE id = ?",
         )
         .bind(micros(now))
-        .bind(id.to_string())).await?;
-        expect_one(result)
+        .bind(id.to_string())).await
     }
 }
