@@ -125,7 +125,7 @@ impl Store for PgStore {
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         sqlx::query("SELECT id FROM write_lock WHERE id = 1 FOR UPDATE").execute(&mut *tx).await.map_err(backend)?;
-        Ok(Box::new(PgTx { tx, writes: true, secrets: self.secrets.clone() }))
+        Ok(Box::new(PgTx { tx, changed: false, secrets: self.secrets.clone() }))
     }
 
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
@@ -134,7 +134,7 @@ impl Store for PgStore {
             .begin_with("BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
             .map_err(backend)?;
-        Ok(Box::new(PgTx { tx, writes: false, secrets: self.secrets.clone() }))
+        Ok(Box::new(PgTx { tx, changed: false, secrets: self.secrets.clone() }))
     }
 
     async fn ready(&self) -> StoreResult<bool> {
@@ -167,8 +167,10 @@ const USER_COLUMNS: &str = sql::users::user_columns_of!("string_agg");
 
 struct PgTx {
     tx: Transaction<'static, Postgres>,
-    /// A write transaction tells the other nodes when it commits.
-    writes: bool,
+    /// Whether a statement of this transaction may have changed a row: one run that changed a
+    /// row, or any fetched statement other than a `SELECT`. Only then does its commit tell the
+    /// other nodes, which drop what they keep on hearing it.
+    changed: bool,
     secrets: KnownSecrets,
 }
 
@@ -189,6 +191,11 @@ fn backend(e: sqlx::Error) -> StoreError {
         });
     }
     StoreError::Backend(e.to_string())
+}
+
+/// Whether `sql` only reads (`SELECT`, locks included): it changes no row whatever it answers.
+fn is_select(sql: &str) -> bool {
+    sql.trim_start().get(..6).is_some_and(|word| word.eq_ignore_ascii_case("select"))
 }
 
 /// Numbers the `?` placeholders of a query assembled from fragments as `$1`, `$2`, ….
@@ -246,13 +253,17 @@ impl sql::Exec for PgTx {
     type Row = sqlx::postgres::PgRow;
 
     async fn fetch(&mut self, stmt: sql::Stmt) -> StoreResult<Vec<Self::Row>> {
-        let map = stmt.map;
-        pg_query(stmt)?.fetch_all(&mut *self.tx).await.map_err(|e| map(backend(e)))
+        let (map, select) = (stmt.map, is_select(&stmt.sql));
+        let rows = pg_query(stmt)?.fetch_all(&mut *self.tx).await.map_err(|e| map(backend(e)))?;
+        // What a data-modifying statement answers need not show what it changed: count it.
+        self.changed |= !select;
+        Ok(rows)
     }
 
     async fn run(&mut self, stmt: sql::Stmt) -> StoreResult<u64> {
-        let (map, expect_one) = (stmt.map, stmt.expect_one);
+        let (map, expect_one, select) = (stmt.map, stmt.expect_one, is_select(&stmt.sql));
         let changed = pg_query(stmt)?.execute(&mut *self.tx).await.map_err(|e| map(backend(e)))?.rows_affected();
+        self.changed |= !select && changed > 0;
         if expect_one && changed != 1 {
             return Err(map(StoreError::Conflict(Constraint::VersionMismatch)));
         }
@@ -264,7 +275,7 @@ impl sql::Exec for PgTx {
 impl Tx for PgTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
         let mut this = self;
-        if this.writes {
+        if this.changed {
             // Delivered to the listeners only if, and when, the transaction commits.
             sqlx::query(AssertSqlSafe(format!("NOTIFY {CHANGES}"))).execute(&mut *this.tx).await.map_err(backend)?;
         }

@@ -1633,6 +1633,21 @@ async fn a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last(sto
         rx.borrow_and_update();
         commit("second-commit@example.com").await;
         assert!(told(rx).await, "a commit is told within 10 s");
+        // A write transaction that changed nothing tells nobody, so no node drops what it keeps:
+        // of it and a commit after it, only the second is told (notices arrive in commit order;
+        // those of the commits above are let arrive first).
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let before = *rx.borrow_and_update();
+        let now = OffsetDateTime::now_utc();
+        let mut tx = store.write().await.unwrap();
+        assert!(tx.claim_due(now, now, 10).await.unwrap().is_empty(), "an outbox claim that finds nothing");
+        assert_eq!(tx.forget_usage_events(now, 10).await.unwrap(), 0, "a delete of nothing");
+        assert!(tx.user(UserId::new()).await.unwrap().is_none());
+        tx.commit().await.unwrap();
+        commit("third-commit@example.com").await;
+        assert!(told(rx).await, "a commit is told within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(*rx.borrow(), before + 1, "the transaction that changed nothing was not told");
     }
     let u = user("last-read@example.com");
     let mut tx = store.write().await.unwrap();
