@@ -4,6 +4,8 @@
 //! `cargo bench -p steward --bench consume` (or `scripts/bench`). Prints a Markdown table.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,8 +52,8 @@ impl Served {
         let config = Config {
             listen: "127.0.0.1:0".into(),
             database_url: url.clone(),
-            bootstrap_admin_email: Some("bench@steward.test".into()),
-            bootstrap_admin_password: Some(Secret::new("bench password 123")),
+            bootstrap_admin_email: Some(common::ADMIN.into()),
+            bootstrap_admin_password: Some(Secret::new(common::PASSWORD)),
             sqlite_durable: durable,
             ..Config::default()
         };
@@ -61,37 +63,15 @@ impl Served {
         let store: Arc<dyn Store> = server.state.store.clone();
         tokio::spawn(server.run(std::future::pending()));
         let client = reqwest::Client::new();
-        let login = json!({"email": "bench@steward.test", "password": "bench password 123"});
-        let login: serde_json::Value =
-            client.post(format!("{base}/api/v1/auth/login")).json(&login).send().await.unwrap().json().await.unwrap();
-        let token = login["token"].as_str().unwrap().to_owned();
+        let token = common::login(&client, &base, common::ADMIN).await;
         Served { _dir: dir, url, base, store, client, token }
     }
 
     /// A new org with an operations budget no run uses up; its id.
     async fn org(&self, name: &str) -> String {
-        let me: serde_json::Value = self
-            .client
-            .get(format!("{}/api/v1/me", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let body = json!({"name": name, "owner_id": me["user"]["id"], "license": {"operations": u64::MAX >> 14}});
-        let org: serde_json::Value = self
-            .client
-            .post(format!("{}/api/v1/orgs", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let owner = common::me_id(&self.client, &self.base, &self.token).await;
+        let body = json!({"name": name, "owner_id": owner, "license": {"operations": u64::MAX >> 14}});
+        let org = common::post(&self.client, format!("{}/api/v1/orgs", self.base), &self.token, body).await;
         org["id"].as_str().unwrap().to_owned()
     }
 }

@@ -37,14 +37,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn accept_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new(
-                "UPDATE invitations SET accepted_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
-            )
-            .bind(micros(at))
-            .bind(id.to_string()),
-        )
-        .await
+        self.apply_one(close_open(id, "accepted_at", at)).await
     }
 
     async fn cancel_invitations_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
@@ -90,14 +83,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new(
-                "UPDATE invitations SET cancelled_at = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL",
-            )
-            .bind(micros(at))
-            .bind(id.to_string()),
-        )
-        .await
+        self.apply_one(close_open(id, "cancelled_at", at)).await
     }
 
     async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
@@ -137,4 +123,14 @@ impl<E: Exec> Invitations for E {
             .await?;
         Ok(result)
     }
+}
+
+/// Closes the open invitation `id` by setting `column` (`accepted_at` or `cancelled_at`) to `at`;
+/// one closed already matches nothing.
+fn close_open(id: Uuid, column: &'static str, at: OffsetDateTime) -> Stmt {
+    Stmt::new(format!(
+        "UPDATE invitations SET {column} = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL"
+    ))
+    .bind(micros(at))
+    .bind(id.to_string())
 }
