@@ -9,11 +9,25 @@ use steward_core::{
 };
 use time::OffsetDateTime;
 
-use crate::rows::{DbRow, FromColumn, FromRow};
+use crate::rows::{DbRow, FromColumn, FromRow, ToColumn};
+use crate::sql::stmt::{Columns, Table};
 
 /// Declares a stored row, and reads it from a result row of either backend ([`FromRow`]): each
-/// field from the column of its name, decoded by its type ([`crate::rows::FromColumn`]).
+/// field from the column of its name, decoded by its type ([`FromColumn`]). A row kept whole in
+/// one table names it (`#[table = "…"]`, first) and is written the same way ([`Table`]).
 macro_rules! stored {
+    // A row kept whole in one table is written by the same names ([`ToColumn`]).
+    (#[table = $table:literal] $(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        stored! { $(#[$meta])* pub struct $name { $($(#[$field_meta])* pub $field: $ty,)* } }
+
+        impl Table for $name {
+            const TABLE: &'static str = $table;
+
+            fn columns(&self) -> crate::StoreResult<Columns> {
+                Ok(Columns::default()$(.set(stringify!($field), ToColumn::to_column(&self.$field)?))*)
+            }
+        }
+    };
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
         $(#[$meta])*
         pub struct $name {
@@ -186,6 +200,7 @@ stored! {
 }
 
 stored! {
+    #[table = "sessions"]
     /// A login session; the secret itself is never stored.
     #[derive(Debug, Clone, PartialEq)]
     pub struct SessionRow {
@@ -208,6 +223,7 @@ stored! {
 }
 
 stored! {
+    #[table = "api_tokens"]
     /// An API token; the secret itself is never stored.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ApiTokenRow {
@@ -226,6 +242,7 @@ stored! {
 }
 
 stored! {
+    #[table = "audit_checkpoints"]
     /// A signed checkpoint of the audit chain, as kept.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct CheckpointRow {
@@ -264,6 +281,7 @@ pub struct IdempotentResponse {
 }
 
 stored! {
+    #[table = "ownership_handovers"]
     /// An org handed from a deactivated owner to someone else.
     #[derive(Debug, Clone, PartialEq)]
     pub struct HandoverRow {
@@ -279,6 +297,7 @@ stored! {
 }
 
 stored! {
+    #[table = "invitations"]
     /// An invitation: to the instance (no org) or to an org with a role and teams.
     #[derive(Debug, Clone, PartialEq)]
     pub struct InvitationRow {
@@ -297,6 +316,7 @@ stored! {
 }
 
 stored! {
+    #[table = "password_resets"]
     /// A password reset link.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ResetRow {
@@ -310,6 +330,7 @@ stored! {
 }
 
 stored! {
+    #[table = "outbox"]
     /// An email waiting in the outbox.
     #[derive(Debug, Clone, PartialEq)]
     pub struct OutboxRow {
@@ -333,6 +354,7 @@ stored! {
 }
 
 stored! {
+    #[table = "deprovision_records"]
     /// A deprovisioning and the snapshot restore puts back.
     #[derive(Debug, Clone, PartialEq)]
     pub struct DeprovisionRow {
@@ -410,6 +432,7 @@ pub struct CheckFacts {
 }
 
 stored! {
+    #[table = "webhooks"]
     /// A webhook endpoint.
     #[derive(Debug, Clone, PartialEq)]
     pub struct WebhookRow {
@@ -426,6 +449,7 @@ stored! {
 }
 
 stored! {
+    #[table = "webhook_deliveries"]
     /// One event on its way to one endpoint.
     #[derive(Debug, Clone, PartialEq)]
     pub struct DeliveryRow {
@@ -445,6 +469,7 @@ stored! {
 }
 
 stored! {
+    #[table = "access_reviews"]
     /// An access review.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ReviewRow {
@@ -460,6 +485,7 @@ stored! {
 }
 
 stored! {
+    #[table = "access_review_items"]
     /// One person in a review.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ReviewItemRow {
@@ -497,6 +523,7 @@ pub struct ScimGroupRow {
 }
 
 stored! {
+    #[table = "scim_tokens"]
     /// A SCIM bearer token; the secret is kept only as a digest.
     #[derive(Debug, Clone, PartialEq)]
     pub struct ScimTokenRow {
@@ -514,6 +541,7 @@ stored! {
 }
 
 stored! {
+    #[table = "user_totp"]
     /// A user's two-factor enrolment: pending until its first code confirms it.
     #[derive(Debug, Clone, PartialEq)]
     pub struct TotpRow {
@@ -528,6 +556,7 @@ stored! {
 }
 
 stored! {
+    #[table = "custom_roles"]
     /// An instance role an operator defined.
     #[derive(Debug, Clone, PartialEq)]
     pub struct RoleRow {
@@ -540,6 +569,7 @@ stored! {
 }
 
 stored! {
+    #[table = "jwt_issuers"]
     /// An issuer whose signed JWTs authorize API requests as the user they map to.
     #[derive(Debug, Clone, PartialEq)]
     pub struct JwtIssuerRow {

@@ -1,5 +1,6 @@
-//! What both backends share: encoding of times and ids, and the decoding of result rows into the
-//! store's rows by the types of their fields, written once against [`DbRow`].
+//! What both backends share: encoding of times and ids, and the reading and writing of the
+//! store's rows by the types of their fields ([`FromColumn`], [`ToColumn`]), written once against
+//! [`DbRow`] and [`Arg`].
 
 use std::str::FromStr;
 
@@ -12,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::model::*;
+use crate::sql::stmt::{Arg, Kind};
 use crate::{Constraint, StoreError, StoreResult};
 
 /// A column type both backends decode.
@@ -90,11 +92,22 @@ pub(crate) trait FromColumn: Sized {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self>;
 }
 
+/// A field's value for its column, as [`FromColumn`] reads it back: each type's rule below is
+/// written beside its reading.
+pub(crate) trait ToColumn {
+    fn to_column(&self) -> StoreResult<Arg>;
+}
+
 macro_rules! as_stored {
     ($($t:ty),*) => {$(
         impl FromColumn for $t {
             fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
                 row.column(col)
+            }
+        }
+        impl ToColumn for $t {
+            fn to_column(&self) -> StoreResult<Arg> {
+                Ok(self.clone().into())
             }
         }
     )*};
@@ -111,6 +124,16 @@ macro_rules! parsed {
         impl FromColumn for Option<$t> {
             fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
                 opt_id(get(row, col)?, col)
+            }
+        }
+        impl ToColumn for $t {
+            fn to_column(&self) -> StoreResult<Arg> {
+                Ok(Arg::Text(self.to_string()))
+            }
+        }
+        impl ToColumn for Option<$t> {
+            fn to_column(&self) -> StoreResult<Arg> {
+                Ok(self.as_ref().map_or(Arg::Null(Kind::Text), |v| Arg::Text(v.to_string())))
             }
         }
     )*};
@@ -137,6 +160,11 @@ macro_rules! json {
                 serde_json::from_str(&get::<String>(row, col)?).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
             }
         }
+        impl ToColumn for $t {
+            fn to_column(&self) -> StoreResult<Arg> {
+                json_text(self).map(Arg::Text)
+            }
+        }
     )*};
 }
 json!(
@@ -152,6 +180,12 @@ json!(
 impl FromColumn for u64 {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
         Ok(count(get(row, col)?))
+    }
+}
+
+impl ToColumn for u64 {
+    fn to_column(&self) -> StoreResult<Arg> {
+        Ok(Arg::Int(amount(*self)))
     }
 }
 
@@ -171,13 +205,26 @@ impl FromColumn for Option<OffsetDateTime> {
     }
 }
 
+impl ToColumn for OffsetDateTime {
+    fn to_column(&self) -> StoreResult<Arg> {
+        Ok(Arg::Int(micros(*self)))
+    }
+}
+
+impl ToColumn for Option<OffsetDateTime> {
+    fn to_column(&self) -> StoreResult<Arg> {
+        Ok(self.map(micros).into())
+    }
+}
+
 /// The items of a list kept as text separated by `sep` (none when empty or NULL), in order.
 fn separated<T>(row: &impl DbRow, col: &str, sep: char, item: impl Fn(&str) -> StoreResult<T>) -> StoreResult<Vec<T>> {
     let text: Option<String> = get(row, col)?;
     text.unwrap_or_default().split(sep).filter(|s| !s.is_empty()).map(item).collect()
 }
 
-/// A user's instance roles, joined with commas by the database's aggregate; sorted.
+/// A user's instance roles, joined with commas by the database's aggregate; sorted. (Each role
+/// is a row of its own, so there is no column to write them to.)
 impl FromColumn for Vec<InstanceRole> {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
         let mut roles = separated(row, col, ',', |r| {
@@ -195,10 +242,22 @@ impl FromColumn for Vec<steward_core::Permission> {
     }
 }
 
+impl ToColumn for Vec<steward_core::Permission> {
+    fn to_column(&self) -> StoreResult<Arg> {
+        Ok(Arg::Text(crate::security_rows::permissions_text(self)))
+    }
+}
+
 /// An API token's scopes, separated by spaces as OAuth writes them ([`scopes_text`]).
 impl FromColumn for Vec<steward_core::TokenScope> {
     fn from_column(row: &impl DbRow, col: &str) -> StoreResult<Self> {
         separated(row, col, ' ', |s| parse(s, col))
+    }
+}
+
+impl ToColumn for Vec<steward_core::TokenScope> {
+    fn to_column(&self) -> StoreResult<Arg> {
+        Ok(Arg::Text(scopes_text(self)))
     }
 }
 

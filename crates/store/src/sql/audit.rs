@@ -8,7 +8,7 @@ use steward_core::audit::GENESIS_HASH;
 use steward_core::{AuditDraft, AuditRecord, UserId};
 use time::OffsetDateTime;
 
-use super::{Exec, Stmt};
+use super::{Exec, Stmt, Table};
 use crate::StoreResult;
 use crate::model::*;
 use crate::rows::*;
@@ -160,17 +160,7 @@ impl<E: Exec> Audit for E {
     }
 
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRow) -> StoreResult<()> {
-        let insert = Stmt::new(
-            "INSERT INTO audit_checkpoints (seq, kind, hash, at, key_id, signature) VALUES (?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (seq, kind) DO NOTHING",
-        )
-        .bind(c.seq)
-        .bind(&c.kind)
-        .bind(&c.hash)
-        .bind(micros(c.at))
-        .bind(&c.key_id)
-        .bind(&c.signature);
-        self.run(insert).await.map(drop)
+        self.apply(c.columns()?.insert_unless_present(CheckpointRow::TABLE)).await
     }
 
     async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>> {

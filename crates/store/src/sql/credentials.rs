@@ -47,25 +47,7 @@ pub(crate) const REVOKE_ALL_OF_USER: [&str; 3] = [
 #[async_trait]
 impl<E: Exec> Credentials for E {
     async fn insert_session(&mut self, s: &SessionRow) -> StoreResult<()> {
-        self.apply(
-            Stmt::new(
-                "INSERT INTO sessions (id, user_id, token_hash, impersonator_id, parent_id, return_sealed, created_at, \
-             expires_at, revoked_at, ip, user_agent, parent_token_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(s.id.to_string())
-            .bind(s.user_id.to_string())
-            .bind(&s.token_hash)
-            .bind(s.impersonator_id.map(|i| i.to_string()))
-            .bind(s.parent_id.map(|i| i.to_string()))
-            .bind(&s.return_sealed)
-            .bind(micros(s.created_at))
-            .bind(micros(s.expires_at))
-            .bind(s.revoked_at.map(micros))
-            .bind(&s.ip)
-            .bind(&s.user_agent)
-            .bind(s.parent_token_id.map(|i| i.to_string())),
-        )
-        .await
+        self.insert(s).await
     }
 
     async fn session_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<SessionRow>> {
@@ -92,22 +74,7 @@ impl<E: Exec> Credentials for E {
     }
 
     async fn insert_api_token(&mut self, t: &ApiTokenRow) -> StoreResult<()> {
-        self.apply(
-            Stmt::new(
-                "INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at, revoked_at, \
-             parent_token_id, scopes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(t.id.to_string())
-            .bind(t.user_id.to_string())
-            .bind(&t.name)
-            .bind(&t.token_hash)
-            .bind(micros(t.created_at))
-            .bind(t.expires_at.map(micros))
-            .bind(t.revoked_at.map(micros))
-            .bind(t.parent_token_id.map(|i| i.to_string()))
-            .bind(crate::rows::scopes_text(&t.scopes)),
-        )
-        .await
+        self.insert(t).await
     }
 
     async fn api_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ApiTokenRow>> {

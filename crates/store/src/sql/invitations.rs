@@ -5,6 +5,7 @@ use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -14,22 +15,7 @@ use crate::traits::*;
 #[async_trait]
 impl<E: Exec> Invitations for E {
     async fn insert_invitation(&mut self, i: &InvitationRow) -> StoreResult<()> {
-        let teams: Vec<String> = i.team_ids.iter().map(|t| t.to_string()).collect();
-        self.apply(Stmt::new(
-            "INSERT INTO invitations (id, user_id, org_id, role, team_ids, token_hash, invited_by, created_at, expires_at, \
-             accepted_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(i.id.to_string())
-        .bind(i.user_id.to_string())
-        .bind(i.org_id.map(|o| o.to_string()))
-        .bind(i.role.map(|r| r.as_str()))
-        .bind(json_text(&teams)?)
-        .bind(&i.token_hash)
-        .bind(i.invited_by.map(|u| u.to_string()))
-        .bind(micros(i.created_at))
-        .bind(micros(i.expires_at))
-        .bind(i.accepted_at.map(micros))
-        .bind(i.cancelled_at.map(micros))).await
+        self.insert(i).await
     }
 
     async fn invitation_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<InvitationRow>> {
@@ -87,15 +73,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn insert_reset(&mut self, r: &ResetRow) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO password_resets (id, user_id, token_hash, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.user_id.to_string())
-        .bind(&r.token_hash)
-        .bind(micros(r.created_at))
-        .bind(micros(r.expires_at))
-        .bind(r.used_at.map(micros))).await
+        self.insert(r).await
     }
 
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
@@ -105,12 +83,8 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new("UPDATE password_resets SET used_at = ? WHERE id = ? AND used_at IS NULL")
-                .bind(micros(at))
-                .bind(id.to_string()),
-        )
-        .await
+        let used = Columns::default().set("used_at", micros(at));
+        self.apply_one(used.update_open("password_resets", id.to_string(), &["used_at"])).await
     }
 
     async fn void_resets_of(&mut self, user: UserId, at: OffsetDateTime) -> StoreResult<u64> {
@@ -128,9 +102,9 @@ impl<E: Exec> Invitations for E {
 /// Closes the open invitation `id` by setting `column` (`accepted_at` or `cancelled_at`) to `at`;
 /// one closed already matches nothing.
 fn close_open(id: Uuid, column: &'static str, at: OffsetDateTime) -> Stmt {
-    Stmt::new(format!(
-        "UPDATE invitations SET {column} = ? WHERE id = ? AND accepted_at IS NULL AND cancelled_at IS NULL"
-    ))
-    .bind(micros(at))
-    .bind(id.to_string())
+    Columns::default().set(column, micros(at)).update_open(
+        "invitations",
+        id.to_string(),
+        &["accepted_at", "cancelled_at"],
+    )
 }

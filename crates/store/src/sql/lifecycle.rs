@@ -5,6 +5,7 @@ use steward_core::{OrgId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt, credentials};
 use crate::StoreResult;
 use crate::model::*;
@@ -36,17 +37,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO ownership_handovers (id, org_id, from_user_id, to_user_id, returnable, created_at, closed_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(h.id.to_string())
-        .bind(h.org_id.to_string())
-        .bind(h.from_user_id.to_string())
-        .bind(h.to_user_id.to_string())
-        .bind(h.returnable)
-        .bind(micros(h.created_at))
-        .bind(h.closed_at.map(micros))).await
+        self.insert(h).await
     }
 
     async fn open_handovers_from(&mut self, user: UserId) -> StoreResult<Vec<HandoverRow>> {
@@ -58,12 +49,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn close_handover(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply(
-            Stmt::new("UPDATE ownership_handovers SET closed_at = ? WHERE id = ?")
-                .bind(micros(at))
-                .bind(id.to_string()),
-        )
-        .await
+        self.apply(Columns::default().set("closed_at", micros(at)).update("ownership_handovers", id.to_string())).await
     }
 
     async fn placeholder_user(&mut self) -> StoreResult<Option<UserRow>> {
@@ -73,18 +59,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn insert_deprovision(&mut self, r: &DeprovisionRow) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO deprovision_records (id, org_id, reason, snapshot, created_at, created_by, restored_at, restored_by) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(r.org_id.to_string())
-        .bind(&r.reason)
-        .bind(r.snapshot.to_string())
-        .bind(micros(r.created_at))
-        .bind(r.created_by.map(|u| u.to_string()))
-        .bind(r.restored_at.map(micros))
-        .bind(r.restored_by.map(|u| u.to_string()))).await
+        self.insert(r).await
     }
 
     async fn deprovisions_of(&mut self, org: OrgId) -> StoreResult<Vec<DeprovisionRow>> {
@@ -123,14 +98,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn close_deprovision(&mut self, id: Uuid, at: OffsetDateTime, by: Option<UserId>) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new(
-                "UPDATE deprovision_records SET restored_at = ?, restored_by = ? WHERE id = ? AND restored_at IS NULL",
-            )
-            .bind(micros(at))
-            .bind(by.map(|u| u.to_string()))
-            .bind(id.to_string()),
-        )
-        .await
+        let restored = Columns::default().set("restored_at", micros(at)).set("restored_by", by.map(|u| u.to_string()));
+        self.apply_one(restored.update_open("deprovision_records", id.to_string(), &["restored_at"])).await
     }
 }

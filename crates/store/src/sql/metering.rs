@@ -32,12 +32,7 @@ pub(crate) fn consume(c: &Consume) -> [Stmt; 3] {
     .bind(amount(c.transfer))
     .bind(c.org.to_string())
     .bind(micros(c.period_start))
-    .bind(c.operations_limit.map(amount))
-    .bind(amount(c.operations))
-    .bind(c.operations_limit.map(amount))
-    .bind(c.transfer_limit.map(amount))
-    .bind(amount(c.transfer))
-    .bind(c.transfer_limit.map(amount));
+    .bind_each(within_limits(c));
     let day = Stmt::new(
         "INSERT INTO usage_days (org_id, day, operations_used, transfer_used) VALUES (?, ?, ?, ?) \
          ON CONFLICT (org_id, day) DO UPDATE SET operations_used = usage_days.operations_used + excluded.operations_used, \
@@ -75,12 +70,7 @@ pub(crate) fn consume_in_one_statement(c: &Consume) -> Stmt {
     .bind(micros(c.period_end))
     .bind(amount(c.operations))
     .bind(amount(c.transfer))
-    .bind(c.operations_limit.map(amount))
-    .bind(amount(c.operations))
-    .bind(c.operations_limit.map(amount))
-    .bind(c.transfer_limit.map(amount))
-    .bind(amount(c.transfer))
-    .bind(c.transfer_limit.map(amount))
+    .bind_each(within_limits(c))
     .bind(c.operations_limit.map(amount))
     .bind(c.operations_limit.map(amount))
     .bind(c.transfer_limit.map(amount))
@@ -88,6 +78,13 @@ pub(crate) fn consume_in_one_statement(c: &Consume) -> Stmt {
     .bind(micros(day_of(c.at)))
     .bind(amount(c.operations))
     .bind(amount(c.transfer))
+}
+
+/// The values of the check, as both ways of consuming write it, that each amount stays within
+/// its limit: `(? IS NULL OR … + ? <= ?)` for operations, then for transfer.
+fn within_limits(c: &Consume) -> [Option<i64>; 6] {
+    let (ops, transfer) = (c.operations_limit.map(amount), c.transfer_limit.map(amount));
+    [ops, Some(amount(c.operations)), ops, transfer, Some(amount(c.transfer)), transfer]
 }
 
 /// The first instant of `at`'s UTC day.

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 use crate::StoreResult;
 use crate::rows::{DbRow, FromColumn, FromRow, get};
-pub(crate) use stmt::Stmt;
+pub(crate) use stmt::{Stmt, Table};
 
 /// How a backend runs a statement written once.
 #[async_trait]
@@ -127,6 +127,11 @@ pub(crate) trait Exec: Send {
     /// The first row of `stmt`, which must have one.
     async fn fetch_one_required(&mut self, stmt: Stmt) -> StoreResult<Self::Row> {
         self.fetch_one(stmt).await?.ok_or_else(|| crate::StoreError::Corrupt("a statement answered no row".into()))
+    }
+
+    /// Inserts `row` into its table, every field in the column of its name.
+    async fn insert<R: Table + Sync>(&mut self, row: &R) -> StoreResult<()> {
+        self.apply(row.columns()?.insert(R::TABLE)).await
     }
 
     /// The rows of `stmt`, each read as a `T`.

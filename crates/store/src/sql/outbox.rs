@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -13,23 +14,7 @@ use crate::traits::*;
 #[async_trait]
 impl<E: Exec> Outbox for E {
     async fn enqueue(&mut self, m: &OutboxRow) -> StoreResult<()> {
-        self.apply(
-            Stmt::new(
-                "INSERT INTO outbox (id, user_id, org_id, recipient, category, subject, body, created_at, attempts, \
-             next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(m.id.to_string())
-            .bind(m.user_id.map(|u| u.to_string()))
-            .bind(m.org_id.map(|o| o.to_string()))
-            .bind(&m.recipient)
-            .bind(&m.category)
-            .bind(&m.subject)
-            .bind(&m.body)
-            .bind(micros(m.created_at))
-            .bind(m.attempts)
-            .bind(micros(m.next_attempt_at)),
-        )
-        .await
+        self.insert(m).await
     }
 
     async fn claim_due(
@@ -38,57 +23,21 @@ impl<E: Exec> Outbox for E {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<OutboxRow>> {
-        let rows = self
-            .fetch(
-                Stmt::new(format!(
-                    "SELECT * FROM outbox WHERE sent_at IS NULL AND dropped_at IS NULL AND next_attempt_at <= ? \
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?{}",
-                    Self::CLAIM_LOCK
-                ))
-                .bind(micros(now))
-                .bind(micros(now))
-                .bind(i64::from(limit)),
-            )
-            .await?;
-        let claimed: Vec<OutboxRow> = rows.iter().map(OutboxRow::from_row).collect::<StoreResult<_>>()?;
-        for m in &claimed {
-            self.run(
-                Stmt::new("UPDATE outbox SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
-                    .bind(micros(lease_until))
-                    .bind(m.id.to_string()),
-            )
-            .await?;
-        }
-        Ok(claimed)
+        claim(self, "outbox", ["sent_at", "dropped_at"], now, lease_until, limit, |m: &OutboxRow| m.id).await
     }
 
     async fn mark_sent(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply(
-            Stmt::new("UPDATE outbox SET sent_at = ?, locked_until = NULL WHERE id = ?")
-                .bind(micros(at))
-                .bind(id.to_string()),
-        )
-        .await
+        self.apply(released().set("sent_at", micros(at)).update("outbox", id.to_string())).await
     }
 
     async fn mark_dropped(&mut self, id: Uuid, at: OffsetDateTime, why: &str) -> StoreResult<()> {
-        self.apply(
-            Stmt::new("UPDATE outbox SET dropped_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
-                .bind(micros(at))
-                .bind(why)
-                .bind(id.to_string()),
-        )
-        .await
+        let dropped = released().set("dropped_at", micros(at)).set("last_error", why);
+        self.apply(dropped.update("outbox", id.to_string())).await
     }
 
     async fn mark_retry(&mut self, id: Uuid, next_attempt_at: OffsetDateTime, error: &str) -> StoreResult<()> {
-        self.apply(
-            Stmt::new("UPDATE outbox SET next_attempt_at = ?, last_error = ?, locked_until = NULL WHERE id = ?")
-                .bind(micros(next_attempt_at))
-                .bind(error)
-                .bind(id.to_string()),
-        )
-        .await
+        let retry = released().set("next_attempt_at", micros(next_attempt_at)).set("last_error", error);
+        self.apply(retry.update("outbox", id.to_string())).await
     }
 
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
@@ -96,4 +45,37 @@ impl<E: Exec> Outbox for E {
             self.fetch(Stmt::new("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC").bind(recipient)).await?;
         rows.iter().map(OutboxRow::from_row).collect()
     }
+}
+
+/// An email's lease given up: what its delivery writes, whatever the outcome.
+fn released() -> Columns {
+    Columns::default().set("locked_until", None::<i64>)
+}
+
+/// Claims up to `limit` rows of an outbox — emails, or webhook deliveries — due at `now`, neither
+/// ended (each column of `ended` NULL) nor leased to another worker: each is leased until
+/// `lease_until` and its attempt counted, with one statement, and answered as it was read.
+pub(super) async fn claim<E: Exec, R: FromRow + Send>(
+    tx: &mut E,
+    table: &str,
+    ended: [&str; 2],
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: u32,
+    id: fn(&R) -> Uuid,
+) -> StoreResult<Vec<R>> {
+    let [a, b] = ended;
+    let due = Stmt::new(format!(
+        "SELECT * FROM {table} WHERE {a} IS NULL AND {b} IS NULL AND next_attempt_at <= ? \
+         AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?{}",
+        E::CLAIM_LOCK
+    ));
+    let claimed: Vec<R> = tx.rows(due.bind(micros(now)).bind(micros(now)).bind(i64::from(limit))).await?;
+    if !claimed.is_empty() {
+        let marks = vec!["?"; claimed.len()].join(", ");
+        let lease =
+            Stmt::new(format!("UPDATE {table} SET locked_until = ?, attempts = attempts + 1 WHERE id IN ({marks})"));
+        tx.apply(claimed.iter().fold(lease.bind(micros(lease_until)), |s, r| s.bind(id(r).to_string()))).await?;
+    }
+    Ok(claimed)
 }

@@ -5,6 +5,7 @@ use steward_core::UserId;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -14,31 +15,9 @@ use crate::traits::*;
 #[async_trait]
 impl<E: Exec> Reviews for E {
     async fn insert_review(&mut self, r: &ReviewRow, items: &[ReviewItemRow]) -> StoreResult<()> {
-        self.run(
-            Stmt::new(
-                "INSERT INTO access_reviews (id, org_id, inactive_days, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(r.id.to_string())
-            .bind(r.org_id.map(|o| o.to_string()))
-            .bind(r.inactive_days)
-            .bind(micros(r.created_at))
-            .bind(r.created_by.map(|u| u.to_string())),
-        )
-        .await?;
-        for i in items {
-            self.run(
-                Stmt::new(
-                    "INSERT INTO access_review_items (review_id, user_id, email, last_login_at, roles, recommendation) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(r.id.to_string())
-                .bind(i.user_id.to_string())
-                .bind(&i.email)
-                .bind(i.last_login_at.map(micros))
-                .bind(json_text(&i.roles)?)
-                .bind(&i.recommendation),
-            )
-            .await?;
+        self.insert(r).await?;
+        for item in items {
+            self.insert(item).await?;
         }
         Ok(())
     }
@@ -70,14 +49,7 @@ impl<E: Exec> Reviews for E {
     }
 
     async fn complete_review(&mut self, id: Uuid, by: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new(
-                "UPDATE access_reviews SET completed_at = ?, completed_by = ? WHERE id = ? AND completed_at IS NULL",
-            )
-            .bind(micros(at))
-            .bind(by.to_string())
-            .bind(id.to_string()),
-        )
-        .await
+        let completed = Columns::default().set("completed_at", micros(at)).set("completed_by", by.to_string());
+        self.apply_one(completed.update_open("access_reviews", id.to_string(), &["completed_at"])).await
     }
 }

@@ -5,6 +5,7 @@ use steward_core::{TeamId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -58,10 +59,10 @@ impl<E: Exec> Scim for E {
     }
 
     async fn put_scim_user(&mut self, r: &ScimUserRow) -> StoreResult<()> {
-        let name = Stmt::new("UPDATE users SET scim_user_name = ?, scim_user_name_key = ? WHERE id = ?")
-            .bind(&r.user_name)
-            .bind(r.user_name.as_ref().map(|n| n.to_lowercase()))
-            .bind(r.user_id.to_string());
+        let name = Columns::default()
+            .set("scim_user_name", &r.user_name)
+            .set("scim_user_name_key", r.user_name.as_ref().map(|n| n.to_lowercase()))
+            .update("users", r.user_id.to_string());
         // Nobody reads the result: SQLite sends both with the transaction's next trip.
         self.later(name).await?;
         self.later(attrs_upsert(r)?).await
@@ -144,19 +145,7 @@ impl<E: Exec> Scim for E {
     }
 
     async fn insert_scim_token(&mut self, t: &ScimTokenRow) -> StoreResult<()> {
-        let insert = Stmt::new(
-            "INSERT INTO scim_tokens (id, name, token_hash, org_id, service_user_id, created_by, created_at, revoked_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(t.id.to_string())
-        .bind(&t.name)
-        .bind(&t.token_hash)
-        .bind(t.org_id.map(|o| o.to_string()))
-        .bind(t.service_user_id.to_string())
-        .bind(t.created_by.map(|b| b.to_string()))
-        .bind(micros(t.created_at))
-        .bind(t.revoked_at.map(micros));
-        self.run(insert).await.map(drop)
+        self.insert(t).await
     }
 
     async fn scim_token_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ScimTokenRow>> {
@@ -170,9 +159,7 @@ impl<E: Exec> Scim for E {
     }
 
     async fn revoke_scim_token(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<bool> {
-        let stmt = Stmt::new("UPDATE scim_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(micros(at))
-            .bind(id.to_string());
-        Ok(self.run(stmt).await? > 0)
+        let revoked = Columns::default().set("revoked_at", micros(at));
+        Ok(self.run(revoked.update_open("scim_tokens", id.to_string(), &["revoked_at"])).await? > 0)
     }
 }

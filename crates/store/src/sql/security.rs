@@ -6,7 +6,7 @@ use steward_core::UserId;
 use steward_core::lockout::LockoutState;
 use time::OffsetDateTime;
 
-use super::{Exec, Stmt};
+use super::{Exec, Stmt, Table};
 use crate::StoreResult;
 use crate::model::{RoleRow, TotpRow};
 use crate::rows::{get, micros, opt_micros};
@@ -20,19 +20,7 @@ impl<E: Exec> Security for E {
     }
 
     async fn put_totp(&mut self, row: &TotpRow) -> StoreResult<()> {
-        let put = Stmt::new(
-            "INSERT INTO user_totp (user_id, secret_sealed, confirmed_at, last_step, created_at) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, \
-             confirmed_at = excluded.confirmed_at, last_step = excluded.last_step, created_at = excluded.created_at",
-        );
-        self.apply(
-            put.bind(row.user_id.to_string())
-                .bind(&row.secret_sealed)
-                .bind(row.confirmed_at.map(micros))
-                .bind(row.last_step)
-                .bind(micros(row.created_at)),
-        )
-        .await
+        self.apply(row.columns()?.upsert(TotpRow::TABLE, "user_id")).await
     }
 
     async fn confirm_totp(&mut self, user: UserId, at: OffsetDateTime, step: i64) -> StoreResult<()> {
@@ -109,18 +97,7 @@ impl<E: Exec> Roles for E {
     }
 
     async fn insert_custom_role(&mut self, role: &RoleRow) -> StoreResult<()> {
-        let insert = Stmt::new(
-            "INSERT INTO custom_roles (name, permissions, created_at, updated_at, version) VALUES (?, ?, ?, ?, ?)",
-        );
-        self.apply(
-            insert
-                .bind(&role.name)
-                .bind(permissions_text(&role.permissions))
-                .bind(micros(role.created_at))
-                .bind(micros(role.updated_at))
-                .bind(role.version),
-        )
-        .await
+        self.insert(role).await
     }
 
     async fn update_custom_role(&mut self, role: &RoleRow) -> StoreResult<()> {

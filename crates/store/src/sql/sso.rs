@@ -31,22 +31,7 @@ fn sso_columns(r: &SsoConnectionRow) -> StoreResult<Columns> {
 #[async_trait]
 impl<E: Exec> Sso for E {
     async fn insert_jwt_issuer(&mut self, r: &JwtIssuerRow) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO jwt_issuers (id, issuer, audience, jwks_url, public_key_pem, subject_claim, email_claim, jit, \
-             created_by, created_at, domains, allow_instance_roles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(r.id.to_string())
-        .bind(&r.issuer)
-        .bind(&r.audience)
-        .bind(&r.jwks_url)
-        .bind(&r.public_key_pem)
-        .bind(&r.subject_claim)
-        .bind(&r.email_claim)
-        .bind(r.jit)
-        .bind(r.created_by.map(|u| u.to_string()))
-        .bind(micros(r.created_at))
-        .bind(json_text(&r.domains)?)
-        .bind(r.allow_instance_roles)).await
+        self.insert(r).await
     }
 
     async fn jwt_issuers(&mut self) -> StoreResult<Vec<JwtIssuerRow>> {

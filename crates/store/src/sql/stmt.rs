@@ -133,6 +133,11 @@ impl Stmt {
         self
     }
 
+    /// Binds the next `?`s, one value each.
+    pub(crate) fn bind_each<T: Into<Arg>>(self, values: impl IntoIterator<Item = T>) -> Self {
+        values.into_iter().fold(self, Stmt::bind)
+    }
+
     /// The piece (its last statement) must change exactly one row, else it fails with
     /// [`crate::Constraint::VersionMismatch`] and nothing after it runs: on SQLite a check in
     /// the same trip, on PostgreSQL the count of rows changed.
@@ -148,8 +153,18 @@ impl Stmt {
     }
 }
 
-/// The columns a row's insert and its update both write, each with its value: one list, so
-/// that a column added to a table is written by both or by neither.
+/// A row kept whole in one table: each field in the column of its name (declared with
+/// `stored!` and its table in `crate::model`).
+pub(crate) trait Table {
+    /// The table it is kept in.
+    const TABLE: &'static str;
+    /// Every field, as its column ([`crate::rows::ToColumn`]).
+    fn columns(&self) -> crate::StoreResult<Columns>;
+}
+
+/// The columns a statement writes, each with its value: one list, so that a name and its value
+/// are written together, and a column added to a table is written by a row's insert and its
+/// update both or by neither.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Columns {
     names: Vec<&'static str>,
@@ -172,15 +187,50 @@ impl Columns {
         stmt
     }
 
+    /// The same insert, which leaves the row already under a unique key as it is.
+    pub(crate) fn insert_unless_present(self, table: &str) -> Stmt {
+        let mut stmt = self.insert(table);
+        stmt.sql.to_mut().push_str(" ON CONFLICT DO NOTHING");
+        stmt
+    }
+
+    /// The same insert, which updates every other column of the row already under `key`.
+    pub(crate) fn upsert(self, table: &str, key: &str) -> Stmt {
+        let set: Vec<String> =
+            self.names.iter().filter(|n| **n != key).map(|n| format!("{n} = excluded.{n}")).collect();
+        let mut stmt = self.insert(table);
+        stmt.sql.to_mut().push_str(&format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", ")));
+        stmt
+    }
+
+    /// `UPDATE table SET …` of the row `id`.
+    pub(crate) fn update(self, table: &str, id: String) -> Stmt {
+        self.update_open(table, id, &[])
+    }
+
+    /// `UPDATE table SET …` of the row `id` while each column of `open` is NULL: a row closed
+    /// once (used, revoked, completed) is not closed again, and the count of rows changed says
+    /// whether this statement closed it.
+    pub(crate) fn update_open(self, table: &str, id: String, open: &[&str]) -> Stmt {
+        let open: String = open.iter().map(|c| format!(" AND {c} IS NULL")).collect();
+        let mut stmt = Stmt::new(format!("UPDATE {table} SET {} WHERE id = ?{open}", self.assignments()));
+        stmt.args = self.args;
+        stmt.bind(id)
+    }
+
     /// `UPDATE table SET … , version = version + 1` of the row `id` while it is at `version`:
     /// it changes no row when someone else changed it first.
     pub(crate) fn update_versioned(self, table: &str, id: String, version: i64) -> Stmt {
-        let set: Vec<String> = self.names.iter().map(|n| format!("{n} = ?")).collect();
         let mut stmt = Stmt::new(format!(
             "UPDATE {table} SET {}, version = version + 1 WHERE id = ? AND version = ?",
-            set.join(", ")
+            self.assignments()
         ));
         stmt.args = self.args;
         stmt.bind(id).bind(version)
+    }
+
+    /// `a = ?, b = ?, …`
+    fn assignments(&self) -> String {
+        self.names.iter().map(|n| format!("{n} = ?")).collect::<Vec<_>>().join(", ")
     }
 }

@@ -178,8 +178,7 @@ impl<E: Exec> Users for E {
     }
 
     async fn record_login(&mut self, id: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply(Stmt::new("UPDATE users SET last_login_at = ? WHERE id = ?").bind(micros(at)).bind(id.to_string()))
-            .await
+        self.apply(Columns::default().set("last_login_at", micros(at)).update("users", id.to_string())).await
     }
 }
 

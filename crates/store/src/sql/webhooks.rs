@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
 use crate::model::*;
@@ -14,16 +15,7 @@ use crate::traits::*;
 impl<E: Exec> Webhooks for E {
     async fn insert_webhook(&mut self, h: &WebhookRow) -> StoreResult<()> {
         self.forget_webhooks();
-        self.apply(Stmt::new(
-            "INSERT INTO webhooks (id, url, events, secret, created_at, created_by, disabled_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(h.id.to_string())
-        .bind(&h.url)
-        .bind(json_text(&h.events)?)
-        .bind(&h.secret)
-        .bind(micros(h.created_at))
-        .bind(h.created_by.map(|u| u.to_string()))
-        .bind(h.disabled_at.map(micros))).await
+        self.insert(h).await
     }
 
     async fn webhooks(&mut self) -> StoreResult<Vec<WebhookRow>> {
@@ -39,26 +31,12 @@ impl<E: Exec> Webhooks for E {
 
     async fn disable_webhook(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
         self.forget_webhooks();
-        self.apply_one(
-            Stmt::new("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND disabled_at IS NULL")
-                .bind(micros(at))
-                .bind(id.to_string()),
-        )
-        .await
+        let disabled = Columns::default().set("disabled_at", micros(at));
+        self.apply_one(disabled.update_open("webhooks", id.to_string(), &["disabled_at"])).await
     }
 
     async fn enqueue_delivery(&mut self, d: &DeliveryRow) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO webhook_deliveries (id, webhook_id, event_type, payload, created_at, attempts, next_attempt_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(d.id.to_string())
-        .bind(d.webhook_id.to_string())
-        .bind(&d.event_type)
-        .bind(&d.payload)
-        .bind(micros(d.created_at))
-        .bind(d.attempts)
-        .bind(micros(d.next_attempt_at))).await
+        self.insert(d).await
     }
 
     async fn claim_deliveries(
@@ -67,24 +45,8 @@ impl<E: Exec> Webhooks for E {
         lease_until: OffsetDateTime,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryRow>> {
-        let rows = self.fetch(Stmt::new(format!(
-            "SELECT * FROM webhook_deliveries WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
-             AND (locked_until IS NULL OR locked_until <= ?) ORDER BY next_attempt_at LIMIT ?{}",
-            Self::CLAIM_LOCK
-        ))
-        .bind(micros(now))
-        .bind(micros(now))
-        .bind(i64::from(limit))).await?;
-        let claimed: Vec<DeliveryRow> = rows.iter().map(DeliveryRow::from_row).collect::<StoreResult<_>>()?;
-        for d in &claimed {
-            self.run(
-                Stmt::new("UPDATE webhook_deliveries SET locked_until = ?, attempts = attempts + 1 WHERE id = ?")
-                    .bind(micros(lease_until))
-                    .bind(d.id.to_string()),
-            )
-            .await?;
-        }
-        Ok(claimed)
+        let ended = ["delivered_at", "failed_at"];
+        super::outbox::claim(self, "webhook_deliveries", ended, now, lease_until, limit, |d: &DeliveryRow| d.id).await
     }
 
     async fn record_attempt(
