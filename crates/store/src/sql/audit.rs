@@ -66,44 +66,18 @@ fn insert(events: &[AuditRecord]) -> Stmt {
 
 /// The events `f` selects, newest first.
 fn select(f: &AuditFilter) -> Stmt {
-    let mut sql = String::from("SELECT * FROM audit_events WHERE 1 = 1");
-    let mut args: Vec<super::stmt::Arg> = Vec::new();
-    let mut clause = |text: &str, values: Vec<super::stmt::Arg>| {
-        sql.push_str(text);
-        args.extend(values);
-    };
-    if let Some(a) = f.actor_id {
-        clause(" AND actor_id = ?", vec![a.to_string().into()]);
-    }
-    if let Some(t) = &f.target_id {
-        clause(" AND target_id = ?", vec![t.into()]);
-    }
-    if let Some(o) = f.org_id {
-        clause(" AND org_id = ?", vec![o.to_string().into()]);
-    }
-    if let Some(k) = &f.kind {
-        clause(" AND kind = ?", vec![k.into()]);
-    }
-    if let Some(u) = f.involving {
-        let u = u.to_string();
-        clause(
-            " AND (actor_id = ? OR impersonator_id = ? OR (target_type = 'user' AND target_id = ?))",
-            vec![u.clone().into(), u.clone().into(), u.into()],
-        );
-    }
-    if let Some(s) = f.since {
-        clause(" AND at >= ?", vec![micros(s).into()]);
-    }
-    if let Some(u) = f.until {
-        clause(" AND at < ?", vec![micros(u).into()]);
-    }
-    if let Some(b) = f.before_seq {
-        clause(" AND seq < ?", vec![b.into()]);
-    }
-    sql.push_str(" ORDER BY seq DESC LIMIT ?");
-    let mut stmt = Stmt::new(sql);
-    stmt.args = args;
-    stmt.bind(i64::from(f.limit))
+    let involving = " AND (actor_id = ? OR impersonator_id = ? OR (target_type = 'user' AND target_id = ?))";
+    Stmt::new("SELECT * FROM audit_events WHERE 1 = 1")
+        .and_if(" AND actor_id = ?", f.actor_id.map(|a| a.to_string()))
+        .and_if(" AND target_id = ?", f.target_id.clone())
+        .and_if(" AND org_id = ?", f.org_id.map(|o| o.to_string()))
+        .and_if(" AND kind = ?", f.kind.clone())
+        .and_if(involving, f.involving.map(|u| u.to_string()))
+        .and_if(" AND at >= ?", f.since.map(micros))
+        .and_if(" AND at < ?", f.until.map(micros))
+        .and_if(" AND seq < ?", f.before_seq)
+        .append(" ORDER BY seq DESC LIMIT ?")
+        .bind(i64::from(f.limit))
 }
 
 #[async_trait]

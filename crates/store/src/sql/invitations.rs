@@ -47,24 +47,16 @@ impl<E: Exec> Invitations for E {
         before: Option<Uuid>,
         limit: u32,
     ) -> StoreResult<Vec<InvitationRow>> {
-        let mut sql = String::from(
+        let open = Stmt::new(
             "SELECT * FROM invitations WHERE org_id IS NOT NULL AND accepted_at IS NULL AND cancelled_at IS NULL \
              AND expires_at > ?",
         );
-        sql.push_str(if org.is_some() { " AND org_id = ?" } else { "" });
-        sql.push_str(if user.is_some() { " AND user_id = ?" } else { "" });
-        sql.push_str(if before.is_some() { " AND id < ?" } else { "" });
-        sql.push_str(" ORDER BY id DESC LIMIT ?");
-        let mut query = Stmt::new(sql).bind(micros(now));
-        if let Some(org) = org {
-            query = query.bind(org.to_string());
-        }
-        if let Some(user) = user {
-            query = query.bind(user.to_string());
-        }
-        if let Some(before) = before {
-            query = query.bind(before.to_string());
-        }
+        let query = open
+            .bind(micros(now))
+            .and_if(" AND org_id = ?", org.map(|o| o.to_string()))
+            .and_if(" AND user_id = ?", user.map(|u| u.to_string()))
+            .and_if(" AND id < ?", before.map(|b| b.to_string()))
+            .append(" ORDER BY id DESC LIMIT ?");
         self.rows(query.bind(i64::from(limit))).await
     }
 

@@ -37,30 +37,13 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn list_orgs(&mut self, f: &OrgFilter) -> StoreResult<Vec<OrgRow>> {
-        let mut sql = String::from("SELECT o.* FROM orgs o WHERE 1 = 1");
-        if f.member.is_some() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = ? \
-                 AND m.ended_at IS NULL AND NOT m.dormant)",
-            );
-        }
-        if f.external_id.is_some() {
-            sql.push_str(" AND o.external_id = ?");
-        }
-        if f.before.is_some() {
-            sql.push_str(" AND o.id < ?");
-        }
-        sql.push_str(" ORDER BY o.id DESC LIMIT ?");
-        let mut query = Stmt::new(sql);
-        if let Some(m) = f.member {
-            query = query.bind(m.to_string());
-        }
-        if let Some(e) = &f.external_id {
-            query = query.bind(e.clone());
-        }
-        if let Some(b) = f.before {
-            query = query.bind(b.to_string());
-        }
+        let member = " AND EXISTS (SELECT 1 FROM memberships m WHERE m.org_id = o.id AND m.user_id = ? \
+                      AND m.ended_at IS NULL AND NOT m.dormant)";
+        let query = Stmt::new("SELECT o.* FROM orgs o WHERE 1 = 1")
+            .and_if(member, f.member.map(|m| m.to_string()))
+            .and_if(" AND o.external_id = ?", f.external_id.clone())
+            .and_if(" AND o.id < ?", f.before.map(|b| b.to_string()))
+            .append(" ORDER BY o.id DESC LIMIT ?");
         self.rows(query.bind(i64::from(f.limit))).await
     }
 
@@ -181,34 +164,15 @@ impl<E: Exec> Orgs for E {
         role: OrgRole,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        self.apply(Stmt::new(
-            "INSERT INTO memberships (id, org_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
-        )
-        .bind(uuid::Uuid::now_v7().to_string())
-        .bind(org.to_string())
-        .bind(user.to_string())
-        .bind(role.as_str())
-        .bind(micros(at))).await
+        self.apply(MemberOf::Org(org).join(user, role.as_str(), at)).await
     }
 
     async fn set_membership_role(&mut self, org: OrgId, user: UserId, role: OrgRole) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new("UPDATE memberships SET role = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-                .bind(role.as_str())
-                .bind(org.to_string())
-                .bind(user.to_string()),
-        )
-        .await
+        self.apply_one(MemberOf::Org(org).update(user, Columns::default().set("role", role.as_str()))).await
     }
 
     async fn end_membership(&mut self, org: OrgId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new("UPDATE memberships SET ended_at = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-                .bind(micros(at))
-                .bind(org.to_string())
-                .bind(user.to_string()),
-        )
-        .await?;
+        self.apply_one(MemberOf::Org(org).update(user, Columns::default().set("ended_at", micros(at)))).await?;
         self.apply(
             Stmt::new(
                 "UPDATE team_members SET ended_at = ? WHERE user_id = ? AND ended_at IS NULL \
@@ -238,12 +202,8 @@ impl<E: Exec> Orgs for E {
         user: UserId,
         settings: &std::collections::BTreeMap<String, bool>,
     ) -> StoreResult<()> {
-        let update =
-            Stmt::new("UPDATE memberships SET notifications = ? WHERE org_id = ? AND user_id = ? AND ended_at IS NULL")
-                .bind(json_text(settings)?)
-                .bind(org.to_string())
-                .bind(user.to_string());
-        self.apply_one(update).await
+        let settings = Columns::default().set("notifications", json_text(settings)?);
+        self.apply_one(MemberOf::Org(org).update(user, settings)).await
     }
 
     async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
@@ -251,5 +211,50 @@ impl<E: Exec> Orgs for E {
                    JOIN orgs o ON o.id = m.org_id WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
         let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
         rows.first().map(MembershipOfUser::from_row).transpose()
+    }
+}
+
+/// Whose membership a statement is about: an org's (`memberships`) or a team's (`team_members`),
+/// kept alike: one current row per person, ended rather than deleted.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum MemberOf {
+    Org(OrgId),
+    Team(steward_core::TeamId),
+}
+
+impl MemberOf {
+    /// Its table, and the column naming the org or team there.
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            MemberOf::Org(_) => ("memberships", "org_id"),
+            MemberOf::Team(_) => ("team_members", "team_id"),
+        }
+    }
+
+    fn id(self) -> String {
+        match self {
+            MemberOf::Org(org) => org.to_string(),
+            MemberOf::Team(team) => team.to_string(),
+        }
+    }
+
+    /// A new current membership of `user` with `role` from `at`, not dormant.
+    pub(super) fn join(self, user: UserId, role: &str, at: OffsetDateTime) -> Stmt {
+        let (table, of) = self.table();
+        Columns::default()
+            .set("id", uuid::Uuid::now_v7().to_string())
+            .set(of, self.id())
+            .set("user_id", user.to_string())
+            .set("role", role)
+            .set("dormant", false)
+            .set("created_at", micros(at))
+            .insert(table)
+    }
+
+    /// What `columns` change of `user`'s current membership.
+    pub(super) fn update(self, user: UserId, columns: Columns) -> Stmt {
+        let (table, of) = self.table();
+        let current = format!("{of} = ? AND user_id = ? AND ended_at IS NULL");
+        columns.update_where(table, &current, [self.id(), user.to_string()])
     }
 }

@@ -133,6 +133,22 @@ impl Stmt {
         self
     }
 
+    /// Adds `condition` when there is a `value`, bound to each `?` of it: a filter's condition
+    /// and its value are written together, so that they cannot fall out of step.
+    pub(crate) fn and_if<T: Into<Arg>>(mut self, condition: &str, value: Option<T>) -> Self {
+        let Some(value) = value.map(Into::into) else { return self };
+        self.sql.to_mut().push_str(condition);
+        let marks = condition.matches('?').count();
+        self.args.extend(std::iter::repeat_n(value, marks));
+        self
+    }
+
+    /// Adds `text`, which binds nothing.
+    pub(crate) fn append(mut self, text: &str) -> Self {
+        self.sql.to_mut().push_str(text);
+        self
+    }
+
     /// Binds the next `?`s, one value each.
     pub(crate) fn bind_each<T: Into<Arg>>(self, values: impl IntoIterator<Item = T>) -> Self {
         values.into_iter().fold(self, Stmt::bind)
@@ -213,9 +229,19 @@ impl Columns {
     /// whether this statement closed it.
     pub(crate) fn update_open(self, table: &str, id: String, open: &[&str]) -> Stmt {
         let open: String = open.iter().map(|c| format!(" AND {c} IS NULL")).collect();
-        let mut stmt = Stmt::new(format!("UPDATE {table} SET {} WHERE id = ?{open}", self.assignments()));
+        self.update_where(table, &format!("id = ?{open}"), [id])
+    }
+
+    /// `UPDATE table SET … WHERE condition`, with the values of the condition's `?`s.
+    pub(crate) fn update_where<T: Into<Arg>>(
+        self,
+        table: &str,
+        condition: &str,
+        values: impl IntoIterator<Item = T>,
+    ) -> Stmt {
+        let mut stmt = Stmt::new(format!("UPDATE {table} SET {} WHERE {condition}", self.assignments()));
         stmt.args = self.args;
-        stmt.bind(id)
+        stmt.bind_each(values)
     }
 
     /// `UPDATE table SET … , version = version + 1` of the row `id` while it is at `version`:
@@ -232,5 +258,41 @@ impl Columns {
     /// `a = ?, b = ?, …`
     fn assignments(&self) -> String {
         self.names.iter().map(|n| format!("{n} = ?")).collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(stmt: &Stmt) -> Vec<String> {
+        stmt.args.iter().map(|a| format!("{a:?}")).collect()
+    }
+
+    #[test]
+    fn a_filter_adds_its_condition_and_its_value_together_or_neither() {
+        let stmt = Stmt::new("SELECT * FROM t WHERE 1 = 1")
+            .and_if(" AND a = ?", Some("x"))
+            .and_if(" AND b = ?", None::<i64>)
+            .and_if(" AND (c = ? OR d = ?)", Some(7_i64))
+            .append(" LIMIT ?")
+            .bind(5_i64);
+        assert_eq!(stmt.sql, "SELECT * FROM t WHERE 1 = 1 AND a = ? AND (c = ? OR d = ?) LIMIT ?");
+        assert_eq!(texts(&stmt), ["Text(\"x\")", "Int(7)", "Int(7)", "Int(5)"]);
+    }
+
+    #[test]
+    fn columns_are_written_with_their_values_in_order() {
+        let columns = || Columns::default().set("a", "x").set("b", 1_i64);
+        let closed = columns().update_open("t", "id-1".into(), &["a", "c"]);
+        assert_eq!(closed.sql, "UPDATE t SET a = ?, b = ? WHERE id = ? AND a IS NULL AND c IS NULL");
+        assert_eq!(texts(&closed), ["Text(\"x\")", "Int(1)", "Text(\"id-1\")"]);
+        let put = columns().upsert("t", "a");
+        assert_eq!(put.sql, "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT (a) DO UPDATE SET b = excluded.b");
+        let kept = columns().insert_unless_present("t");
+        assert_eq!(kept.sql, "INSERT INTO t (a, b) VALUES (?, ?) ON CONFLICT DO NOTHING");
+        let versioned = columns().update_versioned("t", "id-1".into(), 3);
+        assert_eq!(versioned.sql, "UPDATE t SET a = ?, b = ?, version = version + 1 WHERE id = ? AND version = ?");
+        assert_eq!(texts(&versioned).len(), 4);
     }
 }

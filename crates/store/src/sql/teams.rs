@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use steward_core::{OrgId, TeamId, TeamRole, UserId};
 use time::OffsetDateTime;
 
+use super::orgs::MemberOf;
 use super::stmt::Columns;
 use super::{Exec, Stmt};
 use crate::StoreResult;
@@ -64,35 +65,15 @@ impl<E: Exec> Teams for E {
         role: TeamRole,
         at: OffsetDateTime,
     ) -> StoreResult<()> {
-        let updated = self
-            .run(
-                Stmt::new("UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
-                    .bind(role.as_str())
-                    .bind(team.to_string())
-                    .bind(user.to_string()),
-            )
-            .await?;
-        if updated == 0 {
-            self.run(Stmt::new(
-                "INSERT INTO team_members (id, team_id, user_id, role, dormant, created_at) VALUES (?, ?, ?, ?, FALSE, ?)",
-            )
-            .bind(uuid::Uuid::now_v7().to_string())
-            .bind(team.to_string())
-            .bind(user.to_string())
-            .bind(role.as_str())
-            .bind(micros(at))).await?;
+        let member = MemberOf::Team(team);
+        if self.run(member.update(user, Columns::default().set("role", role.as_str()))).await? == 0 {
+            self.apply(member.join(user, role.as_str(), at)).await?;
         }
         Ok(())
     }
 
     async fn end_team_member(&mut self, team: TeamId, user: UserId, at: OffsetDateTime) -> StoreResult<()> {
-        self.apply_one(
-            Stmt::new("UPDATE team_members SET ended_at = ? WHERE team_id = ? AND user_id = ? AND ended_at IS NULL")
-                .bind(micros(at))
-                .bind(team.to_string())
-                .bind(user.to_string()),
-        )
-        .await
+        self.apply_one(MemberOf::Team(team).update(user, Columns::default().set("ended_at", micros(at)))).await
     }
 
     async fn teams_of_user(&mut self, user: UserId) -> StoreResult<Vec<TeamMemberRow>> {

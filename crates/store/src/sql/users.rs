@@ -76,53 +76,22 @@ impl<E: Exec> Users for E {
     }
 
     async fn list_users(&mut self, f: &UserFilter) -> StoreResult<Vec<UserRow>> {
-        let columns = Self::USER_COLUMNS;
-        let mut sql = format!("SELECT {columns} FROM users u WHERE 1 = 1");
         let indexed = match &f.q {
             Some(q) => self.search_index(q).await?,
             None => None,
         };
-        if let Some((clause, _)) = &indexed {
-            sql.push_str(clause);
-        }
-        if f.q.is_some() {
-            sql.push_str(" AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')");
-        }
-        if f.status.is_some() {
-            sql.push_str(" AND u.status = ?");
-        }
-        if f.org_id.is_some() {
-            sql.push_str(
-                " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)",
-            );
-        }
-        if f.inactive_since.is_some() {
-            sql.push_str(" AND COALESCE(u.last_login_at, u.created_at) < ?");
-        }
-        if f.before.is_some() {
-            sql.push_str(" AND u.id < ?");
-        }
-        sql.push_str(" ORDER BY u.id DESC LIMIT ?");
-        let mut query = Stmt::new(sql);
-        if let Some((_, phrase)) = indexed {
-            query = query.bind(phrase);
-        }
-        if let Some(q) = &f.q {
-            let p = like_pattern(q);
-            query = query.bind(p.clone()).bind(p);
-        }
-        if let Some(s) = f.status {
-            query = query.bind(s.as_str());
-        }
-        if let Some(o) = f.org_id {
-            query = query.bind(o.to_string());
-        }
-        if let Some(t) = f.inactive_since {
-            query = query.bind(micros(t));
-        }
-        if let Some(b) = f.before {
-            query = query.bind(b.to_string());
-        }
+        let (clause, phrase) = indexed.map_or(("", None), |(clause, phrase)| (clause, Some(phrase)));
+        let named = " AND (u.email_key LIKE ? ESCAPE '\\' OR lower(u.name) LIKE ? ESCAPE '\\')";
+        let member =
+            " AND EXISTS (SELECT 1 FROM memberships m WHERE m.user_id = u.id AND m.org_id = ? AND m.ended_at IS NULL)";
+        let query = Stmt::new(format!("SELECT {} FROM users u WHERE 1 = 1", Self::USER_COLUMNS))
+            .and_if(clause, phrase)
+            .and_if(named, f.q.as_deref().map(like_pattern))
+            .and_if(" AND u.status = ?", f.status.map(|s| s.as_str()))
+            .and_if(member, f.org_id.map(|o| o.to_string()))
+            .and_if(" AND COALESCE(u.last_login_at, u.created_at) < ?", f.inactive_since.map(micros))
+            .and_if(" AND u.id < ?", f.before.map(|b| b.to_string()))
+            .append(" ORDER BY u.id DESC LIMIT ?");
         self.rows(query.bind(i64::from(f.limit))).await
     }
 
