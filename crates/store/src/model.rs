@@ -9,38 +9,7 @@ use steward_core::{
 };
 use time::OffsetDateTime;
 
-use crate::rows::{DbRow, FromColumn, FromRow, ToColumn};
-use crate::sql::stmt::{Columns, Table};
-
-/// Declares a stored row, and reads it from a result row of either backend ([`FromRow`]): each
-/// field from the column of its name, decoded by its type ([`FromColumn`]). A row kept whole in
-/// one table names it (`#[table = "…"]`, first) and is written the same way ([`Table`]).
-macro_rules! stored {
-    // A row kept whole in one table is written by the same names ([`ToColumn`]).
-    (#[table = $table:literal] $(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
-        stored! { $(#[$meta])* pub struct $name { $($(#[$field_meta])* pub $field: $ty,)* } }
-
-        impl Table for $name {
-            const TABLE: &'static str = $table;
-
-            fn columns(&self) -> crate::StoreResult<Columns> {
-                Ok(Columns::default()$(.set(stringify!($field), ToColumn::to_column(&self.$field)?))*)
-            }
-        }
-    };
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
-        $(#[$meta])*
-        pub struct $name {
-            $($(#[$field_meta])* pub $field: $ty,)*
-        }
-
-        impl FromRow for $name {
-            fn from_row(row: &impl DbRow) -> crate::StoreResult<Self> {
-                Ok($name { $($field: FromColumn::from_column(row, stringify!($field))?,)* })
-            }
-        }
-    };
-}
+use crate::rows::stored;
 
 stored! {
     /// A user as stored.

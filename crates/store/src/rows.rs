@@ -85,6 +85,38 @@ pub(crate) trait FromRow: Sized {
     fn from_row(row: &impl DbRow) -> StoreResult<Self>;
 }
 
+/// Declares a stored row of [`crate::model`], and reads it from a result row of either backend
+/// ([`FromRow`]): each field from the column of its name, decoded by its type ([`FromColumn`]).
+/// A row kept whole in one table names it (`#[table = "…"]`, first) and is written the same way
+/// ([`crate::sql::Table`]).
+macro_rules! stored {
+    // A row kept whole in one table is written by the same names ([`ToColumn`]).
+    (#[table = $table:literal] $(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $crate::rows::stored! { $(#[$meta])* pub struct $name { $($(#[$field_meta])* pub $field: $ty,)* } }
+
+        impl $crate::sql::Table for $name {
+            const TABLE: &'static str = $table;
+
+            fn columns(&self) -> $crate::StoreResult<$crate::sql::stmt::Columns> {
+                Ok($crate::sql::stmt::Columns::default()$(.set(stringify!($field), $crate::rows::ToColumn::to_column(&self.$field)?))*)
+            }
+        }
+    };
+    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $crate::rows::FromRow for $name {
+            fn from_row(row: &impl $crate::rows::DbRow) -> $crate::StoreResult<Self> {
+                Ok($name { $($field: $crate::rows::FromColumn::from_column(row, stringify!($field))?,)* })
+            }
+        }
+    };
+}
+pub(crate) use stored;
+
 /// A field's value from its column: text, numbers and flags as stored, counts as non-negative,
 /// instants from microseconds, ids and the names of closed sets parsed from text, documents from
 /// JSON, and role and scope lists from their separated text.

@@ -47,7 +47,7 @@ struct WriterMemo {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://path`) and applies migrations.
-    /// `durable`: every change is on disk before it is answered (see [`flush`]); otherwise a
+    /// `durable`: every change is on disk before it is answered (see the module `flush`); otherwise a
     /// crash of the machine (not of the process) may take back the last few.
     pub async fn open(url: &str, durable: bool) -> StoreResult<Self> {
         Self::open_with(url, durable, false).await

@@ -30,65 +30,27 @@ pub(crate) trait Bind: Into<Arg> {
     const KIND: Kind;
 }
 
-impl Bind for i64 {
-    const KIND: Kind = Kind::Int;
+/// Each type a statement binds: the parameter it makes, whose kind is also its NULL's.
+macro_rules! bind {
+    ($($t:ty => $kind:ident($make:expr)),* $(,)?) => {$(
+        impl Bind for $t {
+            const KIND: Kind = Kind::$kind;
+        }
+        impl From<$t> for Arg {
+            fn from(v: $t) -> Self {
+                Arg::$kind(($make)(v))
+            }
+        }
+    )*};
 }
-
-impl Bind for f64 {
-    const KIND: Kind = Kind::Real;
-}
-
-impl Bind for bool {
-    const KIND: Kind = Kind::Bool;
-}
-
-impl Bind for String {
-    const KIND: Kind = Kind::Text;
-}
-
-impl Bind for &str {
-    const KIND: Kind = Kind::Text;
-}
-
-impl Bind for &String {
-    const KIND: Kind = Kind::Text;
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Self {
-        Arg::Int(v)
-    }
-}
-
-impl From<bool> for Arg {
-    fn from(v: bool) -> Self {
-        Arg::Bool(v)
-    }
-}
-
-impl From<f64> for Arg {
-    fn from(v: f64) -> Self {
-        Arg::Real(v)
-    }
-}
-
-impl From<String> for Arg {
-    fn from(v: String) -> Self {
-        Arg::Text(v)
-    }
-}
-
-impl From<&String> for Arg {
-    fn from(v: &String) -> Self {
-        Arg::Text(v.clone())
-    }
-}
-
-impl From<&str> for Arg {
-    fn from(v: &str) -> Self {
-        Arg::Text(v.to_owned())
-    }
-}
+bind!(
+    i64 => Int(|v| v),
+    f64 => Real(|v| v),
+    bool => Bool(|v| v),
+    String => Text(|v| v),
+    &str => Text(str::to_owned),
+    &String => Text(String::clone),
+);
 
 impl<T: Bind> From<Option<T>> for Arg {
     fn from(v: Option<T>) -> Self {

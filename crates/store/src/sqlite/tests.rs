@@ -7,15 +7,20 @@ use sqlx::AssertSqlSafe;
 use steward_core::AuditDraft;
 use uuid::Uuid;
 
-async fn store(dir: &tempfile::TempDir, durable: bool) -> SqliteStore {
-    let url = format!("sqlite://{}", dir.path().join("steward.db").display());
-    SqliteStore::open(&url, durable).await.unwrap()
+/// A store in a directory of its own, kept as long as the directory is.
+async fn opened(durable: bool) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&url(&dir), durable).await.unwrap();
+    (dir, store)
+}
+
+fn url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}", dir.path().join("steward.db").display())
 }
 
 #[tokio::test]
 async fn a_durable_store_answers_a_commit_once_it_is_on_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
+    let (_dir, store) = opened(true).await;
     assert_eq!(store.flush.synced(), store.flush.seen(), "the migrations are on disk once the store opens");
     let now = OffsetDateTime::now_utc();
     let mut tx = store.write().await.unwrap();
@@ -46,8 +51,7 @@ async fn a_durable_store_answers_a_commit_once_it_is_on_disk() {
 
 #[tokio::test]
 async fn a_commit_waiting_for_its_flush_leaves_the_writer_to_the_next() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
+    let (_dir, store) = opened(true).await;
     let now = OffsetDateTime::now_utc();
     let held = store.flush.hold().await;
     let first = {
@@ -86,8 +90,7 @@ async fn a_commit_waiting_for_its_flush_leaves_the_writer_to_the_next() {
 
 #[tokio::test]
 async fn a_transaction_dropped_midway_leaves_the_connection_free_and_keeps_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (_dir, store) = opened(false).await;
     let now = OffsetDateTime::now_utc();
     let mut tx = store.write().await.unwrap();
     tx.ensure_instance_secret("dropped", "value", now).await.unwrap();
@@ -104,8 +107,7 @@ async fn a_transaction_dropped_midway_leaves_the_connection_free_and_keeps_nothi
 
 #[tokio::test]
 async fn waiting_writes_are_read_back_in_order_and_a_failed_one_keeps_the_rest_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (_dir, store) = opened(false).await;
     let now = OffsetDateTime::now_utc();
     let mut u = UserRow::new("waits@x.test", "waits@x.test".into(), "Waits", steward_core::UserStatus::Active, now);
     let mut tx = store.write().await.unwrap();
@@ -151,8 +153,7 @@ async fn plan(store: &SqliteStore, sql: &crate::query::Sql) -> String {
 
 #[tokio::test]
 async fn an_unfiltered_scim_list_reads_one_page_in_id_order_and_counts_from_indexes() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (_dir, store) = opened(false).await;
     let everyone = ScimQuery { cond: crate::query::Cond::Const(true), sort: None, offset: 0, limit: 20, org: None };
     let (page, count) = crate::query::users_sql(&everyone, &format!("{USER_COLUMNS}, {SCIM_USER_COLUMNS}"));
     let page = plan(&store, &page).await;
@@ -182,8 +183,7 @@ async fn left_in_log(dir: &tempfile::TempDir) -> i64 {
 
 #[tokio::test]
 async fn a_read_told_its_last_query_ends_with_it_and_holds_back_no_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
+    let (dir, store) = opened(true).await;
     append(&store, "probe.first").await;
     let mut open = store.read().await.unwrap();
     assert!(open.user(UserId::new()).await.unwrap().is_none());
@@ -212,10 +212,9 @@ async fn a_read_told_its_last_query_ends_with_it_and_holds_back_no_checkpoint() 
 
 #[tokio::test]
 async fn the_audit_chain_stays_whole_when_another_process_appends_to_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let serving = store(&dir, false).await;
+    let (dir, serving) = opened(false).await;
     // A second store on the same file stands for another process (`steward admin create`).
-    let other = store(&dir, false).await;
+    let other = SqliteStore::open(&url(&dir), false).await.unwrap();
     append(&serving, "probe.first").await;
     append(&serving, "probe.second").await;
     append(&other, "probe.elsewhere").await;
@@ -242,8 +241,7 @@ async fn the_audit_chain_stays_whole_when_another_process_appends_to_it() {
 
 #[tokio::test]
 async fn the_writer_sees_a_webhook_once_it_is_committed_and_never_one_rolled_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (_dir, store) = opened(false).await;
     let hook = |url: &str| WebhookRow {
         id: Uuid::now_v7(),
         url: url.to_owned(),
@@ -280,8 +278,7 @@ async fn the_writer_sees_a_webhook_once_it_is_committed_and_never_one_rolled_bac
 
 #[tokio::test]
 async fn a_store_opened_not_durable_flushes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (_dir, store) = opened(false).await;
     let mut tx = store.write().await.unwrap();
     tx.ensure_instance_secret("probe", "value", OffsetDateTime::now_utc()).await.unwrap();
     tx.commit().await.unwrap();
@@ -294,8 +291,7 @@ async fn a_store_opened_not_durable_flushes_nothing() {
 #[tokio::test]
 async fn a_consume_waiting_for_its_flush_leaves_the_writer_to_the_next() {
     use crate::{Consume, Store};
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, true).await;
+    let (_dir, store) = opened(true).await;
     let now = OffsetDateTime::now_utc();
     let owner = crate::UserRow::new(
         "owner@flush.test",
@@ -365,8 +361,7 @@ async fn a_consume_waiting_for_its_flush_leaves_the_writer_to_the_next() {
 /// whichever way it is wrong: never guessed, never a panic.
 #[tokio::test]
 async fn a_stored_value_of_the_wrong_kind_is_refused_naming_its_column() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir, false).await;
+    let (dir, store) = opened(false).await;
     let now = OffsetDateTime::now_utc();
     let user = UserRow::new("odd@example.com", "odd@example.com".into(), "Odd", steward_core::UserStatus::Active, now);
     let mut tx = store.write().await.unwrap();
