@@ -75,9 +75,7 @@ fn select(f: &AuditFilter) -> Stmt {
         .and_if(involving, f.involving.map(|u| u.to_string()))
         .and_if(" AND at >= ?", f.since.map(micros))
         .and_if(" AND at < ?", f.until.map(micros))
-        .and_if(" AND seq < ?", f.before_seq)
-        .append(" ORDER BY seq DESC LIMIT ?")
-        .bind(i64::from(f.limit))
+        .newest_first("seq", f.before_seq, f.limit)
 }
 
 #[async_trait]

@@ -55,9 +55,8 @@ impl<E: Exec> Invitations for E {
             .bind(micros(now))
             .and_if(" AND org_id = ?", org.map(|o| o.to_string()))
             .and_if(" AND user_id = ?", user.map(|u| u.to_string()))
-            .and_if(" AND id < ?", before.map(|b| b.to_string()))
-            .append(" ORDER BY id DESC LIMIT ?");
-        self.rows(query.bind(i64::from(limit))).await
+            .newest_first("id", before.map(|b| b.to_string()), limit);
+        self.rows(query).await
     }
 
     async fn cancel_invitation(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {
@@ -69,9 +68,7 @@ impl<E: Exec> Invitations for E {
     }
 
     async fn reset_by_hash(&mut self, token_hash: &str) -> StoreResult<Option<ResetRow>> {
-        let row =
-            self.fetch_one(Stmt::new("SELECT * FROM password_resets WHERE token_hash = ?").bind(token_hash)).await?;
-        row.as_ref().map(ResetRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM password_resets WHERE token_hash = ?").bind(token_hash)).await
     }
 
     async fn use_reset(&mut self, id: Uuid, at: OffsetDateTime) -> StoreResult<()> {

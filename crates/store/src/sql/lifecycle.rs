@@ -31,9 +31,7 @@ impl<E: Exec> Lifecycle for E {
     }
 
     async fn orgs_owned_by(&mut self, user: UserId) -> StoreResult<Vec<OrgRow>> {
-        let rows =
-            self.fetch(Stmt::new("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id").bind(user.to_string())).await?;
-        rows.iter().map(OrgRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM orgs WHERE owner_id = ? ORDER BY id").bind(user.to_string())).await
     }
 
     async fn insert_handover(&mut self, h: &HandoverRow) -> StoreResult<()> {

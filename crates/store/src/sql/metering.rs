@@ -360,14 +360,12 @@ impl<E: Exec> Metering for E {
     }
 
     async fn assets_of_org(&mut self, org: OrgId, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<AssetRow>> {
-        self.rows(
-            Stmt::new("SELECT * FROM assets WHERE org_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
-                .bind(org.to_string())
-                .bind(before.map(|b| b.to_string()))
-                .bind(before.map(|b| b.to_string()))
-                .bind(i64::from(limit)),
-        )
-        .await
+        let page = Stmt::new("SELECT * FROM assets WHERE org_id = ?").bind(org.to_string()).newest_first(
+            "id",
+            before.map(|b| b.to_string()),
+            limit,
+        );
+        self.rows(page).await
     }
 
     async fn update_asset(&mut self, a: &AssetRow) -> StoreResult<()> {

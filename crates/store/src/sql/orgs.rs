@@ -42,9 +42,8 @@ impl<E: Exec> Orgs for E {
         let query = Stmt::new("SELECT o.* FROM orgs o WHERE 1 = 1")
             .and_if(member, f.member.map(|m| m.to_string()))
             .and_if(" AND o.external_id = ?", f.external_id.clone())
-            .and_if(" AND o.id < ?", f.before.map(|b| b.to_string()))
-            .append(" ORDER BY o.id DESC LIMIT ?");
-        self.rows(query.bind(i64::from(f.limit))).await
+            .newest_first("o.id", f.before.map(|b| b.to_string()), f.limit);
+        self.rows(query).await
     }
 
     async fn update_org(&mut self, o: &OrgRow) -> StoreResult<()> {
@@ -143,18 +142,15 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
-        self.rows(
-            Stmt::new(
-                "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
-             FROM memberships m JOIN users u ON u.id = m.user_id \
-             WHERE m.org_id = ? AND m.ended_at IS NULL AND (? IS NULL OR m.user_id > ?) ORDER BY m.user_id LIMIT ?",
-            )
+        let members = Stmt::new(
+            "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND m.ended_at IS NULL",
+        );
+        let page = members
             .bind(org.to_string())
-            .bind(after.map(|a| a.to_string()))
-            .bind(after.map(|a| a.to_string()))
-            .bind(i64::from(limit)),
-        )
-        .await
+            .and_if(" AND m.user_id > ?", after.map(|a| a.to_string()))
+            .append(" ORDER BY m.user_id LIMIT ?");
+        self.rows(page.bind(i64::from(limit))).await
     }
 
     async fn insert_membership(
@@ -209,8 +205,7 @@ impl<E: Exec> Orgs for E {
     async fn membership_in(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MembershipOfUser>> {
         let sql = "SELECT m.org_id, o.name AS org_name, o.license, m.role, m.dormant, m.notifications FROM memberships m \
                    JOIN orgs o ON o.id = m.org_id WHERE m.org_id = ? AND m.user_id = ? AND m.ended_at IS NULL";
-        let rows = self.fetch(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await?;
-        rows.first().map(MembershipOfUser::from_row).transpose()
+        self.row(Stmt::new(sql).bind(org.to_string()).bind(user.to_string())).await
     }
 }
 

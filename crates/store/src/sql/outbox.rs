@@ -41,9 +41,7 @@ impl<E: Exec> Outbox for E {
     }
 
     async fn outbox_for(&mut self, recipient: &str) -> StoreResult<Vec<OutboxRow>> {
-        let rows =
-            self.fetch(Stmt::new("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC").bind(recipient)).await?;
-        rows.iter().map(OutboxRow::from_row).collect()
+        self.rows(Stmt::new("SELECT * FROM outbox WHERE recipient = ? ORDER BY id DESC").bind(recipient)).await
     }
 }
 

@@ -29,13 +29,8 @@ impl<E: Exec> Reviews for E {
             return Ok(None);
         };
         let review = ReviewRow::from_row(&row)?;
-        let rows = self
-            .fetch(
-                Stmt::new("SELECT * FROM access_review_items WHERE review_id = ? ORDER BY email").bind(id.to_string()),
-            )
-            .await?;
-        let items = rows.iter().map(ReviewItemRow::from_row).collect::<StoreResult<_>>()?;
-        Ok(Some((review, items)))
+        let items = Stmt::new("SELECT * FROM access_review_items WHERE review_id = ? ORDER BY email");
+        Ok(Some((review, self.rows(items.bind(id.to_string())).await?)))
     }
 
     async fn decide(&mut self, id: Uuid, user: UserId, decision: &str) -> StoreResult<()> {

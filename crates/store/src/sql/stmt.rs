@@ -105,6 +105,14 @@ impl Stmt {
         self
     }
 
+    /// Ends a list newest first by `id` (a column of v7 UUIDs or of a sequence): the rows before
+    /// `before` when it is given, at most `limit` of them.
+    pub(crate) fn newest_first<T: Into<Arg>>(self, id: &str, before: Option<T>, limit: u32) -> Self {
+        self.and_if(&format!(" AND {id} < ?"), before)
+            .append(&format!(" ORDER BY {id} DESC LIMIT ?"))
+            .bind(i64::from(limit))
+    }
+
     /// Adds `text`, which binds nothing.
     pub(crate) fn append(mut self, text: &str) -> Self {
         self.sql.to_mut().push_str(text);
@@ -237,10 +245,14 @@ mod tests {
             .and_if(" AND a = ?", Some("x"))
             .and_if(" AND b = ?", None::<i64>)
             .and_if(" AND (c = ? OR d = ?)", Some(7_i64))
-            .append(" LIMIT ?")
-            .bind(5_i64);
-        assert_eq!(stmt.sql, "SELECT * FROM t WHERE 1 = 1 AND a = ? AND (c = ? OR d = ?) LIMIT ?");
-        assert_eq!(texts(&stmt), ["Text(\"x\")", "Int(7)", "Int(7)", "Int(5)"]);
+            .newest_first("id", Some("cursor"), 5);
+        assert_eq!(
+            stmt.sql,
+            "SELECT * FROM t WHERE 1 = 1 AND a = ? AND (c = ? OR d = ?) AND id < ? ORDER BY id DESC LIMIT ?"
+        );
+        assert_eq!(texts(&stmt), ["Text(\"x\")", "Int(7)", "Int(7)", "Text(\"cursor\")", "Int(5)"]);
+        let first = Stmt::new("SELECT * FROM t").newest_first("id", None::<String>, 5);
+        assert_eq!((&*first.sql, texts(&first)), ("SELECT * FROM t ORDER BY id DESC LIMIT ?", vec!["Int(5)".into()]));
     }
 
     #[test]

@@ -37,13 +37,10 @@ impl<E: Exec> Teams for E {
     }
 
     async fn teams_of_org(&mut self, org: OrgId, before: Option<TeamId>, limit: u32) -> StoreResult<Vec<TeamRow>> {
-        let rows =
-            self.fetch(Stmt::new("SELECT * FROM teams WHERE org_id = ? AND archived_at IS NULL AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?")
-                .bind(org.to_string())
-                .bind(before.map(|b| b.to_string()))
-                .bind(before.map(|b| b.to_string()))
-                .bind(i64::from(limit))).await?;
-        rows.iter().map(TeamRow::from_row).collect()
+        let page = Stmt::new("SELECT * FROM teams WHERE org_id = ? AND archived_at IS NULL")
+            .bind(org.to_string())
+            .newest_first("id", before.map(|b| b.to_string()), limit);
+        self.rows(page).await
     }
 
     async fn update_team(&mut self, t: &TeamRow) -> StoreResult<()> {

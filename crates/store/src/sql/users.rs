@@ -63,10 +63,8 @@ impl<E: Exec> Users for E {
     }
 
     async fn user(&mut self, id: UserId) -> StoreResult<Option<UserRow>> {
-        let columns = Self::USER_COLUMNS;
-        let sql = format!("SELECT {columns} FROM users u WHERE u.id = ?");
-        let rows = self.fetch(Stmt::new(sql).bind(id.to_string())).await?;
-        rows.first().map(UserRow::from_row).transpose()
+        let sql = format!("SELECT {} FROM users u WHERE u.id = ?", Self::USER_COLUMNS);
+        self.row(Stmt::new(sql).bind(id.to_string())).await
     }
 
     async fn user_by_email_key(&mut self, key: &str) -> StoreResult<Option<UserRow>> {
@@ -90,9 +88,8 @@ impl<E: Exec> Users for E {
             .and_if(" AND u.status = ?", f.status.map(|s| s.as_str()))
             .and_if(member, f.org_id.map(|o| o.to_string()))
             .and_if(" AND COALESCE(u.last_login_at, u.created_at) < ?", f.inactive_since.map(micros))
-            .and_if(" AND u.id < ?", f.before.map(|b| b.to_string()))
-            .append(" ORDER BY u.id DESC LIMIT ?");
-        self.rows(query.bind(i64::from(f.limit))).await
+            .newest_first("u.id", f.before.map(|b| b.to_string()), f.limit);
+        self.rows(query).await
     }
 
     async fn update_user(&mut self, u: &UserRow) -> StoreResult<()> {

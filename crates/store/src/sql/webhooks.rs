@@ -23,8 +23,8 @@ impl<E: Exec> Webhooks for E {
         if let Some(known) = self.remembered_webhooks() {
             return Ok(known);
         }
-        let rows = self.fetch(Stmt::new("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")).await?;
-        let hooks = rows.iter().map(WebhookRow::from_row).collect::<StoreResult<Vec<_>>>()?;
+        let hooks: Vec<WebhookRow> =
+            self.rows(Stmt::new("SELECT * FROM webhooks WHERE disabled_at IS NULL ORDER BY id DESC")).await?;
         self.remember_webhooks(&hooks);
         Ok(hooks)
     }
@@ -74,19 +74,14 @@ impl<E: Exec> Webhooks for E {
     }
 
     async fn deliveries_of(&mut self, hook: Uuid, before: Option<Uuid>, limit: u32) -> StoreResult<Vec<DeliveryRow>> {
-        self.rows(Stmt::new(
-            "SELECT * FROM webhook_deliveries WHERE webhook_id = ? AND (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?",
-        )
-        .bind(hook.to_string())
-        .bind(before.map(|b| b.to_string()))
-        .bind(before.map(|b| b.to_string()))
-        .bind(i64::from(limit))).await
+        let page = Stmt::new("SELECT * FROM webhook_deliveries WHERE webhook_id = ?")
+            .bind(hook.to_string())
+            .newest_first("id", before.map(|b| b.to_string()), limit);
+        self.rows(page).await
     }
 
     async fn delivery(&mut self, id: Uuid) -> StoreResult<Option<DeliveryRow>> {
-        let row =
-            self.fetch_one(Stmt::new("SELECT * FROM webhook_deliveries WHERE id = ?").bind(id.to_string())).await?;
-        row.as_ref().map(DeliveryRow::from_row).transpose()
+        self.row(Stmt::new("SELECT * FROM webhook_deliveries WHERE id = ?").bind(id.to_string())).await
     }
 
     async fn redeliver(&mut self, id: Uuid, now: OffsetDateTime) -> StoreResult<()> {
