@@ -25,8 +25,7 @@ use crate::routes::teams::{self as api_teams, TeamInput, TeamMemberRole};
 use crate::routes::tokens as api_tokens;
 use crate::routes::usage::{self as api_usage, UsageQuery};
 use crate::state::AppState;
-use crate::views::{InvitationView, MemberView};
-use steward_ops::orgs::frozen_now;
+use crate::views::{InvitationView, MemberView, OrgView};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +50,8 @@ pub fn router() -> Router<AppState> {
         .route("/app/orgs/{id}/teams/{team_id}/members", post(team_member))
 }
 
-/// One of my organizations.
+/// One of my organizations, as its member sees it on the dashboard and at the top of its page
+/// ([`org_card`]).
 struct OrgCard {
     id: String,
     name: String,
@@ -61,8 +61,32 @@ struct OrgCard {
     bars: Vec<Bar>,
     /// When the period renews, for those who may read usage.
     renews: String,
-    /// Why the org is frozen and what lifts it, for those who may read usage.
+    /// Why the org is frozen and what lifts it: with the amounts for those who may read usage.
     frozen_why: Vec<String>,
+}
+
+/// The summary of `org` for a viewer with `role` in it (none: an operator who is not a member):
+/// one function for the dashboard's card and the org's page, so that both tell the same story.
+async fn org_card(state: &AppState, principal: &Principal, org: &OrgView, role: Option<OrgRole>) -> ApiResult<OrgCard> {
+    let now = state.clock.now();
+    let mut card = OrgCard {
+        id: org.id.clone(),
+        name: org.name.clone(),
+        role: role.map(|r| r.to_string()).unwrap_or_default(),
+        frozen: org.frozen,
+        manage: role.is_some_and(|r| r.allows(OrgAction::OrgManage)),
+        bars: vec![],
+        renews: String::new(),
+        frozen_why: super::format::frozen_why_for_members(org, now),
+    };
+    if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
+        let usage = api_usage::read_usage(state, principal, org.id.clone(), UsageQuery { period: None }).await?;
+        let story = usage_story(&usage, org, now);
+        card.bars = story.bars.into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
+        card.renews = story.renews;
+        card.frozen_why = story.frozen_why;
+    }
+    Ok(card)
 }
 
 /// One of my teams.
@@ -88,30 +112,15 @@ struct DashboardPage {
 
 async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Response, PageError> {
     let principal = viewer.principal();
-    let now = state.clock.now();
     let mut tx = state.store.read().await.map_err(ApiError::from)?;
-    let mut cards = Vec::new();
-    let mut org_names = HashMap::new();
-    for m in tx.memberships_of(principal.user.id).await.map_err(ApiError::from)? {
-        if m.dormant {
-            continue;
-        }
-        let frozen = match tx.org(m.org_id).await.map_err(ApiError::from)? {
-            Some(org) => frozen_now(tx.as_mut(), &org, now).await?,
-            None => false,
-        };
-        org_names.insert(m.org_id, m.org_name.clone());
-        cards.push(OrgCard {
-            id: m.org_id.to_string(),
-            name: m.org_name,
-            role: m.role.to_string(),
-            frozen,
-            manage: m.role.allows(OrgAction::OrgManage),
-            bars: vec![],
-            renews: String::new(),
-            frozen_why: vec![],
-        });
-    }
+    let memberships: Vec<_> = tx
+        .memberships_of(principal.user.id)
+        .await
+        .map_err(ApiError::from)?
+        .into_iter()
+        .filter(|m| !m.dormant)
+        .collect();
+    let org_names: HashMap<_, _> = memberships.iter().map(|m| (m.org_id, m.org_name.clone())).collect();
     let mut teams = Vec::new();
     for t in tx.teams_of_user(principal.user.id).await.map_err(ApiError::from)? {
         if t.dormant {
@@ -125,17 +134,13 @@ async fn dashboard(State(state): State<AppState>, viewer: Viewer) -> Result<Resp
         });
     }
     tx.rollback().await.map_err(ApiError::from)?;
-    for card in cards.iter_mut() {
-        let readable = card.role.parse::<OrgRole>().is_ok_and(|r| r.allows(OrgAction::UsageRead));
-        if readable {
-            let q = UsageQuery { period: None };
-            let org = api_orgs::read_org(&state, &principal, card.id.clone()).await;
-            if let (Ok(u), Ok(org)) = (api_usage::read_usage(&state, &principal, card.id.clone(), q).await, org) {
-                let story = usage_story(&u, &org, now);
-                card.bars = story.bars.into_iter().filter(|b| b.limit.is_some() || b.used > 0).collect();
-                card.renews = story.renews;
-                card.frozen_why = story.frozen_why;
-            }
+    let mut cards = Vec::new();
+    for m in memberships {
+        // A membership ended since it was read leaves no card.
+        match api_orgs::read_org(&state, &principal, m.org_id.to_string()).await {
+            Ok(org) => cards.push(org_card(&state, &principal, &org, Some(m.role)).await?),
+            Err(e) if matches!(e.code(), "not_found" | "forbidden") => continue,
+            Err(e) => return Err(e.into()),
         }
     }
     let invitations = api_inv::read_my_invitations(&state, &principal, Page { limit: Some(50), cursor: None }).await?;
@@ -352,14 +357,7 @@ struct TeamLine {
 #[template(path = "app/org.html")]
 struct OrgPage {
     chrome: Chrome,
-    id: String,
-    name: String,
-    role: String,
-    frozen: bool,
-    manage: bool,
-    bars: Vec<Bar>,
-    renews: String,
-    frozen_why: Vec<String>,
+    card: OrgCard,
     charts: Vec<super::chart::DayChart>,
     /// The viewer's own user id: their own row asks for a confirmation.
     me: String,
@@ -385,19 +383,18 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
         .filter(|m| !m.dormant)
         .map(|m| m.role);
     tx.rollback().await.map_err(ApiError::from)?;
-    let manage = role.is_some_and(|r| r.allows(OrgAction::OrgManage));
+    let card = org_card(&state, &principal, &org, role).await?;
     let members = api_orgs::read_members(&state, &principal, id.clone(), all()).await?;
     let teams = api_teams::read_teams(&state, &principal, id.clone(), all()).await?;
-    let invitations =
-        if manage { api_inv::read_org_invitations(&state, &principal, id.clone(), all()).await?.items } else { vec![] };
-    let (story, charts) = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
-        let u = api_usage::read_usage(&state, &principal, id.clone(), UsageQuery { period: None }).await?;
-        let days = api_usage::read_usage_days(&state, &principal, id.clone()).await?;
-        let mut story = usage_story(&u, &org, state.clock.now());
-        story.bars.retain(|b| b.limit.is_some() || b.used > 0);
-        (Some(story), super::chart::usage_charts(&days))
+    let invitations = if card.manage {
+        api_inv::read_org_invitations(&state, &principal, id.clone(), all()).await?.items
     } else {
-        (None, vec![])
+        vec![]
+    };
+    let charts = if role.is_some_and(|r| r.allows(OrgAction::UsageRead)) {
+        super::chart::usage_charts(&api_usage::read_usage_days(&state, &principal, id.clone()).await?)
+    } else {
+        vec![]
     };
     let names: HashMap<_, _> = members.items.iter().map(|m| (m.user_id.clone(), m.name.clone())).collect();
     let teams = teams
@@ -422,17 +419,7 @@ async fn org(State(state): State<AppState>, viewer: Viewer, Path(id): Path<Strin
     let chrome = viewer.chrome.titled(org.name.clone());
     let page = OrgPage {
         chrome: chrome.clone(),
-        id: org.id.clone(),
-        name: org.name.clone(),
-        role: role.map(|r| r.to_string()).unwrap_or_default(),
-        frozen: org.frozen,
-        manage,
-        bars: story.as_ref().map(|s| s.bars.clone()).unwrap_or_default(),
-        renews: story.as_ref().map(|s| s.renews.clone()).unwrap_or_default(),
-        frozen_why: match story {
-            Some(s) => s.frozen_why,
-            None => super::format::frozen_why_for_members(&org, state.clock.now()),
-        },
+        card,
         charts,
         members: members.items,
         me: principal.user.id.to_string(),

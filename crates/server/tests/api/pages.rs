@@ -904,7 +904,8 @@ async fn invitations_are_revoked_and_accepted_on_the_pages() {
 
 /// Usage is told in words: when the period renews, no meter for what has no bound, and for a
 /// frozen org which allowance froze it and what lifts it — to its owner with the amounts, to a
-/// plain member without them, with the instance's support contact.
+/// plain member without them, with the instance's support contact; on the org's page and on the
+/// dashboard's card alike.
 #[tokio::test]
 async fn usage_says_when_it_renews_and_a_frozen_org_says_why() {
     let app = spawn_app().await;
@@ -934,6 +935,13 @@ async fn usage_says_when_it_renews_and_a_frozen_org_says_why() {
     let seen = get(&app, &format!("/app/orgs/{org}"), &session(&member_token).0).await.body;
     assert!(seen.contains("has used what its license allows for this period"), "{seen}");
     assert!(!seen.contains("3 of 3"), "a member does not see the amounts");
+    // The dashboard's card tells each of them the same as the org's page.
+    let card = get(&app, "/app", &session(&member_token).0).await.body;
+    assert!(card.contains("has used what its license allows for this period"), "{card}");
+    assert!(!card.contains("3 of 3"), "{card}");
+    let card = get(&app, "/app", &session(&owner_token).0).await.body;
+    assert!(card.contains("Operations of this period are used up; the period renews on"), "{card}");
+    assert!(card.contains("3 of 3"), "{card}");
 
     app.patch(&format!("/api/v1/orgs/{org}/license"), &app.admin, json!({"expires_at": "2001-01-01T00:00:00Z"}))
         .await
