@@ -143,22 +143,26 @@ pub struct Impersonation {
     pub ends: String,
 }
 
-/// The reason recorded for the Login as user session `session` of `user`.
+/// The reason recorded for the Login as user session `session` of `user`: its start event is
+/// committed with the session, at the instant the session was created, so only the starts of
+/// that second are read, however many came after.
 async fn impersonation_reason(
     tx: &mut dyn steward_store::Tx,
     user: steward_core::UserId,
-    session: steward_core::SessionId,
+    session: &steward_store::SessionRow,
 ) -> Result<Option<String>, ApiError> {
     let filter = steward_store::AuditFilter {
         target_id: Some(user.to_string()),
         kind: Some("user.impersonation_started".into()),
-        limit: 20,
+        since: Some(session.created_at),
+        until: Some(session.created_at + time::Duration::SECOND),
+        limit: 100,
         ..Default::default()
     };
     let started = tx.list_audit(&filter).await?;
+    let id = session.id.to_string();
     let ours = started.into_iter().find(|r| {
-        serde_json::from_str::<serde_json::Value>(&r.detail)
-            .is_ok_and(|d| d["session_id"].as_str() == Some(&session.to_string()))
+        serde_json::from_str::<serde_json::Value>(&r.detail).is_ok_and(|d| d["session_id"].as_str() == Some(&id))
     });
     Ok(ours
         .and_then(|r| r.personal)
@@ -256,7 +260,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Option<Viewe
             let admin = tx.user(admin).await?;
             let (reason, ends) = match &principal.credential {
                 crate::principal::Credential::Session(s) => (
-                    impersonation_reason(tx.as_mut(), principal.user.id, s.id).await?,
+                    impersonation_reason(tx.as_mut(), principal.user.id, s).await?,
                     time_left(s.expires_at, state.clock.now()),
                 ),
                 _ => (None, String::new()),

@@ -287,6 +287,28 @@ async fn login_as_user_returns_to_the_admin_page_in_the_admins_own_session() {
     assert!(!page.body.contains("Return to administration"));
 }
 
+/// The Login as user banner gives the reason its own session was started with, however many
+/// sessions as that user were started since.
+#[tokio::test]
+async fn the_login_as_user_banner_gives_its_own_sessions_reason() {
+    let app = spawn_app().await;
+    let ada = app.user("ada@banner.test").await;
+    let start = |reason: &'static str| {
+        let (app, ada) = (&app, ada.clone());
+        async move {
+            let imp =
+                app.post(&format!("/api/v1/users/{ada}/impersonate"), &app.admin, json!({"reason": reason})).await;
+            imp.expect(200)["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let first = start("ticket 42").await;
+    for _ in 0..25 {
+        start("a later ticket").await;
+    }
+    let page = get(&app, "/app", &session(&first).0).await.body;
+    assert!(page.contains("Reason: “ticket 42”."), "{page}");
+}
+
 #[tokio::test]
 async fn the_dashboard_shows_a_frozen_org_with_its_badge_and_the_role() {
     let app = spawn_app().await;
