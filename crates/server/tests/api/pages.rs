@@ -860,6 +860,7 @@ async fn the_overview_counts_people_orgs_and_sign_ins() {
     assert!(page.body.contains("<dt>People active</dt><dd>2</dd>"), "the admin and the owner");
     assert!(page.body.contains("<dt>Organizations active</dt><dd>4</dd>"), "{}", page.body);
     assert!(page.body.contains("<dt>Active organizations frozen</dt><dd>2</dd>"), "used up and expired, not room left");
+    assert!(page.body.contains("Frozen organizations are counted at most once a minute."), "the page says how old");
     assert!(page.body.contains("aria-labelledby=\"sign-ins-per-day-t\""));
     assert!(page.body.contains("30 days from") && page.body.contains("2 in all"), "the admin signed in twice today");
     app.post(&format!("/api/v1/orgs/{room}/usage"), &app.admin, json!({"operations": 1})).await.expect(200);
