@@ -197,6 +197,14 @@ pub trait Orgs {
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()>;
     /// A page of current members in user id order, after `after`.
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>>;
+    /// A page of current members, the latest to join first (the user id orders those who joined
+    /// at the same instant), after the one who joined at `before`'s instant with its user id.
+    async fn members_newest_first(
+        &mut self,
+        org: OrgId,
+        before: Option<(OffsetDateTime, UserId)>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberRow>>;
     async fn insert_membership(
         &mut self,
         org: OrgId,

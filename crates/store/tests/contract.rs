@@ -1005,6 +1005,26 @@ async fn orgs_list_page_and_change_only_at_their_version(store: Arc<dyn Store>) 
     assert_eq!(page.iter().find(|m| m.user_id == member.id).map(|m| m.role), Some(OrgRole::Admin));
     let rest = tx.members_page(o.id, Some(ids[0]), 10).await.unwrap();
     assert_eq!(rest.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![ids[1]]);
+    // Newest first: a later member, two who joined at one instant (by user id), a member gone.
+    let (later, gone) = (user("later@example.com"), user("gone@example.com"));
+    let (twin_a, twin_b) = (user("twin-a@example.com"), user("twin-b@example.com"));
+    for u in [&later, &gone, &twin_a, &twin_b] {
+        tx.insert_user(u).await.unwrap();
+    }
+    let at = |s: i64| now + time::Duration::seconds(s);
+    tx.insert_membership(o.id, later.id, OrgRole::Member, at(1)).await.unwrap();
+    tx.insert_membership(o.id, gone.id, OrgRole::Member, at(2)).await.unwrap();
+    tx.end_membership(o.id, gone.id, at(3)).await.unwrap();
+    tx.insert_membership(o.id, twin_a.id, OrgRole::Viewer, at(4)).await.unwrap();
+    tx.insert_membership(o.id, twin_b.id, OrgRole::Viewer, at(4)).await.unwrap();
+    let mut twins = [twin_a.id, twin_b.id];
+    twins.sort_by_key(|id| std::cmp::Reverse(id.to_string()));
+    let first = tx.members_newest_first(o.id, None, 2).await.unwrap();
+    assert_eq!(first.iter().map(|m| m.user_id).collect::<Vec<_>>(), twins.to_vec(), "the latest, by user id");
+    let last = first.last().map(|m| (m.created_at, m.user_id));
+    let next = tx.members_newest_first(o.id, last, 10).await.unwrap();
+    assert_eq!(next.first().map(|m| m.user_id), Some(later.id), "a member gone is not listed");
+    assert_eq!(next.len(), 3, "then the two who joined first: {next:?}");
     assert_eq!(tx.org(o.id).await.unwrap().map(|x| x.name), Some("Acme".into()));
     let renamed = OrgRow { name: "Acme Corp".into(), ..o.clone() };
     tx.update_org(&renamed).await.unwrap();

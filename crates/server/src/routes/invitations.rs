@@ -409,7 +409,7 @@ async fn invitee(
             "user_deactivated",
             "this email belongs to a deactivated user; an instance admin can reactivate them",
         )),
-        Some(u) if tx.members(org).await?.iter().any(|m| m.user_id == u.id) => {
+        Some(u) if tx.membership_in(org, u.id).await?.is_some() => {
             Err(ApiError::conflict("invalid_transition", "this user is already a member of the organization"))
         }
         Some(u) => Ok(u),
@@ -525,7 +525,7 @@ async fn join_as_invited(
 ) -> ApiResult<Vec<AuditDraft>> {
     let actor = steward_core::Actor::user(user.id);
     let mut events = Vec::new();
-    if !tx.members(org_id).await?.iter().any(|m| m.user_id == user.id) {
+    if tx.membership_in(org_id, user.id).await?.is_none() {
         tx.insert_membership(org_id, user.id, role, now).await?;
         events.push(
             AuditDraft::new("org.member_added", actor, TargetType::User, user.id)

@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::error::declared::{BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthorized};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, encode_cursor, nullable, paginate};
+use crate::extract::{Acting, ApiJson, ApiQuery, Page, Principal, check_if_match, nullable, paginate};
 use crate::schema::LicenseSchema;
 use crate::state::{AppState, instance_settings};
 use crate::views::org_view;
@@ -380,19 +380,40 @@ pub(crate) async fn list_members(
     Ok(Json(read_members(&state, &principal, id, page).await?))
 }
 
-/// A page of the org's members, for every surface that acts with a principal.
+/// A page of the org's members, for every surface that acts with a principal: the store reads
+/// one page, however many members the org has.
 pub async fn read_members(state: &AppState, principal: &Principal, id: String, page: Page) -> ApiResult<MemberList> {
-    let limit = page.limit()? as usize;
-    let offset: usize = page.cursor()?.unwrap_or(0);
+    let limit = page.limit()?;
+    let before: Option<MemberCursor> = page.cursor()?;
     let mut tx = state.store.read().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Read).await?;
-    let mut members = tx.members(access.org.id).await?;
+    let rows = tx.members_newest_first(access.org.id, before.map(|c| (c.joined, c.user)), limit + 1).await?;
     tx.rollback().await?;
-    members.reverse();
-    let total = members.len();
-    let items: Vec<MemberView> = members.iter().skip(offset).take(limit).map(MemberView::from).collect();
-    let next_cursor = (offset + limit < total).then(|| encode_cursor(offset + limit));
-    Ok(MemberList { items, next_cursor })
+    let (rows, next_cursor) = paginate(rows, limit, |m| MemberCursor { joined: m.created_at, user: m.user_id });
+    Ok(MemberList { items: rows.iter().map(MemberView::from).collect(), next_cursor })
+}
+
+/// Where a page of members ends: when the last one joined, and who it is.
+struct MemberCursor {
+    joined: OffsetDateTime,
+    user: UserId,
+}
+
+impl std::fmt::Display for MemberCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}~{}", self.joined.unix_timestamp_nanos() / 1000, self.user)
+    }
+}
+
+impl std::str::FromStr for MemberCursor {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (micros, user) = s.split_once('~').ok_or(())?;
+        let nanos = micros.parse::<i128>().map_err(drop)? * 1000;
+        let joined = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(drop)?;
+        Ok(MemberCursor { joined, user: user.parse().map_err(drop)? })
+    }
 }
 
 /// A role to put on a member.

@@ -379,7 +379,7 @@ async fn apply_decision(
             Ok(Decided::Applied(steward_ops::users::deactivate(tx, &mut user, deactivation, now).await?))
         }
         (Some("remove_from_org"), Some(org)) => {
-            let member = tx.members(org).await?.into_iter().find(|m| m.user_id == i.user_id);
+            let member = tx.membership_in(org, i.user_id).await?;
             match member {
                 Some(m) if m.role != OrgRole::Owner && principal.has(Permission::OrgsWrite) => {
                     tx.end_membership(org, i.user_id, now).await?;

@@ -219,7 +219,7 @@ pub async fn set_team_member(
     if !user.status.can_receive_roles() {
         return Err(ApiError::user_deactivated(user.id));
     }
-    let is_member = tx.members(access.org.id).await?.iter().any(|m| m.user_id == user_id && !m.dormant);
+    let is_member = tx.membership_in(access.org.id, user_id).await?.is_some_and(|m| !m.dormant);
     if !is_member {
         return Err(ApiError::conflict("invalid_transition", "only members of the organization can join its teams"));
     }

@@ -285,7 +285,6 @@ async fn set_members(
                 .detail(json!({ "team_id": team.id, "role": m.role, "via": "scim" })),
         );
     }
-    let mut org_members: Option<Vec<steward_store::MemberRow>> = None;
     for id in wanted.iter().filter(|id| !current.iter().any(|m| m.user_id == **id)) {
         // Unknown, invisible and out-of-reach ids answer alike, so the answer reveals nothing.
         let unknown = || Failure(ScimError::invalid_value(format!("no user {id}")));
@@ -296,11 +295,7 @@ async fn set_members(
         // The identity provider's assignment of a deactivated user is kept dormant: it grants
         // nothing until the user is reactivated.
         let dormant = !user.status.can_receive_roles();
-        if org_members.is_none() {
-            org_members = Some(tx.members(team.org_id).await?);
-        }
-        let is_member = org_members.as_ref().is_some_and(|ms| ms.iter().any(|m| m.user_id == *id));
-        if !is_member {
+        if tx.membership_in(team.org_id, *id).await?.is_none() {
             // An org's directory manages only the place of people already in its org; someone
             // else joins it by invitation. An instance-wide directory brings in users it governs.
             if client.token.org_id.is_some() || !client.reach(tx, &user).await?.governs() {

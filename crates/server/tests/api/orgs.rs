@@ -48,6 +48,40 @@ async fn an_org_is_created_with_its_owner_as_a_member() {
         .expect_problem(409, "external_id_taken");
 }
 
+/// The members list pages newest first through every member once, a member who left in
+/// between included nowhere, however the pages fall.
+#[tokio::test]
+async fn members_are_listed_newest_first_a_page_at_a_time() {
+    let app = spawn_app().await;
+    let owner = app.user("owner@pages.test").await;
+    let org = app.org("Paged", &owner).await;
+    let mut joined = vec![owner.clone()];
+    for i in 0..5 {
+        let member = app.user(&format!("member{i}@pages.test")).await;
+        app.add_member(&org, &member, "member").await;
+        joined.push(member);
+    }
+    let left = joined.remove(2);
+    app.delete(&format!("/api/v1/orgs/{org}/members/{left}"), &app.admin).await.expect(204);
+    let mut seen = Vec::new();
+    let mut url = format!("/api/v1/orgs/{org}/members?limit=2");
+    loop {
+        let page = app.get(&url, &app.admin).await.expect(200);
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2, "{page}");
+        seen.extend(items.iter().map(|m| m["user_id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(cursor) => url = format!("/api/v1/orgs/{org}/members?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    joined.reverse();
+    assert_eq!(seen, joined, "newest first, each once");
+    app.get(&format!("/api/v1/orgs/{org}/members?cursor=bm90LWEtY3Vyc29y"), &app.admin)
+        .await
+        .expect_problem(400, "validation_failed");
+}
+
 #[tokio::test]
 async fn missing_license_fields_come_from_the_instance_default() {
     let app = spawn_app().await;

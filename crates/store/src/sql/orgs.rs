@@ -25,6 +25,16 @@ fn org_columns(o: &OrgRow) -> StoreResult<Columns> {
         .set("updated_at", micros(o.updated_at)))
 }
 
+/// The current members of `org` (dormant ones too), each with the user's identity; a caller
+/// adds the order and the page.
+fn current_members(org: OrgId) -> Stmt {
+    Stmt::new(
+        "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
+         FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND m.ended_at IS NULL",
+    )
+    .bind(org.to_string())
+}
+
 #[async_trait]
 impl<E: Exec> Orgs for E {
     async fn insert_org(&mut self, o: &OrgRow) -> StoreResult<()> {
@@ -130,26 +140,28 @@ impl<E: Exec> Orgs for E {
     }
 
     async fn members(&mut self, org: OrgId) -> StoreResult<Vec<MemberRow>> {
-        self.rows(
-            Stmt::new(
-                "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
-             FROM memberships m JOIN users u ON u.id = m.user_id \
-             WHERE m.org_id = ? AND m.ended_at IS NULL ORDER BY m.created_at, m.id",
-            )
-            .bind(org.to_string()),
-        )
-        .await
+        self.rows(current_members(org).append(" ORDER BY m.created_at, m.id")).await
     }
 
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
-        let members = Stmt::new(
-            "SELECT m.org_id, m.user_id, u.email, u.name, u.status, u.kind, m.role, m.dormant, m.created_at \
-             FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND m.ended_at IS NULL",
-        );
-        let page = members
-            .bind(org.to_string())
+        let page = current_members(org)
             .and_if(" AND m.user_id > ?", after.map(|a| a.to_string()))
             .append(" ORDER BY m.user_id LIMIT ?");
+        self.rows(page.bind(i64::from(limit))).await
+    }
+
+    async fn members_newest_first(
+        &mut self,
+        org: OrgId,
+        before: Option<(OffsetDateTime, UserId)>,
+        limit: u32,
+    ) -> StoreResult<Vec<MemberRow>> {
+        let mut page = current_members(org);
+        if let Some((joined, user)) = before {
+            let earlier = " AND (m.created_at < ? OR (m.created_at = ? AND m.user_id < ?))";
+            page = page.append(earlier).bind(micros(joined)).bind(micros(joined)).bind(user.to_string());
+        }
+        let page = page.append(" ORDER BY m.created_at DESC, m.user_id DESC LIMIT ?");
         self.rows(page.bind(i64::from(limit))).await
     }
 
