@@ -24,7 +24,8 @@ pub struct OrgView {
     pub id: OrgId,
     /// The owner recorded on the org.
     pub owner_id: UserId,
-    /// Its current memberships.
+    /// Its current memberships: all of them, or at least those of the users a change is about
+    /// and of the recorded owner.
     pub members: Vec<Member>,
 }
 

@@ -45,7 +45,23 @@ pub async fn count_frozen(tx: &mut dyn Tx, now: OffsetDateTime) -> OpResult<u64>
     }
 }
 
-/// The rules' view of an org's current memberships.
+/// The rules' view of a change about `users` in an org: their current memberships and the
+/// recorded owner's — all that putting a role, removing a member or transferring ownership looks
+/// at — read one by one, however many members the org has.
+pub async fn rules_view_of(tx: &mut dyn Tx, org: &OrgRow, users: &[UserId]) -> OpResult<Rules> {
+    let mut members: Vec<Member> = Vec::new();
+    for user in users.iter().copied().chain([org.owner_id]) {
+        if members.iter().any(|m| m.user_id == user) {
+            continue;
+        }
+        if let Some(m) = tx.membership_in(org.id, user).await? {
+            members.push(Member { user_id: user, role: m.role, dormant: m.dormant });
+        }
+    }
+    Ok(Rules { id: org.id, owner_id: org.owner_id, members })
+}
+
+/// The rules' view of all an org's current memberships (a deprovisioning plans for each).
 pub async fn rules_view(tx: &mut dyn Tx, org: &OrgRow) -> OpResult<Rules> {
     let members = tx
         .members(org.id)

@@ -24,7 +24,7 @@ pub async fn move_ownership(
 ) -> OpResult<AuditDraft> {
     let from = org.owner_id;
     tx.set_membership_role(org.id, from, previous_role).await?;
-    let is_member = tx.members(org.id).await?.iter().any(|m| m.user_id == to);
+    let is_member = tx.membership_in(org.id, to).await?.is_some();
     if is_member {
         tx.set_membership_role(org.id, to, OrgRole::Owner).await?;
     } else {

@@ -222,22 +222,20 @@ pub async fn reactivate(
         if h.returnable
             && let Some(mut org) = tx.org(h.org_id).await?
             && org.owner_id == h.to_user_id
+            && tx.membership_in(org.id, user.id).await?.is_some()
         {
-            let current = tx.members(org.id).await?;
-            if current.iter().any(|m| m.user_id == user.id) {
-                // The placeholder leaves; the user is owner again.
-                tx.end_membership(org.id, h.to_user_id, now).await?;
-                tx.set_membership_role(org.id, user.id, OrgRole::Owner).await?;
-                org.owner_id = user.id;
-                org.updated_at = now;
-                tx.update_org(&org).await?;
-                events.push(
-                    AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
-                        .in_org(org.id)
-                        .detail(json!({ "from": h.to_user_id, "to": user.id, "reason": "reactivation" })),
-                );
-                returned.push(org.id);
-            }
+            // The placeholder leaves; the user is owner again.
+            tx.end_membership(org.id, h.to_user_id, now).await?;
+            tx.set_membership_role(org.id, user.id, OrgRole::Owner).await?;
+            org.owner_id = user.id;
+            org.updated_at = now;
+            tx.update_org(&org).await?;
+            events.push(
+                AuditDraft::new("org.ownership_transferred", actor, TargetType::Org, org.id)
+                    .in_org(org.id)
+                    .detail(json!({ "from": h.to_user_id, "to": user.id, "reason": "reactivation" })),
+            );
+            returned.push(org.id);
         }
         tx.close_handover(h.id, now).await?;
     }

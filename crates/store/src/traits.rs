@@ -195,6 +195,8 @@ pub trait Orgs {
     ) -> StoreResult<Vec<(OrgRow, Option<UsageRow>)>>;
     /// Records that the expiry at `expires_at` was announced.
     async fn announce_expiry(&mut self, org: OrgId, expires_at: OffsetDateTime) -> StoreResult<()>;
+    /// The current member `user` of `org`, with the user's identity.
+    async fn member(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MemberRow>>;
     /// A page of current members in user id order, after `after`.
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>>;
     /// A page of current members, the latest to join first (the user id orders those who joined

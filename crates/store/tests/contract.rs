@@ -1003,6 +1003,8 @@ async fn orgs_list_page_and_change_only_at_their_version(store: Arc<dyn Store>) 
     ids.sort_by_key(|id| id.to_string());
     assert_eq!(page.iter().map(|m| m.user_id).collect::<Vec<_>>(), ids, "in user id order");
     assert_eq!(page.iter().find(|m| m.user_id == member.id).map(|m| m.role), Some(OrgRole::Admin));
+    assert_eq!(tx.member(o.id, member.id).await.unwrap().as_ref(), page.iter().find(|m| m.user_id == member.id));
+    assert_eq!(tx.member(o.id, UserId::new()).await.unwrap(), None);
     let rest = tx.members_page(o.id, Some(ids[0]), 10).await.unwrap();
     assert_eq!(rest.iter().map(|m| m.user_id).collect::<Vec<_>>(), vec![ids[1]]);
     // Newest first: a later member, two who joined at one instant (by user id), a member gone.

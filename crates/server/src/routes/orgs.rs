@@ -450,7 +450,7 @@ pub async fn set_member_role(
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
     let user_id: UserId = user_id.parse().map_err(|_| ApiError::not_found("user"))?;
-    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view_of(tx.as_mut(), &access.org, &[user_id]).await?;
     // An org's admins add existing users by invitation only, accepted by that user; to them an
     // unknown id and someone else's user answer alike.
     if rules.member(user_id).is_none() && !principal.has(Permission::OrgsWrite) {
@@ -467,10 +467,8 @@ pub async fn set_member_role(
         RoleChange::Unchanged => {}
     }
     let member = tx
-        .members(access.org.id)
+        .member(access.org.id, user_id)
         .await?
-        .into_iter()
-        .find(|m| m.user_id == user_id)
         .ok_or_else(|| ApiError::internal("membership vanished inside its own transaction"))?;
     state.commit(tx, event.into_iter().collect(), now).await?;
     Ok(MemberView::from(&member))
@@ -500,7 +498,7 @@ pub async fn remove_member(
     let mut tx = state.store.write().await?;
     let need = if user_id == principal.user.id { Need::Read } else { Need::Manage };
     let access = org_access(state, tx.as_mut(), principal, &id, need).await?;
-    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view_of(tx.as_mut(), &access.org, &[user_id]).await?;
     if rules.member(user_id).is_none() {
         return Err(ApiError::not_found("member"));
     }
@@ -545,7 +543,7 @@ pub async fn transfer(state: &AppState, principal: &Principal, id: String, req: 
     let new_owner = tx.user(new_owner_id).await?.ok_or_else(|| {
         ApiError::conflict("invalid_transition", "the new owner must be an active member of the organization")
     })?;
-    let rules = steward_ops::orgs::rules_view(tx.as_mut(), &access.org).await?;
+    let rules = steward_ops::orgs::rules_view_of(tx.as_mut(), &access.org, &[new_owner_id]).await?;
     let previous_role = req.previous_owner_role.unwrap_or(OrgRole::Admin);
     let (transfer, event) =
         org::transfer_ownership(&rules, new_owner_id, new_owner.status, previous_role, principal.actor())?;

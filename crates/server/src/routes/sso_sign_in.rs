@@ -23,7 +23,7 @@ use crate::routes::orgs::check_seats;
 use crate::routes::{ClientIp, auth::open_session};
 use crate::sso::{ExternalIdentity, Found, create_jit_user, find_user, validate_id_token};
 use crate::state::AppState;
-use steward_ops::orgs::rules_view;
+use steward_ops::orgs::rules_view_of;
 
 use super::sso::{load, redirect_uri};
 
@@ -515,7 +515,7 @@ async fn apply_role_mapping(
         if org.state == steward_core::OrgState::Purged {
             continue;
         }
-        let rules = rules_view(tx, &org).await?;
+        let rules = rules_view_of(tx, &org, &[user.id]).await?;
         let Ok((change, event)) = org::set_member_role(&rules, user.id, user.status, role, Actor::SYSTEM) else {
             continue;
         };

@@ -143,6 +143,10 @@ impl<E: Exec> Orgs for E {
         self.rows(current_members(org).append(" ORDER BY m.created_at, m.id")).await
     }
 
+    async fn member(&mut self, org: OrgId, user: UserId) -> StoreResult<Option<MemberRow>> {
+        self.row(current_members(org).append(" AND m.user_id = ?").bind(user.to_string())).await
+    }
+
     async fn members_page(&mut self, org: OrgId, after: Option<UserId>, limit: u32) -> StoreResult<Vec<MemberRow>> {
         let page = current_members(org)
             .and_if(" AND m.user_id > ?", after.map(|a| a.to_string()))
