@@ -17,6 +17,7 @@ mod traits;
 pub use model::*;
 pub use postgres::PgStore;
 pub use query::{Cond, GroupField, Lit, Op, ScimQuery, UserField};
+pub use sql::users::identity_holders_one_by_one;
 pub use sqlite::SqliteStore;
 pub use traits::*;
 

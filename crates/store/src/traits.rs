@@ -105,7 +105,7 @@ pub trait Tx:
         email: &str,
         anonymized: &str,
     ) -> StoreResult<(Option<UserRow>, Option<UserRow>)> {
-        identity_holders_one_by_one(self, name, email, anonymized).await
+        crate::sql::users::identity_holders_one_by_one(self, name, email, anonymized).await
     }
 
     /// What deactivating `user` sweeps away: every session and API token revoked (how many),
@@ -119,32 +119,6 @@ pub trait Tx:
         let owned = self.orgs_owned_by(user).await?;
         Ok((revoked, cancelled, owned))
     }
-}
-
-/// [`Tx::identity_holders`], one lookup after another.
-pub async fn identity_holders_one_by_one<T: Tx + ?Sized>(
-    tx: &mut T,
-    name: Option<&str>,
-    email: &str,
-    anonymized: &str,
-) -> StoreResult<(Option<UserRow>, Option<UserRow>)> {
-    let by_name = match name {
-        Some(key) => tx.user_by_user_name_key(key).await?,
-        None => None,
-    };
-    let by_email = if let Some(u) = tx.user_by_email_key(email).await? {
-        Some(u)
-    } else if let Some(u) = match name {
-        Some(key) if key == email => by_name.clone(),
-        _ => tx.user_by_user_name_key(email).await?,
-    } {
-        Some(u)
-    } else if let Some(holder) = tx.retired_email_holder(email, None).await? {
-        tx.user(holder).await?
-    } else {
-        tx.user_by_email_key(anonymized).await?
-    };
-    Ok((by_name, by_email))
 }
 
 /// Users and their instance roles.
