@@ -167,9 +167,10 @@ const USER_COLUMNS: &str = sql::users::user_columns_of!("string_agg");
 
 struct PgTx {
     tx: Transaction<'static, Postgres>,
-    /// Whether a statement of this transaction may have changed a row: one run that changed a
-    /// row, or any fetched statement other than a `SELECT`. Only then does its commit tell the
-    /// other nodes, which drop what they keep on hearing it.
+    /// Whether a statement of this transaction may have changed a row some node keeps: one run
+    /// that changed a row, or any fetched statement other than a `SELECT`, unless the statement
+    /// says no node keeps what it changes. Only then does its commit tell the other nodes, which
+    /// drop what they keep on hearing it.
     changed: bool,
     secrets: KnownSecrets,
 }
@@ -253,17 +254,17 @@ impl sql::Exec for PgTx {
     type Row = sqlx::postgres::PgRow;
 
     async fn fetch(&mut self, stmt: sql::Stmt) -> StoreResult<Vec<Self::Row>> {
-        let (map, select) = (stmt.map, is_select(&stmt.sql));
+        let (map, told) = (stmt.map, !is_select(&stmt.sql) && !stmt.kept_by_no_node);
         let rows = pg_query(stmt)?.fetch_all(&mut *self.tx).await.map_err(|e| map(backend(e)))?;
         // What a data-modifying statement answers need not show what it changed: count it.
-        self.changed |= !select;
+        self.changed |= told;
         Ok(rows)
     }
 
     async fn run(&mut self, stmt: sql::Stmt) -> StoreResult<u64> {
-        let (map, expect_one, select) = (stmt.map, stmt.expect_one, is_select(&stmt.sql));
+        let (map, expect_one, told) = (stmt.map, stmt.expect_one, !is_select(&stmt.sql) && !stmt.kept_by_no_node);
         let changed = pg_query(stmt)?.execute(&mut *self.tx).await.map_err(|e| map(backend(e)))?.rows_affected();
-        self.changed |= !select && changed > 0;
+        self.changed |= told && changed > 0;
         if expect_one && changed != 1 {
             return Err(map(StoreError::Conflict(Constraint::VersionMismatch)));
         }

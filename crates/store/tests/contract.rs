@@ -1666,10 +1666,25 @@ async fn a_store_is_ready_tells_of_commits_when_shared_and_reads_to_the_last(sto
         assert_eq!(tx.forget_usage_events(now, 10).await.unwrap(), 0, "a delete of nothing");
         assert!(tx.user(UserId::new()).await.unwrap().is_none());
         tx.commit().await.unwrap();
+        // Nor does a signed checkpoint of the audit chain, which no node keeps.
+        let checkpoint = CheckpointRow {
+            seq: 1,
+            kind: "head".into(),
+            hash: "told-nobody".into(),
+            at: second(),
+            key_id: "k".into(),
+            signature: "s".into(),
+        };
+        let mut tx = store.write().await.unwrap();
+        tx.insert_audit_checkpoint(&checkpoint).await.unwrap();
+        tx.commit().await.unwrap();
         commit("third-commit@example.com").await;
         assert!(told(rx).await, "a commit is told within 10 s");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        assert_eq!(*rx.borrow(), before + 1, "the transaction that changed nothing was not told");
+        assert_eq!(*rx.borrow(), before + 1, "the transactions that changed nothing kept were not told");
+        let mut tx = store.read().await.unwrap();
+        assert!(tx.audit_checkpoints().await.unwrap().contains(&checkpoint), "the checkpoint was kept");
+        tx.rollback().await.unwrap();
     }
     let u = user("last-read@example.com");
     let mut tx = store.write().await.unwrap();

@@ -132,7 +132,8 @@ impl<E: Exec> Audit for E {
     }
 
     async fn insert_audit_checkpoint(&mut self, c: &CheckpointRow) -> StoreResult<()> {
-        self.apply(c.columns()?.insert_unless_present(CheckpointRow::TABLE)).await
+        // Signed after the events it covers, and kept by no node: the others are not told of it.
+        self.apply(c.columns()?.insert_unless_present(CheckpointRow::TABLE).kept_by_no_node()).await
     }
 
     async fn audit_checkpoints(&mut self) -> StoreResult<Vec<CheckpointRow>> {

@@ -75,12 +75,21 @@ pub(crate) struct Stmt {
     pub(crate) expect_one: bool,
     /// What an error of this piece means.
     pub(crate) map: fn(StoreError) -> StoreError,
+    /// What it changes no node keeps between transactions ([`Stmt::kept_by_no_node`]).
+    pub(crate) kept_by_no_node: bool,
 }
 
 impl Stmt {
     /// A piece of one statement.
     pub(crate) fn new(sql: impl Into<Cow<'static, str>>) -> Self {
-        Self { sql: sql.into(), args: Vec::new(), statements: 1, expect_one: false, map: std::convert::identity }
+        Self {
+            sql: sql.into(),
+            args: Vec::new(),
+            statements: 1,
+            expect_one: false,
+            map: std::convert::identity,
+            kept_by_no_node: false,
+        }
     }
 
     /// A piece of `n` `;`-separated statements.
@@ -129,6 +138,14 @@ impl Stmt {
     /// the same trip, on PostgreSQL the count of rows changed.
     pub(crate) fn expect_one(mut self) -> Self {
         self.expect_one = true;
+        self
+    }
+
+    /// What this piece changes no node keeps between transactions (a signed checkpoint of the
+    /// audit chain): a database the nodes share need not tell the others of it, so none of them
+    /// drops what it keeps.
+    pub(crate) fn kept_by_no_node(mut self) -> Self {
+        self.kept_by_no_node = true;
         self
     }
 
