@@ -109,25 +109,38 @@ pub async fn add_team(state: &AppState, principal: &Principal, id: String, req: 
     let now = state.clock.now();
     let mut tx = state.store.write().await?;
     let access = org_access(state, tx.as_mut(), principal, &id, Need::Manage).await?;
-    if let Some(limit) = access.org.license.teams
-        && tx.team_count(access.org.id).await? >= limit
+    let (team, event) = new_team(tx.as_mut(), &access.org, &req.name, principal.actor(), now).await?;
+    state.commit(tx, vec![event], now).await?;
+    Ok(TeamView::new(&team, &[]))
+}
+
+/// A new team named `name` in `org`, within the teams its license allows: inserted, with its
+/// audit event. One function for every surface that creates teams (the API and its pages, SCIM).
+pub async fn new_team(
+    tx: &mut dyn Tx,
+    org: &steward_store::OrgRow,
+    name: &TeamName,
+    actor: steward_core::Actor,
+    now: time::OffsetDateTime,
+) -> ApiResult<(TeamRow, AuditDraft)> {
+    if let Some(limit) = org.license.teams
+        && tx.team_count(org.id).await? >= limit
     {
         return Err(ApiError::conflict("limit_reached", format!("the license allows {limit} teams")));
     }
     let team = TeamRow {
         id: TeamId::new(),
-        org_id: access.org.id,
-        name: req.name.as_str().to_owned(),
+        org_id: org.id,
+        name: name.as_str().to_owned(),
         created_at: now,
         updated_at: now,
         version: 1,
     };
     tx.insert_team(&team).await?;
-    let event = AuditDraft::new("team.created", principal.actor(), TargetType::Team, team.id)
+    let event = AuditDraft::new("team.created", actor, TargetType::Team, team.id)
         .in_org(team.org_id)
         .personal(json!({ "name": team.name }));
-    state.commit(tx, vec![event], now).await?;
-    Ok(TeamView::new(&team, &[]))
+    Ok((team, event))
 }
 
 /// Get a team

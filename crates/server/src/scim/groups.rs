@@ -202,26 +202,8 @@ pub(super) async fn create_group(state: &AppState, client: &ScimClient, body: &V
     let display = text(&doc, "displayName").unwrap_or_default().to_owned();
     let (org_id, name) = place(tx.as_mut(), client, &display).await?;
     let org = tx.org(org_id).await?.ok_or_else(|| Failure(ScimError::invalid_value("no such organization")))?;
-    if let Some(limit) = org.license.teams
-        && tx.team_count(org.id).await? >= limit
-    {
-        return Err(ScimError::status(409, format!("the license allows {limit} teams")).into());
-    }
-    let team = TeamRow {
-        id: TeamId::new(),
-        org_id,
-        name: name.as_str().to_owned(),
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
-    tx.insert_team(&team).await?;
-    let mut events = vec![
-        AuditDraft::new("team.created", client.actor(), TargetType::Team, team.id)
-            .in_org(org_id)
-            .detail(client.via())
-            .personal(json!({ "name": team.name })),
-    ];
+    let (team, created) = crate::routes::teams::new_team(tx.as_mut(), &org, &name, client.actor(), now).await?;
+    let mut events = vec![created.detail(client.via())];
     tx.put_scim_group(team.id, text(&doc, EXTERNAL_ID), now).await?;
     events.extend(set_members(tx.as_mut(), client, &team, &member_ids(&doc)?, now).await?);
     let g = tx.scim_group(team.id).await?.ok_or_else(|| Failure(ScimError::internal()))?;

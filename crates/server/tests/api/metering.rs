@@ -218,6 +218,11 @@ async fn every_capacity_limit_is_enforced() {
     app.post(&format!("/api/v1/orgs/{org}/teams"), &app.admin, json!({"name": "Two"}))
         .await
         .expect_problem(409, "limit_reached");
+    // A SCIM group is a team, created by the same rule.
+    let scim = app.post("/api/v1/scim-tokens", &app.admin, json!({"name": "idp", "org_id": org})).await.expect(201);
+    let group = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Three"});
+    let refused = app.post("/scim/v2/Groups", scim["token"].as_str().unwrap(), group).await.expect(409);
+    assert_eq!(refused["detail"], "the license allows 1 teams", "{refused}");
 }
 
 #[tokio::test]
