@@ -194,9 +194,12 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// Whether `sql` only reads (`SELECT`, locks included): it changes no row whatever it answers.
-fn is_select(sql: &str) -> bool {
-    sql.trim_start().get(..6).is_some_and(|word| word.eq_ignore_ascii_case("select"))
+/// Whether what `stmt` changes must be told to the other nodes: it is not a `SELECT` (locks
+/// included), which changes no row whatever it answers, nor says that no node keeps what it
+/// changes.
+fn tells(stmt: &sql::Stmt) -> bool {
+    let select = stmt.sql.trim_start().get(..6).is_some_and(|word| word.eq_ignore_ascii_case("select"));
+    !select && !stmt.kept_by_no_node
 }
 
 /// Numbers the `?` placeholders of a query assembled from fragments as `$1`, `$2`, ….
@@ -254,7 +257,7 @@ impl sql::Exec for PgTx {
     type Row = sqlx::postgres::PgRow;
 
     async fn fetch(&mut self, stmt: sql::Stmt) -> StoreResult<Vec<Self::Row>> {
-        let (map, told) = (stmt.map, !is_select(&stmt.sql) && !stmt.kept_by_no_node);
+        let (map, told) = (stmt.map, tells(&stmt));
         let rows = pg_query(stmt)?.fetch_all(&mut *self.tx).await.map_err(|e| map(backend(e)))?;
         // What a data-modifying statement answers need not show what it changed: count it.
         self.changed |= told;
@@ -262,7 +265,7 @@ impl sql::Exec for PgTx {
     }
 
     async fn run(&mut self, stmt: sql::Stmt) -> StoreResult<u64> {
-        let (map, expect_one, told) = (stmt.map, stmt.expect_one, !is_select(&stmt.sql) && !stmt.kept_by_no_node);
+        let (map, expect_one, told) = (stmt.map, stmt.expect_one, tells(&stmt));
         let changed = pg_query(stmt)?.execute(&mut *self.tx).await.map_err(|e| map(backend(e)))?.rows_affected();
         self.changed |= told && changed > 0;
         if expect_one && changed != 1 {

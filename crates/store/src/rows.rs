@@ -306,12 +306,8 @@ pub(crate) fn like_pattern(q: &str) -> String {
     out
 }
 
-pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub(crate) fn license_to(license: &License) -> StoreResult<String> {
-    serde_json::to_string(license).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// How a token's scopes are kept: space-separated, as OAuth writes them.

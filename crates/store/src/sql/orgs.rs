@@ -20,7 +20,7 @@ fn org_columns(o: &OrgRow) -> StoreResult<Columns> {
         .set("state", o.state.as_str())
         .set("timezone", &o.timezone)
         .set("country", &o.country)
-        .set("license", license_to(&o.license)?)
+        .set("license", o.license.to_column()?)
         .set("expires_at", o.license.expires_at.map(micros))
         .set("updated_at", micros(o.updated_at)))
 }
@@ -214,7 +214,7 @@ impl<E: Exec> Orgs for E {
         user: UserId,
         settings: &std::collections::BTreeMap<String, bool>,
     ) -> StoreResult<()> {
-        let settings = Columns::default().set("notifications", json_text(settings)?);
+        let settings = Columns::default().set("notifications", settings.to_column()?);
         self.apply_one(MemberOf::Org(org).update(user, settings)).await
     }
 

@@ -73,7 +73,7 @@ pub(super) async fn claim<E: Exec, R: FromRow + Send>(
         let marks = vec!["?"; claimed.len()].join(", ");
         let lease =
             Stmt::new(format!("UPDATE {table} SET locked_until = ?, attempts = attempts + 1 WHERE id IN ({marks})"));
-        tx.apply(claimed.iter().fold(lease.bind(micros(lease_until)), |s, r| s.bind(id(r).to_string()))).await?;
+        tx.apply(lease.bind(micros(lease_until)).bind_each(claimed.iter().map(|r| id(r).to_string()))).await?;
     }
     Ok(claimed)
 }

@@ -22,7 +22,7 @@ fn attrs_upsert(r: &ScimUserRow) -> StoreResult<Stmt> {
     )
     .bind(r.user_id.to_string())
     .bind(&r.external_id)
-    .bind(json_text(&r.attrs)?)
+    .bind(r.attrs.to_column()?)
     .bind(r.hidden_at.map(micros))
     .bind(micros(r.updated_at)))
 }

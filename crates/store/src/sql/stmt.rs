@@ -192,18 +192,14 @@ impl Columns {
 
     /// The same insert, which leaves the row already under a unique key as it is.
     pub(crate) fn insert_unless_present(self, table: &str) -> Stmt {
-        let mut stmt = self.insert(table);
-        stmt.sql.to_mut().push_str(" ON CONFLICT DO NOTHING");
-        stmt
+        self.insert(table).append(" ON CONFLICT DO NOTHING")
     }
 
     /// The same insert, which updates every other column of the row already under `key`.
     pub(crate) fn upsert(self, table: &str, key: &str) -> Stmt {
         let set: Vec<String> =
             self.names.iter().filter(|n| **n != key).map(|n| format!("{n} = excluded.{n}")).collect();
-        let mut stmt = self.insert(table);
-        stmt.sql.to_mut().push_str(&format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", ")));
-        stmt
+        self.insert(table).append(&format!(" ON CONFLICT ({key}) DO UPDATE SET {}", set.join(", ")))
     }
 
     /// `UPDATE table SET …` of the row `id`.

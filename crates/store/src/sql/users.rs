@@ -37,7 +37,7 @@ fn user_columns(u: &UserRow) -> StoreResult<Columns> {
         .set("password_hash", &u.password_hash)
         .set("locale", &u.locale)
         .set("timezone", &u.timezone)
-        .set("notifications", json_text(&u.notifications)?)
+        .set("notifications", u.notifications.to_column()?)
         .set("updated_at", micros(u.updated_at))
         .set("last_login_at", u.last_login_at.map(micros))
         .set("deactivate_at", u.deactivate_at.map(micros))
